@@ -1,0 +1,358 @@
+//! The validated configuration model: what the rest of ficus consumes after parsing succeeded.
+//!
+//! Every value here has already been checked; consumers never re-validate. Defaults live in
+//! [`defaults`] so the documentation and the code name the same numbers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Uri};
+
+/// Documented defaults for every limit and knob. `docs/configuration.md` lists the same values.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// How long a client may take to send a complete request head (slow-client protection).
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Largest request head (request line + headers) accepted before answering 431.
+    pub const MAX_HEADER_BYTES: u64 = 32 * 1024;
+    /// Smallest `max_header_bytes` hyper's HTTP/1 parser supports.
+    pub const MIN_HEADER_BYTES: u64 = 8 * 1024;
+    /// Connections served at once across all listeners; more are answered 503 and closed.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// How long SIGTERM/SIGINT waits for in-flight requests before closing connections.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+    /// Idle keep-alive time of a client connection between requests (HTTP/1.1).
+    pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Time from sending the request upstream until the response head arrives (then 504).
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const MAX_IDLE_CONNECTIONS: usize = 64;
+    pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+    /// Largest request body a route accepts (413 above it).
+    pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+    /// Request bodies up to this size are kept in memory so a failed modern call can be re-sent
+    /// to legacy; larger (or unknown-length) bodies stream and are only re-sent when nothing was
+    /// sent upstream yet.
+    pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
+    /// Records queued for the access-log writer; when full, records are dropped and counted.
+    pub const ACCESS_LOG_QUEUE: usize = 8192;
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub gateway: Gateway,
+    pub listeners: Vec<Listener>,
+    /// In file order; names are unique.
+    pub upstreams: Vec<Upstream>,
+    /// In file order: first match wins.
+    pub routes: Vec<Route>,
+    /// Catches every request no route matched. Its `matcher` matches everything and its name
+    /// is `default`.
+    pub default_route: Route,
+    pub access_log: AccessLog,
+}
+
+impl Config {
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// Routes in evaluation order, the default route last.
+    pub fn all_routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().chain(std::iter::once(&self.default_route))
+    }
+}
+
+/// `[gateway]`: process-wide limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: u64,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+    pub client_idle_timeout: Duration,
+    /// Where `ficus run` writes its process id (used by `ficus reload`).
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            max_connections: defaults::MAX_CONNECTIONS,
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+            client_idle_timeout: defaults::CLIENT_IDLE_TIMEOUT,
+            pid_file: None,
+        }
+    }
+}
+
+/// `[[listener]]`: one socket clients connect to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for a TLS listener (paths resolved against the config file's folder).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[upstream.NAME]`: a backend service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    /// `http://` or `https://`, an authority, optionally a path prefix (no query). The prefix,
+    /// without a trailing slash, is prepended to every request path sent to this upstream.
+    pub url: Uri,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_idle_connections: usize,
+    pub pool_idle_timeout: Duration,
+    /// Speak HTTP/2 to this upstream (prior knowledge for http://, ALPN for https://).
+    pub http2: bool,
+    pub host: HostHeader,
+    /// Extra trusted root certificates (PEM) for an https upstream, besides the web PKI roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Upstream {
+    /// The path prefix prepended to every request path sent to this upstream: the url's path
+    /// without its trailing slash, so `""` for `http://host:port` or `http://host:port/` and
+    /// `"/api"` for `http://host/api/`.
+    pub fn path_prefix(&self) -> &str {
+        self.url.path().trim_end_matches('/')
+    }
+}
+
+/// What `Host` (HTTP/1) or `:authority` (HTTP/2) the upstream receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The client's Host, unchanged (the default: the services see what the client asked for).
+    Preserve,
+    /// The authority of the upstream's URL.
+    Upstream,
+    /// A fixed value.
+    Fixed(String),
+}
+
+/// The strangler-fig lifecycle of a route (see DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Legacy,
+    Shadow,
+    Canary,
+    Modern,
+    Retired,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::Legacy,
+        Stage::Shadow,
+        Stage::Canary,
+        Stage::Modern,
+        Stage::Retired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Legacy => "legacy",
+            Stage::Shadow => "shadow",
+            Stage::Canary => "canary",
+            Stage::Modern => "modern",
+            Stage::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether this stage ever calls the modern upstream (and so needs one).
+    pub fn uses_modern(self) -> bool {
+        !matches!(self, Stage::Legacy)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Share of sticky keys answered by modern, in hundredths of a percent (0..=10000), so that
+/// `25.5%` is `Weight(2550)` and bucket `b` goes to modern iff `b < weight`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Weight(u16);
+
+impl Weight {
+    pub const MAX: Weight = Weight(10_000);
+    pub const ZERO: Weight = Weight(0);
+
+    /// From hundredths of a percent; `None` above 10000.
+    pub fn from_basis_points(bp: u16) -> Option<Weight> {
+        (bp <= 10_000).then_some(Weight(bp))
+    }
+
+    /// From a percentage with at most two decimals (`25`, `0.5`, `12.34`); `None` when out of
+    /// range, not finite, or more precise than two decimals.
+    pub fn from_percent(p: f64) -> Option<Weight> {
+        if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+            return None;
+        }
+        let bp = (p * 100.0).round();
+        if ((p * 100.0) - bp).abs() > 1e-6 {
+            return None;
+        }
+        Weight::from_basis_points(bp as u16)
+    }
+
+    pub fn basis_points(self) -> u16 {
+        self.0
+    }
+
+    pub fn percent(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl std::fmt::Display for Weight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 % 100 == 0 {
+            write!(f, "{}%", self.0 / 100)
+        } else {
+            write!(f, "{}.{:02}%", self.0 / 100, self.0 % 100)
+        }
+    }
+}
+
+/// What keeps a user on one side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyKey {
+    /// `header:X-User-Id`
+    Header(HeaderName),
+    /// `cookie:session`
+    Cookie(String),
+    /// `query:account`
+    Query(String),
+    /// `client-ip` (the default)
+    ClientIp,
+}
+
+impl std::fmt::Display for StickyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StickyKey::Header(h) => write!(f, "header:{h}"),
+            StickyKey::Cookie(c) => write!(f, "cookie:{c}"),
+            StickyKey::Query(q) => write!(f, "query:{q}"),
+            StickyKey::ClientIp => f.write_str("client-ip"),
+        }
+    }
+}
+
+/// `[route.fallback]`: when a modern failure is answered by legacy instead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FallbackPolicy {
+    /// `false` turns fallback off entirely (modern errors reach the client).
+    pub enabled: bool,
+    /// Methods whose request may be re-sent to legacy after it reached modern (timeout or a
+    /// status in `on_status`). A connect failure falls back for every method: nothing was sent.
+    pub methods: Vec<Method>,
+    /// Modern response statuses that trigger fallback (default 502, 503, 504).
+    pub on_status: Vec<u16>,
+    /// Whether a modern timeout (no response head within `request_timeout`) falls back.
+    pub on_timeout: bool,
+    /// Bodies up to this many bytes are buffered so they can be re-sent.
+    pub max_buffered_body: u64,
+}
+
+impl Default for FallbackPolicy {
+    fn default() -> Self {
+        FallbackPolicy {
+            enabled: true,
+            methods: vec![Method::GET, Method::HEAD, Method::OPTIONS],
+            on_status: vec![502, 503, 504],
+            on_timeout: true,
+            max_buffered_body: defaults::MAX_BUFFERED_BODY,
+        }
+    }
+}
+
+/// `[[route]]` (and `[default]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: String,
+    pub matcher: RouteMatch,
+    /// Name of the legacy upstream (always present).
+    pub legacy: String,
+    /// Name of the modern upstream; present whenever `stage.uses_modern()`.
+    pub modern: Option<String>,
+    pub stage: Stage,
+    pub weight: Weight,
+    pub sticky: StickyKey,
+    pub fallback: FallbackPolicy,
+    pub max_body_bytes: u64,
+    /// Add `x-ficus-upstream: legacy|modern|legacy-fallback` to responses.
+    pub debug_header: bool,
+}
+
+/// What a request must look like for a route to take it; every present condition must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteMatch {
+    /// Lower-case host without port; a leading `*.` matches any subdomain (not the apex).
+    pub host: Option<String>,
+    /// Empty means any method.
+    pub methods: Vec<Method>,
+    pub path: PathMatch,
+    /// Each header must be present with exactly this value.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PathMatch {
+    #[default]
+    Any,
+    /// Segment-aware prefix: `/orders` matches `/orders`, `/orders/`, `/orders/7`, not `/ordersx`.
+    Prefix(String),
+    /// The whole path, byte for byte.
+    Exact(String),
+    /// `/orders/{id}/items`: literal segments equal, `{name}` segments match any one non-empty
+    /// segment; the number of segments must be equal.
+    Template(String),
+}
+
+/// `[access_log]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLog {
+    pub enabled: bool,
+    pub format: LogFormat,
+    /// `None` writes to standard output.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog {
+            enabled: true,
+            format: LogFormat::Text,
+            path: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

@@ -1,0 +1,211 @@
+//! Body types of the request path: what is sent upstream (possibly kept for a re-send) and
+//! what is streamed back to the client. Enums rather than boxed trait objects, so the common
+//! path allocates nothing for them.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client sent more body than the route's `max_body` allows.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds the route's limit of {limit} bytes")]
+pub struct BodyTooLarge {
+    pub limit: u64,
+}
+
+/// A client body that fails once more than `limit` bytes went through it (for bodies whose
+/// length was not announced, so the limit cannot be checked up front).
+#[derive(Debug)]
+pub struct Capped {
+    inner: Incoming,
+    seen: u64,
+    limit: u64,
+}
+
+impl Capped {
+    pub fn new(inner: Incoming, limit: u64) -> Capped {
+        Capped {
+            inner,
+            seen: 0,
+            limit,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.seen += data.len() as u64;
+                    if self.seen > self.limit {
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: self.limit }))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A streamed body that can be taken back if the upstream call failed before polling it
+/// (a connect failure): then nothing was sent and the same body can go to legacy.
+#[derive(Debug, Clone)]
+pub struct Reclaimable {
+    slot: Arc<Mutex<Option<Capped>>>,
+    touched: Arc<AtomicBool>,
+}
+
+impl Reclaimable {
+    pub fn new(body: Capped) -> Reclaimable {
+        Reclaimable {
+            slot: Arc::new(Mutex::new(Some(body))),
+            touched: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The body, if no byte of it was ever read.
+    pub fn reclaim(&self) -> Option<Capped> {
+        if self.touched.load(Ordering::Acquire) {
+            return None;
+        }
+        self.slot.lock().ok()?.take()
+    }
+}
+
+/// What ficus sends upstream.
+#[derive(Debug)]
+pub enum RequestBody {
+    Empty,
+    /// Fully buffered: can be sent again.
+    Full(Option<Bytes>),
+    Stream(Capped),
+    Shared(Reclaimable),
+}
+
+impl RequestBody {
+    /// A copy for a second send, when this body can be sent again.
+    pub fn try_clone(&self) -> Option<RequestBody> {
+        match self {
+            RequestBody::Empty => Some(RequestBody::Empty),
+            RequestBody::Full(b) => Some(RequestBody::Full(b.clone())),
+            RequestBody::Stream(_) | RequestBody::Shared(_) => None,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            RequestBody::Stream(c) => c.poll_frame(cx),
+            RequestBody::Shared(r) => {
+                r.touched.store(true, Ordering::Release);
+                let mut slot = match r.slot.lock() {
+                    Ok(s) => s,
+                    Err(_) => return Poll::Ready(Some(Err("request body lock poisoned".into()))),
+                };
+                match slot.as_mut() {
+                    Some(c) => c.poll_frame(cx),
+                    None => Poll::Ready(None),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Empty => true,
+            RequestBody::Full(b) => b.is_none(),
+            RequestBody::Stream(c) => c.inner.is_end_stream(),
+            RequestBody::Shared(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RequestBody::Stream(c) => c.inner.size_hint(),
+            RequestBody::Shared(r) => r
+                .slot
+                .lock()
+                .ok()
+                .and_then(|s| s.as_ref().map(|c| c.inner.size_hint()))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What ficus streams back to the client.
+#[derive(Debug)]
+pub enum ResponseBody {
+    Upstream(Incoming),
+    Full(Option<Bytes>),
+}
+
+impl ResponseBody {
+    pub fn empty() -> ResponseBody {
+        ResponseBody::Full(None)
+    }
+
+    pub fn full(b: impl Into<Bytes>) -> ResponseBody {
+        ResponseBody::Full(Some(b.into()))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Full(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+/// Whether an error (or anything in its source chain) is a [`BodyTooLarge`].
+pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<BodyTooLarge>() {
+            return Some(t.limit);
+        }
+        cur = e.source();
+    }
+    None
+}

@@ -1,0 +1,384 @@
+//! The request path: match a route, decide the side, call the upstream, fall back to legacy
+//! where allowed, stream the response back. Never awaits anything but the upstreams.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::access_log::{AccessLogSender, AccessRecord};
+use crate::body::{self, Capped, Reclaimable, RequestBody, ResponseBody};
+use crate::headers::{self, X_FICUS_ROUTE, X_FICUS_UPSTREAM};
+use crate::problem::Problem;
+use crate::router::{self, RequestView};
+use crate::split::Side;
+use crate::table::{CompiledRoute, RouteTable};
+use crate::upstream::{HostRewrite, UpstreamClient};
+
+/// State shared by every connection: the current table and the access-log channel.
+pub struct Shared {
+    pub table: arc_swap::ArcSwap<RouteTable>,
+    pub access_log: Option<AccessLogSender>,
+}
+
+/// What is known about a client connection, computed once per connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The peer IP as a header value: `X-Forwarded-For` and the `client-ip` sticky key.
+    pub peer_ip: HeaderValue,
+    /// `http` or `https`, for `X-Forwarded-Proto`.
+    pub proto: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+                .expect("an IP address is a header value"),
+            proto: HeaderValue::from_static(if tls { "https" } else { "http" }),
+        }
+    }
+}
+
+/// Who produced the response, for the debug header, the access log and telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    Legacy,
+    Modern,
+    /// Modern failed and legacy answered the same request.
+    LegacyFallback,
+    /// ficus answered itself (an error before or instead of any upstream answer).
+    Gateway,
+}
+
+impl Answered {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answered::Legacy => "legacy",
+            Answered::Modern => "modern",
+            Answered::LegacyFallback => "legacy-fallback",
+            Answered::Gateway => "gateway",
+        }
+    }
+
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
+    }
+}
+
+/// The result of one upstream call.
+enum Outcome {
+    Response(Response<Incoming>),
+    /// Nothing was sent: the connection could not be made.
+    Connect(hyper_util::client::legacy::Error),
+    /// No response head within the upstream's request timeout.
+    Timeout,
+    /// The client's body went over the route's limit while streaming.
+    BodyTooLarge(u64),
+    /// Sent (at least partly), then the exchange failed.
+    Failed(hyper_util::client::legacy::Error),
+}
+
+/// Handles one client request end to end.
+pub async fn handle(shared: &Shared, conn: &ConnInfo, mut req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let table = shared.table.load_full();
+    let upgrade = headers::is_upgrade_request(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+
+    let route = {
+        let view = RequestView {
+            method: &parts.method,
+            host: router::request_host(&parts.uri, &parts.headers),
+            path: parts.uri.path(),
+            headers: &parts.headers,
+        };
+        table.route_for(&view)
+    };
+    let log = shared
+        .access_log
+        .as_ref()
+        .filter(|_| table.config.access_log.enabled)
+        .map(|tx| (tx, parts.method.clone(), parts.uri.clone()));
+
+    let (mut resp, answered) = route_request(route, conn, &mut parts, body, upgrade, client_upgrade).await;
+
+    if route.debug_header {
+        let h = resp.headers_mut();
+        h.insert(X_FICUS_UPSTREAM.clone(), answered.header());
+        h.insert(X_FICUS_ROUTE.clone(), route.name_header.clone());
+    }
+    if let Some((tx, method, uri)) = log {
+        tx.send(AccessRecord {
+            at: std::time::SystemTime::now(),
+            duration: started.elapsed(),
+            client: conn.peer.ip(),
+            method,
+            uri,
+            route: route.name.clone(),
+            answered,
+            status: resp.status().as_u16(),
+            request_id: parts.headers.get(&headers::X_REQUEST_ID).cloned(),
+        });
+    }
+    resp
+}
+
+async fn route_request(
+    route: &CompiledRoute,
+    conn: &ConnInfo,
+    parts: &mut Parts,
+    body: Incoming,
+    upgrade: bool,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> (Response<ResponseBody>, Answered) {
+    if let Some(len) = content_length(&parts.headers) {
+        if len > route.max_body_bytes {
+            return (too_large(route, route.max_body_bytes), Answered::Gateway);
+        }
+    }
+    let side = route.decide(&parts.headers, parts.uri.query(), conn.peer_ip.as_bytes());
+
+    let forwarded_host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    // ficus's own server side answers `Expect: 100-continue` when the body is first read.
+    parts.headers.remove(header::EXPECT);
+    headers::ensure_request_id(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(h) = &forwarded_host {
+            parts.headers.insert(header::HOST, h.clone());
+        }
+    }
+    headers::set_forwarded(&mut parts.headers, &conn.peer_ip, &conn.proto, forwarded_host);
+
+    let modern = match (side, &route.modern) {
+        (Side::Modern, Some(m)) => m,
+        _ => {
+            let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
+            let headers = std::mem::take(&mut parts.headers);
+            let outcome = send(&route.legacy, parts, headers, body).await;
+            return answer(route, &route.legacy, outcome, Answered::Legacy, client_upgrade);
+        }
+    };
+
+    let can_fall_back = route.legacy_is_fallback() && !upgrade;
+    if !can_fall_back {
+        let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
+        let headers = std::mem::take(&mut parts.headers);
+        let outcome = send(modern, parts, headers, body).await;
+        return answer(route, modern, outcome, Answered::Modern, client_upgrade);
+    }
+
+    // Keep what is needed to send the same request to legacy.
+    let body = match prepare_resendable(route, body).await {
+        Ok(b) => b,
+        Err(resp) => return (resp, Answered::Gateway),
+    };
+    let resend = body.try_clone();
+    let reclaim = match &body {
+        RequestBody::Shared(r) => Some(r.clone()),
+        _ => None,
+    };
+    let outcome = send(modern, parts, parts.headers.clone(), body).await;
+    let may_resend = route.may_resend(&parts.method);
+    let retry_body = match outcome {
+        Outcome::Response(resp) => {
+            let status = resp.status().as_u16();
+            match resend.filter(|_| may_resend && route.falls_back_on(status)) {
+                Some(b) => b,
+                None => return answer(route, modern, Outcome::Response(resp), Answered::Modern, None),
+            }
+        }
+        // Nothing reached modern: any method may go to legacy, with the body kept or reclaimed.
+        Outcome::Connect(e) => match resend.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
+            Some(b) => b,
+            None => return answer(route, modern, Outcome::Connect(e), Answered::Modern, None),
+        },
+        Outcome::Timeout => match resend.filter(|_| may_resend && route.fallback_on_timeout) {
+            Some(b) => b,
+            None => return answer(route, modern, Outcome::Timeout, Answered::Modern, None),
+        },
+        Outcome::Failed(e) => match resend.filter(|_| may_resend) {
+            Some(b) => b,
+            None => return answer(route, modern, Outcome::Failed(e), Answered::Modern, None),
+        },
+        Outcome::BodyTooLarge(limit) => return (too_large(route, limit), Answered::Gateway),
+    };
+    let headers = std::mem::take(&mut parts.headers);
+    let outcome = send(&route.legacy, parts, headers, retry_body).await;
+    answer(route, &route.legacy, outcome, Answered::LegacyFallback, None)
+}
+
+/// Buffers a small body so it can be sent twice; larger or unannounced bodies stream, and can
+/// only be re-sent if the first send never read them.
+async fn prepare_resendable(route: &CompiledRoute, body: Incoming) -> Result<RequestBody, Response<ResponseBody>> {
+    if body.is_end_stream() {
+        return Ok(RequestBody::Empty);
+    }
+    match body.size_hint().exact() {
+        Some(n) if n <= route.max_buffered_body => {
+            match Limited::new(body, route.max_body_bytes as usize).collect().await {
+                Ok(collected) => Ok(RequestBody::Full(Some(collected.to_bytes()))),
+                Err(e) => Err(if body::is_body_too_large(&*e).is_some() || e.is::<http_body_util::LengthLimitError>() {
+                    too_large(route, route.max_body_bytes)
+                } else {
+                    Problem::new(StatusCode::BAD_REQUEST, "client-body-error", "Could not read the request body")
+                        .route(&route.name)
+                        .detail(format!("reading the request body failed: {e}"))
+                        .fix("send the complete body announced by Content-Length")
+                        .into_response()
+                }),
+            }
+        }
+        _ => Ok(RequestBody::Shared(Reclaimable::new(Capped::new(body, route.max_body_bytes)))),
+    }
+}
+
+/// Sends one request to an upstream, with its request timeout.
+async fn send(up: &UpstreamClient, parts: &Parts, mut headers: HeaderMap, body: RequestBody) -> Outcome {
+    if let HostRewrite::Set(h) = &up.host {
+        headers.insert(header::HOST, h.clone());
+    }
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = up.uri_for(parts.uri.path_and_query());
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    match tokio::time::timeout(up.request_timeout(), up.client().request(req)).await {
+        Err(_) => Outcome::Timeout,
+        Ok(Ok(resp)) => Outcome::Response(resp),
+        Ok(Err(e)) if e.is_connect() => Outcome::Connect(e),
+        Ok(Err(e)) => match body::is_body_too_large(&e) {
+            Some(limit) => Outcome::BodyTooLarge(limit),
+            None => Outcome::Failed(e),
+        },
+    }
+}
+
+/// Turns an upstream outcome into the client's response.
+fn answer(
+    route: &CompiledRoute,
+    up: &UpstreamClient,
+    outcome: Outcome,
+    answered: Answered,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> (Response<ResponseBody>, Answered) {
+    let fell_back = answered == Answered::LegacyFallback;
+    let also = if fell_back { " (after the modern upstream failed)" } else { "" };
+    match outcome {
+        Outcome::Response(mut resp) => {
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                if let Some(client) = client_upgrade {
+                    let upstream = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(tunnel(client, upstream));
+                }
+            } else {
+                headers::strip_hop_by_hop(resp.headers_mut(), false);
+            }
+            (resp.map(ResponseBody::Upstream), answered)
+        }
+        Outcome::Connect(e) => (
+            Problem::new(StatusCode::BAD_GATEWAY, "upstream-unreachable", "Upstream unreachable")
+                .route(&route.name)
+                .upstream(&up.name)
+                .detail(format!(
+                    "could not connect to upstream \"{}\" at {}{also}: {}",
+                    up.name,
+                    up.config.url,
+                    error_chain(&e)
+                ))
+                .fix(format!(
+                    "check that upstream \"{}\" is running and reachable at {} (connect_timeout = {:?})",
+                    up.name, up.config.url, up.config.connect_timeout
+                ))
+                .into_response(),
+            Answered::Gateway,
+        ),
+        Outcome::Timeout => (
+            Problem::new(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout", "Upstream timed out")
+                .route(&route.name)
+                .upstream(&up.name)
+                .detail(format!(
+                    "upstream \"{}\" sent no response within its request_timeout of {:?}{also}",
+                    up.name, up.config.request_timeout
+                ))
+                .fix(format!(
+                    "make upstream \"{}\" answer faster, or raise request_timeout in [upstream.{}]",
+                    up.name, up.name
+                ))
+                .into_response(),
+            Answered::Gateway,
+        ),
+        Outcome::BodyTooLarge(limit) => (too_large(route, limit), Answered::Gateway),
+        Outcome::Failed(e) => (
+            Problem::new(StatusCode::BAD_GATEWAY, "upstream-failed", "Upstream failed")
+                .route(&route.name)
+                .upstream(&up.name)
+                .detail(format!(
+                    "the exchange with upstream \"{}\" failed{also}: {}",
+                    up.name,
+                    error_chain(&e)
+                ))
+                .fix(format!(
+                    "check the logs of upstream \"{}\": it closed the connection or sent an invalid response",
+                    up.name
+                ))
+                .into_response(),
+            Answered::Gateway,
+        ),
+    }
+}
+
+fn too_large(route: &CompiledRoute, limit: u64) -> Response<ResponseBody> {
+    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large")
+        .route(&route.name)
+        .detail(format!(
+            "route \"{}\" accepts request bodies up to {limit} bytes",
+            route.name
+        ))
+        .fix(format!(
+            "send a smaller body, or raise max_body on route \"{}\"",
+            route.name
+        ))
+        .into_response()
+}
+
+/// Copies bytes both ways between an upgraded client connection and upstream connection.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (Ok(c), Ok(u)) = tokio::join!(client, upstream) else {
+        return;
+    };
+    let mut c = TokioIo::new(c);
+    let mut u = TokioIo::new(u);
+    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        let m = inner.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = inner.source();
+    }
+    s
+}

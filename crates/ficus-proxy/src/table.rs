@@ -1,0 +1,201 @@
+//! The route table: a validated [`Config`] compiled for the request path (matchers built,
+//! upstream clients resolved, header values pre-made). One snapshot is loaded per request and
+//! swapped whole on reload.
+
+use std::sync::Arc;
+
+use ficus_config::{Config, Route, Stage, StickyKey, Weight};
+use http::Method;
+use http::{HeaderMap, HeaderValue};
+
+use crate::router::{Matcher, RequestView};
+use crate::split::{self, Side};
+use crate::upstream::{UpstreamClient, UpstreamError};
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct CompiledRoute {
+    pub name: Arc<str>,
+    /// The route name as a header value, for the debug header.
+    pub name_header: HeaderValue,
+    matcher: Matcher,
+    pub legacy: Arc<UpstreamClient>,
+    pub modern: Option<Arc<UpstreamClient>>,
+    pub stage: Stage,
+    pub weight: Weight,
+    pub sticky: StickyKey,
+    pub fallback_enabled: bool,
+    fallback_methods: Vec<Method>,
+    fallback_status: Vec<u16>,
+    pub fallback_on_timeout: bool,
+    pub max_buffered_body: u64,
+    pub max_body_bytes: u64,
+    pub debug_header: bool,
+}
+
+impl CompiledRoute {
+    /// Which side answers, from the stage, the weight and the request's sticky key. A request
+    /// without its key gets a random bucket (it is split fairly but not sticky).
+    pub fn decide(&self, headers: &HeaderMap, query: Option<&str>, client_ip: &[u8]) -> Side {
+        if self.modern.is_none() {
+            return Side::Legacy;
+        }
+        split::choose(self.stage, self.weight, || {
+            match sticky_key(&self.sticky, headers, query, client_ip) {
+                Some(key) => split::bucket(&self.name, key),
+                None => (crate::rand::next_u64() % u64::from(split::BUCKETS)) as u16,
+            }
+        })
+    }
+
+    /// Whether a request of this method that reached modern may be re-sent to legacy.
+    pub fn may_resend(&self, method: &Method) -> bool {
+        self.fallback_enabled && self.fallback_methods.iter().any(|m| m == method)
+    }
+
+    /// Whether a modern response status sends the request to legacy instead.
+    pub fn falls_back_on(&self, status: u16) -> bool {
+        self.fallback_status.contains(&status)
+    }
+
+    /// Whether legacy is still called for this route (everything but `retired`).
+    pub fn legacy_is_fallback(&self) -> bool {
+        self.fallback_enabled && self.stage != Stage::Retired
+    }
+}
+
+/// The sticky key's bytes in a request, if present.
+pub fn sticky_key<'a>(
+    key: &StickyKey,
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    client_ip: &'a [u8],
+) -> Option<&'a [u8]> {
+    match key {
+        StickyKey::ClientIp => Some(client_ip),
+        StickyKey::Header(name) => headers
+            .get(name)
+            .map(|v| v.as_bytes())
+            .filter(|v| !v.is_empty()),
+        StickyKey::Cookie(name) => headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+            .find_map(|pair| {
+                let pair = pair.trim_ascii_start();
+                let rest = pair.strip_prefix(name.as_bytes())?;
+                rest.strip_prefix(b"=")
+            })
+            .filter(|v| !v.is_empty()),
+        StickyKey::Query(name) => query?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name.as_str())?.strip_prefix('='))
+            .map(str::as_bytes)
+            .filter(|v| !v.is_empty()),
+    }
+}
+
+/// Every route compiled, the default last, plus the upstream clients they use.
+#[derive(Debug)]
+pub struct RouteTable {
+    routes: Vec<CompiledRoute>,
+    upstreams: Vec<Arc<UpstreamClient>>,
+    pub config: Arc<Config>,
+}
+
+impl RouteTable {
+    /// Compiles a config. Upstream clients of `previous` whose definition is unchanged are
+    /// reused, so a reload keeps their warm connection pools.
+    pub fn compile(config: Config, previous: Option<&RouteTable>) -> Result<RouteTable, UpstreamError> {
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for u in &config.upstreams {
+            let reused = previous.and_then(|p| {
+                p.upstreams
+                    .iter()
+                    .find(|c| c.config == *u)
+                    .cloned()
+            });
+            upstreams.push(match reused {
+                Some(c) => c,
+                None => Arc::new(UpstreamClient::new(u)?),
+            });
+        }
+        let find = |name: &str| {
+            upstreams
+                .iter()
+                .find(|c| &*c.name == name)
+                .cloned()
+                .expect("validated routes name known upstreams")
+        };
+        let routes = config
+            .all_routes()
+            .map(|r: &Route| CompiledRoute {
+                name: Arc::from(r.name.as_str()),
+                name_header: HeaderValue::from_str(&r.name)
+                    .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+                matcher: Matcher::compile(&r.matcher),
+                legacy: find(&r.legacy),
+                modern: r.modern.as_deref().map(find),
+                stage: r.stage,
+                weight: r.weight,
+                sticky: r.sticky.clone(),
+                fallback_enabled: r.fallback.enabled,
+                fallback_methods: r.fallback.methods.clone(),
+                fallback_status: r.fallback.on_status.clone(),
+                fallback_on_timeout: r.fallback.on_timeout,
+                max_buffered_body: r.fallback.max_buffered_body.min(r.max_body_bytes),
+                max_body_bytes: r.max_body_bytes,
+                debug_header: r.debug_header,
+            })
+            .collect();
+        Ok(RouteTable {
+            routes,
+            upstreams,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The first route whose matcher takes the request; the default route otherwise.
+    pub fn route_for(&self, req: &RequestView<'_>) -> &CompiledRoute {
+        let (default, ordered) = self.routes.split_last().expect("the default route exists");
+        ordered
+            .iter()
+            .find(|r| r.matcher.matches(req))
+            .unwrap_or(default)
+    }
+
+    pub fn routes(&self) -> &[CompiledRoute] {
+        &self.routes
+    }
+
+    pub fn upstreams(&self) -> &[Arc<UpstreamClient>] {
+        &self.upstreams
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sticky_keys_are_found() {
+        let mut h = HeaderMap::new();
+        h.insert("x-user-id", HeaderValue::from_static("u-42"));
+        h.insert("cookie", HeaderValue::from_static("a=1; session=abc; sessionx=no"));
+        let ip = b"127.0.0.1".as_slice();
+        let hk = StickyKey::Header(http::HeaderName::from_static("x-user-id"));
+        assert_eq!(sticky_key(&hk, &h, None, ip), Some(b"u-42".as_slice()));
+        assert_eq!(
+            sticky_key(&StickyKey::Cookie("session".into()), &h, None, ip),
+            Some(b"abc".as_slice())
+        );
+        assert_eq!(sticky_key(&StickyKey::Cookie("nope".into()), &h, None, ip), None);
+        let q = Some("x=1&account=77&accounts=9");
+        assert_eq!(
+            sticky_key(&StickyKey::Query("account".into()), &h, q, ip),
+            Some(b"77".as_slice())
+        );
+        assert_eq!(sticky_key(&StickyKey::Query("account".into()), &h, None, ip), None);
+        assert_eq!(sticky_key(&StickyKey::ClientIp, &h, None, ip), Some(ip));
+    }
+}

@@ -1,0 +1,251 @@
+//! `ficus run`, `validate`, `routes` and `reload`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ficus_config::{Config, LoadError, Stage};
+use ficus_proxy::Gateway;
+
+pub fn validate(path: &Path) -> ExitCode {
+    match ficus_config::load(path) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} listener(s), {} upstream(s), {} route(s) + default)",
+                path.display(),
+                cfg.listeners.len(),
+                cfg.upstreams.len(),
+                cfg.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            if let LoadError::Invalid(d) = &e {
+                eprintln!("{}: {} error(s)", path.display(), d.items.len());
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn routes(path: &Path) -> ExitCode {
+    match ficus_config::load(path) {
+        Ok(cfg) => {
+            print!("{}", route_table(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The compiled table as text: one line per route in match order.
+pub fn route_table(cfg: &Config) -> String {
+    use std::fmt::Write;
+    let mut rows = vec![[
+        "#".to_string(),
+        "ROUTE".into(),
+        "MATCH".into(),
+        "STAGE".into(),
+        "WEIGHT".into(),
+        "ANSWERS".into(),
+        "FALLBACK".into(),
+        "STICKY".into(),
+    ]];
+    for (i, r) in cfg.all_routes().enumerate() {
+        let modern = r.modern.as_deref().unwrap_or("-");
+        let answers = match r.stage {
+            Stage::Legacy => format!("{}", r.legacy),
+            Stage::Shadow => format!("{} (mirror to {modern} comes with shadowing)", r.legacy),
+            Stage::Canary => format!("{modern} for {} of keys, {} for the rest", r.weight, r.legacy),
+            Stage::Modern => modern.to_string(),
+            Stage::Retired => format!("{modern} only"),
+        };
+        let fallback = match r.stage {
+            Stage::Canary | Stage::Modern if r.fallback.enabled => format!(
+                "{} on {}",
+                r.legacy,
+                r.fallback
+                    .on_status
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(r.fallback.on_timeout.then(|| "timeout".to_string()))
+                    .chain(["connect".to_string()])
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
+            _ => "-".into(),
+        };
+        rows.push([
+            (i + 1).to_string(),
+            r.name.clone(),
+            describe_match(&r.matcher),
+            r.stage.to_string(),
+            r.weight.to_string(),
+            answers,
+            fallback,
+            r.sticky.to_string(),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+fn describe_match(m: &ficus_config::RouteMatch) -> String {
+    let mut parts = Vec::new();
+    if let Some(h) = &m.host {
+        parts.push(format!("host={h}"));
+    }
+    if !m.methods.is_empty() {
+        parts.push(m.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","));
+    }
+    match &m.path {
+        ficus_config::PathMatch::Any => {}
+        ficus_config::PathMatch::Prefix(p) => parts.push(format!("{p}/*")),
+        ficus_config::PathMatch::Exact(p) => parts.push(format!("={p}")),
+        ficus_config::PathMatch::Template(t) => parts.push(t.clone()),
+    }
+    for (k, v) in &m.headers {
+        parts.push(format!("{k}={}", v.to_str().unwrap_or("?")));
+    }
+    if parts.is_empty() {
+        "*".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+pub fn reload(path: &Path) -> ExitCode {
+    let cfg = match ficus_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}\nnot reloading: the running gateway keeps its current table");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(pid_file) = &cfg.gateway.pid_file else {
+        eprintln!(
+            "{}: gateway.pid_file is not set, so the running gateway cannot be found; set it, or send SIGHUP to the ficus process",
+            path.display()
+        );
+        return ExitCode::from(1);
+    };
+    let pid = match std::fs::read_to_string(pid_file) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) => {
+            eprintln!("cannot read pid file {}: {e} (is ficus running?)", pid_file.display());
+            return ExitCode::from(1);
+        }
+    };
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        eprintln!("pid file {} does not hold a process id", pid_file.display());
+        return ExitCode::from(1);
+    }
+    match std::process::Command::new("kill").args(["-HUP", &pid]).status() {
+        Ok(s) if s.success() => {
+            println!("sent SIGHUP to ficus (pid {pid}); it reloads {}", path.display());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("could not signal pid {pid} from {}", pid_file.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FICUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// The tokio runtime: `FICUS_WORKER_THREADS` (default: one per core).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(n) = std::env::var("FICUS_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        b.worker_threads(n);
+    }
+    b.build().context("cannot start the tokio runtime")
+}
+
+pub fn run(path: &Path, log_format: &str) -> ExitCode {
+    init_logging(log_format);
+    let result = runtime().and_then(|rt| rt.block_on(serve(path)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("ficus: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(path: &Path) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let cfg = ficus_config::load(path)?;
+    let pid_file = cfg.gateway.pid_file.clone();
+    let gw = Gateway::start(cfg).await?;
+    if let Some(p) = &pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write pid file {}", p.display()))?;
+    }
+    for a in gw.local_addrs() {
+        tracing::info!(addr = %a, "listening");
+    }
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match ficus_config::load(path) {
+                Ok(cfg) => match gw.reload(cfg) {
+                    Ok(()) => tracing::info!(file = %path.display(), "reloaded"),
+                    Err(e) => tracing::error!(file = %path.display(), "reload refused, the previous table keeps serving: {e}"),
+                },
+                Err(e) => tracing::error!(file = %path.display(), "reload refused, the previous table keeps serving:\n{e}"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    let grace = gw.table().config.gateway.shutdown_grace;
+    tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
+    let left = gw.shutdown(grace).await;
+    if left > 0 {
+        tracing::warn!(connections = left, "grace period over; closing connections still open");
+    } else {
+        tracing::info!("drained; bye");
+    }
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
