@@ -1,0 +1,257 @@
+//! The `ficus` binary end to end: validate, routes, run with SIGHUP reload (valid and
+//! invalid), the access log, and SIGTERM draining an in-flight request.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+fn ficus() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ficus"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ficus-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny upstream answering `{name}` (after `/sleep/MS` waits MS milliseconds).
+async fn upstream(name: &'static str) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { continue };
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
+                    if let Some(ms) = req.uri().path().strip_prefix("/sleep/") {
+                        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+                    }
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn get(url: &str) -> (u16, String, String) {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let resp = c.get(url.parse().unwrap()).await.expect("the gateway answers");
+    let status = resp.status().as_u16();
+    let side = resp
+        .headers()
+        .get("x-ficus-upstream")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, side, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn config(dir: &Path, legacy: &str, modern: &str, weight: u32) -> String {
+    format!(
+        r#"[gateway]
+pid_file = "ficus.pid"
+shutdown_grace = "5s"
+
+[[listener]]
+bind = "127.0.0.1:0"
+
+[upstream.legacy]
+url = "{legacy}"
+
+[upstream.modern]
+url = "{modern}"
+
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = {weight}
+sticky = "header:x-user-id"
+debug_header = true
+
+[default]
+legacy = "legacy"
+debug_header = true
+
+[access_log]
+format = "json"
+path = "{}"
+"#,
+        dir.join("access.log").display()
+    )
+}
+
+/// Starts `ficus run` and waits for its "listening" line; returns the child, the address and
+/// a thread collecting the rest of stderr.
+fn start(cfg: &Path) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = ficus()
+        .args(["run", "-c"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("ficus run prints its listening address");
+        if let Some(i) = line.find("addr=") {
+            let addr = line[i + 5..].split_whitespace().next().unwrap().to_string();
+            return (child, addr, rx);
+        }
+    }
+}
+
+fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no log line containing {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn version_is_printed() {
+    let out = ficus().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("ficus {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn validate_reports_file_line_col_and_exits_1() {
+    let dir = temp_dir("validate");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[listener]]\nbind = \"127.0.0.1:8080\"\n[upstream.legacy]\nurl = \"http://127.0.0.1:9001\"\n[upstream.modern]\nurl = \"http://127.0.0.1:9002\"\n[[route]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nmodern = \"modrn\"\nstage = \"canary\"\n[default]\nlegacy = \"legacy\"\n",
+    )
+    .unwrap();
+    let out = ficus().args(["validate", "-c"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let loc = format!("{}:11:10: error: ", bad.display());
+    assert!(err.contains(&loc), "{err}");
+    assert!(err.contains("unknown upstream \"modrn\""), "{err}");
+    assert!(err.contains("did you mean \"modern\"?"), "{err}");
+
+    let good = dir.join("good.toml");
+    std::fs::write(&good, config(&dir, "http://127.0.0.1:1", "http://127.0.0.1:2", 25)).unwrap();
+    let out = ficus().args(["validate", "-c"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let missing = ficus().args(["validate", "-c", "/nonexistent/ficus.toml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config file /nonexistent/ficus.toml"));
+}
+
+#[test]
+fn routes_prints_the_compiled_table() {
+    let dir = temp_dir("routes");
+    let cfg = dir.join("ficus.toml");
+    std::fs::write(&cfg, config(&dir, "http://127.0.0.1:1", "http://127.0.0.1:2", 25)).unwrap();
+    let out = ficus().args(["routes", "-c"]).arg(&cfg).output().unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("#  ROUTE"), "{table}");
+    assert!(lines[1].contains("orders") && lines[1].contains("canary") && lines[1].contains("25%"));
+    assert!(lines[1].contains("modern for 25% of keys, legacy for the rest"), "{table}");
+    assert!(lines[1].contains("header:x-user-id"), "{table}");
+    assert!(lines[2].starts_with("2  default") && lines[2].contains("legacy"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reloads_on_sighup_refuses_invalid_files_and_drains_on_sigterm() {
+    let dir = temp_dir("run");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    std::fs::write(&cfg, config(&dir, &legacy, &modern, 0)).unwrap();
+    let (mut child, addr, logs) = start(&cfg);
+    let base = format!("http://{addr}");
+
+    assert_eq!(get(&format!("{base}/orders/1")).await, (200, "legacy".into(), "legacy".into()));
+
+    // A valid change through `ficus reload` (validates, then signals the pid file's process).
+    std::fs::write(&cfg, config(&dir, &legacy, &modern, 100)).unwrap();
+    let out = ficus().args(["reload", "-c"]).arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for_line(&logs, "reloaded");
+    assert_eq!(get(&format!("{base}/orders/1")).await.1, "modern");
+
+    // An invalid file: `ficus reload` refuses before signalling; a raw SIGHUP is refused by
+    // the gateway, which keeps serving the previous table.
+    std::fs::write(&cfg, config(&dir, &legacy, &modern, 100).replace("stage = \"canary\"", "stage = \"canery\"")).unwrap();
+    let out = ficus().args(["reload", "-c"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown stage \"canery\""));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let line = wait_for_line(&logs, "reload refused");
+    assert!(line.contains("previous table keeps serving"), "{line}");
+    assert_eq!(get(&format!("{base}/orders/2")).await.1, "modern");
+
+    // SIGTERM while a request is in flight: it is answered, then ficus exits 0.
+    let slow = tokio::spawn({
+        let url = format!("{base}/sleep/800");
+        async move { get(&url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert_eq!(slow.await.unwrap(), (200, "legacy".into(), "legacy".into()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "ficus exits after draining");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert!(!dir.join("ficus.pid").exists(), "the pid file is removed on exit");
+
+    // The access log has one JSON line per request.
+    let log = std::fs::read_to_string(dir.join("access.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "{log}");
+    assert_eq!(lines[0]["route"], "orders");
+    assert_eq!(lines[0]["upstream"], "legacy");
+    assert_eq!(lines[1]["upstream"], "modern");
+    assert_eq!(lines[3]["route"], "default");
+    assert_eq!(lines[3]["uri"], "/sleep/800");
+    assert_eq!(lines[3]["status"], 200);
+}
