@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ficus_config::{AccessLog, LogFormat};
-use http::{HeaderValue, Method, Uri};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method};
 use tokio::sync::mpsc;
 
 use crate::proxy::Answered;
@@ -22,11 +23,12 @@ pub struct AccessRecord {
     pub duration: Duration,
     pub client: IpAddr,
     pub method: Method,
-    pub uri: Uri,
+    /// Path and query as the client sent them.
+    pub path: Option<PathAndQuery>,
     pub route: Arc<str>,
     pub answered: Answered,
     pub status: u16,
-    pub request_id: Option<HeaderValue>,
+    pub request_id: HeaderValue,
 }
 
 /// The request path's end of the log.
@@ -94,11 +96,8 @@ pub fn start(
 pub fn format_record(line: &mut String, r: &AccessRecord, format: LogFormat) {
     use std::fmt::Write as _;
     let ts = rfc3339(r.at);
-    let rid = r
-        .request_id
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let rid = r.request_id.to_str().unwrap_or("-");
+    let uri = r.path.as_ref().map_or("/", |p| p.as_str());
     let fallback = r.answered == Answered::LegacyFallback;
     match format {
         LogFormat::Text => {
@@ -107,7 +106,6 @@ pub fn format_record(line: &mut String, r: &AccessRecord, format: LogFormat) {
                 "{ts} {client} \"{method} {uri}\" {status} route={route} upstream={up} fallback={fallback} duration_ms={ms:.3} request_id={rid}",
                 client = r.client,
                 method = r.method,
-                uri = r.uri,
                 status = r.status,
                 route = r.route,
                 up = r.answered.as_str(),
@@ -119,7 +117,7 @@ pub fn format_record(line: &mut String, r: &AccessRecord, format: LogFormat) {
                 "ts": ts,
                 "client": r.client.to_string(),
                 "method": r.method.as_str(),
-                "uri": r.uri.to_string(),
+                "uri": uri,
                 "status": r.status,
                 "route": &*r.route,
                 "upstream": r.answered.as_str(),
@@ -179,11 +177,11 @@ mod tests {
             duration: Duration::from_micros(1500),
             client: "127.0.0.1".parse().unwrap(),
             method: Method::GET,
-            uri: "/orders/1?x=2".parse().unwrap(),
+            path: Some(PathAndQuery::from_static("/orders/1?x=2")),
             route: Arc::from("orders"),
             answered: Answered::LegacyFallback,
             status: 200,
-            request_id: Some(HeaderValue::from_static("abc")),
+            request_id: HeaderValue::from_static("abc"),
         };
         let mut s = String::new();
         format_record(&mut s, &rec, LogFormat::Text);

@@ -103,11 +103,13 @@ pub async fn handle(shared: &Shared, conn: &ConnInfo, mut req: Request<Incoming>
         };
         table.route_for(&view)
     };
+    // Both sides (and the access log) see the same id, the client's or a new one.
+    let request_id = headers::ensure_request_id(&mut parts.headers);
     let log = shared
         .access_log
         .as_ref()
         .filter(|_| table.config.access_log.enabled)
-        .map(|tx| (tx, parts.method.clone(), parts.uri.clone()));
+        .map(|tx| (tx, parts.method.clone(), parts.uri.path_and_query().cloned()));
 
     let (mut resp, answered) = route_request(route, conn, &mut parts, body, upgrade, client_upgrade).await;
 
@@ -116,17 +118,17 @@ pub async fn handle(shared: &Shared, conn: &ConnInfo, mut req: Request<Incoming>
         h.insert(X_FICUS_UPSTREAM.clone(), answered.header());
         h.insert(X_FICUS_ROUTE.clone(), route.name_header.clone());
     }
-    if let Some((tx, method, uri)) = log {
+    if let Some((tx, method, path)) = log {
         tx.send(AccessRecord {
             at: std::time::SystemTime::now(),
             duration: started.elapsed(),
             client: conn.peer.ip(),
             method,
-            uri,
+            path,
             route: route.name.clone(),
             answered,
             status: resp.status().as_u16(),
-            request_id: parts.headers.get(&headers::X_REQUEST_ID).cloned(),
+            request_id,
         });
     }
     resp
@@ -155,7 +157,6 @@ async fn route_request(
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     // ficus's own server side answers `Expect: 100-continue` when the body is first read.
     parts.headers.remove(header::EXPECT);
-    headers::ensure_request_id(&mut parts.headers);
     if !parts.headers.contains_key(header::HOST) {
         if let Some(h) = &forwarded_host {
             parts.headers.insert(header::HOST, h.clone());

@@ -289,3 +289,74 @@ pub async fn read_head(s: &mut TcpStream) -> String {
     }
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+#[tokio::test]
+async fn upstreams_over_http2_and_https() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("ficus-up-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let h2c = Upstream::start("h2c").await;
+    let https = Upstream::start_tls("https", &cert.cert.pem(), &cert.key_pair.serialize_pem()).await;
+    let text = format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.h2c]
+url = "{h2c}"
+http2 = true
+[upstream.https]
+url = "https://localhost:{port}"
+ca_file = "{ca}"
+[upstream.https2]
+url = "https://localhost:{port}"
+ca_file = "{ca}"
+http2 = true
+[[route]]
+name = "h2c"
+path_prefix = "/h2c"
+legacy = "h2c"
+[[route]]
+name = "https2"
+path_prefix = "/https2"
+legacy = "https2"
+[default]
+legacy = "https"
+"#,
+        h2c = h2c.url(),
+        port = https.addr.port(),
+        ca = ca.display()
+    );
+    let gw = TestGateway::start(&text, &[]).await;
+
+    let (s, h, _) = get(&gw.url("/h2c/x"), &[]).await;
+    assert_eq!((s.as_u16(), header(&h, "x-served-by")), (200, "h2c"));
+    assert_eq!(h2c.last().version, http::Version::HTTP_2, "prior-knowledge HTTP/2 upstream");
+
+    let (s, h, _) = get(&gw.url("/plain"), &[]).await;
+    assert_eq!((s.as_u16(), header(&h, "x-served-by")), (200, "https"));
+    assert_eq!(https.last().version, http::Version::HTTP_11);
+
+    let (s, _, _) = get(&gw.url("/https2/y"), &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(https.last().version, http::Version::HTTP_2, "HTTP/2 negotiated by ALPN");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_untrusted_https_upstream_is_a_502_naming_it() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let https = Upstream::start_tls("https", &cert.cert.pem(), &cert.key_pair.serialize_pem()).await;
+    let text = format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.https]\nurl = \"https://localhost:{}\"\n[default]\nlegacy = \"https\"\n",
+        https.addr.port()
+    );
+    let gw = TestGateway::start(&text, &[]).await;
+    let (s, _, body) = get(&gw.url("/"), &[]).await;
+    assert_eq!(s, 502);
+    let p: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(p["upstream"], "https");
+    assert!(p["detail"].as_str().unwrap().contains("certificate"), "{p}");
+    assert_eq!(https.hits(), 0);
+}

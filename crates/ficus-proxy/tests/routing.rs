@@ -49,6 +49,15 @@ modern = "modern"
 stage = "retired"
 debug_header = true
 
+[[route]]
+name = "catalog"
+path_prefix = "/catalog"
+legacy = "legacy"
+modern = "modern"
+stage = "shadow"
+weight = 100
+debug_header = true
+
 [default]
 legacy = "legacy"
 debug_header = true
@@ -73,6 +82,7 @@ async fn first_match_wins_and_templates_match_whole_segments() {
         ("GET", "/ordersx", &[], "default", "legacy"),
         ("GET", "/health", &[("host", "api.test")], "health", "modern"),
         ("GET", "/health", &[], "default", "legacy"),
+        ("GET", "/catalog/9", &[], "catalog", "legacy"),
     ];
     for (method, path, headers, route, side) in cases {
         let mut b = http::Request::builder().method(*method).uri(gw.url(path));

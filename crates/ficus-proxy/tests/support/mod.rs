@@ -24,6 +24,7 @@ pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 /// What a test upstream saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub version: http::Version,
     pub method: String,
     pub path: String,
     pub headers: HeaderMap,
@@ -56,6 +57,26 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub async fn start(name: &'static str) -> Upstream {
+        Upstream::start_with(name, None).await
+    }
+
+    /// An upstream serving HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with the given certificate.
+    pub async fn start_tls(name: &'static str, cert_pem: &str, key_pem: &str) -> Upstream {
+        use rustls_pki_types::pem::PemObject;
+        let certs = vec![rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Upstream::start_with(name, Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))).await
+    }
+
+    async fn start_with(name: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -68,19 +89,26 @@ impl Upstream {
             seen: seen.clone(),
             release: release.clone(),
             status: status.clone(),
+            version: Arc::new(Mutex::new(http::Version::HTTP_11)),
         };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let st = st.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let st = st.clone();
                         async move { Ok::<_, Infallible>(st.handle(req).await) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(s) => builder.serve_connection_with_upgrades(TokioIo::new(s), svc).await,
+                            Err(_) => Ok(()),
+                        },
+                    };
                 });
             }
         });
@@ -119,6 +147,7 @@ struct State {
     seen: Arc<Mutex<Vec<Seen>>>,
     release: Arc<Notify>,
     status: Arc<Mutex<u16>>,
+    version: Arc<Mutex<http::Version>>,
 }
 
 impl State {
@@ -127,6 +156,7 @@ impl State {
         let path = req.uri().path().to_string();
         let method = req.method().to_string();
         let headers = req.headers().clone();
+        *self.version.lock().unwrap() = req.version();
         if headers.contains_key(http::header::UPGRADE) {
             self.record(method, path, headers, 0);
             let on = hyper::upgrade::on(&mut req);
@@ -206,7 +236,9 @@ impl State {
     }
 
     fn record(&self, method: String, path: String, headers: HeaderMap, body_len: usize) {
+        let version = *self.version.lock().unwrap();
         self.seen.lock().unwrap().push(Seen {
+            version,
             method,
             path,
             headers,
