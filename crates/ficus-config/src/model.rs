@@ -14,6 +14,8 @@ pub mod defaults {
     use std::time::Duration;
 
     /// How long a client may take to send a complete request head (slow-client protection).
+    /// An idle HTTP/1.1 keep-alive connection is waiting for a head too, so it is closed
+    /// after the same time.
     pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     /// Largest request head (request line + headers) accepted before answering 431.
     pub const MAX_HEADER_BYTES: u64 = 32 * 1024;
@@ -23,8 +25,6 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// How long SIGTERM/SIGINT waits for in-flight requests before closing connections.
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-    /// Idle keep-alive time of a client connection between requests (HTTP/1.1).
-    pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Time from sending the request upstream until the response head arrives (then 504).
@@ -64,7 +64,9 @@ impl Config {
 
     /// Routes in evaluation order, the default route last.
     pub fn all_routes(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter().chain(std::iter::once(&self.default_route))
+        self.routes
+            .iter()
+            .chain(std::iter::once(&self.default_route))
     }
 }
 
@@ -75,7 +77,6 @@ pub struct Gateway {
     pub max_header_bytes: u64,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
-    pub client_idle_timeout: Duration,
     /// Where `ficus run` writes its process id (used by `ficus reload`).
     pub pid_file: Option<PathBuf>,
 }
@@ -87,7 +88,6 @@ impl Default for Gateway {
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             max_connections: defaults::MAX_CONNECTIONS,
             shutdown_grace: defaults::SHUTDOWN_GRACE,
-            client_idle_timeout: defaults::CLIENT_IDLE_TIMEOUT,
             pid_file: None,
         }
     }

@@ -44,7 +44,9 @@ impl Capped {
                 if let Some(data) = frame.data_ref() {
                     self.seen += data.len() as u64;
                     if self.seen > self.limit {
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: self.limit }))));
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                            limit: self.limit,
+                        }))));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))

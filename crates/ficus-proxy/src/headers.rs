@@ -114,7 +114,12 @@ fn new_request_id() -> HeaderValue {
     let (a, b) = (crate::rand::next_u64(), crate::rand::next_u64());
     let mut buf = [0u8; 32];
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in a.to_be_bytes().into_iter().chain(b.to_be_bytes()).enumerate() {
+    for (i, byte) in a
+        .to_be_bytes()
+        .into_iter()
+        .chain(b.to_be_bytes())
+        .enumerate()
+    {
         buf[2 * i] = HEX[usize::from(byte >> 4)];
         buf[2 * i + 1] = HEX[usize::from(byte & 15)];
     }
@@ -128,7 +133,10 @@ mod tests {
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("te", HeaderValue::from_static("trailers"));

@@ -87,7 +87,11 @@ enum Outcome {
 }
 
 /// Handles one client request end to end.
-pub async fn handle(shared: &Shared, conn: &ConnInfo, mut req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    shared: &Shared,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
     let table = shared.table.load_full();
     let upgrade = headers::is_upgrade_request(req.headers());
@@ -109,9 +113,16 @@ pub async fn handle(shared: &Shared, conn: &ConnInfo, mut req: Request<Incoming>
         .access_log
         .as_ref()
         .filter(|_| table.config.access_log.enabled)
-        .map(|tx| (tx, parts.method.clone(), parts.uri.path_and_query().cloned()));
+        .map(|tx| {
+            (
+                tx,
+                parts.method.clone(),
+                parts.uri.path_and_query().cloned(),
+            )
+        });
 
-    let (mut resp, answered) = route_request(route, conn, &mut parts, body, upgrade, client_upgrade).await;
+    let (mut resp, answered) =
+        route_request(route, conn, &mut parts, body, upgrade, client_upgrade).await;
 
     if route.debug_header {
         let h = resp.headers_mut();
@@ -149,11 +160,12 @@ async fn route_request(
     }
     let side = route.decide(&parts.headers, parts.uri.query(), conn.peer_ip.as_bytes());
 
-    let forwarded_host = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let forwarded_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     // ficus's own server side answers `Expect: 100-continue` when the body is first read.
     parts.headers.remove(header::EXPECT);
@@ -162,7 +174,12 @@ async fn route_request(
             parts.headers.insert(header::HOST, h.clone());
         }
     }
-    headers::set_forwarded(&mut parts.headers, &conn.peer_ip, &conn.proto, forwarded_host);
+    headers::set_forwarded(
+        &mut parts.headers,
+        &conn.peer_ip,
+        &conn.proto,
+        forwarded_host,
+    );
 
     let modern = match (side, &route.modern) {
         (Side::Modern, Some(m)) => m,
@@ -170,7 +187,13 @@ async fn route_request(
             let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
             let headers = std::mem::take(&mut parts.headers);
             let outcome = send(&route.legacy, parts, headers, body).await;
-            return answer(route, &route.legacy, outcome, Answered::Legacy, client_upgrade);
+            return answer(
+                route,
+                &route.legacy,
+                outcome,
+                Answered::Legacy,
+                client_upgrade,
+            );
         }
     };
 
@@ -199,14 +222,24 @@ async fn route_request(
             let status = resp.status().as_u16();
             match resend.filter(|_| may_resend && route.falls_back_on(status)) {
                 Some(b) => b,
-                None => return answer(route, modern, Outcome::Response(resp), Answered::Modern, None),
+                None => {
+                    return answer(
+                        route,
+                        modern,
+                        Outcome::Response(resp),
+                        Answered::Modern,
+                        None,
+                    )
+                }
             }
         }
         // Nothing reached modern: any method may go to legacy, with the body kept or reclaimed.
-        Outcome::Connect(e) => match resend.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
-            Some(b) => b,
-            None => return answer(route, modern, Outcome::Connect(e), Answered::Modern, None),
-        },
+        Outcome::Connect(e) => {
+            match resend.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
+                Some(b) => b,
+                None => return answer(route, modern, Outcome::Connect(e), Answered::Modern, None),
+            }
+        }
         Outcome::Timeout => match resend.filter(|_| may_resend && route.fallback_on_timeout) {
             Some(b) => b,
             None => return answer(route, modern, Outcome::Timeout, Answered::Modern, None),
@@ -219,36 +252,64 @@ async fn route_request(
     };
     let headers = std::mem::take(&mut parts.headers);
     let outcome = send(&route.legacy, parts, headers, retry_body).await;
-    answer(route, &route.legacy, outcome, Answered::LegacyFallback, None)
+    answer(
+        route,
+        &route.legacy,
+        outcome,
+        Answered::LegacyFallback,
+        None,
+    )
 }
 
 /// Buffers a small body so it can be sent twice; larger or unannounced bodies stream, and can
 /// only be re-sent if the first send never read them.
-async fn prepare_resendable(route: &CompiledRoute, body: Incoming) -> Result<RequestBody, Response<ResponseBody>> {
+async fn prepare_resendable(
+    route: &CompiledRoute,
+    body: Incoming,
+) -> Result<RequestBody, Response<ResponseBody>> {
     if body.is_end_stream() {
         return Ok(RequestBody::Empty);
     }
     match body.size_hint().exact() {
         Some(n) if n <= route.max_buffered_body => {
-            match Limited::new(body, route.max_body_bytes as usize).collect().await {
+            match Limited::new(body, route.max_body_bytes as usize)
+                .collect()
+                .await
+            {
                 Ok(collected) => Ok(RequestBody::Full(Some(collected.to_bytes()))),
-                Err(e) => Err(if body::is_body_too_large(&*e).is_some() || e.is::<http_body_util::LengthLimitError>() {
-                    too_large(route, route.max_body_bytes)
-                } else {
-                    Problem::new(StatusCode::BAD_REQUEST, "client-body-error", "Could not read the request body")
+                Err(e) => Err(
+                    if body::is_body_too_large(&*e).is_some()
+                        || e.is::<http_body_util::LengthLimitError>()
+                    {
+                        too_large(route, route.max_body_bytes)
+                    } else {
+                        Problem::new(
+                            StatusCode::BAD_REQUEST,
+                            "client-body-error",
+                            "Could not read the request body",
+                        )
                         .route(&route.name)
                         .detail(format!("reading the request body failed: {e}"))
                         .fix("send the complete body announced by Content-Length")
                         .into_response()
-                }),
+                    },
+                ),
             }
         }
-        _ => Ok(RequestBody::Shared(Reclaimable::new(Capped::new(body, route.max_body_bytes)))),
+        _ => Ok(RequestBody::Shared(Reclaimable::new(Capped::new(
+            body,
+            route.max_body_bytes,
+        )))),
     }
 }
 
 /// Sends one request to an upstream, with its request timeout.
-async fn send(up: &UpstreamClient, parts: &Parts, mut headers: HeaderMap, body: RequestBody) -> Outcome {
+async fn send(
+    up: &UpstreamClient,
+    parts: &Parts,
+    mut headers: HeaderMap,
+    body: RequestBody,
+) -> Outcome {
     if let HostRewrite::Set(h) = &up.host {
         headers.insert(header::HOST, h.clone());
     }
@@ -277,7 +338,11 @@ fn answer(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> (Response<ResponseBody>, Answered) {
     let fell_back = answered == Answered::LegacyFallback;
-    let also = if fell_back { " (after the modern upstream failed)" } else { "" };
+    let also = if fell_back {
+        " (after the modern upstream failed)"
+    } else {
+        ""
+    };
     match outcome {
         Outcome::Response(mut resp) => {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -343,17 +408,21 @@ fn answer(
 }
 
 fn too_large(route: &CompiledRoute, limit: u64) -> Response<ResponseBody> {
-    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large")
-        .route(&route.name)
-        .detail(format!(
-            "route \"{}\" accepts request bodies up to {limit} bytes",
-            route.name
-        ))
-        .fix(format!(
-            "send a smaller body, or raise max_body on route \"{}\"",
-            route.name
-        ))
-        .into_response()
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+    )
+    .route(&route.name)
+    .detail(format!(
+        "route \"{}\" accepts request bodies up to {limit} bytes",
+        route.name
+    ))
+    .fix(format!(
+        "send a smaller body, or raise max_body on route \"{}\"",
+        route.name
+    ))
+    .into_response()
 }
 
 /// Copies bytes both ways between an upgraded client connection and upstream connection.
@@ -367,7 +436,12 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 }
 
 fn content_length(h: &HeaderMap) -> Option<u64> {
-    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -171,7 +171,12 @@ mod tests {
         })
     }
 
-    fn view<'a>(method: &'a Method, host: Option<&'a str>, path: &'a str, h: &'a HeaderMap) -> RequestView<'a> {
+    fn view<'a>(
+        method: &'a Method,
+        host: Option<&'a str>,
+        path: &'a str,
+        h: &'a HeaderMap,
+    ) -> RequestView<'a> {
         RequestView {
             method,
             host,
@@ -232,7 +237,12 @@ mod tests {
         assert!(!m.matches(&view(&Method::GET, None, "/health", &h)));
         assert!(!m.matches(&view(&Method::GET, Some("api.example.com"), "/health/", &h)));
         let empty = HeaderMap::new();
-        assert!(!m.matches(&view(&Method::GET, Some("api.example.com"), "/health", &empty)));
+        assert!(!m.matches(&view(
+            &Method::GET,
+            Some("api.example.com"),
+            "/health",
+            &empty
+        )));
     }
 
     #[test]

@@ -58,10 +58,11 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, GatewayError> {
         let table = RouteTable::compile(config, None)?;
         let cfg = table.config.clone();
-        let (access_log, log_task) = match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
-            Ok((tx, task)) => (Some(tx), Some(task)),
-            Err(e) => return Err(GatewayError::AccessLog(e)),
-        };
+        let (access_log, log_task) =
+            match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
+                Ok((tx, task)) => (Some(tx), Some(task)),
+                Err(e) => return Err(GatewayError::AccessLog(e)),
+            };
         let shared = Arc::new(Shared {
             table: ArcSwap::from_pointee(table),
             access_log,
@@ -72,12 +73,19 @@ impl Gateway {
         let mut addrs = Vec::new();
         let mut accept_tasks = Vec::new();
         for l in &cfg.listeners {
-            let tls = l.tls.as_ref().map(|t| tls_acceptor(&l.name, t)).transpose()?;
-            let listener = TcpListener::bind(l.bind).await.map_err(|source| GatewayError::Bind {
-                name: l.name.clone(),
-                addr: l.bind,
-                source,
-            })?;
+            let tls = l
+                .tls
+                .as_ref()
+                .map(|t| tls_acceptor(&l.name, t))
+                .transpose()?;
+            let listener =
+                TcpListener::bind(l.bind)
+                    .await
+                    .map_err(|source| GatewayError::Bind {
+                        name: l.name.clone(),
+                        addr: l.bind,
+                        source,
+                    })?;
             let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
                 name: l.name.clone(),
                 addr: l.bind,
@@ -128,7 +136,9 @@ impl Gateway {
         if config.access_log.format != current.config.access_log.format
             || config.access_log.path != current.config.access_log.path
         {
-            return Err(GatewayError::NeedsRestart("access_log.format / access_log.path"));
+            return Err(GatewayError::NeedsRestart(
+                "access_log.format / access_log.path",
+            ));
         }
         let table = RouteTable::compile(config, Some(&current))?;
         self.shared.table.store(Arc::new(table));
@@ -171,14 +181,28 @@ fn tls_acceptor(name: &str, files: &ficus_config::TlsFiles) -> Result<TlsAccepto
         reason,
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| err(format!("cannot read certificate file {}: {e}", files.cert.display())))?
+        .map_err(|e| {
+            err(format!(
+                "cannot read certificate file {}: {e}",
+                files.cert.display()
+            ))
+        })?
         .collect::<Result<_, _>>()
-        .map_err(|e| err(format!("bad certificate file {}: {e}", files.cert.display())))?;
+        .map_err(|e| {
+            err(format!(
+                "bad certificate file {}: {e}",
+                files.cert.display()
+            ))
+        })?;
     if certs.is_empty() {
         return Err(err(format!("no certificate in {}", files.cert.display())));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| err(format!("cannot read private key {}: {e}", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        err(format!(
+            "cannot read private key {}: {e}",
+            files.key.display()
+        ))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -252,7 +276,9 @@ async fn serve_connection(
         }
         Some(acceptor) => {
             // The handshake counts against the header read timeout: a slow client is a slow client.
-            let Ok(Ok(tls_stream)) = tokio::time::timeout(gw.header_read_timeout, acceptor.accept(stream)).await else {
+            let Ok(Ok(tls_stream)) =
+                tokio::time::timeout(gw.header_read_timeout, acceptor.accept(stream)).await
+            else {
                 return;
             };
             let conn = Arc::new(ConnInfo::new(peer, true));

@@ -89,7 +89,10 @@ mod tests {
                 choose(Stage::Canary, w(25.0), || bucket("orders", key.as_bytes())) == Side::Modern
             })
             .count();
-        assert!((2350..=2650).contains(&modern), "{modern} of 10000 on modern");
+        assert!(
+            (2350..=2650).contains(&modern),
+            "{modern} of 10000 on modern"
+        );
     }
 
     #[test]

@@ -106,15 +106,14 @@ pub struct RouteTable {
 impl RouteTable {
     /// Compiles a config. Upstream clients of `previous` whose definition is unchanged are
     /// reused, so a reload keeps their warm connection pools.
-    pub fn compile(config: Config, previous: Option<&RouteTable>) -> Result<RouteTable, UpstreamError> {
+    pub fn compile(
+        config: Config,
+        previous: Option<&RouteTable>,
+    ) -> Result<RouteTable, UpstreamError> {
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
-            let reused = previous.and_then(|p| {
-                p.upstreams
-                    .iter()
-                    .find(|c| c.config == *u)
-                    .cloned()
-            });
+            let reused =
+                previous.and_then(|p| p.upstreams.iter().find(|c| c.config == *u).cloned());
             upstreams.push(match reused {
                 Some(c) => c,
                 None => Arc::new(UpstreamClient::new(u)?),
@@ -181,7 +180,10 @@ mod tests {
     fn sticky_keys_are_found() {
         let mut h = HeaderMap::new();
         h.insert("x-user-id", HeaderValue::from_static("u-42"));
-        h.insert("cookie", HeaderValue::from_static("a=1; session=abc; sessionx=no"));
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; session=abc; sessionx=no"),
+        );
         let ip = b"127.0.0.1".as_slice();
         let hk = StickyKey::Header(http::HeaderName::from_static("x-user-id"));
         assert_eq!(sticky_key(&hk, &h, None, ip), Some(b"u-42".as_slice()));
@@ -189,13 +191,19 @@ mod tests {
             sticky_key(&StickyKey::Cookie("session".into()), &h, None, ip),
             Some(b"abc".as_slice())
         );
-        assert_eq!(sticky_key(&StickyKey::Cookie("nope".into()), &h, None, ip), None);
+        assert_eq!(
+            sticky_key(&StickyKey::Cookie("nope".into()), &h, None, ip),
+            None
+        );
         let q = Some("x=1&account=77&accounts=9");
         assert_eq!(
             sticky_key(&StickyKey::Query("account".into()), &h, q, ip),
             Some(b"77".as_slice())
         );
-        assert_eq!(sticky_key(&StickyKey::Query("account".into()), &h, None, ip), None);
+        assert_eq!(
+            sticky_key(&StickyKey::Query("account".into()), &h, None, ip),
+            None
+        );
         assert_eq!(sticky_key(&StickyKey::ClientIp, &h, None, ip), Some(ip));
     }
 }

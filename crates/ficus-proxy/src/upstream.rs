@@ -65,18 +65,18 @@ impl UpstreamClient {
             .authority()
             .cloned()
             .expect("validated upstream URLs have an authority");
-        let prefix = cfg.url.path().trim_end_matches('/').to_string();
+        let prefix = cfg.path_prefix().to_string();
         let host = match &cfg.host {
             HostHeader::Preserve => HostRewrite::Preserve,
             HostHeader::Upstream => HostRewrite::Set(
                 HeaderValue::from_str(authority.as_str()).expect("an authority is a header value"),
             ),
-            HostHeader::Fixed(h) => HostRewrite::Set(HeaderValue::from_str(h).map_err(|_| {
-                UpstreamError::Tls {
+            HostHeader::Fixed(h) => {
+                HostRewrite::Set(HeaderValue::from_str(h).map_err(|_| UpstreamError::Tls {
                     upstream: cfg.name.clone(),
                     reason: format!("host {h:?} is not a valid header value"),
-                }
-            })?),
+                })?)
+            }
         };
 
         let mut http = HttpConnector::new();

@@ -60,18 +60,36 @@ async fn hop_by_hop_headers_are_removed_and_forwarded_headers_set() {
     assert_eq!(status, 200);
     let seen = legacy.last();
     assert_eq!(seen.path, "/h");
-    for gone in ["connection", "x-private", "keep-alive", "te", "proxy-authorization", "upgrade"] {
-        assert!(!seen.headers.contains_key(gone), "{gone} was forwarded: {:?}", seen.headers);
+    for gone in [
+        "connection",
+        "x-private",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "upgrade",
+    ] {
+        assert!(
+            !seen.headers.contains_key(gone),
+            "{gone} was forwarded: {:?}",
+            seen.headers
+        );
     }
     assert_eq!(seen.headers["x-custom"], "kept");
     assert_eq!(seen.headers["x-forwarded-for"], "10.1.2.3, 127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
     assert_eq!(seen.headers["x-forwarded-host"], "shop.test:8443");
-    assert_eq!(seen.headers["host"], "shop.test:8443", "Host is preserved by default");
+    assert_eq!(
+        seen.headers["host"], "shop.test:8443",
+        "Host is preserved by default"
+    );
     assert_eq!(seen.headers["x-request-id"].len(), 32);
 
     let (_, _, _) = get(&gw.url("/h"), &[("x-request-id", "abc-123")]).await;
-    assert_eq!(legacy.last().headers["x-request-id"], "abc-123", "a client's id is kept");
+    assert_eq!(
+        legacy.last().headers["x-request-id"],
+        "abc-123",
+        "a client's id is kept"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +108,10 @@ async fn hop_by_hop_headers_are_removed_from_responses() {
     let gw = TestGateway::start(CONFIG, &[("legacy", format!("http://{addr}"))]).await;
     let (status, h, body) = get(&gw.url("/"), &[]).await;
     assert_eq!((status.as_u16(), &body[..]), (200, &b"ok"[..]));
-    assert!(!h.contains_key("x-hop") && !h.contains_key("keep-alive"), "{h:?}");
+    assert!(
+        !h.contains_key("x-hop") && !h.contains_key("keep-alive"),
+        "{h:?}"
+    );
     assert_eq!(header(&h, "x-end"), "2");
 }
 
@@ -110,7 +131,11 @@ async fn host_is_rewritten_per_upstream_and_the_path_prefix_applied() {
 async fn response_bodies_stream_without_buffering() {
     let (legacy, gw) = setup().await;
     let resp = client()
-        .request(Request::get(gw.url("/stream/1048576")).body(full("")).unwrap())
+        .request(
+            Request::get(gw.url("/stream/1048576"))
+                .body(full(""))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let mut body = resp.into_body();
@@ -130,10 +155,15 @@ async fn response_bodies_stream_without_buffering() {
 #[tokio::test]
 async fn request_bodies_stream_without_buffering() {
     let (legacy, gw) = setup().await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>(2);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    let (tx, rx) = tokio::sync::mpsc::channel::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >(2);
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
     let body = BodyExt::boxed(http_body_util::StreamBody::new(stream));
-    tx.send(Ok(hyper::body::Frame::data(Bytes::from(vec![1u8; 1000])))).await.unwrap();
+    tx.send(Ok(hyper::body::Frame::data(Bytes::from(vec![1u8; 1000]))))
+        .await
+        .unwrap();
     // The client has not finished its body (tx is open), yet the upstream answers after the
     // first chunk: the gateway forwarded it without waiting for the rest.
     let resp = tokio::time::timeout(
@@ -155,16 +185,23 @@ async fn a_large_body_streams_through_both_ways() {
     let (_legacy, gw) = setup().await;
     // 64 MiB up, counted by the upstream; far above any buffer the gateway keeps.
     let size = 64 * 1024 * 1024;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >(4);
     tokio::spawn(async move {
         let chunk = Bytes::from(vec![7u8; 1024 * 1024]);
         for _ in 0..64 {
-            if tx.send(Ok(hyper::body::Frame::data(chunk.clone()))).await.is_err() {
+            if tx
+                .send(Ok(hyper::body::Frame::data(chunk.clone())))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
     let req = Request::post(gw.url("/upload"))
         .body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
         .unwrap();
@@ -184,13 +221,22 @@ async fn websocket_upgrade_passes_through() {
     .unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
     assert_eq!(legacy.last().headers["upgrade"], "websocket");
-    assert_eq!(legacy.last().headers["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==");
+    assert_eq!(
+        legacy.last().headers["sec-websocket-key"],
+        "dGhlIHNhbXBsZSBub25jZQ=="
+    );
     for msg in [&b"hello"[..], b"frames pass both ways"] {
         s.write_all(msg).await.unwrap();
         let mut got = vec![0u8; msg.len()];
-        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got)).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got, msg);
     }
 }
@@ -199,9 +245,11 @@ async fn websocket_upgrade_passes_through() {
 async fn expect_100_continue_is_answered() {
     let (legacy, gw) = setup().await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 100 Continue"), "{head}");
     s.write_all(b"hello").await.unwrap();
@@ -257,7 +305,9 @@ async fn tls_listener_negotiates_h2_and_http1_by_alpn() {
             .with_root_certificates(roots.clone())
             .with_no_client_auth();
         // Offer only one protocol by ALPN, so the listener must negotiate exactly it.
-        let b = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only();
+        let b = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only();
         let connector = if version == http::Version::HTTP_2 {
             b.enable_http2().build()
         } else {
@@ -266,7 +316,10 @@ async fn tls_listener_negotiates_h2_and_http1_by_alpn() {
         let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build::<_, BoxBody>(connector);
         let url = format!("https://localhost:{}/tls", gw.addr.port());
-        let resp = c.request(Request::get(url).body(full("")).unwrap()).await.unwrap();
+        let resp = c
+            .request(Request::get(url).body(full("")).unwrap())
+            .await
+            .unwrap();
         assert_eq!((resp.status().as_u16(), resp.version()), (200, version));
         assert_eq!(legacy.last().headers["x-forwarded-proto"], "https");
     }
@@ -298,7 +351,8 @@ async fn upstreams_over_http2_and_https() {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, cert.cert.pem()).unwrap();
     let h2c = Upstream::start("h2c").await;
-    let https = Upstream::start_tls("https", &cert.cert.pem(), &cert.key_pair.serialize_pem()).await;
+    let https =
+        Upstream::start_tls("https", &cert.cert.pem(), &cert.key_pair.serialize_pem()).await;
     let text = format!(
         r#"
 [[listener]]
@@ -332,7 +386,11 @@ legacy = "https"
 
     let (s, h, _) = get(&gw.url("/h2c/x"), &[]).await;
     assert_eq!((s.as_u16(), header(&h, "x-served-by")), (200, "h2c"));
-    assert_eq!(h2c.last().version, http::Version::HTTP_2, "prior-knowledge HTTP/2 upstream");
+    assert_eq!(
+        h2c.last().version,
+        http::Version::HTTP_2,
+        "prior-knowledge HTTP/2 upstream"
+    );
 
     let (s, h, _) = get(&gw.url("/plain"), &[]).await;
     assert_eq!((s.as_u16(), header(&h, "x-served-by")), (200, "https"));
@@ -340,14 +398,19 @@ legacy = "https"
 
     let (s, _, _) = get(&gw.url("/https2/y"), &[]).await;
     assert_eq!(s, 200);
-    assert_eq!(https.last().version, http::Version::HTTP_2, "HTTP/2 negotiated by ALPN");
+    assert_eq!(
+        https.last().version,
+        http::Version::HTTP_2,
+        "HTTP/2 negotiated by ALPN"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn an_untrusted_https_upstream_is_a_502_naming_it() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let https = Upstream::start_tls("https", &cert.cert.pem(), &cert.key_pair.serialize_pem()).await;
+    let https =
+        Upstream::start_tls("https", &cert.cert.pem(), &cert.key_pair.serialize_pem()).await;
     let text = format!(
         "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.https]\nurl = \"https://localhost:{}\"\n[default]\nlegacy = \"https\"\n",
         https.addr.port()

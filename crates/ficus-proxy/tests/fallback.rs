@@ -39,12 +39,26 @@ async fn post(url: &str, body: &'static str) -> (http::StatusCode, http::HeaderM
 #[tokio::test]
 async fn connect_failure_falls_back_for_every_method() {
     let legacy = Upstream::start("legacy").await;
-    let gw = TestGateway::start(&config(""), &[("legacy", legacy.url()), ("modern", dead_url().await)]).await;
+    let gw = TestGateway::start(
+        &config(""),
+        &[("legacy", legacy.url()), ("modern", dead_url().await)],
+    )
+    .await;
     let (s, h, _) = get(&gw.url("/a"), &[]).await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy-fallback"));
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (200, "legacy-fallback")
+    );
     let (s, h, _) = post(&gw.url("/a"), "hello").await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy-fallback"));
-    assert_eq!(header(&h, "x-body-len"), "5", "the POST body reached legacy intact");
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (200, "legacy-fallback")
+    );
+    assert_eq!(
+        header(&h, "x-body-len"),
+        "5",
+        "the POST body reached legacy intact"
+    );
     assert_eq!(legacy.hits(), 2);
 }
 
@@ -53,34 +67,59 @@ async fn status_503_falls_back_for_get_but_a_post_that_reached_modern_is_not_res
     let legacy = Upstream::start("legacy").await;
     let modern = Upstream::start("modern").await;
     modern.set_status(503);
-    let gw = TestGateway::start(&config(""), &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    let gw = TestGateway::start(
+        &config(""),
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
 
     for status in [502u16, 503, 504] {
         modern.set_status(status);
         let (s, h, body) = get(&gw.url("/x"), &[]).await;
-        assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy-fallback"), "{status}");
+        assert_eq!(
+            (s.as_u16(), header(&h, "x-ficus-upstream")),
+            (200, "legacy-fallback"),
+            "{status}"
+        );
         assert_eq!(&body[..], b"legacy");
     }
     assert_eq!((modern.hits(), legacy.hits()), (3, 3));
 
     modern.set_status(503);
     let (s, h, _) = post(&gw.url("/x"), "order").await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (503, "modern"));
-    assert_eq!((modern.hits(), legacy.hits()), (4, 3), "the POST was not re-sent");
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (503, "modern")
+    );
+    assert_eq!(
+        (modern.hits(), legacy.hits()),
+        (4, 3),
+        "the POST was not re-sent"
+    );
 
     // 500 is not a fallback status by default.
     modern.set_status(500);
     let (s, h, _) = get(&gw.url("/x"), &[]).await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (500, "modern"));
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (500, "modern")
+    );
 }
 
 #[tokio::test]
 async fn timeout_falls_back_for_safe_methods_only() {
     let legacy = Upstream::start("legacy").await;
     let modern = Upstream::start("modern").await;
-    let gw = TestGateway::start(&config(""), &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    let gw = TestGateway::start(
+        &config(""),
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
     let (s, h, _) = get(&gw.url("/sleep/2000"), &[]).await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy-fallback"));
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (200, "legacy-fallback")
+    );
     assert_eq!(legacy.last().path, "/sleep/2000");
 
     let legacy_before = legacy.hits();
@@ -90,7 +129,10 @@ async fn timeout_falls_back_for_safe_methods_only() {
     let p: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(p["route"], "api");
     assert_eq!(p["upstream"], "modern");
-    assert!(p["fix"].as_str().unwrap().contains("request_timeout"), "{p}");
+    assert!(
+        p["fix"].as_str().unwrap().contains("request_timeout"),
+        "{p}"
+    );
     assert_eq!(legacy.hits(), legacy_before, "the POST was not re-sent");
 }
 
@@ -100,9 +142,16 @@ async fn a_route_can_widen_the_methods_and_the_body_is_resent_intact() {
     let modern = Upstream::start("modern").await;
     modern.set_status(503);
     let extra = r#"fallback = { methods = ["GET", "POST", "PUT"] }"#;
-    let gw = TestGateway::start(&config(extra), &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    let gw = TestGateway::start(
+        &config(extra),
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
     let (s, h, _) = post(&gw.url("/orders"), "{\"qty\":3}").await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy-fallback"));
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (200, "legacy-fallback")
+    );
     assert_eq!(legacy.last().body_len, 9);
     assert_eq!(modern.last().body_len, 9);
     let (ml, ll) = (modern.last(), legacy.last());
@@ -118,26 +167,43 @@ async fn a_body_larger_than_the_buffer_streams_and_is_not_resent() {
     let modern = Upstream::start("modern").await;
     modern.set_status(503);
     let extra = r#"fallback = { methods = ["GET", "POST"], max_buffered_body = "1KiB" }"#;
-    let gw = TestGateway::start(&config(extra), &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    let gw = TestGateway::start(
+        &config(extra),
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
     let big: &'static str = Box::leak("y".repeat(4096).into_boxed_str());
     let (s, h, _) = post(&gw.url("/upload"), big).await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (503, "modern"));
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (503, "modern")
+    );
     assert_eq!(modern.last().body_len, 4096);
     assert_eq!(legacy.hits.load(Ordering::SeqCst), 0);
 
     // A small one within the buffer falls back.
     let (s, h, _) = post(&gw.url("/upload"), "small").await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy-fallback"));
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (200, "legacy-fallback")
+    );
 }
 
 #[tokio::test]
 async fn a_streamed_body_is_reclaimed_when_modern_cannot_be_reached() {
     let legacy = Upstream::start("legacy").await;
     let extra = r#"fallback = { max_buffered_body = "1KiB" }"#;
-    let gw = TestGateway::start(&config(extra), &[("legacy", legacy.url()), ("modern", dead_url().await)]).await;
+    let gw = TestGateway::start(
+        &config(extra),
+        &[("legacy", legacy.url()), ("modern", dead_url().await)],
+    )
+    .await;
     let big: &'static str = Box::leak("z".repeat(100_000).into_boxed_str());
     let (s, h, _) = send(Request::put(gw.url("/doc")).body(full(big)).unwrap()).await;
-    assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy-fallback"));
+    assert_eq!(
+        (s.as_u16(), header(&h, "x-ficus-upstream")),
+        (200, "legacy-fallback")
+    );
     assert_eq!(legacy.last().body_len, 100_000);
 }
 

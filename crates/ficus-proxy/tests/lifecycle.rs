@@ -58,7 +58,9 @@ async fn reload_under_concurrent_load_fails_no_request() {
     for round in 0..20 {
         let weight = (round * 5) % 101;
         let text = CONFIG.replace("weight = 0", &format!("weight = {weight}"));
-        gw.gateway().reload(config(&text, &vars)).expect("valid reload");
+        gw.gateway()
+            .reload(config(&text, &vars))
+            .expect("valid reload");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -66,7 +68,11 @@ async fn reload_under_concurrent_load_fails_no_request() {
         c.await.unwrap();
     }
     assert_eq!(failed.load(Ordering::Relaxed), 0);
-    assert!(ok.load(Ordering::Relaxed) > 200, "load ran: {}", ok.load(Ordering::Relaxed));
+    assert!(
+        ok.load(Ordering::Relaxed) > 200,
+        "load ran: {}",
+        ok.load(Ordering::Relaxed)
+    );
     assert!(modern.hits() > 0 && legacy.hits() > 0);
 }
 
@@ -80,9 +86,16 @@ async fn a_reload_that_changes_listeners_is_refused_and_the_old_table_serves() {
         .replace("bind = \"127.0.0.1:0\"", "bind = \"127.0.0.1:1\"")
         .replace("weight = 0", "weight = 100");
     let err = gw.gateway().reload(config(&text, &vars)).unwrap_err();
-    assert_eq!(err.to_string(), "[[listener]] cannot change on reload; restart ficus to apply it");
+    assert_eq!(
+        err.to_string(),
+        "[[listener]] cannot change on reload; restart ficus to apply it"
+    );
     let (_, h, _) = get(&gw.url("/api/x"), &[]).await;
-    assert_eq!(header(&h, "x-ficus-upstream"), "legacy", "the old table (weight 0) still serves");
+    assert_eq!(
+        header(&h, "x-ficus-upstream"),
+        "legacy",
+        "the old table (weight 0) still serves"
+    );
 }
 
 #[tokio::test]
@@ -97,7 +110,11 @@ async fn reload_keeps_warm_upstream_pools() {
     let after = gw.gateway().table();
     assert!(!Arc::ptr_eq(&before, &after));
     for (a, b) in before.upstreams().iter().zip(after.upstreams()) {
-        assert!(Arc::ptr_eq(a, b), "unchanged upstream {} keeps its client", a.name);
+        assert!(
+            Arc::ptr_eq(a, b),
+            "unchanged upstream {} keeps its client",
+            a.name
+        );
     }
 }
 
@@ -114,7 +131,11 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     let left = gw.gw.take().unwrap().shutdown(Duration::from_secs(5)).await;
     assert_eq!(left, 0, "every connection drained within the grace period");
     let (status, _, body) = in_flight.await.unwrap();
-    assert_eq!((status.as_u16(), &body[..]), (200, &b"legacy"[..]), "the in-flight request was answered");
+    assert_eq!(
+        (status.as_u16(), &body[..]),
+        (200, &b"legacy"[..]),
+        "the in-flight request was answered"
+    );
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the listener is closed after shutdown"
@@ -126,13 +147,21 @@ async fn shutdown_gives_up_at_the_grace_period() {
     let legacy = Upstream::start("legacy").await;
     let modern = Upstream::start("modern").await;
     let vars = [("legacy", legacy.url()), ("modern", modern.url())];
-    let text = CONFIG.replace("url = \"{legacy}\"", "url = \"{legacy}\"\nrequest_timeout = \"60s\"");
+    let text = CONFIG.replace(
+        "url = \"{legacy}\"",
+        "url = \"{legacy}\"\nrequest_timeout = \"60s\"",
+    );
     let mut gw = TestGateway::start(&text, &vars).await;
     let url = gw.url("/sleep/5000");
     let _slow = tokio::spawn(async move { get(&url, &[]).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = std::time::Instant::now();
-    let left = gw.gw.take().unwrap().shutdown(Duration::from_millis(300)).await;
+    let left = gw
+        .gw
+        .take()
+        .unwrap()
+        .shutdown(Duration::from_millis(300))
+        .await;
     assert_eq!(left, 1);
     assert!(t.elapsed() < Duration::from_secs(2));
 }

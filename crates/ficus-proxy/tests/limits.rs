@@ -49,7 +49,8 @@ async fn oversized_headers_get_431() {
     let big = "a".repeat(10 * 1024);
     let resp = raw(
         gw.addr,
-        format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\nconnection: close\r\n\r\n").as_bytes(),
+        format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\nconnection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await;
     assert!(resp.starts_with("HTTP/1.1 431"), "{resp}");
@@ -87,7 +88,12 @@ async fn bodies_over_the_route_limit_get_413_with_a_problem() {
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
 
     // Within the limit passes.
-    let (s, _, _) = send(Request::post(gw.url("/small/x")).body(full("tiny")).unwrap()).await;
+    let (s, _, _) = send(
+        Request::post(gw.url("/small/x"))
+            .body(full("tiny"))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, 200);
 }
 
@@ -97,7 +103,10 @@ async fn a_slow_upstream_gets_504() {
     let t = Instant::now();
     let (s, h, b) = get(&gw.url("/sleep/3000"), &[]).await;
     assert_eq!(s, 504);
-    assert!(t.elapsed() < Duration::from_secs(2), "answered at the timeout, not when the upstream did");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "answered at the timeout, not when the upstream did"
+    );
     assert_eq!(header(&h, "content-type"), "application/problem+json");
     let p: serde_json::Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(p["type"], "urn:ficus:problem:upstream-timeout");
@@ -111,7 +120,10 @@ async fn a_dead_upstream_gets_502_naming_it() {
     assert_eq!(s, 502);
     let p: serde_json::Value = serde_json::from_slice(&b).unwrap();
     assert_eq!(p["upstream"], "legacy");
-    assert!(p["fix"].as_str().unwrap().contains("running and reachable"), "{p}");
+    assert!(
+        p["fix"].as_str().unwrap().contains("running and reachable"),
+        "{p}"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +137,10 @@ async fn slow_clients_are_cut_off_at_the_header_read_timeout() {
     let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
     assert!(r.is_ok(), "the connection was closed by the gateway");
     let waited = t.elapsed();
-    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(3), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
     assert_eq!(legacy.hits(), 0);
 }
 
@@ -136,7 +151,9 @@ async fn connections_over_the_limit_get_503_and_are_closed() {
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(gw.addr).await.unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 512];
         let n = s.read(&mut buf).await.unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
@@ -146,7 +163,10 @@ async fn connections_over_the_limit_get_503_and_are_closed() {
     assert_eq!(gw.gateway().open_connections(), 2);
     let resp = raw(gw.addr, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
     assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
-    assert!(resp.contains("application/problem+json") && resp.contains("max_connections"), "{resp}");
+    assert!(
+        resp.contains("application/problem+json") && resp.contains("max_connections"),
+        "{resp}"
+    );
     drop(held);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (s, _, _) = get(&gw.url("/"), &[]).await;
@@ -163,7 +183,10 @@ async fn malformed_requests_get_400_and_the_gateway_keeps_serving() {
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
     ] {
         let resp = raw(gw.addr, bad).await;
-        assert!(resp.is_empty() || resp.starts_with("HTTP/1.1 400"), "{resp}");
+        assert!(
+            resp.is_empty() || resp.starts_with("HTTP/1.1 400"),
+            "{resp}"
+        );
     }
     assert_eq!(legacy.hits(), 0);
     let (s, _, _) = get(&gw.url("/"), &[]).await;

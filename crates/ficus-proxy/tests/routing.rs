@@ -66,21 +66,45 @@ debug_header = true
 async fn setup() -> (Upstream, Upstream, TestGateway) {
     let legacy = Upstream::start("legacy").await;
     let modern = Upstream::start("modern").await;
-    let gw = TestGateway::start(CONFIG, &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    let gw = TestGateway::start(
+        CONFIG,
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
     (legacy, modern, gw)
 }
 
 #[tokio::test]
 async fn first_match_wins_and_templates_match_whole_segments() {
     let (_l, _m, gw) = setup().await;
-    let cases: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
+    // (method, path, request headers, expected route, expected side)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case<'_>] = &[
         ("GET", "/orders/7/items", &[], "order-items", "modern"),
         ("GET", "/orders/7/items/", &[], "orders", ""),
-        ("GET", "/orders/7", &[("x-role", "admin")], "orders-admin", "legacy"),
-        ("GET", "/orders/7/items", &[("x-role", "admin")], "order-items", "modern"),
+        (
+            "GET",
+            "/orders/7",
+            &[("x-role", "admin")],
+            "orders-admin",
+            "legacy",
+        ),
+        (
+            "GET",
+            "/orders/7/items",
+            &[("x-role", "admin")],
+            "order-items",
+            "modern",
+        ),
         ("DELETE", "/orders/7", &[], "default", "legacy"),
         ("GET", "/ordersx", &[], "default", "legacy"),
-        ("GET", "/health", &[("host", "api.test")], "health", "modern"),
+        (
+            "GET",
+            "/health",
+            &[("host", "api.test")],
+            "health",
+            "modern",
+        ),
         ("GET", "/health", &[], "default", "legacy"),
         ("GET", "/catalog/9", &[], "catalog", "legacy"),
     ];
@@ -129,7 +153,10 @@ async fn raising_the_weight_by_reload_never_moves_a_user_back() {
         for (i, u) in users.iter().enumerate() {
             let (_, h, _) = get(&gw.url("/orders"), &[("x-user-id", u)]).await;
             let now_modern = header(&h, "x-served-by") == "modern";
-            assert!(now_modern || !on_modern[i], "{u} moved back to legacy at weight {weight}");
+            assert!(
+                now_modern || !on_modern[i],
+                "{u} moved back to legacy at weight {weight}"
+            );
             on_modern[i] = now_modern;
         }
     }
@@ -147,7 +174,10 @@ async fn requests_without_the_sticky_key_are_split_too() {
     .await;
     let t = tally(sides);
     let m = t.get("modern").copied().unwrap_or(0);
-    assert!((15..=90).contains(&m), "no key: random buckets, about 25% modern: {t:?}");
+    assert!(
+        (15..=90).contains(&m),
+        "no key: random buckets, about 25% modern: {t:?}"
+    );
 }
 
 async fn futures_join<F, Fut, T>(n: usize, f: F) -> Vec<T>

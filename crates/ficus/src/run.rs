@@ -58,9 +58,12 @@ pub fn route_table(cfg: &Config) -> String {
     for (i, r) in cfg.all_routes().enumerate() {
         let modern = r.modern.as_deref().unwrap_or("-");
         let answers = match r.stage {
-            Stage::Legacy => format!("{}", r.legacy),
+            Stage::Legacy => r.legacy.clone(),
             Stage::Shadow => format!("{} (mirror to {modern} comes with shadowing)", r.legacy),
-            Stage::Canary => format!("{modern} for {} of keys, {} for the rest", r.weight, r.legacy),
+            Stage::Canary => format!(
+                "{modern} for {} of keys, {} for the rest",
+                r.weight, r.legacy
+            ),
             Stage::Modern => modern.to_string(),
             Stage::Retired => format!("{modern} only"),
         };
@@ -114,11 +117,17 @@ fn describe_match(m: &ficus_config::RouteMatch) -> String {
         parts.push(format!("host={h}"));
     }
     if !m.methods.is_empty() {
-        parts.push(m.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","));
+        parts.push(
+            m.methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
     }
     match &m.path {
         ficus_config::PathMatch::Any => {}
-        ficus_config::PathMatch::Prefix(p) => parts.push(format!("{p}/*")),
+        ficus_config::PathMatch::Prefix(p) => parts.push(format!("{}/*", p.trim_end_matches('/'))),
         ficus_config::PathMatch::Exact(p) => parts.push(format!("={p}")),
         ficus_config::PathMatch::Template(t) => parts.push(t.clone()),
     }
@@ -150,7 +159,10 @@ pub fn reload(path: &Path) -> ExitCode {
     let pid = match std::fs::read_to_string(pid_file) {
         Ok(s) => s.trim().to_string(),
         Err(e) => {
-            eprintln!("cannot read pid file {}: {e} (is ficus running?)", pid_file.display());
+            eprintln!(
+                "cannot read pid file {}: {e} (is ficus running?)",
+                pid_file.display()
+            );
             return ExitCode::from(1);
         }
     };
@@ -158,9 +170,15 @@ pub fn reload(path: &Path) -> ExitCode {
         eprintln!("pid file {} does not hold a process id", pid_file.display());
         return ExitCode::from(1);
     }
-    match std::process::Command::new("kill").args(["-HUP", &pid]).status() {
+    match std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+    {
         Ok(s) if s.success() => {
-            println!("sent SIGHUP to ficus (pid {pid}); it reloads {}", path.display());
+            println!(
+                "sent SIGHUP to ficus (pid {pid}); it reloads {}",
+                path.display()
+            );
             ExitCode::SUCCESS
         }
         _ => {
@@ -244,7 +262,10 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
     let left = gw.shutdown(grace).await;
     if left > 0 {
-        tracing::warn!(connections = left, "grace period over; closing connections still open");
+        tracing::warn!(
+            connections = left,
+            "grace period over; closing connections still open"
+        );
     } else {
         tracing::info!("drained; bye");
     }

@@ -29,14 +29,19 @@ async fn upstream(name: &'static str) -> String {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
-                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
-                    if let Some(ms) = req.uri().path().strip_prefix("/sleep/") {
-                        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
-                    }
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
-                });
+                let svc = service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        if let Some(ms) = req.uri().path().strip_prefix("/sleep/") {
+                            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0)))
+                                .await;
+                        }
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(s), svc)
                     .await;
@@ -49,7 +54,10 @@ async fn upstream(name: &'static str) -> String {
 async fn get(url: &str) -> (u16, String, String) {
     let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .build_http::<Full<Bytes>>();
-    let resp = c.get(url.parse().unwrap()).await.expect("the gateway answers");
+    let resp = c
+        .get(url.parse().unwrap())
+        .await
+        .expect("the gateway answers");
     let status = resp.status().as_u16();
     let side = resp
         .headers()
@@ -97,17 +105,29 @@ path = "{}"
     )
 }
 
+/// A child process that is killed and reaped if the test fails before it exits.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `ficus run` and waits for its "listening" line; returns the child, the address and
 /// a thread collecting the rest of stderr.
-fn start(cfg: &Path) -> (Child, String, std::sync::mpsc::Receiver<String>) {
-    let mut child = ficus()
-        .args(["run", "-c"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+fn start(cfg: &Path) -> (Proc, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = Proc(
+        ficus()
+            .args(["run", "-c"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
@@ -168,20 +188,40 @@ fn validate_reports_file_line_col_and_exits_1() {
     assert!(err.contains("did you mean \"modern\"?"), "{err}");
 
     let good = dir.join("good.toml");
-    std::fs::write(&good, config(&dir, "http://127.0.0.1:1", "http://127.0.0.1:2", 25)).unwrap();
-    let out = ficus().args(["validate", "-c"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &good,
+        config(&dir, "http://127.0.0.1:1", "http://127.0.0.1:2", 25),
+    )
+    .unwrap();
+    let out = ficus()
+        .args(["validate", "-c"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let missing = ficus().args(["validate", "-c", "/nonexistent/ficus.toml"]).output().unwrap();
+    let missing = ficus()
+        .args(["validate", "-c", "/nonexistent/ficus.toml"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config file /nonexistent/ficus.toml"));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("cannot read config file /nonexistent/ficus.toml"));
 }
 
 #[test]
 fn routes_prints_the_compiled_table() {
     let dir = temp_dir("routes");
     let cfg = dir.join("ficus.toml");
-    std::fs::write(&cfg, config(&dir, "http://127.0.0.1:1", "http://127.0.0.1:2", 25)).unwrap();
+    std::fs::write(
+        &cfg,
+        config(&dir, "http://127.0.0.1:1", "http://127.0.0.1:2", 25),
+    )
+    .unwrap();
     let out = ficus().args(["routes", "-c"]).arg(&cfg).output().unwrap();
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout).unwrap();
@@ -189,9 +229,15 @@ fn routes_prints_the_compiled_table() {
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("#  ROUTE"), "{table}");
     assert!(lines[1].contains("orders") && lines[1].contains("canary") && lines[1].contains("25%"));
-    assert!(lines[1].contains("modern for 25% of keys, legacy for the rest"), "{table}");
+    assert!(
+        lines[1].contains("modern for 25% of keys, legacy for the rest"),
+        "{table}"
+    );
     assert!(lines[1].contains("header:x-user-id"), "{table}");
-    assert!(lines[2].starts_with("2  default") && lines[2].contains("legacy"), "{table}");
+    assert!(
+        lines[2].starts_with("2  default") && lines[2].contains("legacy"),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,23 +250,38 @@ async fn run_reloads_on_sighup_refuses_invalid_files_and_drains_on_sigterm() {
     let (mut child, addr, logs) = start(&cfg);
     let base = format!("http://{addr}");
 
-    assert_eq!(get(&format!("{base}/orders/1")).await, (200, "legacy".into(), "legacy".into()));
+    assert_eq!(
+        get(&format!("{base}/orders/1")).await,
+        (200, "legacy".into(), "legacy".into())
+    );
 
     // A valid change through `ficus reload` (validates, then signals the pid file's process).
     std::fs::write(&cfg, config(&dir, &legacy, &modern, 100)).unwrap();
     let out = ficus().args(["reload", "-c"]).arg(&cfg).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     wait_for_line(&logs, "reloaded");
     assert_eq!(get(&format!("{base}/orders/1")).await.1, "modern");
 
     // An invalid file: `ficus reload` refuses before signalling; a raw SIGHUP is refused by
     // the gateway, which keeps serving the previous table.
-    std::fs::write(&cfg, config(&dir, &legacy, &modern, 100).replace("stage = \"canary\"", "stage = \"canery\"")).unwrap();
+    std::fs::write(
+        &cfg,
+        config(&dir, &legacy, &modern, 100).replace("stage = \"canary\"", "stage = \"canery\""),
+    )
+    .unwrap();
     let out = ficus().args(["reload", "-c"]).arg(&cfg).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown stage \"canery\""));
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
     let line = wait_for_line(&logs, "reload refused");
     assert!(line.contains("previous table keeps serving"), "{line}");
     assert_eq!(get(&format!("{base}/orders/2")).await.1, "modern");
@@ -231,22 +292,32 @@ async fn run_reloads_on_sighup_refuses_invalid_files_and_drains_on_sigterm() {
         async move { get(&url).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     assert_eq!(slow.await.unwrap(), (200, "legacy".into(), "legacy".into()));
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "ficus exits after draining");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success());
-    assert!(!dir.join("ficus.pid").exists(), "the pid file is removed on exit");
+    assert!(
+        !dir.join("ficus.pid").exists(),
+        "the pid file is removed on exit"
+    );
 
     // The access log has one JSON line per request.
     let log = std::fs::read_to_string(dir.join("access.log")).unwrap();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4, "{log}");
     assert_eq!(lines[0]["route"], "orders");
     assert_eq!(lines[0]["upstream"], "legacy");

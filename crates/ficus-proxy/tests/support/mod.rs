@@ -63,7 +63,8 @@ impl Upstream {
     /// An upstream serving HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with the given certificate.
     pub async fn start_tls(name: &'static str, cert_pem: &str, key_pem: &str) -> Upstream {
         use rustls_pki_types::pem::PemObject;
-        let certs = vec![rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+        let certs =
+            vec![rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
         let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
@@ -93,7 +94,9 @@ impl Upstream {
         };
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -101,11 +104,20 @@ impl Upstream {
                         let st = st.clone();
                         async move { Ok::<_, Infallible>(st.handle(req).await) }
                     });
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let _ = match tls {
-                        None => builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await,
+                        None => {
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                .await
+                        }
                         Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(s) => builder.serve_connection_with_upgrades(TokioIo::new(s), svc).await,
+                            Ok(s) => {
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(s), svc)
+                                    .await
+                            }
                             Err(_) => Ok(()),
                         },
                     };
@@ -132,7 +144,12 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("the upstream saw a request")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the upstream saw a request")
     }
 
     pub fn set_status(&self, s: u16) {
@@ -191,7 +208,12 @@ impl State {
             tokio::spawn(async move { while body.frame().await.is_some() {} });
             return text(200, self.name, &format!("first-chunk={first}"));
         }
-        let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         self.record(method, path.clone(), headers, body.len());
         let mut parts = path.trim_start_matches('/').splitn(2, '/');
         match (parts.next(), parts.next()) {
@@ -220,7 +242,9 @@ impl State {
                         }
                     }
                 });
-                let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+                let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|f| (f, rx))
+                });
                 Response::builder()
                     .header("x-served-by", self.name)
                     .body(BodyExt::boxed(StreamBody::new(stream)))
@@ -270,7 +294,9 @@ pub struct TestGateway {
 impl TestGateway {
     pub async fn start(toml: &str, vars: &[(&str, String)]) -> TestGateway {
         let cfg = config(toml, vars);
-        let gw = ficus_proxy::Gateway::start(cfg).await.expect("gateway starts");
+        let gw = ficus_proxy::Gateway::start(cfg)
+            .await
+            .expect("gateway starts");
         let addr = gw.local_addrs()[0];
         TestGateway { gw: Some(gw), addr }
     }

@@ -1,0 +1,1910 @@
+//! From the spanned TOML tree to a validated [`Config`], collecting every problem on the way.
+//!
+//! Each section reader reports what is wrong with its keys and substitutes the default for a bad
+//! value, so that one run finds all the problems of a file; the `Config` is only handed out when
+//! no problem was found.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Uri};
+use toml::de::{DeInteger, DeTable, DeValue};
+
+use crate::model::*;
+use crate::raw::{clip, describe, entries, Entry, LineIndex, Span};
+use crate::suggest::{did_you_mean, nearest};
+use crate::units::{self, UnitError};
+use crate::{Diagnostic, Diagnostics};
+
+const TOP_LEVEL: [(&str, &str); 6] = [
+    ("gateway", "[gateway]"),
+    ("listener", "[[listener]]"),
+    ("upstream", "[upstream.NAME]"),
+    ("route", "[[route]]"),
+    ("default", "[default]"),
+    ("access_log", "[access_log]"),
+];
+const GATEWAY_KEYS: &[&str] = &[
+    "header_read_timeout",
+    "max_header_bytes",
+    "max_connections",
+    "shutdown_grace",
+    "pid_file",
+];
+const LISTENER_KEYS: &[&str] = &["name", "bind", "tls"];
+const TLS_KEYS: &[&str] = &["cert", "key"];
+const UPSTREAM_KEYS: &[&str] = &[
+    "url",
+    "connect_timeout",
+    "request_timeout",
+    "max_idle_connections",
+    "pool_idle_timeout",
+    "http2",
+    "host",
+    "ca_file",
+];
+/// Keys of a `[[route]]` that say which requests it takes; `[default]` takes every request.
+const MATCH_KEYS: &[&str] = &[
+    "name",
+    "host",
+    "methods",
+    "path_prefix",
+    "path",
+    "template",
+    "headers",
+];
+/// Keys shared by `[[route]]` and `[default]`.
+const ROUTE_KEYS: &[&str] = &[
+    "legacy",
+    "modern",
+    "stage",
+    "weight",
+    "sticky",
+    "max_body",
+    "debug_header",
+    "fallback",
+];
+const FALLBACK_KEYS: &[&str] = &[
+    "enabled",
+    "methods",
+    "on_status",
+    "on_timeout",
+    "max_buffered_body",
+];
+const ACCESS_LOG_KEYS: &[&str] = &["enabled", "format", "path"];
+const PATH_KEYS: [&str; 3] = ["path_prefix", "path", "template"];
+
+const NAME_HELP: &str = "names use letters, digits, '_', '.' and '-'";
+const STICKY_HELP: &str =
+    "use \"client-ip\", \"header:NAME\", \"cookie:NAME\" or \"query:NAME\", e.g. \"header:x-user-id\"";
+const STAGES_HELP: &str = "stages are legacy, shadow, canary, modern and retired";
+const METHOD_HELP: &str = "methods are upper-case HTTP method names such as \"GET\" or \"POST\"";
+/// Continuation lines of a multi-line help line up under the text after `  help: `.
+const HELP_INDENT: &str = "\n        ";
+
+pub(crate) fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Diagnostics> {
+    let mut v = Validator {
+        lines: LineIndex::new(text),
+        diags: Vec::new(),
+        base_dir,
+    };
+    let config = match DeTable::parse(text) {
+        Ok(doc) => v.document(doc.get_ref(), doc.span()),
+        Err(e) => {
+            v.syntax_error(&e);
+            None
+        }
+    };
+    match config {
+        Some(config) if v.diags.is_empty() => Ok(config),
+        _ => {
+            let mut items = v.diags;
+            items.sort_by_key(|d| (d.line, d.col));
+            Err(Diagnostics {
+                origin: origin.to_string(),
+                items,
+            })
+        }
+    }
+}
+
+/// The keys of one table, and how to name it in messages.
+struct Section<'a, 'i> {
+    /// Who the message is about: `route "orders"`, `upstream "legacy"`, `[gateway]`.
+    ctx: String,
+    /// Prepended to key names in messages: `fallback.` for `[route.fallback]`.
+    prefix: &'static str,
+    /// The table's header (or inline table), where missing keys are reported.
+    span: Span,
+    entries: Vec<Entry<'a, 'i>>,
+}
+
+impl<'a, 'i> Section<'a, 'i> {
+    fn new(ctx: String, prefix: &'static str, span: Span, table: &'a DeTable<'i>) -> Self {
+        Section {
+            ctx,
+            prefix,
+            span,
+            entries: entries(table),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Entry<'a, 'i>> {
+        self.entries.iter().find(|e| e.key == key)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The key as the user knows it: `fallback.methods`.
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+}
+
+/// The upstream names routes may refer to.
+struct Upstreams {
+    names: Vec<String>,
+    /// The `upstream` section is malformed: do not report references as unknown.
+    broken: bool,
+}
+
+struct Validator<'s, 'b> {
+    lines: LineIndex<'s>,
+    diags: Vec<Diagnostic>,
+    base_dir: &'b Path,
+}
+
+impl<'s> Validator<'s, '_> {
+    // ---- reporting -------------------------------------------------------------------------
+
+    fn error(&mut self, span: &Span, message: impl Into<String>, help: Option<String>) {
+        let (line, col) = self.lines.line_col(span.start);
+        self.diags.push(Diagnostic {
+            line,
+            col,
+            message: message.into(),
+            help,
+        });
+    }
+
+    fn line(&self, span: &Span) -> usize {
+        self.lines.line_col(span.start).0
+    }
+
+    fn syntax_error(&mut self, e: &toml::de::Error) {
+        let span = e.span().unwrap_or(0..0);
+        let msg = e.message().trim().to_string();
+        if msg == "duplicate key" {
+            let key = self.lines.text().get(span.clone()).unwrap_or("").trim();
+            self.error(
+                &span,
+                format!("TOML syntax error: duplicate key {key:?}"),
+                Some("a key can appear only once in a table; remove or rename one of them".into()),
+            );
+        } else {
+            self.error(&span, format!("TOML syntax error: {msg}"), None);
+        }
+    }
+
+    fn type_error(&mut self, sec: &Section<'_, '_>, e: &Entry<'_, '_>, expected: &str) {
+        let key = sec.key(e.key);
+        let help = match (e.value, expected) {
+            (DeValue::String(s), "true or false") if s == "true" || s == "false" => {
+                format!("remove the quotes: {} = {s}", e.key)
+            }
+            (DeValue::String(s), "an integer") if s.trim().parse::<i64>().is_ok() => {
+                format!("remove the quotes: {} = {}", e.key, s.trim())
+            }
+            (DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_), "a string") => {
+                format!("put it in quotes: {} = \"{}\"", e.key, self.raw(&e.span))
+            }
+            (_, "true or false") => format!("write {} = true or {} = false", e.key, e.key),
+            (_, "an integer") => {
+                format!("write a whole number without quotes, e.g. {} = 100", e.key)
+            }
+            (_, "a string") => format!("write {} = \"...\"", e.key),
+            (_, "a table") => format!("write {} = {{ ... }}, or a section of its own", e.key),
+            (_, "an array of strings") => format!("write {} = [\"GET\", \"POST\"]", e.key),
+            (_, "a number from 0 to 100") => {
+                "write the percentage as a bare number, e.g. weight = 25 or weight = 2.5"
+                    .to_string()
+            }
+            (_, "an array of status codes") => format!("write {} = [502, 503, 504]", e.key),
+            (_, "a duration such as \"10s\"") => units::DURATION_HELP.to_string(),
+            (_, "a size such as \"64KiB\"") => units::SIZE_HELP.to_string(),
+            _ => String::new(),
+        };
+        self.error(
+            &e.span,
+            format!(
+                "{}: {key} must be {expected}, found {}",
+                sec.ctx,
+                describe(e.value)
+            ),
+            (!help.is_empty()).then_some(help),
+        );
+    }
+
+    /// Reports keys not in `known` (nor in `skip`, which the caller reports itself).
+    fn unknown_keys(&mut self, sec: &Section<'_, '_>, known: &[&str], skip: &[&str], table: &str) {
+        for e in &sec.entries {
+            if known.contains(&e.key) || skip.contains(&e.key) {
+                continue;
+            }
+            let help = match nearest(e.key, known.iter().copied()) {
+                Some(near) => format!("did you mean {:?}?", sec.key(near)),
+                None => format!("{table} keys are: {}", known.join(", ")),
+            };
+            self.error(
+                &e.key_span,
+                format!("{}: unknown key {:?}", sec.ctx, sec.key(e.key)),
+                Some(help),
+            );
+        }
+    }
+
+    /// The source text of a span, shortened for messages.
+    fn raw(&self, span: &Span) -> String {
+        clip(self.lines.text().get(span.clone()).unwrap_or("").trim())
+    }
+
+    // ---- typed getters: report a wrong type and return None ----------------------------------
+
+    fn string<'a>(&mut self, sec: &Section<'a, '_>, key: &str) -> Option<(&'a str, Span)> {
+        let e = sec.get(key)?;
+        match e.value {
+            DeValue::String(s) => Some((s.as_ref(), e.span.clone())),
+            _ => {
+                self.type_error(sec, e, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, sec: &Section<'_, '_>, key: &str, default: bool) -> bool {
+        let Some(e) = sec.get(key) else {
+            return default;
+        };
+        match e.value {
+            DeValue::Boolean(b) => *b,
+            _ => {
+                self.type_error(sec, e, "true or false");
+                default
+            }
+        }
+    }
+
+    /// An integer; values beyond 64 bits are reported as out of range by the callers' checks.
+    fn integer(&mut self, sec: &Section<'_, '_>, key: &str) -> Option<(i128, Span)> {
+        let e = sec.get(key)?;
+        match e.value {
+            DeValue::Integer(i) => Some((int_value(i), e.span.clone())),
+            _ => {
+                self.type_error(sec, e, "an integer");
+                None
+            }
+        }
+    }
+
+    fn table<'a, 'i>(
+        &mut self,
+        sec: &Section<'a, 'i>,
+        key: &str,
+    ) -> Option<(&'a DeTable<'i>, Span)> {
+        let e = sec.get(key)?;
+        match e.value {
+            DeValue::Table(t) => Some((t, e.span.clone())),
+            _ => {
+                self.type_error(sec, e, "a table");
+                None
+            }
+        }
+    }
+
+    /// An array of strings; a non-string item is reported and skipped.
+    fn strings<'a>(
+        &mut self,
+        sec: &Section<'a, '_>,
+        key: &str,
+    ) -> Option<(Vec<(&'a str, Span)>, Span)> {
+        let e = sec.get(key)?;
+        let DeValue::Array(items) = e.value else {
+            self.type_error(sec, e, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push((s.as_ref(), item.span())),
+                other => self.error(
+                    &item.span(),
+                    format!(
+                        "{}: {} must be an array of strings, found {} in it",
+                        sec.ctx,
+                        sec.key(key),
+                        describe(other)
+                    ),
+                    None,
+                ),
+            }
+        }
+        Some((out, e.span.clone()))
+    }
+
+    fn duration(&mut self, sec: &Section<'_, '_>, key: &str, default: Duration) -> Duration {
+        let Some(e) = sec.get(key) else {
+            return default;
+        };
+        let name = sec.key(key);
+        match e.value {
+            DeValue::String(s) => match units::parse_duration(s) {
+                Ok(d) => d,
+                Err(err) => {
+                    let help = match err.suggestion() {
+                        Some(fixed) => format!("did you mean {fixed:?}? {}", units::DURATION_HELP),
+                        None => units::DURATION_HELP.to_string(),
+                    };
+                    self.error(
+                        &e.span,
+                        format!("{}: {name} {:?} {err}", sec.ctx, clip(s)),
+                        Some(help),
+                    );
+                    default
+                }
+            },
+            DeValue::Integer(i) => {
+                self.error(
+                    &e.span,
+                    format!("{}: {name} {} has no unit", sec.ctx, self.raw(&e.span)),
+                    Some(format!(
+                        "durations are strings with a unit: {} = \"{}s\" or \"{}ms\"",
+                        e.key,
+                        int_value(i),
+                        int_value(i)
+                    )),
+                );
+                default
+            }
+            _ => {
+                self.type_error(sec, e, "a duration such as \"10s\"");
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, sec: &Section<'_, '_>, key: &str) -> Option<(u64, Span)> {
+        let e = sec.get(key)?;
+        let name = sec.key(key);
+        match e.value {
+            DeValue::String(s) => match units::parse_size(s) {
+                Ok(n) => Some((n, e.span.clone())),
+                Err(err) => {
+                    let help = match &err {
+                        UnitError::UnknownUnit {
+                            unit,
+                            suggestion: Some(fixed),
+                        } if !unit.to_ascii_lowercase().contains('i') && unit != "b" => format!(
+                            "did you mean {fixed:?}? sizes use binary units (1KiB = 1024 bytes): \
+                             B, KiB, MiB, GiB; decimal units such as {unit} are not accepted"
+                        ),
+                        UnitError::UnknownUnit {
+                            suggestion: Some(fixed),
+                            ..
+                        } => format!("did you mean {fixed:?}? units are case-sensitive"),
+                        _ => units::SIZE_HELP.to_string(),
+                    };
+                    self.error(
+                        &e.span,
+                        format!("{}: {name} {:?} {err}", sec.ctx, clip(s)),
+                        Some(help),
+                    );
+                    None
+                }
+            },
+            DeValue::Integer(i) => match u64::try_from(int_value(i)) {
+                Ok(n) => Some((n, e.span.clone())),
+                Err(_) => {
+                    self.error(
+                        &e.span,
+                        format!(
+                            "{}: {name} {} is not a size in bytes",
+                            sec.ctx,
+                            self.raw(&e.span)
+                        ),
+                        Some(units::SIZE_HELP.to_string()),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.type_error(sec, e, "a size such as \"64KiB\"");
+                None
+            }
+        }
+    }
+
+    /// A file path, resolved against the config file's folder.
+    fn path(&mut self, sec: &Section<'_, '_>, key: &str) -> Option<PathBuf> {
+        let (s, span) = self.string(sec, key)?;
+        if s.trim().is_empty() {
+            self.error(
+                &span,
+                format!("{}: {} is empty", sec.ctx, sec.key(key)),
+                Some(format!(
+                    "give a file path (relative to the config file's folder), or remove {}",
+                    sec.key(key)
+                )),
+            );
+            return None;
+        }
+        Some(self.base_dir.join(s))
+    }
+
+    /// The table of a top-level key (`[gateway]`), or None after reporting another type.
+    fn top_table<'a, 'i>(
+        &mut self,
+        e: &Entry<'a, 'i>,
+        ctx: &str,
+        header: &str,
+    ) -> Option<Section<'a, 'i>> {
+        match e.value {
+            DeValue::Table(t) => Some(Section::new(ctx.to_string(), "", e.span.clone(), t)),
+            other => {
+                self.error(
+                    &e.key_span,
+                    format!("{} must be a table, found {}", e.key, describe(other)),
+                    Some(format!("write it as a {header} section")),
+                );
+                None
+            }
+        }
+    }
+
+    // ---- the document ------------------------------------------------------------------------
+
+    fn document<'a, 'i>(&mut self, root: &'a DeTable<'i>, root_span: Span) -> Option<Config> {
+        let top = entries(root);
+        let find = |k: &str| top.iter().find(|e| e.key == k);
+        // Sections written under a misspelled name: not reported missing on top of the typo.
+        let mut misspelled: Vec<&str> = Vec::new();
+        for e in &top {
+            if TOP_LEVEL.iter().any(|(k, _)| *k == e.key) {
+                continue;
+            }
+            let help = match nearest(e.key, TOP_LEVEL.iter().map(|(k, _)| *k)) {
+                Some(near) => {
+                    misspelled.push(near);
+                    let header = TOP_LEVEL.iter().find(|(k, _)| *k == near).map(|(_, h)| *h);
+                    format!("did you mean {}?", header.unwrap_or(near))
+                }
+                None => format!("the sections are {}", TOP_LEVEL.map(|(_, h)| h).join(", ")),
+            };
+            self.error(
+                &e.key_span,
+                format!("unknown top-level key {:?}", e.key),
+                Some(help),
+            );
+        }
+
+        let gateway = match find("gateway") {
+            Some(e) => self.gateway(e),
+            None => Gateway::default(),
+        };
+        let listeners = self.listeners(find("listener"));
+        let (upstreams, mut names) = self.upstreams(find("upstream"));
+        if find("upstream").is_none() && misspelled.contains(&"upstream") {
+            names.broken = true;
+        }
+        let missing = |k: &str| find(k).is_none() && !misspelled.contains(&k);
+        let routes = self.routes(find("route"), &names);
+        let default_route = match find("default") {
+            Some(e) => self
+                .top_table(e, "default route", "[default]")
+                .map(|mut sec| self.default_route(&mut sec, &names)),
+            None => None,
+        };
+        let access_log = match find("access_log") {
+            Some(e) => self.access_log(e),
+            None => AccessLog::default(),
+        };
+
+        // Whole-file problems are reported at 1:1.
+        let start = root_span.start..root_span.start;
+        if missing("listener") {
+            self.error(
+                &start,
+                "no [[listener]] configured: ficus would not accept any connection",
+                Some(format!(
+                    "add one:{HELP_INDENT}[[listener]]{HELP_INDENT}bind = \"0.0.0.0:8080\""
+                )),
+            );
+        }
+        if missing("upstream") {
+            self.error(
+                &start,
+                "no upstreams configured",
+                Some(format!(
+                    "add the service ficus sits in front of:{HELP_INDENT}[upstream.legacy]\
+                     {HELP_INDENT}url = \"http://127.0.0.1:9001\""
+                )),
+            );
+        }
+        if missing("default") {
+            let first = upstreams.first().map_or("legacy", |u| u.name.as_str());
+            self.error(
+                &start,
+                "missing [default] route",
+                Some(format!(
+                    "add the catch-all route, which takes every request no [[route]] matches:\
+                     {HELP_INDENT}[default]{HELP_INDENT}legacy = {first:?}"
+                )),
+            );
+        }
+
+        Some(Config {
+            gateway,
+            listeners,
+            upstreams,
+            routes,
+            default_route: default_route?,
+            access_log,
+        })
+    }
+
+    fn gateway(&mut self, e: &Entry<'_, '_>) -> Gateway {
+        let mut g = Gateway::default();
+        let Some(sec) = self.top_table(e, "[gateway]", "[gateway]") else {
+            return g;
+        };
+        self.unknown_keys(&sec, GATEWAY_KEYS, &[], "[gateway]");
+        g.header_read_timeout =
+            self.duration(&sec, "header_read_timeout", defaults::HEADER_READ_TIMEOUT);
+        if let Some((n, span)) = self.size(&sec, "max_header_bytes") {
+            if n < defaults::MIN_HEADER_BYTES {
+                self.error(
+                    &span,
+                    format!(
+                        "[gateway]: max_header_bytes {} is below the minimum of {}",
+                        self.raw(&span),
+                        units::format_size(defaults::MIN_HEADER_BYTES)
+                    ),
+                    Some(format!(
+                        "the HTTP/1 parser needs room for at least {} bytes of request head; use \
+                         \"{}\" or more (default \"{}\")",
+                        defaults::MIN_HEADER_BYTES,
+                        units::format_size(defaults::MIN_HEADER_BYTES),
+                        units::format_size(defaults::MAX_HEADER_BYTES)
+                    )),
+                );
+            } else {
+                g.max_header_bytes = n;
+            }
+        }
+        if let Some((n, span)) = self.integer(&sec, "max_connections") {
+            match usize::try_from(n) {
+                Ok(n) if n >= 1 => g.max_connections = n,
+                _ => self.error(
+                    &span,
+                    format!(
+                        "[gateway]: max_connections {} is out of range",
+                        self.raw(&span)
+                    ),
+                    Some(format!(
+                        "max_connections is how many client connections are served at once: at \
+                         least 1 (default {})",
+                        defaults::MAX_CONNECTIONS
+                    )),
+                ),
+            }
+        }
+        g.shutdown_grace = self.duration(&sec, "shutdown_grace", defaults::SHUTDOWN_GRACE);
+        g.pid_file = self.path(&sec, "pid_file");
+        g
+    }
+
+    // ---- listeners ---------------------------------------------------------------------------
+
+    fn listeners(&mut self, e: Option<&Entry<'_, '_>>) -> Vec<Listener> {
+        let Some(e) = e else {
+            return Vec::new();
+        };
+        let tables = self.array_of_tables(e, "listener", "[[listener]]");
+        if tables.is_empty() && matches!(e.value, DeValue::Array(_)) {
+            self.error(
+                &e.key_span,
+                "no listeners configured: listener is empty",
+                Some(format!(
+                    "add one:{HELP_INDENT}[[listener]]{HELP_INDENT}bind = \"0.0.0.0:8080\""
+                )),
+            );
+        }
+        let mut out: Vec<Listener> = Vec::new();
+        let mut names: HashMap<String, (usize, usize, bool)> = HashMap::new();
+        let mut binds: Vec<(SocketAddr, String)> = Vec::new();
+        for (i, (table, span)) in tables.into_iter().enumerate() {
+            let index = i + 1;
+            let mut sec = Section::new(format!("listener #{index}"), "", span.clone(), table);
+            let mut name = format!("listener-{index}");
+            let mut name_span = span.clone();
+            if let Some((n, nspan)) = self.string(&sec, "name") {
+                if !valid_name(n) {
+                    self.error(
+                        &nspan,
+                        format!("listener #{index}: invalid name {:?}", clip(n)),
+                        Some(NAME_HELP.to_string()),
+                    );
+                }
+                sec.ctx = format!("listener {n:?}");
+                name = n.to_string();
+                name_span = nspan;
+            }
+            match names.get(&name) {
+                Some((first_line, first_index, first_explicit)) => {
+                    let help = if *first_explicit {
+                        format!(
+                            "the first listener named {name:?} is at line {first_line}; listener \
+                             names must be unique"
+                        )
+                    } else {
+                        format!(
+                            "listener #{first_index} (line {first_line}) has no name, so it is \
+                             called {name:?}; listener names must be unique"
+                        )
+                    };
+                    let message = if sec.has("name") {
+                        format!("duplicate listener name {name:?}")
+                    } else {
+                        format!("{}: its default name {name:?} is already taken", sec.ctx)
+                    };
+                    self.error(&name_span, message, Some(help));
+                }
+                None => {
+                    let line = self.line(&name_span);
+                    names.insert(name.clone(), (line, index, sec.has("name")));
+                }
+            }
+            self.unknown_keys(&sec, LISTENER_KEYS, &[], "[[listener]]");
+
+            let bind = match self.string(&sec, "bind") {
+                Some((b, bspan)) => match b.trim().parse::<SocketAddr>() {
+                    Ok(addr) => {
+                        self.check_bind(&sec.ctx, addr, &bspan, &binds);
+                        binds.push((addr, sec.ctx.clone()));
+                        Some(addr)
+                    }
+                    Err(_) => {
+                        let help = if b.trim().parse::<IpAddr>().is_ok() {
+                            format!("add a port, e.g. \"{}:8080\"", b.trim())
+                        } else {
+                            "write an IP address and a port, e.g. \"0.0.0.0:8080\", \
+                             \"127.0.0.1:8080\" or \"[::]:8443\" (host names are not resolved)"
+                                .to_string()
+                        };
+                        self.error(
+                            &bspan,
+                            format!(
+                                "{}: bind {:?} is not an IP address and port",
+                                sec.ctx,
+                                clip(b)
+                            ),
+                            Some(help),
+                        );
+                        None
+                    }
+                },
+                None => {
+                    if !sec.has("bind") {
+                        self.error(
+                            &sec.span,
+                            format!("{}: missing bind", sec.ctx),
+                            Some(
+                                "add the address to listen on, e.g. bind = \"0.0.0.0:8080\"".into(),
+                            ),
+                        );
+                    }
+                    None
+                }
+            };
+
+            let tls = self.table(&sec, "tls").and_then(|(t, tspan)| {
+                let tsec = Section::new(sec.ctx.clone(), "tls.", tspan, t);
+                self.unknown_keys(&tsec, TLS_KEYS, &[], "tls");
+                let cert = self.required_path(&tsec, "cert", "the certificate chain (PEM)");
+                let key = self.required_path(&tsec, "key", "the private key (PEM)");
+                Some(TlsFiles {
+                    cert: cert?,
+                    key: key?,
+                })
+            });
+
+            out.push(Listener {
+                name,
+                bind: bind.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                tls,
+            });
+        }
+        out
+    }
+
+    fn required_path(&mut self, sec: &Section<'_, '_>, key: &str, what: &str) -> Option<PathBuf> {
+        if !sec.has(key) {
+            self.error(
+                &sec.span,
+                format!("{}: missing {}", sec.ctx, sec.key(key)),
+                Some(format!("add {key} = \"FILE\", the path of {what}")),
+            );
+            return None;
+        }
+        self.path(sec, key)
+    }
+
+    fn check_bind(
+        &mut self,
+        ctx: &str,
+        addr: SocketAddr,
+        span: &Span,
+        seen: &[(SocketAddr, String)],
+    ) {
+        if addr.port() == 0 {
+            // Port 0 asks the OS for any free port: two such listeners never collide.
+            return;
+        }
+        for (other, other_ctx) in seen {
+            if *other == addr {
+                self.error(
+                    span,
+                    format!("{ctx}: bind {addr} is already used by {other_ctx}"),
+                    Some("each listener needs its own address and port".into()),
+                );
+                return;
+            }
+            let same_family = other.is_ipv4() == addr.is_ipv4();
+            if same_family
+                && other.port() == addr.port()
+                && (other.ip().is_unspecified() || addr.ip().is_unspecified())
+            {
+                self.error(
+                    span,
+                    format!("{ctx}: bind {addr} overlaps {other_ctx} ({other})"),
+                    Some(format!(
+                        "an unspecified address listens on every address of port {}; use \
+                         another port or drop one of the listeners",
+                        addr.port()
+                    )),
+                );
+                return;
+            }
+        }
+    }
+
+    /// The tables of `[[key]]`; a lone `[key]` is reported but still read.
+    fn array_of_tables<'a, 'i>(
+        &mut self,
+        e: &Entry<'a, 'i>,
+        key: &str,
+        header: &str,
+    ) -> Vec<(&'a DeTable<'i>, Span)> {
+        match e.value {
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.get_ref() {
+                        DeValue::Table(t) => out.push((t, item.span())),
+                        other => self.error(
+                            &item.span(),
+                            format!(
+                                "{key} #{} must be a table, found {}",
+                                i + 1,
+                                describe(other)
+                            ),
+                            Some(format!("write each {key} as a {header} section")),
+                        ),
+                    }
+                }
+                out
+            }
+            DeValue::Table(t) => {
+                self.error(
+                    &e.span,
+                    format!("{key} must be an array of tables: write {header}"),
+                    Some(format!(
+                        "use double brackets, {header}, once for each {key}: a file can have \
+                         several"
+                    )),
+                );
+                vec![(t, e.span.clone())]
+            }
+            other => {
+                self.error(
+                    &e.key_span,
+                    format!(
+                        "{key} must be an array of tables, found {}",
+                        describe(other)
+                    ),
+                    Some(format!("write each {key} as a {header} section")),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    // ---- upstreams ---------------------------------------------------------------------------
+
+    fn upstreams(&mut self, e: Option<&Entry<'_, '_>>) -> (Vec<Upstream>, Upstreams) {
+        let mut names = Upstreams {
+            names: Vec::new(),
+            broken: false,
+        };
+        let Some(e) = e else {
+            return (Vec::new(), names);
+        };
+        let DeValue::Table(table) = e.value else {
+            names.broken = true;
+            let help = if matches!(e.value, DeValue::Array(_)) {
+                "upstreams are named tables: write [upstream.legacy], [upstream.modern], ..."
+            } else {
+                "write each upstream as a named table: [upstream.legacy] with url = \"...\""
+            };
+            self.error(
+                &e.key_span,
+                format!(
+                    "upstream must be a table of named upstreams, found {}",
+                    describe(e.value)
+                ),
+                Some(help.to_string()),
+            );
+            return (Vec::new(), names);
+        };
+        let items = entries(table);
+        if items.is_empty() {
+            self.error(
+                &e.span,
+                "no upstreams configured: [upstream] is empty",
+                Some(format!(
+                    "name each upstream:{HELP_INDENT}[upstream.legacy]\
+                     {HELP_INDENT}url = \"http://127.0.0.1:9001\""
+                )),
+            );
+        }
+        let mut out = Vec::new();
+        for item in &items {
+            let DeValue::Table(t) = item.value else {
+                names.broken = true;
+                let help = if UPSTREAM_KEYS.contains(&item.key) {
+                    format!(
+                        "{} belongs inside a named upstream: [upstream.legacy] then {} = ...",
+                        item.key, item.key
+                    )
+                } else {
+                    format!("write [upstream.{}] with url = \"...\"", item.key)
+                };
+                self.error(
+                    &item.key_span,
+                    format!(
+                        "upstream {:?} must be a table, found {}",
+                        item.key,
+                        describe(item.value)
+                    ),
+                    Some(help),
+                );
+                continue;
+            };
+            if !valid_name(item.key) {
+                self.error(
+                    &item.key_span,
+                    format!("invalid upstream name {:?}", clip(item.key)),
+                    Some(NAME_HELP.to_string()),
+                );
+            }
+            names.names.push(item.key.to_string());
+            let sec = Section::new(format!("upstream {:?}", item.key), "", item.span.clone(), t);
+            out.push(self.upstream(item.key, &sec));
+        }
+        (out, names)
+    }
+
+    fn upstream(&mut self, name: &str, sec: &Section<'_, '_>) -> Upstream {
+        self.unknown_keys(sec, UPSTREAM_KEYS, &[], "[upstream.NAME]");
+        let url = match self.string(sec, "url") {
+            Some((s, span)) => match parse_upstream_url(s) {
+                Ok(uri) => Some(uri),
+                Err((problem, help)) => {
+                    self.error(
+                        &span,
+                        format!("{}: url {:?} {problem}", sec.ctx, clip(s)),
+                        Some(help),
+                    );
+                    None
+                }
+            },
+            None => {
+                if !sec.has("url") {
+                    self.error(
+                        &sec.span,
+                        format!("{}: missing url", sec.ctx),
+                        Some(
+                            "add the service's address, e.g. url = \"http://127.0.0.1:9001\""
+                                .into(),
+                        ),
+                    );
+                }
+                None
+            }
+        };
+        let connect_timeout = self.duration(sec, "connect_timeout", defaults::CONNECT_TIMEOUT);
+        let request_timeout = self.duration(sec, "request_timeout", defaults::REQUEST_TIMEOUT);
+        let mut max_idle_connections = defaults::MAX_IDLE_CONNECTIONS;
+        if let Some((n, span)) = self.integer(sec, "max_idle_connections") {
+            match usize::try_from(n) {
+                Ok(n) => max_idle_connections = n,
+                Err(_) => self.error(
+                    &span,
+                    format!(
+                        "{}: max_idle_connections {} is out of range",
+                        sec.ctx,
+                        self.raw(&span)
+                    ),
+                    Some(format!(
+                        "the number of idle connections kept open to this upstream: 0 or more \
+                         (default {})",
+                        defaults::MAX_IDLE_CONNECTIONS
+                    )),
+                ),
+            }
+        }
+        let pool_idle_timeout =
+            self.duration(sec, "pool_idle_timeout", defaults::POOL_IDLE_TIMEOUT);
+        let http2 = self.boolean(sec, "http2", false);
+        let host = match self.string(sec, "host") {
+            None => HostHeader::Preserve,
+            Some(("preserve", _)) => HostHeader::Preserve,
+            Some(("upstream", _)) => HostHeader::Upstream,
+            Some((h, span)) => {
+                if h.is_empty() || HeaderValue::from_str(h).is_err() {
+                    let problem = if h.is_empty() {
+                        "is empty"
+                    } else {
+                        "is not a valid Host header"
+                    };
+                    self.error(
+                        &span,
+                        format!("{}: host {:?} {problem}", sec.ctx, clip(h)),
+                        Some(
+                            "use \"preserve\" (the client's Host), \"upstream\" (the url's host \
+                             and port) or a fixed host name such as \"orders.internal\""
+                                .into(),
+                        ),
+                    );
+                }
+                HostHeader::Fixed(h.to_string())
+            }
+        };
+        let ca_file = self.path(sec, "ca_file");
+        if let (Some(_), Some(url)) = (&ca_file, &url) {
+            if url.scheme_str() != Some("https") {
+                let span = sec
+                    .get("ca_file")
+                    .map_or(sec.span.clone(), |e| e.span.clone());
+                self.error(
+                    &span,
+                    format!("{}: ca_file is set but url is not https", sec.ctx),
+                    Some(
+                        "ca_file adds trusted roots for TLS to the upstream; use an https:// \
+                         url or remove ca_file"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        Upstream {
+            name: name.to_string(),
+            url: url.unwrap_or_default(),
+            connect_timeout,
+            request_timeout,
+            max_idle_connections,
+            pool_idle_timeout,
+            http2,
+            host,
+            ca_file,
+        }
+    }
+
+    // ---- routes ------------------------------------------------------------------------------
+
+    fn routes(&mut self, e: Option<&Entry<'_, '_>>, ups: &Upstreams) -> Vec<Route> {
+        let Some(e) = e else {
+            return Vec::new();
+        };
+        let tables = self.array_of_tables(e, "route", "[[route]]");
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, (table, span)) in tables.into_iter().enumerate() {
+            let mut sec = Section::new(format!("route #{}", i + 1), "", span, table);
+            out.push(self.route(&mut sec, ups, &mut names));
+        }
+        out
+    }
+
+    fn route(
+        &mut self,
+        sec: &mut Section<'_, '_>,
+        ups: &Upstreams,
+        names: &mut HashMap<String, usize>,
+    ) -> Route {
+        let name = match self.string(sec, "name") {
+            Some((n, span)) => {
+                if n.is_empty() {
+                    self.error(
+                        &span,
+                        format!("{}: name is empty", sec.ctx),
+                        Some(format!("give the route a name; {NAME_HELP}")),
+                    );
+                } else if !valid_name(n) {
+                    self.error(
+                        &span,
+                        format!("{}: invalid name {:?}", sec.ctx, clip(n)),
+                        Some(NAME_HELP.to_string()),
+                    );
+                } else if n.eq_ignore_ascii_case("default") {
+                    self.error(
+                        &span,
+                        format!("{}: the name {n:?} is reserved", sec.ctx),
+                        Some(
+                            "\"default\" names the [default] route, which takes every request no \
+                             [[route]] matches; choose another name"
+                                .into(),
+                        ),
+                    );
+                } else if let Some(first) = names.get(n) {
+                    self.error(
+                        &span,
+                        format!("duplicate route name {n:?}"),
+                        Some(format!(
+                            "the first route named {n:?} is at line {first}; route names must be \
+                             unique"
+                        )),
+                    );
+                } else {
+                    names.insert(n.to_string(), self.line(&span));
+                }
+                if !n.is_empty() {
+                    sec.ctx = format!("route {:?}", clip(n));
+                }
+                n.to_string()
+            }
+            None => {
+                if !sec.has("name") {
+                    self.error(
+                        &sec.span,
+                        format!("{} has no name", sec.ctx),
+                        Some(format!(
+                            "add name = \"...\"; the name identifies the route in logs, metrics \
+                             and commands ({NAME_HELP})"
+                        )),
+                    );
+                }
+                String::new()
+            }
+        };
+        let known: Vec<&str> = MATCH_KEYS.iter().chain(ROUTE_KEYS).copied().collect();
+        self.unknown_keys(sec, &known, &[], "[[route]]");
+
+        let host = self
+            .string(sec, "host")
+            .and_then(|(h, span)| self.route_host(sec, h, &span));
+        let methods = self.methods(sec, "methods", false).unwrap_or_default();
+        let path = self.path_match(sec);
+        let headers = self.headers(sec);
+        let matcher = RouteMatch {
+            host,
+            methods,
+            path,
+            headers,
+        };
+        self.route_common(sec, name, matcher, ups)
+    }
+
+    fn default_route(&mut self, sec: &mut Section<'_, '_>, ups: &Upstreams) -> Route {
+        for e in &sec.entries {
+            if !MATCH_KEYS.contains(&e.key) {
+                continue;
+            }
+            let (message, help) = if e.key == "name" {
+                (
+                    "default route: name is not allowed: the default route is always named \
+                     \"default\""
+                        .to_string(),
+                    "remove name".to_string(),
+                )
+            } else {
+                (
+                    format!(
+                        "default route: {} is not allowed: the default route matches every request",
+                        e.key
+                    ),
+                    format!(
+                        "move {} into a [[route]]; [default] takes every request no route matches",
+                        e.key
+                    ),
+                )
+            };
+            let span = e.key_span.clone();
+            self.error(&span, message, Some(help));
+        }
+        self.unknown_keys(sec, ROUTE_KEYS, MATCH_KEYS, "[default]");
+        self.route_common(sec, "default".to_string(), RouteMatch::default(), ups)
+    }
+
+    /// The keys `[[route]]` and `[default]` share: the migration state.
+    fn route_common(
+        &mut self,
+        sec: &Section<'_, '_>,
+        name: String,
+        matcher: RouteMatch,
+        ups: &Upstreams,
+    ) -> Route {
+        let legacy = match self.string(sec, "legacy") {
+            Some((l, span)) => {
+                self.check_upstream(sec, l, &span, ups);
+                l.to_string()
+            }
+            None => {
+                if !sec.has("legacy") {
+                    let example = ups.names.first().map_or("legacy", |n| n.as_str());
+                    self.error(
+                        &sec.span,
+                        format!("{}: missing legacy", sec.ctx),
+                        Some(format!(
+                            "add legacy = {example:?}, naming the upstream that serves these \
+                             requests today{}",
+                            known_upstreams(ups, "; ")
+                        )),
+                    );
+                }
+                String::new()
+            }
+        };
+        let modern = self.string(sec, "modern").map(|(m, span)| {
+            self.check_upstream(sec, m, &span, ups);
+            if m == legacy {
+                self.error(
+                    &span,
+                    format!("{}: modern and legacy are both {m:?}", sec.ctx),
+                    Some(
+                        "modern names the new service's upstream; it must differ from legacy"
+                            .into(),
+                    ),
+                );
+            }
+            m.to_string()
+        });
+        let stage = match self.string(sec, "stage") {
+            None => Stage::Legacy,
+            Some((s, span)) => match Stage::parse(s) {
+                Some(stage) => {
+                    if stage.uses_modern() && !sec.has("modern") {
+                        self.error(
+                            &span,
+                            format!("{}: stage {s:?} needs a modern upstream", sec.ctx),
+                            Some("add modern = \"...\" naming the new service's upstream".into()),
+                        );
+                    }
+                    stage
+                }
+                None => {
+                    let stages = Stage::ALL.map(Stage::as_str);
+                    self.error(
+                        &span,
+                        format!("{}: unknown stage {:?}", sec.ctx, clip(s)),
+                        Some(format!("{}{STAGES_HELP}", did_you_mean(s, stages))),
+                    );
+                    Stage::Legacy
+                }
+            },
+        };
+        let weight = self.weight(sec);
+        let sticky = match self.string(sec, "sticky") {
+            None => StickyKey::ClientIp,
+            Some((s, span)) => match parse_sticky(s) {
+                Ok(k) => k,
+                Err((problem, help)) => {
+                    self.error(
+                        &span,
+                        format!("{}: invalid sticky key {:?}{problem}", sec.ctx, clip(s)),
+                        Some(help),
+                    );
+                    StickyKey::ClientIp
+                }
+            },
+        };
+        let max_body_bytes = self
+            .size(sec, "max_body")
+            .map_or(defaults::MAX_BODY_BYTES, |(n, _)| n);
+        let debug_header = self.boolean(sec, "debug_header", false);
+        let fallback = match self.table(sec, "fallback") {
+            Some((t, span)) => {
+                let fsec = Section::new(sec.ctx.clone(), "fallback.", span, t);
+                self.fallback(&fsec, max_body_bytes)
+            }
+            None => FallbackPolicy {
+                max_buffered_body: defaults::MAX_BUFFERED_BODY.min(max_body_bytes),
+                ..FallbackPolicy::default()
+            },
+        };
+        Route {
+            name,
+            matcher,
+            legacy,
+            modern,
+            stage,
+            weight,
+            sticky,
+            fallback,
+            max_body_bytes,
+            debug_header,
+        }
+    }
+
+    fn check_upstream(&mut self, sec: &Section<'_, '_>, name: &str, span: &Span, ups: &Upstreams) {
+        if ups.broken || ups.names.iter().any(|n| n == name) {
+            return;
+        }
+        let help = if ups.names.is_empty() {
+            format!("no upstreams are defined; add [upstream.{name}] with its url")
+        } else {
+            format!(
+                "{}{}",
+                did_you_mean(name, ups.names.iter().map(String::as_str)),
+                known_upstreams(ups, "")
+            )
+        };
+        self.error(
+            span,
+            format!("{}: unknown upstream {:?}", sec.ctx, clip(name)),
+            Some(help),
+        );
+    }
+
+    fn weight(&mut self, sec: &Section<'_, '_>) -> Weight {
+        let Some(e) = sec.get("weight") else {
+            return Weight::ZERO;
+        };
+        let percent = match e.value {
+            // Beyond f64's integer precision is far out of range anyway.
+            DeValue::Integer(i) => int_value(i) as f64,
+            DeValue::Float(f) => f.as_str().parse::<f64>().unwrap_or(f64::NAN),
+            _ => {
+                self.type_error(sec, e, "a number from 0 to 100");
+                return Weight::ZERO;
+            }
+        };
+        if let Some(w) = Weight::from_percent(percent) {
+            return w;
+        }
+        let raw = self.raw(&e.span);
+        if !(0.0..=100.0).contains(&percent) {
+            self.error(
+                &e.span,
+                format!("{}: weight {raw} is out of range", sec.ctx),
+                Some(
+                    "weight is the percentage of sticky keys that modern answers: a number from \
+                     0 to 100"
+                        .into(),
+                ),
+            );
+        } else {
+            let bp = percent * 100.0;
+            let show = |bp: f64| {
+                let w = Weight::from_basis_points(bp as u16).unwrap_or(Weight::MAX);
+                w.to_string().trim_end_matches('%').to_string()
+            };
+            self.error(
+                &e.span,
+                format!("{}: weight {raw} has more than two decimals", sec.ctx),
+                Some(format!(
+                    "weights go in steps of 0.01 percent; use {} or {}",
+                    show(bp.floor()),
+                    show(bp.ceil())
+                )),
+            );
+        }
+        Weight::ZERO
+    }
+
+    fn fallback(&mut self, sec: &Section<'_, '_>, max_body: u64) -> FallbackPolicy {
+        self.unknown_keys(sec, FALLBACK_KEYS, &[], "[route.fallback]");
+        let mut f = FallbackPolicy {
+            max_buffered_body: defaults::MAX_BUFFERED_BODY.min(max_body),
+            ..FallbackPolicy::default()
+        };
+        f.enabled = self.boolean(sec, "enabled", f.enabled);
+        if let Some(methods) = self.methods(sec, "methods", true) {
+            f.methods = methods;
+        }
+        if let Some(e) = sec.get("on_status") {
+            match e.value {
+                DeValue::Array(items) => {
+                    let mut statuses: Vec<u16> = Vec::new();
+                    for item in items.iter() {
+                        let span = item.span();
+                        match item.get_ref() {
+                            DeValue::Integer(i) => {
+                                let n = int_value(i);
+                                match u16::try_from(n) {
+                                    Ok(s) if (500..=599).contains(&s) => {
+                                        if statuses.contains(&s) {
+                                            self.error(
+                                                &span,
+                                                format!(
+                                                    "{}: status {s} is listed twice in \
+                                                     fallback.on_status",
+                                                    sec.ctx
+                                                ),
+                                                Some(format!("remove the second {s}")),
+                                            );
+                                        } else {
+                                            statuses.push(s);
+                                        }
+                                    }
+                                    _ => self.error(
+                                        &span,
+                                        format!(
+                                            "{}: fallback.on_status {n} is not a 5xx status",
+                                            sec.ctx
+                                        ),
+                                        Some(
+                                            "fallback only retries server errors, 500 to 599; \
+                                             any other status from modern is an answer"
+                                                .into(),
+                                        ),
+                                    ),
+                                }
+                            }
+                            other => self.error(
+                                &span,
+                                format!(
+                                    "{}: fallback.on_status must be an array of status codes, \
+                                     found {} in it",
+                                    sec.ctx,
+                                    describe(other)
+                                ),
+                                Some("write e.g. on_status = [502, 503, 504]".into()),
+                            ),
+                        }
+                    }
+                    f.on_status = statuses;
+                }
+                _ => self.type_error(sec, e, "an array of status codes"),
+            }
+        }
+        f.on_timeout = self.boolean(sec, "on_timeout", f.on_timeout);
+        if let Some((n, span)) = self.size(sec, "max_buffered_body") {
+            if n > max_body {
+                self.error(
+                    &span,
+                    format!(
+                        "{}: fallback.max_buffered_body ({}) is larger than max_body ({})",
+                        sec.ctx,
+                        units::format_size(n),
+                        units::format_size(max_body)
+                    ),
+                    Some(format!(
+                        "only a body the route accepts can be buffered; lower \
+                         fallback.max_buffered_body to at most \"{}\" or raise max_body",
+                        units::format_size(max_body)
+                    )),
+                );
+            } else {
+                f.max_buffered_body = n;
+            }
+        }
+        f
+    }
+
+    /// A method list: upper-case tokens, no duplicates; empty only when `allow_empty`.
+    fn methods(
+        &mut self,
+        sec: &Section<'_, '_>,
+        key: &str,
+        allow_empty: bool,
+    ) -> Option<Vec<Method>> {
+        let (items, span) = self.strings(sec, key)?;
+        let name = sec.key(key);
+        if items.is_empty() && !allow_empty {
+            self.error(
+                &span,
+                format!("{}: {name} is empty", sec.ctx),
+                Some(format!("remove {key} to match every method")),
+            );
+        }
+        let mut out: Vec<Method> = Vec::new();
+        for (m, mspan) in items {
+            match Method::from_bytes(m.as_bytes()) {
+                Ok(_) if m.bytes().any(|b| b.is_ascii_lowercase()) => {
+                    self.error(
+                        &mspan,
+                        format!("{}: method {m:?} in {name} must be upper-case", sec.ctx),
+                        Some(format!("write {:?}", m.to_ascii_uppercase())),
+                    );
+                }
+                Ok(method) => {
+                    if out.contains(&method) {
+                        self.error(
+                            &mspan,
+                            format!("{}: method {m:?} is listed twice in {name}", sec.ctx),
+                            Some(format!("remove the second {m:?}")),
+                        );
+                    } else {
+                        out.push(method);
+                    }
+                }
+                Err(_) => self.error(
+                    &mspan,
+                    format!("{}: invalid method {:?} in {name}", sec.ctx, clip(m)),
+                    Some(METHOD_HELP.into()),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn route_host(&mut self, sec: &Section<'_, '_>, h: &str, span: &Span) -> Option<String> {
+        let lower = h.to_ascii_lowercase();
+        if let Some(inner) = lower.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            if inner.parse::<Ipv6Addr>().is_ok() {
+                return Some(lower);
+            }
+        }
+        let problem = if lower.is_empty() {
+            Some(("is empty", "remove host to match every host".to_string()))
+        } else if let Some((bare, _)) = lower.split_once(':').filter(|_| !lower.starts_with('[')) {
+            Some((
+                "must not include a port",
+                format!("hosts are matched without the port: write host = {bare:?}"),
+            ))
+        } else {
+            let body = lower.strip_prefix("*.").unwrap_or(&lower);
+            let ok = body.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+            (!ok).then(|| {
+                (
+                    "is not a valid host name",
+                    "write a host name such as \"api.example.com\", or \"*.example.com\" for \
+                     its subdomains"
+                        .to_string(),
+                )
+            })
+        };
+        match problem {
+            None => Some(lower),
+            Some((problem, help)) => {
+                self.error(
+                    span,
+                    format!("{}: host {:?} {problem}", sec.ctx, clip(h)),
+                    Some(help),
+                );
+                None
+            }
+        }
+    }
+
+    fn path_match(&mut self, sec: &Section<'_, '_>) -> PathMatch {
+        let present: Vec<&Entry<'_, '_>> = sec
+            .entries
+            .iter()
+            .filter(|e| PATH_KEYS.contains(&e.key))
+            .collect();
+        if let Some(first) = present.first() {
+            for extra in &present[1..] {
+                self.error(
+                    &extra.key_span,
+                    format!("{}: both {} and {} are set", sec.ctx, first.key, extra.key),
+                    Some(
+                        "a route matches on at most one of path_prefix, path and template; \
+                         use one route for each"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        let mut result = PathMatch::Any;
+        for (i, key) in present.iter().map(|e| e.key).enumerate() {
+            let Some((p, span)) = self.string(sec, key) else {
+                continue;
+            };
+            let Some(m) = self.check_path(sec, key, p, &span) else {
+                continue;
+            };
+            if i == 0 {
+                result = m;
+            }
+        }
+        result
+    }
+
+    fn check_path(
+        &mut self,
+        sec: &Section<'_, '_>,
+        key: &str,
+        p: &str,
+        span: &Span,
+    ) -> Option<PathMatch> {
+        if !p.starts_with('/') {
+            self.error(
+                span,
+                format!("{}: {key} {:?} must start with \"/\"", sec.ctx, clip(p)),
+                Some(format!("write {key} = \"/{p}\"")),
+            );
+            return None;
+        }
+        if let Some(c) = p
+            .chars()
+            .find(|c| !c.is_ascii_graphic() || *c == '?' || *c == '#')
+        {
+            let (what, help) = match c {
+                '?' => (
+                    "a query ('?')".to_string(),
+                    "routes match the path only; remove the query",
+                ),
+                '#' => (
+                    "a fragment ('#')".to_string(),
+                    "fragments never reach the server; remove it",
+                ),
+                ' ' => (
+                    "a space".to_string(),
+                    "write the path as it is sent, percent-encoded: a space is %20",
+                ),
+                c => (
+                    format!("{c:?}"),
+                    "write the path as it is sent, percent-encoded (e.g. %C3%A9 for 'é')",
+                ),
+            };
+            self.error(
+                span,
+                format!("{}: {key} {:?} contains {what}", sec.ctx, clip(p)),
+                Some(help.to_string()),
+            );
+            return None;
+        }
+        match key {
+            "path_prefix" => {
+                let trimmed = p.trim_end_matches('/');
+                Some(PathMatch::Prefix(if trimmed.is_empty() {
+                    "/".to_string()
+                } else {
+                    trimmed.to_string()
+                }))
+            }
+            "path" => Some(PathMatch::Exact(p.to_string())),
+            _ => self
+                .check_template(sec, p, span)
+                .then(|| PathMatch::Template(p.to_string())),
+        }
+    }
+
+    fn check_template(&mut self, sec: &Section<'_, '_>, t: &str, span: &Span) -> bool {
+        let mut names: Vec<&str> = Vec::new();
+        let mut ok = true;
+        for seg in t[1..].split('/') {
+            let placeholder = seg
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .filter(|n| {
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                });
+            match placeholder {
+                Some(name) => {
+                    if names.contains(&name) {
+                        self.error(
+                            span,
+                            format!("{}: template {:?} uses {{{name}}} twice", sec.ctx, clip(t)),
+                            Some(
+                                "give each placeholder its own name, e.g. {order} and {item}"
+                                    .into(),
+                            ),
+                        );
+                        ok = false;
+                    }
+                    names.push(name);
+                }
+                None if seg.contains(['{', '}']) => {
+                    self.error(
+                        span,
+                        format!(
+                            "{}: template {:?} has an invalid segment {:?}",
+                            sec.ctx,
+                            clip(t),
+                            clip(seg)
+                        ),
+                        Some(
+                            "a segment is either literal text or a whole {name} placeholder \
+                             (letters, digits, _), e.g. \"/orders/{id}/items\""
+                                .into(),
+                        ),
+                    );
+                    ok = false;
+                }
+                None => {}
+            }
+        }
+        ok
+    }
+
+    fn headers(&mut self, sec: &Section<'_, '_>) -> Vec<(HeaderName, HeaderValue)> {
+        let Some((t, span)) = self.table(sec, "headers") else {
+            return Vec::new();
+        };
+        let hsec = Section::new(sec.ctx.clone(), "headers.", span, t);
+        let mut out: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        for e in &hsec.entries {
+            let name =
+                match HeaderName::from_bytes(e.key.as_bytes()) {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.error(
+                        &e.key_span,
+                        format!("{}: invalid header name {:?} in headers", sec.ctx, clip(e.key)),
+                        Some(
+                            "header names are letters, digits and !#$%&'*+-.^_`|~ (no spaces or \
+                             colons)"
+                                .into(),
+                        ),
+                    );
+                        None
+                    }
+                };
+            let value = match e.value {
+                DeValue::String(v) => match HeaderValue::from_str(v) {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        self.error(
+                            &e.span,
+                            format!("{}: invalid value for header {:?}", sec.ctx, clip(e.key)),
+                            Some("header values cannot contain control characters such as line breaks".into()),
+                        );
+                        None
+                    }
+                },
+                _ => {
+                    self.error(
+                        &e.span,
+                        format!(
+                            "{}: header {:?} must be a string, found {}",
+                            sec.ctx,
+                            clip(e.key),
+                            describe(e.value)
+                        ),
+                        Some(format!("put it in quotes: \"{}\"", self.raw(&e.span))),
+                    );
+                    None
+                }
+            };
+            if let (Some(name), Some(value)) = (name, value) {
+                if out.iter().any(|(n, _)| *n == name) {
+                    self.error(
+                        &e.key_span,
+                        format!(
+                            "{}: header {:?} is listed twice in headers",
+                            sec.ctx,
+                            name.as_str()
+                        ),
+                        Some("header names are case-insensitive; keep one of them".into()),
+                    );
+                } else {
+                    out.push((name, value));
+                }
+            }
+        }
+        out
+    }
+
+    // ---- access log --------------------------------------------------------------------------
+
+    fn access_log(&mut self, e: &Entry<'_, '_>) -> AccessLog {
+        let mut log = AccessLog::default();
+        let Some(sec) = self.top_table(e, "[access_log]", "[access_log]") else {
+            return log;
+        };
+        self.unknown_keys(&sec, ACCESS_LOG_KEYS, &[], "[access_log]");
+        log.enabled = self.boolean(&sec, "enabled", true);
+        if let Some((f, span)) = self.string(&sec, "format") {
+            match f {
+                "text" => log.format = LogFormat::Text,
+                "json" => log.format = LogFormat::Json,
+                other => self.error(
+                    &span,
+                    format!("[access_log]: unknown format {:?}", clip(other)),
+                    Some(format!(
+                        "{}formats are \"text\" and \"json\"",
+                        did_you_mean(other, ["text", "json"])
+                    )),
+                ),
+            }
+        }
+        log.path = self.path(&sec, "path");
+        log
+    }
+}
+
+fn int_value(i: &DeInteger<'_>) -> i128 {
+    // Parsing only fails beyond 128 bits; saturate so range checks reject it.
+    i128::from_str_radix(i.as_str(), i.radix()).unwrap_or(if i.as_str().starts_with('-') {
+        i128::MIN
+    } else {
+        i128::MAX
+    })
+}
+
+/// Route, listener and upstream names: `[A-Za-z0-9_.-]+`.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn known_upstreams(ups: &Upstreams, sep: &str) -> String {
+    if ups.names.is_empty() {
+        String::new()
+    } else {
+        format!("{sep}known upstreams: {}", ups.names.join(", "))
+    }
+}
+
+/// `Ok(key)` or `Err((" : why", help))`; the problem text is appended to the message.
+fn parse_sticky(s: &str) -> Result<StickyKey, (String, String)> {
+    if s == "client-ip" {
+        return Ok(StickyKey::ClientIp);
+    }
+    let Some((kind, name)) = s.split_once(':') else {
+        return Err((
+            String::new(),
+            format!("{}{STICKY_HELP}", did_you_mean(s, ["client-ip"])),
+        ));
+    };
+    let name_problem = |what: &str| {
+        Err((
+            format!(": the {what} name is empty"),
+            format!("name the {what}, e.g. \"{kind}:{}\"", example_name(kind)),
+        ))
+    };
+    match kind {
+        "header" => {
+            if name.is_empty() {
+                return name_problem("header");
+            }
+            HeaderName::from_bytes(name.as_bytes())
+                .map(StickyKey::Header)
+                .map_err(|_| {
+                    (
+                        format!(": {name:?} is not a valid header name"),
+                        "header names are letters, digits and !#$%&'*+-.^_`|~".to_string(),
+                    )
+                })
+        }
+        "cookie" => {
+            if name.is_empty() {
+                return name_problem("cookie");
+            }
+            let token = name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if token {
+                Ok(StickyKey::Cookie(name.to_string()))
+            } else {
+                Err((
+                    format!(": {name:?} is not a valid cookie name"),
+                    "cookie names are letters, digits and !#$%&'*+-.^_`|~".to_string(),
+                ))
+            }
+        }
+        "query" => {
+            if name.is_empty() {
+                return name_problem("query parameter");
+            }
+            if name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"&=#?".contains(&b))
+            {
+                Ok(StickyKey::Query(name.to_string()))
+            } else {
+                Err((
+                    format!(": {name:?} is not a valid query parameter name"),
+                    "write the parameter name as it appears in the URL, without '&', '=', '#', \
+                     '?' or spaces"
+                        .to_string(),
+                ))
+            }
+        }
+        other => {
+            let help = match nearest(other, ["header", "cookie", "query"]) {
+                Some(near) => format!("did you mean \"{near}:{name}\"? {STICKY_HELP}"),
+                None => STICKY_HELP.to_string(),
+            };
+            Err((String::new(), help))
+        }
+    }
+}
+
+fn example_name(kind: &str) -> &'static str {
+    match kind {
+        "header" => "x-user-id",
+        "cookie" => "session",
+        _ => "account",
+    }
+}
+
+/// Checks and normalizes an upstream URL; `Err((problem, help))`.
+fn parse_upstream_url(s: &str) -> Result<Uri, (String, String)> {
+    const EXAMPLE: &str = "e.g. \"http://10.0.0.5:8080\" or \"https://orders.internal/api\"";
+    let fail = |problem: &str, help: String| Err((problem.to_string(), help));
+    if s.contains('#') {
+        return fail(
+            "must not have a fragment",
+            format!("an upstream url is a scheme, a host, an optional port and an optional path prefix, {EXAMPLE}"),
+        );
+    }
+    let uri: Uri = match s.parse() {
+        Ok(u) => u,
+        Err(_) => return fail("is not a valid URL", format!("write {EXAMPLE}")),
+    };
+    let Some(scheme) = uri.scheme_str() else {
+        return fail(
+            "has no scheme",
+            format!(
+                "write \"http://{}\" (or https://)",
+                s.trim_start_matches('/')
+            ),
+        );
+    };
+    if scheme != "http" && scheme != "https" {
+        return fail(
+            "must use http:// or https://",
+            format!("ficus speaks HTTP to its upstreams, {EXAMPLE}"),
+        );
+    }
+    let Some(authority) = uri.authority() else {
+        return fail("has no host", format!("write {EXAMPLE}"));
+    };
+    if authority.as_str().contains('@') {
+        return fail(
+            "must not contain credentials",
+            "remove the \"user@\" part; ficus forwards the client's own headers".to_string(),
+        );
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return fail("has no host", format!("write {EXAMPLE}"));
+    }
+    let rest = &authority.as_str()[host.len()..];
+    if let Some(port) = rest.strip_prefix(':') {
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return fail(
+                "has an invalid port",
+                "a port is a number from 1 to 65535; leave it out for 80 (http) or 443 (https)"
+                    .to_string(),
+            );
+        }
+    }
+    if uri.query().is_some() {
+        return fail(
+            "must not have a query string",
+            format!("an upstream url is a scheme, a host, an optional port and an optional path prefix, {EXAMPLE}"),
+        );
+    }
+    let path = uri.path().trim_end_matches('/');
+    let path = if path.is_empty() { "/" } else { path };
+    Uri::builder()
+        .scheme(scheme)
+        .authority(authority.as_str())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| ("is not a valid URL".to_string(), format!("write {EXAMPLE}")))
+}

@@ -1,0 +1,1142 @@
+//! `parse_str`: a complete config into the exact model, and invalid configs into the exact
+//! diagnostics a user sees from `ficus validate`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ficus_config::*;
+use http::{HeaderName, HeaderValue, Method, Uri};
+
+fn parse(text: &str) -> Result<Config, Diagnostics> {
+    parse_str(text, "ficus.toml", Path::new("/etc/ficus"))
+}
+
+/// The rendered diagnostics of an invalid config.
+fn errors(text: &str) -> String {
+    match parse(text) {
+        Ok(c) => panic!("expected errors, got {c:#?}"),
+        Err(d) => d.to_string(),
+    }
+}
+
+/// A valid file of 11 lines: what follows it starts at line 12.
+const HEAD: &str = r#"[[listener]]
+bind = "127.0.0.1:8080"
+
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+
+[upstream.modern]
+url = "http://127.0.0.1:9002"
+
+[default]
+legacy = "legacy"
+"#;
+
+/// `HEAD` followed by `rest`, whose first line is line 12.
+fn with_head(rest: &str) -> String {
+    assert_eq!(HEAD.lines().count(), 11);
+    format!("{HEAD}{rest}")
+}
+
+const FULL: &str = r#"[gateway]
+header_read_timeout = "5s"
+max_header_bytes = "16KiB"
+max_connections = 500
+shutdown_grace = "1m"
+pid_file = "run/ficus.pid"
+
+[[listener]]
+name = "public"
+bind = "0.0.0.0:8443"
+tls = { cert = "tls/cert.pem", key = "/secrets/key.pem" }
+
+[[listener]]
+bind = "[::1]:8080"
+
+[upstream.legacy]
+url = "http://127.0.0.1:9001/"
+
+[upstream.modern]
+url = "https://modern.internal:8443/api/v2/"
+connect_timeout = "500ms"
+request_timeout = "10s"
+max_idle_connections = 0
+pool_idle_timeout = "2m"
+http2 = true
+host = "upstream"
+ca_file = "ca.pem"
+
+[upstream.billing]
+url = "http://billing.internal"
+host = "billing.example.com"
+
+[[route]]
+name = "orders"
+host = "API.Example.com"
+methods = ["GET", "POST"]
+template = "/orders/{id}/items"
+headers = { "X-Tenant" = "acme", "x-region" = "eu" }
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = 12.5
+sticky = "header:X-User-Id"
+max_body = "1MiB"
+debug_header = true
+
+[route.fallback]
+methods = ["GET", "PUT"]
+on_status = [503, 599]
+on_timeout = false
+max_buffered_body = "128KiB"
+
+[[route]]
+name = "health"
+path = "/health"
+legacy = "legacy"
+
+[[route]]
+name = "billing.v2"
+host = "*.billing.example.com"
+path_prefix = "/invoices/"
+legacy = "billing"
+modern = "modern"
+stage = "retired"
+weight = 100
+sticky = "cookie:session"
+max_body = 0
+fallback = { enabled = false }
+
+[[route]]
+name = "search"
+path_prefix = "/"
+legacy = "legacy"
+modern = "modern"
+stage = "shadow"
+weight = 7
+sticky = "query:account"
+
+[default]
+legacy = "legacy"
+modern = "modern"
+stage = "modern"
+max_body = "32KiB"
+
+[access_log]
+enabled = false
+format = "json"
+path = "logs/access.log"
+"#;
+
+fn route(name: &str, legacy: &str) -> Route {
+    Route {
+        name: name.to_string(),
+        matcher: RouteMatch::default(),
+        legacy: legacy.to_string(),
+        modern: None,
+        stage: Stage::Legacy,
+        weight: Weight::ZERO,
+        sticky: StickyKey::ClientIp,
+        fallback: FallbackPolicy::default(),
+        max_body_bytes: defaults::MAX_BODY_BYTES,
+        debug_header: false,
+    }
+}
+
+#[test]
+fn full_config_parses_into_the_model() {
+    let config = parse(FULL).unwrap_or_else(|d| panic!("{d}"));
+    let expected = Config {
+        gateway: Gateway {
+            header_read_timeout: Duration::from_secs(5),
+            max_header_bytes: 16 * 1024,
+            max_connections: 500,
+            shutdown_grace: Duration::from_secs(60),
+            pid_file: Some(PathBuf::from("/etc/ficus/run/ficus.pid")),
+        },
+        listeners: vec![
+            Listener {
+                name: "public".into(),
+                bind: "0.0.0.0:8443".parse::<SocketAddr>().unwrap(),
+                tls: Some(TlsFiles {
+                    cert: PathBuf::from("/etc/ficus/tls/cert.pem"),
+                    key: PathBuf::from("/secrets/key.pem"),
+                }),
+            },
+            Listener {
+                name: "listener-2".into(),
+                bind: "[::1]:8080".parse::<SocketAddr>().unwrap(),
+                tls: None,
+            },
+        ],
+        upstreams: vec![
+            Upstream {
+                name: "legacy".into(),
+                url: Uri::from_static("http://127.0.0.1:9001/"),
+                connect_timeout: defaults::CONNECT_TIMEOUT,
+                request_timeout: defaults::REQUEST_TIMEOUT,
+                max_idle_connections: defaults::MAX_IDLE_CONNECTIONS,
+                pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                http2: false,
+                host: HostHeader::Preserve,
+                ca_file: None,
+            },
+            Upstream {
+                name: "modern".into(),
+                url: Uri::from_static("https://modern.internal:8443/api/v2"),
+                connect_timeout: Duration::from_millis(500),
+                request_timeout: Duration::from_secs(10),
+                max_idle_connections: 0,
+                pool_idle_timeout: Duration::from_secs(120),
+                http2: true,
+                host: HostHeader::Upstream,
+                ca_file: Some(PathBuf::from("/etc/ficus/ca.pem")),
+            },
+            Upstream {
+                name: "billing".into(),
+                url: Uri::from_static("http://billing.internal/"),
+                connect_timeout: defaults::CONNECT_TIMEOUT,
+                request_timeout: defaults::REQUEST_TIMEOUT,
+                max_idle_connections: defaults::MAX_IDLE_CONNECTIONS,
+                pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                http2: false,
+                host: HostHeader::Fixed("billing.example.com".into()),
+                ca_file: None,
+            },
+        ],
+        routes: vec![
+            Route {
+                matcher: RouteMatch {
+                    host: Some("api.example.com".into()),
+                    methods: vec![Method::GET, Method::POST],
+                    path: PathMatch::Template("/orders/{id}/items".into()),
+                    headers: vec![
+                        (
+                            HeaderName::from_static("x-tenant"),
+                            HeaderValue::from_static("acme"),
+                        ),
+                        (
+                            HeaderName::from_static("x-region"),
+                            HeaderValue::from_static("eu"),
+                        ),
+                    ],
+                },
+                modern: Some("modern".into()),
+                stage: Stage::Canary,
+                weight: Weight::from_basis_points(1250).unwrap(),
+                sticky: StickyKey::Header(HeaderName::from_static("x-user-id")),
+                fallback: FallbackPolicy {
+                    enabled: true,
+                    methods: vec![Method::GET, Method::PUT],
+                    on_status: vec![503, 599],
+                    on_timeout: false,
+                    max_buffered_body: 128 * 1024,
+                },
+                max_body_bytes: 1024 * 1024,
+                debug_header: true,
+                ..route("orders", "legacy")
+            },
+            Route {
+                matcher: RouteMatch {
+                    path: PathMatch::Exact("/health".into()),
+                    ..RouteMatch::default()
+                },
+                ..route("health", "legacy")
+            },
+            Route {
+                matcher: RouteMatch {
+                    host: Some("*.billing.example.com".into()),
+                    path: PathMatch::Prefix("/invoices".into()),
+                    ..RouteMatch::default()
+                },
+                modern: Some("modern".into()),
+                stage: Stage::Retired,
+                weight: Weight::MAX,
+                sticky: StickyKey::Cookie("session".into()),
+                // max_body 0: the default buffer limit shrinks to fit.
+                fallback: FallbackPolicy {
+                    enabled: false,
+                    max_buffered_body: 0,
+                    ..FallbackPolicy::default()
+                },
+                max_body_bytes: 0,
+                ..route("billing.v2", "billing")
+            },
+            Route {
+                matcher: RouteMatch {
+                    path: PathMatch::Prefix("/".into()),
+                    ..RouteMatch::default()
+                },
+                modern: Some("modern".into()),
+                stage: Stage::Shadow,
+                weight: Weight::from_percent(7.0).unwrap(),
+                sticky: StickyKey::Query("account".into()),
+                ..route("search", "legacy")
+            },
+        ],
+        default_route: Route {
+            modern: Some("modern".into()),
+            stage: Stage::Modern,
+            max_body_bytes: 32 * 1024,
+            fallback: FallbackPolicy {
+                max_buffered_body: 32 * 1024,
+                ..FallbackPolicy::default()
+            },
+            ..route("default", "legacy")
+        },
+        access_log: AccessLog {
+            enabled: false,
+            format: LogFormat::Json,
+            path: Some(PathBuf::from("/etc/ficus/logs/access.log")),
+        },
+    };
+    assert_eq!(config, expected);
+    assert_eq!(config.upstreams[0].path_prefix(), "");
+    assert_eq!(config.upstreams[1].path_prefix(), "/api/v2");
+    let names: Vec<&str> = config.all_routes().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["orders", "health", "billing.v2", "search", "default"]
+    );
+}
+
+#[test]
+fn minimal_config_gets_every_default() {
+    let config = parse(HEAD).unwrap_or_else(|d| panic!("{d}"));
+    let upstream = |name: &str, url: &'static str| Upstream {
+        name: name.into(),
+        url: Uri::from_static(url),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(30),
+        max_idle_connections: 64,
+        pool_idle_timeout: Duration::from_secs(90),
+        http2: false,
+        host: HostHeader::Preserve,
+        ca_file: None,
+    };
+    let expected = Config {
+        gateway: Gateway {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(30),
+            pid_file: None,
+        },
+        listeners: vec![Listener {
+            name: "listener-1".into(),
+            bind: "127.0.0.1:8080".parse().unwrap(),
+            tls: None,
+        }],
+        upstreams: vec![
+            upstream("legacy", "http://127.0.0.1:9001/"),
+            upstream("modern", "http://127.0.0.1:9002/"),
+        ],
+        routes: vec![],
+        default_route: Route {
+            name: "default".into(),
+            matcher: RouteMatch {
+                host: None,
+                methods: vec![],
+                path: PathMatch::Any,
+                headers: vec![],
+            },
+            legacy: "legacy".into(),
+            modern: None,
+            stage: Stage::Legacy,
+            weight: Weight::ZERO,
+            sticky: StickyKey::ClientIp,
+            fallback: FallbackPolicy {
+                enabled: true,
+                methods: vec![Method::GET, Method::HEAD, Method::OPTIONS],
+                on_status: vec![502, 503, 504],
+                on_timeout: true,
+                max_buffered_body: 64 * 1024,
+            },
+            max_body_bytes: 10 * 1024 * 1024,
+            debug_header: false,
+        },
+        access_log: AccessLog {
+            enabled: true,
+            format: LogFormat::Text,
+            path: None,
+        },
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn upstreams_keep_file_order() {
+    let text = r#"[[listener]]
+bind = "127.0.0.1:8080"
+[upstream.zulu]
+url = "http://z:1"
+[upstream.alpha]
+url = "http://a:1"
+[upstream.mike]
+url = "http://m:1"
+[default]
+legacy = "mike"
+"#;
+    let config = parse(text).unwrap();
+    let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["zulu", "alpha", "mike"]);
+    assert_eq!(config.upstream("alpha").unwrap().url, "http://a:1/");
+}
+
+#[test]
+fn load_resolves_paths_against_the_file_folder() {
+    let dir = std::env::temp_dir().join(format!("ficus-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ficus.toml");
+    std::fs::write(
+        &file,
+        format!("{HEAD}[access_log]\npath = \"access.log\"\n"),
+    )
+    .unwrap();
+    let config = load(&file).unwrap();
+    assert_eq!(config.access_log.path, Some(dir.join("access.log")));
+
+    let missing = dir.join("missing.toml");
+    let err = load(&missing).unwrap_err();
+    assert!(matches!(err, LoadError::Io { .. }), "{err:?}");
+    assert!(err
+        .to_string()
+        .starts_with(&format!("cannot read config file {}: ", missing.display())));
+
+    std::fs::write(&file, "[gateway\n").unwrap();
+    let err = load(&file).unwrap_err();
+    let LoadError::Invalid(d) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(d.origin, file.display().to_string());
+    assert_eq!(d.items.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- invalid configs: the exact diagnostics -------------------------------------------------
+
+#[test]
+fn unknown_upstream_with_suggestion() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modrn"
+stage = "shadow"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:16:10: error: route "orders": unknown upstream "modrn"
+  help: did you mean "modern"? known upstreams: legacy, modern"#
+    );
+}
+
+#[test]
+fn unknown_upstream_without_near_name_lists_the_known_ones() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "billing"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:14:10: error: route "orders": unknown upstream "billing"
+  help: known upstreams: legacy, modern"#
+    );
+}
+
+#[test]
+fn unknown_stage() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canry"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:16:9: error: route "orders": unknown stage "canry"
+  help: did you mean "canary"? stages are legacy, shadow, canary, modern and retired"#
+    );
+}
+
+#[test]
+fn weight_out_of_range() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = 101
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:17:10: error: route "orders": weight 101 is out of range
+  help: weight is the percentage of sticky keys that modern answers: a number from 0 to 100"#
+    );
+}
+
+#[test]
+fn weight_too_precise() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = 12.345
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:17:10: error: route "orders": weight 12.345 has more than two decimals
+  help: weights go in steps of 0.01 percent; use 12.34 or 12.35"#
+    );
+}
+
+#[test]
+fn weight_as_a_string() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+weight = "25%"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:15:10: error: route "orders": weight must be a number from 0 to 100, found string "25%"
+  help: write the percentage as a bare number, e.g. weight = 25 or weight = 2.5"#
+    );
+}
+
+#[test]
+fn bad_sticky() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+sticky = "session"
+
+[[route]]
+name = "users"
+legacy = "legacy"
+sticky = "headers:X-User-Id"
+
+[[route]]
+name = "carts"
+legacy = "legacy"
+sticky = "cookie:"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:15:10: error: route "orders": invalid sticky key "session"
+  help: use "client-ip", "header:NAME", "cookie:NAME" or "query:NAME", e.g. "header:x-user-id"
+ficus.toml:20:10: error: route "users": invalid sticky key "headers:X-User-Id"
+  help: did you mean "header:X-User-Id"? use "client-ip", "header:NAME", "cookie:NAME" or "query:NAME", e.g. "header:x-user-id"
+ficus.toml:25:10: error: route "carts": invalid sticky key "cookie:": the cookie name is empty
+  help: name the cookie, e.g. "cookie:session""#
+    );
+}
+
+#[test]
+fn duplicate_route_names() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+
+[[route]]
+name = "orders"
+path_prefix = "/v2/orders"
+legacy = "legacy"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:18:8: error: duplicate route name "orders"
+  help: the first route named "orders" is at line 13; route names must be unique"#
+    );
+}
+
+#[test]
+fn two_path_matchers_on_one_route() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+path_prefix = "/orders"
+template = "/orders/{id}"
+legacy = "legacy"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:15:1: error: route "orders": both path_prefix and template are set
+  help: a route matches on at most one of path_prefix, path and template; use one route for each"#
+    );
+}
+
+#[test]
+fn template_with_bad_segment() {
+    let text = with_head(
+        r#"[[route]]
+name = "items"
+template = "/orders/{id/items"
+legacy = "legacy"
+
+[[route]]
+name = "pairs"
+template = "/a/{id}/b/{id}"
+legacy = "legacy"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:14:12: error: route "items": template "/orders/{id/items" has an invalid segment "{id"
+  help: a segment is either literal text or a whole {name} placeholder (letters, digits, _), e.g. "/orders/{id}/items"
+ficus.toml:19:12: error: route "pairs": template "/a/{id}/b/{id}" uses {id} twice
+  help: give each placeholder its own name, e.g. {order} and {item}"#
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let text = r#"[[listener]]
+bind = "127.0.0.1:8080"
+
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+connect_timeout = "10 parsecs"
+request_timeout = 30
+pool_idle_timeout = "90sec"
+
+[default]
+legacy = "legacy"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:6:19: error: upstream "legacy": connect_timeout "10 parsecs" has an unknown unit "parsecs"
+  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m"
+ficus.toml:7:19: error: upstream "legacy": request_timeout 30 has no unit
+  help: durations are strings with a unit: request_timeout = "30s" or "30ms"
+ficus.toml:8:21: error: upstream "legacy": pool_idle_timeout "90sec" has an unknown unit "sec"
+  help: did you mean "90s"? write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+    );
+}
+
+#[test]
+fn bad_size() {
+    let text = with_head(
+        r#"[[route]]
+name = "uploads"
+legacy = "legacy"
+max_body = "10MB"
+
+[[route]]
+name = "avatars"
+legacy = "legacy"
+max_body = "lots"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:15:12: error: route "uploads": max_body "10MB" has an unknown unit "MB"
+  help: did you mean "10MiB"? sizes use binary units (1KiB = 1024 bytes): B, KiB, MiB, GiB; decimal units such as MB are not accepted
+ficus.toml:20:12: error: route "avatars": max_body "lots" does not start with a number
+  help: write a number of bytes (e.g. 65536) or a whole number and a binary unit (B, KiB, MiB or GiB), e.g. "64KiB", "10MiB""#
+    );
+}
+
+#[test]
+fn unknown_key_with_suggestion() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+wieght = 10
+
+[route.fallback]
+enabeld = false
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:17:1: error: route "orders": unknown key "wieght"
+  help: did you mean "weight"?
+ficus.toml:20:1: error: route "orders": unknown key "fallback.enabeld"
+  help: did you mean "fallback.enabled"?"#
+    );
+}
+
+#[test]
+fn unknown_key_without_near_name_lists_the_known_ones() {
+    let text = format!("[access_log]\nrotate = true\n{HEAD}");
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:2:1: error: [access_log]: unknown key "rotate"
+  help: [access_log] keys are: enabled, format, path"#
+    );
+}
+
+#[test]
+fn unknown_top_level_table() {
+    let text = with_head("[[routes]]\nname = \"x\"\n");
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:12:3: error: unknown top-level key "routes"
+  help: did you mean [[route]]?"#
+    );
+}
+
+#[test]
+fn misspelled_section_is_not_also_reported_missing() {
+    let text = r#"[[listener]]
+bind = "127.0.0.1:8080"
+
+[upstreams.legacy]
+url = "http://127.0.0.1:9001"
+
+[default]
+legacy = "legacy"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:4:2: error: unknown top-level key "upstreams"
+  help: did you mean [upstream.NAME]?"#
+    );
+}
+
+#[test]
+fn two_listeners_on_port_zero_do_not_collide() {
+    let text = format!(
+        "{HEAD}[[listener]]\nbind = \"127.0.0.1:0\"\n[[listener]]\nbind = \"127.0.0.1:0\"\n"
+    );
+    assert_eq!(parse(&text).unwrap().listeners.len(), 3);
+}
+
+#[test]
+fn missing_default_route() {
+    let text = r#"[[listener]]
+bind = "127.0.0.1:8080"
+
+[upstream.monolith]
+url = "http://127.0.0.1:9001"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:1:1: error: missing [default] route
+  help: add the catch-all route, which takes every request no [[route]] matches:
+        [default]
+        legacy = "monolith""#
+    );
+}
+
+#[test]
+fn no_listener() {
+    let text = r#"[upstream.legacy]
+url = "http://127.0.0.1:9001"
+
+[default]
+legacy = "legacy"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:1:1: error: no [[listener]] configured: ficus would not accept any connection
+  help: add one:
+        [[listener]]
+        bind = "0.0.0.0:8080""#
+    );
+}
+
+#[test]
+fn canary_without_modern() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+stage = "canary"
+weight = 5
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:15:9: error: route "orders": stage "canary" needs a modern upstream
+  help: add modern = "..." naming the new service's upstream"#
+    );
+}
+
+#[test]
+fn modern_same_as_legacy() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "legacy"
+stage = "shadow"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:15:10: error: route "orders": modern and legacy are both "legacy"
+  help: modern names the new service's upstream; it must differ from legacy"#
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    let text = "[gateway]\nmax_connections = \n";
+    assert_eq!(
+        errors(text),
+        "ficus.toml:2:19: error: TOML syntax error: string values must be quoted, expected literal string"
+    );
+    let text = with_head("[default]\nlegacy = \"modern\"\n");
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:12:2: error: TOML syntax error: duplicate key "default"
+  help: a key can appear only once in a table; remove or rename one of them"#
+    );
+}
+
+#[test]
+fn max_header_bytes_too_small() {
+    let text = format!("[gateway]\nmax_header_bytes = 4096\n\n{HEAD}");
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:2:20: error: [gateway]: max_header_bytes 4096 is below the minimum of 8KiB
+  help: the HTTP/1 parser needs room for at least 8192 bytes of request head; use "8KiB" or more (default "32KiB")"#
+    );
+}
+
+#[test]
+fn fallback_buffer_larger_than_max_body() {
+    let text = with_head(
+        r#"[[route]]
+name = "uploads"
+legacy = "legacy"
+modern = "modern"
+stage = "modern"
+max_body = "64KiB"
+fallback = { max_buffered_body = "1MiB" }
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:18:34: error: route "uploads": fallback.max_buffered_body (1MiB) is larger than max_body (64KiB)
+  help: only a body the route accepts can be buffered; lower fallback.max_buffered_body to at most "64KiB" or raise max_body"#
+    );
+}
+
+#[test]
+fn default_route_rejects_matchers() {
+    let text = r#"[[listener]]
+bind = "127.0.0.1:8080"
+
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+
+[default]
+name = "catch-all"
+legacy = "legacy"
+path_prefix = "/"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:8:1: error: default route: name is not allowed: the default route is always named "default"
+  help: remove name
+ficus.toml:10:1: error: default route: path_prefix is not allowed: the default route matches every request
+  help: move path_prefix into a [[route]]; [default] takes every request no route matches"#
+    );
+}
+
+#[test]
+fn listener_problems() {
+    let text = r#"[[listener]]
+name = "public"
+bind = "0.0.0.0:8080"
+
+[[listener]]
+name = "public"
+bind = "0.0.0.0:8080"
+
+[[listener]]
+bind = "localhost:8081"
+tls = { cert = "cert.pem" }
+
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+
+[default]
+legacy = "legacy"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:6:8: error: duplicate listener name "public"
+  help: the first listener named "public" is at line 2; listener names must be unique
+ficus.toml:7:8: error: listener "public": bind 0.0.0.0:8080 is already used by listener "public"
+  help: each listener needs its own address and port
+ficus.toml:10:8: error: listener #3: bind "localhost:8081" is not an IP address and port
+  help: write an IP address and a port, e.g. "0.0.0.0:8080", "127.0.0.1:8080" or "[::]:8443" (host names are not resolved)
+ficus.toml:11:7: error: listener #3: missing tls.key
+  help: add key = "FILE", the path of the private key (PEM)"#
+    );
+}
+
+#[test]
+fn upstream_problems() {
+    let text = r#"[[listener]]
+bind = "127.0.0.1:8080"
+
+[upstream.legacy]
+url = "ftp://legacy.internal"
+
+[upstream.modern]
+url = "http://modern.internal?v=2"
+
+[upstream.search]
+url = "http://search.internal:8080"
+ca_file = "ca.pem"
+max_idle_connections = -1
+
+[upstream.billing]
+connect_timeout = "1s"
+
+[default]
+legacy = "legacy"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:5:7: error: upstream "legacy": url "ftp://legacy.internal" must use http:// or https://
+  help: ficus speaks HTTP to its upstreams, e.g. "http://10.0.0.5:8080" or "https://orders.internal/api"
+ficus.toml:8:7: error: upstream "modern": url "http://modern.internal?v=2" must not have a query string
+  help: an upstream url is a scheme, a host, an optional port and an optional path prefix, e.g. "http://10.0.0.5:8080" or "https://orders.internal/api"
+ficus.toml:12:11: error: upstream "search": ca_file is set but url is not https
+  help: ca_file adds trusted roots for TLS to the upstream; use an https:// url or remove ca_file
+ficus.toml:13:24: error: upstream "search": max_idle_connections -1 is out of range
+  help: the number of idle connections kept open to this upstream: 0 or more (default 64)
+ficus.toml:15:1: error: upstream "billing": missing url
+  help: add the service's address, e.g. url = "http://127.0.0.1:9001""#
+    );
+}
+
+#[test]
+fn route_matcher_problems() {
+    let text = with_head(
+        r#"[[route]]
+name = "api"
+host = "api.example.com:443"
+methods = ["get", "POST", "POST", "GE T"]
+path_prefix = "orders"
+headers = { "x tenant" = "acme" }
+legacy = "legacy"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:14:8: error: route "api": host "api.example.com:443" must not include a port
+  help: hosts are matched without the port: write host = "api.example.com"
+ficus.toml:15:12: error: route "api": method "get" in methods must be upper-case
+  help: write "GET"
+ficus.toml:15:27: error: route "api": method "POST" is listed twice in methods
+  help: remove the second "POST"
+ficus.toml:15:35: error: route "api": invalid method "GE T" in methods
+  help: methods are upper-case HTTP method names such as "GET" or "POST"
+ficus.toml:16:15: error: route "api": path_prefix "orders" must start with "/"
+  help: write path_prefix = "/orders"
+ficus.toml:17:13: error: route "api": invalid header name "x tenant" in headers
+  help: header names are letters, digits and !#$%&'*+-.^_`|~ (no spaces or colons)"#
+    );
+}
+
+#[test]
+fn fallback_problems() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "modern"
+stage = "modern"
+
+[route.fallback]
+on_status = [404, 503, 503]
+on_timeout = "yes"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:19:14: error: route "orders": fallback.on_status 404 is not a 5xx status
+  help: fallback only retries server errors, 500 to 599; any other status from modern is an answer
+ficus.toml:19:24: error: route "orders": status 503 is listed twice in fallback.on_status
+  help: remove the second 503
+ficus.toml:20:14: error: route "orders": fallback.on_timeout must be true or false, found string "yes"
+  help: write on_timeout = true or on_timeout = false"#
+    );
+}
+
+#[test]
+fn multiple_errors_are_reported_together_in_file_order() {
+    let text = r#"[gateway]
+max_connections = 0
+
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+
+[upstream.modern]
+url = "http://127.0.0.1:9002"
+
+[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "modrn"
+stage = "canary"
+weight = 150
+
+[[route]]
+legacy = "legacy"
+sticky = "ip"
+
+[access_log]
+format = "jsn"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:1:1: error: no [[listener]] configured: ficus would not accept any connection
+  help: add one:
+        [[listener]]
+        bind = "0.0.0.0:8080"
+ficus.toml:1:1: error: missing [default] route
+  help: add the catch-all route, which takes every request no [[route]] matches:
+        [default]
+        legacy = "legacy"
+ficus.toml:2:19: error: [gateway]: max_connections 0 is out of range
+  help: max_connections is how many client connections are served at once: at least 1 (default 10000)
+ficus.toml:13:10: error: route "orders": unknown upstream "modrn"
+  help: did you mean "modern"? known upstreams: legacy, modern
+ficus.toml:15:10: error: route "orders": weight 150 is out of range
+  help: weight is the percentage of sticky keys that modern answers: a number from 0 to 100
+ficus.toml:17:1: error: route #2 has no name
+  help: add name = "..."; the name identifies the route in logs, metrics and commands (names use letters, digits, '_', '.' and '-')
+ficus.toml:19:10: error: route #2: invalid sticky key "ip"
+  help: use "client-ip", "header:NAME", "cookie:NAME" or "query:NAME", e.g. "header:x-user-id"
+ficus.toml:22:10: error: [access_log]: unknown format "jsn"
+  help: did you mean "json"? formats are "text" and "json""#
+    );
+    // Every problem is a separate item, in file order.
+    let d = parse(text).unwrap_err();
+    assert_eq!(d.items.len(), 8);
+    let positions: Vec<(usize, usize)> = d.items.iter().map(|i| (i.line, i.col)).collect();
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(positions, sorted);
+}
+
+#[test]
+fn single_brackets_for_a_list_section() {
+    let text = r#"[listener]
+bind = "127.0.0.1:8080"
+
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+
+[default]
+legacy = "legacy"
+"#;
+    assert_eq!(
+        errors(text),
+        r#"ficus.toml:1:1: error: listener must be an array of tables: write [[listener]]
+  help: use double brackets, [[listener]], once for each listener: a file can have several"#
+    );
+}
+
+// ---- Weight ---------------------------------------------------------------------------------
+
+#[test]
+fn weight_from_percent() {
+    let bp = |p: f64| Weight::from_percent(p).map(Weight::basis_points);
+    assert_eq!(bp(0.0), Some(0));
+    assert_eq!(bp(100.0), Some(10_000));
+    assert_eq!(bp(25.0), Some(2500));
+    assert_eq!(bp(0.5), Some(50));
+    assert_eq!(bp(12.34), Some(1234));
+    assert_eq!(bp(0.01), Some(1));
+    assert_eq!(bp(33.33), Some(3333));
+    assert_eq!(bp(12.345), None);
+    assert_eq!(bp(0.001), None);
+    assert_eq!(bp(100.01), None);
+    assert_eq!(bp(-1.0), None);
+    assert_eq!(bp(f64::NAN), None);
+    assert_eq!(bp(f64::INFINITY), None);
+    assert_eq!(Weight::from_basis_points(10_001), None);
+    assert_eq!(Weight::from_percent(12.5).unwrap().to_string(), "12.50%");
+    assert_eq!(Weight::from_percent(5.0).unwrap().to_string(), "5%");
+    assert_eq!(Weight::from_percent(0.25).unwrap().percent(), 0.25);
+}
+
+#[test]
+fn every_two_decimal_weight_parses() {
+    for bp in 0..=10_000u16 {
+        let text = with_head(&format!(
+            "[[route]]\nname = \"r\"\nlegacy = \"legacy\"\nweight = {}.{:02}\n",
+            bp / 100,
+            bp % 100
+        ));
+        let config = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(config.routes[0].weight.basis_points(), bp);
+    }
+}
+
+// ---- docs -----------------------------------------------------------------------------------
+
+#[test]
+fn the_documented_example_is_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let start = doc
+        .find("## Complete example")
+        .expect("the example section");
+    let block = &doc[start..];
+    let block = &block[block.find("```toml\n").expect("a toml block") + "```toml\n".len()..];
+    let block = &block[..block.find("```").expect("end of the block")];
+    let config = parse(block).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.listeners.len(), 2);
+    assert_eq!(config.routes.len(), 3);
+    assert_eq!(config.routes[1].weight, Weight::from_percent(12.5).unwrap());
+    assert_eq!(config.upstream("modern").unwrap().path_prefix(), "/api");
+}
+
+#[test]
+fn the_documented_defaults_are_the_code_defaults() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let row = |key: &str| {
+        doc.lines()
+            .find(|l| l.starts_with(&format!("| `{key}` |")))
+            .unwrap_or_else(|| panic!("no row for {key}"))
+            .to_string()
+    };
+    // The documented defaults are written in seconds.
+    let d = |v: Duration| format!("`\"{}s\"`", v.as_secs());
+    let s = |v: u64| format!("`\"{}\"`", units::format_size(v));
+    assert!(row("header_read_timeout").contains(&d(defaults::HEADER_READ_TIMEOUT)));
+    assert!(row("max_header_bytes").contains(&s(defaults::MAX_HEADER_BYTES)));
+    assert!(row("max_header_bytes").contains(&s(defaults::MIN_HEADER_BYTES)));
+    assert!(row("max_connections").contains(&format!("`{}`", defaults::MAX_CONNECTIONS)));
+    assert!(row("shutdown_grace").contains(&d(defaults::SHUTDOWN_GRACE)));
+    assert!(row("connect_timeout").contains(&d(defaults::CONNECT_TIMEOUT)));
+    assert!(row("request_timeout").contains(&d(defaults::REQUEST_TIMEOUT)));
+    assert!(row("max_idle_connections").contains(&format!("`{}`", defaults::MAX_IDLE_CONNECTIONS)));
+    assert!(row("pool_idle_timeout").contains(&d(defaults::POOL_IDLE_TIMEOUT)));
+    assert!(row("max_body").contains(&s(defaults::MAX_BODY_BYTES)));
+    assert!(row("max_buffered_body").contains(&s(defaults::MAX_BUFFERED_BODY)));
+    assert!(doc.contains(&format!("queue of {}", defaults::ACCESS_LOG_QUEUE)));
+}
