@@ -153,6 +153,17 @@ async fn route_request(
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> (Response<ResponseBody>, Answered) {
+    if parts.method == http::Method::CONNECT {
+        let p = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "connect-not-supported",
+            "CONNECT is not supported",
+        )
+        .route(&route.name)
+        .detail("ficus is a reverse proxy in front of HTTP services; it does not open tunnels")
+        .fix("send the request itself to ficus instead of a CONNECT tunnel");
+        return (p.into_response(), Answered::Gateway);
+    }
     if let Some(len) = content_length(&parts.headers) {
         if len > route.max_body_bytes {
             return (too_large(route, route.max_body_bytes), Answered::Gateway);

@@ -192,3 +192,19 @@ async fn malformed_requests_get_400_and_the_gateway_keeps_serving() {
     let (s, _, _) = get(&gw.url("/"), &[]).await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn connect_tunnels_are_refused_with_405() {
+    let (legacy, gw) = setup().await;
+    let resp = raw(
+        gw.addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
+    assert!(
+        resp.contains("urn:ficus:problem:connect-not-supported"),
+        "{resp}"
+    );
+    assert_eq!(legacy.hits(), 0);
+}

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ficus", version, about = "A strangler-fig migration gateway: move a legacy HTTP service to a new one, route by route")]
+#[command(
+    name = "ficus",
+    version,
+    about = "A strangler-fig migration gateway: move a legacy HTTP service to a new one, route by route"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,387 @@
+//! `ficus demo`: the whole migration story on one machine, with nothing to install or configure.
+//!
+//! Starts a sample legacy and a sample modern service ([`services`]), the gateway in front of
+//! them on an embedded config with one route per stage (`ficus-demo.toml`), prints what to try,
+//! and drives a bounded synthetic client ([`client`]) whose per-route summary ([`stats`]) shows
+//! who answered. Stops on Ctrl-C, SIGTERM or `--duration`, and always within ten minutes.
+
+mod client;
+mod screen;
+mod services;
+mod stats;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ficus_config::Config;
+use ficus_proxy::{Gateway, GatewayError};
+use tokio::sync::watch;
+
+use self::services::{Flavor, Service};
+use self::stats::{Stats, Tallies};
+
+/// The demo's gateway config; `{{...}}` placeholders are filled in by [`render_config`].
+const TEMPLATE: &str = include_str!("ficus-demo.toml");
+/// The demo ends by itself after this long, so a forgotten terminal does not run forever.
+const MAX_DURATION: Duration = Duration::from_secs(600);
+/// How often the periodic summary is printed.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// The column header is repeated every this many reports, so it stays on screen.
+const HEADER_EVERY: u32 = 6;
+/// Drain time for the gateway at the end: the client has already stopped, so little is left.
+const GATEWAY_GRACE: Duration = Duration::from_secs(2);
+/// Distinct users the synthetic client plays.
+const USERS: u64 = 50;
+
+/// Options of `ficus demo`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoOptions {
+    /// Where the gateway listens. The sample services take the next two ports when free
+    /// (8081 legacy, 8082 modern by default), else any free port; all on 127.0.0.1.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Stop after this many seconds (default: on Ctrl-C, at the latest after 600).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration: Option<u64>,
+    /// Requests per second the synthetic client sends through the gateway.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub rate: u32,
+    /// No periodic summary lines; only the instructions and the final summary.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Write the gateway's access log (one line per request) to FILE; `-` for standard output,
+    /// where it interleaves with the summary.
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+}
+
+pub fn main(opts: DemoOptions) -> ExitCode {
+    crate::run::init_logging("text");
+    let result = crate::run::runtime().and_then(|rt| rt.block_on(run(opts)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ficus demo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    let (legacy, modern) = start_services(opts.listen).await?;
+    let (gw, cfg) = match start_gateway(&opts, &legacy, &modern).await {
+        Ok(started) => started,
+        Err(e) => {
+            stop_services(legacy, modern).await;
+            return Err(e);
+        }
+    };
+    let gateway = reachable(gw.local_addrs()[0]);
+    let until = match opts.duration {
+        Some(s) => format!("for {s}s"),
+        None => format!("until Ctrl-C (at most {}s)", MAX_DURATION.as_secs()),
+    };
+    let reading = screen::emit(&screen::intro(&screen::Setup {
+        cfg: &cfg,
+        gateway,
+        legacy: legacy.addr(),
+        modern: modern.addr(),
+        rate: opts.rate,
+        users: USERS,
+        until,
+        report_every: REPORT_EVERY,
+    }));
+    let order: Vec<String> = cfg.all_routes().map(|r| r.name.clone()).collect();
+    // Nobody reads the instructions (`ficus demo | head`): nothing to show, stop right away.
+    let seen = if reading {
+        drive_client(&opts, gateway, &order).await
+    } else {
+        Seen::default()
+    };
+
+    let left = gw.shutdown(GATEWAY_GRACE).await;
+    stop_services(legacy, modern).await;
+    if left > 0 {
+        screen::emit(&format!(
+            "(the gateway closed {left} connection(s) still open after {GATEWAY_GRACE:?})\n"
+        ));
+    }
+    screen::emit(&screen::summary(
+        &seen.totals,
+        &order,
+        seen.elapsed,
+        seen.skipped,
+        client::MAX_IN_FLIGHT,
+    ));
+    Ok(())
+}
+
+/// What the synthetic client saw over the whole run.
+#[derive(Default)]
+struct Seen {
+    totals: Tallies,
+    elapsed: Duration,
+    skipped: u64,
+}
+
+/// Runs the synthetic client, with the periodic report, until the demo should end; then stops
+/// it and waits for its requests in flight.
+async fn drive_client(opts: &DemoOptions, gateway: SocketAddr, order: &[String]) -> Seen {
+    let stats = Arc::new(Stats::default());
+    let (stop_client, stopped) = watch::channel(false);
+    let plan = client::Plan {
+        gateway,
+        rate: opts.rate,
+        users: USERS,
+    };
+    let started = Instant::now();
+    let client_task = tokio::spawn(client::run(plan, stats.clone(), stopped));
+    let limit = opts
+        .duration
+        .map_or(MAX_DURATION, Duration::from_secs)
+        .min(MAX_DURATION);
+    let mut totals = report_until(limit, &stats, order, opts.quiet).await;
+    let _ = stop_client.send(true);
+    let _ = client_task.await;
+    stats::merge_into(&mut totals, &stats.take_interval());
+    Seen {
+        totals,
+        elapsed: started.elapsed(),
+        skipped: stats.skipped(),
+    }
+}
+
+async fn stop_services(legacy: Service, modern: Service) {
+    tokio::join!(legacy.stop(), modern.stop());
+}
+
+/// Starts legacy and modern, next to the gateway's port when it is fixed (8081, 8082 for the
+/// default 8080), so the printed curl commands are the same from run to run.
+async fn start_services(listen: SocketAddr) -> anyhow::Result<(Service, Service)> {
+    let near = |offset: u16| {
+        listen
+            .port()
+            .checked_add(offset)
+            .filter(|_| listen.port() != 0)
+    };
+    let legacy = Service::start(Flavor::Legacy, near(1))
+        .await
+        .context("cannot start the sample legacy service on 127.0.0.1")?;
+    let modern = match Service::start(Flavor::Modern, near(2)).await {
+        Ok(m) => m,
+        Err(e) => {
+            legacy.stop().await;
+            return Err(e).context("cannot start the sample modern service on 127.0.0.1");
+        }
+    };
+    Ok((legacy, modern))
+}
+
+/// Renders and parses the embedded config, then starts the gateway on it.
+async fn start_gateway(
+    opts: &DemoOptions,
+    legacy: &Service,
+    modern: &Service,
+) -> anyhow::Result<(Gateway, Config)> {
+    let text = render_config(
+        opts.listen,
+        legacy.addr(),
+        modern.addr(),
+        opts.access_log.as_deref(),
+    );
+    let cfg = ficus_config::parse_str(&text, "ficus-demo.toml (embedded)", Path::new("."))
+        .map_err(|d| {
+            anyhow::anyhow!("the embedded demo config does not validate (a bug in ficus):\n{d}")
+        })?;
+    match Gateway::start(cfg.clone()).await {
+        Ok(gw) => Ok((gw, cfg)),
+        Err(GatewayError::Bind { addr, source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            anyhow::bail!(
+                "{addr} is already in use (another ficus demo?); pick another address with \
+                 `--listen 127.0.0.1:8090`, or `--listen 127.0.0.1:0` for any free port"
+            )
+        }
+        Err(e) => Err(e).context("cannot start the gateway"),
+    }
+}
+
+/// The embedded config with the real addresses filled in.
+fn render_config(
+    listen: SocketAddr,
+    legacy: SocketAddr,
+    modern: SocketAddr,
+    access_log: Option<&Path>,
+) -> String {
+    let access_log = match access_log {
+        None => "[access_log]\nenabled = false\n".to_string(),
+        Some(p) if p == Path::new("-") => {
+            "[access_log]\nenabled = true\nformat = \"text\"\n".to_string()
+        }
+        // A JSON string is a valid TOML basic string: this quotes any path safely.
+        Some(p) => format!(
+            "[access_log]\nenabled = true\nformat = \"text\"\npath = {}\n",
+            serde_json::Value::from(p.to_string_lossy())
+        ),
+    };
+    TEMPLATE
+        .replace("{{LISTEN}}", &listen.to_string())
+        .replace("{{LEGACY_URL}}", &format!("http://{legacy}"))
+        .replace("{{MODERN_URL}}", &format!("http://{modern}"))
+        .replace("{{ACCESS_LOG}}", &access_log)
+}
+
+/// An address curl can reach: a wildcard bind (`0.0.0.0`) is reached through loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// Prints a summary every [`REPORT_EVERY`] until `limit` has passed, the process is asked to
+/// stop, or nobody reads the output any more; returns the totals of every interval.
+async fn report_until(limit: Duration, stats: &Stats, order: &[String], quiet: bool) -> Tallies {
+    let start = tokio::time::Instant::now();
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval_at(start + REPORT_EVERY, REPORT_EVERY);
+    let mut totals = Tallies::new();
+    // Reports left before the column header is printed again.
+    let mut until_header = 0u32;
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            _ = &mut stop => {
+                screen::emit("\nstopping (signal received)\n");
+                break;
+            }
+            _ = every.tick() => {
+                let interval = stats.take_interval();
+                stats::merge_into(&mut totals, &interval);
+                if !quiet {
+                    let with_header = until_header == 0;
+                    if with_header {
+                        until_header = HEADER_EVERY;
+                    }
+                    until_header -= 1;
+                    if !screen::emit(&screen::interval(start.elapsed(), order, &interval, with_header)) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    totals
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Random bits for noise and for the client's choices. Hand-written instead of a `rand`
+/// dependency: std's randomly keyed hasher over a counter is enough for a demo, which needs
+/// variety, not cryptography.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ficus_config::Stage;
+    use ficus_proxy::split::Side;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn demo_config(access_log: Option<&Path>) -> Config {
+        let text = render_config(
+            addr("127.0.0.1:0"),
+            addr("127.0.0.1:9001"),
+            addr("127.0.0.1:9002"),
+            access_log,
+        );
+        ficus_config::parse_str(&text, "ficus-demo.toml", Path::new("."))
+            .unwrap_or_else(|d| panic!("{d}\n{text}"))
+    }
+
+    #[test]
+    fn the_embedded_config_has_one_route_per_stage() {
+        let cfg = demo_config(None);
+        let stages: Vec<(&str, Stage)> = cfg
+            .all_routes()
+            .map(|r| (r.name.as_str(), r.stage))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                ("users", Stage::Modern),
+                ("orders", Stage::Canary),
+                ("catalog", Stage::Shadow),
+                ("reports", Stage::Legacy),
+                ("default", Stage::Legacy),
+            ]
+        );
+        assert!(
+            cfg.all_routes().all(|r| r.debug_header),
+            "everyone should see who answered"
+        );
+        assert!(!cfg.access_log.enabled);
+        assert_eq!(
+            cfg.upstream("modern").unwrap().url.to_string(),
+            "http://127.0.0.1:9002/"
+        );
+    }
+
+    #[test]
+    fn the_access_log_option() {
+        let cfg = demo_config(Some(Path::new("-")));
+        assert!(cfg.access_log.enabled && cfg.access_log.path.is_none());
+        let cfg = demo_config(Some(Path::new("/tmp/a \"b\".log")));
+        assert_eq!(
+            cfg.access_log.path.as_deref(),
+            Some(Path::new("/tmp/a \"b\".log"))
+        );
+    }
+
+    #[test]
+    fn canary_examples_cover_both_sides() {
+        let cfg = demo_config(None);
+        let examples = screen::canary_examples(&cfg);
+        assert_eq!(
+            examples.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+            [Side::Modern, Side::Legacy]
+        );
+    }
+
+    #[test]
+    fn wildcard_binds_are_reached_through_loopback() {
+        assert_eq!(reachable(addr("0.0.0.0:8080")), addr("127.0.0.1:8080"));
+        assert_eq!(reachable(addr("127.0.0.1:1")), addr("127.0.0.1:1"));
+    }
+}

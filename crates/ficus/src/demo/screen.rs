@@ -1,0 +1,209 @@
+//! What the demo shows on the terminal: the instructions at start, the periodic per-route
+//! lines and the final summary. Built as strings (so tests can read them) and written by
+//! [`emit`], which notices when nobody reads any more (`ficus demo | head`).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ficus_config::{Config, Stage, StickyKey};
+use ficus_proxy::split::{self, Side};
+
+use super::stats::{self, Tallies};
+
+/// Where everything runs and how the client is set up, for the instructions.
+pub struct Setup<'a> {
+    pub cfg: &'a Config,
+    pub gateway: SocketAddr,
+    pub legacy: SocketAddr,
+    pub modern: SocketAddr,
+    pub rate: u32,
+    pub users: u64,
+    /// e.g. `for 30s` or `until Ctrl-C (at most 600s)`.
+    pub until: String,
+    pub report_every: Duration,
+}
+
+/// Writes to standard output; `false` once it is closed, which the caller treats as a request
+/// to stop (where `println!` would panic).
+pub fn emit(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
+/// The addresses, the route table, and ready-to-copy commands that show each stage.
+pub fn intro(s: &Setup<'_>) -> String {
+    let (gw, lg, md) = (
+        format!("http://{}", s.gateway),
+        format!("http://{}", s.legacy),
+        format!("http://{}", s.modern),
+    );
+    let mut out = String::new();
+    out.push_str(
+        "ficus demo: a gateway migrating a sample legacy service to a sample modern one.\n\n",
+    );
+    let _ = writeln!(out, "  gateway  {gw}");
+    let _ = writeln!(out, "  legacy   {lg}   (sample legacy service)");
+    let _ = writeln!(
+        out,
+        "  modern   {md}   (sample modern service, with a fault switch at /_control)\n"
+    );
+    out.push_str("Routes, in match order:\n\n");
+    for line in crate::run::route_table(s.cfg).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push('\n');
+
+    let mut tries = vec![(
+        format!("curl -i {gw}/users/7"),
+        "stage modern: modern answers".to_string(),
+    )];
+    for (user, side) in canary_examples(s.cfg) {
+        tries.push((
+            format!("curl -i {gw}/orders/42 -H 'x-user-id: {user}'"),
+            format!("stage canary: {user} is on {}, every time", side.as_str()),
+        ));
+    }
+    tries.push((
+        format!("curl -i {gw}/catalog/sku-1001"),
+        "stage shadow: legacy answers".into(),
+    ));
+    tries.push((format!("curl -i {gw}/reports/daily"), "stage legacy".into()));
+    commands(
+        &mut out,
+        "Try it (x-ficus-upstream in each response says who answered):",
+        &tries,
+    );
+
+    let timeout = s.cfg.upstream("modern").map_or_else(String::new, |u| {
+        format!(" (its request_timeout is {:?})", u.request_timeout)
+    });
+    commands(
+        &mut out,
+        "Break modern and watch the summary: GETs fall back to legacy (legacy-fallback):",
+        &[
+            (
+                format!("curl -X POST '{md}/_control/fail?rate=0.3'"),
+                "30% of modern's answers become 503".into(),
+            ),
+            (
+                format!("curl -X POST '{md}/_control/delay?ms=2500'"),
+                format!("modern gets slow{timeout}"),
+            ),
+            (
+                format!("curl -X POST '{md}/_control/fail?rate=0'"),
+                "heal; delay?ms=0 removes the delay".into(),
+            ),
+        ],
+    );
+    commands(
+        &mut out,
+        "What a shadow comparison will find: the same item from each side, directly:",
+        &[
+            (format!("curl -s {lg}/catalog/sku-1001"), "legacy".into()),
+            (format!("curl -s {md}/catalog/sku-1001"), "modern".into()),
+        ],
+    );
+    let _ = writeln!(
+        out,
+        "Synthetic client: {} req/s as {} users, {}; per-route summary every {}s.",
+        s.rate,
+        s.users,
+        s.until,
+        s.report_every.as_secs()
+    );
+    out.push_str("(fallback = answered by legacy after modern failed; errors = status >= 500 or no answer)\n");
+    out
+}
+
+/// A titled block of commands with their comments aligned.
+fn commands(out: &mut String, title: &str, commands: &[(String, String)]) {
+    let width = commands.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    let _ = writeln!(out, "{title}\n");
+    for (command, comment) in commands {
+        let _ = writeln!(out, "  {command:<width$}   # {comment}");
+    }
+    out.push('\n');
+}
+
+/// Two users, one on each side of the first sticky canary route, so the printed commands show
+/// both; computed with the gateway's own bucket function, so they are exact.
+pub fn canary_examples(cfg: &Config) -> Vec<(&'static str, Side)> {
+    const NAMES: [&str; 8] = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+    ];
+    let Some(route) = cfg
+        .routes
+        .iter()
+        .find(|r| r.stage == Stage::Canary && matches!(r.sticky, StickyKey::Header(_)))
+    else {
+        return Vec::new();
+    };
+    let side = |name: &str| {
+        split::choose(route.stage, route.weight, || {
+            split::bucket(&route.name, name.as_bytes())
+        })
+    };
+    let on = |want: Side| {
+        NAMES
+            .into_iter()
+            .find(|n| side(n) == want)
+            .map(|n| (n, want))
+    };
+    [on(Side::Modern), on(Side::Legacy)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// One periodic report: a line per route seen in the interval, led by the elapsed time.
+pub fn interval(
+    elapsed: Duration,
+    order: &[String],
+    tallies: &Tallies,
+    with_header: bool,
+) -> String {
+    let mut out = String::new();
+    if with_header {
+        let _ = writeln!(out, "\n{}", stats::header("time"));
+    }
+    let lead = format!("{}s", elapsed.as_secs_f64().round());
+    for line in stats::rows(&lead, order, tallies) {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+/// The totals of the whole run, per route and overall.
+pub fn summary(
+    totals: &Tallies,
+    order: &[String],
+    elapsed: Duration,
+    skipped: u64,
+    max_in_flight: usize,
+) -> String {
+    let all = stats::total(totals);
+    let secs = elapsed.as_secs_f64();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n== final summary: {} requests in {secs:.1}s ({:.1}/s) ==",
+        all.requests,
+        all.requests as f64 / secs.max(f64::EPSILON)
+    );
+    let _ = writeln!(out, "{}", stats::header(""));
+    for line in stats::rows("", order, totals) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "{}", stats::row("", "total", &all));
+    if skipped > 0 {
+        let _ = writeln!(
+            out,
+            "({skipped} request(s) not sent: {max_in_flight} were already in flight)"
+        );
+    }
+    out
+}
