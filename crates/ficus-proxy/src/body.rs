@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::upstream::Lease;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The client sent more body than the route's `max_body` allows.
@@ -157,11 +159,33 @@ impl Body for RequestBody {
 /// What ficus streams back to the client.
 #[derive(Debug)]
 pub enum ResponseBody {
-    Upstream(Incoming),
+    /// An upstream's body; the lease puts its connection back into the pool at the end.
+    Upstream {
+        body: Incoming,
+        lease: Option<Lease>,
+    },
     Full(Option<Bytes>),
 }
 
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // A body read to the end leaves its connection reusable; one dropped midway does not
+        // (the lease is dropped with it and the connection closes).
+        if let ResponseBody::Upstream { body, lease } = self {
+            if body.is_end_stream() {
+                if let Some(l) = lease.take() {
+                    l.release();
+                }
+            }
+        }
+    }
+}
+
 impl ResponseBody {
+    pub fn upstream(body: Incoming, lease: Option<Lease>) -> ResponseBody {
+        ResponseBody::Upstream { body, lease }
+    }
+
     pub fn empty() -> ResponseBody {
         ResponseBody::Full(None)
     }
@@ -180,23 +204,38 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Upstream { body, lease } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => release(lease),
+                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => release(lease),
+                    Poll::Ready(Some(Err(_))) => drop(lease.take()),
+                    _ => {}
+                }
+                polled
+            }
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Upstream { body, .. } => body.is_end_stream(),
             ResponseBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Upstream { body, .. } => body.size_hint(),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
         }
+    }
+}
+
+fn release(lease: &mut Option<Lease>) {
+    if let Some(l) = lease.take() {
+        l.release();
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use http::request::Parts;
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -18,7 +18,7 @@ use crate::problem::Problem;
 use crate::router::{self, RequestView};
 use crate::split::Side;
 use crate::table::{CompiledRoute, RouteTable};
-use crate::upstream::{HostRewrite, UpstreamClient};
+use crate::upstream::{CallError, HostRewrite, UpstreamClient, UpstreamResponse};
 
 /// State shared by every connection: the current table and the access-log channel.
 pub struct Shared {
@@ -75,15 +75,15 @@ impl Answered {
 
 /// The result of one upstream call.
 enum Outcome {
-    Response(Response<Incoming>),
+    Response(UpstreamResponse),
     /// Nothing was sent: the connection could not be made.
-    Connect(hyper_util::client::legacy::Error),
+    Connect(String),
     /// No response head within the upstream's request timeout.
     Timeout,
     /// The client's body went over the route's limit while streaming.
     BodyTooLarge(u64),
     /// Sent (at least partly), then the exchange failed.
-    Failed(hyper_util::client::legacy::Error),
+    Failed(hyper::Error),
 }
 
 /// Handles one client request end to end.
@@ -230,9 +230,12 @@ async fn route_request(
     let may_resend = route.may_resend(&parts.method);
     let retry_body = match outcome {
         Outcome::Response(resp) => {
-            let status = resp.status().as_u16();
+            let status = resp.response.status().as_u16();
             match resend.filter(|_| may_resend && route.falls_back_on(status)) {
-                Some(b) => b,
+                Some(b) => {
+                    resp.discard();
+                    b
+                }
                 None => {
                     return answer(
                         route,
@@ -321,19 +324,18 @@ async fn send(
     mut headers: HeaderMap,
     body: RequestBody,
 ) -> Outcome {
-    if let HostRewrite::Set(h) = &up.host {
+    if let HostRewrite::Set(h) = &up.host_rewrite {
         headers.insert(header::HOST, h.clone());
     }
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = up.uri_for(parts.uri.path_and_query());
-    *req.version_mut() = Version::HTTP_11;
+    *req.uri_mut() = Uri::from(up.path_for(parts.uri.path_and_query()));
     *req.headers_mut() = headers;
-    match tokio::time::timeout(up.request_timeout(), up.client().request(req)).await {
+    match tokio::time::timeout(up.request_timeout(), up.send(req)).await {
         Err(_) => Outcome::Timeout,
         Ok(Ok(resp)) => Outcome::Response(resp),
-        Ok(Err(e)) if e.is_connect() => Outcome::Connect(e),
-        Ok(Err(e)) => match body::is_body_too_large(&e) {
+        Ok(Err(CallError::Connect(e))) => Outcome::Connect(e),
+        Ok(Err(CallError::Failed(e))) => match body::is_body_too_large(&e) {
             Some(limit) => Outcome::BodyTooLarge(limit),
             None => Outcome::Failed(e),
         },
@@ -355,26 +357,26 @@ fn answer(
         ""
     };
     match outcome {
-        Outcome::Response(mut resp) => {
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        Outcome::Response(UpstreamResponse { mut response, mut lease }) => {
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // The connection now belongs to the tunnel, never to the pool.
+                lease = None;
                 if let Some(client) = client_upgrade {
-                    let upstream = hyper::upgrade::on(&mut resp);
+                    let upstream = hyper::upgrade::on(&mut response);
                     tokio::spawn(tunnel(client, upstream));
                 }
             } else {
-                headers::strip_hop_by_hop(resp.headers_mut(), false);
+                headers::strip_hop_by_hop(response.headers_mut(), false);
             }
-            (resp.map(ResponseBody::Upstream), answered)
+            (response.map(|b| ResponseBody::upstream(b, lease)), answered)
         }
         Outcome::Connect(e) => (
             Problem::new(StatusCode::BAD_GATEWAY, "upstream-unreachable", "Upstream unreachable")
                 .route(&route.name)
                 .upstream(&up.name)
                 .detail(format!(
-                    "could not connect to upstream \"{}\" at {}{also}: {}",
-                    up.name,
-                    up.config.url,
-                    error_chain(&e)
+                    "could not connect to upstream \"{}\" at {}{also}: {e}",
+                    up.name, up.config.url,
                 ))
                 .fix(format!(
                     "check that upstream \"{}\" is running and reachable at {} (connect_timeout = {:?})",

@@ -47,16 +47,38 @@ pub struct Gateway {
     addrs: Vec<SocketAddr>,
     listeners: Vec<Listener>,
     max_connections: usize,
+    workers: usize,
     connections: Arc<Semaphore>,
     stop: watch::Sender<bool>,
     accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Worker threads (thread-per-core mode) and the signal that ends their runtimes.
+    worker_threads: Vec<std::thread::JoinHandle<()>>,
+    workers_done: watch::Sender<bool>,
     log_task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// A listener socket ready to be handed to a runtime.
+struct Bound {
+    socket: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
 impl Gateway {
-    /// Binds every listener and starts serving.
+    /// Binds every listener and starts serving on the caller's tokio runtime.
     pub async fn start(config: Config) -> Result<Gateway, GatewayError> {
-        let table = RouteTable::compile(config, None)?;
+        Gateway::start_with_workers(config, 0).await
+    }
+
+    /// Binds every listener and starts serving. With `workers > 0`, serving runs on that many
+    /// threads, each with its own single-threaded runtime, its own `SO_REUSEPORT` socket per
+    /// listener (the kernel spreads connections) and its own upstream connection pools, so a
+    /// request never crosses threads (the nginx model). With `workers == 0` it runs on the
+    /// caller's runtime (tests, the demo).
+    pub async fn start_with_workers(
+        config: Config,
+        workers: usize,
+    ) -> Result<Gateway, GatewayError> {
+        let table = RouteTable::compile(config, None, workers.max(1))?;
         let cfg = table.config.clone();
         let (access_log, log_task) =
             match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
@@ -70,44 +92,102 @@ impl Gateway {
         let max_connections = cfg.gateway.max_connections;
         let connections = Arc::new(Semaphore::new(max_connections));
         let (stop, _) = watch::channel(false);
+        let (workers_done, _) = watch::channel(false);
+        let sockets_per_listener = workers.max(1);
         let mut addrs = Vec::new();
-        let mut accept_tasks = Vec::new();
+        // bound[w] holds worker w's socket for every listener.
+        let mut bound: Vec<Vec<Bound>> = (0..sockets_per_listener).map(|_| Vec::new()).collect();
         for l in &cfg.listeners {
             let tls = l
                 .tls
                 .as_ref()
                 .map(|t| tls_acceptor(&l.name, t))
                 .transpose()?;
-            let listener =
-                TcpListener::bind(l.bind)
-                    .await
-                    .map_err(|source| GatewayError::Bind {
-                        name: l.name.clone(),
-                        addr: l.bind,
-                        source,
-                    })?;
-            let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+            let bind_err = |source| GatewayError::Bind {
                 name: l.name.clone(),
                 addr: l.bind,
                 source,
-            })?;
+            };
+            let first = bind(l.bind, workers > 0).map_err(bind_err)?;
+            // With port 0 every worker must share the port the first socket got.
+            let addr = first.local_addr().map_err(bind_err)?;
             addrs.push(addr);
-            accept_tasks.push(tokio::spawn(accept_loop(
-                listener,
-                tls,
-                shared.clone(),
-                connections.clone(),
-                stop.subscribe(),
-            )));
+            bound[0].push(Bound {
+                socket: first,
+                tls: tls.clone(),
+            });
+            for b in bound.iter_mut().skip(1) {
+                b.push(Bound {
+                    socket: bind(addr, true).map_err(bind_err)?,
+                    tls: tls.clone(),
+                });
+            }
+        }
+        let mut accept_tasks = Vec::new();
+        let mut worker_threads = Vec::new();
+        if workers == 0 {
+            for b in bound.pop().unwrap_or_default() {
+                let listener =
+                    TcpListener::from_std(b.socket).map_err(|source| GatewayError::Bind {
+                        name: "listener".into(),
+                        addr: addrs[0],
+                        source,
+                    })?;
+                accept_tasks.push(tokio::spawn(accept_loop(
+                    listener,
+                    b.tls,
+                    shared.clone(),
+                    connections.clone(),
+                    stop.subscribe(),
+                )));
+            }
+        } else {
+            for (id, sockets) in bound.into_iter().enumerate() {
+                let (shared, connections) = (shared.clone(), connections.clone());
+                let (stop, mut done) = (stop.subscribe(), workers_done.subscribe());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ficus-worker-{id}"))
+                    .spawn(move || {
+                        crate::upstream::set_worker(id);
+                        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                            Ok(rt) => rt,
+                            Err(e) => {
+                                tracing::error!(worker = id, error = %e, "cannot start a worker runtime");
+                                return;
+                            }
+                        };
+                        rt.block_on(async move {
+                            for b in sockets {
+                                match TcpListener::from_std(b.socket) {
+                                    Ok(l) => {
+                                        tokio::spawn(accept_loop(l, b.tls, shared.clone(), connections.clone(), stop.clone()));
+                                    }
+                                    Err(e) => tracing::error!(worker = id, error = %e, "cannot register a listener"),
+                                }
+                            }
+                            let _ = done.wait_for(|d| *d).await;
+                        });
+                        // Dropping the runtime closes whatever is still open after the grace period.
+                    })
+                    .map_err(|source| GatewayError::Bind {
+                        name: format!("worker {id}"),
+                        addr: addrs.first().copied().unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
+                        source,
+                    })?;
+                worker_threads.push(spawned);
+            }
         }
         Ok(Gateway {
             shared,
             addrs,
             listeners: cfg.listeners.clone(),
             max_connections,
+            workers: workers.max(1),
             connections,
             stop,
             accept_tasks,
+            worker_threads,
+            workers_done,
             log_task,
         })
     }
@@ -140,7 +220,7 @@ impl Gateway {
                 "access_log.format / access_log.path",
             ));
         }
-        let table = RouteTable::compile(config, Some(&current))?;
+        let table = RouteTable::compile(config, Some(&current), self.workers)?;
         self.shared.table.store(Arc::new(table));
         Ok(())
     }
@@ -152,7 +232,7 @@ impl Gateway {
 
     /// Stops accepting, asks every connection to finish its in-flight requests, and waits up
     /// to `grace` for them. Returns how many connections were still open at the deadline.
-    pub async fn shutdown(self, grace: Duration) -> usize {
+    pub async fn shutdown(mut self, grace: Duration) -> usize {
         let _ = self.stop.send(true);
         for t in &self.accept_tasks {
             t.abort();
@@ -163,6 +243,14 @@ impl Gateway {
             Ok(_) => 0,
             Err(_) => self.max_connections - self.connections.available_permits(),
         };
+        let _ = self.workers_done.send(true);
+        let threads = std::mem::take(&mut self.worker_threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
         drop(self.shared);
         if let (Some(t), 0) = (self.log_task, left) {
             // The writer ends, after writing what is queued, once the last sender is gone;
@@ -171,6 +259,21 @@ impl Gateway {
         }
         left
     }
+}
+
+/// A non-blocking listening socket; with `reuse_port`, several sockets (one per worker) can
+/// share the address and the kernel spreads connections over them.
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 fn tls_acceptor(name: &str, files: &ficus_config::TlsFiles) -> Result<TlsAcceptor, GatewayError> {
@@ -219,10 +322,14 @@ async fn accept_loop(
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     connections: Arc<Semaphore>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.

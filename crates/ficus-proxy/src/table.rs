@@ -104,19 +104,25 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Compiles a config. Upstream clients of `previous` whose definition is unchanged are
-    /// reused, so a reload keeps their warm connection pools.
+    /// Compiles a config, with `pools` connection pools per upstream (one per worker thread).
+    /// Upstream clients of `previous` whose definition is unchanged are reused, so a reload
+    /// keeps their warm connection pools.
     pub fn compile(
         config: Config,
         previous: Option<&RouteTable>,
+        pools: usize,
     ) -> Result<RouteTable, UpstreamError> {
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
-            let reused =
-                previous.and_then(|p| p.upstreams.iter().find(|c| c.config == *u).cloned());
+            let reused = previous.and_then(|p| {
+                p.upstreams
+                    .iter()
+                    .find(|c| c.config == *u && c.pools() == pools.max(1))
+                    .cloned()
+            });
             upstreams.push(match reused {
                 Some(c) => c,
-                None => Arc::new(UpstreamClient::new(u)?),
+                None => Arc::new(UpstreamClient::new(u, pools)?),
             });
         }
         let find = |name: &str| {

@@ -1,17 +1,24 @@
-//! Upstream clients: one pooled keep-alive client per configured upstream (HTTP/1.1, or HTTP/2
-//! when configured; `https://` through rustls), and how a request URI is rewritten for it.
+//! Upstream clients: keep-alive connection pools per upstream and worker thread (HTTP/1.1, or
+//! HTTP/2 when configured; `https://` through rustls), and how a request is addressed to it.
+//!
+//! Hand-written on hyper's connection API instead of hyper-util's pooled `Client`: that client
+//! builds a connect future, hashes a pool key and spawns a task per request to learn when a
+//! connection is idle again, which cost more CPU per request than nginx spends in total (see
+//! bench/README.md). Here a pool is a per-worker LIFO stack of idle senders; a connection goes
+//! back to it when the response body it carried has been read to the end.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ficus_config::{HostHeader, Upstream};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::{header, HeaderValue, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
 
@@ -25,7 +32,18 @@ pub enum UpstreamError {
         reason: String,
     },
     #[error("upstream \"{upstream}\": {reason}")]
-    Tls { upstream: String, reason: String },
+    Invalid { upstream: String, reason: String },
+}
+
+/// Why a call to an upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Nothing was sent: no connection could be made (refused, timed out, TLS failed).
+    #[error("{0}")]
+    Connect(String),
+    /// The request was sent, at least in part, and then the exchange failed.
+    #[error(transparent)]
+    Failed(hyper::Error),
 }
 
 /// What to do with the Host header on the way to this upstream.
@@ -35,17 +53,35 @@ pub enum HostRewrite {
     Set(HeaderValue),
 }
 
-/// A pooled client for one upstream.
+thread_local! {
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as worker `id`: it then uses pool `id` of every upstream, so its
+/// requests only ever use connections driven by its own runtime.
+pub fn set_worker(id: usize) {
+    WORKER.with(|w| w.set(id));
+}
+
+fn worker() -> usize {
+    WORKER.with(|w| w.get())
+}
+
+/// A keep-alive client for one upstream.
 pub struct UpstreamClient {
     pub name: Arc<str>,
-    /// The definition it was built from: a reload keeps the client (and its pool) when equal.
+    /// The definition it was built from: a reload keeps the client (and its pools) when equal.
     pub config: Upstream,
     scheme: Scheme,
     authority: Authority,
+    /// Where to connect.
+    host: String,
+    port: u16,
     /// Path prefix without trailing slash, or empty.
     prefix: String,
-    pub host: HostRewrite,
-    client: Client<HttpsConnector<HttpConnector>, RequestBody>,
+    pub host_rewrite: HostRewrite,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    pools: Box<[Arc<Pool>]>,
 }
 
 impl std::fmt::Debug for UpstreamClient {
@@ -58,68 +94,82 @@ impl std::fmt::Debug for UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new(cfg: &Upstream) -> Result<UpstreamClient, UpstreamError> {
+    /// A client with `pools` independent connection pools (one per worker thread).
+    pub fn new(cfg: &Upstream, pools: usize) -> Result<UpstreamClient, UpstreamError> {
+        let invalid = |reason: String| UpstreamError::Invalid {
+            upstream: cfg.name.clone(),
+            reason,
+        };
         let scheme = cfg.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = cfg
             .url
             .authority()
             .cloned()
-            .expect("validated upstream URLs have an authority");
-        let prefix = cfg.path_prefix().to_string();
-        let host = match &cfg.host {
+            .ok_or_else(|| invalid("the url has no host".into()))?;
+        let https = scheme == Scheme::HTTPS;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let host_rewrite = match &cfg.host {
             HostHeader::Preserve => HostRewrite::Preserve,
             HostHeader::Upstream => HostRewrite::Set(
-                HeaderValue::from_str(authority.as_str()).expect("an authority is a header value"),
+                HeaderValue::from_str(authority.as_str())
+                    .map_err(|_| invalid("its authority is not a header value".into()))?,
             ),
-            HostHeader::Fixed(h) => {
-                HostRewrite::Set(HeaderValue::from_str(h).map_err(|_| UpstreamError::Tls {
-                    upstream: cfg.name.clone(),
-                    reason: format!("host {h:?} is not a valid header value"),
-                })?)
-            }
+            HostHeader::Fixed(h) => HostRewrite::Set(
+                HeaderValue::from_str(h)
+                    .map_err(|_| invalid(format!("host {h:?} is not a valid header value")))?,
+            ),
         };
-
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        http.set_keepalive(Some(std::time::Duration::from_secs(60)));
-
-        let tls = tls_config(cfg)?;
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let connector = if cfg.http2 {
-            builder.enable_all_versions().wrap_connector(http)
+        let tls = if https {
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| invalid(format!("{host:?} is not a TLS server name: {e}")))?;
+            Some((
+                tokio_rustls::TlsConnector::from(Arc::new(tls_config(cfg)?)),
+                name,
+            ))
         } else {
-            builder.enable_http1().wrap_connector(http)
+            None
         };
-
-        let mut b = Client::builder(TokioExecutor::new());
-        b.pool_max_idle_per_host(cfg.max_idle_connections)
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .set_host(true);
-        if cfg.http2 && scheme == Scheme::HTTP {
-            // Plain-text HTTP/2 needs prior knowledge; over TLS it is negotiated by ALPN.
-            b.http2_only(true);
-        }
-        let client = b.build(connector);
+        let pools = (0..pools.max(1))
+            .map(|_| {
+                Arc::new(Pool {
+                    http2: cfg.http2,
+                    idle: Mutex::new(Vec::new()),
+                    h2: Mutex::new(None),
+                    max_idle: cfg.max_idle_connections,
+                    idle_timeout: cfg.pool_idle_timeout,
+                })
+            })
+            .collect();
         Ok(UpstreamClient {
             name: Arc::from(cfg.name.as_str()),
             config: cfg.clone(),
             scheme,
             authority,
-            prefix,
             host,
-            client,
+            port,
+            prefix: cfg.path_prefix().to_string(),
+            host_rewrite,
+            tls,
+            pools,
         })
     }
 
-    /// The absolute URI for a request path (and query) on this upstream.
-    pub fn uri_for(&self, pq: Option<&PathAndQuery>) -> Uri {
-        let pq = match (self.prefix.is_empty(), pq) {
+    pub fn pools(&self) -> usize {
+        self.pools.len()
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
+    }
+
+    /// The path (and query) to send for a client's path: the upstream's prefix prepended.
+    pub fn path_for(&self, pq: Option<&PathAndQuery>) -> PathAndQuery {
+        match (self.prefix.is_empty(), pq) {
             (true, Some(pq)) => pq.clone(),
             (true, None) => PathAndQuery::from_static("/"),
             (false, pq) => {
@@ -127,20 +177,241 @@ impl UpstreamClient {
                 PathAndQuery::try_from(format!("{}{}", self.prefix, rest))
                     .unwrap_or_else(|_| PathAndQuery::from_static("/"))
             }
-        };
+        }
+    }
+
+    /// Sends a request whose URI is origin-form (path and query). Idle pooled connections are
+    /// used first; one that turns out to be closed before the request was written is skipped
+    /// and the request goes out on another, so an upstream's keep-alive timeout never shows as
+    /// an error.
+    pub async fn send(&self, mut req: Request<RequestBody>) -> Result<UpstreamResponse, CallError> {
+        let pool = &self.pools[worker() % self.pools.len()];
+        loop {
+            let (sender, reused) = match pool.checkout() {
+                Some(s) => (s, true),
+                None => (self.connect(pool).await?, false),
+            };
+            match sender {
+                Sender::H1(mut s) => {
+                    if !s.is_ready() && s.ready().await.is_err() {
+                        continue;
+                    }
+                    *req.version_mut() = Version::HTTP_11;
+                    match s.try_send_request(req).await {
+                        Ok(resp) => {
+                            let lease = Lease {
+                                sender: s,
+                                pool: pool.clone(),
+                            };
+                            return Ok(UpstreamResponse::new(resp, Some(lease)));
+                        }
+                        Err(mut e) => match e.take_message() {
+                            Some(r) if reused => req = r,
+                            Some(_) => return Err(CallError::Connect(e.into_error().to_string())),
+                            None => return Err(CallError::Failed(e.into_error())),
+                        },
+                    }
+                }
+                Sender::H2(mut s) => {
+                    self.to_h2(&mut req);
+                    match s.try_send_request(req).await {
+                        Ok(resp) => return Ok(UpstreamResponse::new(resp, None)),
+                        Err(mut e) => match e.take_message() {
+                            Some(r) if reused => {
+                                pool.forget_h2();
+                                req = r;
+                            }
+                            Some(_) => return Err(CallError::Connect(e.into_error().to_string())),
+                            None => return Err(CallError::Failed(e.into_error())),
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    /// HTTP/2 carries the host in `:authority`, from an absolute URI.
+    fn to_h2(&self, req: &mut Request<RequestBody>) {
+        let authority = req
+            .headers_mut()
+            .remove(header::HOST)
+            .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+            .unwrap_or_else(|| self.authority.clone());
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(pq);
-        Uri::from_parts(parts).expect("scheme, authority and path make a URI")
+        parts.authority = Some(authority);
+        parts.path_and_query = req.uri().path_and_query().cloned();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        *req.version_mut() = Version::HTTP_2;
     }
 
-    pub fn request_timeout(&self) -> std::time::Duration {
-        self.config.request_timeout
+    /// A new connection: TCP (and TLS) within the connect timeout, then the HTTP handshake.
+    async fn connect(&self, pool: &Pool) -> Result<Sender, CallError> {
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
+        let timed_out = || {
+            CallError::Connect(format!(
+                "no connection within connect_timeout ({:?})",
+                self.config.connect_timeout
+            ))
+        };
+        let tcp = tokio::time::timeout_at(
+            deadline,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| CallError::Connect(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let sender = match &self.tls {
+            None => handshake(TokioIo::new(tcp), self.config.http2).await?,
+            Some((connector, name)) => {
+                let tls = tokio::time::timeout_at(deadline, connector.connect(name.clone(), tcp))
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| CallError::Connect(format!("TLS handshake failed: {e}")))?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                handshake(TokioIo::new(tls), h2).await?
+            }
+        };
+        if let Sender::H2(s) = &sender {
+            // One multiplexed connection serves every request of this worker.
+            *pool.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+        }
+        Ok(sender)
+    }
+}
+
+async fn handshake<I>(io: I, h2: bool) -> Result<Sender, CallError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let handshake_failed =
+        |e: hyper::Error| CallError::Connect(format!("HTTP handshake failed: {e}"));
+    if h2 {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(handshake_failed)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(handshake_failed)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(Sender::H1(sender))
+    }
+}
+
+enum Sender {
+    H1(http1::SendRequest<RequestBody>),
+    H2(http2::SendRequest<RequestBody>),
+}
+
+/// One worker's connections to one upstream.
+struct Pool {
+    /// Whether HTTP/2 may be spoken (configured; over TLS it also takes ALPN's agreement).
+    http2: bool,
+    /// Idle HTTP/1.1 connections, most recently used last.
+    idle: Mutex<Vec<Idle>>,
+    /// The HTTP/2 connection, shared by concurrent requests.
+    h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+struct Idle {
+    sender: http1::SendRequest<RequestBody>,
+    since: Instant,
+}
+
+impl Pool {
+    fn checkout(&self) -> Option<Sender> {
+        if self.http2 {
+            if let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                if !h2.is_closed() {
+                    return Some(Sender::H2(h2.clone()));
+                }
+            }
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(c) = idle.pop() {
+            if !c.sender.is_closed() && c.since.elapsed() < self.idle_timeout {
+                return Some(Sender::H1(c.sender));
+            }
+        }
+        None
     }
 
-    pub fn client(&self) -> &Client<HttpsConnector<HttpConnector>, RequestBody> {
-        &self.client
+    fn put(&self, sender: http1::SendRequest<RequestBody>) {
+        if sender.is_closed() || self.max_idle == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // The oldest sit at the front: drop those past the idle timeout or the size bound.
+        let expired = idle
+            .iter()
+            .take_while(|c| {
+                now.duration_since(c.since) >= self.idle_timeout || c.sender.is_closed()
+            })
+            .count();
+        let over = (idle.len() - expired + 1).saturating_sub(self.max_idle);
+        idle.drain(..expired + over);
+        idle.push(Idle { sender, since: now });
+    }
+
+    fn forget_h2(&self) {
+        *self.h2.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The right to put a connection back into its pool once its response is fully read.
+pub struct Lease {
+    sender: http1::SendRequest<RequestBody>,
+    pool: Arc<Pool>,
+}
+
+impl Lease {
+    pub fn release(self) {
+        self.pool.put(self.sender);
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lease")
+    }
+}
+
+/// An upstream's response and, for HTTP/1.1, the lease on its connection.
+#[derive(Debug)]
+pub struct UpstreamResponse {
+    pub response: Response<Incoming>,
+    pub lease: Option<Lease>,
+}
+
+impl UpstreamResponse {
+    fn new(response: Response<Incoming>, lease: Option<Lease>) -> UpstreamResponse {
+        UpstreamResponse { response, lease }
+    }
+
+    /// Drops a response ficus will not forward (a fallback status), keeping its connection
+    /// when the response is already complete.
+    pub fn discard(self) {
+        if let Some(lease) = self.lease {
+            if http_body::Body::is_end_stream(self.response.body()) {
+                lease.release();
+            }
+        }
     }
 }
 
@@ -165,14 +436,18 @@ fn tls_config(cfg: &Upstream) -> Result<rustls::ClientConfig, UpstreamError> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    // ALPN is set by the connector builder from the enabled HTTP versions.
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| UpstreamError::Tls {
+        .map_err(|e| UpstreamError::Invalid {
             upstream: cfg.name.clone(),
             reason: e.to_string(),
         })?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    tls.alpn_protocols = if cfg.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(tls)
 }

@@ -203,23 +203,32 @@ pub fn init_logging(format: &str) {
     }
 }
 
-/// The tokio runtime: `FICUS_WORKER_THREADS` (default: one per core).
+/// A multi-threaded tokio runtime (the demo, the CLI's own work).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.enable_all();
-    if let Some(n) = std::env::var("FICUS_WORKER_THREADS")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+/// How many worker threads serve traffic: `FICUS_WORKER_THREADS`, default one per core.
+pub fn worker_threads() -> usize {
+    std::env::var("FICUS_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-    {
-        b.worker_threads(n);
-    }
-    b.build().context("cannot start the tokio runtime")
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 pub fn run(path: &Path, log_format: &str) -> ExitCode {
     init_logging(log_format);
-    let result = runtime().and_then(|rt| rt.block_on(serve(path)));
+    // The control thread (signals, reloads) runs on its own small runtime; traffic is served
+    // by the gateway's worker threads.
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+        .and_then(|rt| rt.block_on(serve(path)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -234,13 +243,14 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let cfg = ficus_config::load(path)?;
     let pid_file = cfg.gateway.pid_file.clone();
-    let gw = Gateway::start(cfg).await?;
+    let workers = worker_threads();
+    let gw = Gateway::start_with_workers(cfg, workers).await?;
     if let Some(p) = &pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid file {}", p.display()))?;
     }
     for a in gw.local_addrs() {
-        tracing::info!(addr = %a, "listening");
+        tracing::info!(addr = %a, workers, "listening");
     }
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

@@ -42,6 +42,8 @@ pub struct Upstream {
     pub name: &'static str,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub conns: Arc<AtomicUsize>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub release: Arc<Notify>,
     /// Status every plain request answers with (default 200).
@@ -81,6 +83,8 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(AtomicUsize::new(0));
+        let accepted = conns.clone();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let release = Arc::new(Notify::new());
         let status = Arc::new(Mutex::new(200u16));
@@ -97,6 +101,7 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let st = st.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -128,6 +133,7 @@ impl Upstream {
             name,
             addr,
             hits,
+            conns,
             seen,
             release,
             status,
