@@ -12,49 +12,146 @@ pub static X_FICUS_UPSTREAM: HeaderName = HeaderName::from_static("x-ficus-upstr
 /// The route that took the request, alongside the debug header.
 pub static X_FICUS_ROUTE: HeaderName = HeaderName::from_static("x-ficus-route");
 
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Headers that describe one connection and are never forwarded (besides those that
+/// `Connection` names), with `Upgrade` last; [`HOP_BY_HOP_NAMES`] in the same order.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+/// The same names, ready for removal without parsing a string each time.
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+const CONNECTION_BIT: u16 = 1;
+const UPGRADE_BIT: u16 = 1 << 8;
 
-/// Headers that describe one connection, never forwarded (besides those `Connection` names).
-fn fixed_hop_by_hop() -> [&'static HeaderName; 8] {
-    [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::PROXY_AUTHENTICATE,
-        &header::PROXY_AUTHORIZATION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-    ]
+/// The position of a header name in [`HOP_BY_HOP`]. Names are lower-case; comparing lengths
+/// first keeps this to a couple of instructions for the ordinary headers.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    let s = name.as_str();
+    let candidates: &[usize] = match s.len() {
+        2 => &[5],
+        7 => &[6, 8],
+        10 => &[0, 1],
+        16 => &[2],
+        17 => &[7],
+        18 => &[3],
+        19 => &[4],
+        _ => return None,
+    };
+    candidates.iter().copied().find(|&i| HOP_BY_HOP[i] == s)
 }
 
 /// Removes hop-by-hop headers in place. With `keep_upgrade`, `Connection: upgrade` and
 /// `Upgrade` survive so a protocol switch (WebSocket) can pass through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Names listed in Connection are hop-by-hop too. Collected first: the map is borrowed.
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        if conn.as_bytes().contains(&b',') || !is_plain_keep_alive_or_close(conn) {
-            let named: Vec<HeaderName> = headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-                .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-                .collect();
-            for n in named {
-                headers.remove(n);
-            }
+    let present = headers
+        .keys()
+        .filter_map(hop_index)
+        .fold(0, |m, i| m | 1 << i);
+    strip_present(headers, present, keep_upgrade);
+}
+
+/// Removes the hop-by-hop headers whose bits are set in `present` (from one scan over the
+/// names), so the usual message (at most `Connection: keep-alive`) costs one removal instead
+/// of a hash lookup per hop-by-hop name.
+fn strip_present(headers: &mut HeaderMap, mut present: u16, keep_upgrade: bool) {
+    if present & CONNECTION_BIT != 0 {
+        // Names listed in Connection are hop-by-hop too. Collected first: the map is borrowed.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter(|v| !is_plain_keep_alive_or_close(v))
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+            .collect();
+        for n in named {
+            headers.remove(n);
         }
     }
-    for h in fixed_hop_by_hop() {
-        headers.remove(h);
+    if keep_upgrade {
+        present &= !UPGRADE_BIT;
+    }
+    for (i, name) in HOP_BY_HOP_NAMES.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Rewrites a client's request headers for an upstream, in one scan over the names: removes
+/// hop-by-hop headers and `Expect` (ficus itself answers `100-continue`), makes sure `Host`
+/// is present, sets `X-Forwarded-*`, and adds `X-Request-Id` when absent. Returns the
+/// request id.
+pub fn prepare_request(
+    headers: &mut HeaderMap,
+    authority: Option<&http::uri::Authority>,
+    keep_upgrade: bool,
+    client_ip: &HeaderValue,
+    proto: &HeaderValue,
+) -> HeaderValue {
+    let (mut present, mut expect, mut xff, mut request_id) = (0u16, false, false, false);
+    for name in headers.keys() {
+        if let Some(i) = hop_index(name) {
+            present |= 1 << i;
+        } else if name == header::EXPECT {
+            expect = true;
+        } else if name == X_FORWARDED_FOR {
+            xff = true;
+        } else if name == X_REQUEST_ID {
+            request_id = true;
+        }
+    }
+    strip_present(headers, present, keep_upgrade);
+    if expect {
+        headers.remove(header::EXPECT);
+    }
+    let host = match headers.get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        // HTTP/2 and absolute-form requests carry the host in the URI.
+        None => authority
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .inspect(|h| {
+                headers.insert(header::HOST, h.clone());
+            }),
+    };
+    if xff {
+        set_forwarded(headers, client_ip, proto, host);
     } else {
-        headers.remove(header::UPGRADE);
+        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        headers.insert(X_FORWARDED_PROTO.clone(), proto.clone());
+        if let Some(h) = host {
+            headers.insert(X_FORWARDED_HOST.clone(), h);
+        }
+    }
+    if request_id {
+        ensure_request_id(headers)
+    } else {
+        let id = new_request_id();
+        headers.insert(X_REQUEST_ID.clone(), id.clone());
+        id
     }
 }
 
@@ -147,6 +244,57 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_is_found_and_nothing_else() {
+        for (i, n) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(&HeaderName::from_static(n)), Some(i), "{n}");
+        }
+        for n in [
+            "host",
+            "content-type",
+            "x-connection",
+            "tee",
+            "upgrades",
+            "keep-alivex",
+        ] {
+            assert_eq!(
+                hop_index(&HeaderName::from_bytes(n.as_bytes()).unwrap()),
+                None,
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn prepare_request_rewrites_in_one_pass() {
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let proto = HeaderValue::from_static("http");
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("shop.test"));
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("expect", HeaderValue::from_static("100-continue"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        let id = prepare_request(&mut h, None, false, &ip, &proto);
+        assert_eq!(id.len(), 32);
+        assert_eq!(h["x-request-id"], id);
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "shop.test");
+        assert!(!h.contains_key("connection") && !h.contains_key("expect"));
+        assert_eq!(h.len(), 6, "{h:?}");
+
+        // An HTTP/2 request: the host comes from the URI; existing ids and chains are kept.
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("given"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let authority = http::uri::Authority::from_static("api.test:8443");
+        let id = prepare_request(&mut h, Some(&authority), false, &ip, &proto);
+        assert_eq!(id, "given");
+        assert_eq!(h["host"], "api.test:8443");
+        assert_eq!(h["x-forwarded-host"], "api.test:8443");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
     }
 
     #[test]

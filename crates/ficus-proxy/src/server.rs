@@ -2,9 +2,11 @@
 //! HTTP/2 (h2c prior knowledge, or ALPN over TLS), hot reload by swapping the route table,
 //! graceful shutdown that drains in-flight requests.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -14,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log;
@@ -50,11 +52,56 @@ pub struct Gateway {
     workers: usize,
     connections: Arc<Semaphore>,
     stop: watch::Sender<bool>,
+    drain: Arc<Drain>,
     accept_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Worker threads (thread-per-core mode) and the signal that ends their runtimes.
     worker_threads: Vec<std::thread::JoinHandle<()>>,
     workers_done: watch::Sender<bool>,
     log_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Tells open connections to finish when the gateway stops. Each connection registers a
+/// oneshot once (a lock per connection, not per request); polling a oneshot is lock-free,
+/// unlike a shared watch channel, which every connection would lock on every wake-up.
+#[derive(Default)]
+struct Drain {
+    stopping: AtomicBool,
+    next: AtomicU64,
+    conns: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+}
+
+impl Drain {
+    /// Registers a connection; `None` when the gateway is already stopping.
+    fn register(&self) -> Option<(u64, oneshot::Receiver<()>)> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        // Checked after inserting, so a stop that raced with us either sees the entry or is
+        // seen here.
+        if self.stopping.load(Ordering::SeqCst) {
+            self.unregister(id);
+            return None;
+        }
+        Some((id, rx))
+    }
+
+    fn unregister(&self, id: u64) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, tx) in conns {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// A listener socket ready to be handed to a runtime.
@@ -92,6 +139,7 @@ impl Gateway {
         let max_connections = cfg.gateway.max_connections;
         let connections = Arc::new(Semaphore::new(max_connections));
         let (stop, _) = watch::channel(false);
+        let drain = Arc::new(Drain::default());
         let (workers_done, _) = watch::channel(false);
         let sockets_per_listener = workers.max(1);
         let mut addrs = Vec::new();
@@ -139,11 +187,13 @@ impl Gateway {
                     shared.clone(),
                     connections.clone(),
                     stop.subscribe(),
+                    drain.clone(),
                 )));
             }
         } else {
             for (id, sockets) in bound.into_iter().enumerate() {
-                let (shared, connections) = (shared.clone(), connections.clone());
+                let (shared, connections, drain) =
+                    (shared.clone(), connections.clone(), drain.clone());
                 let (stop, mut done) = (stop.subscribe(), workers_done.subscribe());
                 let spawned = std::thread::Builder::new()
                     .name(format!("ficus-worker-{id}"))
@@ -160,7 +210,7 @@ impl Gateway {
                             for b in sockets {
                                 match TcpListener::from_std(b.socket) {
                                     Ok(l) => {
-                                        tokio::spawn(accept_loop(l, b.tls, shared.clone(), connections.clone(), stop.clone()));
+                                        tokio::spawn(accept_loop(l, b.tls, shared.clone(), connections.clone(), stop.clone(), drain.clone()));
                                     }
                                     Err(e) => tracing::error!(worker = id, error = %e, "cannot register a listener"),
                                 }
@@ -185,6 +235,7 @@ impl Gateway {
             workers: workers.max(1),
             connections,
             stop,
+            drain,
             accept_tasks,
             worker_threads,
             workers_done,
@@ -234,6 +285,7 @@ impl Gateway {
     /// to `grace` for them. Returns how many connections were still open at the deadline.
     pub async fn shutdown(mut self, grace: Duration) -> usize {
         let _ = self.stop.send(true);
+        self.drain.stop();
         for t in &self.accept_tasks {
             t.abort();
         }
@@ -323,6 +375,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     connections: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
+    drain: Arc<Drain>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -345,9 +398,9 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
-        let stop = stop.clone();
+        let drain = drain.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, tls, shared, stop).await;
+            serve_connection(stream, peer, tls, shared, &drain).await;
             drop(permit);
         });
     }
@@ -372,14 +425,14 @@ async fn serve_connection(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
+    drain: &Drain,
 ) {
     let gw = shared.table.load().config.gateway.clone();
     let builder = server_builder(&gw);
     match tls {
         None => {
             let conn = Arc::new(ConnInfo::new(peer, false));
-            drive(builder, TokioIo::new(stream), conn, shared, stop).await;
+            drive(builder, TokioIo::new(stream), conn, shared, drain).await;
         }
         Some(acceptor) => {
             // The handshake counts against the header read timeout: a slow client is a slow client.
@@ -389,7 +442,7 @@ async fn serve_connection(
                 return;
             };
             let conn = Arc::new(ConnInfo::new(peer, true));
-            drive(builder, TokioIo::new(tls_stream), conn, shared, stop).await;
+            drive(builder, TokioIo::new(tls_stream), conn, shared, drain).await;
         }
     }
 }
@@ -414,7 +467,7 @@ async fn drive<I>(
     io: TokioIo<I>,
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    drain: &Drain,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -425,20 +478,19 @@ async fn drive<I>(
     });
     let connection = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(connection);
-    if *stop.borrow() {
+    let Some((id, mut stop)) = drain.register() else {
         connection.as_mut().graceful_shutdown();
-    }
-    loop {
-        tokio::select! {
-            _ = connection.as_mut() => break,
-            changed = stop.changed() => {
-                connection.as_mut().graceful_shutdown();
-                if changed.is_err() {
-                    // The gateway is gone: finish this connection without watching further.
-                    let _ = connection.as_mut().await;
-                    break;
-                }
-            }
+        let _ = connection.await;
+        return;
+    };
+    tokio::select! {
+        biased;
+        _ = connection.as_mut() => {}
+        _ = &mut stop => {
+            // Finish the in-flight requests, then close (HTTP/1.1) or GOAWAY (HTTP/2).
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.as_mut().await;
         }
     }
+    drain.unregister(id);
 }

@@ -184,12 +184,22 @@ impl UpstreamClient {
     /// used first; one that turns out to be closed before the request was written is skipped
     /// and the request goes out on another, so an upstream's keep-alive timeout never shows as
     /// an error.
-    pub async fn send(&self, mut req: Request<RequestBody>) -> Result<UpstreamResponse, CallError> {
+    ///
+    /// `now` is the request's start, used as the clock for pool bookkeeping (one clock read
+    /// per request; idle ages then count from the start of a connection's last request,
+    /// which only ever expires it a little early).
+    pub async fn send(
+        &self,
+        mut req: Request<RequestBody>,
+        now: Instant,
+    ) -> Result<UpstreamResponse, CallError> {
         let pool = &self.pools[worker() % self.pools.len()];
         loop {
-            let (sender, reused) = match pool.checkout() {
+            let (sender, reused) = match pool.checkout(now) {
                 Some(s) => (s, true),
-                None => (self.connect(pool).await?, false),
+                // Boxed: connecting (TCP, TLS, handshake) is a large future that the common,
+                // pooled path should not carry (and copy) in its own state.
+                None => (Box::pin(self.connect(pool)).await?, false),
             };
             match sender {
                 Sender::H1(mut s) => {
@@ -202,6 +212,7 @@ impl UpstreamClient {
                             let lease = Lease {
                                 sender: s,
                                 pool: pool.clone(),
+                                since: now,
                             };
                             return Ok(UpstreamResponse::new(resp, Some(lease)));
                         }
@@ -334,7 +345,7 @@ struct Idle {
 }
 
 impl Pool {
-    fn checkout(&self) -> Option<Sender> {
+    fn checkout(&self, now: Instant) -> Option<Sender> {
         if self.http2 {
             if let Some(h2) = self.h2.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                 if !h2.is_closed() {
@@ -344,18 +355,17 @@ impl Pool {
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(c) = idle.pop() {
-            if !c.sender.is_closed() && c.since.elapsed() < self.idle_timeout {
+            if !c.sender.is_closed() && now.saturating_duration_since(c.since) < self.idle_timeout {
                 return Some(Sender::H1(c.sender));
             }
         }
         None
     }
 
-    fn put(&self, sender: http1::SendRequest<RequestBody>) {
+    fn put(&self, sender: http1::SendRequest<RequestBody>, now: Instant) {
         if sender.is_closed() || self.max_idle == 0 {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // The oldest sit at the front: drop those past the idle timeout or the size bound.
         let expired = idle
@@ -378,11 +388,13 @@ impl Pool {
 pub struct Lease {
     sender: http1::SendRequest<RequestBody>,
     pool: Arc<Pool>,
+    /// When the request on this connection started: its idle age counts from here.
+    since: Instant,
 }
 
 impl Lease {
     pub fn release(self) {
-        self.pool.put(self.sender);
+        self.pool.put(self.sender, self.since);
     }
 }
 
