@@ -4,6 +4,7 @@
 
 mod demo;
 mod run;
+mod verify_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ enum Command {
     },
     /// Run a self-contained demo: sample legacy and modern services, the gateway, a client.
     Demo(demo::DemoOptions),
+    /// Compare a table in the new service's database with the legacy one (exit 0 equal,
+    /// 1 different, 2 error).
+    Verify(verify_cmd::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,5 +68,6 @@ fn main() -> ExitCode {
         Command::Reload { config } => run::reload(&config),
         Command::Run { config, log_format } => run::run(&config, &log_format),
         Command::Demo(opts) => demo::main(opts),
+        Command::Verify(args) => verify_cmd::main(args),
     }
 }
