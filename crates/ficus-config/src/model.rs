@@ -40,6 +40,10 @@ pub mod defaults {
     pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
     /// Records queued for the access-log writer; when full, records are dropped and counted.
     pub const ACCESS_LOG_QUEUE: usize = 8192;
+    /// Where the admin API, `/metrics` and the dashboard listen.
+    pub const ADMIN_BIND: &str = "127.0.0.1:9901";
+    /// The state store when the config names none: a SQLite file beside the config file.
+    pub const STORE_FILE: &str = "ficus.db";
 }
 
 /// The whole, validated configuration.
@@ -55,6 +59,11 @@ pub struct Config {
     /// is `default`.
     pub default_route: Route,
     pub access_log: AccessLog,
+    pub telemetry: Telemetry,
+    pub admin: Admin,
+    /// The state store URL: `sqlite://PATH` (default: `ficus.db` beside the config file) or
+    /// `postgres://...`.
+    pub store: String,
 }
 
 impl Config {
@@ -355,4 +364,39 @@ impl Default for AccessLog {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// Per (route, side) counters and latency histograms (on by default; off only to measure
+    /// what they cost).
+    pub enabled: bool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry { enabled: true }
+    }
+}
+
+/// `[admin]`: the admin API, `/metrics` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+    /// A file holding the bearer token for mutations (`FICUS_ADMIN_TOKEN` wins when set).
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            enabled: true,
+            bind: defaults::ADMIN_BIND
+                .parse()
+                .expect("the default admin address parses"),
+            token_file: None,
+        }
+    }
 }

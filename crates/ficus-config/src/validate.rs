@@ -18,13 +18,16 @@ use crate::suggest::{did_you_mean, nearest};
 use crate::units::{self, UnitError};
 use crate::{Diagnostic, Diagnostics};
 
-const TOP_LEVEL: [(&str, &str); 6] = [
+const TOP_LEVEL: [(&str, &str); 9] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
     ("route", "[[route]]"),
     ("default", "[default]"),
     ("access_log", "[access_log]"),
+    ("telemetry", "[telemetry]"),
+    ("admin", "[admin]"),
+    ("store", "store = \"URL\""),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -74,6 +77,8 @@ const FALLBACK_KEYS: &[&str] = &[
     "max_buffered_body",
 ];
 const ACCESS_LOG_KEYS: &[&str] = &["enabled", "format", "path"];
+const TELEMETRY_KEYS: &[&str] = &["enabled"];
+const ADMIN_KEYS: &[&str] = &["enabled", "bind", "token_file"];
 const PATH_KEYS: [&str; 3] = ["path_prefix", "path", "template"];
 
 const NAME_HELP: &str = "names use letters, digits, '_', '.' and '-'";
@@ -511,6 +516,19 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.access_log(e),
             None => AccessLog::default(),
         };
+        let telemetry = match find("telemetry") {
+            Some(e) => self.telemetry(e),
+            None => Telemetry::default(),
+        };
+        let admin = match find("admin") {
+            Some(e) => self.admin(e),
+            None => Admin::default(),
+        };
+        let store = match find("store") {
+            Some(e) => self.store(e),
+            None => None,
+        }
+        .unwrap_or_else(|| default_store(self.base_dir));
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -552,6 +570,9 @@ impl<'s> Validator<'s, '_> {
             routes,
             default_route: default_route?,
             access_log,
+            telemetry,
+            admin,
+            store,
         })
     }
 
@@ -1706,6 +1727,81 @@ impl<'s> Validator<'s, '_> {
         out
     }
 
+    // ---- telemetry, admin, store ---------------------------------------------------------------
+
+    fn telemetry(&mut self, e: &Entry<'_, '_>) -> Telemetry {
+        let Some(sec) = self.top_table(e, "[telemetry]", "[telemetry]") else {
+            return Telemetry::default();
+        };
+        self.unknown_keys(&sec, TELEMETRY_KEYS, &[], "[telemetry]");
+        Telemetry {
+            enabled: self.boolean(&sec, "enabled", true),
+        }
+    }
+
+    fn admin(&mut self, e: &Entry<'_, '_>) -> Admin {
+        let mut admin = Admin::default();
+        let Some(sec) = self.top_table(e, "[admin]", "[admin]") else {
+            return admin;
+        };
+        self.unknown_keys(&sec, ADMIN_KEYS, &[], "[admin]");
+        admin.enabled = self.boolean(&sec, "enabled", true);
+        if let Some((b, span)) = self.string(&sec, "bind") {
+            match b.parse::<SocketAddr>() {
+                Ok(a) => admin.bind = a,
+                Err(_) => self.error(
+                    &span,
+                    format!("[admin]: bind {:?} is not an address", clip(b)),
+                    Some(format!(
+                        "write IP:PORT, e.g. bind = {:?}",
+                        defaults::ADMIN_BIND
+                    )),
+                ),
+            }
+        }
+        admin.token_file = self.path(&sec, "token_file");
+        admin
+    }
+
+    fn store(&mut self, e: &Entry<'_, '_>) -> Option<String> {
+        let toml::de::DeValue::String(v) = e.value else {
+            self.error(
+                &e.span,
+                format!("store must be a string, not {}", describe(e.value)),
+                Some(
+                    "write store = \"sqlite://ficus.db\" or store = \"postgres://user@host/db\""
+                        .into(),
+                ),
+            );
+            return None;
+        };
+        let v = v.trim();
+        if let Some(rest) = v
+            .strip_prefix("sqlite://")
+            .or_else(|| v.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                self.error(
+                    &e.span,
+                    "store: the SQLite URL names no file",
+                    Some("write store = \"sqlite://ficus.db\"".into()),
+                );
+                return None;
+            }
+            let path = self.base_dir.join(rest);
+            return Some(format!("sqlite://{}", path.display()));
+        }
+        if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+            return Some(v.to_string());
+        }
+        self.error(
+            &e.span,
+            format!("store: unsupported URL {:?}", clip(v)),
+            Some("the store is SQLite (store = \"sqlite://ficus.db\", the default) or PostgreSQL (store = \"postgres://user@host/db\")".into()),
+        );
+        None
+    }
+
     // ---- access log --------------------------------------------------------------------------
 
     fn access_log(&mut self, e: &Entry<'_, '_>) -> AccessLog {
@@ -1732,6 +1828,11 @@ impl<'s> Validator<'s, '_> {
         log.path = self.path(&sec, "path");
         log
     }
+}
+
+/// The default store: a SQLite file beside the config file.
+fn default_store(base_dir: &Path) -> String {
+    format!("sqlite://{}", base_dir.join(defaults::STORE_FILE).display())
 }
 
 fn int_value(i: &DeInteger<'_>) -> i128 {

@@ -40,7 +40,9 @@ fn with_head(rest: &str) -> String {
     format!("{HEAD}{rest}")
 }
 
-const FULL: &str = r#"[gateway]
+const FULL: &str = r#"store = "postgres://ficus@db.internal/ficus"
+
+[gateway]
 header_read_timeout = "5s"
 max_header_bytes = "16KiB"
 max_connections = 500
@@ -128,6 +130,13 @@ max_body = "32KiB"
 enabled = false
 format = "json"
 path = "logs/access.log"
+
+[telemetry]
+enabled = false
+
+[admin]
+bind = "0.0.0.0:9911"
+token_file = "secrets/admin.token"
 "#;
 
 fn route(name: &str, legacy: &str) -> Route {
@@ -291,6 +300,13 @@ fn full_config_parses_into_the_model() {
             format: LogFormat::Json,
             path: Some(PathBuf::from("/etc/ficus/logs/access.log")),
         },
+        telemetry: Telemetry { enabled: false },
+        admin: Admin {
+            enabled: true,
+            bind: "0.0.0.0:9911".parse().unwrap(),
+            token_file: Some(PathBuf::from("/etc/ficus/secrets/admin.token")),
+        },
+        store: "postgres://ficus@db.internal/ficus".into(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -362,6 +378,13 @@ fn minimal_config_gets_every_default() {
             format: LogFormat::Text,
             path: None,
         },
+        telemetry: Telemetry { enabled: true },
+        admin: Admin {
+            enabled: true,
+            bind: "127.0.0.1:9901".parse().unwrap(),
+            token_file: None,
+        },
+        store: "sqlite:///etc/ficus/ficus.db".into(),
     };
     assert_eq!(config, expected);
 }

@@ -18,7 +18,7 @@ use crate::problem::Problem;
 use crate::router::{self, RequestView};
 use crate::split::Side;
 use crate::table::{CompiledRoute, RouteTable};
-use crate::upstream::{CallError, HostRewrite, UpstreamClient, UpstreamResponse};
+use crate::upstream::{worker, CallError, HostRewrite, UpstreamClient, UpstreamResponse};
 
 /// State shared by every connection: the current table and the access-log channel.
 pub struct Shared {
@@ -205,7 +205,7 @@ async fn forward(
         _ => {
             let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
             let headers = std::mem::take(&mut parts.headers);
-            let outcome = send(&route.legacy, parts, headers, body, started).await;
+            let outcome = send(route, Side::Legacy, parts, headers, body, started).await;
             return answer(
                 route,
                 &route.legacy,
@@ -220,7 +220,7 @@ async fn forward(
     if !can_fall_back {
         let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
         let headers = std::mem::take(&mut parts.headers);
-        let outcome = send(modern, parts, headers, body, started).await;
+        let outcome = send(route, Side::Modern, parts, headers, body, started).await;
         return answer(route, modern, outcome, Answered::Modern, client_upgrade);
     }
 
@@ -234,7 +234,15 @@ async fn forward(
         RequestBody::Shared(r) => Some(r.clone()),
         _ => None,
     };
-    let outcome = send(modern, parts, parts.headers.clone(), body, Instant::now()).await;
+    let outcome = send(
+        route,
+        Side::Modern,
+        parts,
+        parts.headers.clone(),
+        body,
+        Instant::now(),
+    )
+    .await;
     let may_resend = route.may_resend(&parts.method);
     let retry_body = match outcome {
         Outcome::Response(resp) => {
@@ -273,7 +281,18 @@ async fn forward(
         Outcome::BodyTooLarge(limit) => return (too_large(route, limit), Answered::Gateway),
     };
     let headers = std::mem::take(&mut parts.headers);
-    let outcome = send(&route.legacy, parts, headers, retry_body, Instant::now()).await;
+    if let Some(stats) = &route.stats {
+        stats.side(true).record_fallback(worker());
+    }
+    let outcome = send(
+        route,
+        Side::Legacy,
+        parts,
+        headers,
+        retry_body,
+        Instant::now(),
+    )
+    .await;
     answer(
         route,
         &route.legacy,
@@ -329,12 +348,20 @@ async fn prepare_resendable(
 /// of the request for a plain call (saving a clock read per request), the moment of sending
 /// for a call after ficus buffered the body or after a failed first attempt.
 async fn send(
-    up: &UpstreamClient,
+    route: &CompiledRoute,
+    side: Side,
     parts: &Parts,
     mut headers: HeaderMap,
     body: RequestBody,
     started: Instant,
 ) -> Outcome {
+    let up = match (side, &route.modern) {
+        (Side::Modern, Some(m)) => m,
+        _ => &route.legacy,
+    };
+    let stats = route.stats.as_deref().map(|s| s.side(side == Side::Modern));
+    let w = worker();
+    let _in_flight = stats.map(|s| s.begin(w));
     if let HostRewrite::Set(h) = &up.host_rewrite {
         headers.insert(header::HOST, h.clone());
     }
@@ -343,7 +370,7 @@ async fn send(
     *req.uri_mut() = Uri::from(up.path_for(parts.uri.path_and_query()));
     *req.headers_mut() = headers;
     let deadline = tokio::time::Instant::from_std(started + up.request_timeout());
-    match tokio::time::timeout_at(deadline, up.send(req, started)).await {
+    let outcome = match tokio::time::timeout_at(deadline, up.send(req, started)).await {
         Err(_) => Outcome::Timeout,
         Ok(Ok(resp)) => Outcome::Response(resp),
         Ok(Err(CallError::Connect(e))) => Outcome::Connect(e),
@@ -351,7 +378,18 @@ async fn send(
             Some(limit) => Outcome::BodyTooLarge(limit),
             None => Outcome::Failed(e),
         },
+    };
+    if let Some(s) = stats {
+        // What the client would see from this side: ficus's own 502/504 for failures.
+        let status = match &outcome {
+            Outcome::Response(r) => r.response.status().as_u16(),
+            Outcome::Connect(_) | Outcome::Failed(_) => 502,
+            Outcome::Timeout => 504,
+            Outcome::BodyTooLarge(_) => 413,
+        };
+        s.record(w, status, started.elapsed());
     }
+    outcome
 }
 
 /// Turns an upstream outcome into the client's response.

@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::access_log;
 use crate::proxy::{self, ConnInfo, Shared};
 use crate::table::RouteTable;
+use ficus_telemetry::Telemetry;
 
 /// Why the gateway could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,8 @@ pub struct Gateway {
     worker_threads: Vec<std::thread::JoinHandle<()>>,
     workers_done: watch::Sender<bool>,
     log_task: Option<tokio::task::JoinHandle<()>>,
+    telemetry: Arc<Telemetry>,
+    ticker: tokio::task::JoinHandle<()>,
 }
 
 /// Tells open connections to finish when the gateway stops. Each connection registers a
@@ -125,7 +128,8 @@ impl Gateway {
         config: Config,
         workers: usize,
     ) -> Result<Gateway, GatewayError> {
-        let table = RouteTable::compile(config, None, workers.max(1))?;
+        let telemetry = Telemetry::new(workers.max(1));
+        let table = RouteTable::compile(config, None, workers.max(1), &telemetry)?;
         let cfg = table.config.clone();
         let (access_log, log_task) =
             match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
@@ -240,12 +244,19 @@ impl Gateway {
             worker_threads,
             workers_done,
             log_task,
+            ticker: tokio::spawn(tick(telemetry.clone())),
+            telemetry,
         })
     }
 
     /// The bound address of each listener, in config order (useful with port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Per (route, side) statistics.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// The route table serving now.
@@ -271,7 +282,7 @@ impl Gateway {
                 "access_log.format / access_log.path",
             ));
         }
-        let table = RouteTable::compile(config, Some(&current), self.workers)?;
+        let table = RouteTable::compile(config, Some(&current), self.workers, &self.telemetry)?;
         self.shared.table.store(Arc::new(table));
         Ok(())
     }
@@ -286,6 +297,7 @@ impl Gateway {
     pub async fn shutdown(mut self, grace: Duration) -> usize {
         let _ = self.stop.send(true);
         self.drain.stop();
+        self.ticker.abort();
         for t in &self.accept_tasks {
             t.abort();
         }
@@ -310,6 +322,19 @@ impl Gateway {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
         left
+    }
+}
+
+/// Closes a one-second telemetry slot every second, on the second.
+async fn tick(telemetry: Arc<Telemetry>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        telemetry.tick(now);
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use ficus_config::{Config, Route, Stage, StickyKey, Weight};
+use ficus_telemetry::{RouteStats, Telemetry};
 use http::Method;
 use http::{HeaderMap, HeaderValue};
 
@@ -21,6 +22,8 @@ pub struct CompiledRoute {
     matcher: Matcher,
     pub legacy: Arc<UpstreamClient>,
     pub modern: Option<Arc<UpstreamClient>>,
+    /// Telemetry handles, resolved once per compile (`None` when telemetry is off).
+    pub stats: Option<Arc<RouteStats>>,
     pub stage: Stage,
     pub weight: Weight,
     pub sticky: StickyKey,
@@ -111,7 +114,9 @@ impl RouteTable {
         config: Config,
         previous: Option<&RouteTable>,
         pools: usize,
+        telemetry: &Telemetry,
     ) -> Result<RouteTable, UpstreamError> {
+        let telemetry_on = config.telemetry.enabled;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
             let reused = previous.and_then(|p| {
@@ -141,6 +146,7 @@ impl RouteTable {
                 matcher: Matcher::compile(&r.matcher),
                 legacy: find(&r.legacy),
                 modern: r.modern.as_deref().map(find),
+                stats: telemetry_on.then(|| telemetry.route(&r.name)),
                 stage: r.stage,
                 weight: r.weight,
                 sticky: r.sticky.clone(),

@@ -63,7 +63,9 @@ pub fn set_worker(id: usize) {
     WORKER.with(|w| w.set(id));
 }
 
-fn worker() -> usize {
+/// The current thread's worker index (0 outside worker threads).
+#[inline]
+pub fn worker() -> usize {
     WORKER.with(|w| w.get())
 }
 

@@ -178,18 +178,40 @@ async fn worker_threads_share_the_port_reload_together_and_drain() {
     assert_ne!(addr.port(), 0);
     // Many fresh connections: the kernel spreads them over the workers' sockets.
     for i in 0..30 {
-        let (s, h, _) = get(&format!("http://{addr}/api/{i}"), &[("connection", "close")]).await;
-        assert_eq!((s.as_u16(), header(&h, "x-ficus-upstream")), (200, "legacy"));
+        let (s, h, _) = get(
+            &format!("http://{addr}/api/{i}"),
+            &[("connection", "close")],
+        )
+        .await;
+        assert_eq!(
+            (s.as_u16(), header(&h, "x-ficus-upstream")),
+            (200, "legacy")
+        );
     }
     gw.reload(config(&CONFIG.replace("weight = 0", "weight = 100"), &vars))
         .unwrap();
     for i in 0..30 {
-        let (_, h, _) = get(&format!("http://{addr}/api/{i}"), &[("connection", "close")]).await;
-        assert_eq!(header(&h, "x-ficus-upstream"), "modern", "every worker sees the new table");
+        let (_, h, _) = get(
+            &format!("http://{addr}/api/{i}"),
+            &[("connection", "close")],
+        )
+        .await;
+        assert_eq!(
+            header(&h, "x-ficus-upstream"),
+            "modern",
+            "every worker sees the new table"
+        );
     }
     let slow = tokio::spawn(async move { get(&format!("http://{addr}/sleep/500"), &[]).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(gw.shutdown(Duration::from_secs(5)).await, 0);
-    assert_eq!(slow.await.unwrap().0, 200, "the in-flight request was answered");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "every worker socket is closed");
+    assert_eq!(
+        slow.await.unwrap().0,
+        200,
+        "the in-flight request was answered"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "every worker socket is closed"
+    );
 }

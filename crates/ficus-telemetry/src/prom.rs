@@ -1,0 +1,135 @@
+//! Prometheus exposition of the per (route, side) totals, through prometheus-client's
+//! collector interface (the values live in our sharded atomics, not in its metric types).
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::buckets::PROM_BUCKETS_SECONDS;
+use crate::{Telemetry, CODE_CLASSES, SIDES};
+
+pub(crate) fn encode(t: Arc<Telemetry>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exposition(t)));
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+#[derive(Debug)]
+struct Exposition(Arc<Telemetry>);
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let routes = self.0.routes();
+        let totals: Vec<_> = routes
+            .iter()
+            .flat_map(|r| {
+                SIDES
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, side)| (r.name.clone(), *side, r.side(i == 1).totals()))
+            })
+            .collect();
+
+        let mut m = encoder.encode_descriptor(
+            "ficus_requests",
+            "Requests answered by each side of each route, by status class (ficus's own 502/504 count for the side it tried).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (route, side, t) in &totals {
+            for (class, n) in CODE_CLASSES.iter().zip(t.by_class) {
+                let labels = [("route", &**route), ("side", side), ("code_class", class)];
+                m.encode_family(&labels)?
+                    .encode_counter::<[(&str, &str); 0], u64, f64>(&n, None)?;
+            }
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "ficus_fallbacks",
+            "Requests whose call to this side failed and that legacy then answered.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (route, side, t) in totals.iter().filter(|(_, s, _)| *s == "modern") {
+            let labels = [("route", &**route), ("side", *side)];
+            m.encode_family(&labels)?
+                .encode_counter::<[(&str, &str); 0], u64, f64>(&t.fallbacks, None)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "ficus_in_flight_requests",
+            "Calls to each side of each route waiting for their response head.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (route, side, t) in &totals {
+            let labels = [("route", &**route), ("side", *side)];
+            m.encode_family(&labels)?.encode_gauge(&t.in_flight)?;
+        }
+
+        let mut m = encoder.encode_descriptor(
+            "ficus_request_duration_seconds",
+            "Time from the request to the response head of each side of each route.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (route, side, t) in &totals {
+            let labels = [("route", &**route), ("side", *side)];
+            // Per-bucket counts: the encoder makes them cumulative.
+            let buckets: Vec<(f64, u64)> = PROM_BUCKETS_SECONDS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(t.prom.iter().copied())
+                .collect();
+            m.encode_family(&labels)?
+                .encode_histogram::<[(&str, &str); 0]>(
+                    t.latency_sum_us as f64 / 1e6,
+                    t.requests(),
+                    &buckets,
+                    None,
+                )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Telemetry;
+    use std::time::Duration;
+
+    #[test]
+    fn exposition_has_counters_gauges_and_histograms() {
+        let t = Telemetry::new(2);
+        let r = t.route("orders");
+        r.side(true).record(0, 200, Duration::from_micros(400));
+        r.side(true).record(1, 503, Duration::from_millis(30));
+        r.side(true).record_fallback(1);
+        r.side(false).record(0, 200, Duration::from_millis(2));
+        let _g = r.side(false).begin(0);
+        let text = t.prometheus();
+        for line in [
+            "ficus_requests_total{route=\"orders\",side=\"modern\",code_class=\"2xx\"} 1",
+            "ficus_requests_total{route=\"orders\",side=\"modern\",code_class=\"5xx\"} 1",
+            "ficus_requests_total{route=\"orders\",side=\"legacy\",code_class=\"2xx\"} 1",
+            "ficus_fallbacks_total{route=\"orders\",side=\"modern\"} 1",
+            "ficus_in_flight_requests{route=\"orders\",side=\"legacy\"} 1",
+            "ficus_request_duration_seconds_bucket{le=\"0.0005\",route=\"orders\",side=\"modern\"} 1",
+            "ficus_request_duration_seconds_bucket{le=\"0.05\",route=\"orders\",side=\"modern\"} 2",
+            "ficus_request_duration_seconds_bucket{le=\"+Inf\",route=\"orders\",side=\"modern\"} 2",
+            "ficus_request_duration_seconds_count{route=\"orders\",side=\"modern\"} 2",
+            "ficus_request_duration_seconds_sum{route=\"orders\",side=\"modern\"} 0.0304",
+            "# TYPE ficus_request_duration_seconds histogram",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
