@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod model;
+pub mod plan;
 mod raw;
 mod suggest;
 pub mod units;

@@ -1,0 +1,389 @@
+//! Plans and overrides: the route-level difference between two configs (what `ficus plan`
+//! shows and every applied change records), and runtime overrides of a route's stage and
+//! weight laid over the file's desired state. Pure functions over the model.
+
+use serde::Serialize;
+
+use crate::model::{Config, Route, Stage, Weight};
+
+/// One route-level difference between a running config and a proposed one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum RouteChange {
+    Added {
+        route: String,
+        stage: String,
+        weight: String,
+    },
+    Removed {
+        route: String,
+    },
+    Stage {
+        route: String,
+        from: String,
+        to: String,
+    },
+    Weight {
+        route: String,
+        from: String,
+        to: String,
+    },
+    /// Anything else about the route changed (match, upstreams, sticky key, fallback, limits).
+    Settings {
+        route: String,
+        what: Vec<String>,
+    },
+    /// The order of routes changed (first match wins, so this can change who takes a request).
+    Order {
+        from: Vec<String>,
+        to: Vec<String>,
+    },
+    /// Upstreams, listeners, gateway limits, access log, telemetry, admin or store changed.
+    Global {
+        what: Vec<String>,
+    },
+}
+
+impl RouteChange {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            RouteChange::Added {
+                route,
+                stage,
+                weight,
+            } => {
+                format!("+ route {route}: added ({stage}, weight {weight})")
+            }
+            RouteChange::Removed { route } => format!("- route {route}: removed"),
+            RouteChange::Stage { route, from, to } => {
+                format!("~ route {route}: stage {from} -> {to}")
+            }
+            RouteChange::Weight { route, from, to } => {
+                format!("~ route {route}: weight {from} -> {to}")
+            }
+            RouteChange::Settings { route, what } => {
+                format!("~ route {route}: {} changed", what.join(", "))
+            }
+            RouteChange::Order { from, to } => {
+                format!("~ route order: {} -> {}", from.join(", "), to.join(", "))
+            }
+            RouteChange::Global { what } => format!("~ {} changed", what.join(", ")),
+        }
+    }
+}
+
+/// The route-level plan from `old` to `new`, in the order of `new`'s routes (removals last).
+pub fn plan(old: &Config, new: &Config) -> Vec<RouteChange> {
+    let mut out = Vec::new();
+    let mut global = Vec::new();
+    if old.upstreams != new.upstreams {
+        global.push("upstreams".to_string());
+    }
+    if old.listeners != new.listeners {
+        global.push("listeners".to_string());
+    }
+    if old.gateway != new.gateway {
+        global.push("gateway limits".to_string());
+    }
+    if old.access_log != new.access_log {
+        global.push("access log".to_string());
+    }
+    if old.telemetry != new.telemetry {
+        global.push("telemetry".to_string());
+    }
+    if old.admin != new.admin {
+        global.push("admin".to_string());
+    }
+    if old.store != new.store {
+        global.push("store".to_string());
+    }
+    if !global.is_empty() {
+        out.push(RouteChange::Global { what: global });
+    }
+    let find = |c: &'_ Config, name: &str| c.all_routes().find(|r| r.name == name).cloned();
+    for r in new.all_routes() {
+        match find(old, &r.name) {
+            None => out.push(RouteChange::Added {
+                route: r.name.clone(),
+                stage: r.stage.to_string(),
+                weight: r.weight.to_string(),
+            }),
+            Some(o) => out.extend(route_changes(&o, r)),
+        }
+    }
+    for r in old.all_routes() {
+        if find(new, &r.name).is_none() {
+            out.push(RouteChange::Removed {
+                route: r.name.clone(),
+            });
+        }
+    }
+    let order = |c: &Config| -> Vec<String> { c.routes.iter().map(|r| r.name.clone()).collect() };
+    let (oo, no) = (order(old), order(new));
+    let common_old: Vec<&String> = oo.iter().filter(|n| no.contains(n)).collect();
+    let common_new: Vec<&String> = no.iter().filter(|n| oo.contains(n)).collect();
+    if common_old != common_new {
+        out.push(RouteChange::Order { from: oo, to: no });
+    }
+    out
+}
+
+fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
+    let mut out = Vec::new();
+    if old.stage != new.stage {
+        out.push(RouteChange::Stage {
+            route: new.name.clone(),
+            from: old.stage.to_string(),
+            to: new.stage.to_string(),
+        });
+    }
+    if old.weight != new.weight {
+        out.push(RouteChange::Weight {
+            route: new.name.clone(),
+            from: old.weight.to_string(),
+            to: new.weight.to_string(),
+        });
+    }
+    let mut what = Vec::new();
+    if old.matcher != new.matcher {
+        what.push("match".to_string());
+    }
+    if old.legacy != new.legacy || old.modern != new.modern {
+        what.push("upstreams".to_string());
+    }
+    if old.sticky != new.sticky {
+        what.push("sticky key".to_string());
+    }
+    if old.fallback != new.fallback {
+        what.push("fallback".to_string());
+    }
+    if old.max_body_bytes != new.max_body_bytes {
+        what.push("max_body".to_string());
+    }
+    if old.debug_header != new.debug_header {
+        what.push("debug_header".to_string());
+    }
+    if !what.is_empty() {
+        out.push(RouteChange::Settings {
+            route: new.name.clone(),
+            what,
+        });
+    }
+    out
+}
+
+/// A runtime override of a route's stage and/or weight (set by the API, the CLI, a
+/// rollback or the rollout controller) that wins over the file until the file changes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Override {
+    pub route: String,
+    pub stage: Option<Stage>,
+    pub weight: Option<Weight>,
+}
+
+/// Why an override cannot be applied to a config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    #[error("no route named {route:?}; routes are: {known}")]
+    UnknownRoute { route: String, known: String },
+    #[error("route {route:?} has no modern upstream, so it cannot be on stage {stage}; add modern = \"...\" to the route in the file first")]
+    NoModern { route: String, stage: Stage },
+}
+
+/// The config with overrides laid over it: what actually runs.
+pub fn with_overrides(base: &Config, overrides: &[Override]) -> Result<Config, OverrideError> {
+    let mut cfg = base.clone();
+    for o in overrides {
+        let known = || {
+            base.all_routes()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let route = cfg
+            .routes
+            .iter_mut()
+            .chain(std::iter::once(&mut cfg.default_route))
+            .find(|r| r.name == o.route)
+            .ok_or_else(|| OverrideError::UnknownRoute {
+                route: o.route.clone(),
+                known: known(),
+            })?;
+        if let Some(stage) = o.stage {
+            if stage.uses_modern() && route.modern.is_none() {
+                return Err(OverrideError::NoModern {
+                    route: o.route.clone(),
+                    stage,
+                });
+            }
+            route.stage = stage;
+        }
+        if let Some(w) = o.weight {
+            route.weight = w;
+        }
+    }
+    Ok(cfg)
+}
+
+/// The overrides still meaningful after the file changed from `old` to `new`: an override of
+/// a route whose stage or weight the file itself changed (or that the file removed) is
+/// dropped, since the file is the desired state and a reviewed change to it wins.
+pub fn surviving_overrides(old: &Config, new: &Config, overrides: &[Override]) -> Vec<Override> {
+    overrides
+        .iter()
+        .filter(|o| {
+            let (Some(was), Some(now)) = (
+                old.all_routes().find(|r| r.name == o.route),
+                new.all_routes().find(|r| r.name == o.route),
+            ) else {
+                return false;
+            };
+            was.stage == now.stage && was.weight == now.weight
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[[listener]]
+bind = "127.0.0.1:8080"
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+[upstream.modern]
+url = "http://127.0.0.1:9002"
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = 10
+[[route]]
+name = "users"
+path_prefix = "/users"
+legacy = "legacy"
+[default]
+legacy = "legacy"
+"#;
+
+    fn cfg(text: &str) -> Config {
+        crate::parse_str(text, "t.toml", Path::new("/")).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    #[test]
+    fn plans_show_route_level_changes() {
+        let old = cfg(BASE);
+        let new = cfg(&BASE
+            .replace("weight = 10", "weight = 25")
+            .replace("path_prefix = \"/users\"", "path_prefix = \"/people\"")
+            .replace(
+                "[default]",
+                "[[route]]\nname = \"search\"\npath = \"/search\"\nlegacy = \"legacy\"\n[default]",
+            ));
+        let p = plan(&old, &new);
+        let lines: Vec<String> = p.iter().map(RouteChange::describe).collect();
+        assert_eq!(
+            lines,
+            [
+                "~ route orders: weight 10% -> 25%",
+                "~ route users: match changed",
+                "+ route search: added (legacy, weight 0%)",
+            ]
+        );
+        assert!(plan(&old, &old).is_empty());
+        let removed = plan(&new, &old);
+        assert!(removed.contains(&RouteChange::Removed {
+            route: "search".into()
+        }));
+    }
+
+    #[test]
+    fn reordering_routes_is_a_change() {
+        let old = cfg(BASE);
+        let text = r#"
+[[listener]]
+bind = "127.0.0.1:8080"
+[upstream.legacy]
+url = "http://127.0.0.1:9001"
+[upstream.modern]
+url = "http://127.0.0.1:9002"
+[[route]]
+name = "users"
+path_prefix = "/users"
+legacy = "legacy"
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = 10
+[default]
+legacy = "legacy"
+"#;
+        let p = plan(&old, &cfg(text));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(matches!(&p[0], RouteChange::Order { .. }));
+    }
+
+    #[test]
+    fn overrides_lay_over_the_file_and_are_checked() {
+        let base = cfg(BASE);
+        let o = Override {
+            route: "orders".into(),
+            stage: Some(Stage::Legacy),
+            weight: Some(Weight::ZERO),
+        };
+        let eff = with_overrides(&base, &[o]).unwrap();
+        let orders = eff.routes.iter().find(|r| r.name == "orders").unwrap();
+        assert_eq!((orders.stage, orders.weight), (Stage::Legacy, Weight::ZERO));
+
+        let bad = Override {
+            route: "users".into(),
+            stage: Some(Stage::Canary),
+            weight: None,
+        };
+        assert!(matches!(
+            with_overrides(&base, &[bad]),
+            Err(OverrideError::NoModern { .. })
+        ));
+        let unknown = Override {
+            route: "nope".into(),
+            stage: None,
+            weight: None,
+        };
+        let err = with_overrides(&base, &[unknown]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "no route named \"nope\"; routes are: orders, users, default"
+        );
+    }
+
+    #[test]
+    fn a_file_change_to_a_route_drops_its_override() {
+        let old = cfg(BASE);
+        let overrides = vec![
+            Override {
+                route: "orders".into(),
+                stage: Some(Stage::Legacy),
+                weight: None,
+            },
+            Override {
+                route: "default".into(),
+                stage: None,
+                weight: Some(Weight::ZERO),
+            },
+        ];
+        let same = surviving_overrides(&old, &old, &overrides);
+        assert_eq!(same, overrides);
+        let new = cfg(&BASE.replace("weight = 10", "weight = 50"));
+        let left = surviving_overrides(&old, &new, &overrides);
+        assert_eq!(left, overrides[1..].to_vec());
+    }
+}
