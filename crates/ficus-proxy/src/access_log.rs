@@ -31,17 +31,39 @@ pub struct AccessRecord {
     pub request_id: HeaderValue,
 }
 
+/// What the writer receives.
+enum Msg {
+    Record(Box<AccessRecord>),
+    /// Write what is queued, flush, acknowledge and stop.
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
 /// The request path's end of the log.
 #[derive(Debug, Clone)]
 pub struct AccessLogSender {
-    tx: mpsc::Sender<AccessRecord>,
+    tx: mpsc::Sender<Msg>,
     dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
 }
 
 impl AccessLogSender {
     pub fn send(&self, rec: AccessRecord) {
-        if self.tx.try_send(rec).is_err() {
+        if self.tx.try_send(Msg::Record(Box::new(rec))).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes and flushes everything queued, then stops the writer (records sent later are
+    /// dropped). Waits at most `timeout`.
+    pub async fn close(&self, timeout: std::time::Duration) {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if self.tx.send_timeout(Msg::Close(ack), timeout).await.is_ok() {
+            let _ = tokio::time::timeout(timeout, done).await;
         }
     }
 
@@ -66,12 +88,21 @@ pub fn start(
                 .open(p)?,
         ),
     };
-    let (tx, mut rx) = mpsc::channel::<AccessRecord>(queue);
+    let (tx, mut rx) = mpsc::channel::<Msg>(queue);
     let format = cfg.format;
     let task = tokio::task::spawn_blocking(move || {
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
         let mut line = String::with_capacity(256);
-        while let Some(rec) = rx.blocking_recv() {
+        while let Some(msg) = rx.blocking_recv() {
+            let rec = match msg {
+                Msg::Record(rec) => rec,
+                Msg::Close(ack) => {
+                    rx.close();
+                    let _ = out.flush();
+                    let _ = ack.send(());
+                    return;
+                }
+            };
             line.clear();
             format_record(&mut line, &rec, format);
             let _ = out.write_all(line.as_bytes());

@@ -56,9 +56,8 @@ pub struct Gateway {
     drain: Arc<Drain>,
     accept_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Worker threads (thread-per-core mode) and the signal that ends their runtimes.
-    worker_threads: Vec<std::thread::JoinHandle<()>>,
+    worker_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     workers_done: watch::Sender<bool>,
-    log_task: Option<tokio::task::JoinHandle<()>>,
     telemetry: Arc<Telemetry>,
     ticker: tokio::task::JoinHandle<()>,
 }
@@ -131,11 +130,10 @@ impl Gateway {
         let telemetry = Telemetry::new(workers.max(1));
         let table = RouteTable::compile(config, None, workers.max(1), &telemetry)?;
         let cfg = table.config.clone();
-        let (access_log, log_task) =
-            match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
-                Ok((tx, task)) => (Some(tx), Some(task)),
-                Err(e) => return Err(GatewayError::AccessLog(e)),
-            };
+        let access_log = match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
+            Ok((tx, _writer)) => Some(tx),
+            Err(e) => return Err(GatewayError::AccessLog(e)),
+        };
         let shared = Arc::new(Shared {
             table: ArcSwap::from_pointee(table),
             access_log,
@@ -241,9 +239,8 @@ impl Gateway {
             stop,
             drain,
             accept_tasks,
-            worker_threads,
+            worker_threads: Mutex::new(worker_threads),
             workers_done,
-            log_task,
             ticker: tokio::spawn(tick(telemetry.clone())),
             telemetry,
         })
@@ -268,6 +265,14 @@ impl Gateway {
     /// started with; the next request uses the new one. Listeners and `max_connections` are
     /// bound at start: a config that changes them is refused and the old table keeps serving.
     pub fn reload(&self, config: Config) -> Result<(), GatewayError> {
+        let table = self.prepare(config)?;
+        self.swap(table);
+        Ok(())
+    }
+
+    /// Checks and compiles a config into a table without serving it yet, so a caller can
+    /// record the change durably before [`swap`](Self::swap) makes it live.
+    pub fn prepare(&self, config: Config) -> Result<RouteTable, GatewayError> {
         if config.listeners != self.listeners {
             return Err(GatewayError::NeedsRestart("[[listener]]"));
         }
@@ -282,9 +287,23 @@ impl Gateway {
                 "access_log.format / access_log.path",
             ));
         }
-        let table = RouteTable::compile(config, Some(&current), self.workers, &self.telemetry)?;
+        if config.admin != current.config.admin {
+            return Err(GatewayError::NeedsRestart("[admin]"));
+        }
+        if config.store != current.config.store {
+            return Err(GatewayError::NeedsRestart("store"));
+        }
+        Ok(RouteTable::compile(
+            config,
+            Some(&current),
+            self.workers,
+            &self.telemetry,
+        )?)
+    }
+
+    /// Makes a prepared table live: the very next request uses it.
+    pub fn swap(&self, table: RouteTable) {
         self.shared.table.store(Arc::new(table));
-        Ok(())
     }
 
     /// Connections being served now.
@@ -294,7 +313,7 @@ impl Gateway {
 
     /// Stops accepting, asks every connection to finish its in-flight requests, and waits up
     /// to `grace` for them. Returns how many connections were still open at the deadline.
-    pub async fn shutdown(mut self, grace: Duration) -> usize {
+    pub async fn shutdown(&self, grace: Duration) -> usize {
         let _ = self.stop.send(true);
         self.drain.stop();
         self.ticker.abort();
@@ -302,24 +321,29 @@ impl Gateway {
             t.abort();
         }
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(grace, self.connections.acquire_many(all)).await;
-        let left = match drained {
-            Ok(_) => 0,
-            Err(_) => self.max_connections - self.connections.available_permits(),
+        let left = match tokio::time::timeout(grace, self.connections.acquire_many(all)).await {
+            // Keep the permits: nothing is accepted any more anyway.
+            Ok(Ok(permits)) => {
+                permits.forget();
+                0
+            }
+            _ => self.max_connections - self.connections.available_permits(),
         };
         let _ = self.workers_done.send(true);
-        let threads = std::mem::take(&mut self.worker_threads);
+        let threads = std::mem::take(
+            &mut *self
+                .worker_threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
             }
         })
         .await;
-        drop(self.shared);
-        if let (Some(t), 0) = (self.log_task, left) {
-            // The writer ends, after writing what is queued, once the last sender is gone;
-            // with connections still open past the grace period there is no waiting for it.
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        if let Some(log) = &self.shared.access_log {
+            log.close(Duration::from_secs(2)).await;
         }
         left
     }
