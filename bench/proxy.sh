@@ -33,7 +33,7 @@ WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
-PROXIES=${PROXIES:-"nginx haproxy envoy ficus"}
+PROXIES=${PROXIES:-"nginx haproxy envoy ficus ficus-notel"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18080}
@@ -277,8 +277,11 @@ start_proxy() {
             taskset -c "$PROXY_CPU" "$ENVOY" -c "$dir/envoy.yaml" --concurrency 1 \
                 --disable-hot-restart --log-level warn >"$logf" 2>&1 &
             ;;
-        ficus)
+        ficus | ficus-notel)
             render "$CONF/ficus.toml" "$dir/ficus.toml" "$port"
+            # The same gateway with per (route, side) telemetry off: the pair measures
+            # what telemetry costs per request.
+            [ "$name" = ficus-notel ] && printf '\n[telemetry]\nenabled = false\n' >>"$dir/ficus.toml"
             FICUS_WORKER_THREADS=1 RUST_LOG=${RUST_LOG:-warn} \
                 taskset -c "$PROXY_CPU" "$FICUS_BIN" run -c "$dir/ficus.toml" >"$logf" 2>&1 &
             ;;
@@ -302,7 +305,7 @@ run_wrk() {
 }
 
 # ---------------------------------------------------------------- availability
-PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT)
+PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$FICUS_PORT)
 read -r -a ALL <<<"$PROXIES"
 RUN=()
 for p in "${ALL[@]}"; do
@@ -310,7 +313,7 @@ for p in "${ALL[@]}"; do
         nginx) STATUS[$p]=ok ;;
         haproxy) if [ -x "$HAPROXY" ]; then STATUS[$p]=ok; else STATUS[$p]="not installed"; fi ;;
         envoy) if [ -n "$ENVOY" ]; then STATUS[$p]=ok; else STATUS[$p]="not installed"; fi ;;
-        ficus)
+        ficus | ficus-notel)
             if [ -x "$FICUS_BIN" ]; then
                 STATUS[$p]=ok
             else
@@ -322,7 +325,7 @@ for p in "${ALL[@]}"; do
     esac
     if [ "${STATUS[$p]}" = ok ]; then
         RUN+=("$p")
-    elif [ "$p" != ficus ]; then
+    elif [ "${p%-notel}" != ficus ]; then
         say "$p: ${STATUS[$p]}, skipped"
     fi
 done

@@ -24,6 +24,7 @@ use crate::upstream::{worker, CallError, HostRewrite, UpstreamClient, UpstreamRe
 pub struct Shared {
     pub table: arc_swap::ArcSwap<RouteTable>,
     pub access_log: Option<AccessLogSender>,
+    pub telemetry: std::sync::Arc<ficus_telemetry::Telemetry>,
 }
 
 /// What is known about a client connection, computed once per connection.
@@ -130,6 +131,16 @@ pub async fn handle(
     )
     .await;
 
+    if route.stats.is_some() && answered != Answered::Gateway {
+        let modern = answered == Answered::Modern;
+        shared.telemetry.inventory().observe(
+            worker(),
+            &route.name,
+            parts.method.as_str(),
+            parts.uri.path(),
+            modern,
+        );
+    }
     if route.debug_header {
         let h = resp.headers_mut();
         h.insert(X_FICUS_UPSTREAM.clone(), answered.header());

@@ -137,6 +137,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             table: ArcSwap::from_pointee(table),
             access_log,
+            telemetry: telemetry.clone(),
         });
         let max_connections = cfg.gateway.max_connections;
         let connections = Arc::new(Semaphore::new(max_connections));

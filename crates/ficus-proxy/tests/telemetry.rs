@@ -115,3 +115,45 @@ async fn telemetry_can_be_turned_off() {
         0
     );
 }
+
+#[tokio::test]
+async fn the_inventory_folds_ids_and_counts_sides() {
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let gw = TestGateway::start(
+        CONFIG,
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
+    for id in [1, 2, 3] {
+        get(&gw.url(&format!("/orders/{id}/items")), &[]).await;
+    }
+    get(&gw.url("/users/3f2b8c1e-9d4a-4b7e-8f00-1234567890ab"), &[]).await;
+    let post = http::Request::post(gw.url("/checkout/77"))
+        .body(full("x"))
+        .unwrap();
+    send(post).await;
+    let v = gw.gateway().telemetry().inventory().view();
+    let list: Vec<_> = v
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.method.as_str(),
+                e.template.as_str(),
+                e.route.as_str(),
+                e.legacy,
+                e.modern,
+                e.legacy_only,
+            )
+        })
+        .collect();
+    assert_eq!(
+        list,
+        [
+            ("GET", "/orders/{id}/items", "orders", 0, 3, false),
+            ("POST", "/checkout/{id}", "default", 1, 0, true),
+            ("GET", "/users/{id}", "orders", 0, 1, false),
+        ]
+    );
+}

@@ -10,6 +10,7 @@
 #![deny(rust_2018_idioms)]
 
 mod buckets;
+pub mod inventory;
 mod prom;
 mod window;
 
@@ -211,6 +212,7 @@ impl RouteStats {
 pub struct Telemetry {
     shards: usize,
     routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
+    inventory: inventory::Inventory,
 }
 
 impl Telemetry {
@@ -219,6 +221,7 @@ impl Telemetry {
         Arc::new(Telemetry {
             shards: shards.max(1),
             routes: Mutex::new(HashMap::new()),
+            inventory: inventory::Inventory::new(shards, inventory::MAX_ENDPOINTS),
         })
     }
 
@@ -254,11 +257,17 @@ impl Telemetry {
     /// Closes the current one-second slot of every route's windows. Called once a second by
     /// a background task (`now_s`: unix seconds).
     pub fn tick(&self, now_s: u64) {
+        self.inventory.set_now(now_s);
         for r in self.routes() {
             for s in &r.sides {
                 s.tick(now_s);
             }
         }
+    }
+
+    /// The traffic inventory.
+    pub fn inventory(&self) -> &inventory::Inventory {
+        &self.inventory
     }
 
     /// The Prometheus text exposition (OpenMetrics format) of every route.
