@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod client;
 mod demo;
 mod run;
 mod verify_cmd;
@@ -58,6 +59,78 @@ enum Command {
     /// Compare a table in the new service's database with the legacy one (exit 0 equal,
     /// 1 different, 2 error).
     Verify(verify_cmd::VerifyArgs),
+    /// The migration map: every route's stage, weight, file state and live numbers.
+    Status(client::Target),
+    /// The route-level changes applying the config file would make to what runs.
+    Plan(client::Target),
+    /// Apply the config file as the next version.
+    Apply {
+        #[command(flatten)]
+        target: client::Target,
+        /// Why (recorded in the audit log).
+        #[arg(short, long)]
+        message: String,
+        /// Refuse (409) unless the running version is this one.
+        #[arg(long)]
+        expected_version: Option<i64>,
+    },
+    /// Config versions, newest first.
+    History {
+        #[command(flatten)]
+        target: client::Target,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Apply an older config version's text as the next version.
+    Revert {
+        version: i64,
+        #[command(flatten)]
+        target: client::Target,
+        #[arg(short, long)]
+        message: String,
+    },
+    /// Send a route (or --all) back to legacy, effective for the very next request.
+    Rollback {
+        /// The route; omit with --all.
+        route: Option<String>,
+        /// Every route that uses modern.
+        #[arg(long, conflicts_with = "route")]
+        all: bool,
+        #[command(flatten)]
+        target: client::Target,
+        #[arg(short, long)]
+        message: String,
+    },
+    /// Set a route's stage and/or weight at runtime.
+    Set {
+        route: String,
+        #[arg(long)]
+        stage: Option<String>,
+        /// Percent of sticky keys on modern (two decimals allowed).
+        #[arg(long)]
+        weight: Option<f64>,
+        #[command(flatten)]
+        target: client::Target,
+        #[arg(short, long)]
+        message: String,
+    },
+    /// Every endpoint seen (method + path template), its route and counts per side.
+    Inventory {
+        /// Only endpoints that have never reached modern.
+        #[arg(long)]
+        legacy_only: bool,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// The audit log, oldest first.
+    Events {
+        #[arg(long)]
+        route: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        target: client::Target,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,5 +142,48 @@ fn main() -> ExitCode {
         Command::Run { config, log_format } => run::run(&config, &log_format),
         Command::Demo(opts) => demo::main(opts),
         Command::Verify(args) => verify_cmd::main(args),
+        Command::Status(t) => client::status(t),
+        Command::Plan(t) => client::plan(t),
+        Command::Apply {
+            target,
+            message,
+            expected_version,
+        } => client::apply(target, message, expected_version),
+        Command::History { target, limit } => client::history(target, limit),
+        Command::Revert {
+            version,
+            target,
+            message,
+        } => client::revert(target, version, message),
+        Command::Rollback {
+            route,
+            all,
+            target,
+            message,
+        } => {
+            if route.is_none() && !all {
+                eprintln!(
+                    "ficus rollback: name a route, or pass --all for every route that uses modern"
+                );
+                return ExitCode::from(2);
+            }
+            client::rollback(target, route, message)
+        }
+        Command::Set {
+            route,
+            stage,
+            weight,
+            target,
+            message,
+        } => client::set(target, route, stage, weight, message),
+        Command::Inventory {
+            legacy_only,
+            target,
+        } => client::inventory(target, legacy_only),
+        Command::Events {
+            route,
+            limit,
+            target,
+        } => client::events(target, route, limit),
     }
 }

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ficus_config::{Config, LoadError, Stage};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ficus_control::ControlPlane;
 use ficus_proxy::Gateway;
 
 pub fn validate(path: &Path) -> ExitCode {
@@ -241,27 +245,57 @@ pub fn run(path: &Path, log_format: &str) -> ExitCode {
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // Validate first, so a broken file says so before the store is touched.
     let cfg = ficus_config::load(path)?;
+    let store = ficus_store::Store::open(&cfg.store).await?;
+    tracing::info!(store = store.kind(), "state store open");
+    let boot = ControlPlane::boot(path, store).await?;
+    for e in &boot.events {
+        tracing::info!(event = e.id, kind = %e.kind, "{}", e.message);
+    }
+    let cfg = boot.effective().clone();
     let pid_file = cfg.gateway.pid_file.clone();
+    let admin = cfg.admin.clone();
     let workers = worker_threads();
-    let gw = Gateway::start_with_workers(cfg, workers).await?;
+    let gw = Arc::new(Gateway::start_with_workers(cfg, workers).await?);
+    let control = ControlPlane::new(boot, gw.clone());
+    for a in gw.local_addrs() {
+        tracing::info!(addr = %a, workers, "listening");
+    }
+    let (admin_stop, admin_task) = if admin.enabled {
+        let config_dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let (token, source) =
+            ficus_admin::auth::load_token(admin.bind, admin.token_file.as_deref(), config_dir)?;
+        let listener = tokio::net::TcpListener::bind(admin.bind)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} for the admin API ([admin] bind)",
+                    admin.bind
+                )
+            })?;
+        tracing::info!(addr = %listener.local_addr()?, token = ?source, "admin API, /metrics and dashboard listening");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = ficus_admin::AdminState::new(control.clone(), token);
+        let task = tokio::spawn(ficus_admin::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        (Some(tx), Some(task))
+    } else {
+        (None, None)
+    };
     if let Some(p) = &pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid file {}", p.display()))?;
-    }
-    for a in gw.local_addrs() {
-        tracing::info!(addr = %a, workers, "listening");
     }
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match ficus_config::load(path) {
-                Ok(cfg) => match gw.reload(cfg) {
-                    Ok(()) => tracing::info!(file = %path.display(), "reloaded"),
-                    Err(e) => tracing::error!(file = %path.display(), "reload refused, the previous table keeps serving: {e}"),
-                },
+            _ = hup.recv() => match control.reload_file("file-reload").await {
+                Ok(applied) if applied.events.is_empty() => tracing::info!(file = %path.display(), "reloaded: unchanged"),
+                Ok(applied) => tracing::info!(file = %path.display(), version = ?applied.version, "reloaded"),
                 Err(e) => tracing::error!(file = %path.display(), "reload refused, the previous table keeps serving:\n{e}"),
             },
             _ = term.recv() => break,
@@ -271,6 +305,12 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let grace = gw.table().config.gateway.shutdown_grace;
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
     let left = gw.shutdown(grace).await;
+    if let Some(tx) = admin_stop {
+        let _ = tx.send(());
+    }
+    if let Some(t) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
     if left > 0 {
         tracing::warn!(
             connections = left,

@@ -100,6 +100,9 @@ debug_header = true
 [access_log]
 format = "json"
 path = "{}"
+
+[admin]
+bind = "127.0.0.1:0"
 "#,
         dir.join("access.log").display()
     )
@@ -325,4 +328,152 @@ async fn run_reloads_on_sighup_refuses_invalid_files_and_drains_on_sigterm() {
     assert_eq!(lines[3]["route"], "default");
     assert_eq!(lines[3]["uri"], "/sleep/800");
     assert_eq!(lines[3]["status"], 200);
+}
+
+fn wait_for_addr(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let line = wait_for_line(rx, needle);
+    let i = line.find("addr=").expect("the line names an address");
+    line[i + 5..].split_whitespace().next().unwrap().to_string()
+}
+
+/// Runs a CLI command against the admin API; returns (exit code, stdout, stderr).
+fn cli(args: &[&str], admin: &str, dir: &Path) -> (i32, String, String) {
+    let out = ficus()
+        .args(args)
+        .args(["--admin", &format!("http://{admin}"), "-c"])
+        .arg(dir.join("ficus.toml"))
+        .env("USER", "tester")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_commands_show_status_change_routes_and_print_their_events() {
+    let dir = temp_dir("api");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    std::fs::write(&cfg, config(&dir, &legacy, &modern, 10)).unwrap();
+    let (_child, addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    let base = format!("http://{addr}");
+
+    let (code, out, err) = cli(&["status"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("config version 1 "), "{out}");
+    let orders = out.lines().find(|l| l.contains("orders")).unwrap();
+    assert!(
+        orders.contains("canary") && orders.contains("10%") && orders.contains(" = "),
+        "{out}"
+    );
+
+    let (code, out, err) = cli(
+        &["set", "orders", "--weight", "100", "-m", "all in"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("~ route orders: weight 10% -> 100%"), "{out}");
+    assert!(
+        out.contains("cli:tester route.set orders: all in (weight 10% -> 100%)"),
+        "{out}"
+    );
+    assert_eq!(get(&format!("{base}/orders/1")).await.1, "modern");
+
+    let (code, out, _) = cli(&["status"], &admin, &dir);
+    assert_eq!(code, 0);
+    assert!(out.contains("canary 10% (overridden)"), "{out}");
+
+    let (code, out, err) = cli(&["rollback", "orders", "-m", "errors up"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("route.rollback orders: errors up"), "{out}");
+    assert_eq!(
+        get(&format!("{base}/orders/1")).await.1,
+        "legacy",
+        "effective for the next request"
+    );
+
+    // The file changes: plan shows it, apply makes version 2 (the file wins for orders).
+    std::fs::write(&cfg, config(&dir, &legacy, &modern, 30)).unwrap();
+    let (code, out, _) = cli(&["plan"], &admin, &dir);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("~ route orders: stage legacy -> canary")
+            && out.contains("~ route orders: weight 0% -> 30%"),
+        "{out}"
+    );
+    let (code, out, err) = cli(
+        &["apply", "-m", "thirty", "--expected-version", "1"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("config.applied v2: thirty"), "{out}");
+    let (code, _, err) = cli(
+        &["apply", "-m", "stale", "--expected-version", "1"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("409") && err.contains("version"), "{err}");
+
+    let (code, out, _) = cli(&["history"], &admin, &dir);
+    assert_eq!(code, 0);
+    let versions: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(versions, ["2", "1"], "{out}");
+
+    let (code, out, err) = cli(&["revert", "1", "-m", "back"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("config.reverted v3: back"), "{out}");
+
+    let (code, out, _) = cli(&["events"], &admin, &dir);
+    assert_eq!(code, 0);
+    let kinds: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "config.applied",
+            "route.set",
+            "route.rollback",
+            "config.applied",
+            "config.reverted"
+        ],
+        "{out}"
+    );
+
+    // A wrong token is refused (the CLI found the generated one above).
+    std::fs::write(dir.join("wrong.token"), "not-the-token\n").unwrap();
+    let out = ficus()
+        .args([
+            "set",
+            "orders",
+            "--weight",
+            "5",
+            "-m",
+            "x",
+            "--admin",
+            &format!("http://{admin}"),
+            "--token-file",
+        ])
+        .arg(dir.join("wrong.token"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

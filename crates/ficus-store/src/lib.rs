@@ -1,0 +1,30 @@
+//! ficus's state store: config versions, the audit log of events and the runtime route
+//! overrides, on SQLite (default, one file) or PostgreSQL.
+//!
+//! The control plane's `apply` ends in one [`Store::commit`]: an optimistic version check,
+//! the new config version, the override change and the events, all in one transaction.
+//! The request path never touches the store (invariant 1): it reads the route table that
+//! the control plane compiled from what the store returned.
+//!
+//! `docs/store.md` describes the schema, the URL forms, the limits and the guarantees.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+mod error;
+mod options;
+mod store;
+mod target;
+mod types;
+mod validate;
+
+pub use error::StoreError;
+pub use options::{
+    limits, StoreOptions, DEFAULT_BUSY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PG_CONNECTIONS,
+    DEFAULT_SQLITE_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
+};
+pub use store::Store;
+pub use types::{
+    Change, Committed, ConfigVersion, ConfigVersionSummary, Event, EventFilter, NewEvent,
+    NewVersion, OverrideChange, OverrideSet, RouteOverride, VersionRef,
+};

@@ -1,0 +1,695 @@
+//! The `Store`: opening and migrating a database, the reads, and the one atomic write path.
+//!
+//! The store holds an enum of two typed pools rather than sqlx's `Any` driver. `Any` does
+//! run migrations, but one folder would have to fit both dialects (an identity column,
+//! jsonb, plpgsql triggers vs SQLite's AUTOINCREMENT, STRICT tables and RAISE), and the
+//! parts that matter most differ per backend anyway: SQLite needs `BEGIN IMMEDIATE`, WAL
+//! and its pragmas, PostgreSQL a row lock, a search_path and server-side timeouts. The
+//! query text itself is shared: both drivers accept `$1`-style parameters, and `on_pool!`
+//! expands each query once per pool so both are type-checked.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::Connection;
+
+use crate::error::ErrorContext;
+use crate::options::{DEFAULT_PG_CONNECTIONS, DEFAULT_SQLITE_CONNECTIONS};
+use crate::target::{self, Target};
+use crate::types::*;
+use crate::{validate, StoreError, StoreOptions};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A handle on the state store; cheap to clone (the clones share one pool).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    err: ErrorContext,
+    /// SQLite only: writers of this process queue here (in order, bounded by
+    /// busy_timeout) before `BEGIN IMMEDIATE`, instead of all polling SQLite's busy handler
+    /// at once. Writers of other processes are still held off by SQLite's own lock.
+    write_queue: tokio::sync::Mutex<()>,
+}
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the store has; the body is compiled
+/// once per backend.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.inner.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+const SELECT_VERSION: &str =
+    "SELECT number, sha256, text, author, message, created_at FROM config_versions";
+const SELECT_EVENT: &str =
+    "SELECT id, at, actor, kind, route, message, config_version, data FROM events";
+// Inside a commit: serialises PostgreSQL writers (see store_meta in the migration).
+const LOCK_META_PG: &str = "SELECT id FROM store_meta WHERE id = 1 FOR UPDATE";
+const LATEST_NUMBER: &str = "SELECT MAX(number) FROM config_versions";
+const INSERT_VERSION: &str = "INSERT INTO config_versions \
+     (number, sha256, text, author, message, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_EVENT: &str = "INSERT INTO events \
+     (at, actor, kind, route, message, config_version, data) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+// A NULL field keeps the route's current value (OverrideChange::Set merges).
+const UPSERT_OVERRIDE: &str = "INSERT INTO route_overrides \
+     (route, stage, weight_bp, updated_at, event_id) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (route) DO UPDATE SET \
+     stage = COALESCE(excluded.stage, route_overrides.stage), \
+     weight_bp = COALESCE(excluded.weight_bp, route_overrides.weight_bp), \
+     updated_at = excluded.updated_at, event_id = excluded.event_id";
+
+/// The body of a commit, on an open transaction `$tx` that already holds the write lock.
+/// A macro rather than a function so it compiles against each backend's transaction
+/// type; any `?` leaves the transaction to be rolled back when it is dropped.
+macro_rules! apply_change {
+    ($tx:ident, $change:ident, $check:expr, $now:expr, $err:expr) => {
+        async {
+            let err: &ErrorContext = $err;
+            let now: i64 = $now;
+            let latest: Option<i64> = sqlx::query_scalar(LATEST_NUMBER)
+                .fetch_one(&mut *$tx)
+                .await
+                .map_err(|e| err.db("reading the latest config version", e))?;
+            if $check && latest != $change.expected_version {
+                return Err(StoreError::Conflict {
+                    expected: $change.expected_version,
+                    actual: latest,
+                });
+            }
+
+            let version = match $change.new_version {
+                Some(v) => {
+                    let number = latest.unwrap_or(0) + 1;
+                    let sha256 = sha256_hex(&v.text);
+                    sqlx::query(INSERT_VERSION)
+                        .bind(number)
+                        .bind(&sha256)
+                        .bind(&v.text)
+                        .bind(&v.author)
+                        .bind(&v.message)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(|e| err.db("storing the new config version", e))?;
+                    Some(ConfigVersion {
+                        number,
+                        sha256,
+                        text: v.text,
+                        author: v.author,
+                        message: v.message,
+                        created_at: now,
+                    })
+                }
+                None => None,
+            };
+            let new_number = version.as_ref().map(|v| v.number);
+
+            let mut events = Vec::with_capacity($change.events.len());
+            for (i, ev) in $change.events.into_iter().enumerate() {
+                let config_version = match ev.config_version {
+                    None => None,
+                    Some(VersionRef::New) => new_number,
+                    Some(VersionRef::Existing(n)) => Some(n),
+                };
+                let id: i64 = sqlx::query_scalar(INSERT_EVENT)
+                    .bind(now)
+                    .bind(&ev.actor)
+                    .bind(&ev.kind)
+                    .bind(&ev.route)
+                    .bind(&ev.message)
+                    .bind(config_version)
+                    .bind(&ev.data)
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .map_err(|e| event_error(err, i, &ev.kind, config_version, e))?;
+                events.push(Event {
+                    id,
+                    at: now,
+                    actor: ev.actor,
+                    kind: ev.kind,
+                    route: ev.route,
+                    message: ev.message,
+                    config_version,
+                    data: ev.data,
+                });
+            }
+
+            match $change.overrides {
+                OverrideChange::Keep => {}
+                OverrideChange::Set(sets) => {
+                    for s in sets {
+                        let event_id = explaining_event(&events, &s.route);
+                        sqlx::query(UPSERT_OVERRIDE)
+                            .bind(&s.route)
+                            .bind(&s.stage)
+                            .bind(s.weight_bp)
+                            .bind(now)
+                            .bind(event_id)
+                            .execute(&mut *$tx)
+                            .await
+                            .map_err(|e| err.db("storing a route override", e))?;
+                    }
+                }
+                OverrideChange::ClearRoutes(routes) => {
+                    for route in routes {
+                        sqlx::query("DELETE FROM route_overrides WHERE route = $1")
+                            .bind(&route)
+                            .execute(&mut *$tx)
+                            .await
+                            .map_err(|e| err.db("clearing a route override", e))?;
+                    }
+                }
+                OverrideChange::ClearAll => {
+                    sqlx::query("DELETE FROM route_overrides")
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(|e| err.db("clearing the route overrides", e))?;
+                }
+            }
+
+            Ok::<_, StoreError>(Committed {
+                version,
+                latest_version: new_number.or(latest),
+                events,
+            })
+        }
+        .await
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url` with default options and brings its
+    /// schema up to date. See [`Store::open_with`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, StoreOptions::default()).await
+    }
+
+    /// Opens the store at `url`: `sqlite://PATH`, `sqlite:PATH`, a bare file path
+    /// (SQLite; the file is created if missing, its directory must exist),
+    /// `sqlite::memory:` (this process only, not durable; for tests), or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME&sslmode=...]`. Then runs
+    /// the migrations that the database has not seen yet.
+    ///
+    /// Errors: `Invalid` for a URL it cannot use, `Unavailable` when the database cannot
+    /// be reached within `connect_timeout` or is locked beyond `busy_timeout`,
+    /// `Migration` when the schema cannot be brought up to date.
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        let parsed = target::parse(url, &options)?;
+        let err = ErrorContext {
+            url: parsed.display,
+            busy_timeout: options.busy_timeout,
+            connect_timeout: options.connect_timeout,
+            statement_timeout: options.statement_timeout,
+        };
+        let pool = match parsed.target {
+            Target::Sqlite {
+                options: connect,
+                in_memory,
+            } => {
+                let mut pool = SqlitePoolOptions::new()
+                    .max_connections(
+                        options
+                            .max_connections
+                            .unwrap_or(DEFAULT_SQLITE_CONNECTIONS)
+                            .max(1),
+                    )
+                    .acquire_timeout(options.connect_timeout);
+                if in_memory {
+                    // The database lives as long as a connection to it: keep exactly one,
+                    // which also spares the shared cache its table-level locking.
+                    pool = pool
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None);
+                }
+                Pool::Sqlite(open_sqlite(pool, &connect, &err).await?)
+            }
+            Target::Postgres {
+                options: connect,
+                schema,
+            } => {
+                // One direct connection first: the pool would retry a refused connection
+                // until its acquire timeout and then report only "timed out"; this fails
+                // at once with the real cause.
+                let mut conn = match tokio::time::timeout(
+                    options.connect_timeout,
+                    PgConnection::connect_with(&connect),
+                )
+                .await
+                {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(e)) => return Err(err.db("connecting to PostgreSQL", e)),
+                    Err(_) => {
+                        return Err(err.unavailable(format!(
+                            "no answer within connect_timeout ({} ms): check the host and \
+                             port, and that no firewall drops the connection",
+                            options.connect_timeout.as_millis()
+                        )))
+                    }
+                };
+                if let Some(schema) = &schema {
+                    // The name was checked to be a plain lower-case identifier.
+                    let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                        .execute(&mut conn)
+                        .await;
+                    match created {
+                        Ok(_) => {}
+                        // IF NOT EXISTS is not atomic: a process opening the same schema at
+                        // the same moment may have created it between check and insert.
+                        Err(sqlx::Error::Database(e))
+                            if e.kind() == sqlx::error::ErrorKind::UniqueViolation => {}
+                        Err(e) => return Err(err.db(&format!("creating schema {schema}"), e)),
+                    }
+                }
+                // Closing politely only saves the server a log line; failure is harmless.
+                let _ = conn.close().await;
+                let pool = PgPoolOptions::new()
+                    .max_connections(
+                        options
+                            .max_connections
+                            .unwrap_or(DEFAULT_PG_CONNECTIONS)
+                            .max(1),
+                    )
+                    .acquire_timeout(options.connect_timeout)
+                    .connect_lazy_with(*connect);
+                PG_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(|e| err.migration(e))?;
+                Pool::Postgres(pool)
+            }
+        };
+        let store = Store {
+            inner: Arc::new(Inner {
+                pool,
+                err,
+                write_queue: tokio::sync::Mutex::new(()),
+            }),
+        };
+        tracing::info!(store = %store.url(), kind = store.kind(), "state store ready");
+        Ok(store)
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn kind(&self) -> &'static str {
+        match self.inner.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The URL the store was opened with, password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.inner.err.url
+    }
+
+    fn err(&self) -> &ErrorContext {
+        &self.inner.err
+    }
+
+    /// One cheap query that proves the database answers and holds a ficus schema (for
+    /// `/readyz`). On SQLite it succeeds while another process holds the write lock:
+    /// WAL readers are never blocked.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        let row: Option<i64> = on_pool!(self, p => {
+            sqlx::query_scalar("SELECT CAST(id AS BIGINT) FROM store_meta WHERE id = 1")
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(|e| self.err().db("checking the store", e))?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(self.err().db(
+                "checking the store (its store_meta row is missing: is this a ficus store?)",
+                sqlx::Error::RowNotFound,
+            )),
+        }
+    }
+
+    /// Closes the pool: waits for connections in use to come back, then closes them all.
+    /// Later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+
+    /// The latest config version, with its text; `None` before the first commit of one.
+    pub async fn current_version(&self) -> Result<Option<ConfigVersion>, StoreError> {
+        let sql = format!("{SELECT_VERSION} ORDER BY number DESC LIMIT 1");
+        on_pool!(self, p => {
+            sqlx::query_as::<_, ConfigVersion>(&sql).fetch_optional(p).await
+        })
+        .map_err(|e| self.err().db("reading the current config version", e))
+    }
+
+    /// Version `number`, with its text; `None` if there is no such version.
+    pub async fn version(&self, number: i64) -> Result<Option<ConfigVersion>, StoreError> {
+        let sql = format!("{SELECT_VERSION} WHERE number = $1");
+        on_pool!(self, p => {
+            sqlx::query_as::<_, ConfigVersion>(&sql).bind(number).fetch_optional(p).await
+        })
+        .map_err(|e| self.err().db("reading a config version", e))
+    }
+
+    /// Up to `limit` (1..=`MAX_PAGE`) versions without their text, newest first; with
+    /// `before`, only versions numbered below it (the next page).
+    pub async fn versions(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<ConfigVersionSummary>, StoreError> {
+        validate::page(limit)?;
+        let sql = "SELECT number, sha256, author, message, created_at FROM config_versions \
+                   WHERE number < $1 ORDER BY number DESC LIMIT $2";
+        let before = before.unwrap_or(i64::MAX);
+        let limit = i64::from(limit);
+        on_pool!(self, p => {
+            sqlx::query_as::<_, ConfigVersionSummary>(sql)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(p)
+                .await
+        })
+        .map_err(|e| self.err().db("listing config versions", e))
+    }
+
+    /// Events matching `filter`. With `after_id`: the events with a larger id, ascending
+    /// (oldest first), at most `limit` of them; poll again with the last id to tail the log.
+    /// Without: the newest `limit` events, newest first.
+    pub async fn events(&self, filter: EventFilter) -> Result<Vec<Event>, StoreError> {
+        validate::page(filter.limit)?;
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut param = || {
+            n += 1;
+            n
+        };
+        if filter.route.is_some() {
+            conditions.push(format!("route = ${}", param()));
+        }
+        if filter.kind.is_some() {
+            conditions.push(format!("kind = ${}", param()));
+        }
+        if filter.after_id.is_some() {
+            conditions.push(format!("id > ${}", param()));
+        }
+        let mut sql = SELECT_EVENT.to_string();
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(if filter.after_id.is_some() {
+            " ORDER BY id ASC"
+        } else {
+            " ORDER BY id DESC"
+        });
+        sql.push_str(&format!(" LIMIT ${}", param()));
+        let limit = i64::from(filter.limit);
+        on_pool!(self, p => {
+            let mut q = sqlx::query_as::<_, Event>(&sql);
+            if let Some(route) = &filter.route {
+                q = q.bind(route);
+            }
+            if let Some(kind) = &filter.kind {
+                q = q.bind(kind);
+            }
+            if let Some(after) = filter.after_id {
+                q = q.bind(after);
+            }
+            q.bind(limit).fetch_all(p).await
+        })
+        .map_err(|e| self.err().db("reading events", e))
+    }
+
+    /// Every route override, by route name.
+    pub async fn overrides(&self) -> Result<Vec<RouteOverride>, StoreError> {
+        let sql = "SELECT route, stage, weight_bp, updated_at, event_id FROM route_overrides \
+                   ORDER BY route";
+        on_pool!(self, p => sqlx::query_as::<_, RouteOverride>(sql).fetch_all(p).await)
+            .map_err(|e| self.err().db("reading route overrides", e))
+    }
+
+    /// Applies `change` in one transaction: checks that the latest version is still
+    /// `change.expected_version` (else `Conflict`), stores the new version (numbered
+    /// latest + 1, sha256 computed here), appends the events, applies the override
+    /// change. Everything is stored or nothing is; once this returns `Ok` the commit is
+    /// durable (SQLite: fsynced WAL; PostgreSQL: the server's commit).
+    ///
+    /// Concurrent commits are serialised (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a row
+    /// lock on `store_meta`), so of several commits expecting the same version that all
+    /// store a new one, exactly one succeeds and the others get `Conflict`.
+    pub async fn commit(&self, change: Change) -> Result<Committed, StoreError> {
+        validate::change(&change)?;
+        self.write(change, true).await
+    }
+
+    /// Appends events without checking or changing the config version or the overrides
+    /// (a rollout verdict to hold, a note): nothing they say depends on the latest version.
+    /// `VersionRef::New` is refused; the same limits as a commit apply.
+    pub async fn append_events(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
+        let change = Change {
+            events,
+            ..Change::default()
+        };
+        validate::change(&change)?;
+        Ok(self.write(change, false).await?.events)
+    }
+
+    async fn write(&self, change: Change, check: bool) -> Result<Committed, StoreError> {
+        let err = self.err();
+        match &self.inner.pool {
+            Pool::Sqlite(pool) => {
+                let _queued = tokio::time::timeout(err.busy_timeout, self.inner.write_queue.lock())
+                    .await
+                    .map_err(|_| {
+                        err.unavailable(format!(
+                            "writers in this process have been queued for longer than \
+                             busy_timeout ({} ms): the disk is too slow for the write rate, \
+                             or raise busy_timeout",
+                            err.busy_timeout.as_millis()
+                        ))
+                    })?;
+                // IMMEDIATE takes the write lock before the version check reads, so no
+                // other writer (of any process) can commit between the check and the
+                // insert; a DEFERRED transaction would fail to upgrade instead.
+                let mut tx = pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(|e| err.db("starting a write transaction", e))?;
+                // Taken after BEGIN so that time spent waiting for the lock is not in it.
+                let now = unix_ms();
+                let out = apply_change!(tx, change, check, now, err)?;
+                tx.commit()
+                    .await
+                    .map_err(|e| err.db("committing the change", e))?;
+                Ok(out)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool
+                    .begin()
+                    .await
+                    .map_err(|e| err.db("starting a write transaction", e))?;
+                sqlx::query(LOCK_META_PG)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("taking the store's write lock", e))?;
+                let now = unix_ms();
+                let out = apply_change!(tx, change, check, now, err)?;
+                tx.commit()
+                    .await
+                    .map_err(|e| err.db("committing the change", e))?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Connects and migrates. A new file starts in rollback-journal mode, and while several
+/// processes open it at once (each switching it to WAL and migrating), SQLite answers some
+/// of them SQLITE_BUSY at once, without waiting in the busy handler (its deadlock
+/// avoidance between a reader and a writer that both want to write). That only happens
+/// on first opens, so a busy open is retried, with growing pauses, for up to busy_timeout.
+async fn open_sqlite(
+    pool: SqlitePoolOptions,
+    connect: &SqliteConnectOptions,
+    err: &ErrorContext,
+) -> Result<SqlitePool, StoreError> {
+    let deadline = Instant::now() + err.busy_timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let failure = match pool.clone().connect_with(connect.clone()).await {
+            Ok(p) => match migrate_sqlite(&p).await {
+                Ok(()) => return Ok(p),
+                Err(failure) => {
+                    p.close().await;
+                    failure
+                }
+            },
+            Err(e) => OpenFailure::Db("opening the SQLite database", e),
+        };
+        if !failure.is_busy() || Instant::now() + pause >= deadline {
+            return Err(failure.into_store_error(err));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+enum OpenFailure {
+    Db(&'static str, sqlx::Error),
+    Migrate(MigrateError),
+}
+
+impl OpenFailure {
+    fn is_busy(&self) -> bool {
+        let e = match self {
+            OpenFailure::Db(_, e)
+            | OpenFailure::Migrate(MigrateError::Execute(e))
+            | OpenFailure::Migrate(MigrateError::ExecuteMigration(e, _)) => e,
+            OpenFailure::Migrate(_) => return false,
+        };
+        let code = match e {
+            sqlx::Error::Database(db) => db.code(),
+            _ => None,
+        };
+        // SQLITE_BUSY and SQLITE_LOCKED with their extended codes (low byte 5 or 6).
+        code.and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+    }
+
+    fn into_store_error(self, err: &ErrorContext) -> StoreError {
+        match self {
+            OpenFailure::Db(context, e) => err.db(context, e),
+            OpenFailure::Migrate(e) => err.migration(e),
+        }
+    }
+}
+
+/// Runs the SQLite migrations inside one `BEGIN IMMEDIATE` transaction (sqlx turns each
+/// migration's own transaction into a savepoint). sqlx takes no lock for SQLite, so two
+/// processes opening a new file at once would otherwise both try to create the tables;
+/// this way the second waits (up to busy_timeout), then finds them applied.
+async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), OpenFailure> {
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| OpenFailure::Db("locking the database to migrate it", e))?;
+    // `run_direct`, not `run`: `run` takes an `Acquire`, and `&mut` of a transaction's
+    // connection trips the "Acquire is not general enough" limitation in a future that
+    // must be Send (sqlx names `run_direct` as the way around it).
+    SQLITE_MIGRATIONS
+        .run_direct(&mut *tx)
+        .await
+        .map_err(OpenFailure::Migrate)?;
+    tx.commit()
+        .await
+        .map_err(|e| OpenFailure::Db("committing the schema migration", e))
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("kind", &self.kind())
+            .field("url", &self.url())
+            .finish()
+    }
+}
+
+/// The event an override row points at: the commit's first event about that route, or
+/// else its first event (validation guarantees there is one).
+fn explaining_event(events: &[Event], route: &str) -> i64 {
+    events
+        .iter()
+        .find(|e| e.route.as_deref() == Some(route))
+        .or(events.first())
+        .map_or(0, |e| e.id)
+}
+
+fn event_error(
+    err: &ErrorContext,
+    i: usize,
+    kind: &str,
+    config_version: Option<i64>,
+    e: sqlx::Error,
+) -> StoreError {
+    let violation = match &e {
+        sqlx::Error::Database(db) => Some(db.kind()),
+        _ => None,
+    };
+    match (violation, config_version) {
+        (Some(sqlx::error::ErrorKind::ForeignKeyViolation), Some(n)) => {
+            StoreError::NotFound(format!(
+                "config version {n} does not exist (event {i}, {kind}, refers to it); refer to \
+                 a stored version"
+            ))
+        }
+        (Some(sqlx::error::ErrorKind::CheckViolation), _) => StoreError::Invalid(format!(
+            "event {i} ({kind}) breaks a rule of the events table: {e}"
+        )),
+        _ => err.db(&format!("storing event {i} ({kind})"), e),
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Now in unix milliseconds; a clock before 1970 gives 0 rather than a panic.
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis()
+        .try_into()
+        .unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_is_lower_hex_of_the_text() {
+        // FIPS 180-2 test vector.
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn override_event_prefers_the_routes_own_event() {
+        let ev = |id, route: Option<&str>| Event {
+            id,
+            at: 0,
+            actor: "t".into(),
+            kind: "k".into(),
+            route: route.map(Into::into),
+            message: String::new(),
+            config_version: None,
+            data: serde_json::Value::Null,
+        };
+        let events = [ev(7, None), ev(8, Some("a")), ev(9, Some("b"))];
+        assert_eq!(explaining_event(&events, "b"), 9);
+        assert_eq!(explaining_event(&events, "zzz"), 7);
+    }
+}

@@ -1,0 +1,206 @@
+//! The records the store keeps and the change a commit applies, as plain serde types.
+//!
+//! Times are unix milliseconds (`i64`); weights are basis points (`i32`, 0..=10000, so
+//! 12.34 % is 1234), the unit the proxy's split uses.
+
+use serde::{Deserialize, Serialize};
+
+/// One stored version of `ficus.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ConfigVersion {
+    /// 1, 2, 3, ... without gaps, assigned by the store.
+    pub number: i64,
+    /// Lower-case hex SHA-256 of `text`, computed by the store.
+    pub sha256: String,
+    /// The full file as it was applied.
+    pub text: String,
+    pub author: String,
+    pub message: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A config version without its text, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ConfigVersionSummary {
+    pub number: i64,
+    pub sha256: String,
+    pub author: String,
+    pub message: String,
+    pub created_at: i64,
+}
+
+/// One entry of the audit log. Events are never updated or deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Event {
+    /// Monotonic: a later commit's events have larger ids.
+    pub id: i64,
+    /// Unix milliseconds; every event of one commit has the same `at`.
+    pub at: i64,
+    /// Who: `file-reload`, `api:alice`, `cli`, `rollout`, ...
+    pub actor: String,
+    /// What: `config.applied`, `route.weight_set`, `route.rollback`, ...
+    pub kind: String,
+    pub route: Option<String>,
+    /// Why, in words.
+    pub message: String,
+    /// The config version the event produced or refers to.
+    pub config_version: Option<i64>,
+    /// Details and evidence.
+    pub data: serde_json::Value,
+}
+
+/// The runtime stage and/or weight of one route, which wins over the file until the file
+/// itself changes that route. `None` fields are not overridden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct RouteOverride {
+    pub route: String,
+    pub stage: Option<String>,
+    pub weight_bp: Option<i32>,
+    /// Unix milliseconds of the commit that last changed this row.
+    pub updated_at: i64,
+    /// The event of that commit that explains it (see [`OverrideChange::Set`]).
+    pub event_id: i64,
+}
+
+/// Everything one [`Store::commit`](crate::Store::commit) applies, atomically.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The latest version number the caller based this change on (`None`: no version has
+    /// been stored yet). A different latest version fails the whole commit with
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict).
+    pub expected_version: Option<i64>,
+    /// A new config version to store as latest + 1.
+    pub new_version: Option<NewVersion>,
+    pub overrides: OverrideChange,
+    /// The audit events of this change. A commit must carry at least one: every change is
+    /// an event with an actor and a reason.
+    pub events: Vec<NewEvent>,
+}
+
+/// A config file to store as the next version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewVersion {
+    pub text: String,
+    pub author: String,
+    pub message: String,
+}
+
+/// What a commit does to the runtime overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverrideChange {
+    /// Leave them as they are.
+    #[default]
+    Keep,
+    /// Upsert per route. A `None` field keeps that route's current value, so setting the
+    /// weight keeps a stage set earlier and vice versa (clear a route to drop both). Each
+    /// row records the id of the commit's first event about that route, or else of the
+    /// commit's first event.
+    Set(Vec<OverrideSet>),
+    /// Drop the overrides of these routes (the file changed them, or an operator reset
+    /// them). Routes without an override are ignored.
+    ClearRoutes(Vec<String>),
+    /// Drop every override (for example when reverting to an older config version).
+    ClearAll,
+}
+
+/// One route's override in [`OverrideChange::Set`]; at least one of the two is `Some`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideSet {
+    pub route: String,
+    pub stage: Option<String>,
+    pub weight_bp: Option<i32>,
+}
+
+/// Which config version an event refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionRef {
+    /// The version this same commit stores (its number is not known before the commit).
+    New,
+    /// A version already stored.
+    Existing(i64),
+}
+
+/// An event to append; the store assigns `id` and `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub actor: String,
+    pub kind: String,
+    pub route: Option<String>,
+    pub message: String,
+    pub config_version: Option<VersionRef>,
+    pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event without route, version or data (`data` is `{}`).
+    pub fn new(
+        actor: impl Into<String>,
+        kind: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        NewEvent {
+            actor: actor.into(),
+            kind: kind.into(),
+            route: None,
+            message: message.into(),
+            config_version: None,
+            data: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub fn with_route(mut self, route: impl Into<String>) -> Self {
+        self.route = Some(route.into());
+        self
+    }
+
+    pub fn with_version(mut self, version: VersionRef) -> Self {
+        self.config_version = Some(version);
+        self
+    }
+
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+}
+
+/// What a successful commit stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The new config version, if the change had one.
+    pub version: Option<ConfigVersion>,
+    /// The latest version number after the commit: the `expected_version` of the next one.
+    pub latest_version: Option<i64>,
+    /// The appended events, in the order given, with their ids and time.
+    pub events: Vec<Event>,
+}
+
+/// Which events [`Store::events`](crate::Store::events) returns.
+///
+/// With `after_id` the result is ascending by id (events newer than that id, oldest first:
+/// tailing); without it, the newest `limit` events, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFilter {
+    /// Only events about this route.
+    pub route: Option<String>,
+    /// Only events of this kind (exact match).
+    pub kind: Option<String>,
+    /// Only events with a larger id, ascending.
+    pub after_id: Option<i64>,
+    /// 1..=[`MAX_PAGE`](crate::limits::MAX_PAGE).
+    pub limit: u32,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        EventFilter {
+            route: None,
+            kind: None,
+            after_id: None,
+            limit: crate::limits::DEFAULT_PAGE,
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Checks a change before it reaches the database, so bad input gets a message that names
+//! the field and the limit instead of a constraint name, and both backends refuse the same
+//! things (PostgreSQL rejects NUL characters in text that SQLite would store).
+
+use crate::options::limits::*;
+use crate::types::{Change, NewEvent, OverrideChange};
+use crate::StoreError;
+
+fn invalid(msg: String) -> StoreError {
+    StoreError::Invalid(msg)
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    if value.len() > max {
+        return Err(invalid(format!(
+            "{field} is {} bytes, more than the limit of {max}; shorten it",
+            value.len()
+        )));
+    }
+    if value.contains('\0') {
+        return Err(invalid(format!(
+            "{field} contains a NUL character, which the store cannot keep; remove it"
+        )));
+    }
+    Ok(())
+}
+
+fn name(field: &str, value: &str) -> Result<(), StoreError> {
+    if value.trim().is_empty() {
+        return Err(invalid(format!("{field} is empty; give it a value")));
+    }
+    text(field, value, MAX_NAME_BYTES)
+}
+
+pub(crate) fn page(limit: u32) -> Result<(), StoreError> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(invalid(format!(
+            "limit {limit} is out of range; use 1 to {MAX_PAGE}"
+        )));
+    }
+    Ok(())
+}
+
+fn event(i: usize, ev: &NewEvent, has_new_version: bool) -> Result<(), StoreError> {
+    let at = |field: &str| format!("event {i} ({}) {field}", ev.kind);
+    name(&format!("event {i} kind"), &ev.kind)?;
+    name(&at("actor"), &ev.actor)?;
+    if let Some(route) = &ev.route {
+        name(&at("route"), route)?;
+    }
+    text(&at("message"), &ev.message, MAX_MESSAGE_BYTES)?;
+    match ev.config_version {
+        Some(crate::VersionRef::New) if !has_new_version => {
+            return Err(invalid(format!(
+                "{} refers to the new config version, but the change stores none; \
+                 set new_version or refer to an existing version",
+                at("config_version")
+            )))
+        }
+        Some(crate::VersionRef::Existing(n)) if n < 1 => {
+            return Err(invalid(format!(
+                "{} is {n}; versions are numbered from 1",
+                at("config_version")
+            )))
+        }
+        _ => {}
+    }
+    // Serialised once here for its size; serde_json escapes NUL as \u0000, which
+    // PostgreSQL's jsonb refuses, so it is caught here for both backends.
+    let data = serde_json::to_string(&ev.data)
+        .map_err(|e| invalid(format!("{} cannot be serialised: {e}", at("data"))))?;
+    if data.len() > MAX_EVENT_DATA_BYTES {
+        return Err(invalid(format!(
+            "{} is {} bytes of JSON, more than the limit of {MAX_EVENT_DATA_BYTES}; \
+             keep a summary of the evidence",
+            at("data"),
+            data.len()
+        )));
+    }
+    if data.contains("\\u0000") {
+        return Err(invalid(format!(
+            "{} contains a NUL character, which the store cannot keep; remove it",
+            at("data")
+        )));
+    }
+    Ok(())
+}
+
+/// Checks everything in a change that does not need the database.
+pub(crate) fn change(change: &Change) -> Result<(), StoreError> {
+    if let Some(n) = change.expected_version {
+        if n < 1 {
+            return Err(invalid(format!(
+                "expected_version is {n}; versions are numbered from 1 (use none before the first)"
+            )));
+        }
+    }
+    if let Some(v) = &change.new_version {
+        text("config text", &v.text, MAX_CONFIG_BYTES)?;
+        name("version author", &v.author)?;
+        text("version message", &v.message, MAX_MESSAGE_BYTES)?;
+    }
+    if change.events.is_empty() {
+        return Err(invalid(
+            "the change has no event; every change needs at least one event saying who \
+             made it and why"
+                .to_string(),
+        ));
+    }
+    if change.events.len() > MAX_EVENTS_PER_COMMIT {
+        return Err(invalid(format!(
+            "the change has {} events, more than the limit of {MAX_EVENTS_PER_COMMIT}; \
+             split it",
+            change.events.len()
+        )));
+    }
+    for (i, ev) in change.events.iter().enumerate() {
+        event(i, ev, change.new_version.is_some())?;
+    }
+    match &change.overrides {
+        OverrideChange::Keep | OverrideChange::ClearAll => {}
+        OverrideChange::Set(sets) => {
+            too_many(sets.len())?;
+            for s in sets {
+                name("override route", &s.route)?;
+                if s.stage.is_none() && s.weight_bp.is_none() {
+                    return Err(invalid(format!(
+                        "the override of route {} sets neither stage nor weight; set one, \
+                         or clear the route",
+                        s.route
+                    )));
+                }
+                if let Some(stage) = &s.stage {
+                    name(&format!("the override stage of route {}", s.route), stage)?;
+                }
+                if let Some(w) = s.weight_bp {
+                    if !(0..=MAX_WEIGHT_BP).contains(&w) {
+                        return Err(invalid(format!(
+                            "the override weight of route {} is {w} basis points; use 0 \
+                             to {MAX_WEIGHT_BP} (0 % to 100 %)",
+                            s.route
+                        )));
+                    }
+                }
+            }
+        }
+        OverrideChange::ClearRoutes(routes) => {
+            too_many(routes.len())?;
+            for r in routes {
+                name("cleared route", r)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn too_many(n: usize) -> Result<(), StoreError> {
+    if n > MAX_OVERRIDES_PER_COMMIT {
+        return Err(invalid(format!(
+            "the change touches {n} route overrides, more than the limit of \
+             {MAX_OVERRIDES_PER_COMMIT}; split it"
+        )));
+    }
+    Ok(())
+}

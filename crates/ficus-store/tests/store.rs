@@ -1,0 +1,1384 @@
+//! The store against real databases: every shared test body runs on SQLite (a temp file)
+//! and on PostgreSQL (a fresh schema of `FICUS_TEST_POSTGRES_URL`, dropped afterwards).
+//! Without that variable the PostgreSQL half is skipped with a note, unless
+//! `FICUS_REQUIRE_SERVICES=1`, which makes a missing or unreachable PostgreSQL a failure.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ficus_store::*;
+use futures_util::FutureExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::Connection;
+
+// ---------------------------------------------------------------------------------------
+// Test databases
+// ---------------------------------------------------------------------------------------
+
+const PG_ENV: &str = "FICUS_TEST_POSTGRES_URL";
+const REQUIRE_ENV: &str = "FICUS_REQUIRE_SERVICES";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's database: a SQLite file in its own temp dir, or a PostgreSQL schema.
+#[derive(Clone)]
+struct Db {
+    backend: Backend,
+    url: String,
+    options: StoreOptions,
+    /// SQLite: the file; keeps its temp dir alive as long as a clone exists.
+    sqlite: Option<(PathBuf, Arc<tempfile::TempDir>)>,
+    /// PostgreSQL: the base URL and the test's schema.
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    async fn open(&self) -> Store {
+        match Store::open_with(&self.url, self.options.clone()).await {
+            Ok(store) => store,
+            Err(e) => panic!("opening {}: {e}", self.url),
+        }
+    }
+
+    async fn open_with(&self, f: impl FnOnce(&mut StoreOptions)) -> Result<Store, StoreError> {
+        let mut options = self.options.clone();
+        f(&mut options);
+        Store::open_with(&self.url, options).await
+    }
+
+    /// Runs one statement on a connection of its own, outside the store.
+    async fn raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = SqliteConnection::connect_with(&self.sqlite_options()).await?;
+                let r = sqlx::query(sql).execute(&mut c).await;
+                c.close().await?;
+                Ok(r?.rows_affected())
+            }
+            Backend::Postgres => {
+                let (base, schema) = self.pg.as_ref().expect("postgres db");
+                let options =
+                    PgConnectOptions::from_str(base)?.options([("search_path", schema.as_str())]);
+                let mut c = PgConnection::connect_with(&options).await?;
+                let r = sqlx::query(sql).execute(&mut c).await;
+                c.close().await?;
+                Ok(r?.rows_affected())
+            }
+        }
+    }
+
+    fn sqlite_options(&self) -> SqliteConnectOptions {
+        let (path, _) = self.sqlite.as_ref().expect("sqlite db");
+        SqliteConnectOptions::new().filename(path)
+    }
+}
+
+fn sqlite_db() -> Db {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.db");
+    Db {
+        backend: Backend::Sqlite,
+        url: format!("sqlite://{}", path.display()),
+        options: StoreOptions::default(),
+        sqlite: Some((path, Arc::new(dir))),
+        pg: None,
+    }
+}
+
+fn services_required() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
+}
+
+/// `None` (after a note) when PostgreSQL is not configured and not required.
+async fn postgres_db() -> Option<Db> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = match std::env::var(PG_ENV) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                !services_required(),
+                "{REQUIRE_ENV}=1 but {PG_ENV} is not set: point it at a PostgreSQL database, \
+                 e.g. postgres://postgres@127.0.0.1:5432/test"
+            );
+            // Once per run, and past libtest's output capture (which only catches the
+            // print macros), so that the skip shows in a normal `cargo test`.
+            static NOTED: std::sync::Once = std::sync::Once::new();
+            NOTED.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: {PG_ENV} is not set; the PostgreSQL tests of ficus-store pass \
+                     without running (set {REQUIRE_ENV}=1 to make that a failure)"
+                );
+            });
+            return None;
+        }
+    };
+    let schema = format!(
+        "ficus_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    // Leftovers of an earlier run that died before its cleanup (same pid, same counter).
+    drop_schema(&base, &schema).await;
+    Some(Db {
+        backend: Backend::Postgres,
+        url: base.clone(),
+        options: StoreOptions {
+            pg_schema: Some(schema.clone()),
+            ..StoreOptions::default()
+        },
+        sqlite: None,
+        pg: Some((base, schema)),
+    })
+}
+
+async fn drop_schema(base: &str, schema: &str) {
+    let mut conn = match PgConnection::connect(base).await {
+        Ok(c) => c,
+        Err(e) => panic!("PostgreSQL at {PG_ENV} is unreachable: {e}"),
+    };
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&mut conn)
+        .await
+        .expect("drop test schema");
+    let _ = conn.close().await;
+}
+
+/// Runs `body` on a fresh database of `backend`, then removes it (PostgreSQL), also when
+/// the body panicked.
+async fn run<F, Fut>(backend: Backend, body: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let db = match backend {
+        Backend::Sqlite => sqlite_db(),
+        Backend::Postgres => match postgres_db().await {
+            Some(db) => db,
+            None => return,
+        },
+    };
+    let outcome = AssertUnwindSafe(body(db.clone())).catch_unwind().await;
+    if let Some((base, schema)) = &db.pg {
+        drop_schema(base, schema).await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A module per shared body with one test per backend: `NAME::sqlite`, `NAME::postgres`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::run(super::Backend::Sqlite, super::$name).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::run(super::Backend::Postgres, super::$name).await
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    empty_store_answers,
+    versions_are_gapless_with_sha256,
+    events_append_and_filter,
+    overrides_merge_clear_and_persist,
+    stale_expected_version_conflicts,
+    concurrent_commits_one_wins,
+    failed_commit_leaves_nothing,
+    invalid_changes_leave_nothing,
+    schema_refuses_rewrites,
+    concurrent_first_opens_agree,
+);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn applied(text: &str) -> NewVersion {
+    NewVersion {
+        text: text.to_string(),
+        author: "alice".to_string(),
+        message: format!("apply {} bytes", text.len()),
+    }
+}
+
+fn version_change(expected: Option<i64>, text: &str) -> Change {
+    Change {
+        expected_version: expected,
+        new_version: Some(applied(text)),
+        overrides: OverrideChange::Keep,
+        events: vec![
+            NewEvent::new("cli", "config.applied", "applied from the CLI")
+                .with_version(VersionRef::New),
+        ],
+    }
+}
+
+fn set(route: &str, stage: Option<&str>, weight_bp: Option<i32>) -> OverrideSet {
+    OverrideSet {
+        route: route.to_string(),
+        stage: stage.map(str::to_string),
+        weight_bp,
+    }
+}
+
+fn override_change(expected: Option<i64>, overrides: OverrideChange, event: NewEvent) -> Change {
+    Change {
+        expected_version: expected,
+        new_version: None,
+        overrides,
+        events: vec![event],
+    }
+}
+
+async fn commit(store: &Store, change: Change) -> Committed {
+    match store.commit(change).await {
+        Ok(c) => c,
+        Err(e) => panic!("commit failed: {e}"),
+    }
+}
+
+/// The whole log, oldest first, by tailing.
+async fn all_events(store: &Store) -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    loop {
+        let page = store
+            .events(EventFilter {
+                after_id: Some(out.last().map_or(0, |e| e.id)),
+                limit: limits::MAX_PAGE,
+                ..EventFilter::default()
+            })
+            .await
+            .expect("events");
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// Every version summary, newest first, by paging.
+async fn all_versions(store: &Store) -> Vec<ConfigVersionSummary> {
+    let mut out: Vec<ConfigVersionSummary> = Vec::new();
+    loop {
+        let page = store
+            .versions(limits::MAX_PAGE, out.last().map(|v| v.number))
+            .await
+            .expect("versions");
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+fn random_u64() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared bodies
+// ---------------------------------------------------------------------------------------
+
+async fn empty_store_answers(db: Db) {
+    let store = db.open().await;
+    store.health().await.expect("health");
+    assert_eq!(
+        store.kind(),
+        match db.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    );
+    assert_eq!(store.current_version().await.unwrap(), None);
+    assert_eq!(store.version(1).await.unwrap(), None);
+    assert_eq!(store.version(0).await.unwrap(), None);
+    assert_eq!(store.version(-3).await.unwrap(), None);
+    assert!(store.versions(10, None).await.unwrap().is_empty());
+    assert!(store
+        .events(EventFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.overrides().await.unwrap().is_empty());
+    // Opening again finds the migrations applied and the (empty) data intact.
+    let again = db.open().await;
+    again.health().await.expect("health after reopen");
+    store.close().await;
+    assert!(matches!(
+        store.health().await,
+        Err(StoreError::Unavailable { .. })
+    ));
+    again.close().await;
+}
+
+async fn versions_are_gapless_with_sha256(db: Db) {
+    let store = db.open().await;
+    let texts = [
+        "abc",
+        "[listen]\naddr = \"127.0.0.1:8080\"\n# naïve 🌿\n",
+        "",
+    ];
+    let started = now_ms();
+    let mut expected = None;
+    for (i, text) in texts.iter().enumerate() {
+        let c = commit(&store, version_change(expected, text)).await;
+        let v = c.version.expect("new version");
+        assert_eq!(v.number, i as i64 + 1);
+        assert_eq!(v.sha256, sha256_hex(text));
+        assert_eq!(v.text, *text);
+        assert_eq!(v.author, "alice");
+        assert!(v.created_at >= started && v.created_at <= now_ms() + 1000);
+        assert_eq!(c.latest_version, Some(v.number));
+        assert_eq!(c.events.len(), 1);
+        assert_eq!(c.events[0].config_version, Some(v.number));
+        expected = Some(v.number);
+    }
+    assert_eq!(
+        sha256_hex("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+
+    for (i, text) in texts.iter().enumerate() {
+        let v = store.version(i as i64 + 1).await.unwrap().expect("stored");
+        assert_eq!(v.text, *text);
+        assert_eq!(v.sha256, sha256_hex(text));
+    }
+    assert_eq!(store.version(4).await.unwrap(), None);
+    let current = store.current_version().await.unwrap().expect("current");
+    assert_eq!((current.number, current.text.as_str()), (3, ""));
+
+    let numbers = |vs: Vec<ConfigVersionSummary>| vs.iter().map(|v| v.number).collect::<Vec<_>>();
+    assert_eq!(numbers(store.versions(10, None).await.unwrap()), [3, 2, 1]);
+    assert_eq!(numbers(store.versions(2, None).await.unwrap()), [3, 2]);
+    assert_eq!(numbers(store.versions(2, Some(2)).await.unwrap()), [1]);
+    assert!(store.versions(5, Some(1)).await.unwrap().is_empty());
+    let summary = &store.versions(1, None).await.unwrap()[0];
+    assert_eq!(summary.sha256, sha256_hex(""));
+    for bad in [0, limits::MAX_PAGE + 1] {
+        match store.versions(bad, None).await {
+            Err(StoreError::Invalid(msg)) => assert!(msg.contains("limit"), "{msg}"),
+            other => panic!("limit {bad}: {other:?}"),
+        }
+    }
+    // Storing the same text again is a new version: deduplication is the caller's choice.
+    let c = commit(&store, version_change(Some(3), "")).await;
+    assert_eq!(c.version.map(|v| v.number), Some(4));
+    store.close().await;
+}
+
+async fn events_append_and_filter(db: Db) {
+    let store = db.open().await;
+    let evidence = json!({
+        "window": {"requests": 1200, "errors": 3, "p99_ms": 41.5},
+        "differences": [{"path": "$.items[0].price", "kind": "value"}],
+        "note": "ünïcode ✓"
+    });
+    let first = commit(
+        &store,
+        Change {
+            expected_version: None,
+            new_version: Some(applied("v1")),
+            overrides: OverrideChange::Keep,
+            events: vec![
+                NewEvent::new("file-reload", "config.applied", "file changed")
+                    .with_version(VersionRef::New)
+                    .with_data(json!({"routes": 2})),
+                NewEvent::new("file-reload", "route.stage_set", "orders to shadow")
+                    .with_route("orders")
+                    .with_version(VersionRef::New),
+            ],
+        },
+    )
+    .await;
+    assert_eq!(first.events.len(), 2);
+    assert!(first.events[0].id < first.events[1].id);
+    assert_eq!(first.events[0].at, first.events[1].at);
+    assert_eq!(first.events[1].config_version, Some(1));
+    assert_eq!(first.events[0].data, json!({"routes": 2}));
+
+    let held = store
+        .append_events(vec![NewEvent::new(
+            "rollout",
+            "rollout.verdict",
+            "hold: too few requests",
+        )
+        .with_route("orders")
+        .with_data(evidence.clone())])
+        .await
+        .expect("append");
+    assert_eq!(held[0].config_version, None);
+    let third = commit(
+        &store,
+        override_change(
+            Some(1),
+            OverrideChange::Set(vec![set("users", None, Some(500))]),
+            NewEvent::new("api:alice", "route.weight_set", "users to 5 %")
+                .with_route("users")
+                .with_version(VersionRef::Existing(1)),
+        ),
+    )
+    .await;
+    assert_eq!(third.version, None);
+    assert_eq!(third.latest_version, Some(1));
+    assert_eq!(third.events[0].config_version, Some(1));
+
+    let all = all_events(&store).await;
+    assert_eq!(all.len(), 4);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(all[2], held[0], "stored as returned");
+    assert_eq!(all[2].data, evidence, "JSON data round-trips");
+    assert_eq!(all[3], third.events[0]);
+
+    let ids = |es: Vec<Event>| es.iter().map(|e| e.id).collect::<Vec<_>>();
+    let id = |i: usize| all[i].id;
+    // Without after_id: newest first.
+    assert_eq!(
+        ids(store.events(EventFilter::default()).await.unwrap()),
+        [id(3), id(2), id(1), id(0)]
+    );
+    assert_eq!(
+        ids(store
+            .events(EventFilter {
+                limit: 2,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap()),
+        [id(3), id(2)]
+    );
+    let by_route = EventFilter {
+        route: Some("orders".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        ids(store.events(by_route.clone()).await.unwrap()),
+        [id(2), id(1)]
+    );
+    let by_kind = EventFilter {
+        kind: Some("config.applied".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(ids(store.events(by_kind).await.unwrap()), [id(0)]);
+    let both = EventFilter {
+        route: Some("orders".into()),
+        kind: Some("rollout.verdict".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(ids(store.events(both).await.unwrap()), [id(2)]);
+    // With after_id: ascending, for tailing.
+    let tail = EventFilter {
+        after_id: Some(id(0)),
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        ids(store.events(tail.clone()).await.unwrap()),
+        [id(1), id(2), id(3)]
+    );
+    assert_eq!(
+        ids(store
+            .events(EventFilter { limit: 1, ..tail })
+            .await
+            .unwrap()),
+        [id(1)]
+    );
+    let tail_orders = EventFilter {
+        after_id: Some(id(1)),
+        ..by_route
+    };
+    assert_eq!(ids(store.events(tail_orders).await.unwrap()), [id(2)]);
+    assert!(store
+        .events(EventFilter {
+            after_id: Some(id(3)),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .events(EventFilter {
+            route: Some("nope".into()),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store
+            .events(EventFilter {
+                limit: 0,
+                ..EventFilter::default()
+            })
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    // append_events cannot refer to a version it does not store.
+    assert!(matches!(
+        store
+            .append_events(vec![
+                NewEvent::new("cli", "x", "y").with_version(VersionRef::New)
+            ])
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    store.close().await;
+}
+
+async fn overrides_merge_clear_and_persist(db: Db) {
+    let store = db.open().await;
+    commit(&store, version_change(None, "v1")).await;
+    let c = commit(
+        &store,
+        override_change(
+            Some(1),
+            OverrideChange::Set(vec![set("orders", Some("canary"), Some(1000))]),
+            NewEvent::new("api:alice", "route.stage_set", "canary at 10 %").with_route("orders"),
+        ),
+    )
+    .await;
+    let o = store.overrides().await.unwrap();
+    assert_eq!(o.len(), 1);
+    assert_eq!(
+        (o[0].route.as_str(), o[0].stage.as_deref(), o[0].weight_bp),
+        ("orders", Some("canary"), Some(1000))
+    );
+    assert_eq!(o[0].event_id, c.events[0].id);
+    assert_eq!(o[0].updated_at, c.events[0].at);
+
+    // Setting only the weight keeps the stage; the row points at the explaining event.
+    let c = commit(
+        &store,
+        Change {
+            expected_version: Some(1),
+            new_version: None,
+            overrides: OverrideChange::Set(vec![
+                set("orders", None, Some(2500)),
+                set("users", Some("shadow"), None),
+            ]),
+            events: vec![
+                NewEvent::new("cli", "route.stage_set", "users to shadow").with_route("users"),
+                NewEvent::new("cli", "route.weight_set", "orders to 25 %").with_route("orders"),
+            ],
+        },
+    )
+    .await;
+    let o = store.overrides().await.unwrap();
+    assert_eq!(o.len(), 2);
+    assert_eq!(
+        (o[0].route.as_str(), o[0].stage.as_deref(), o[0].weight_bp),
+        ("orders", Some("canary"), Some(2500))
+    );
+    assert_eq!(o[0].event_id, c.events[1].id);
+    assert_eq!(
+        (o[1].route.as_str(), o[1].stage.as_deref(), o[1].weight_bp),
+        ("users", Some("shadow"), None)
+    );
+    assert_eq!(o[1].event_id, c.events[0].id);
+
+    // A route without an event of its own points at the commit's first event.
+    let c = commit(
+        &store,
+        override_change(
+            Some(1),
+            OverrideChange::Set(vec![set("search", Some("legacy"), Some(0))]),
+            NewEvent::new("rollout", "route.rollback", "error rate 4 % > 1 %"),
+        ),
+    )
+    .await;
+    let before_reopen = store.overrides().await.unwrap();
+    assert_eq!(before_reopen.len(), 3);
+    assert_eq!(before_reopen[1].route, "search");
+    assert_eq!(before_reopen[1].event_id, c.events[0].id);
+
+    // Overrides persist across a restart.
+    store.close().await;
+    let store = db.open().await;
+    assert_eq!(store.overrides().await.unwrap(), before_reopen);
+
+    commit(
+        &store,
+        override_change(
+            Some(1),
+            OverrideChange::ClearRoutes(vec!["orders".into(), "not-overridden".into()]),
+            NewEvent::new("file-reload", "config.applied", "the file changed orders"),
+        ),
+    )
+    .await;
+    let routes: Vec<String> = store
+        .overrides()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.route)
+        .collect();
+    assert_eq!(routes, ["search", "users"]);
+
+    // A new version and a full clear in one commit (a revert).
+    let c = commit(
+        &store,
+        Change {
+            expected_version: Some(1),
+            new_version: Some(applied("v1 again")),
+            overrides: OverrideChange::ClearAll,
+            events: vec![NewEvent::new("api:bob", "config.reverted", "back to v1")
+                .with_version(VersionRef::New)
+                .with_data(json!({"reverted_to": 1}))],
+        },
+    )
+    .await;
+    assert_eq!(c.latest_version, Some(2));
+    assert!(store.overrides().await.unwrap().is_empty());
+    store.close().await;
+    let store = db.open().await;
+    assert!(store.overrides().await.unwrap().is_empty());
+    assert_eq!(all_events(&store).await.len(), 7);
+    store.close().await;
+}
+
+async fn stale_expected_version_conflicts(db: Db) {
+    let store = db.open().await;
+    // Before the first version, only `None` is current.
+    match store.commit(version_change(Some(1), "x")).await {
+        Err(StoreError::Conflict { expected, actual }) => {
+            assert_eq!((expected, actual), (Some(1), None))
+        }
+        other => panic!("{other:?}"),
+    }
+    commit(&store, version_change(None, "v1")).await;
+    for stale in [None, Some(2), Some(7)] {
+        let err = store.commit(version_change(stale, "v2")).await.unwrap_err();
+        match &err {
+            StoreError::Conflict { expected, actual } => {
+                assert_eq!((*expected, *actual), (stale, Some(1)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("the latest is version 1"), "{err}");
+    }
+    // An override change checks the version too.
+    let err = store
+        .commit(override_change(
+            None,
+            OverrideChange::Set(vec![set("orders", None, Some(100))]),
+            NewEvent::new("cli", "route.weight_set", "1 %"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(store.overrides().await.unwrap().is_empty());
+    assert_eq!(all_events(&store).await.len(), 1);
+    assert_eq!(store.current_version().await.unwrap().unwrap().number, 1);
+    store.close().await;
+}
+
+async fn concurrent_commits_one_wins(db: Db) {
+    let store = db.open().await;
+    commit(&store, version_change(None, "v1")).await;
+
+    // Many commits based on the same version: exactly one wins.
+    const RACERS: usize = 24;
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit(version_change(Some(1), &format!("racer {i}")))
+                .await
+        }));
+    }
+    let (mut won, mut lost) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(c) => {
+                won += 1;
+                assert_eq!(c.version.unwrap().number, 2);
+            }
+            Err(StoreError::Conflict { expected, actual }) => {
+                lost += 1;
+                assert_eq!((expected, actual), (Some(1), Some(2)));
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((won, lost), (1, RACERS - 1));
+
+    // Writers that retry on conflict: every success is a new number, none lost or doubled.
+    const WRITERS: usize = 6;
+    const EACH: usize = 5;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            let mut conflicts = 0;
+            while done < EACH {
+                let current = store.current_version().await.unwrap().map(|v| v.number);
+                let mut change = version_change(current, &format!("writer {w} commit {done}"));
+                change.overrides =
+                    OverrideChange::Set(vec![set(&format!("w{w}"), None, Some(done as i32))]);
+                match store.commit(change).await {
+                    Ok(_) => done += 1,
+                    Err(StoreError::Conflict { .. }) => conflicts += 1,
+                    Err(e) => panic!("writer {w}: {e}"),
+                }
+            }
+            conflicts
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let total = 2 + (WRITERS * EACH) as i64;
+    let versions = all_versions(&store).await;
+    let numbers: Vec<i64> = versions.iter().rev().map(|v| v.number).collect();
+    assert_eq!(
+        numbers,
+        (1..=total).collect::<Vec<_>>(),
+        "gapless, no duplicates"
+    );
+    // One event per version, in version order: commits are serialised.
+    let events = all_events(&store).await;
+    let refs: Vec<Option<i64>> = events.iter().map(|e| e.config_version).collect();
+    assert_eq!(refs, (1..=total).map(Some).collect::<Vec<_>>());
+    for v in &versions {
+        let full = store.version(v.number).await.unwrap().unwrap();
+        assert_eq!(full.sha256, sha256_hex(&full.text));
+    }
+    let overrides = store.overrides().await.unwrap();
+    assert_eq!(overrides.len(), WRITERS);
+    assert!(overrides
+        .iter()
+        .all(|o| o.weight_bp == Some(EACH as i32 - 1)));
+    store.close().await;
+}
+
+/// A commit whose event insert fails in the database (a foreign key) after its version
+/// and before its overrides were written leaves nothing behind.
+async fn failed_commit_leaves_nothing(db: Db) {
+    let store = db.open().await;
+    commit(&store, version_change(None, "v1")).await;
+    commit(
+        &store,
+        override_change(
+            Some(1),
+            OverrideChange::Set(vec![set("orders", Some("canary"), Some(1000))]),
+            NewEvent::new("cli", "route.stage_set", "canary").with_route("orders"),
+        ),
+    )
+    .await;
+    let overrides = store.overrides().await.unwrap();
+    let events = all_events(&store).await;
+
+    for overrides_change in [
+        OverrideChange::Set(vec![
+            set("orders", None, Some(5000)),
+            set("users", Some("shadow"), None),
+        ]),
+        OverrideChange::ClearAll,
+        OverrideChange::ClearRoutes(vec!["orders".into()]),
+    ] {
+        let err = store
+            .commit(Change {
+                expected_version: Some(1),
+                new_version: Some(applied("v2")),
+                overrides: overrides_change,
+                events: vec![
+                    NewEvent::new("cli", "config.applied", "v2").with_version(VersionRef::New),
+                    NewEvent::new("cli", "config.reverted", "to a version that is not there")
+                        .with_version(VersionRef::Existing(999)),
+                ],
+            })
+            .await
+            .unwrap_err();
+        match &err {
+            StoreError::NotFound(msg) => assert!(msg.contains("999"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.current_version().await.unwrap().unwrap().number, 1);
+        assert_eq!(store.overrides().await.unwrap(), overrides);
+        assert_eq!(all_events(&store).await, events);
+    }
+    // No number was used up: the next version is 2.
+    let c = commit(&store, version_change(Some(1), "v2")).await;
+    assert_eq!(c.version.unwrap().number, 2);
+    store.close().await;
+}
+
+/// Input the store refuses before writing: each gets `Invalid` naming the problem.
+async fn invalid_changes_leave_nothing(db: Db) {
+    let store = db.open().await;
+    commit(&store, version_change(None, "v1")).await;
+    let ok_event = || NewEvent::new("cli", "route.weight_set", "why");
+    let weight = |w| {
+        override_change(
+            Some(1),
+            OverrideChange::Set(vec![set("orders", None, Some(w))]),
+            ok_event(),
+        )
+    };
+    let cases: Vec<(&str, Change)> = vec![
+        ("weight", weight(10_001)),
+        ("weight", weight(-1)),
+        (
+            "neither",
+            override_change(
+                Some(1),
+                OverrideChange::Set(vec![set("orders", None, None)]),
+                ok_event(),
+            ),
+        ),
+        (
+            "empty",
+            override_change(
+                Some(1),
+                OverrideChange::Set(vec![set(" ", Some("canary"), None)]),
+                ok_event(),
+            ),
+        ),
+        (
+            "actor",
+            override_change(Some(1), OverrideChange::Keep, NewEvent::new("", "k", "m")),
+        ),
+        (
+            "kind",
+            override_change(Some(1), OverrideChange::Keep, NewEvent::new("cli", "", "m")),
+        ),
+        (
+            "new config version",
+            override_change(
+                Some(1),
+                OverrideChange::Keep,
+                ok_event().with_version(VersionRef::New),
+            ),
+        ),
+        (
+            "no event",
+            Change {
+                expected_version: Some(1),
+                ..Change::default()
+            },
+        ),
+        ("NUL", version_change(Some(1), "a\0b")),
+        (
+            "NUL",
+            override_change(
+                Some(1),
+                OverrideChange::Keep,
+                ok_event().with_data(json!({"x": "a\u{0}b"})),
+            ),
+        ),
+        ("numbered from 1", version_change(Some(0), "x")),
+        (
+            "limit",
+            override_change(
+                Some(1),
+                OverrideChange::Keep,
+                ok_event().with_data(json!("x".repeat(limits::MAX_EVENT_DATA_BYTES))),
+            ),
+        ),
+        (
+            "limit",
+            version_change(Some(1), &"#".repeat(limits::MAX_CONFIG_BYTES + 1)),
+        ),
+    ];
+    for (needle, change) in cases {
+        match store.commit(change).await {
+            Err(StoreError::Invalid(msg)) => {
+                assert!(msg.contains(needle), "{needle:?} not in {msg:?}")
+            }
+            other => panic!("{needle}: {other:?}"),
+        }
+    }
+    assert_eq!(store.current_version().await.unwrap().unwrap().number, 1);
+    assert_eq!(all_events(&store).await.len(), 1);
+    assert!(store.overrides().await.unwrap().is_empty());
+    store.close().await;
+}
+
+/// The database itself keeps the log append-only and the versions immutable and gapless,
+/// whatever client writes to it.
+async fn schema_refuses_rewrites(db: Db) {
+    let store = db.open().await;
+    commit(&store, version_change(None, "v1")).await;
+    for sql in [
+        "UPDATE events SET message = 'rewritten'",
+        "DELETE FROM events",
+        "UPDATE config_versions SET text = 'rewritten'",
+        "DELETE FROM config_versions",
+        "INSERT INTO config_versions (number, sha256, text, author, message, created_at) \
+         VALUES (3, '0000000000000000000000000000000000000000000000000000000000000000', '', 'a', 'm', 0)",
+        "INSERT INTO route_overrides (route, stage, weight_bp, updated_at, event_id) \
+         VALUES ('r', NULL, 10001, 0, 1)",
+    ] {
+        let r = db.raw(sql).await;
+        assert!(r.is_err(), "{sql} was allowed: {r:?}");
+    }
+    if db.backend == Backend::Postgres {
+        assert!(db.raw("TRUNCATE events").await.is_err());
+    } else {
+        assert!(db.raw("INSERT INTO events (at, actor, kind, message, data) VALUES (0, 'a', 'k', 'm', 'not json')").await.is_err());
+    }
+    assert_eq!(all_events(&store).await.len(), 1);
+    assert_eq!(store.version(1).await.unwrap().unwrap().text, "v1");
+    store.close().await;
+}
+
+/// Several processes (here: stores with pools of their own) opening a new database at the
+/// same moment: one migrates it, the others wait and find it migrated.
+async fn concurrent_first_opens_agree(db: Db) {
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move { db.open().await }));
+    }
+    let mut stores = Vec::new();
+    for t in tasks {
+        stores.push(t.await.expect("open task"));
+    }
+    commit(&stores[0], version_change(None, "v1")).await;
+    for s in &stores {
+        assert_eq!(s.current_version().await.unwrap().unwrap().number, 1);
+        s.close().await;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+// ---------------------------------------------------------------------------------------
+// SQLite only
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_first_open_creates_the_file_in_wal_mode() {
+    let db = sqlite_db();
+    let (path, dir) = db.sqlite.clone().unwrap();
+    assert!(!path.exists());
+    let store = db.open().await;
+    assert!(path.exists(), "created on first open");
+    commit(&store, version_change(None, "v1")).await;
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    assert!(
+        PathBuf::from(wal).exists(),
+        "a -wal file next to the database"
+    );
+    let mut raw = SqliteConnection::connect_with(&db.sqlite_options())
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    raw.close().await.unwrap();
+    store.close().await;
+
+    // The other URL forms reach the same file.
+    for url in [
+        format!("sqlite:{}", path.display()),
+        path.display().to_string(),
+    ] {
+        let store = Store::open(&url).await.expect(&url);
+        assert_eq!(
+            store.current_version().await.unwrap().unwrap().text,
+            "v1",
+            "{url}"
+        );
+        store.close().await;
+    }
+
+    // A missing directory is not created: the error says what to check.
+    let missing = dir.path().join("no-such-dir").join("state.db");
+    let url = format!("sqlite://{}", missing.display());
+    match Store::open(&url).await {
+        Err(StoreError::Unavailable { url: u, reason }) => {
+            assert_eq!(u, url);
+            assert!(reason.contains("directory exists"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A file that is not a database is refused, not overwritten.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let err = Store::open(junk.to_str().unwrap()).await.unwrap_err();
+    assert!(err.to_string().contains("junk.db"), "{err}");
+    assert_eq!(std::fs::read(&junk).unwrap(), vec![b'x'; 4096]);
+}
+
+#[tokio::test]
+async fn sqlite_locked_beyond_busy_timeout_is_unavailable() {
+    let db = sqlite_db();
+    let store = db
+        .open_with(|o| o.busy_timeout = Duration::from_millis(300))
+        .await
+        .unwrap();
+    commit(&store, version_change(None, "v1")).await;
+
+    // Another connection (as another process would) takes the write lock and holds it.
+    let mut holder = SqliteConnection::connect_with(&db.sqlite_options())
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let err = store
+        .commit(version_change(Some(1), "v2"))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    match &err {
+        StoreError::Unavailable { url, reason } => {
+            assert_eq!(url, &db.url);
+            assert!(
+                reason.contains("locked") && reason.contains("busy_timeout (300 ms)"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains(&db.url), "{err}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "gave up after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    // Opening takes the write lock for its migration check, so it waits and gives up too.
+    let started = Instant::now();
+    match db
+        .open_with(|o| o.busy_timeout = Duration::from_millis(300))
+        .await
+    {
+        Err(StoreError::Unavailable { reason, .. }) => {
+            assert!(reason.contains("locked"), "{reason}")
+        }
+        other => panic!("open while locked: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // WAL: readers are not blocked by the writer, so /readyz and reads still work.
+    store.health().await.expect("health while locked");
+    assert_eq!(store.current_version().await.unwrap().unwrap().number, 1);
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+    let c = commit(&store, version_change(Some(1), "v2")).await;
+    assert_eq!(c.version.unwrap().number, 2);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_store_is_shared_by_its_connections() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_events(vec![NewEvent::new("test", "note", format!("note {i}"))])
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    commit(&store, version_change(None, "v1")).await;
+    assert_eq!(all_events(&store).await.len(), 9);
+    // Another in-memory store is another database.
+    let other = Store::open("sqlite::memory:").await.unwrap();
+    assert_eq!(other.current_version().await.unwrap(), None);
+}
+
+const CRASH_CHILD_ENV: &str = "FICUS_STORE_TEST_CRASH_CHILD";
+const CRASH_ROUTES: i64 = 5;
+const CRASH_EVENTS_PER_COMMIT: usize = 3;
+
+/// The child side of the kill -9 test: commits in a loop and prints each acknowledged
+/// version number, until it is killed.
+async fn crash_child(path: String) {
+    let store = Store::open(&path).await.expect("child open");
+    loop {
+        let current = store.current_version().await.unwrap().map(|v| v.number);
+        let n = current.unwrap_or(0) + 1;
+        // Large texts (up to ~400 KiB) so that a kill often lands inside a write.
+        let lines = (random_u64() % 8000) as usize + 10;
+        let mut text = String::with_capacity(lines * 48);
+        for i in 0..lines {
+            text.push_str(&format!("# version {n} line {i:06} padding padding pad\n"));
+        }
+        text.push_str(&format!("# end of version {n}\n"));
+        let route = format!("r{}", n % CRASH_ROUTES);
+        let change = Change {
+            expected_version: current,
+            new_version: Some(applied(&text)),
+            overrides: OverrideChange::Set(vec![set(
+                &route,
+                Some("canary"),
+                Some((n % 10_001) as i32),
+            )]),
+            events: vec![
+                NewEvent::new("crash-child", "config.applied", "loop")
+                    .with_version(VersionRef::New),
+                NewEvent::new("crash-child", "route.weight_set", "loop")
+                    .with_route(route.clone())
+                    .with_version(VersionRef::New)
+                    .with_data(json!({"n": n})),
+                NewEvent::new("crash-child", "note", "third").with_version(VersionRef::New),
+            ],
+        };
+        println!("committing {n}");
+        let c = store.commit(change).await.expect("child commit");
+        println!("committed {}", c.version.unwrap().number);
+    }
+}
+
+/// Re-runs this test binary as a child that commits in a loop, SIGKILLs it at a random
+/// moment, and checks after each kill that the store holds only whole commits and every
+/// commit the child saw acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kill9_mid_commit_keeps_whole_commits() {
+    if let Ok(path) = std::env::var(CRASH_CHILD_ENV) {
+        crash_child(path).await;
+        return;
+    }
+    let db = sqlite_db();
+    // Create and migrate before any child runs.
+    db.open().await.close().await;
+    let path = db.sqlite.as_ref().unwrap().0.display().to_string();
+    let exe = std::env::current_exe().unwrap();
+    let mut acknowledged = 0;
+    let mut killed_inside_commit = 0;
+    const ROUNDS: usize = 12;
+    for round in 0..ROUNDS {
+        let mut child = Command::new(&exe)
+            .args([
+                "sqlite_kill9_mid_commit_keeps_whole_commits",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRASH_CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().unwrap();
+        let (acks_tx, acks) = std::sync::mpsc::channel::<i64>();
+        // Returns whether the child's last words were "committing": killed inside a commit.
+        let reader = std::thread::spawn(move || {
+            let mut inside = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("committing ") {
+                    inside = true;
+                } else if let Some(n) = line.strip_prefix("committed ").and_then(|n| n.parse().ok())
+                {
+                    inside = false;
+                    // The receiver stops listening after the kill; later acks are counted
+                    // from what is left in the channel.
+                    let _ = acks_tx.send(n);
+                }
+            }
+            inside
+        });
+        // Let it commit a few times, then kill it at a random moment.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = 0;
+        while seen < 2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match acks.recv_timeout(left) {
+                Ok(n) => {
+                    acknowledged = acknowledged.max(n);
+                    seen += 1;
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("round {round}: the child acknowledged no commit in 60 s");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(random_u64() % 60_000));
+        child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+        child.wait().expect("reap child");
+        if reader.join().unwrap() {
+            killed_inside_commit += 1;
+        }
+        acknowledged = acknowledged.max(acks.try_iter().max().unwrap_or(0));
+
+        let store = db.open().await;
+        let versions = all_versions(&store).await;
+        let latest = versions.first().map_or(0, |v| v.number);
+        assert!(
+            latest >= acknowledged,
+            "round {round}: acknowledged {acknowledged} but stored {latest}"
+        );
+        let numbers: Vec<i64> = versions.iter().rev().map(|v| v.number).collect();
+        assert_eq!(
+            numbers,
+            (1..=latest).collect::<Vec<_>>(),
+            "round {round}: gapless"
+        );
+        let events = all_events(&store).await;
+        assert_eq!(
+            events.len(),
+            latest as usize * CRASH_EVENTS_PER_COMMIT,
+            "round {round}: no partial commit"
+        );
+        for v in &versions {
+            let full = store.version(v.number).await.unwrap().unwrap();
+            assert_eq!(
+                full.sha256,
+                sha256_hex(&full.text),
+                "round {round}: version {}",
+                v.number
+            );
+            assert!(full
+                .text
+                .ends_with(&format!("# end of version {}\n", v.number)));
+            let own = events
+                .iter()
+                .filter(|e| e.config_version == Some(v.number))
+                .count();
+            assert_eq!(
+                own, CRASH_EVENTS_PER_COMMIT,
+                "round {round}: events of version {}",
+                v.number
+            );
+        }
+        // Every override is the one its latest commit set, pointing at that commit's event.
+        for o in store.overrides().await.unwrap() {
+            let k: i64 = o.route[1..].parse().unwrap();
+            let last = (1..=latest).rev().find(|n| n % CRASH_ROUTES == k).unwrap();
+            assert_eq!(o.weight_bp, Some((last % 10_001) as i32));
+            let ev = events
+                .iter()
+                .find(|e| e.id == o.event_id)
+                .expect("override event exists");
+            assert_eq!(
+                (ev.config_version, ev.route.as_deref()),
+                (Some(last), Some(o.route.as_str()))
+            );
+        }
+        store.close().await;
+        eprintln!("kill -9 round {round}: {latest} versions intact, {acknowledged} acknowledged");
+    }
+    eprintln!("kill -9: {killed_inside_commit} of {ROUNDS} kills landed inside Store::commit");
+    // A commit (a fsynced write of up to ~400 KiB) is most of the child's loop, so random
+    // kills land inside one nearly every time; none at all would mean the test tests nothing.
+    assert!(killed_inside_commit > 0, "no kill landed inside a commit");
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL only
+// ---------------------------------------------------------------------------------------
+
+/// Needs no server: a closed port on 127.0.0.1 fails at once (the store makes one direct
+/// connection attempt before building its pool), well within the connect timeout.
+#[tokio::test]
+async fn postgres_unreachable_is_unavailable_quickly() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }; // closed again here
+    let url = format!("postgres://ficus:s3cret@127.0.0.1:{port}/ficus");
+    let started = Instant::now();
+    let err = Store::open_with(
+        &url,
+        StoreOptions {
+            connect_timeout: Duration::from_secs(2),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    match &err {
+        StoreError::Unavailable { url, reason } => {
+            assert_eq!(url, &format!("postgres://ficus:***@127.0.0.1:{port}/ficus"));
+            assert!(reason.contains("connection refused"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(!msg.contains("s3cret"), "{msg}");
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn postgres_missing_database_says_so() {
+    let Some(db) = postgres_db().await else {
+        return;
+    };
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_path("/ficus_no_such_database");
+    let err = Store::open(url.as_str()).await.unwrap_err();
+    match &err {
+        StoreError::Unavailable { reason, .. } => {
+            assert!(reason.contains("does not exist"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Two stores in two schemas of one database are independent.
+#[tokio::test]
+async fn postgres_schemas_isolate_stores() {
+    let Some(a) = postgres_db().await else { return };
+    let Some(b) = postgres_db().await else { return };
+    let run = async {
+        let sa = a.open().await;
+        // The schema can also come from the URL.
+        let (base, schema) = b.pg.clone().unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let sb = Store::open(&format!("{base}{sep}schema={schema}"))
+            .await
+            .unwrap();
+        commit(&sa, version_change(None, "a1")).await;
+        assert_eq!(sb.current_version().await.unwrap(), None);
+        commit(&sb, version_change(None, "b1")).await;
+        assert_eq!(sa.current_version().await.unwrap().unwrap().text, "a1");
+        sa.close().await;
+        sb.close().await;
+    };
+    let outcome = AssertUnwindSafe(run).catch_unwind().await;
+    for db in [&a, &b] {
+        let (base, schema) = db.pg.as_ref().unwrap();
+        drop_schema(base, schema).await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

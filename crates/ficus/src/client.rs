@@ -1,0 +1,537 @@
+//! The CLI over the admin API: `status`, `plan`, `apply`, `history`, `revert`, `rollback`,
+//! `set`, `events`. Each change prints the events it made.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+
+/// Where the admin API is and how to authenticate, shared by every API command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// The config file: its [admin] bind says where the API is, and its folder holds the
+    /// generated token.
+    #[arg(short, long, default_value = "ficus.toml")]
+    pub config: PathBuf,
+    /// The admin API's base URL (overrides the config file's [admin] bind).
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// A file holding the admin token (else FICUS_ADMIN_TOKEN, [admin] token_file, or the
+    /// token ficus generated beside the config file).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Client {
+    base: String,
+    target: Target,
+}
+
+impl Client {
+    fn new(target: &Target) -> anyhow::Result<Client> {
+        let base = match &target.admin {
+            Some(a) => a.trim_end_matches('/').to_string(),
+            None => {
+                let cfg = ficus_config::load(&target.config).with_context(|| {
+                    "cannot find the admin API: pass --admin URL or -c FILE with its [admin] section"
+                })?;
+                let mut bind = cfg.admin.bind;
+                if bind.ip().is_unspecified() {
+                    bind.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{bind}")
+            }
+        };
+        Ok(Client {
+            base,
+            target: target.clone(),
+        })
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        if let Some(f) = &self.target.token_file {
+            return Ok(ficus_admin::auth::read_token(f)?);
+        }
+        if let Ok(t) = std::env::var(ficus_admin::auth::TOKEN_ENV) {
+            if !t.trim().is_empty() {
+                return Ok(t.trim().to_string());
+            }
+        }
+        let configured = ficus_config::load(&self.target.config)
+            .ok()
+            .and_then(|c| c.admin.token_file);
+        let file = configured.unwrap_or_else(|| {
+            self.target
+                .config
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join(ficus_admin::auth::GENERATED_TOKEN_FILE)
+        });
+        ficus_admin::auth::read_token(&file).with_context(|| {
+            format!(
+                "no admin token: set {} or pass --token-file",
+                ficus_admin::auth::TOKEN_ENV
+            )
+        })
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
+        let url = format!("{}{path}", self.base);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("x-ficus-actor", actor());
+        if method != "GET" {
+            req = req.header("authorization", format!("Bearer {}", self.token()?));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(b.to_string()))),
+            None => req.body(Full::new(Bytes::new())),
+        }?;
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+            .await
+            .with_context(|| format!("{url} did not answer within 30s"))?
+            .with_context(|| format!("cannot reach the admin API at {url}: is `ficus run` up?"))?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let v: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        if !status.is_success() {
+            let detail = v["detail"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            let fix = v["fix"]
+                .as_str()
+                .map(|f| format!("\n  fix: {f}"))
+                .unwrap_or_default();
+            bail!("{status}: {detail}{fix}");
+        }
+        Ok(v)
+    }
+}
+
+/// `cli:USER`, from the environment, for the audit log.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_graphic()));
+    format!("cli:{}", user.unwrap_or_else(|| "unknown".into()))
+}
+
+fn run(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ficus: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ficus: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// One event as a line: `#12 2026-11-21T09:30:00Z cli:ana route.set orders: why (details)`.
+fn event_line(e: &Value) -> String {
+    let at = e["at"].as_i64().unwrap_or(0);
+    let when = ficus_proxy::access_log::rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64),
+    );
+    let route = e["route"]
+        .as_str()
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default();
+    let version = e["config_version"]
+        .as_i64()
+        .map(|v| format!(" v{v}"))
+        .unwrap_or_default();
+    let mut details = Vec::new();
+    for k in ["stage", "weight"] {
+        let (from, to) = (&e["data"][k]["from"], &e["data"][k]["to"]);
+        if !from.is_null() && from != to {
+            details.push(format!("{k} {} -> {}", show(from, k), show(to, k)));
+        }
+    }
+    if let Some(changes) = e["data"]["changes"].as_array() {
+        details.push(format!("{} change(s)", changes.len()));
+    }
+    let details = if details.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", details.join(", "))
+    };
+    format!(
+        "#{} {when} {} {}{route}{version}: {}{details}",
+        e["id"],
+        e["actor"].as_str().unwrap_or("?"),
+        e["kind"].as_str().unwrap_or("?"),
+        e["message"].as_str().unwrap_or("")
+    )
+}
+
+/// A weight as people write it: `10%`, `12.5%`.
+fn pct(v: &Value) -> String {
+    format!("{}%", v.as_f64().unwrap_or(0.0))
+}
+
+fn show(v: &Value, key: &str) -> String {
+    match (key, v) {
+        ("weight", Value::Number(_)) => pct(v),
+        (_, Value::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    }
+}
+
+fn print_change(v: &Value, json: bool) {
+    if json {
+        return print_json(v);
+    }
+    for c in v["changes"].as_array().into_iter().flatten() {
+        println!("{}", c.as_str().unwrap_or(""));
+    }
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    if events.is_empty() {
+        println!("nothing to change");
+    }
+    for e in &events {
+        println!("event {}", event_line(e));
+    }
+}
+
+fn table(rows: Vec<Vec<String>>) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; cols];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn side_cell(side: &Value) -> String {
+    let live = &side["live"];
+    if side["upstream"].is_null() {
+        return "-".into();
+    }
+    let ms = |k: &str| {
+        live[k]
+            .as_f64()
+            .map_or("-".to_string(), |v| format!("{v:.1}"))
+    };
+    format!(
+        "{:.1}/s {:.1}% {}/{}ms",
+        live["rate_per_s"].as_f64().unwrap_or(0.0),
+        100.0 * live["error_ratio"].as_f64().unwrap_or(0.0),
+        ms("p50_ms"),
+        ms("p99_ms")
+    )
+}
+
+pub fn status(t: Target) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c.call("GET", "/api/v1/routes", None).await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let mut rows = vec![vec![
+            "#".into(),
+            "ROUTE".into(),
+            "MATCH".into(),
+            "STAGE".into(),
+            "WEIGHT".into(),
+            "FILE".into(),
+            "ON MODERN".into(),
+            "LEGACY (req/s err p50/p99)".into(),
+            "MODERN (req/s err p50/p99)".into(),
+        ]];
+        for r in v["routes"].as_array().into_iter().flatten() {
+            let file = if r["overridden"].as_bool().unwrap_or(false) {
+                format!(
+                    "{} {} (overridden)",
+                    r["file"]["stage"].as_str().unwrap_or(""),
+                    pct(&r["file"]["weight"])
+                )
+            } else {
+                "=".into()
+            };
+            rows.push(vec![
+                r["order"].to_string(),
+                r["name"].as_str().unwrap_or("").into(),
+                r["match"].as_str().unwrap_or("").into(),
+                r["stage"].as_str().unwrap_or("").into(),
+                pct(&r["weight"]),
+                file,
+                format!("{:.1}%", r["modern_share"].as_f64().unwrap_or(0.0)),
+                side_cell(&r["legacy"]),
+                side_cell(&r["modern"]),
+            ]);
+        }
+        println!(
+            "config version {} (live numbers over the last {}s)",
+            v["version"], v["window_seconds"]
+        );
+        print!("{}", table(rows));
+        if let Some(d) = v["file_drift"].as_str() {
+            println!("note: {d}");
+        }
+        Ok(())
+    })
+}
+
+pub fn plan(t: Target) -> ExitCode {
+    run(async move {
+        let text = std::fs::read_to_string(&t.config)
+            .with_context(|| format!("cannot read {}", t.config.display()))?;
+        let c = Client::new(&t)?;
+        let v = c
+            .call("POST", "/api/v1/config/plan", Some(json!({"text": text})))
+            .await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let lines = v["summary"].as_array().cloned().unwrap_or_default();
+        println!(
+            "plan: {} against running version {}",
+            t.config.display(),
+            v["version"]
+        );
+        if lines.is_empty() {
+            println!("no changes");
+        }
+        for l in lines {
+            println!("{}", l.as_str().unwrap_or(""));
+        }
+        Ok(())
+    })
+}
+
+pub fn apply(t: Target, message: String, expected_version: Option<i64>) -> ExitCode {
+    run(async move {
+        let text = std::fs::read_to_string(&t.config)
+            .with_context(|| format!("cannot read {}", t.config.display()))?;
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                "/api/v1/config/apply",
+                Some(
+                    json!({"text": text, "message": message, "expected_version": expected_version}),
+                ),
+            )
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+pub fn history(t: Target, limit: u32) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "GET",
+                &format!("/api/v1/config/versions?limit={limit}"),
+                None,
+            )
+            .await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let mut rows = vec![vec![
+            "VERSION".into(),
+            "WHEN".into(),
+            "AUTHOR".into(),
+            "SHA256".into(),
+            "MESSAGE".into(),
+        ]];
+        for r in v.as_array().into_iter().flatten() {
+            let at = r["created_at"].as_i64().unwrap_or(0).max(0) as u64;
+            rows.push(vec![
+                r["number"].to_string(),
+                ficus_proxy::access_log::rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(at),
+                ),
+                r["author"].as_str().unwrap_or("").into(),
+                r["sha256"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(12)
+                    .collect(),
+                r["message"].as_str().unwrap_or("").into(),
+            ]);
+        }
+        print!("{}", table(rows));
+        Ok(())
+    })
+}
+
+pub fn revert(t: Target, version: i64, message: String) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                "/api/v1/config/revert",
+                Some(json!({"version": version, "message": message})),
+            )
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+pub fn rollback(t: Target, route: Option<String>, message: String) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let path = match &route {
+            Some(r) => format!("/api/v1/routes/{}/rollback", encode(r)),
+            None => "/api/v1/rollback".to_string(),
+        };
+        let v = c
+            .call("POST", &path, Some(json!({"message": message})))
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+pub fn set(
+    t: Target,
+    route: String,
+    stage: Option<String>,
+    weight: Option<f64>,
+    message: String,
+) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                &format!("/api/v1/routes/{}/set", encode(&route)),
+                Some(json!({"stage": stage, "weight": weight, "message": message})),
+            )
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+pub fn events(t: Target, route: Option<String>, limit: u32) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let mut path = format!("/api/v1/events?limit={limit}");
+        if let Some(r) = &route {
+            path.push_str(&format!("&route={}", encode(r)));
+        }
+        let v = c.call("GET", &path, None).await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        for e in v.as_array().into_iter().flatten().rev() {
+            println!("{}", event_line(e));
+        }
+        Ok(())
+    })
+}
+
+/// Percent-encodes a path segment or query value (route names are `[A-Za-z0-9_.-]`, so this
+/// only matters for a mistyped name).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn inventory(t: Target, legacy_only: bool) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c.call("GET", "/api/v1/inventory", None).await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let mut rows = vec![vec![
+            "METHOD".into(),
+            "ENDPOINT".into(),
+            "ROUTE".into(),
+            "LEGACY".into(),
+            "MODERN".into(),
+            "LAST SEEN".into(),
+            "".into(),
+        ]];
+        for e in v["endpoints"].as_array().into_iter().flatten() {
+            let only = e["legacy_only"].as_bool().unwrap_or(false);
+            if legacy_only && !only {
+                continue;
+            }
+            let seen = e["last_seen"].as_u64().unwrap_or(0);
+            rows.push(vec![
+                e["method"].as_str().unwrap_or("").into(),
+                e["template"].as_str().unwrap_or("").into(),
+                e["route"].as_str().unwrap_or("").into(),
+                e["legacy"].to_string(),
+                e["modern"].to_string(),
+                ficus_proxy::access_log::rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(seen),
+                ),
+                if only {
+                    "legacy only".into()
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        print!("{}", table(rows));
+        let overflow = v["overflow"].as_u64().unwrap_or(0);
+        if overflow > 0 {
+            println!(
+                "note: {overflow} request(s) to endpoints beyond the cap of {} were not itemized",
+                v["cap"]
+            );
+        }
+        Ok(())
+    })
+}
