@@ -1,0 +1,681 @@
+//! The JSON API under `/api/v1`: what runs with its live numbers, and the changes, each of
+//! which goes through the control plane and answers with the events it recorded.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ficus_config::plan::RouteChange;
+use ficus_config::{Route, Stage, Weight};
+use ficus_control::{Applied, ControlError};
+use ficus_store::EventFilter;
+use ficus_telemetry::{SlotSummary, WindowStats};
+use serde::{Deserialize, Serialize};
+
+use crate::AdminState;
+
+/// Seconds of history the route list's live numbers cover.
+pub const LIVE_WINDOW_S: u32 = 60;
+
+/// An error answer: `application/problem+json` naming what is wrong and how to fix it.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            kind,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn fix(mut self, f: impl Into<String>) -> Problem {
+        self.fix = Some(f.into());
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({
+            "type": format!("urn:ficus:problem:{}", self.kind),
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Some(f) = self.fix {
+            body["fix"] = f.into();
+        }
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+impl From<ControlError> for Problem {
+    fn from(e: ControlError) -> Problem {
+        let (status, kind) = match &e {
+            ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid-config"),
+            ControlError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            ControlError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            ControlError::Conflict(_) => (StatusCode::CONFLICT, "version-conflict"),
+            ControlError::NeedsRestart(_) => (StatusCode::CONFLICT, "needs-restart"),
+            ControlError::StoreUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable")
+            }
+            ControlError::Store(_) | ControlError::Io(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        Problem::new(status, kind, e.to_string())
+    }
+}
+
+/// `Json` whose rejections are problems naming the field that is wrong.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(r) => Err(Problem::new(StatusCode::BAD_REQUEST, "bad-payload", r.body_text())
+                .fix("send a JSON object with the fields the OpenAPI document (/api/v1/openapi.json) lists for this endpoint")),
+        }
+    }
+}
+
+/// `Query` whose rejections are problems.
+pub struct Params<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Params<T>
+where
+    Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Params(v)),
+            Err(r) => Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-query",
+                r.body_text(),
+            )),
+        }
+    }
+}
+
+type ApiResult<T> = Result<axum::Json<T>, Problem>;
+
+/// One side's live numbers.
+#[derive(Serialize)]
+pub struct SideView {
+    pub upstream: Option<String>,
+    pub live: WindowStats,
+}
+
+/// A route as the map shows it.
+#[derive(Serialize)]
+pub struct RouteView {
+    pub name: String,
+    pub order: usize,
+    pub stage: Stage,
+    pub weight: Weight,
+    /// What the file says (differs from stage/weight when a runtime override is in force).
+    pub file: FileState,
+    pub overridden: bool,
+    #[serde(rename = "match")]
+    pub matcher: String,
+    pub sticky: String,
+    /// Share of the route's requests answered by modern over the live window, in percent.
+    pub modern_share: f64,
+    pub legacy: SideView,
+    pub modern: SideView,
+}
+
+#[derive(Serialize)]
+pub struct FileState {
+    pub stage: Stage,
+    pub weight: Weight,
+}
+
+#[derive(Serialize)]
+pub struct RoutesView {
+    pub version: Option<i64>,
+    /// Set when the config file on disk differs from the running version.
+    pub file_drift: Option<String>,
+    pub window_seconds: u32,
+    pub routes: Vec<RouteView>,
+}
+
+pub async fn routes(State(st): State<Arc<AdminState>>) -> ApiResult<RoutesView> {
+    let snap = st.control.snapshot();
+    let routes = snap
+        .effective
+        .all_routes()
+        .enumerate()
+        .map(|(i, r)| route_view(&st, &snap.base, i, r))
+        .collect();
+    Ok(axum::Json(RoutesView {
+        version: snap.version,
+        file_drift: st.control.file_drift(),
+        window_seconds: LIVE_WINDOW_S,
+        routes,
+    }))
+}
+
+fn route_view(st: &AdminState, base: &ficus_config::Config, order: usize, r: &Route) -> RouteView {
+    let stats = st.control.gateway().telemetry().route(&r.name);
+    let (l, m) = (
+        stats.side(false).window(LIVE_WINDOW_S),
+        stats.side(true).window(LIVE_WINDOW_S),
+    );
+    let file = base.all_routes().find(|b| b.name == r.name);
+    let total = l.requests + m.requests - m.fallbacks.min(m.requests);
+    let modern_answered = m.requests.saturating_sub(m.fallbacks);
+    RouteView {
+        name: r.name.clone(),
+        order: order + 1,
+        stage: r.stage,
+        weight: r.weight,
+        file: FileState {
+            stage: file.map_or(r.stage, |f| f.stage),
+            weight: file.map_or(r.weight, |f| f.weight),
+        },
+        overridden: file.is_some_and(|f| f.stage != r.stage || f.weight != r.weight),
+        matcher: describe_match(r),
+        sticky: r.sticky.to_string(),
+        modern_share: if total == 0 {
+            0.0
+        } else {
+            100.0 * modern_answered as f64 / total as f64
+        },
+        legacy: SideView {
+            upstream: Some(r.legacy.clone()),
+            live: l,
+        },
+        modern: SideView {
+            upstream: r.modern.clone(),
+            live: m,
+        },
+    }
+}
+
+/// A short description of a route's match (`GET /orders/*`).
+pub fn describe_match(r: &Route) -> String {
+    use ficus_config::PathMatch;
+    let m = &r.matcher;
+    let mut parts = Vec::new();
+    if let Some(h) = &m.host {
+        parts.push(format!("host={h}"));
+    }
+    if !m.methods.is_empty() {
+        parts.push(
+            m.methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    match &m.path {
+        PathMatch::Any => {}
+        PathMatch::Prefix(p) => parts.push(format!("{}/*", p.trim_end_matches('/'))),
+        PathMatch::Exact(p) => parts.push(format!("={p}")),
+        PathMatch::Template(t) => parts.push(t.clone()),
+    }
+    for (k, v) in &m.headers {
+        parts.push(format!("{k}={}", v.to_str().unwrap_or("?")));
+    }
+    if parts.is_empty() {
+        "*".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[derive(Serialize)]
+pub struct RouteDetail {
+    #[serde(flatten)]
+    pub route: RouteView,
+    pub series: Series,
+    pub events: Vec<ficus_store::Event>,
+}
+
+#[derive(Serialize)]
+pub struct Series {
+    pub legacy: Vec<SlotSummary>,
+    pub modern: Vec<SlotSummary>,
+}
+
+#[derive(Deserialize)]
+pub struct SeriesParams {
+    /// Seconds of history (default and maximum: 900).
+    pub seconds: Option<u32>,
+}
+
+pub async fn route(
+    State(st): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    Params(p): Params<SeriesParams>,
+) -> ApiResult<RouteDetail> {
+    let snap = st.control.snapshot();
+    let Some((i, r)) = snap
+        .effective
+        .all_routes()
+        .enumerate()
+        .find(|(_, r)| r.name == name)
+    else {
+        return Err(unknown_route(&name, &snap.effective));
+    };
+    let seconds = p.seconds.unwrap_or(900).min(900);
+    let stats = st.control.gateway().telemetry().route(&r.name);
+    let events = st
+        .control
+        .store()
+        .events(EventFilter {
+            route: Some(name.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Problem::from(ControlError::from(e)))?;
+    Ok(axum::Json(RouteDetail {
+        route: route_view(&st, &snap.base, i, r),
+        series: Series {
+            legacy: stats.side(false).series(seconds),
+            modern: stats.side(true).series(seconds),
+        },
+        events,
+    }))
+}
+
+fn unknown_route(name: &str, cfg: &ficus_config::Config) -> Problem {
+    let known: Vec<_> = cfg.all_routes().map(|r| r.name.as_str()).collect();
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "unknown-route",
+        format!("no route named {name:?}"),
+    )
+    .fix(format!("routes are: {}", known.join(", ")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBody {
+    /// legacy, shadow, canary, modern or retired.
+    pub stage: Option<String>,
+    /// Percent of sticky keys on modern, 0..=100 with at most two decimals.
+    pub weight: Option<f64>,
+    /// Why (recorded in the event).
+    pub message: String,
+}
+
+/// The answer to a change: the events it recorded and what changed.
+#[derive(Serialize)]
+pub struct ChangeView {
+    pub version: Option<i64>,
+    pub events: Vec<ficus_store::Event>,
+    pub changes: Vec<String>,
+}
+
+impl From<Applied> for ChangeView {
+    fn from(a: Applied) -> Self {
+        ChangeView {
+            version: a.version,
+            events: a.events,
+            changes: a.changes.iter().map(RouteChange::describe).collect(),
+        }
+    }
+}
+
+fn actor(st: &AdminState, headers: &axum::http::HeaderMap) -> String {
+    let who = headers
+        .get("x-ficus-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_graphic()));
+    match who {
+        Some(w) => format!("api:{w}"),
+        None => st.default_actor.clone(),
+    }
+}
+
+fn message(m: &str) -> Result<&str, Problem> {
+    let m = m.trim();
+    if m.is_empty() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-payload",
+            "message: must say why (it is recorded in the audit log)",
+        ));
+    }
+    if m.len() > 2000 {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-payload",
+            "message: at most 2000 bytes",
+        ));
+    }
+    Ok(m)
+}
+
+pub async fn set_route(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Body(b): Body<SetBody>,
+) -> ApiResult<ChangeView> {
+    let msg = message(&b.message)?;
+    let stage = match &b.stage {
+        None => None,
+        Some(s) => Some(Stage::parse(s).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-payload",
+                format!("stage: unknown stage {s:?}"),
+            )
+            .fix("stage is one of legacy, shadow, canary, modern, retired")
+        })?),
+    };
+    let weight = match b.weight {
+        None => None,
+        Some(w) => Some(Weight::from_percent(w).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-payload",
+                format!("weight: {w} is not a percentage from 0 to 100 with at most two decimals"),
+            )
+        })?),
+    };
+    if stage.is_none() && weight.is_none() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-payload",
+            "stage, weight: give at least one",
+        ));
+    }
+    let snap = st.control.snapshot();
+    if !snap.effective.all_routes().any(|r| r.name == name) {
+        return Err(unknown_route(&name, &snap.effective));
+    }
+    let applied = st
+        .control
+        .set_route(&name, stage, weight, &actor(&st, &headers), msg)
+        .await?;
+    Ok(axum::Json(applied.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub message: String,
+}
+
+pub async fn rollback_route(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Body(b): Body<MessageBody>,
+) -> ApiResult<ChangeView> {
+    let msg = message(&b.message)?;
+    let snap = st.control.snapshot();
+    if !snap.effective.all_routes().any(|r| r.name == name) {
+        return Err(unknown_route(&name, &snap.effective));
+    }
+    let applied = st
+        .control
+        .rollback(Some(&name), &actor(&st, &headers), msg)
+        .await?;
+    Ok(axum::Json(applied.into()))
+}
+
+pub async fn rollback_all(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Body(b): Body<MessageBody>,
+) -> ApiResult<ChangeView> {
+    let msg = message(&b.message)?;
+    let applied = st
+        .control
+        .rollback(None, &actor(&st, &headers), msg)
+        .await?;
+    Ok(axum::Json(applied.into()))
+}
+
+#[derive(Serialize)]
+pub struct ConfigView {
+    pub version: Option<i64>,
+    pub sha256: String,
+    pub text: String,
+    pub overrides: Vec<ficus_config::plan::Override>,
+    pub file: String,
+    pub file_drift: Option<String>,
+}
+
+pub async fn config(State(st): State<Arc<AdminState>>) -> ApiResult<ConfigView> {
+    let snap = st.control.snapshot();
+    Ok(axum::Json(ConfigView {
+        version: snap.version,
+        sha256: snap.sha256.clone(),
+        text: snap.text.to_string(),
+        overrides: snap.overrides.clone(),
+        file: st.control.file().display().to_string(),
+        file_drift: st.control.file_drift(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PageParams {
+    pub limit: Option<u32>,
+    pub before: Option<i64>,
+}
+
+pub async fn versions(
+    State(st): State<Arc<AdminState>>,
+    Params(p): Params<PageParams>,
+) -> ApiResult<Vec<ficus_store::ConfigVersionSummary>> {
+    let v = st
+        .control
+        .store()
+        .versions(p.limit.unwrap_or(50).clamp(1, 500), p.before)
+        .await
+        .map_err(|e| Problem::from(ControlError::from(e)))?;
+    Ok(axum::Json(v))
+}
+
+pub async fn version(
+    State(st): State<Arc<AdminState>>,
+    Path(n): Path<i64>,
+) -> ApiResult<ficus_store::ConfigVersion> {
+    match st.control.store().version(n).await {
+        Ok(Some(v)) => Ok(axum::Json(v)),
+        Ok(None) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("there is no config version {n}"),
+        )),
+        Err(e) => Err(ControlError::from(e).into()),
+    }
+}
+
+#[derive(Serialize)]
+pub struct VersionDiff {
+    pub from: Option<i64>,
+    pub to: i64,
+    pub changes: Vec<String>,
+    /// Lines prefixed with "  ", "- " or "+ ".
+    pub lines: Vec<String>,
+}
+
+pub async fn version_diff(
+    State(st): State<Arc<AdminState>>,
+    Path(n): Path<i64>,
+) -> ApiResult<VersionDiff> {
+    let store = st.control.store();
+    let to = match store.version(n).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("there is no config version {n}"),
+            ))
+        }
+        Err(e) => return Err(ControlError::from(e).into()),
+    };
+    let from = if n > 1 {
+        store
+            .version(n - 1)
+            .await
+            .map_err(|e| Problem::from(ControlError::from(e)))?
+    } else {
+        None
+    };
+    let old_text = from.as_ref().map_or("", |v| v.text.as_str());
+    let base = st
+        .control
+        .file()
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let parse = |t: &str| ficus_config::parse_str(t, "version", base).ok();
+    let changes = match (from.as_ref().and_then(|v| parse(&v.text)), parse(&to.text)) {
+        (Some(a), Some(b)) => ficus_config::plan::plan(&a, &b)
+            .iter()
+            .map(RouteChange::describe)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let lines = crate::diff::lines(old_text, &to.text);
+    Ok(axum::Json(VersionDiff {
+        from: from.as_ref().map(|v| v.number),
+        to: n,
+        changes,
+        lines,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextBody {
+    /// The full config file.
+    pub text: String,
+}
+
+#[derive(Serialize)]
+pub struct PlanView {
+    pub version: Option<i64>,
+    pub changes: Vec<RouteChange>,
+    pub summary: Vec<String>,
+}
+
+pub async fn plan(
+    State(st): State<Arc<AdminState>>,
+    Body(b): Body<TextBody>,
+) -> ApiResult<PlanView> {
+    let changes = st.control.plan(&b.text)?;
+    Ok(axum::Json(PlanView {
+        version: st.control.snapshot().version,
+        summary: changes.iter().map(RouteChange::describe).collect(),
+        changes,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    pub text: String,
+    pub message: String,
+    /// The version the change is based on: 409 when the running version differs.
+    pub expected_version: Option<i64>,
+}
+
+pub async fn apply(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Body(b): Body<ApplyBody>,
+) -> ApiResult<ChangeView> {
+    let msg = message(&b.message)?;
+    let applied = st
+        .control
+        .apply_text(&b.text, &actor(&st, &headers), msg, b.expected_version)
+        .await?;
+    Ok(axum::Json(applied.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevertBody {
+    pub version: i64,
+    pub message: String,
+    pub expected_version: Option<i64>,
+}
+
+pub async fn revert(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Body(b): Body<RevertBody>,
+) -> ApiResult<ChangeView> {
+    let msg = message(&b.message)?;
+    let applied = st
+        .control
+        .revert(b.version, &actor(&st, &headers), msg, b.expected_version)
+        .await?;
+    Ok(axum::Json(applied.into()))
+}
+
+#[derive(Deserialize)]
+pub struct EventParams {
+    pub route: Option<String>,
+    pub kind: Option<String>,
+    pub after: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+pub async fn events(
+    State(st): State<Arc<AdminState>>,
+    Params(p): Params<EventParams>,
+) -> ApiResult<Vec<ficus_store::Event>> {
+    let ev = st
+        .control
+        .store()
+        .events(EventFilter {
+            route: p.route,
+            kind: p.kind,
+            after_id: p.after,
+            limit: p.limit.unwrap_or(100).clamp(1, 500),
+        })
+        .await
+        .map_err(|e| Problem::from(ControlError::from(e)))?;
+    Ok(axum::Json(ev))
+}
+
+pub async fn inventory(
+    State(st): State<Arc<AdminState>>,
+) -> ApiResult<ficus_telemetry::inventory::InventoryView> {
+    Ok(axum::Json(
+        st.control.gateway().telemetry().inventory().view(),
+    ))
+}

@@ -1,0 +1,160 @@
+//! ficus admin API: on its own listener (default `127.0.0.1:9901`), JSON under `/api/v1`,
+//! Prometheus metrics at `/metrics`, health at `/healthz` and `/readyz`, the OpenAPI
+//! document at `/api/v1/openapi.json`. Every mutation needs the bearer token; every change
+//! goes through the control plane and answers with the events it recorded.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod api;
+pub mod auth;
+mod diff;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ficus_control::ControlPlane;
+
+use crate::api::Problem;
+
+/// Largest request body the admin API reads (a config file is far smaller).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long `/readyz` waits for the store.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the handlers share.
+pub struct AdminState {
+    pub control: Arc<ControlPlane>,
+    token: String,
+    /// The actor recorded for API changes that do not name one (`x-ficus-actor`).
+    pub default_actor: String,
+}
+
+impl AdminState {
+    pub fn new(control: Arc<ControlPlane>, token: String) -> Arc<AdminState> {
+        Arc::new(AdminState {
+            control,
+            token,
+            default_actor: "api".into(),
+        })
+    }
+}
+
+/// The admin router.
+pub fn router(state: Arc<AdminState>) -> Router {
+    let api = Router::new()
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
+        .route("/routes", get(api::routes))
+        .route("/routes/{name}", get(api::route))
+        .route("/routes/{name}/set", post(api::set_route))
+        .route("/routes/{name}/rollback", post(api::rollback_route))
+        .route("/rollback", post(api::rollback_all))
+        .route("/config", get(api::config))
+        .route("/config/versions", get(api::versions))
+        .route("/config/versions/{number}", get(api::version))
+        .route("/config/versions/{number}/diff", get(api::version_diff))
+        .route("/config/plan", post(api::plan))
+        .route("/config/apply", post(api::apply))
+        .route("/config/revert", post(api::revert))
+        .route("/events", get(api::events))
+        .route("/inventory", get(api::inventory));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Every request that could change something needs the token, checked before routing so a
+/// 401 says nothing about whether the route or version exists. `/api/v1/config/plan` only
+/// reads, but takes a body, and is open like the other reads.
+async fn require_token(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path() == "/api/v1/config/plan";
+    if read_only {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if auth::token_matches(presented.as_bytes(), st.token.as_bytes()) {
+        return next.run(req).await;
+    }
+    let mut resp = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "this request changes the gateway and needs the admin bearer token")
+        .fix(format!("send Authorization: Bearer <token> (the token is in {} or [admin] token_file, or the generated {} beside the config file)", auth::TOKEN_ENV, auth::GENERATED_TOKEN_FILE))
+        .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such admin endpoint")
+        .fix("the endpoints are listed in /api/v1/openapi.json")
+}
+
+async fn readyz(State(st): State<Arc<AdminState>>) -> Response {
+    match tokio::time::timeout(READY_TIMEOUT, st.control.store().health()).await {
+        Ok(Ok(())) => axum::Json(serde_json::json!({"ready": true})).into_response(),
+        Ok(Err(e)) => not_ready(format!("state store: {e}")),
+        Err(_) => not_ready(format!(
+            "state store did not answer within {READY_TIMEOUT:?}"
+        )),
+    }
+}
+
+fn not_ready(reason: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({
+            "ready": false,
+            "reason": reason,
+            "serving": "the gateway keeps serving its current routes; changes are refused until the store answers",
+        })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.control.gateway().telemetry().prometheus(),
+    )
+        .into_response()
+}
+
+/// Serves the admin API until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AdminState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

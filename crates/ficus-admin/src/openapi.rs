@@ -1,0 +1,100 @@
+//! The OpenAPI document of the admin API, built from the same table the router is tested
+//! against (`tests/api.rs` calls every endpoint listed here and checks that nothing else
+//! answers), so the two cannot drift apart.
+
+use serde_json::{json, Map, Value};
+
+/// One endpoint: method, path (OpenAPI template syntax), summary, whether it changes
+/// something (and so needs the bearer token), and its JSON body fields (name, type,
+/// required).
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub mutation: bool,
+    pub body: &'static [(&'static str, &'static str, bool)],
+}
+
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint { method: "get", path: "/healthz", summary: "Liveness: the admin listener answers", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/readyz", summary: "Readiness: the gateway serves and the store answers (503 with the reason otherwise)", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/metrics", summary: "Prometheus metrics (OpenMetrics text)", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/openapi.json", summary: "This document", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/routes", summary: "Every route in match order with its stage, weight, file state and live numbers per side", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/routes/{name}", summary: "One route with per-second series per side (query: seconds, at most 900) and its events", mutation: false, body: &[] },
+    Endpoint { method: "post", path: "/api/v1/routes/{name}/set", summary: "Set the route's stage and/or weight at runtime (an override of the file)", mutation: true, body: &[("stage", "string", false), ("weight", "number", false), ("message", "string", true)] },
+    Endpoint { method: "post", path: "/api/v1/routes/{name}/rollback", summary: "Send the route back to legacy (stage legacy, weight 0), effective for the next request", mutation: true, body: &[("message", "string", true)] },
+    Endpoint { method: "post", path: "/api/v1/rollback", summary: "Send every route that uses modern back to legacy", mutation: true, body: &[("message", "string", true)] },
+    Endpoint { method: "get", path: "/api/v1/config", summary: "The running config version, its text and the runtime overrides", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/config/versions", summary: "Config versions, newest first (query: limit, before)", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/config/versions/{number}", summary: "One config version with its full text", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/config/versions/{number}/diff", summary: "What a version changed from the one before: route-level changes and a line diff", mutation: false, body: &[] },
+    Endpoint { method: "post", path: "/api/v1/config/plan", summary: "The route-level changes a config text would make to what runs", mutation: false, body: &[("text", "string", true)] },
+    Endpoint { method: "post", path: "/api/v1/config/apply", summary: "Apply a config text as the next version (409 when expected_version is not the running one)", mutation: true, body: &[("text", "string", true), ("message", "string", true), ("expected_version", "integer", false)] },
+    Endpoint { method: "post", path: "/api/v1/config/revert", summary: "Apply an older version's text as the next version, clearing runtime overrides", mutation: true, body: &[("version", "integer", true), ("message", "string", true), ("expected_version", "integer", false)] },
+    Endpoint { method: "get", path: "/api/v1/inventory", summary: "Every endpoint seen (method + path template, ids folded to {id}), its route, counts per side, last seen; legacy_only flags endpoints not yet moved", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, after, limit); newest first, or oldest first after an id", mutation: false, body: &[] },
+];
+
+/// The OpenAPI 3.1 document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in ENDPOINTS {
+        let mut op = json!({
+            "summary": e.summary,
+            "operationId": format!("{}{}", e.method, e.path.replace(['/', '{', '}', '.'], "_")),
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"description": "Bad request: application/problem+json naming the field"},
+            },
+        });
+        let params: Vec<Value> = e
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": if p == "number" {"integer"} else {"string"}}}))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if !e.body.is_empty() {
+            let props: Map<String, Value> = e
+                .body
+                .iter()
+                .map(|(n, t, _)| (n.to_string(), json!({"type": t})))
+                .collect();
+            let required: Vec<&str> = e
+                .body
+                .iter()
+                .filter(|(_, _, r)| *r)
+                .map(|(n, _, _)| *n)
+                .collect();
+            op["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": {
+                    "type": "object", "properties": props, "required": required, "additionalProperties": false
+                }}}
+            });
+        }
+        if e.mutation {
+            op["security"] = json!([{"bearer": []}]);
+            op["responses"]["401"] = json!({"description": "Missing or wrong bearer token"});
+            op["responses"]["409"] =
+                json!({"description": "Version conflict, or a change that needs a restart"});
+            op["responses"]["503"] =
+                json!({"description": "The state store is unavailable; nothing changed"});
+        }
+        paths
+            .entry(e.path.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("path items are objects")
+            .insert(e.method.to_string(), op);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "ficus admin API", "version": env!("CARGO_PKG_VERSION")},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    })
+}

@@ -1,0 +1,402 @@
+//! The admin API over real sockets, with a real gateway, a real SQLite store file and real
+//! upstreams: the OpenAPI document matches the router, auth guards every mutation without
+//! leaking what exists, bad payloads name the field, changes answer with their events and
+//! are live for the next request, concurrent applies resolve to one winner and a 409.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ficus_admin::{openapi::ENDPOINTS, AdminState};
+use ficus_control::ControlPlane;
+use ficus_proxy::Gateway;
+use ficus_store::Store;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Env {
+    admin: String,
+    proxy: String,
+    control: Arc<ControlPlane>,
+    _dir: tempfile::TempDir,
+}
+
+/// An upstream answering its name.
+async fn upstream(name: &'static str) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(
+                    move |_req: hyper::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn file(legacy: &str, modern: &str) -> String {
+    format!(
+        r#"[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = 0
+sticky = "header:x-user"
+[default]
+legacy = "legacy"
+[access_log]
+enabled = false
+"#
+    )
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, modern) = (upstream("legacy").await, upstream("modern").await);
+    std::fs::write(dir.path().join("ficus.toml"), file(&legacy, &modern)).unwrap();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("state.db").display()
+    ))
+    .await
+    .unwrap();
+    let boot = ControlPlane::boot(&dir.path().join("ficus.toml"), store)
+        .await
+        .unwrap();
+    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
+    let proxy = format!("http://{}", gw.local_addrs()[0]);
+    let control = ControlPlane::new(boot, Arc::new(gw));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}", l.local_addr().unwrap());
+    let state = AdminState::new(control.clone(), TOKEN.into());
+    tokio::spawn(ficus_admin::serve(l, state, std::future::pending()));
+    Env {
+        admin,
+        proxy,
+        control,
+        _dir: dir,
+    }
+}
+
+async fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut b = hyper::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(v.to_string()))),
+        None => b.body(Full::new(Bytes::new())),
+    }
+    .unwrap();
+    let resp = c.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+async fn proxied(url: &str, user: &str) -> String {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = hyper::Request::get(url)
+        .header("x-user", user)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into()
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_router() {
+    let e = env().await;
+    let (s, doc) = call(
+        "GET",
+        &format!("{}/api/v1/openapi.json", e.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, ENDPOINTS.len());
+    for ep in ENDPOINTS {
+        let path = ep.path.replace("{name}", "orders").replace("{number}", "1");
+        let body = (ep.method == "post").then(|| json!({}));
+        let (status, v) = call(
+            &ep.method.to_uppercase(),
+            &format!("{}{}", e.admin, path),
+            Some(TOKEN),
+            body,
+        )
+        .await;
+        assert!(
+            status != 404 && status != 405,
+            "{} {} answered {status}: {v}",
+            ep.method,
+            ep.path
+        );
+        assert!(
+            paths[ep.path][ep.method].is_object(),
+            "{} {} documented",
+            ep.method,
+            ep.path
+        );
+        if ep.mutation {
+            assert!(paths[ep.path][ep.method]["security"].is_array());
+        }
+    }
+    for (m, p) in [
+        ("GET", "/api/v1/nope"),
+        ("POST", "/api/v1/routes"),
+        ("GET", "/api/v1/routes/orders/set"),
+        ("DELETE", "/api/v1/events"),
+    ] {
+        let (status, _) = call(m, &format!("{}{}", e.admin, p), Some(TOKEN), None).await;
+        assert!(
+            status == 404 || status == 405,
+            "{m} {p} is not an endpoint: {status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mutations_need_the_token_and_a_401_does_not_say_what_exists() {
+    let e = env().await;
+    let set = |route: &str| format!("{}/api/v1/routes/{route}/set", e.admin);
+    let body = json!({"weight": 50, "message": "try"});
+    for token in [None, Some("wrong"), Some("test-token-012345678"), Some("")] {
+        for route in ["orders", "no-such-route"] {
+            let (s, v) = call("POST", &set(route), token, Some(body.clone())).await;
+            assert_eq!(s, 401, "{token:?} {route}");
+            assert_eq!(v["type"], "urn:ficus:problem:unauthorized");
+            assert!(
+                !v.to_string().contains(route),
+                "the 401 names no route: {v}"
+            );
+        }
+    }
+    let (s, v) = call(
+        "POST",
+        &set("no-such-route"),
+        Some(TOKEN),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+    assert!(v["fix"].as_str().unwrap().contains("orders"));
+    // Reads are open.
+    assert_eq!(
+        call("GET", &format!("{}/api/v1/routes", e.admin), None, None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn bad_payloads_get_400_naming_the_field() {
+    let e = env().await;
+    let url = format!("{}/api/v1/routes/orders/set", e.admin);
+    for (body, field) in [
+        (json!({"weight": 50}), "message"),
+        (json!({"weight": 101, "message": "x"}), "weight"),
+        (json!({"weight": 12.345, "message": "x"}), "weight"),
+        (json!({"stage": "canery", "message": "x"}), "stage"),
+        (json!({"message": "x"}), "stage, weight"),
+        (json!({"weight": "ten", "message": "x"}), "weight"),
+        (json!({"weight": 10, "message": "x", "wieght": 3}), "wieght"),
+        (json!({"weight": 10, "message": "   "}), "message"),
+    ] {
+        let (s, v) = call("POST", &url, Some(TOKEN), Some(body.clone())).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(json!({"text": "[[route]]\nname = 1\n", "message": "bad"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(v["type"], "urn:ficus:problem:invalid-config");
+    assert!(
+        v["detail"].as_str().unwrap().contains(":2:8: error:"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_answers_with_its_event_and_is_live_for_the_next_request() {
+    let e = env().await;
+    assert_eq!(
+        proxied(&format!("{}/orders/1", e.proxy), "u1").await,
+        "legacy"
+    );
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/routes/orders/set", e.admin),
+        Some(TOKEN),
+        Some(json!({"weight": 100, "message": "all in"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["events"][0]["kind"], "route.set");
+    assert_eq!(v["events"][0]["actor"], "api");
+    assert_eq!(v["events"][0]["message"], "all in");
+    assert_eq!(v["changes"][0], "~ route orders: weight 0% -> 100%");
+    assert_eq!(
+        proxied(&format!("{}/orders/1", e.proxy), "u1").await,
+        "modern"
+    );
+
+    let (_, routes) = call("GET", &format!("{}/api/v1/routes", e.admin), None, None).await;
+    let orders = &routes["routes"][0];
+    assert_eq!(
+        (
+            orders["name"].as_str(),
+            orders["weight"].as_f64(),
+            orders["overridden"].as_bool()
+        ),
+        (Some("orders"), Some(100.0), Some(true))
+    );
+    assert_eq!(orders["file"]["weight"], 0.0);
+
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/routes/orders/rollback", e.admin),
+        Some(TOKEN),
+        Some(json!({"message": "errors"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["events"][0]["kind"], "route.rollback");
+    assert_eq!(
+        proxied(&format!("{}/orders/1", e.proxy), "u1").await,
+        "legacy",
+        "the very next request"
+    );
+
+    let (_, ev) = call(
+        "GET",
+        &format!("{}/api/v1/events?route=orders", e.admin),
+        None,
+        None,
+    )
+    .await;
+    let kinds: Vec<_> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["route.rollback", "route.set"]);
+
+    let (_, m) = call("GET", &format!("{}/metrics", e.admin), None, None).await;
+    let m = m.as_str().unwrap();
+    assert!(
+        m.contains("ficus_requests_total{route=\"orders\",side=\"modern\",code_class=\"2xx\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ficus_requests_total{route=\"orders\",side=\"legacy\",code_class=\"2xx\"} 2"),
+        "{m}"
+    );
+    assert_eq!(
+        call("GET", &format!("{}/readyz", e.admin), None, None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn concurrent_applies_one_wins_one_gets_409() {
+    let e = env().await;
+    let (_, cfg) = call("GET", &format!("{}/api/v1/config", e.admin), None, None).await;
+    let version = cfg["version"].as_i64().unwrap();
+    let text = cfg["text"].as_str().unwrap().to_string();
+    let url = format!("{}/api/v1/config/apply", e.admin);
+    let mut tasks = Vec::new();
+    for w in [10, 20, 30, 40] {
+        let (url, text) = (
+            url.clone(),
+            text.replace("weight = 0", &format!("weight = {w}")),
+        );
+        tasks.push(tokio::spawn(async move {
+            call("POST", &url, Some(TOKEN), Some(json!({"text": text, "message": format!("to {w}"), "expected_version": version}))).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap().0);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409]);
+    assert_eq!(e.control.snapshot().version, Some(version + 1));
+
+    let (s, v) = call(
+        "POST",
+        &url,
+        Some(TOKEN),
+        Some(json!({"text": text, "message": "stale", "expected_version": version})),
+    )
+    .await;
+    assert_eq!(s, 409);
+    assert_eq!(v["type"], "urn:ficus:problem:version-conflict");
+
+    let (s, diff) = call(
+        "GET",
+        &format!("{}/api/v1/config/versions/{}/diff", e.admin, version + 1),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        diff["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("+ weight = ")),
+        "{diff}"
+    );
+    let (s, plan) = call(
+        "POST",
+        &format!("{}/api/v1/config/plan", e.admin),
+        None,
+        Some(json!({"text": text})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(plan["summary"].as_array().unwrap().len(), 1, "{plan}");
+}
