@@ -8,7 +8,7 @@
 //! is built only the first time an endpoint is seen.
 
 use std::collections::HashMap;
-use std::hash::Hasher;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -43,10 +43,32 @@ struct Entry {
 }
 
 /// The inventory, one shard per worker.
+/// The map's keys are already hashes: hashing them again would only cost time.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, Entry, BuildHasherDefault<KeyIsHash>>;
+
 pub struct Inventory {
-    shards: Box<[Mutex<HashMap<u64, Entry>>]>,
+    shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     overflow: AtomicU64,
+    /// A random seed per process, so nobody can aim paths at one bucket of the maps.
+    seed: u64,
     /// Unix seconds, advanced by the telemetry ticker (no clock read per request).
     now: AtomicU64,
 }
@@ -70,9 +92,13 @@ impl Inventory {
     pub fn new(shards: usize, cap: usize) -> Inventory {
         let shards = shards.max(1);
         Inventory {
-            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: cap.div_ceil(shards),
             overflow: AtomicU64::new(0),
+            seed: {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+            },
             now: AtomicU64::new(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -87,7 +113,7 @@ impl Inventory {
 
     /// Counts one request to `path` answered by legacy or modern on `route`.
     pub fn observe(&self, worker: usize, route: &Arc<str>, method: &str, path: &str, modern: bool) {
-        let key = endpoint_hash(route, method, path);
+        let key = endpoint_hash(self.seed, route, method, path);
         let now = self.now.load(Ordering::Relaxed);
         let mut shard = self.shards[worker % self.shards.len()]
             .lock()
@@ -188,22 +214,23 @@ pub fn fold(path: &str) -> String {
     out
 }
 
-/// A hash of (route, method, folded path), computed without building the folded string.
-fn endpoint_hash(route: &str, method: &str, path: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    h.write(route.as_bytes());
-    h.write_u8(0);
-    h.write(method.as_bytes());
-    h.write_u8(0);
+/// A hash of (route, method, folded path), computed without building the folded string:
+/// XXH3 with the process's random seed (fast, and not predictable from outside).
+fn endpoint_hash(seed: u64, route: &str, method: &str, path: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::with_seed(seed);
+    h.update(route.as_bytes());
+    h.update(&[0]);
+    h.update(method.as_bytes());
+    h.update(&[0]);
     for seg in path.split('/') {
         if is_id(seg) {
-            h.write(b"{id}");
+            h.update(b"{id}");
         } else {
-            h.write(seg.as_bytes());
+            h.update(seg.as_bytes());
         }
-        h.write_u8(b'/');
+        h.update(b"/");
     }
-    h.finish()
+    h.digest()
 }
 
 #[cfg(test)]
