@@ -1163,3 +1163,22 @@ fn the_documented_defaults_are_the_code_defaults() {
     assert!(row("max_buffered_body").contains(&s(defaults::MAX_BUFFERED_BODY)));
     assert!(doc.contains(&format!("queue of {}", defaults::ACCESS_LOG_QUEUE)));
 }
+
+#[test]
+fn admin_store_and_telemetry_problems() {
+    let text = format!(
+        "store = \"mysql://db/ficus\"\n{}\n[admin]\nbind = \"localhost\"\nport = 9901\n\n[telemetry]\nenabled = \"yes\"\n",
+        HEAD.trim_end()
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:1:9: error: store: unsupported URL "mysql://db/ficus"
+  help: the store is SQLite (store = "sqlite://ficus.db", the default) or PostgreSQL (store = "postgres://user@host/db")
+ficus.toml:14:8: error: [admin]: bind "localhost" is not an address
+  help: write IP:PORT, e.g. bind = "127.0.0.1:9901"
+ficus.toml:15:1: error: [admin]: unknown key "port"
+  help: [admin] keys are: enabled, bind, token_file
+ficus.toml:18:11: error: [telemetry]: enabled must be true or false, found string "yes"
+  help: write enabled = true or enabled = false"#
+    );
+}
