@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by valgrind's callgrind: a figure
+# that does not move with machine noise, for before/after comparisons of the request path.
+#
+#   bash bench/instructions.sh                 # ficus (telemetry on and off) and nginx
+#   N=50000 bash bench/instructions.sh
+#
+# Each proxy runs under callgrind with one worker; ab sends N keep-alive requests (8
+# connections) after a 1,000-request warm-up that is not counted (callgrind_control -z/-d
+# brackets the measured part). Kernel work is not counted: compare with bench/proxy.sh's
+# CPU-time figures for the whole picture. Loopback only; bounded by N.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-20000}
+FICUS_BIN=${FICUS_BIN:-target/release/ficus}
+UP_PORT=${UP_PORT:-18280}
+PX_PORT=${PX_PORT:-18284}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need valgrind || ! need ab || ! need nginx; then
+    apt-get update -qq && apt-get install -y -qq valgrind apache2-utils nginx >/dev/null
+fi
+[ -x "$FICUS_BIN" ] || { echo "build ficus first: cargo build --release" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/ficus-instr.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+cat >"$TMP/up.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $TMP/up.pid;
+error_log $TMP/up.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP_PORT; location / { return 200 '{"id":1,"name":"a small json payload"}'; } }
+}
+CONF
+nginx -c "$TMP/up.conf" -p "$TMP" &
+PIDS+=($!)
+
+# measure NAME CMD...: runs CMD under callgrind, prints instructions per request.
+measure() {
+    local name=$1
+    shift
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/$name.cg" "$@" 2>"$TMP/$name.vg" &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$PX_PORT/" && break
+        sleep 0.2
+    done
+    ab -q -k -c 8 -n 1000 "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    ab -q -k -c 8 -n "$N" "http://127.0.0.1:$PX_PORT/" >"$TMP/$name.ab" 2>&1
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    sleep 1
+    kill -INT "$pid" 2>/dev/null || true
+    kill -QUIT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local total failed
+    total=$(callgrind_annotate "$TMP/$name.cg.1" 2>/dev/null | grep -m1 "PROGRAM TOTALS" | awk '{gsub(",","",$1); print $1}')
+    failed=$(grep -m1 "Failed requests" "$TMP/$name.ab" | awk '{print $3}')
+    printf '| %s | %s | %s | %s |\n' "$name" "$N" "${failed:-?}" "$((total / N))"
+}
+
+ficus_conf() {
+    cat >"$TMP/ficus-$1.toml" <<CONF
+[[listener]]
+bind = "127.0.0.1:$PX_PORT"
+[upstream.legacy]
+url = "http://127.0.0.1:$UP_PORT"
+[default]
+legacy = "legacy"
+[access_log]
+enabled = false
+[admin]
+bind = "127.0.0.1:0"
+[telemetry]
+enabled = $2
+CONF
+}
+ficus_conf on true
+ficus_conf off false
+cat >"$TMP/px.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $TMP/px.pid;
+error_log $TMP/px.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream up { server 127.0.0.1:$UP_PORT; keepalive 64; }
+  server { listen 127.0.0.1:$PX_PORT; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+
+echo "| proxy | requests | failed | instructions/request |"
+echo "|---|---:|---:|---:|"
+FICUS_WORKER_THREADS=1 measure ficus "$FICUS_BIN" run -c "$TMP/ficus-on.toml"
+FICUS_WORKER_THREADS=1 measure ficus-notel "$FICUS_BIN" run -c "$TMP/ficus-off.toml"
+measure nginx nginx -c "$TMP/px.conf" -p "$TMP"
