@@ -205,7 +205,7 @@ fn route_view(st: &AdminState, base: &ficus_config::Config, order: usize, r: &Ro
             weight: file.map_or(r.weight, |f| f.weight),
         },
         overridden: file.is_some_and(|f| f.stage != r.stage || f.weight != r.weight),
-        matcher: describe_match(r),
+        matcher: r.matcher.to_string(),
         sticky: r.sticky.to_string(),
         modern_share: if total == 0 {
             0.0
@@ -223,38 +223,6 @@ fn route_view(st: &AdminState, base: &ficus_config::Config, order: usize, r: &Ro
     }
 }
 
-/// A short description of a route's match (`GET /orders/*`).
-pub fn describe_match(r: &Route) -> String {
-    use ficus_config::PathMatch;
-    let m = &r.matcher;
-    let mut parts = Vec::new();
-    if let Some(h) = &m.host {
-        parts.push(format!("host={h}"));
-    }
-    if !m.methods.is_empty() {
-        parts.push(
-            m.methods
-                .iter()
-                .map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    match &m.path {
-        PathMatch::Any => {}
-        PathMatch::Prefix(p) => parts.push(format!("{}/*", p.trim_end_matches('/'))),
-        PathMatch::Exact(p) => parts.push(format!("={p}")),
-        PathMatch::Template(t) => parts.push(t.clone()),
-    }
-    for (k, v) in &m.headers {
-        parts.push(format!("{k}={}", v.to_str().unwrap_or("?")));
-    }
-    if parts.is_empty() {
-        "*".into()
-    } else {
-        parts.join(" ")
-    }
-}
 
 #[derive(Serialize)]
 pub struct RouteDetail {

@@ -341,6 +341,35 @@ pub struct RouteMatch {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// Short form for tables and the dashboard: `host=api.test GET,HEAD /orders/* x-tenant=a`,
+/// or `*` for a matcher that takes everything.
+impl std::fmt::Display for RouteMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(h) = &self.host {
+            parts.push(format!("host={h}"));
+        }
+        if !self.methods.is_empty() {
+            let m: Vec<&str> = self.methods.iter().map(|m| m.as_str()).collect();
+            parts.push(m.join(","));
+        }
+        match &self.path {
+            PathMatch::Any => {}
+            PathMatch::Prefix(p) => parts.push(format!("{}/*", p.trim_end_matches('/'))),
+            PathMatch::Exact(p) => parts.push(format!("={p}")),
+            PathMatch::Template(t) => parts.push(t.clone()),
+        }
+        for (k, v) in &self.headers {
+            parts.push(format!("{k}={}", v.to_str().unwrap_or("?")));
+        }
+        if parts.is_empty() {
+            f.write_str("*")
+        } else {
+            f.write_str(&parts.join(" "))
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum PathMatch {
     #[default]

@@ -89,7 +89,7 @@ pub fn route_table(cfg: &Config) -> String {
         rows.push([
             (i + 1).to_string(),
             r.name.clone(),
-            describe_match(&r.matcher),
+            r.matcher.to_string(),
             r.stage.to_string(),
             r.weight.to_string(),
             answers,
@@ -115,35 +115,6 @@ pub fn route_table(cfg: &Config) -> String {
     out
 }
 
-fn describe_match(m: &ficus_config::RouteMatch) -> String {
-    let mut parts = Vec::new();
-    if let Some(h) = &m.host {
-        parts.push(format!("host={h}"));
-    }
-    if !m.methods.is_empty() {
-        parts.push(
-            m.methods
-                .iter()
-                .map(|m| m.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    match &m.path {
-        ficus_config::PathMatch::Any => {}
-        ficus_config::PathMatch::Prefix(p) => parts.push(format!("{}/*", p.trim_end_matches('/'))),
-        ficus_config::PathMatch::Exact(p) => parts.push(format!("={p}")),
-        ficus_config::PathMatch::Template(t) => parts.push(t.clone()),
-    }
-    for (k, v) in &m.headers {
-        parts.push(format!("{k}={}", v.to_str().unwrap_or("?")));
-    }
-    if parts.is_empty() {
-        "*".into()
-    } else {
-        parts.join(" ")
-    }
-}
 
 pub fn reload(path: &Path) -> ExitCode {
     let cfg = match ficus_config::load(path) {
