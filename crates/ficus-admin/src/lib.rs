@@ -1,12 +1,14 @@
 //! ficus admin API: on its own listener (default `127.0.0.1:9901`), JSON under `/api/v1`,
 //! Prometheus metrics at `/metrics`, health at `/healthz` and `/readyz`, the OpenAPI
-//! document at `/api/v1/openapi.json`. Every mutation needs the bearer token; every change
-//! goes through the control plane and answers with the events it recorded.
+//! document at `/api/v1/openapi.json`, the dashboard at `/` (its files under `/ui/`). Every
+//! mutation needs the bearer token; every change goes through the control plane and answers
+//! with the events it recorded.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 mod diff;
 pub mod openapi;
 
@@ -72,6 +74,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
+        .merge(dashboard::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,9 +1,9 @@
-//! `ficus demo` end to end: the real binary, its sample services, gateway and synthetic client,
-//! all on 127.0.0.1, bounded in time.
+//! `ficus demo` end to end: the real binary, its sample services, gateway, control plane,
+//! admin API and synthetic client, all on 127.0.0.1, bounded in time.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
+use std::io::{BufRead, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest a demo run may take here, far above its own `--duration`.
@@ -98,7 +98,16 @@ fn count(table: &HashMap<String, HashMap<String, String>>, route: &str, column: 
 
 #[test]
 fn demo_runs_routes_through_both_sides_and_exits_cleanly() {
-    let run = demo(&["--listen", "127.0.0.1:0", "--duration", "4", "--rate", "30"]);
+    let run = demo(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--duration",
+        "4",
+        "--rate",
+        "30",
+    ]);
     let context = format!("stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert!(
         run.status.success(),
@@ -118,6 +127,18 @@ fn demo_runs_routes_through_both_sides_and_exits_cleanly() {
         run.stdout.contains("_control/fail?rate=0.3"),
         "no fault-switch instructions\n{context}"
     );
+    for expected in [
+        "dashboard  http://127.0.0.1:",
+        "admin token  ",
+        " status --admin http://127.0.0.1:",
+        " rollback orders -m \"modern errors\" --admin http://127.0.0.1:",
+        "--token-file ",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "no admin instructions ({expected:?})\n{context}"
+        );
+    }
 
     let table = final_summary(&run.stdout);
     assert!(table.contains_key("total"), "no total row\n{context}");
@@ -157,7 +178,14 @@ fn demo_runs_routes_through_both_sides_and_exits_cleanly() {
 fn a_taken_port_fails_with_a_way_out() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let run = demo(&["--listen", &addr, "--duration", "1"]);
+    let run = demo(&[
+        "--listen",
+        &addr,
+        "--admin",
+        "127.0.0.1:0",
+        "--duration",
+        "1",
+    ]);
     assert_eq!(
         run.status.code(),
         Some(1),
@@ -171,4 +199,184 @@ fn a_taken_port_fails_with_a_way_out() {
         "{}",
         run.stderr
     );
+}
+
+/// Kills the demo if the test fails while it runs.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET: (head, body).
+fn http_get(base: &str, path: &str) -> (String, String) {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).expect("connect to the admin API");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+/// The value after `flag ` in a printed command line.
+fn arg_after<'a>(line: &'a str, flag: &str) -> &'a str {
+    line.split_once(&format!("{flag} "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {flag} in {line:?}"))
+}
+
+fn ficus(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ficus"))
+        .args(args)
+        .output()
+        .expect("run ficus");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_demo_serves_the_dashboard_and_its_printed_commands_work() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ficus"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--duration",
+            "8",
+            "--rate",
+            "20",
+            "--quiet",
+        ])
+        .env("FICUS_WORKER_THREADS", "2")
+        .env_remove("FICUS_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ficus demo");
+    let stdout = child.stdout.take().unwrap();
+    let mut demo = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The instructions, up to the last printed CLI command.
+    let mut intro = Vec::new();
+    let started = Instant::now();
+    while !intro
+        .iter()
+        .any(|l: &String| l.contains(" events --admin "))
+    {
+        let left = DEADLINE.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) => intro.push(line),
+            Err(e) => panic!("no admin instructions ({e})\n{}", intro.join("\n")),
+        }
+    }
+    let text = intro.join("\n");
+    let find = |needle: &str| {
+        intro
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}\n{text}"))
+            .clone()
+    };
+    let dashboard = find("  dashboard  ")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let rollback = find(" rollback orders ");
+    let admin = arg_after(&rollback, "--admin").to_string();
+    let token_file = std::path::PathBuf::from(arg_after(&rollback, "--token-file"));
+    assert_eq!(dashboard, format!("{admin}/"), "{text}");
+    let token = std::fs::read_to_string(&token_file).expect("the printed token file");
+    assert!(
+        text.contains(&format!("admin token  {}", token.trim())),
+        "{text}"
+    );
+
+    // The dashboard and the API it reads.
+    let (head, body) = http_get(&admin, "/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
+    assert!(body.contains("/ui/app.js"), "{body}");
+    let (head, body) = http_get(&admin, "/api/v1/routes");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let routes: serde_json::Value = serde_json::from_str(&body).expect("JSON routes");
+    let names: Vec<&str> = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["users", "orders", "catalog", "reports", "default"]);
+
+    // The printed commands, as printed (with this test's binary).
+    let (ok, out) = ficus(&["status", "--admin", &admin]);
+    assert!(
+        ok && out.contains("orders") && out.contains("canary"),
+        "{out}"
+    );
+    let (ok, out) = ficus(&[
+        "rollback",
+        "orders",
+        "-m",
+        "modern errors",
+        "--admin",
+        &admin,
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("route.rollback"), "{out}");
+    let (_, body) = http_get(&admin, "/api/v1/routes");
+    let routes: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(routes["routes"][1]["name"], "orders");
+    assert_eq!(routes["routes"][1]["stage"], "legacy", "{body}");
+    let (ok, out) = ficus(&["events", "--admin", &admin]);
+    assert!(ok && out.contains("modern errors"), "{out}");
+
+    // It ends by itself and takes its temporary folder with it.
+    let status = loop {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the demo outlived {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let folder = token_file.parent().unwrap();
+    assert!(!folder.exists(), "{} is left behind", folder.display());
 }

@@ -1,9 +1,12 @@
 //! `ficus demo`: the whole migration story on one machine, with nothing to install or configure.
 //!
 //! Starts a sample legacy and a sample modern service ([`services`]), the gateway in front of
-//! them on an embedded config with one route per stage (`ficus-demo.toml`), prints what to try,
-//! and drives a bounded synthetic client ([`client`]) whose per-route summary ([`stats`]) shows
-//! who answered. Stops on Ctrl-C, SIGTERM or `--duration`, and always within ten minutes.
+//! them on an embedded config with one route per stage (`ficus-demo.toml`), run exactly as
+//! `ficus run` runs it: the config written to a temporary folder, a SQLite state store beside
+//! it, the control plane, and the admin API with the dashboard (default `127.0.0.1:9901`,
+//! with a generated token). Prints what to try, and drives a bounded synthetic client
+//! ([`client`]) whose per-route summary ([`stats`]) shows who answered. Stops on Ctrl-C,
+//! SIGTERM or `--duration`, and always within ten minutes; the temporary folder goes with it.
 
 mod client;
 mod screen;
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ficus_config::Config;
+use ficus_control::ControlPlane;
 use ficus_proxy::{Gateway, GatewayError};
 use tokio::sync::watch;
 
@@ -36,6 +39,8 @@ const HEADER_EVERY: u32 = 6;
 const GATEWAY_GRACE: Duration = Duration::from_secs(2);
 /// Distinct users the synthetic client plays.
 const USERS: u64 = 50;
+/// How long the admin listener gets to finish its requests at the end.
+const ADMIN_GRACE: Duration = Duration::from_secs(2);
 
 /// Options of `ficus demo`.
 #[derive(clap::Args, Debug, Clone)]
@@ -57,6 +62,10 @@ pub struct DemoOptions {
     /// where it interleaves with the summary.
     #[arg(long, value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// Where the admin API and the dashboard listen; when the port is taken, any free port
+    /// (the demo says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
+    pub admin: SocketAddr,
 }
 
 pub fn main(opts: DemoOptions) -> ExitCode {
@@ -72,14 +81,26 @@ pub fn main(opts: DemoOptions) -> ExitCode {
 }
 
 async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    let dir = DemoDir::create()?;
     let (legacy, modern) = start_services(opts.listen).await?;
-    let (gw, cfg) = match start_gateway(&opts, &legacy, &modern).await {
+    let started = match start_gateway(&opts, &dir, &legacy, &modern).await {
         Ok(started) => started,
         Err(e) => {
             stop_services(legacy, modern).await;
             return Err(e);
         }
     };
+    let Started {
+        control,
+        admin,
+        admin_note,
+        token,
+        token_file,
+        admin_stop,
+        admin_task,
+    } = started;
+    let cfg = control.snapshot().effective.clone();
+    let gw = control.gateway().clone();
     let gateway = reachable(gw.local_addrs()[0]);
     let until = match opts.duration {
         Some(s) => format!("for {s}s"),
@@ -90,6 +111,13 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         gateway,
         legacy: legacy.addr(),
         modern: modern.addr(),
+        admin: screen::Admin {
+            url: format!("http://{}", reachable(admin)),
+            note: admin_note,
+            token: &token,
+            token_file: token_file.as_deref(),
+            program: program_name(),
+        },
         rate: opts.rate,
         users: USERS,
         until,
@@ -104,6 +132,9 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     };
 
     let left = gw.shutdown(GATEWAY_GRACE).await;
+    let _ = admin_stop.send(());
+    let _ = tokio::time::timeout(ADMIN_GRACE, admin_task).await;
+    control.store().close().await;
     stop_services(legacy, modern).await;
     if left > 0 {
         screen::emit(&format!(
@@ -117,7 +148,48 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         seen.skipped,
         client::MAX_IN_FLIGHT,
     ));
+    drop(dir);
     Ok(())
+}
+
+/// The demo's own folder under the system's temporary directory: the rendered config, the
+/// SQLite store and the generated admin token. Owner-only, and removed when dropped (at the
+/// end of the demo, also after an error).
+struct DemoDir(PathBuf);
+
+impl DemoDir {
+    fn create() -> anyhow::Result<DemoDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("ficus-demo-{}-{nanos:09}", std::process::id()));
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(&path)
+            .with_context(|| format!("cannot create the demo folder {}", path.display()))?;
+        Ok(DemoDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for DemoDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How the printed commands name this program: as it was started when that was a path
+/// (`target/release/ficus`), else `ficus`.
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .filter(|a| a.contains('/') && !a.contains(char::is_whitespace))
+        .unwrap_or_else(|| "ficus".into())
 }
 
 /// What the synthetic client saw over the whole run.
@@ -181,24 +253,51 @@ async fn start_services(listen: SocketAddr) -> anyhow::Result<(Service, Service)
     Ok((legacy, modern))
 }
 
-/// Renders and parses the embedded config, then starts the gateway on it.
+/// What [`start_gateway`] started.
+struct Started {
+    control: Arc<ControlPlane>,
+    /// Where the admin API listens.
+    admin: SocketAddr,
+    /// Set when the asked-for admin address was taken and another port was used.
+    admin_note: Option<String>,
+    token: String,
+    /// The file the token was written to (`None` when it came from `FICUS_ADMIN_TOKEN`).
+    token_file: Option<PathBuf>,
+    admin_stop: tokio::sync::oneshot::Sender<()>,
+    admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds the admin listener, writes the embedded config (with the real addresses) into the
+/// demo folder, then does what `ficus run` does: open the store, boot the control plane
+/// from the file, start the gateway on the result, and serve the admin API.
 async fn start_gateway(
     opts: &DemoOptions,
+    dir: &DemoDir,
     legacy: &Service,
     modern: &Service,
-) -> anyhow::Result<(Gateway, Config)> {
+) -> anyhow::Result<Started> {
+    let (listener, admin_note) = bind_admin(opts.admin).await?;
+    let admin = listener.local_addr()?;
     let text = render_config(
         opts.listen,
+        admin,
         legacy.addr(),
         modern.addr(),
         opts.access_log.as_deref(),
     );
-    let cfg = ficus_config::parse_str(&text, "ficus-demo.toml (embedded)", Path::new("."))
-        .map_err(|d| {
-            anyhow::anyhow!("the embedded demo config does not validate (a bug in ficus):\n{d}")
-        })?;
-    match Gateway::start(cfg.clone()).await {
-        Ok(gw) => Ok((gw, cfg)),
+    let file = dir.path().join("ficus.toml");
+    std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
+    let cfg = ficus_config::load(&file).map_err(|e| {
+        anyhow::anyhow!("the embedded demo config does not validate (a bug in ficus):\n{e}")
+    })?;
+    let store = ficus_store::Store::open(&cfg.store)
+        .await
+        .with_context(|| format!("cannot open the demo's state store {}", cfg.store))?;
+    let boot = ControlPlane::boot(&file, store)
+        .await
+        .context("cannot start the control plane")?;
+    let gw = match Gateway::start(boot.effective().clone()).await {
+        Ok(gw) => gw,
         Err(GatewayError::Bind { addr, source, .. })
             if source.kind() == std::io::ErrorKind::AddrInUse =>
         {
@@ -207,13 +306,58 @@ async fn start_gateway(
                  `--listen 127.0.0.1:8090`, or `--listen 127.0.0.1:0` for any free port"
             )
         }
-        Err(e) => Err(e).context("cannot start the gateway"),
+        Err(e) => return Err(e).context("cannot start the gateway"),
+    };
+    let control = ControlPlane::new(boot, Arc::new(gw));
+    let (token, source) = ficus_admin::auth::load_token(admin, None, dir.path())?;
+    let token_file = match source {
+        ficus_admin::auth::TokenSource::Generated(p) | ficus_admin::auth::TokenSource::File(p) => {
+            Some(p)
+        }
+        ficus_admin::auth::TokenSource::Env => None,
+    };
+    let (admin_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = ficus_admin::AdminState::new(control.clone(), token.clone());
+    let admin_task = tokio::spawn(ficus_admin::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Started {
+        control,
+        admin,
+        admin_note,
+        token,
+        token_file,
+        admin_stop,
+        admin_task,
+    })
+}
+
+/// The admin listener on `addr`, or on a free port of the same address when that one is
+/// taken (a `ficus run` or another demo may hold 9901), with a note saying so.
+async fn bind_admin(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, Option<String>)> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok((l, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && addr.port() != 0 => {
+            let any = SocketAddr::new(addr.ip(), 0);
+            let l = tokio::net::TcpListener::bind(any)
+                .await
+                .with_context(|| format!("cannot listen on {any} for the admin API"))?;
+            let note = format!(
+                "{addr} is taken (another ficus?), so the admin API and dashboard use {} instead",
+                l.local_addr()?
+            );
+            Ok((l, Some(note)))
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!("cannot listen on {addr} for the admin API and dashboard (--admin)")
+        }),
     }
 }
 
 /// The embedded config with the real addresses filled in.
 fn render_config(
     listen: SocketAddr,
+    admin: SocketAddr,
     legacy: SocketAddr,
     modern: SocketAddr,
     access_log: Option<&Path>,
@@ -231,6 +375,7 @@ fn render_config(
     };
     TEMPLATE
         .replace("{{LISTEN}}", &listen.to_string())
+        .replace("{{ADMIN}}", &admin.to_string())
         .replace("{{LEGACY_URL}}", &format!("http://{legacy}"))
         .replace("{{MODERN_URL}}", &format!("http://{modern}"))
         .replace("{{ACCESS_LOG}}", &access_log)
@@ -312,7 +457,7 @@ pub(crate) fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ficus_config::Stage;
+    use ficus_config::{Config, Stage};
     use ficus_proxy::split::Side;
 
     fn addr(s: &str) -> SocketAddr {
@@ -322,6 +467,7 @@ mod tests {
     fn demo_config(access_log: Option<&Path>) -> Config {
         let text = render_config(
             addr("127.0.0.1:0"),
+            addr("127.0.0.1:9901"),
             addr("127.0.0.1:9001"),
             addr("127.0.0.1:9002"),
             access_log,
@@ -352,6 +498,7 @@ mod tests {
             "everyone should see who answered"
         );
         assert!(!cfg.access_log.enabled);
+        assert_eq!(cfg.admin.bind, addr("127.0.0.1:9901"));
         assert_eq!(
             cfg.upstream("modern").unwrap().url.to_string(),
             "http://127.0.0.1:9002/"

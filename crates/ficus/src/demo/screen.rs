@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use ficus_config::{Config, Stage, StickyKey};
@@ -18,11 +19,25 @@ pub struct Setup<'a> {
     pub gateway: SocketAddr,
     pub legacy: SocketAddr,
     pub modern: SocketAddr,
+    pub admin: Admin<'a>,
     pub rate: u32,
     pub users: u64,
     /// e.g. `for 30s` or `until Ctrl-C (at most 600s)`.
     pub until: String,
     pub report_every: Duration,
+}
+
+/// The admin API and dashboard, for the instructions.
+pub struct Admin<'a> {
+    /// `http://127.0.0.1:9901`.
+    pub url: String,
+    /// Why the admin API is not where it was asked to be.
+    pub note: Option<String>,
+    pub token: &'a str,
+    /// Where the token is (`None` when it came from `FICUS_ADMIN_TOKEN`).
+    pub token_file: Option<&'a Path>,
+    /// How to call ficus in the printed commands.
+    pub program: String,
 }
 
 /// Writes to standard output; `false` once it is closed, which the caller treats as a request
@@ -45,12 +60,20 @@ pub fn intro(s: &Setup<'_>) -> String {
     out.push_str(
         "ficus demo: a gateway migrating a sample legacy service to a sample modern one.\n\n",
     );
-    let _ = writeln!(out, "  gateway  {gw}");
-    let _ = writeln!(out, "  legacy   {lg}   (sample legacy service)");
+    let _ = writeln!(out, "  gateway    {gw}");
+    let _ = writeln!(out, "  legacy     {lg}   (sample legacy service)");
     let _ = writeln!(
         out,
-        "  modern   {md}   (sample modern service, with a fault switch at /_control)\n"
+        "  modern     {md}   (sample modern service, with a fault switch at /_control)"
     );
+    let _ = writeln!(
+        out,
+        "  dashboard  {}/   (the migration map, live charts, rollback; the admin API is under /api/v1)\n",
+        s.admin.url
+    );
+    if let Some(note) = &s.admin.note {
+        let _ = writeln!(out, "  note: {note}\n");
+    }
     out.push_str("Routes, in match order:\n\n");
     for line in crate::run::route_table(s.cfg).lines() {
         let _ = writeln!(out, "  {line}");
@@ -99,6 +122,7 @@ pub fn intro(s: &Setup<'_>) -> String {
             ),
         ],
     );
+    control(&mut out, &s.admin);
     commands(
         &mut out,
         "What a shadow comparison will find: the same item from each side, directly:",
@@ -117,6 +141,51 @@ pub fn intro(s: &Setup<'_>) -> String {
     );
     out.push_str("(fallback = answered by legacy after modern failed; errors = status >= 500 or no answer)\n");
     out
+}
+
+/// How to change routes at runtime: the token, and the CLI over the admin API.
+fn control(out: &mut String, a: &Admin<'_>) {
+    let _ = writeln!(
+        out,
+        "Change routes while it runs, in the dashboard or with the CLI; every change is an\n\
+         event with who and why (the dashboard's Events page, `ficus events`).\n"
+    );
+    let _ = writeln!(
+        out,
+        "  admin token  {}   (paste it into the dashboard's \"Admin token\" button)",
+        a.token
+    );
+    let auth = match a.token_file {
+        Some(f) => {
+            let _ = writeln!(out, "  token file   {}\n", f.display());
+            format!(" --token-file {}", f.display())
+        }
+        None => {
+            let _ = writeln!(out, "  (the token comes from FICUS_ADMIN_TOKEN)\n");
+            String::new()
+        }
+    };
+    let (p, url) = (&a.program, &a.url);
+    // Comment above command: the token file makes these too long to align comments after.
+    out.push_str("From another terminal:\n\n");
+    for (comment, command) in [
+        (
+            "the migration map with live numbers",
+            format!("{p} status --admin {url}"),
+        ),
+        (
+            "half the users on modern",
+            format!("{p} set orders --weight 50 -m \"step up\" --admin {url}{auth}"),
+        ),
+        (
+            "orders back to legacy, for the very next request",
+            format!("{p} rollback orders -m \"modern errors\" --admin {url}{auth}"),
+        ),
+        ("the audit log", format!("{p} events --admin {url}")),
+    ] {
+        let _ = writeln!(out, "  # {comment}\n  {command}");
+    }
+    out.push('\n');
 }
 
 /// A titled block of commands with their comments aligned.

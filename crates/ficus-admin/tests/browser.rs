@@ -1,0 +1,518 @@
+//! The dashboard in a real browser: headless Chromium, driven over the DevTools protocol,
+//! against a real gateway (real upstreams on 127.0.0.1, a SQLite store file, the control
+//! plane, the admin listener) with real traffic. The map lists the routes with live numbers;
+//! a route page draws its charts; a wrong token is refused with the 401 shown and nothing
+//! changed; the right token rolls the route back, in the store, in the gateway's table and
+//! on the page.
+//!
+//! Without Chromium (`/usr/bin/chromium`, or `FICUS_CHROMIUM`), the test prints a note and
+//! passes, unless `FICUS_REQUIRE_SERVICES=1` (as in CI), where it fails.
+
+mod support {
+    pub mod cdp;
+}
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ficus_admin::AdminState;
+use ficus_config::Stage;
+use ficus_control::ControlPlane;
+use ficus_proxy::Gateway;
+use ficus_store::Store;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use support::cdp::{self, Browser};
+
+const TOKEN: &str = "browser-test-token-0123456789";
+/// The width the dashboard is designed for.
+const WIDTH: u32 = 1280;
+
+/// An upstream answering its name, or 500 for paths ending in `/boom` (an error that is
+/// not a fallback status, so it reaches the client and the error charts).
+async fn upstream(name: &'static str) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let mut resp = hyper::Response::new(Full::new(Bytes::from(name)));
+                        if req.uri().path().ends_with("/boom") {
+                            *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        Ok::<_, Infallible>(resp)
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn config(legacy: &str, modern: &str) -> String {
+    format!(
+        r#"[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+stage = "canary"
+weight = 50
+sticky = "header:x-user"
+[[route]]
+name = "users"
+path_prefix = "/users"
+legacy = "legacy"
+modern = "modern"
+stage = "modern"
+[[route]]
+name = "reports"
+path_prefix = "/reports"
+legacy = "legacy"
+[default]
+legacy = "legacy"
+[access_log]
+enabled = false
+"#
+    )
+}
+
+struct Env {
+    admin: String,
+    proxy: String,
+    control: Arc<ControlPlane>,
+    _dir: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let (legacy, modern) = (upstream("legacy").await, upstream("modern").await);
+    let file = dir.path().join("ficus.toml");
+    std::fs::write(&file, config(&legacy, &modern)).unwrap();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("state.db").display()
+    ))
+    .await
+    .unwrap();
+    let boot = ControlPlane::boot(&file, store).await.unwrap();
+    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
+    let proxy = format!("http://{}", gw.local_addrs()[0]);
+    let control = ControlPlane::new(boot, Arc::new(gw));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}", l.local_addr().unwrap());
+    let state = AdminState::new(control.clone(), TOKEN.into());
+    tokio::spawn(ficus_admin::serve(l, state, std::future::pending()));
+    Env {
+        admin,
+        proxy,
+        control,
+        _dir: dir,
+    }
+}
+
+async fn get(url: &str, user: &str) -> (u16, String) {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = hyper::Request::get(url)
+        .header("x-user", user)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = hyper::Request::post(url)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn api(url: &str) -> Value {
+    let (status, body) = get(url, "-").await;
+    assert_eq!(status, 200, "{url}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Traffic over a few seconds, so the per-second series have several points on both sides
+/// (the gateway's ticker closes a slot every second).
+async fn traffic(proxy: &str) {
+    for round in 0..3 {
+        for i in 0..40 {
+            let user = format!("user-{i}");
+            get(&format!("{proxy}/orders/{i}"), &user).await;
+            if i % 10 == 0 {
+                get(&format!("{proxy}/orders/{i}/boom"), &user).await;
+            }
+            if i % 2 == 0 {
+                get(&format!("{proxy}/users/{i}"), &user).await;
+                get(&format!("{proxy}/reports/daily"), &user).await;
+            }
+        }
+        if round < 2 {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+    }
+    // Let the ticker close the last second.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+}
+
+fn route_stage(control: &ControlPlane, name: &str) -> (Stage, f64) {
+    let table = control.gateway().table();
+    let r = table
+        .config
+        .all_routes()
+        .find(|r| r.name == name)
+        .expect("route in the gateway's table");
+    (r.stage, r.weight.percent())
+}
+
+fn screenshot_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ficus-dashboard-{name}.png"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing: install it (apt-get install chromium) or set FICUS_CHROMIUM"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium (apt-get install chromium, or set FICUS_CHROMIUM)");
+        return;
+    };
+    let e = env().await;
+    traffic(&e.proxy).await;
+
+    let browser = Browser::launch(&chromium).await.unwrap();
+    let mut page = match browser.page().await {
+        Ok(p) => p,
+        Err(err) => panic!("{err}\n{}", browser.log()),
+    };
+    page.viewport(WIDTH, 900).await.unwrap();
+
+    // The map: every route in match order, with live numbers.
+    page.navigate(&format!("{}/", e.admin)).await.unwrap();
+    let names = page
+        .wait_for(
+            "the map's rows",
+            "(() => { const r = [...document.querySelectorAll('#map tbody tr[data-route]')].map(t => t.dataset.route); return r.length === 4 && r; })()",
+        )
+        .await;
+    assert_eq!(
+        names,
+        serde_json::json!(["orders", "users", "reports", "default"])
+    );
+    let orders_row = page
+        .eval("document.querySelector('#map tr[data-route=orders]').innerText")
+        .await
+        .unwrap();
+    let orders_row = orders_row.as_str().unwrap();
+    assert!(
+        orders_row.contains("canary") && orders_row.contains("50%"),
+        "{orders_row}"
+    );
+    assert!(orders_row.contains("/orders/*"), "the match: {orders_row}");
+    // Some requests went to each side: the share bar is neither empty nor full.
+    let share: f64 = page
+        .eval("Number(document.querySelector('#map tr[data-route=orders] [role=progressbar]').getAttribute('aria-valuenow'))")
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(
+        share > 0.0 && share < 100.0,
+        "modern share of orders: {share}"
+    );
+    let users_row = page
+        .eval("document.querySelector('#map tr[data-route=users]').innerText")
+        .await
+        .unwrap();
+    assert!(
+        users_row.as_str().unwrap().contains("modern"),
+        "{users_row}"
+    );
+    page.wait_for(
+        "the connection status",
+        "document.querySelector('#conn').classList.contains('conn-ok')",
+    )
+    .await;
+    page.screenshot(WIDTH, &screenshot_path("map"))
+        .await
+        .unwrap();
+
+    // The route page: charts drawn from the per-second series, the boot's config event
+    // marked on the time axis.
+    page.click("#map tr[data-route=orders] .route-name a")
+        .await
+        .unwrap();
+    for (chart, side) in [
+        ("chart-requests", "legacy"),
+        ("chart-requests", "modern"),
+        ("chart-errors", "modern"),
+        ("chart-p99", "legacy"),
+        ("chart-p99", "modern"),
+    ] {
+        let points = page
+            .wait_for(
+                &format!("the {side} line of {chart}"),
+                &format!(
+                    "(() => {{ const p = document.querySelector('#{chart} path.series[data-side={side}]'); return p && Number(p.dataset.points) >= 2 && Number(p.dataset.points); }})()"
+                ),
+            )
+            .await;
+        assert!(points.as_f64().unwrap() >= 2.0, "{chart} {side}: {points}");
+    }
+    let d = page
+        .eval("document.querySelector('#chart-requests path.series[data-side=modern]').getAttribute('d')")
+        .await
+        .unwrap();
+    assert!(
+        d.as_str().unwrap().starts_with('M') && d.as_str().unwrap().contains('L'),
+        "{d}"
+    );
+    page.wait_for(
+        "the config.applied marker",
+        "document.querySelector('#chart-requests .marker-config-applied title')?.textContent.includes('config.applied')",
+    )
+    .await;
+    page.wait_for(
+        "the promote button's next step",
+        "document.querySelector('#promote-route').textContent.includes('canary 100%')",
+    )
+    .await;
+
+    // A wrong token: refused, the 401 shown, nothing changed.
+    page.click("#token-button").await.unwrap();
+    page.fill("#token-input", "not-the-token").await.unwrap();
+    page.click("#token-save").await.unwrap();
+    page.wait_for(
+        "the token button to say set",
+        "document.querySelector('#token-button').textContent.includes(': set')",
+    )
+    .await;
+    page.click("#rollback-route").await.unwrap();
+    page.wait_for(
+        "the confirm dialog",
+        "document.querySelector('#confirm-dialog').open",
+    )
+    .await;
+    let reason = page
+        .eval("document.querySelector('#confirm-message').value")
+        .await
+        .unwrap();
+    assert!(
+        !reason.as_str().unwrap().is_empty(),
+        "a reason is prefilled"
+    );
+    page.fill("#confirm-message", "browser test: wrong token")
+        .await
+        .unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let shown = page
+        .wait_for(
+            "the 401 problem",
+            "(() => { const r = document.querySelector('#result.result-problem'); return r && !r.hidden && r.innerText; })()",
+        )
+        .await;
+    let shown = shown.as_str().unwrap();
+    assert!(
+        shown.contains("401") && shown.contains("wrong or missing admin token"),
+        "{shown}"
+    );
+    assert!(shown.contains("Nothing was changed"), "{shown}");
+    assert!(
+        shown.contains("Authorization: Bearer"),
+        "the fix is shown: {shown}"
+    );
+    assert_eq!(route_stage(&e.control, "orders"), (Stage::Canary, 50.0));
+    page.screenshot(WIDTH, &screenshot_path("refused"))
+        .await
+        .unwrap();
+    let events = api(&format!("{}/api/v1/events?route=orders", e.admin)).await;
+    assert_eq!(
+        events.as_array().unwrap().len(),
+        0,
+        "nothing recorded: {events}"
+    );
+    assert!(page
+        .eval("document.querySelector('.badges .stage').textContent")
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains("canary"));
+    page.wait_for(
+        "the wrong token to be forgotten",
+        "document.querySelector('#token-button').textContent.includes('not set')",
+    )
+    .await;
+
+    // The right token: the route goes to legacy, in the gateway and on the page.
+    page.click("#rollback-route").await.unwrap();
+    page.wait_for("the confirm dialog asking for the token", "document.querySelector('#confirm-dialog').open && !document.querySelector('#confirm-token-row').hidden").await;
+    page.fill("#confirm-message", "browser test: errors on modern")
+        .await
+        .unwrap();
+    page.fill("#confirm-token", TOKEN).await.unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let shown = page
+        .wait_for(
+            "the recorded rollback event",
+            "(() => { const r = document.querySelector('#result.result-ok'); return r && !r.hidden && r.innerText; })()",
+        )
+        .await;
+    let shown = shown.as_str().unwrap();
+    assert!(
+        shown.contains("route.rollback") && shown.contains("browser test: errors on modern"),
+        "{shown}"
+    );
+    assert!(shown.contains("by api:dashboard"), "the actor: {shown}");
+    assert_eq!(route_stage(&e.control, "orders"), (Stage::Legacy, 0.0));
+    let routes = api(&format!("{}/api/v1/routes", e.admin)).await;
+    assert_eq!(routes["routes"][0]["stage"], "legacy");
+    assert_eq!(routes["routes"][0]["overridden"], true);
+    for i in 0..10 {
+        let (_, who) = get(&format!("{}/orders/{i}", e.proxy), &format!("user-{i}")).await;
+        assert_eq!(who, "legacy", "user-{i} after the rollback");
+    }
+    page.wait_for(
+        "the legacy stage on the page",
+        "document.querySelector('.badges .stage-legacy')",
+    )
+    .await;
+    page.wait_for(
+        "the override tag",
+        "document.querySelector('.badges .override')?.textContent.includes('file: canary 50%')",
+    )
+    .await;
+    page.wait_for(
+        "the event in the route's events",
+        "document.querySelector('#route-events tr[data-kind=\"route.rollback\"]')?.innerText.includes('browser test: errors on modern')",
+    )
+    .await;
+    page.wait_for(
+        "the rollback marker on the charts",
+        "document.querySelector('#chart-requests .marker-route-rollback')",
+    )
+    .await;
+    page.wait_for(
+        "the rollback button disabled",
+        "document.querySelector('#rollback-route').disabled",
+    )
+    .await;
+    page.screenshot(WIDTH, &screenshot_path("route"))
+        .await
+        .unwrap();
+
+    // Promote: from legacy, the first canary step; the token is remembered for the tab.
+    page.wait_for(
+        "the promote button's first step",
+        "document.querySelector('#promote-route').textContent.includes('canary 1%')",
+    )
+    .await;
+    page.click("#promote-route").await.unwrap();
+    page.wait_for(
+        "the confirm dialog without a token field",
+        "document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-token-row').hidden",
+    )
+    .await;
+    page.click("#confirm-ok").await.unwrap();
+    page.wait_for(
+        "the recorded route.set event",
+        "document.querySelector('#result.result-ok')?.innerText.includes('route.set')",
+    )
+    .await;
+    assert_eq!(route_stage(&e.control, "orders"), (Stage::Canary, 1.0));
+    page.wait_for(
+        "canary 1% on the page and in the set form",
+        "document.querySelector('.badges .stage-canary') && document.querySelector('.badges .weight')?.textContent === '1%' && document.querySelector('#set-weight').value === '1'",
+    )
+    .await;
+
+    // The events timeline and the config versions.
+    page.click("nav a[data-nav=events]").await.unwrap();
+    page.wait_for(
+        "the events timeline",
+        "document.querySelector('#events tr[data-kind=\"route.rollback\"]') && document.querySelector('#events tr[data-kind=\"config.applied\"]')",
+    )
+    .await;
+    // Back on the map, the row follows.
+    page.click("nav a[data-nav=map]").await.unwrap();
+    page.wait_for(
+        "orders on canary 1% in the map, overridden",
+        "document.querySelector('#map tr[data-route=orders]')?.dataset.stage === 'canary' && document.querySelector('#map tr[data-route=orders]').innerText.includes('override')",
+    )
+    .await;
+
+    // A new config version (through the API): the versions page shows its diff, colored.
+    let cfg = api(&format!("{}/api/v1/config", e.admin)).await;
+    let text = cfg["text"]
+        .as_str()
+        .unwrap()
+        .replace("weight = 50", "weight = 25");
+    let (status, v) = post(
+        &format!("{}/api/v1/config/apply", e.admin),
+        serde_json::json!({"text": text, "message": "browser test: a smaller canary"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    page.click("nav a[data-nav=versions]").await.unwrap();
+    page.wait_for(
+        "version 2 and its diff",
+        "document.querySelector('#versions a[aria-current]')?.textContent.includes('v2') && document.querySelector('#version-diff .changes')?.textContent.includes('weight') && document.querySelector('#version-diff pre.diff .del')?.textContent.includes('weight = 50') && document.querySelector('#version-diff pre.diff .add')?.textContent.includes('weight = 25')",
+    )
+    .await;
+    page.screenshot(WIDTH, &screenshot_path("versions"))
+        .await
+        .unwrap();
+
+    // The refused rollback is the one failed load the browser should have logged.
+    let problems: Vec<&String> = page
+        .problems
+        .iter()
+        .filter(|p| !(p.contains("status of 401") && p.contains("/rollback")))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "the page logged problems: {problems:#?}"
+    );
+    eprintln!(
+        "screenshots: {}, {}, {}, {}",
+        screenshot_path("map").display(),
+        screenshot_path("refused").display(),
+        screenshot_path("route").display(),
+        screenshot_path("versions").display()
+    );
+    drop(page);
+    drop(browser);
+}
