@@ -1,10 +1,391 @@
-//! `ficus verify` (being written).
+//! `ficus verify`: the command line over `ficus-verify`: flags to a job, a progress bar on
+//! stderr, the report as text or JSON on stdout, repair SQL, and exit codes 0 (equal),
+//! 1 (different), 2 (error).
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ficus_verify::{
+    defaults, DiffKind, Difference, Endpoint, Job, Limits, Phase, Progress, Report,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    ficus_config::units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((a, b)) if !a.trim().is_empty() && !b.trim().is_empty() => {
+            Ok((a.trim().to_string(), b.trim().to_string()))
+        }
+        _ => Err(format!("expected SOURCE=TARGET, got `{s}`")),
+    }
+}
+
+fn parse_tolerance(s: &str) -> Result<(String, f64), String> {
+    let (col, tol) = parse_pair(s)
+        .map_err(|_| format!("expected COLUMN=TOLERANCE (e.g. price=0.001), got `{s}`"))?;
+    let tol: f64 = tol
+        .parse()
+        .map_err(|_| format!("`{tol}` is not a number (e.g. {col}=0.001)"))?;
+    Ok((col, tol))
+}
+
+/// The `verify` subcommand's flags, boxed: they are many, and the `Command` enum keeps
+/// every variant small.
+#[derive(clap::Args, Debug, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    options: Box<VerifyOptions>,
+}
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct VerifyArgs {}
+#[command(
+    after_help = "Exit codes: 0 equal (or every difference resolved on --recheck), 1 different, 2 error.\n\
+See docs/verify.md for the algorithm, normalization rules and limits."
+)]
+struct VerifyOptions {
+    /// Source (legacy) database: postgres://, mysql://, mariadb:// or sqlite://PATH.
+    #[arg(long, value_name = "URL")]
+    source: String,
+    /// Source table (`table` or `schema.table`).
+    #[arg(long, value_name = "TABLE")]
+    source_table: String,
+    /// Target (new service) database URL.
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// Target table; defaults to the source table's name.
+    #[arg(long, value_name = "TABLE")]
+    target_table: Option<String>,
+    /// Key columns (source names), comma-separated: unique and NOT NULL on both sides.
+    #[arg(long, value_name = "COLS", value_delimiter = ',', required = true)]
+    key: Vec<String>,
+    /// Columns to compare besides the key (source names); default: all in both tables.
+    #[arg(long, value_name = "COLS", value_delimiter = ',')]
+    columns: Vec<String>,
+    /// Columns to leave out of the default set.
+    #[arg(long, value_name = "COLS", value_delimiter = ',')]
+    exclude: Vec<String>,
+    /// A renamed column, SOURCE=TARGET (repeatable).
+    #[arg(long = "map", value_name = "OLD=NEW", value_parser = parse_pair)]
+    map: Vec<(String, String)>,
+    /// SQL condition applied on both sides (e.g. "created_at < '2024-06-01'").
+    #[arg(long = "where", value_name = "SQL")]
+    where_clause: Option<String>,
+    /// SQL condition for the target instead of --where (its column names may differ).
+    #[arg(long, value_name = "SQL")]
+    target_where: Option<String>,
+    /// Absolute tolerance for a numeric column, COLUMN=TOLERANCE (repeatable).
+    #[arg(long, value_name = "COL=TOL", value_parser = parse_tolerance)]
+    tolerance: Vec<(String, f64)>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Differences listed with their values (counts are always complete).
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_DIFFS)]
+    max_diffs: usize,
+    /// Connections (and concurrent statements) per database.
+    #[arg(long, value_name = "N", default_value_t = defaults::MAX_CONNECTIONS)]
+    max_connections: u32,
+    /// Source rows per top-level segment.
+    #[arg(long, value_name = "N", default_value_t = defaults::SEGMENT_ROWS)]
+    segment_rows: u64,
+    /// Parts a differing segment is cut into.
+    #[arg(long, value_name = "N", default_value_t = defaults::BISECTION_FACTOR)]
+    bisection_factor: u32,
+    /// Differing segments with at most this many rows per side are diffed row by row.
+    #[arg(long, value_name = "N", default_value_t = defaults::DOWNLOAD_ROWS)]
+    download_rows: u64,
+    /// Per-statement timeout (server side and client side).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    statement_timeout: Duration,
+    /// Connection timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    connect_timeout: Duration,
+    /// Pause after each source statement, to bound the load on the source.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pace: Option<Duration>,
+    /// Look the differences up again after DURATION: resolved ones are lag, the rest divergence.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    recheck: Option<Duration>,
+    /// Write SQL that would fix the target to FILE (`-` or no value: stdout). Never run.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    repair_sql: Option<String>,
+    /// No progress bar on stderr.
+    #[arg(long)]
+    no_progress: bool,
+}
 
-pub fn main(_args: VerifyArgs) -> ExitCode {
-    eprintln!("ficus verify: not built yet");
+impl VerifyOptions {
+    fn job(&self) -> Job {
+        let mut job = Job::new(
+            Endpoint {
+                url: self.source.clone(),
+                table: self.source_table.clone(),
+                where_clause: self.where_clause.clone(),
+            },
+            Endpoint {
+                url: self.target.clone(),
+                table: self
+                    .target_table
+                    .clone()
+                    .unwrap_or_else(|| self.source_table.clone()),
+                where_clause: self
+                    .target_where
+                    .clone()
+                    .or_else(|| self.where_clause.clone()),
+            },
+            self.key.clone(),
+        );
+        job.columns = self.columns.clone();
+        job.exclude = self.exclude.clone();
+        job.map = self.map.clone();
+        job.tolerance = self.tolerance.clone();
+        job.recheck = self.recheck;
+        job.limits = Limits {
+            segment_rows: self.segment_rows,
+            bisection_factor: self.bisection_factor,
+            download_rows: self.download_rows,
+            max_connections: self.max_connections,
+            statement_timeout: self.statement_timeout,
+            connect_timeout: self.connect_timeout,
+            max_diffs: self.max_diffs,
+            pace: self.pace.unwrap_or(defaults::PACE),
+            lookup_batch: defaults::LOOKUP_BATCH,
+        };
+        job
+    }
+}
+
+/// The progress bar: rows verified of rows expected, rows/s and ETA, on stderr (hidden when
+/// stderr is not a terminal).
+fn progress_bar(hidden: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(
+        None,
+        if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} rows  ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+fn on_progress(pb: &ProgressBar, p: &Progress, started: Instant) {
+    if let Some(total) = p.rows_total {
+        pb.set_length(total);
+    }
+    pb.set_position(p.rows_done);
+    let phase = match p.phase {
+        Phase::Connecting => "connecting",
+        Phase::Planning => "reading the schemas",
+        Phase::Scanning => "scanning",
+        Phase::Confirming => "confirming",
+        Phase::Rechecking => "re-checking",
+        Phase::Done => "done",
+    };
+    let rate = p.rows_done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+    pb.set_message(format!(
+        "{phase}, {} diffs, {rate:.0} rows/s",
+        p.differences
+    ));
+}
+
+fn show(v: &Option<String>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(s) => format!("'{}'", s.replace('\'', "''")),
+    }
+}
+
+fn key_text(report: &Report, d: &Difference) -> String {
+    report
+        .key
+        .iter()
+        .map(|k| format!("{k}={}", d.key.get(k).map(String::as_str).unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The report for people.
+fn print_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    let s = &r.summary;
+    writeln!(
+        out,
+        "source: {} {} ({} rows, {})",
+        r.source.engine.name(),
+        r.source.table,
+        r.source.rows,
+        r.source.server
+    )?;
+    writeln!(
+        out,
+        "target: {} {} ({} rows, {})",
+        r.target.engine.name(),
+        r.target.table,
+        r.target.rows,
+        r.target.server
+    )?;
+    writeln!(
+        out,
+        "compared {} columns by key ({}) in {} segments ({} differed), hash {}: {:.1} s, {:.0} rows/s",
+        r.columns.len(),
+        r.key.join(", "),
+        s.segments,
+        s.segments_differing,
+        match r.row_hash {
+            ficus_verify::RowHash::Md5 => "md5",
+            ficus_verify::RowHash::PgHashExtended => "hashtextextended",
+        },
+        s.elapsed_ms as f64 / 1000.0,
+        s.rows_per_second
+    )?;
+    for note in &r.skipped_columns {
+        writeln!(out, "note: {note}")?;
+    }
+    if !r.differences.is_empty() {
+        writeln!(out)?;
+    }
+    for d in &r.differences {
+        let status = match d.status {
+            Some(ficus_verify::RecheckStatus::Persisted) => " [persisted]",
+            Some(ficus_verify::RecheckStatus::Resolved) => " [resolved]",
+            None => "",
+        };
+        match d.kind {
+            DiffKind::Missing => writeln!(out, "missing in target: {}{status}", key_text(r, d))?,
+            DiffKind::Extra => writeln!(out, "extra in target:   {}{status}", key_text(r, d))?,
+            DiffKind::Changed => {
+                writeln!(out, "changed:           {}{status}", key_text(r, d))?;
+                for c in &d.changes {
+                    let name = if c.column == c.target_column {
+                        c.column.clone()
+                    } else {
+                        format!("{} -> {}", c.column, c.target_column)
+                    };
+                    writeln!(
+                        out,
+                        "    {name}: source {} | target {}",
+                        show(&c.source),
+                        show(&c.target)
+                    )?;
+                }
+            }
+        }
+    }
+    if s.truncated {
+        writeln!(
+            out,
+            "... {} more not listed (raise --max-diffs)",
+            s.differences() - r.differences.len() as u64
+        )?;
+    }
+    if let Some(rc) = &r.recheck {
+        writeln!(
+            out,
+            "\nre-checked {} after {} ms: {} persisted (divergence), {} resolved (lag){}",
+            rc.rechecked,
+            rc.delay_ms,
+            rc.persisted,
+            rc.resolved,
+            if rc.unchecked > 0 {
+                format!(", {} not re-checked", rc.unchecked)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "\n{}: {} missing, {} extra, {} changed",
+        match r.outcome {
+            ficus_verify::Outcome::Equal => "EQUAL",
+            ficus_verify::Outcome::Different => "DIFFERENT",
+            ficus_verify::Outcome::Lagging => "LAGGING (all differences resolved)",
+        },
+        s.missing,
+        s.extra,
+        s.changed
+    )
+}
+
+fn fail(json: bool, message: &str) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "error": message, "exit_code": 2 })
+        );
+    }
+    eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+pub fn main(args: VerifyArgs) -> ExitCode {
+    let args = *args.options;
+    let job = args.job();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(args.json, &format!("cannot start the runtime: {e}")),
+    };
+    let pb = progress_bar(args.no_progress);
+    let bar = pb.clone();
+    let started = Instant::now();
+    let result = runtime.block_on(ficus_verify::verify(&job, move |p| {
+        on_progress(&bar, &p, started)
+    }));
+    pb.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(args.json, &e.to_string()),
+    };
+
+    let repair = args
+        .repair_sql
+        .as_ref()
+        .map(|_| ficus_verify::repair_sql(&report));
+    let mut stdout = std::io::stdout().lock();
+    let printed = if args.json {
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some("-"), Some(sql), Some(obj)) =
+            (args.repair_sql.as_deref(), &repair, value.as_object_mut())
+        {
+            obj.insert("repair_sql".into(), sql.clone().into());
+        }
+        serde_json::to_writer_pretty(&mut stdout, &value)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout))
+    } else {
+        print_text(&mut stdout, &report).and_then(|_| match (args.repair_sql.as_deref(), &repair) {
+            (Some("-"), Some(sql)) => write!(stdout, "\n{sql}"),
+            _ => Ok(()),
+        })
+    };
+    if let Err(e) = printed {
+        return fail(false, &format!("cannot write the report: {e}"));
+    }
+    if let (Some(path), Some(sql)) = (args.repair_sql.as_deref(), &repair) {
+        if path != "-" {
+            if let Err(e) = std::fs::write(path, sql) {
+                return fail(
+                    args.json,
+                    &format!("cannot write the repair SQL to {path}: {e}"),
+                );
+            }
+            eprintln!("repair SQL written to {path} (review it; ficus does not run it)");
+        }
+    }
+    ExitCode::from(report.exit_code())
 }

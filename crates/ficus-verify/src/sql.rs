@@ -1,0 +1,895 @@
+//! The statements verify runs, per engine: canonical column expressions, the in-database
+//! row encoding and order-independent checksum, key-range predicates, nibbling, splitting
+//! and lookups. Everything here is a pure function of the plan, tested without a database.
+use crate::canon::Purpose;
+use crate::db::{Engine, Param, ServerInfo};
+use crate::error::Side;
+use crate::plan::{ColumnPlan, Kind, Plan};
+use crate::schema::{Column, Family, UuidRepr};
+
+/// The per-row hash summed into a segment checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowHash {
+    /// md5 of the encoding, both 64-bit halves summed: identical in every engine (and in
+    /// Rust for SQLite), so it works across engines.
+    Md5,
+    /// PostgreSQL's `hashtextextended` with seeds 0 and 1 (2 x 64 bits): about eight times
+    /// cheaper than md5 plus hex decoding, usable when both sides are PostgreSQL.
+    PgHashExtended,
+}
+
+/// A key value in canonical text form, one entry per key column.
+pub type KeyVal = Vec<String>;
+
+/// A half-open key range `[lo, hi)`; a missing bound is unbounded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Range {
+    pub lo: Option<KeyVal>,
+    pub hi: Option<KeyVal>,
+}
+
+/// A statement and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+/// How a canonical key value is bound back into a comparison with the native column.
+#[derive(Debug, Clone, PartialEq)]
+enum KeyBind {
+    /// PostgreSQL: cast the text parameter to the column's base type.
+    PgCast(String),
+    /// PostgreSQL bytea holding a UUID.
+    PgUuidBytes,
+    /// MySQL: `CAST(? AS type)`.
+    MyCast(&'static str),
+    /// MySQL `BINARY(16)` holding a UUID.
+    MyUuidBinary,
+    /// Compared as bound.
+    Plain,
+    /// SQLite integer key: bound as an integer so that SQLite compares numbers.
+    SqliteInt,
+}
+
+/// All statements for one side of one plan.
+#[derive(Debug, Clone)]
+pub struct SideSql {
+    pub engine: Engine,
+    table: String,
+    filter: Option<String>,
+    key_idents: Vec<String>,
+    /// What keys are ordered and compared by in ranges: the column, or a binary-collated
+    /// expression where the column's own order is not the byte order of its canonical text.
+    key_sort: Vec<String>,
+    key_binds: Vec<KeyBind>,
+    key_values: Vec<String>,
+    hash_list: Vec<String>,
+    value_list: Vec<String>,
+    row_hash: RowHash,
+    info: ServerInfo,
+    encoding: String,
+    /// MySQL target only: materialize a segment's per-row hashes (a derived table with
+    /// LIMIT) so that the row encoding and md5 are computed once, not once per half. Never
+    /// on the source, which gets no temporary table of any kind.
+    materialize: bool,
+}
+
+/// Quotes an identifier for `engine`.
+pub fn quote_ident(engine: Engine, name: &str) -> String {
+    match engine {
+        Engine::MySql => format!("`{}`", name.replace('`', "``")),
+        _ => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
+}
+
+/// Quotes `schema.table` (or `table`).
+pub fn quote_table(engine: Engine, table: &str) -> String {
+    table
+        .splitn(2, '.')
+        .map(|p| quote_ident(engine, p))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+struct Builder {
+    engine: Engine,
+    params: Vec<Param>,
+}
+
+impl Builder {
+    fn ph(&mut self, p: Param) -> String {
+        self.params.push(p);
+        match self.engine {
+            Engine::Postgres => format!("${}", self.params.len()),
+            _ => "?".to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Cmp {
+    Ge,
+    Lt,
+}
+
+impl SideSql {
+    pub fn new(
+        side: Side,
+        engine: Engine,
+        info: &ServerInfo,
+        table: &str,
+        filter: Option<&str>,
+        plan: &Plan,
+        row_hash: RowHash,
+    ) -> SideSql {
+        let ident = |c: &ColumnPlan| quote_ident(engine, &c.column(side).name);
+        let mut s = SideSql {
+            engine,
+            table: quote_table(engine, table),
+            filter: filter.map(|f| format!("({f})")),
+            key_idents: plan.key.iter().map(ident).collect(),
+            key_sort: Vec::new(),
+            key_binds: plan
+                .key
+                .iter()
+                .map(|c| key_bind(engine, c.column(side), c.kind))
+                .collect(),
+            key_values: Vec::new(),
+            hash_list: Vec::new(),
+            value_list: Vec::new(),
+            row_hash,
+            info: info.clone(),
+            encoding: String::new(),
+            materialize: engine == Engine::MySql && side == Side::Target,
+        };
+        for c in plan.all() {
+            let id = ident(c);
+            let (h, v) = match engine {
+                // SQLite rows are read raw and normalized in Rust.
+                Engine::Sqlite => (id.clone(), id.clone()),
+                _ => (
+                    canon(engine, info, c.column(side), c, Purpose::Hash, &id),
+                    canon(engine, info, c.column(side), c, Purpose::Value, &id),
+                ),
+            };
+            s.hash_list.push(h);
+            s.value_list.push(v);
+        }
+        s.key_values = s.value_list[..plan.key.len()].to_vec();
+        for (i, c) in plan.key.iter().enumerate() {
+            let col = c.column(side);
+            let forced = matches!(c.kind, Kind::Text | Kind::Uuid) && !col.bytewise;
+            s.key_sort.push(if forced {
+                s.key_binds[i] = KeyBind::Plain;
+                binary_order(engine, info, &s.key_values[i])
+            } else {
+                s.key_idents[i].clone()
+            });
+        }
+        s.encoding = encoding(engine, plan, &s.hash_list);
+        s
+    }
+
+    fn builder(&self) -> Builder {
+        Builder {
+            engine: self.engine,
+            params: Vec::new(),
+        }
+    }
+
+    fn bind(&self, b: &mut Builder, i: usize, v: &str) -> String {
+        match &self.key_binds[i] {
+            KeyBind::PgCast(t) => format!("CAST({} AS {t})", b.ph(Param::Text(v.into()))),
+            KeyBind::PgUuidBytes => format!(
+                "decode(replace({}, '-', ''), 'hex')",
+                b.ph(Param::Text(v.into()))
+            ),
+            KeyBind::MyCast(t) => format!("CAST({} AS {t})", b.ph(Param::Text(v.into()))),
+            KeyBind::MyUuidBinary => {
+                format!("UNHEX(REPLACE({}, '-', ''))", b.ph(Param::Text(v.into())))
+            }
+            KeyBind::Plain => b.ph(Param::Text(v.into())),
+            KeyBind::SqliteInt => match v.parse::<i64>() {
+                Ok(i) => b.ph(Param::Int(i)),
+                Err(_) => b.ph(Param::Text(v.into())),
+            },
+        }
+    }
+
+    /// `key >= v` or `key < v` in key order (lexicographic for compound keys).
+    fn key_cmp(&self, b: &mut Builder, cmp: Cmp, v: &[String]) -> String {
+        let op = match cmp {
+            Cmp::Ge => ">=",
+            Cmp::Lt => "<",
+        };
+        if self.key_idents.len() == 1 {
+            let e = self.bind(b, 0, &v[0]);
+            return format!("{} {op} {e}", self.key_sort[0]);
+        }
+        if self.engine != Engine::MySql {
+            // Row-value comparison: PostgreSQL and SQLite use the index for it.
+            let vals: Vec<String> = (0..v.len()).map(|i| self.bind(b, i, &v[i])).collect();
+            return format!("({}) {op} ({})", self.key_sort.join(", "), vals.join(", "));
+        }
+        // MySQL's range optimizer does not use indexes for row constructors; spell the
+        // lexicographic comparison out.
+        self.lexicographic(b, 0, cmp, v)
+    }
+
+    /// `(k_i strict v_i OR (k_i = v_i AND <rest>))`, binding parameters in text order
+    /// (positional `?` placeholders).
+    fn lexicographic(&self, b: &mut Builder, i: usize, cmp: Cmp, v: &[String]) -> String {
+        let (op, strict) = match cmp {
+            Cmp::Ge => (">=", ">"),
+            Cmp::Lt => ("<", "<"),
+        };
+        let k = &self.key_sort[i];
+        if i + 1 == self.key_sort.len() {
+            let e = self.bind(b, i, &v[i]);
+            return format!("{k} {op} {e}");
+        }
+        let e1 = self.bind(b, i, &v[i]);
+        let e2 = self.bind(b, i, &v[i]);
+        let rest = self.lexicographic(b, i + 1, cmp, v);
+        format!("({k} {strict} {e1} OR ({k} = {e2} AND {rest}))")
+    }
+
+    fn range_where(&self, b: &mut Builder, range: &Range) -> String {
+        let mut parts = Vec::new();
+        if let Some(lo) = &range.lo {
+            parts.push(self.key_cmp(b, Cmp::Ge, lo));
+        }
+        if let Some(hi) = &range.hi {
+            parts.push(self.key_cmp(b, Cmp::Lt, hi));
+        }
+        if let Some(f) = &self.filter {
+            parts.push(f.clone());
+        }
+        if parts.is_empty() {
+            "1 = 1".into()
+        } else {
+            parts.join(" AND ")
+        }
+    }
+
+    fn order_by(&self) -> String {
+        self.key_sort.join(", ")
+    }
+
+    /// The checksum of a range: `count, sum1, sum2` as text. None for SQLite, whose rows
+    /// are hashed in Rust (`rows` with `Purpose::Hash`).
+    pub fn checksum(&self, range: &Range) -> Option<Stmt> {
+        let mut b = self.builder();
+        let w = self.range_where(&mut b, range);
+        let (t, enc) = (&self.table, &self.encoding);
+        let sql = match (self.engine, self.row_hash) {
+            (Engine::Sqlite, _) => return None,
+            (Engine::Postgres, RowHash::PgHashExtended) => format!(
+                "SELECT count(*)::text, coalesce(sum(hashtextextended(r, 0)), 0)::text, \
+                 coalesce(sum(hashtextextended(r, 1)), 0)::text \
+                 FROM (SELECT {enc} AS r FROM {t} WHERE {w} OFFSET 0) s"
+            ),
+            (Engine::Postgres, RowHash::Md5) => {
+                let input = if self.info.utf8 {
+                    enc.clone()
+                } else {
+                    format!("convert_to({enc}, 'UTF8')")
+                };
+                // OFFSET 0 keeps the subquery from being flattened, which would compute md5
+                // once per half.
+                format!(
+                    "SELECT count(*)::text, \
+                     coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)::text, \
+                     coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)::text \
+                     FROM (SELECT md5({input}) AS h FROM {t} WHERE {w} OFFSET 0) s"
+                )
+            }
+            (Engine::MySql, _) => {
+                // Without LIMIT, MySQL merges the derived table and evaluates MD5 (and the
+                // whole encoding) once per half.
+                let limit = if self.materialize {
+                    " LIMIT 18446744073709551615"
+                } else {
+                    ""
+                };
+                format!(
+                    "SELECT CAST(COUNT(*) AS CHAR), \
+                     CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR), \
+                     CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR) \
+                     FROM (SELECT MD5({enc}) AS h FROM {t} WHERE {w}{limit}) s"
+                )
+            }
+        };
+        Some(Stmt {
+            sql,
+            params: b.params,
+        })
+    }
+
+    /// The rows of a range: key columns then compared columns, canonical for `purpose`
+    /// (raw for SQLite).
+    pub fn rows(&self, range: &Range, purpose: Purpose) -> Stmt {
+        let mut b = self.builder();
+        let w = self.range_where(&mut b, range);
+        let list = match purpose {
+            Purpose::Hash => &self.hash_list,
+            Purpose::Value => &self.value_list,
+        };
+        Stmt {
+            sql: format!("SELECT {} FROM {} WHERE {w}", list.join(", "), self.table),
+            params: b.params,
+        }
+    }
+
+    /// The key `offset` rows past `lo` in key order: the end of a segment of `offset` rows.
+    pub fn nibble(&self, lo: Option<&KeyVal>, offset: u64) -> Stmt {
+        let mut b = self.builder();
+        let range = Range {
+            lo: lo.cloned(),
+            hi: None,
+        };
+        let w = self.range_where(&mut b, &range);
+        // Aliased: an output column named like the key would make ORDER BY sort by the
+        // canonical text instead of the column.
+        let list: Vec<String> = self
+            .key_values
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{e} AS ficus_k{i}"))
+            .collect();
+        Stmt {
+            sql: format!(
+                "SELECT {} FROM {} WHERE {w} ORDER BY {} LIMIT 1 OFFSET {offset}",
+                list.join(", "),
+                self.table,
+                self.order_by()
+            ),
+            params: b.params,
+        }
+    }
+
+    /// Keys that cut a range into parts of `every` rows (in one statement, server side).
+    pub fn split(&self, range: &Range, every: u64) -> Stmt {
+        let mut b = self.builder();
+        let w = self.range_where(&mut b, range);
+        let modulo = match self.engine {
+            Engine::MySql => format!("MOD(ficus_rn - 1, {every}) = 0"),
+            _ => format!("(ficus_rn - 1) % {every} = 0"),
+        };
+        Stmt {
+            sql: format!(
+                "SELECT {} FROM (SELECT {}, ROW_NUMBER() OVER (ORDER BY {}) AS ficus_rn FROM {} WHERE {w}) s \
+                 WHERE ficus_rn > 1 AND {modulo} ORDER BY ficus_rn",
+                self.key_values.join(", "),
+                self.key_idents.join(", "),
+                self.order_by(),
+                self.table
+            ),
+            params: b.params,
+        }
+    }
+
+    /// The rows with the given keys (value form, raw for SQLite).
+    pub fn lookup(&self, keys: &[KeyVal]) -> Stmt {
+        let mut b = self.builder();
+        let cond = if self.key_idents.len() == 1 {
+            let list: Vec<String> = keys.iter().map(|k| self.bind(&mut b, 0, &k[0])).collect();
+            format!("{} IN ({})", self.key_idents[0], list.join(", "))
+        } else {
+            let ors: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    let ands: Vec<String> = (0..k.len())
+                        .map(|i| {
+                            format!("{} = {}", self.key_idents[i], self.bind(&mut b, i, &k[i]))
+                        })
+                        .collect();
+                    format!("({})", ands.join(" AND "))
+                })
+                .collect();
+            format!("({})", ors.join(" OR "))
+        };
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| format!("{f} AND "))
+            .unwrap_or_default();
+        Stmt {
+            sql: format!(
+                "SELECT {} FROM {} WHERE {filter}{cond}",
+                self.value_list.join(", "),
+                self.table
+            ),
+            params: b.params,
+        }
+    }
+}
+
+/// A canonical text expression sorted by bytes (code points).
+fn binary_order(engine: Engine, info: &ServerInfo, canonical: &str) -> String {
+    match engine {
+        Engine::Postgres => format!("({canonical}) COLLATE \"C\""),
+        // NO PAD binary collations: PAD SPACE ones would sort 'a' and 'a ' as equal.
+        Engine::MySql if info.mariadb => format!("({canonical}) COLLATE utf8mb4_nopad_bin"),
+        Engine::MySql if !info.version.starts_with('5') => {
+            format!("({canonical}) COLLATE utf8mb4_0900_bin")
+        }
+        Engine::MySql => format!("({canonical}) COLLATE utf8mb4_bin"),
+        Engine::Sqlite => format!("({canonical}) COLLATE BINARY"),
+    }
+}
+
+fn key_bind(engine: Engine, col: &Column, kind: Kind) -> KeyBind {
+    match engine {
+        Engine::Postgres => match (&col.family, kind) {
+            (Family::Bytes | Family::Uuid(UuidRepr::Binary), Kind::Uuid) => KeyBind::PgUuidBytes,
+            _ if col.base.is_empty() => KeyBind::Plain,
+            _ => KeyBind::PgCast(col.base.clone()),
+        },
+        Engine::MySql => match (&col.family, kind) {
+            (Family::Integer { unsigned: true }, _) => KeyBind::MyCast("UNSIGNED"),
+            (Family::Integer { unsigned: false }, _) => KeyBind::MyCast("SIGNED"),
+            (Family::Date, _) => KeyBind::MyCast("DATE"),
+            (Family::Bytes | Family::Uuid(UuidRepr::Binary), Kind::Uuid) => KeyBind::MyUuidBinary,
+            _ => KeyBind::Plain,
+        },
+        Engine::Sqlite => match kind {
+            Kind::Integer => KeyBind::SqliteInt,
+            _ => KeyBind::Plain,
+        },
+    }
+}
+
+/// The row encoding expression: each field `text,` or `len:text`, NULL as `N,`
+/// (mirrors `canon::encode_field`).
+fn encoding(engine: Engine, plan: &Plan, hash_list: &[String]) -> String {
+    let fields: Vec<String> = plan
+        .all()
+        .zip(hash_list)
+        .map(|(c, t)| match (engine, c.kind.restricted_alphabet()) {
+            (Engine::Postgres, true) => format!("coalesce({t} || ',', 'N,')"),
+            (Engine::Postgres, false) => format!("coalesce(octet_length({t}) || ':' || {t}, 'N,')"),
+            (_, true) => format!("COALESCE(CONCAT({t}, ','), 'N,')"),
+            (_, false) => format!("COALESCE(CONCAT(LENGTH({t}), ':', {t}), 'N,')"),
+        })
+        .collect();
+    match engine {
+        Engine::Postgres => format!("({})", fields.join(" || ")),
+        _ => format!("CONCAT({})", fields.join(", ")),
+    }
+}
+
+/// A double literal that parses to exactly the tolerance Rust holds.
+fn float_literal(x: f64) -> String {
+    format!("{x:e}")
+}
+
+/// `v - ((v % g) + g) % g` with `v = u + g/2`: rounds integer microseconds half up to
+/// multiples of `g`, for negative values too (SQL's `%` keeps the dividend's sign).
+fn round_micros_sql(engine: Engine, u: &str, side_precision: u32, precision: u32) -> String {
+    if side_precision <= precision || precision >= 6 {
+        return u.to_string();
+    }
+    let g = 10i64.pow(6 - precision);
+    let v = format!("({u} + {})", g / 2);
+    match engine {
+        Engine::MySql => format!("({v} - MOD(MOD({v}, {g}) + {g}, {g}))"),
+        _ => format!("({v} - ((({v}) % {g}) + {g}) % {g})"),
+    }
+}
+
+/// The canonical text of column `col` under `plan`, as a SQL expression on `id`
+/// (PostgreSQL and MySQL; `canon::sqlite_canon` is the SQLite counterpart).
+pub fn canon(
+    engine: Engine,
+    info: &ServerInfo,
+    col: &Column,
+    plan: &ColumnPlan,
+    purpose: Purpose,
+    id: &str,
+) -> String {
+    match engine {
+        Engine::Postgres => canon_pg(info, col, plan, purpose, id),
+        _ => canon_mysql(col, plan, purpose, id),
+    }
+}
+
+fn pg_trim(info: &ServerInfo, x: &str) -> String {
+    if info.pg_version_num >= 130_000 {
+        format!("trim_scale({x})::text")
+    } else {
+        format!("(CASE WHEN strpos(({x})::text, '.') > 0 THEN rtrim(rtrim(({x})::text, '0'), '.') ELSE ({x})::text END)")
+    }
+}
+
+/// The PostgreSQL double-precision form of a numeric column (narrowed to single precision
+/// when the pair is).
+fn pg_double(col: &Column, single: bool, id: &str) -> String {
+    match (&col.family, single) {
+        (Family::Float { single: false }, false) => id.to_string(),
+        (Family::Float { single: true }, _) => format!("{id}::float8"),
+        (_, true) => format!("{id}::float4::float8"),
+        (_, false) => format!("{id}::float8"),
+    }
+}
+
+fn canon_pg(
+    info: &ServerInfo,
+    col: &Column,
+    plan: &ColumnPlan,
+    purpose: Purpose,
+    id: &str,
+) -> String {
+    let single = matches!(plan.kind, Kind::Float { single: true });
+    if let (Some(tol), Purpose::Hash) = (plan.tolerance, purpose) {
+        let d = pg_double(col, single, id);
+        return pg_trim(
+            info,
+            &format!("floor({d} / {}::float8)::text::numeric", float_literal(tol)),
+        );
+    }
+    let side_precision = match col.family {
+        Family::Time { precision } | Family::Timestamp { precision, .. } => precision,
+        _ => 6,
+    };
+    match plan.kind {
+        Kind::Integer => format!("{id}::text"),
+        Kind::Decimal { scale } => match (&col.family, scale) {
+            (Family::Integer { .. }, _) => format!("{id}::text"),
+            (Family::Decimal { scale: own }, Some(s)) if own.is_none_or(|o| o > s) => {
+                pg_trim(info, &format!("round({id}, {s})"))
+            }
+            _ => pg_trim(info, id),
+        },
+        Kind::Float { single } => {
+            let d = pg_double(col, single, id);
+            match purpose {
+                Purpose::Hash => pg_trim(info, &format!("({d})::text::numeric")),
+                Purpose::Value => format!("({d})::text"),
+            }
+        }
+        Kind::Bool => format!("(CASE WHEN {id} THEN 't' WHEN NOT {id} THEN 'f' END)"),
+        Kind::Text | Kind::Json => format!("{id}::text"),
+        Kind::Bytes => format!("encode({id}, 'hex')"),
+        Kind::Uuid => match col.family {
+            Family::Uuid(UuidRepr::Native) => format!("{id}::text"),
+            Family::Bytes | Family::Uuid(UuidRepr::Binary) => format!(
+                "lower(regexp_replace(encode({id}, 'hex'), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5'))"
+            ),
+            _ => format!("lower({id}::text)"),
+        },
+        Kind::Date => format!("{id}::text"),
+        Kind::Time { precision } => {
+            let u = format!(
+                "((extract(hour from {id}) * 3600 + extract(minute from {id}) * 60) * 1000000 + extract(microseconds from {id}))::bigint"
+            );
+            format!("({})::text", round_micros_sql(Engine::Postgres, &u, side_precision, precision))
+        }
+        Kind::Timestamp { precision } => {
+            // extract() returns an exact numeric from PostgreSQL 14 on; before, a double
+            // that cannot hold microseconds exactly, so seconds and microseconds are split.
+            let u = if info.pg_version_num >= 140_000 {
+                format!("(extract(epoch from {id}) * 1000000)::bigint")
+            } else {
+                format!(
+                    "(extract(epoch from date_trunc('second', {id}))::bigint * 1000000 + extract(microseconds from {id})::bigint % 1000000)"
+                )
+            };
+            let u = round_micros_sql(Engine::Postgres, &u, side_precision, precision);
+            format!("(CASE WHEN isfinite({id}) THEN ({u})::text ELSE {id}::text END)")
+        }
+    }
+}
+
+fn my_trim(x: &str) -> String {
+    format!("TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM CAST({x} AS CHAR)))")
+}
+
+/// The MySQL double form of a numeric column (narrowed to single precision when the pair
+/// is); `+ 0E0` also turns -0 into 0.
+fn my_double(col: &Column, single: bool, id: &str) -> String {
+    if single && col.family != (Family::Float { single: true }) {
+        format!("(CAST(CAST({id} AS FLOAT) AS DOUBLE) + 0E0)")
+    } else {
+        format!("({id} + 0E0)")
+    }
+}
+
+fn canon_mysql(col: &Column, plan: &ColumnPlan, purpose: Purpose, id: &str) -> String {
+    let single = matches!(plan.kind, Kind::Float { single: true });
+    // Shortest round-trip digits as a plain decimal: MySQL converts a double to DECIMAL
+    // through its shortest digits (and prints 1e20 where PostgreSQL prints 1e+20;
+    // DECIMAL(65,30) spells both 100000000000000000000).
+    let float_hash = |d: String| my_trim(&format!("CAST({d} AS DECIMAL(65,30))"));
+    if let (Some(tol), Purpose::Hash) = (plan.tolerance, purpose) {
+        let d = my_double(col, single, id);
+        return float_hash(format!("FLOOR({d} / {})", float_literal(tol)));
+    }
+    let side_precision = match col.family {
+        Family::Time { precision } | Family::Timestamp { precision, .. } => precision,
+        _ => 6,
+    };
+    match plan.kind {
+        Kind::Integer => format!("CAST({id} AS CHAR)"),
+        Kind::Decimal { scale } => match (&col.family, scale) {
+            (Family::Decimal { scale: Some(own) }, Some(s)) if *own > s => {
+                if s == 0 {
+                    format!("CAST(ROUND({id}, 0) AS CHAR)")
+                } else {
+                    my_trim(&format!("ROUND({id}, {s})"))
+                }
+            }
+            (Family::Decimal { scale: Some(0) }, _) | (Family::Integer { .. }, _) => {
+                format!("CAST({id} AS CHAR)")
+            }
+            (Family::Decimal { scale: Some(_) }, _) => my_trim(id),
+            _ => format!(
+                "(CASE WHEN LOCATE('.', CAST({id} AS CHAR)) > 0 THEN {} ELSE CAST({id} AS CHAR) END)",
+                my_trim(id)
+            ),
+        },
+        Kind::Float { single } => {
+            let d = my_double(col, single, id);
+            match purpose {
+                Purpose::Hash => float_hash(d),
+                Purpose::Value => format!("CAST({d} AS CHAR)"),
+            }
+        }
+        Kind::Bool => format!("(CASE WHEN {id} <> 0 THEN 't' WHEN {id} = 0 THEN 'f' END)"),
+        Kind::Text => format!("CONVERT({id} USING utf8mb4)"),
+        Kind::Json => format!("CAST({id} AS CHAR)"),
+        Kind::Bytes => format!("LOWER(HEX({id}))"),
+        Kind::Uuid => match col.family {
+            Family::Uuid(UuidRepr::Native) => format!("LOWER(CAST({id} AS CHAR))"),
+            Family::Bytes | Family::Uuid(UuidRepr::Binary) => format!(
+                "LOWER(INSERT(INSERT(INSERT(INSERT(HEX({id}), 9, 0, '-'), 14, 0, '-'), 19, 0, '-'), 24, 0, '-'))"
+            ),
+            _ => format!("LOWER(CONVERT({id} USING utf8mb4))"),
+        },
+        Kind::Date => format!("DATE_FORMAT({id}, '%Y-%m-%d')"),
+        Kind::Time { precision } => {
+            let u = format!(
+                "(TIME_TO_SEC({id}) * 1000000 + IF({id} < TIME '00:00:00', -1, 1) * MICROSECOND({id}))"
+            );
+            format!("CAST({} AS CHAR)", round_micros_sql(Engine::MySql, &u, side_precision, precision))
+        }
+        Kind::Timestamp { precision } => {
+            let u = format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {id})");
+            format!("CAST({} AS CHAR)", round_micros_sql(Engine::MySql, &u, side_precision, precision))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Column;
+
+    fn col(name: &str, family: Family, base: &str) -> Column {
+        Column {
+            name: name.into(),
+            declared: base.into(),
+            base: base.into(),
+            family,
+            bytewise: true,
+        }
+    }
+
+    fn plan(key: Vec<(Column, Kind)>, cols: Vec<(Column, Kind)>) -> Plan {
+        let p = |(c, k): (Column, Kind)| ColumnPlan {
+            source: c.clone(),
+            target: c,
+            kind: k,
+            tolerance: None,
+        };
+        Plan {
+            key: key.into_iter().map(p).collect(),
+            cols: cols.into_iter().map(p).collect(),
+            skipped: vec![],
+        }
+    }
+
+    fn pg15() -> ServerInfo {
+        ServerInfo {
+            pg_version_num: 150_000,
+            utf8: true,
+            ..Default::default()
+        }
+    }
+
+    const INT: Family = Family::Integer { unsigned: false };
+
+    #[test]
+    fn compound_keys_compare_lexicographically_per_dialect() {
+        let p = plan(
+            vec![
+                (col("a", INT, "int4"), Kind::Integer),
+                (col("b", Family::Text, "text"), Kind::Text),
+            ],
+            vec![],
+        );
+        let range = Range {
+            lo: Some(vec!["1".into(), "x".into()]),
+            hi: Some(vec!["2".into(), "y".into()]),
+        };
+        let pg = SideSql::new(
+            Side::Source,
+            Engine::Postgres,
+            &pg15(),
+            "t",
+            None,
+            &p,
+            RowHash::Md5,
+        );
+        let s = pg.rows(&range, Purpose::Value);
+        assert!(
+            s.sql
+                .contains(r#"("a", "b") >= (CAST($1 AS int4), CAST($2 AS text))"#),
+            "{}",
+            s.sql
+        );
+        assert_eq!(s.params.len(), 4);
+
+        let my = SideSql::new(
+            Side::Source,
+            Engine::MySql,
+            &ServerInfo::default(),
+            "t",
+            Some("x > 0"),
+            &p,
+            RowHash::Md5,
+        );
+        let s = my.rows(&range, Purpose::Value);
+        assert!(
+            s.sql.contains(
+                "(`a` > CAST(? AS SIGNED) OR (`a` = CAST(? AS SIGNED) AND `b` >= ?)) \
+                 AND (`a` < CAST(? AS SIGNED) OR (`a` = CAST(? AS SIGNED) AND `b` < ?)) AND (x > 0)"
+            ),
+            "{}",
+            s.sql
+        );
+        // Positional placeholders: parameters in the order they appear in the text.
+        let p: Vec<Param> = ["1", "1", "x", "2", "2", "y"]
+            .iter()
+            .map(|v| Param::Text(v.to_string()))
+            .collect();
+        assert_eq!(s.params, p);
+    }
+
+    #[test]
+    fn sqlite_binds_integer_keys_as_integers() {
+        let p = plan(vec![(col("id", INT, ""), Kind::Integer)], vec![]);
+        let lite = SideSql::new(
+            Side::Target,
+            Engine::Sqlite,
+            &ServerInfo::default(),
+            "t",
+            None,
+            &p,
+            RowHash::Md5,
+        );
+        let s = lite.nibble(Some(&vec!["42".into()]), 100);
+        assert_eq!(
+            s.sql,
+            r#"SELECT "id" AS ficus_k0 FROM "t" WHERE "id" >= ? ORDER BY "id" LIMIT 1 OFFSET 100"#
+        );
+        assert_eq!(s.params, vec![Param::Int(42)]);
+        assert!(lite.checksum(&Range::default()).is_none());
+    }
+
+    #[test]
+    fn encodings_mirror_the_rust_encoding() {
+        let p = plan(
+            vec![(col("id", INT, "int8"), Kind::Integer)],
+            vec![(col("name", Family::Text, "text"), Kind::Text)],
+        );
+        let pg = SideSql::new(
+            Side::Source,
+            Engine::Postgres,
+            &pg15(),
+            "s.t",
+            None,
+            &p,
+            RowHash::Md5,
+        );
+        assert_eq!(
+            pg.encoding,
+            r#"(coalesce("id"::text || ',', 'N,') || coalesce(octet_length("name"::text) || ':' || "name"::text, 'N,'))"#
+        );
+        let sum = pg.checksum(&Range::default()).unwrap().sql;
+        assert!(sum.contains(r#"FROM "s"."t" WHERE 1 = 1"#), "{sum}");
+        let my = SideSql::new(
+            Side::Source,
+            Engine::MySql,
+            &ServerInfo::default(),
+            "t",
+            None,
+            &p,
+            RowHash::Md5,
+        );
+        assert_eq!(
+            my.encoding,
+            "CONCAT(COALESCE(CONCAT(CAST(`id` AS CHAR), ','), 'N,'), COALESCE(CONCAT(LENGTH(CONVERT(`name` USING utf8mb4)), ':', CONVERT(`name` USING utf8mb4)), 'N,'))"
+        );
+    }
+
+    #[test]
+    fn split_and_lookup_statements() {
+        let p = plan(
+            vec![
+                (col("a", INT, "int4"), Kind::Integer),
+                (col("b", INT, "int4"), Kind::Integer),
+            ],
+            vec![],
+        );
+        let pg = SideSql::new(
+            Side::Source,
+            Engine::Postgres,
+            &pg15(),
+            "t",
+            None,
+            &p,
+            RowHash::PgHashExtended,
+        );
+        let s = pg.split(&Range::default(), 10);
+        assert!(
+            s.sql.contains("ROW_NUMBER() OVER (ORDER BY \"a\", \"b\")"),
+            "{}",
+            s.sql
+        );
+        assert!(s.sql.contains("(ficus_rn - 1) % 10 = 0"), "{}", s.sql);
+        let l = pg.lookup(&[vec!["1".into(), "2".into()], vec!["3".into(), "4".into()]]);
+        assert!(l.sql.ends_with(
+            r#"WHERE (("a" = CAST($1 AS int4) AND "b" = CAST($2 AS int4)) OR ("a" = CAST($3 AS int4) AND "b" = CAST($4 AS int4)))"#
+        ), "{}", l.sql);
+    }
+
+    #[test]
+    fn timestamps_round_only_the_finer_side() {
+        let ts6 = col(
+            "t",
+            Family::Timestamp {
+                tz: true,
+                precision: 6,
+            },
+            "timestamptz",
+        );
+        let cp = ColumnPlan {
+            source: ts6.clone(),
+            target: ts6.clone(),
+            kind: Kind::Timestamp { precision: 0 },
+            tolerance: None,
+        };
+        let e = canon(Engine::Postgres, &pg15(), &ts6, &cp, Purpose::Hash, "\"t\"");
+        assert!(e.contains("+ 500000") && e.contains("% 1000000"), "{e}");
+        let ts0 = col(
+            "t",
+            Family::Timestamp {
+                tz: false,
+                precision: 0,
+            },
+            "",
+        );
+        let e = canon(
+            Engine::MySql,
+            &ServerInfo::default(),
+            &ts0,
+            &cp,
+            Purpose::Hash,
+            "`t`",
+        );
+        assert_eq!(
+            e,
+            "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', `t`) AS CHAR)"
+        );
+    }
+
+    #[test]
+    fn tolerance_literals_round_trip() {
+        for x in [0.001, 1e-7, 0.1, 2.5] {
+            assert_eq!(float_literal(x).parse::<f64>().unwrap(), x);
+        }
+    }
+}
