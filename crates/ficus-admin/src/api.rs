@@ -223,7 +223,6 @@ fn route_view(st: &AdminState, base: &ficus_config::Config, order: usize, r: &Ro
     }
 }
 
-
 #[derive(Serialize)]
 pub struct RouteDetail {
     #[serde(flatten)]

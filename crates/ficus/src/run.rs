@@ -115,7 +115,6 @@ pub fn route_table(cfg: &Config) -> String {
     out
 }
 
-
 pub fn reload(path: &Path) -> ExitCode {
     let cfg = match ficus_config::load(path) {
         Ok(c) => c,
