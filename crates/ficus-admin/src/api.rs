@@ -646,3 +646,132 @@ pub async fn inventory(
         st.control.gateway().telemetry().inventory().view(),
     ))
 }
+
+/// One `[[verify]]` job with its latest run (the data-integrity column of the dashboard).
+#[derive(Debug, Serialize)]
+pub struct VerifyJobView {
+    pub job: String,
+    pub route: Option<String>,
+    pub source_table: String,
+    pub target_table: String,
+    /// Milliseconds between runs; `None` for a job no longer in the running config.
+    pub every_ms: Option<u64>,
+    /// Whether the running config has this job (runs of removed jobs stay listed).
+    pub configured: bool,
+    /// `equal`, `different`, `lagging`, `error`, or `None` before the first run.
+    pub outcome: Option<String>,
+    pub rows_compared: Option<i64>,
+    pub missing: Option<i64>,
+    pub extra: Option<i64>,
+    pub changed: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+    pub run_id: Option<i64>,
+}
+
+impl VerifyJobView {
+    fn new(
+        job: Option<&ficus_config::VerifyJob>,
+        run: Option<&ficus_store::VerifyRun>,
+    ) -> VerifyJobView {
+        let pick = |a: Option<&String>, b: Option<&String>| a.or(b).cloned().unwrap_or_default();
+        VerifyJobView {
+            job: pick(job.map(|j| &j.name), run.map(|r| &r.job)),
+            route: match job {
+                Some(j) => j.route.clone(),
+                None => run.and_then(|r| r.route.clone()),
+            },
+            source_table: pick(job.map(|j| &j.source_table), run.map(|r| &r.source_table)),
+            target_table: pick(job.map(|j| &j.target_table), run.map(|r| &r.target_table)),
+            every_ms: job.map(|j| u64::try_from(j.every.as_millis()).unwrap_or(u64::MAX)),
+            configured: job.is_some(),
+            outcome: run.map(|r| r.outcome.clone()),
+            rows_compared: run.map(|r| r.rows_compared),
+            missing: run.map(|r| r.missing),
+            extra: run.map(|r| r.extra),
+            changed: run.map(|r| r.changed),
+            started_at: run.map(|r| r.started_at),
+            finished_at: run.map(|r| r.finished_at),
+            error: run.and_then(|r| r.error.clone()),
+            run_id: run.map(|r| r.id),
+        }
+    }
+}
+
+/// `GET /api/v1/verify`: every configured job with its latest run (in config order), then
+/// jobs that are no longer configured but have runs.
+pub async fn verify_jobs(State(st): State<Arc<AdminState>>) -> ApiResult<Vec<VerifyJobView>> {
+    let snap = st.control.snapshot();
+    let latest = st
+        .control
+        .store()
+        .latest_verify_runs()
+        .await
+        .map_err(|e| Problem::from(ControlError::from(e)))?;
+    let mut out: Vec<VerifyJobView> = snap
+        .effective
+        .verify
+        .iter()
+        .map(|j| VerifyJobView::new(Some(j), latest.iter().find(|r| r.job == j.name)))
+        .collect();
+    out.extend(
+        latest
+            .iter()
+            .filter(|r| !snap.effective.verify.iter().any(|j| j.name == r.job))
+            .map(|r| VerifyJobView::new(None, Some(r))),
+    );
+    Ok(axum::Json(out))
+}
+
+#[derive(Deserialize)]
+pub struct VerifyRunParams {
+    pub limit: Option<u32>,
+}
+
+/// One job and its recent runs.
+#[derive(Debug, Serialize)]
+pub struct VerifyJobRuns {
+    #[serde(flatten)]
+    pub job: VerifyJobView,
+    /// Newest first, each with ficus-verify's JSON report.
+    pub runs: Vec<ficus_store::VerifyRun>,
+}
+
+/// `GET /api/v1/verify/{job}`: the job's recent runs (query: limit, default 20, at most 100).
+pub async fn verify_job(
+    State(st): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    Params(p): Params<VerifyRunParams>,
+) -> ApiResult<VerifyJobRuns> {
+    let snap = st.control.snapshot();
+    let runs = st
+        .control
+        .store()
+        .verify_runs(Some(&name), p.limit.unwrap_or(20).clamp(1, 100))
+        .await
+        .map_err(|e| Problem::from(ControlError::from(e)))?;
+    let job = snap.effective.verify.iter().find(|j| j.name == name);
+    if job.is_none() && runs.is_empty() {
+        let known: Vec<_> = snap
+            .effective
+            .verify
+            .iter()
+            .map(|j| j.name.as_str())
+            .collect();
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-verify-job",
+            format!("no verify job named {name:?}"),
+        )
+        .fix(if known.is_empty() {
+            "no [[verify]] jobs are configured; add one to ficus.toml".to_string()
+        } else {
+            format!("verify jobs are: {}", known.join(", "))
+        }));
+    }
+    Ok(axum::Json(VerifyJobRuns {
+        job: VerifyJobView::new(job, runs.first()),
+        runs,
+    }))
+}

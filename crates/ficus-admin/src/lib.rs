@@ -68,7 +68,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/config/apply", post(api::apply))
         .route("/config/revert", post(api::revert))
         .route("/events", get(api::events))
-        .route("/inventory", get(api::inventory));
+        .route("/inventory", get(api::inventory))
+        .route("/verify", get(api::verify_jobs))
+        .route("/verify/{job}", get(api::verify_job));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

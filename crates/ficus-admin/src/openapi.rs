@@ -33,6 +33,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: "post", path: "/api/v1/config/apply", summary: "Apply a config text as the next version (409 when expected_version is not the running one)", mutation: true, body: &[("text", "string", true), ("message", "string", true), ("expected_version", "integer", false)] },
     Endpoint { method: "post", path: "/api/v1/config/revert", summary: "Apply an older version's text as the next version, clearing runtime overrides", mutation: true, body: &[("version", "integer", true), ("message", "string", true), ("expected_version", "integer", false)] },
     Endpoint { method: "get", path: "/api/v1/inventory", summary: "Every endpoint seen (method + path template, ids folded to {id}), its route, counts per side, last seen; legacy_only flags endpoints not yet moved", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/verify", summary: "Every [[verify]] job with its route, tables and latest run: outcome (equal, different, lagging, error), counts, finished_at, error", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/verify/{job}", summary: "One [[verify]] job's recent runs, newest first, with their reports (query: limit, at most 100)", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, after, limit); newest first, or oldest first after an id", mutation: false, body: &[] },
 ];
 

@@ -69,6 +69,15 @@ sticky = "header:x-user"
 legacy = "legacy"
 [access_log]
 enabled = false
+
+[[verify]]
+name = "orders-table"
+route = "orders"
+source = "sqlite://legacy.db"
+target = "sqlite://modern.db"
+source_table = "orders"
+target_table = "orders_v2"
+key = ["id"]
 "#
     )
 }
@@ -149,7 +158,11 @@ async fn the_openapi_document_matches_the_router() {
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(documented, ENDPOINTS.len());
     for ep in ENDPOINTS {
-        let path = ep.path.replace("{name}", "orders").replace("{number}", "1");
+        let path = ep
+            .path
+            .replace("{name}", "orders")
+            .replace("{number}", "1")
+            .replace("{job}", "orders-table");
         let body = (ep.method == "post").then(|| json!({}));
         let (status, v) = call(
             &ep.method.to_uppercase(),
@@ -399,4 +412,69 @@ async fn concurrent_applies_one_wins_one_gets_409() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(plan["summary"].as_array().unwrap().len(), 1, "{plan}");
+}
+
+#[tokio::test]
+async fn verify_jobs_show_their_latest_run_and_history() {
+    let e = env().await;
+    let get = |p: &str| {
+        let url = format!("{}{p}", e.admin);
+        async move { call("GET", &url, None, None).await }
+    };
+    // Configured but never run.
+    let (s, v) = get("/api/v1/verify").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["job"], "orders-table");
+    assert_eq!(v[0]["route"], "orders");
+    assert_eq!(v[0]["target_table"], "orders_v2");
+    assert_eq!(v[0]["every_ms"], 3_600_000);
+    assert_eq!(v[0]["configured"], true);
+    assert!(v[0]["outcome"].is_null());
+
+    let store = e.control.store();
+    let run = |outcome: &str, at: i64| ficus_store::NewVerifyRun {
+        job: "orders-table".into(),
+        route: Some("orders".into()),
+        source_table: "orders".into(),
+        target_table: "orders_v2".into(),
+        started_at: at,
+        finished_at: at + 40,
+        outcome: outcome.into(),
+        rows_compared: 10,
+        missing: 1,
+        extra: 0,
+        changed: 2,
+        error: None,
+        report: json!({"outcome": outcome}),
+    };
+    store.record_verify(run("equal", 1_000)).await.unwrap();
+    store.record_verify(run("different", 2_000)).await.unwrap();
+    let mut gone = run("error", 3_000);
+    gone.job = "removed-job".into();
+    gone.error = Some("no table".into());
+    store.record_verify(gone).await.unwrap();
+
+    let (s, v) = get("/api/v1/verify").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v[0]["outcome"], "different");
+    assert_eq!(v[0]["missing"], 1);
+    assert_eq!(v[0]["changed"], 2);
+    assert_eq!(v[0]["finished_at"], 2_040);
+    assert_eq!(v[1]["job"], "removed-job");
+    assert_eq!(v[1]["configured"], false);
+    assert_eq!(v[1]["error"], "no table");
+
+    let (s, v) = get("/api/v1/verify/orders-table?limit=5").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["outcome"], "different");
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["outcome"], "different");
+    assert_eq!(runs[1]["report"]["outcome"], "equal");
+
+    let (s, v) = get("/api/v1/verify/nope").await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["type"], "urn:ficus:problem:unknown-verify-job");
+    assert_eq!(v["fix"], "verify jobs are: orders-table");
 }

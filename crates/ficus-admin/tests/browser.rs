@@ -91,6 +91,14 @@ legacy = "legacy"
 legacy = "legacy"
 [access_log]
 enabled = false
+[[verify]]
+name = "orders-table"
+route = "orders"
+source = "sqlite://legacy.db"
+target = "sqlite://modern.db"
+source_table = "orders"
+target_table = "orders_v2"
+key = ["id"]
 "#
     )
 }
@@ -117,6 +125,30 @@ async fn env() -> Env {
     let gw = Gateway::start(boot.effective().clone()).await.unwrap();
     let proxy = format!("http://{}", gw.local_addrs()[0]);
     let control = ControlPlane::new(boot, Arc::new(gw));
+    // A recorded run of the orders job, for the data-integrity column.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    control
+        .store()
+        .record_verify(ficus_store::NewVerifyRun {
+            job: "orders-table".into(),
+            route: Some("orders".into()),
+            source_table: "orders".into(),
+            target_table: "orders_v2".into(),
+            started_at: now - 1_000,
+            finished_at: now - 500,
+            outcome: "different".into(),
+            rows_compared: 1_000,
+            missing: 2,
+            extra: 0,
+            changed: 1,
+            error: None,
+            report: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", l.local_addr().unwrap());
     let state = AdminState::new(control.clone(), TOKEN.into());
@@ -242,6 +274,18 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         "{orders_row}"
     );
     assert!(orders_row.contains("/orders/*"), "the match: {orders_row}");
+    // The data-integrity column: the job's outcome, naming its tables.
+    let integrity = page
+        .wait_for(
+            "the orders data-integrity cell",
+            "(() => { const c = document.querySelector('#map tr[data-route=orders] .integrity .verify-line[data-outcome=different]'); return c && c.innerText; })()",
+        )
+        .await;
+    let integrity = integrity.as_str().unwrap();
+    assert!(
+        integrity.contains("orders → orders_v2") && integrity.contains("2 missing"),
+        "{integrity}"
+    );
     // Some requests went to each side: the share bar is neither empty nor full.
     let share: f64 = page
         .eval("Number(document.querySelector('#map tr[data-route=orders] [role=progressbar]').getAttribute('aria-valuenow'))")

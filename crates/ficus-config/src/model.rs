@@ -44,6 +44,12 @@ pub mod defaults {
     pub const ADMIN_BIND: &str = "127.0.0.1:9901";
     /// The state store when the config names none: a SQLite file beside the config file.
     pub const STORE_FILE: &str = "ficus.db";
+    /// How often a `[[verify]]` job runs.
+    pub const VERIFY_EVERY: Duration = Duration::from_secs(3600);
+    /// The shortest `every` a `[[verify]]` job accepts: each run reads both tables.
+    pub const VERIFY_MIN_EVERY: Duration = Duration::from_secs(10);
+    /// Connections per database of a `[[verify]]` job (ficus-verify's own default).
+    pub const VERIFY_MAX_CONNECTIONS: u32 = 4;
 }
 
 /// The whole, validated configuration.
@@ -64,6 +70,8 @@ pub struct Config {
     /// The state store URL: `sqlite://PATH` (default: `ficus.db` beside the config file) or
     /// `postgres://...`.
     pub store: String,
+    /// `[[verify]]`: data-integrity jobs the gateway runs on a schedule; names are unique.
+    pub verify: Vec<VerifyJob>,
 }
 
 impl Config {
@@ -441,4 +449,30 @@ impl Default for Admin {
             token_file: None,
         }
     }
+}
+
+/// `[[verify]]`: a table comparison the gateway runs every `every` (see `docs/verify.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyJob {
+    pub name: String,
+    /// The route whose data these tables hold (shown on the dashboard), when given.
+    pub route: Option<String>,
+    /// Database URLs: `postgres://`, `mysql://` / `mariadb://` or `sqlite://` (a relative
+    /// SQLite path is resolved against the config file's folder).
+    pub source: String,
+    pub target: String,
+    pub source_table: String,
+    pub target_table: String,
+    /// Key columns (source names); unique on both sides.
+    pub key: Vec<String>,
+    /// Columns to compare besides the key (source names); empty: every shared column.
+    pub columns: Vec<String>,
+    /// Renamed columns: (source name, target name), in file order.
+    pub map: Vec<(String, String)>,
+    /// A SQL condition ANDed to every statement on both sides.
+    pub where_clause: Option<String>,
+    /// Absolute tolerances of numeric columns: (source name, tolerance), in file order.
+    pub tolerance: Vec<(String, f64)>,
+    pub every: Duration,
+    pub max_connections: u32,
 }

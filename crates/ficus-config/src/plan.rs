@@ -98,6 +98,9 @@ pub fn plan(old: &Config, new: &Config) -> Vec<RouteChange> {
     if old.store != new.store {
         global.push("store".to_string());
     }
+    if old.verify != new.verify {
+        global.push("verify jobs".to_string());
+    }
     if !global.is_empty() {
         out.push(RouteChange::Global { what: global });
     }

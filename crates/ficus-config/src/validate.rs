@@ -18,7 +18,7 @@ use crate::suggest::{did_you_mean, nearest};
 use crate::units::{self, UnitError};
 use crate::{Diagnostic, Diagnostics};
 
-const TOP_LEVEL: [(&str, &str); 9] = [
+const TOP_LEVEL: [(&str, &str); 10] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -28,6 +28,7 @@ const TOP_LEVEL: [(&str, &str); 9] = [
     ("telemetry", "[telemetry]"),
     ("admin", "[admin]"),
     ("store", "store = \"URL\""),
+    ("verify", "[[verify]]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -79,6 +80,21 @@ const FALLBACK_KEYS: &[&str] = &[
 const ACCESS_LOG_KEYS: &[&str] = &["enabled", "format", "path"];
 const TELEMETRY_KEYS: &[&str] = &["enabled"];
 const ADMIN_KEYS: &[&str] = &["enabled", "bind", "token_file"];
+const VERIFY_KEYS: &[&str] = &[
+    "name",
+    "route",
+    "source",
+    "target",
+    "source_table",
+    "target_table",
+    "key",
+    "columns",
+    "map",
+    "where",
+    "tolerance",
+    "every",
+    "max_connections",
+];
 const PATH_KEYS: [&str; 3] = ["path_prefix", "path", "template"];
 
 const NAME_HELP: &str = "names use letters, digits, '_', '.' and '-'";
@@ -529,6 +545,15 @@ impl<'s> Validator<'s, '_> {
             None => None,
         }
         .unwrap_or_else(|| default_store(self.base_dir));
+        let route_names: Vec<&str> = routes
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(std::iter::once("default"))
+            .collect();
+        let verify = match find("verify") {
+            Some(e) => self.verify_jobs(e, &route_names),
+            None => Vec::new(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -573,6 +598,7 @@ impl<'s> Validator<'s, '_> {
             telemetry,
             admin,
             store,
+            verify,
         })
     }
 
@@ -1800,6 +1826,286 @@ impl<'s> Validator<'s, '_> {
             Some("the store is SQLite (store = \"sqlite://ficus.db\", the default) or PostgreSQL (store = \"postgres://user@host/db\")".into()),
         );
         None
+    }
+
+    // ---- verify jobs -------------------------------------------------------------------------
+
+    fn verify_jobs(&mut self, e: &Entry<'_, '_>, routes: &[&str]) -> Vec<VerifyJob> {
+        let tables = self.array_of_tables(e, "verify", "[[verify]]");
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, (table, span)) in tables.into_iter().enumerate() {
+            let mut sec = Section::new(format!("verify #{}", i + 1), "", span, table);
+            if let Some(job) = self.verify_job(&mut sec, routes, &mut names) {
+                out.push(job);
+            }
+        }
+        out
+    }
+
+    fn verify_job(
+        &mut self,
+        sec: &mut Section<'_, '_>,
+        routes: &[&str],
+        names: &mut HashMap<String, usize>,
+    ) -> Option<VerifyJob> {
+        let name = match self.string(sec, "name") {
+            Some((n, span)) => {
+                if !valid_name(n) {
+                    self.error(
+                        &span,
+                        format!("{}: invalid name {:?}", sec.ctx, clip(n)),
+                        Some(NAME_HELP.to_string()),
+                    );
+                } else if let Some(first) = names.get(n) {
+                    self.error(
+                        &span,
+                        format!("duplicate verify job name {n:?}"),
+                        Some(format!(
+                            "the first verify job named {n:?} is at line {first}; verify job \
+                             names must be unique"
+                        )),
+                    );
+                } else {
+                    names.insert(n.to_string(), self.line(&span));
+                }
+                if !n.is_empty() {
+                    sec.ctx = format!("verify {:?}", clip(n));
+                }
+                Some(n.to_string())
+            }
+            None => {
+                if !sec.has("name") {
+                    self.error(
+                        &sec.span,
+                        format!("{}: missing name", sec.ctx),
+                        Some(format!(
+                            "name the job, e.g. name = \"orders-table\"; {NAME_HELP}"
+                        )),
+                    );
+                }
+                None
+            }
+        };
+        self.unknown_keys(sec, VERIFY_KEYS, &[], "[[verify]]");
+        let route = match self.string(sec, "route") {
+            Some((r, span)) => {
+                if !routes.contains(&r) {
+                    self.error(
+                        &span,
+                        format!("{}: unknown route {:?}", sec.ctx, clip(r)),
+                        Some(format!(
+                            "{}known routes: {}",
+                            did_you_mean(r, routes.iter().copied()),
+                            routes.join(", ")
+                        )),
+                    );
+                }
+                Some(r.to_string())
+            }
+            None => None,
+        };
+        let source = self.verify_url(sec, "source");
+        let target = self.verify_url(sec, "target");
+        let source_table = self.required_string(
+            sec,
+            "source_table",
+            "the table to read, e.g. source_table = \"orders\"",
+        );
+        let target_table = self.required_string(
+            sec,
+            "target_table",
+            "the table to compare it with, e.g. target_table = \"orders\"",
+        );
+        let key = match self.strings(sec, "key") {
+            Some((items, span)) => {
+                if items.is_empty() {
+                    self.error(
+                        &span,
+                        format!("{}: key is empty", sec.ctx),
+                        Some("name the unique key column(s), e.g. key = [\"id\"]".into()),
+                    );
+                    None
+                } else {
+                    Some(items.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>())
+                }
+            }
+            None => {
+                if !sec.has("key") {
+                    self.error(
+                        &sec.span,
+                        format!("{}: missing key", sec.ctx),
+                        Some(
+                            "add the unique key present on both sides, e.g. key = [\"id\"]".into(),
+                        ),
+                    );
+                }
+                None
+            }
+        };
+        let columns = self
+            .strings(sec, "columns")
+            .map(|(items, _)| items.iter().map(|(s, _)| s.to_string()).collect())
+            .unwrap_or_default();
+        let mut map = Vec::new();
+        if let Some((t, tspan)) = self.table(sec, "map") {
+            let msec = Section::new(sec.ctx.clone(), "map.", tspan, t);
+            for e in &msec.entries {
+                match e.value {
+                    DeValue::String(v) => map.push((e.key.to_string(), v.to_string())),
+                    _ => self.type_error(&msec, e, "a string"),
+                }
+            }
+        }
+        let where_clause = self.string(sec, "where").map(|(w, _)| w.to_string());
+        let mut tolerance = Vec::new();
+        if let Some((t, tspan)) = self.table(sec, "tolerance") {
+            let tsec = Section::new(sec.ctx.clone(), "tolerance.", tspan, t);
+            for e in &tsec.entries {
+                let v = match e.value {
+                    DeValue::Integer(i) => Some(int_value(i) as f64),
+                    DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                    _ => None,
+                };
+                match v {
+                    Some(v) if v.is_finite() && v >= 0.0 => tolerance.push((e.key.to_string(), v)),
+                    _ => self.error(
+                        &e.span,
+                        format!(
+                            "{}: tolerance.{} must be a number of at least 0, found {}",
+                            sec.ctx,
+                            e.key,
+                            describe(e.value)
+                        ),
+                        Some(format!(
+                            "write an absolute tolerance, e.g. {} = 0.01",
+                            e.key
+                        )),
+                    ),
+                }
+            }
+        }
+        let every = self.duration(sec, "every", defaults::VERIFY_EVERY);
+        if every < defaults::VERIFY_MIN_EVERY {
+            if let Some(e) = sec.get("every") {
+                let span = e.span.clone();
+                self.error(
+                    &span,
+                    format!(
+                        "{}: every {} is below the minimum of {}",
+                        sec.ctx,
+                        self.raw(&span),
+                        units::format_duration(defaults::VERIFY_MIN_EVERY)
+                    ),
+                    Some(format!(
+                        "each run reads both tables; run it at most every \"{}\" (default \"{}\")",
+                        units::format_duration(defaults::VERIFY_MIN_EVERY),
+                        units::format_duration(defaults::VERIFY_EVERY)
+                    )),
+                );
+            }
+        }
+        let mut max_connections = defaults::VERIFY_MAX_CONNECTIONS;
+        if let Some((n, span)) = self.integer(sec, "max_connections") {
+            match u32::try_from(n) {
+                Ok(n) if (1..=64).contains(&n) => max_connections = n,
+                _ => self.error(
+                    &span,
+                    format!(
+                        "{}: max_connections {} is out of range",
+                        sec.ctx,
+                        self.raw(&span)
+                    ),
+                    Some(format!(
+                        "connections per database: 1 to 64 (default {})",
+                        defaults::VERIFY_MAX_CONNECTIONS
+                    )),
+                ),
+            }
+        }
+        Some(VerifyJob {
+            name: name?,
+            route,
+            source: source?,
+            target: target?,
+            source_table: source_table?,
+            target_table: target_table?,
+            key: key?,
+            columns,
+            map,
+            where_clause,
+            tolerance,
+            every,
+            max_connections,
+        })
+    }
+
+    fn required_string(&mut self, sec: &Section<'_, '_>, key: &str, help: &str) -> Option<String> {
+        match self.string(sec, key) {
+            Some((s, span)) if s.trim().is_empty() => {
+                self.error(
+                    &span,
+                    format!("{}: {} is empty", sec.ctx, sec.key(key)),
+                    Some(help.to_string()),
+                );
+                None
+            }
+            Some((s, _)) => Some(s.trim().to_string()),
+            None => {
+                if !sec.has(key) {
+                    self.error(
+                        &sec.span,
+                        format!("{}: missing {}", sec.ctx, sec.key(key)),
+                        Some(format!("add {help}")),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// A verify job's database URL; a relative SQLite path is resolved against the config's folder.
+    fn verify_url(&mut self, sec: &Section<'_, '_>, key: &str) -> Option<String> {
+        const HELP: &str =
+            "write \"postgres://user@host/db\", \"mysql://user@host/db\" or \"sqlite://FILE\"";
+        let url = self.required_string(sec, key, &format!("{key} = URL: {HELP}"))?;
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                let span = sec
+                    .get(key)
+                    .map(|e| e.span.clone())
+                    .unwrap_or(sec.span.clone());
+                self.error(
+                    &span,
+                    format!("{}: {key}: the SQLite URL names no file", sec.ctx),
+                    Some(HELP.to_string()),
+                );
+                return None;
+            }
+            let path = self.base_dir.join(rest);
+            return Some(format!("sqlite://{}", path.display()));
+        }
+        let ok = ["postgres://", "postgresql://", "mysql://", "mariadb://"]
+            .iter()
+            .any(|p| url.starts_with(p));
+        if !ok {
+            let span = sec
+                .get(key)
+                .map(|e| e.span.clone())
+                .unwrap_or(sec.span.clone());
+            self.error(
+                &span,
+                format!("{}: {key}: unsupported URL {:?}", sec.ctx, clip(&url)),
+                Some(format!(
+                    "verify reads PostgreSQL, MySQL/MariaDB and SQLite: {HELP}"
+                )),
+            );
+            return None;
+        }
+        Some(url)
     }
 
     // ---- access log --------------------------------------------------------------------------

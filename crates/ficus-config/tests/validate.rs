@@ -307,6 +307,7 @@ fn full_config_parses_into_the_model() {
             token_file: Some(PathBuf::from("/etc/ficus/secrets/admin.token")),
         },
         store: "postgres://ficus@db.internal/ficus".into(),
+        verify: Vec::new(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -385,6 +386,7 @@ fn minimal_config_gets_every_default() {
             token_file: None,
         },
         store: "sqlite:///etc/ficus/ficus.db".into(),
+        verify: Vec::new(),
     };
     assert_eq!(config, expected);
 }
@@ -1180,5 +1182,114 @@ ficus.toml:15:1: error: [admin]: unknown key "port"
   help: [admin] keys are: enabled, bind, token_file
 ficus.toml:18:11: error: [telemetry]: enabled must be true or false, found string "yes"
   help: write enabled = true or enabled = false"#
+    );
+}
+
+#[test]
+fn verify_jobs_parse_with_defaults_and_resolved_sqlite_paths() {
+    let text = format!(
+        r#"{HEAD}
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+
+[[verify]]
+name = "orders-table"
+route = "orders"
+source = "postgres://ficus@legacy-db/shop"
+target = "sqlite://data/modern.db"
+source_table = "public.orders"
+target_table = "orders"
+key = ["id"]
+columns = ["total", "status"]
+map = {{ total = "amount" }}
+where = "created_at > '2024-01-01'"
+tolerance = {{ total = 0.01 }}
+every = "5m"
+max_connections = 2
+
+[[verify]]
+name = "minimal"
+source = "sqlite:a.db"
+target = "mysql://root@db/shop"
+source_table = "t"
+target_table = "t"
+key = ["a", "b"]
+"#
+    );
+    let config = parse(&text).expect("valid");
+    assert_eq!(config.verify.len(), 2);
+    let j = &config.verify[0];
+    assert_eq!(
+        *j,
+        VerifyJob {
+            name: "orders-table".into(),
+            route: Some("orders".into()),
+            source: "postgres://ficus@legacy-db/shop".into(),
+            target: "sqlite:///etc/ficus/data/modern.db".into(),
+            source_table: "public.orders".into(),
+            target_table: "orders".into(),
+            key: vec!["id".into()],
+            columns: vec!["total".into(), "status".into()],
+            map: vec![("total".into(), "amount".into())],
+            where_clause: Some("created_at > '2024-01-01'".into()),
+            tolerance: vec![("total".into(), 0.01)],
+            every: Duration::from_secs(300),
+            max_connections: 2,
+        }
+    );
+    let m = &config.verify[1];
+    assert_eq!(m.route, None);
+    assert_eq!(m.source, "sqlite:///etc/ficus/a.db");
+    assert_eq!(m.every, defaults::VERIFY_EVERY);
+    assert_eq!(m.max_connections, defaults::VERIFY_MAX_CONNECTIONS);
+    assert!(m.columns.is_empty() && m.map.is_empty() && m.tolerance.is_empty());
+}
+
+#[test]
+fn verify_job_problems() {
+    let text = format!(
+        r#"{HEAD}
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+
+[[verify]]
+name = "orders-table"
+route = "ordres"
+source = "oracle://db/shop"
+target = "sqlite://modern.db"
+source_table = "orders"
+key = []
+every = "5s"
+
+[[verify]]
+name = "orders-table"
+source = "sqlite://a.db"
+target = "sqlite://b.db"
+source_table = "t"
+target_table = "t"
+key = ["id"]
+intervall = "1h"
+"#
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:18:1: error: verify "orders-table": missing target_table
+  help: add the table to compare it with, e.g. target_table = "orders"
+ficus.toml:20:9: error: verify "orders-table": unknown route "ordres"
+  help: did you mean "orders"? known routes: orders, default
+ficus.toml:21:10: error: verify "orders-table": source: unsupported URL "oracle://db/shop"
+  help: verify reads PostgreSQL, MySQL/MariaDB and SQLite: write "postgres://user@host/db", "mysql://user@host/db" or "sqlite://FILE"
+ficus.toml:24:7: error: verify "orders-table": key is empty
+  help: name the unique key column(s), e.g. key = ["id"]
+ficus.toml:25:9: error: verify "orders-table": every "5s" is below the minimum of 10s
+  help: each run reads both tables; run it at most every "10s" (default "1h")
+ficus.toml:28:8: error: duplicate verify job name "orders-table"
+  help: the first verify job named "orders-table" is at line 19; verify job names must be unique
+ficus.toml:34:1: error: verify "orders-table": unknown key "intervall"
+  help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, every, max_connections"#
     );
 }

@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod verify;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 

@@ -26,5 +26,6 @@ pub use options::{
 pub use store::Store;
 pub use types::{
     Change, Committed, ConfigVersion, ConfigVersionSummary, Event, EventFilter, NewEvent,
-    NewVersion, OverrideChange, OverrideSet, RouteOverride, VersionRef,
+    NewVerifyRun, NewVersion, OverrideChange, OverrideSet, RouteOverride, VerifyRun, VersionRef,
+    VERIFY_OUTCOMES,
 };

@@ -61,6 +61,13 @@ const SELECT_VERSION: &str =
     "SELECT number, sha256, text, author, message, created_at FROM config_versions";
 const SELECT_EVENT: &str =
     "SELECT id, at, actor, kind, route, message, config_version, data FROM events";
+const SELECT_VERIFY_RUN: &str = "SELECT id, job, route, source_table, target_table, \
+     started_at, finished_at, outcome, rows_compared, missing, extra, changed, error, report \
+     FROM verify_runs";
+const INSERT_VERIFY_RUN: &str = "INSERT INTO verify_runs (job, route, source_table, \
+     target_table, started_at, finished_at, outcome, rows_compared, missing, extra, changed, \
+     error, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     RETURNING id";
 // Inside a commit: serialises PostgreSQL writers (see store_meta in the migration).
 const LOCK_META_PG: &str = "SELECT id FROM store_meta WHERE id = 1 FOR UPDATE";
 const LATEST_NUMBER: &str = "SELECT MAX(number) FROM config_versions";
@@ -446,6 +453,95 @@ impl Store {
                    ORDER BY route";
         on_pool!(self, p => sqlx::query_as::<_, RouteOverride>(sql).fetch_all(p).await)
             .map_err(|e| self.err().db("reading route overrides", e))
+    }
+
+    /// Records one run of a `[[verify]]` job; returns it with its id.
+    pub async fn record_verify(&self, run: NewVerifyRun) -> Result<VerifyRun, StoreError> {
+        validate::verify_run(&run)?;
+        let err = self.err();
+        // SQLite writers of this process queue (as in `write`) instead of racing for the lock.
+        let _queued = match &self.inner.pool {
+            Pool::Sqlite(_) => Some(
+                tokio::time::timeout(err.busy_timeout, self.inner.write_queue.lock())
+                    .await
+                    .map_err(|_| {
+                        err.unavailable(
+                            "writers in this process have been queued for longer than \
+                             busy_timeout while recording a verify run"
+                                .to_string(),
+                        )
+                    })?,
+            ),
+            Pool::Postgres(_) => None,
+        };
+        let id: i64 = on_pool!(self, p => {
+            sqlx::query_scalar(INSERT_VERIFY_RUN)
+                .bind(&run.job)
+                .bind(&run.route)
+                .bind(&run.source_table)
+                .bind(&run.target_table)
+                .bind(run.started_at)
+                .bind(run.finished_at)
+                .bind(&run.outcome)
+                .bind(run.rows_compared)
+                .bind(run.missing)
+                .bind(run.extra)
+                .bind(run.changed)
+                .bind(&run.error)
+                .bind(&run.report)
+                .fetch_one(p)
+                .await
+        })
+        .map_err(|e| err.db("recording a verify run", e))?;
+        Ok(VerifyRun {
+            id,
+            job: run.job,
+            route: run.route,
+            source_table: run.source_table,
+            target_table: run.target_table,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            outcome: run.outcome,
+            rows_compared: run.rows_compared,
+            missing: run.missing,
+            extra: run.extra,
+            changed: run.changed,
+            error: run.error,
+            report: run.report,
+        })
+    }
+
+    /// Up to `limit` (1..=`MAX_PAGE`) verify runs, newest first; of one job when given.
+    pub async fn verify_runs(
+        &self,
+        job: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VerifyRun>, StoreError> {
+        validate::page(limit)?;
+        let limit = i64::from(limit);
+        on_pool!(self, p => {
+            match job {
+                Some(job) => {
+                    let sql = format!("{SELECT_VERIFY_RUN} WHERE job = $1 ORDER BY id DESC LIMIT $2");
+                    sqlx::query_as::<_, VerifyRun>(&sql).bind(job).bind(limit).fetch_all(p).await
+                }
+                None => {
+                    let sql = format!("{SELECT_VERIFY_RUN} ORDER BY id DESC LIMIT $1");
+                    sqlx::query_as::<_, VerifyRun>(&sql).bind(limit).fetch_all(p).await
+                }
+            }
+        })
+        .map_err(|e| self.err().db("reading verify runs", e))
+    }
+
+    /// The latest run of every job that has one, by job name.
+    pub async fn latest_verify_runs(&self) -> Result<Vec<VerifyRun>, StoreError> {
+        let sql = format!(
+            "{SELECT_VERIFY_RUN} WHERE id IN (SELECT MAX(id) FROM verify_runs GROUP BY job) \
+             ORDER BY job"
+        );
+        on_pool!(self, p => sqlx::query_as::<_, VerifyRun>(&sql).fetch_all(p).await)
+            .map_err(|e| self.err().db("reading the latest verify runs", e))
     }
 
     /// Applies `change` in one transaction: checks that the latest version is still

@@ -204,3 +204,49 @@ impl Default for EventFilter {
         }
     }
 }
+
+/// One run of a scheduled `[[verify]]` job, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct VerifyRun {
+    /// Monotonic: a later run has a larger id.
+    pub id: i64,
+    pub job: String,
+    /// The route whose data the tables hold, when the job names one.
+    pub route: Option<String>,
+    pub source_table: String,
+    pub target_table: String,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub finished_at: i64,
+    /// `equal`, `different`, `lagging` or `error`.
+    pub outcome: String,
+    pub rows_compared: i64,
+    pub missing: i64,
+    pub extra: i64,
+    pub changed: i64,
+    /// Why the run failed (outcome `error`).
+    pub error: Option<String>,
+    /// ficus-verify's report (`{}` when the run failed before producing one).
+    pub report: serde_json::Value,
+}
+
+/// A run to record: [`VerifyRun`] without the id the store assigns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewVerifyRun {
+    pub job: String,
+    pub route: Option<String>,
+    pub source_table: String,
+    pub target_table: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub outcome: String,
+    pub rows_compared: i64,
+    pub missing: i64,
+    pub extra: i64,
+    pub changed: i64,
+    pub error: Option<String>,
+    pub report: serde_json::Value,
+}
+
+/// The outcomes a [`VerifyRun`] may have.
+pub const VERIFY_OUTCOMES: [&str; 4] = ["equal", "different", "lagging", "error"];

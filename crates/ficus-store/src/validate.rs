@@ -163,3 +163,39 @@ fn too_many(n: usize) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// A verify run: names, bounded texts, a known outcome, sane counts and times.
+pub(crate) fn verify_run(run: &crate::types::NewVerifyRun) -> Result<(), StoreError> {
+    name("verify run job", &run.job)?;
+    if let Some(route) = &run.route {
+        name("verify run route", route)?;
+    }
+    text("verify run source_table", &run.source_table, MAX_NAME_BYTES)?;
+    text("verify run target_table", &run.target_table, MAX_NAME_BYTES)?;
+    if !crate::types::VERIFY_OUTCOMES.contains(&run.outcome.as_str()) {
+        return Err(invalid(format!(
+            "verify run outcome {:?} is unknown; use one of {}",
+            run.outcome,
+            crate::types::VERIFY_OUTCOMES.join(", ")
+        )));
+    }
+    if let Some(e) = &run.error {
+        text("verify run error", e, MAX_MESSAGE_BYTES)?;
+    }
+    if run.finished_at < run.started_at {
+        return Err(invalid(
+            "verify run finished_at is before started_at".to_string(),
+        ));
+    }
+    for (field, n) in [
+        ("rows_compared", run.rows_compared),
+        ("missing", run.missing),
+        ("extra", run.extra),
+        ("changed", run.changed),
+    ] {
+        if n < 0 {
+            return Err(invalid(format!("verify run {field} is negative ({n})")));
+        }
+    }
+    Ok(())
+}

@@ -210,6 +210,7 @@ both_backends!(
     invalid_changes_leave_nothing,
     schema_refuses_rewrites,
     concurrent_first_opens_agree,
+    verify_runs_record_and_list,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1381,4 +1382,87 @@ async fn postgres_schemas_isolate_stores() {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn verify_run(job: &str, outcome: &str, at: i64) -> NewVerifyRun {
+    NewVerifyRun {
+        job: job.into(),
+        route: Some("orders".into()),
+        source_table: "public.orders".into(),
+        target_table: "orders".into(),
+        started_at: at,
+        finished_at: at + 250,
+        outcome: outcome.into(),
+        rows_compared: 1000,
+        missing: if outcome == "different" { 2 } else { 0 },
+        extra: 0,
+        changed: if outcome == "different" { 1 } else { 0 },
+        error: (outcome == "error").then(|| "cannot connect to the source".to_string()),
+        report: json!({"outcome": outcome, "rows": {"source": 1000}}),
+    }
+}
+
+async fn verify_runs_record_and_list(db: Db) {
+    let store = db.open().await;
+    assert!(store.latest_verify_runs().await.unwrap().is_empty());
+    assert!(store.verify_runs(None, 10).await.unwrap().is_empty());
+
+    let a1 = store
+        .record_verify(verify_run("a", "equal", 1_000))
+        .await
+        .unwrap();
+    let b1 = store
+        .record_verify(verify_run("b", "error", 2_000))
+        .await
+        .unwrap();
+    let a2 = store
+        .record_verify(verify_run("a", "different", 3_000))
+        .await
+        .unwrap();
+    assert!(a1.id < b1.id && b1.id < a2.id);
+    assert_eq!(a2.missing, 2);
+    assert_eq!(
+        a2.report,
+        json!({"outcome": "different", "rows": {"source": 1000}})
+    );
+
+    // Newest first, per job or all.
+    let runs = store.verify_runs(Some("a"), 10).await.unwrap();
+    assert_eq!(runs, vec![a2.clone(), a1.clone()]);
+    let runs = store.verify_runs(None, 2).await.unwrap();
+    assert_eq!(runs, vec![a2.clone(), b1.clone()]);
+    assert!(store
+        .verify_runs(Some("nope"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Latest per job, by job name.
+    let latest = store.latest_verify_runs().await.unwrap();
+    assert_eq!(latest, vec![a2.clone(), b1.clone()]);
+    assert_eq!(
+        latest[1].error.as_deref(),
+        Some("cannot connect to the source")
+    );
+    assert_eq!(latest[1].route.as_deref(), Some("orders"));
+
+    // Bad runs are refused with a message, and store nothing.
+    let mut bad = verify_run("a", "maybe", 4_000);
+    let e = store.record_verify(bad.clone()).await.unwrap_err();
+    assert!(
+        e.to_string().contains("outcome \"maybe\" is unknown"),
+        "{e}"
+    );
+    bad.outcome = "equal".into();
+    bad.job = String::new();
+    assert!(store.record_verify(bad).await.is_err());
+    assert!(store.verify_runs(None, 0).await.is_err());
+    assert_eq!(store.verify_runs(None, 100).await.unwrap().len(), 3);
+
+    // The runs survive a reopen.
+    store.close().await;
+    let store = db.open().await;
+    assert_eq!(store.latest_verify_runs().await.unwrap(), vec![a2, b1]);
 }

@@ -254,6 +254,11 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
+    // Scheduled [[verify]] jobs run on this (control) runtime, never on the worker threads.
+    let verify = ficus_control::verify::VerifyScheduler::spawn(
+        control.clone(),
+        ficus_control::verify::SchedulerOptions::default(),
+    );
     if let Some(p) = &pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid file {}", p.display()))?;
@@ -274,7 +279,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     }
     let grace = gw.table().config.gateway.shutdown_grace;
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
-    let left = gw.shutdown(grace).await;
+    let (left, ()) = tokio::join!(gw.shutdown(grace), verify.stop());
     if let Some(tx) = admin_stop {
         let _ = tx.send(());
     }

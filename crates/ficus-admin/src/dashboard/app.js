@@ -436,6 +436,26 @@
     return h('span', { class: 'override', title: 'a runtime override (API, CLI or dashboard) is in force; the file says otherwise' }, `override · file: ${file}`);
   }
 
+  // ---- data integrity ([[verify]] jobs)
+
+  const verifyBadge = (outcome) => h('span', { class: `verify verify-${outcome || 'none'}` }, outcome || 'not run yet');
+
+  function verifyLine(j) {
+    const when = j.finished_at ? ago(j.finished_at) : 'waiting for its first run';
+    const counts = j.outcome === 'different' || j.outcome === 'lagging'
+      ? ` · ${j.missing} missing, ${j.extra} extra, ${j.changed} changed` : '';
+    return h('div', { class: 'verify-line', dataset: { job: j.job, outcome: j.outcome || 'none' }, title: j.error ? `${j.job}: ${j.error}` : `job ${j.job}${j.finished_at ? ' · last run ' + fmtDateTime(j.finished_at) : ''}` },
+      verifyBadge(j.outcome),
+      h('span', { class: 'verify-tables' }, `${j.source_table} → ${j.target_table}`),
+      h('span', { class: 'verify-when muted' }, `${when}${counts}`));
+  }
+
+  function integrityCell(jobs, route) {
+    const mine = jobs.filter((j) => j.route === route);
+    if (!mine.length) return h('td', { class: 'integrity muted', title: 'no [[verify]] job names this route' }, '—');
+    return h('td', { class: 'integrity' }, mine.map(verifyLine));
+  }
+
   function stageCell(r) {
     return [stageBadge(r.stage), r.stage === 'canary' ? h('span', { class: 'weight' }, fmtWeight(r.weight)) : null];
   }
@@ -461,7 +481,7 @@
           h('table', { class: 'map', id: 'map' },
             h('caption', { class: 'visually-hidden' }, 'Routes with their stage, traffic share on modern and live numbers per side'),
             h('colgroup', {}, h('col', { class: 'c-order' }), h('col', { class: 'c-route' }), h('col', { class: 'c-stage' }), h('col', { class: 'c-share' }),
-              h('col', { span: 4 }), h('col', { span: 5 }), h('col', { class: 'c-actions' })),
+              h('col', { span: 4 }), h('col', { span: 5 }), h('col', { class: 'c-integrity' }), h('col', { class: 'c-actions' })),
             h('thead', {},
               h('tr', {},
                 h('th', { rowspan: 2, scope: 'col' }, '#'),
@@ -470,6 +490,7 @@
                 h('th', { rowspan: 2, scope: 'col' }, 'On modern'),
                 h('th', { colspan: 4, scope: 'colgroup', class: 'side-head side-start legacy' }, 'Legacy'),
                 h('th', { colspan: 5, scope: 'colgroup', class: 'side-head side-start modern' }, 'Modern'),
+                h('th', { rowspan: 2, scope: 'col', class: 'side-start', title: 'the latest run of each [[verify]] job that names the route: its tables compared row by row' }, 'Data integrity'),
                 h('th', { rowspan: 2, scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions'))),
               h('tr', {},
                 ['req/s', 'errors', 'p50', 'p99'].map((t, i) => h('th', { scope: 'col', class: `num ${i === 0 ? 'side-start' : ''}` }, t)),
@@ -477,7 +498,10 @@
             tbody));
       },
       async refresh() {
-        const data = await api('/api/v1/routes');
+        const [data, jobs] = await Promise.all([
+          api('/api/v1/routes'),
+          api('/api/v1/verify').catch(() => []),
+        ]);
         routes = data.routes;
         error.replaceChildren();
         setVersion(data.version);
@@ -493,6 +517,7 @@
             h('td', {}, shareBar(r)),
             sideCells(r.legacy, r, false),
             sideCells(r.modern, r, true),
+            integrityCell(jobs, r.name),
             h('td', { class: 'actions' }, usesModern
               ? h('button', { type: 'button', class: 'danger small', 'aria-label': `Roll back ${r.name}`, onclick: () => confirmAction(rollbackAction(r)) }, 'Roll back…')
               : null));
@@ -537,6 +562,7 @@
         els.charts = h('div', { class: 'charts' });
         els.chartNote = h('p', { class: 'sub' });
         els.events = h('tbody');
+        els.integrity = h('div', { id: 'route-integrity' });
         root.append(
           h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← Migration map')),
           h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, els.title, els.badges), els.meta)),
@@ -548,6 +574,9 @@
           h('section', { 'aria-labelledby': 'charts-title' },
             h('div', { class: 'section-head' }, els.chartTitle = h('h2', { id: 'charts-title' }, 'Last 15 minutes'), els.chartNote),
             els.charts),
+          h('section', { 'aria-labelledby': 'route-integrity-title' },
+            h('h2', { id: 'route-integrity-title' }, 'Data integrity'),
+            els.integrity),
           h('section', { 'aria-labelledby': 'route-events-title' },
             h('h2', { id: 'route-events-title' }, 'Events of this route'),
             h('table', { class: 'events', id: 'route-events' },
@@ -556,11 +585,14 @@
       },
       async refresh() {
         const enc = encodeURIComponent(name);
-        const [r, applied, reverted] = await Promise.all([
+        const [r, applied, reverted, jobs] = await Promise.all([
           api(`/api/v1/routes/${enc}?seconds=${CHART_SECONDS}`),
           api('/api/v1/events?kind=config.applied&limit=50').catch(() => []),
           api('/api/v1/events?kind=config.reverted&limit=50').catch(() => []),
+          api('/api/v1/verify').catch(() => []),
         ]);
+        const mine = jobs.filter((j) => j.route === name);
+        const histories = await Promise.all(mine.map((j) => api(`/api/v1/verify/${encodeURIComponent(j.job)}?limit=10`).catch(() => ({ ...j, runs: [] }))));
         current = r;
         els.error.replaceChildren();
         document.title = `${r.name} · ficus`;
@@ -588,6 +620,8 @@
           h('div', { class: 'card share-card' }, h('h3', {}, 'Answered by modern'), shareBar(r), h('p', { class: 'muted' }, `configured: ${r.stage}${r.stage === 'canary' ? ' ' + fmtWeight(r.weight) + ' of users' : ''}`)));
         const markers = markersFor(r.events, applied.concat(reverted));
         drawCharts(els.charts, els.chartTitle, els.chartNote, r, markers);
+        els.integrity.replaceChildren(...(histories.length ? histories.map(verifyHistory)
+          : [h('p', { class: 'muted' }, 'No [[verify]] job names this route: add one to ficus.toml to compare its tables on a schedule.')]));
         els.events.replaceChildren(...(r.events.length ? r.events.map(eventRow(false)) : [h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No events for this route yet.'))]));
       },
       failed(e) {
@@ -597,6 +631,23 @@
         formReady = false;
       },
     };
+  }
+
+  function verifyHistory(j) {
+    const rows = j.runs.map((run) => h('tr', { dataset: { outcome: run.outcome } },
+      h('td', { class: 'nowrap' }, fmtDateTime(run.finished_at)),
+      h('td', {}, verifyBadge(run.outcome)),
+      h('td', { class: 'num' }, num(run.rows_compared, 0)),
+      h('td', { class: 'num' }, String(run.missing)),
+      h('td', { class: 'num' }, String(run.extra)),
+      h('td', { class: 'num' }, String(run.changed)),
+      h('td', { class: 'num muted' }, fmtMs(run.finished_at - run.started_at)),
+      h('td', { class: 'verify-error' }, run.error || '')));
+    return h('div', { class: 'verify-job', dataset: { job: j.job } },
+      h('h3', {}, h('code', {}, j.job), ' ', h('span', { class: 'muted' }, `${j.source_table} → ${j.target_table}${j.every_ms ? ' · every ' + fmtMs(j.every_ms) : ''}`)),
+      h('table', { class: 'events verify-runs' },
+        h('thead', {}, h('tr', {}, ['Finished', 'Outcome', 'Rows', 'Missing', 'Extra', 'Changed', 'Took', 'Error'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 6 ? 'num' : null }, t)))),
+        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No runs yet.')))));
   }
 
   function statCard(sideName, side, r) {
