@@ -3,7 +3,6 @@
 //! leaking what exists, bad payloads name the field, changes answer with their events and
 //! are live for the next request, concurrent applies resolve to one winner and a 409.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,9 +11,12 @@ use ficus_control::ControlPlane;
 use ficus_proxy::Gateway;
 use ficus_store::Store;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+
+#[path = "support/upstream.rs"]
+mod upstream;
+use upstream::upstream;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -23,30 +25,6 @@ struct Env {
     proxy: String,
     control: Arc<ControlPlane>,
     _dir: tempfile::TempDir,
-}
-
-/// An upstream answering its name.
-async fn upstream(name: &'static str) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = service_fn(
-                    move |_req: hyper::Request<hyper::body::Incoming>| async move {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
 }
 
 fn file(legacy: &str, modern: &str) -> String {

@@ -10,9 +10,9 @@
 
 mod support {
     pub mod cdp;
+    pub mod upstream;
 }
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,43 +23,14 @@ use ficus_control::ControlPlane;
 use ficus_proxy::Gateway;
 use ficus_store::Store;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use support::cdp::{self, Browser};
+use support::upstream::upstream;
 
 const TOKEN: &str = "browser-test-token-0123456789";
 /// The width the dashboard is designed for.
 const WIDTH: u32 = 1280;
-
-/// An upstream answering its name, or 500 for paths ending in `/boom` (an error that is
-/// not a fallback status, so it reaches the client and the error charts).
-async fn upstream(name: &'static str) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| async move {
-                        let mut resp = hyper::Response::new(Full::new(Bytes::from(name)));
-                        if req.uri().path().ends_with("/boom") {
-                            *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                        }
-                        Ok::<_, Infallible>(resp)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
 
 fn config(legacy: &str, modern: &str) -> String {
     format!(

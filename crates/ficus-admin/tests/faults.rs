@@ -3,7 +3,6 @@
 //! refused with a clear error and change nothing, and everything acknowledged is still there
 //! afterwards.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,9 +13,12 @@ use ficus_control::ControlPlane;
 use ficus_proxy::Gateway;
 use ficus_store::{EventFilter, Store, StoreOptions};
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+
+#[path = "support/upstream.rs"]
+mod upstream;
+use upstream::upstream;
 
 const TOKEN: &str = "fault-token";
 
@@ -85,27 +87,6 @@ impl Relay {
     }
 }
 
-async fn upstream() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = service_fn(|_req: hyper::Request<hyper::body::Incoming>| async {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from("legacy"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
-
 async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
     let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .build_http::<Full<Bytes>>();
@@ -170,7 +151,7 @@ async fn a_lost_store_refuses_changes_keeps_serving_and_loses_nothing() {
     let file = dir.path().join("ficus.toml");
     std::fs::write(
         &file,
-        format!("[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{}\"\n[upstream.modern]\nurl = \"{}\"\n[[route]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nmodern = \"modern\"\nstage = \"canary\"\nweight = 5\n[default]\nlegacy = \"legacy\"\n[access_log]\nenabled = false\n", upstream().await, upstream().await),
+        format!("[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{}\"\n[upstream.modern]\nurl = \"{}\"\n[[route]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nmodern = \"modern\"\nstage = \"canary\"\nweight = 5\n[default]\nlegacy = \"legacy\"\n[access_log]\nenabled = false\n", upstream("legacy").await, upstream("legacy").await),
     )
     .unwrap();
     let options = StoreOptions {
