@@ -96,6 +96,12 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!("the admin API reads request bodies up to {} bytes", crate::MAX_BODY_BYTES),
+            )
+            .fix("a config file is far smaller: check that the right file is being sent")),
             Err(r) => Err(Problem::new(StatusCode::BAD_REQUEST, "bad-payload", r.body_text())
                 .fix("send a JSON object with the fields the OpenAPI document (/api/v1/openapi.json) lists for this endpoint")),
         }

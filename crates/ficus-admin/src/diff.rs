@@ -57,4 +57,19 @@ mod tests {
         assert_eq!(super::lines("", "x"), ["+ x"]);
         assert_eq!(super::lines("x", ""), ["- x"]);
     }
+
+    #[test]
+    fn huge_inputs_degrade_instead_of_using_the_memory() {
+        let a: String = (0..2001).map(|i| format!("a{i}\n")).collect();
+        let b: String = (0..2001).map(|i| format!("a{}\n", i + 1)).collect();
+        const { assert!(2001 * 2001 > super::MAX_CELLS) };
+        let d = super::lines(&a, &b);
+        assert_eq!(d.len(), 4002, "everything removed, then everything added");
+        assert!(d[..2001].iter().all(|l| l.starts_with("- ")));
+        assert!(d[2001..].iter().all(|l| l.starts_with("+ ")));
+        // Just under the cap the real diff runs: one line removed, one added.
+        let small_a: String = (0..1999).map(|i| format!("a{i}\n")).collect();
+        let small_b: String = (0..1999).map(|i| format!("a{}\n", i + 1)).collect();
+        assert_eq!(super::lines(&small_a, &small_b).len(), 2000);
+    }
 }

@@ -456,3 +456,22 @@ async fn verify_jobs_show_their_latest_run_and_history() {
     assert_eq!(v["type"], "urn:ficus:problem:unknown-verify-job");
     assert_eq!(v["fix"], "verify jobs are: orders-table");
 }
+
+#[tokio::test]
+async fn an_oversized_body_gets_413_naming_the_limit() {
+    let e = env().await;
+    let text = "#".repeat(ficus_admin::MAX_BODY_BYTES + 1);
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/plan", e.admin),
+        Some(TOKEN),
+        Some(json!({ "text": text })),
+    )
+    .await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["type"], "urn:ficus:problem:body-too-large");
+    assert!(
+        v["detail"].as_str().unwrap().contains("1048576 bytes"),
+        "{v}"
+    );
+}
