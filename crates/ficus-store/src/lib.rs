@@ -1,5 +1,6 @@
-//! ficus's state store: config versions, the audit log of events and the runtime route
-//! overrides, on SQLite (default, one file) or PostgreSQL.
+//! ficus's state store: config versions, the audit log of events, the runtime route
+//! overrides, the runs of `[[verify]]` jobs and the shadow-comparison aggregates, on SQLite
+//! (default, one file) or PostgreSQL.
 //!
 //! The control plane's `apply` ends in one [`Store::commit`]: an optimistic version check,
 //! the new config version, the override change and the events, all in one transaction.
@@ -26,6 +27,7 @@ pub use options::{
 pub use store::Store;
 pub use types::{
     Change, Committed, ConfigVersion, ConfigVersionSummary, Event, EventFilter, NewEvent,
-    NewVerifyRun, NewVersion, OverrideChange, OverrideSet, RouteOverride, VerifyRun, VersionRef,
+    NewVerifyRun, NewVersion, OverrideChange, OverrideSet, RouteOverride, ShadowBatch,
+    ShadowEndpoint, ShadowField, ShadowSample, VerifyRun, VersionRef, SHADOW_RESET_KIND,
     VERIFY_OUTCOMES,
 };

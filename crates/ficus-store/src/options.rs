@@ -62,4 +62,10 @@ pub mod limits {
     pub const MAX_PAGE: u32 = 1000;
     /// `EventFilter::default().limit`.
     pub const DEFAULT_PAGE: u32 = 100;
+    /// Endpoints, fields and samples (each) in one `Store::flush_shadow`.
+    pub const MAX_SHADOW_ROWS_PER_FLUSH: usize = 100_000;
+    /// A shadow endpoint name or field path.
+    pub const MAX_SHADOW_PATH_BYTES: usize = 1024;
+    /// A shadow sample's `data`, serialised as JSON.
+    pub const MAX_SHADOW_SAMPLE_BYTES: usize = 1024 * 1024;
 }

@@ -8,6 +8,7 @@
 //! query text itself is shared: both drivers accept `$1`-style parameters, and `on_pool!`
 //! expands each query once per pool so both are type-checked.
 
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,6 +84,86 @@ const UPSERT_OVERRIDE: &str = "INSERT INTO route_overrides \
      stage = COALESCE(excluded.stage, route_overrides.stage), \
      weight_bp = COALESCE(excluded.weight_bp, route_overrides.weight_bp), \
      updated_at = excluded.updated_at, event_id = excluded.event_id";
+
+const SELECT_SHADOW_ENDPOINT: &str = "SELECT route, endpoint, compared, differing, \
+     noise_compared, noise_differing, last_ms FROM shadow_endpoints";
+const SELECT_SHADOW_FIELD: &str = "SELECT route, endpoint, path, kind, differing, \
+     noise_differing, last_ms FROM shadow_fields";
+const SELECT_SHADOW_SAMPLE: &str =
+    "SELECT id, route, endpoint, path, kind, at_ms, data FROM shadow_samples";
+// The VALUES of these inserts are pushed per chunk; the upserts add the deltas to the stored
+// counters and keep the later time, in one statement (atomic under concurrency).
+const INSERT_SHADOW_ENDPOINTS: &str = "INSERT INTO shadow_endpoints \
+     (route, endpoint, compared, differing, noise_compared, noise_differing, last_ms) ";
+const UPSERT_SHADOW_ENDPOINTS: &str = " ON CONFLICT (route, endpoint) DO UPDATE SET \
+     compared = shadow_endpoints.compared + excluded.compared, \
+     differing = shadow_endpoints.differing + excluded.differing, \
+     noise_compared = shadow_endpoints.noise_compared + excluded.noise_compared, \
+     noise_differing = shadow_endpoints.noise_differing + excluded.noise_differing, \
+     last_ms = CASE WHEN excluded.last_ms > shadow_endpoints.last_ms \
+     THEN excluded.last_ms ELSE shadow_endpoints.last_ms END";
+const INSERT_SHADOW_FIELDS: &str = "INSERT INTO shadow_fields \
+     (route, endpoint, path, kind, differing, noise_differing, last_ms) ";
+const UPSERT_SHADOW_FIELDS: &str = " ON CONFLICT (route, endpoint, path, kind) DO UPDATE SET \
+     differing = shadow_fields.differing + excluded.differing, \
+     noise_differing = shadow_fields.noise_differing + excluded.noise_differing, \
+     last_ms = CASE WHEN excluded.last_ms > shadow_fields.last_ms \
+     THEN excluded.last_ms ELSE shadow_fields.last_ms END";
+const INSERT_SHADOW_SAMPLES: &str =
+    "INSERT INTO shadow_samples (id, route, endpoint, path, kind, at_ms, data) ";
+// A sample id that is already stored: a retried flush; the stored sample stays.
+const KEEP_SHADOW_SAMPLES: &str = " ON CONFLICT (id) DO NOTHING";
+const DELETE_SHADOW_ENDPOINTS: &str = "DELETE FROM shadow_endpoints WHERE route = $1";
+const DELETE_SHADOW_FIELDS: &str = "DELETE FROM shadow_fields WHERE route = $1";
+const DELETE_SHADOW_SAMPLES: &str = "DELETE FROM shadow_samples WHERE route = $1";
+/// Rows per multi-row INSERT of counters (7 parameters each: far below SQLite's 32766 and
+/// PostgreSQL's 65535 bind parameters per statement).
+const SHADOW_ROWS_PER_INSERT: usize = 1000;
+/// Samples per multi-row INSERT: with data of up to `MAX_SHADOW_SAMPLE_BYTES` each, a
+/// statement stays far below PostgreSQL's 1 GiB message limit.
+const SHADOW_SAMPLES_PER_INSERT: usize = 100;
+
+/// Runs `$body` on a write transaction `$tx` that holds the store's write lock, as a commit
+/// does (SQLite: this process's writer queue, then `BEGIN IMMEDIATE`; PostgreSQL: the
+/// `store_meta` row lock), then commits. A `?` in the body returns from the calling
+/// function and leaves the transaction to be rolled back when it is dropped. The body is
+/// compiled once per backend.
+macro_rules! in_write_tx {
+    ($store:expr, $doing:expr, $tx:ident => $body:expr) => {{
+        let store: &Store = $store;
+        let doing: &str = $doing;
+        let err = store.err();
+        match &store.inner.pool {
+            Pool::Sqlite(pool) => {
+                let _queued = store.queue_writer(doing).await?;
+                let mut $tx = pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(|e| err.db("starting a write transaction", e))?;
+                let out = $body;
+                $tx.commit()
+                    .await
+                    .map_err(|e| err.db(&format!("committing ({doing})"), e))?;
+                out
+            }
+            Pool::Postgres(pool) => {
+                let mut $tx = pool
+                    .begin()
+                    .await
+                    .map_err(|e| err.db("starting a write transaction", e))?;
+                sqlx::query(LOCK_META_PG)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(|e| err.db("taking the store's write lock", e))?;
+                let out = $body;
+                $tx.commit()
+                    .await
+                    .map_err(|e| err.db(&format!("committing ({doing})"), e))?;
+                out
+            }
+        }
+    }};
+}
 
 /// The body of a commit, on an open transaction `$tx` that already holds the write lock.
 /// A macro rather than a function so it compiles against each backend's transaction
@@ -544,6 +625,233 @@ impl Store {
             .map_err(|e| self.err().db("reading the latest verify runs", e))
     }
 
+    /// Adds a batch of shadow-comparison deltas in one transaction: each endpoint's and
+    /// field's counters are added to the stored ones (a row that is not stored yet is
+    /// inserted), `last_ms` becomes the larger of the stored and the given one, and the
+    /// samples are inserted, except those whose id is already stored (so retrying a flush
+    /// whose outcome is unknown stores no sample twice; the counters, being deltas, would
+    /// be added twice). Rows of one key that occur more than once in the batch are added
+    /// up first. Either all of the batch is stored or none of it.
+    ///
+    /// Concurrent flushes (of this or other processes) add up exactly: each upsert adds to
+    /// the row as stored at that moment, under the store's write lock.
+    ///
+    /// Errors: `Invalid` (naming the row and field) for an empty route, endpoint, path or
+    /// kind, a negative counter or time, sample data that is too large, or more rows than
+    /// [`MAX_SHADOW_ROWS_PER_FLUSH`](crate::limits::MAX_SHADOW_ROWS_PER_FLUSH).
+    pub async fn flush_shadow(&self, batch: &ShadowBatch) -> Result<(), StoreError> {
+        validate::shadow_batch(batch)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Merged and sorted by key: PostgreSQL refuses an upsert that touches one row twice,
+        // and rows locked in one order by every writer cannot deadlock.
+        let endpoints = merge_shadow_endpoints(&batch.endpoints)?;
+        let fields = merge_shadow_fields(&batch.fields)?;
+        let samples = unique_shadow_samples(&batch.samples);
+        let err = self.err();
+        in_write_tx!(self, "flushing shadow aggregates", tx => {
+            for chunk in endpoints.chunks(SHADOW_ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::new(INSERT_SHADOW_ENDPOINTS);
+                q.push_values(chunk, |mut row, e| {
+                    row.push_bind(&e.route)
+                        .push_bind(&e.endpoint)
+                        .push_bind(e.compared)
+                        .push_bind(e.differing)
+                        .push_bind(e.noise_compared)
+                        .push_bind(e.noise_differing)
+                        .push_bind(e.last_ms);
+                });
+                q.push(UPSERT_SHADOW_ENDPOINTS);
+                q.build()
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("adding shadow endpoint counters", e))?;
+            }
+            for chunk in fields.chunks(SHADOW_ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::new(INSERT_SHADOW_FIELDS);
+                q.push_values(chunk, |mut row, f| {
+                    row.push_bind(&f.route)
+                        .push_bind(&f.endpoint)
+                        .push_bind(&f.path)
+                        .push_bind(&f.kind)
+                        .push_bind(f.differing)
+                        .push_bind(f.noise_differing)
+                        .push_bind(f.last_ms);
+                });
+                q.push(UPSERT_SHADOW_FIELDS);
+                q.build()
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("adding shadow field counters", e))?;
+            }
+            for chunk in samples.chunks(SHADOW_SAMPLES_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::new(INSERT_SHADOW_SAMPLES);
+                q.push_values(chunk, |mut row, s| {
+                    row.push_bind(s.id)
+                        .push_bind(&s.route)
+                        .push_bind(&s.endpoint)
+                        .push_bind(&s.path)
+                        .push_bind(&s.kind)
+                        .push_bind(s.at_ms)
+                        .push_bind(&s.data);
+                });
+                q.push(KEEP_SHADOW_SAMPLES);
+                q.build()
+                    .persistent(false)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("storing shadow samples", e))?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Every stored shadow aggregate of every route, samples included, to seed the
+    /// comparator's aggregator at boot. Read in one snapshot, so a flush that commits
+    /// meanwhile is either wholly in it or not at all. Sorted by key (byte order of route,
+    /// endpoint, path, kind; samples by id), the same on both backends.
+    pub async fn load_shadow(&self) -> Result<ShadowBatch, StoreError> {
+        let err = self.err();
+        // SQLite (WAL): a deferred transaction reads one snapshot from its first read on.
+        let begin = match self.inner.pool {
+            Pool::Sqlite(_) => "BEGIN",
+            Pool::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        let mut batch = on_pool!(self, p => {
+            async {
+                let mut tx = p
+                    .begin_with(begin)
+                    .await
+                    .map_err(|e| err.db("starting a read transaction", e))?;
+                let endpoints = sqlx::query_as::<_, ShadowEndpoint>(SELECT_SHADOW_ENDPOINT)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("reading shadow endpoints", e))?;
+                let fields = sqlx::query_as::<_, ShadowField>(SELECT_SHADOW_FIELD)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("reading shadow fields", e))?;
+                let samples = sqlx::query_as::<_, ShadowSample>(SELECT_SHADOW_SAMPLE)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("reading shadow samples", e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| err.db("ending the read transaction", e))?;
+                Ok::<_, StoreError>(ShadowBatch {
+                    endpoints,
+                    fields,
+                    samples,
+                })
+            }
+            .await
+        })?;
+        // Sorted here rather than by ORDER BY: PostgreSQL would sort text by the database's
+        // collation, SQLite by bytes.
+        batch
+            .endpoints
+            .sort_unstable_by(|a, b| (&a.route, &a.endpoint).cmp(&(&b.route, &b.endpoint)));
+        batch.fields.sort_unstable_by(|a, b| {
+            (&a.route, &a.endpoint, &a.path, &a.kind).cmp(&(
+                &b.route,
+                &b.endpoint,
+                &b.path,
+                &b.kind,
+            ))
+        });
+        batch.samples.sort_unstable_by_key(|s| s.id);
+        Ok(batch)
+    }
+
+    /// Deletes the shadow endpoints, fields and samples of `route` and appends an event
+    /// (kind [`SHADOW_RESET_KIND`], the route, `actor`, message `reason`, data
+    /// `{"endpoints": n, "fields": n, "samples": n}`: the rows removed), in one
+    /// transaction; returns the event. A route with nothing stored gets the event too
+    /// (with zeros). Other routes are untouched.
+    pub async fn reset_shadow(
+        &self,
+        route: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Event, StoreError> {
+        validate::shadow_reset(route, actor, reason)?;
+        let err = self.err();
+        let event = in_write_tx!(self, "resetting shadow aggregates", tx => {
+            let mut removed = [0u64; 3];
+            for (n, (sql, what)) in removed.iter_mut().zip([
+                (DELETE_SHADOW_ENDPOINTS, "deleting shadow endpoints"),
+                (DELETE_SHADOW_FIELDS, "deleting shadow fields"),
+                (DELETE_SHADOW_SAMPLES, "deleting shadow samples"),
+            ]) {
+                *n = sqlx::query(sql)
+                    .bind(route)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db(what, e))?
+                    .rows_affected();
+            }
+            let now = unix_ms();
+            let data = serde_json::json!({
+                "endpoints": removed[0],
+                "fields": removed[1],
+                "samples": removed[2],
+            });
+            let id: i64 = sqlx::query_scalar(INSERT_EVENT)
+                .bind(now)
+                .bind(actor)
+                .bind(SHADOW_RESET_KIND)
+                .bind(route)
+                .bind(reason)
+                .bind(None::<i64>)
+                .bind(&data)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| err.db("storing the shadow.reset event", e))?;
+            Event {
+                id,
+                at: now,
+                actor: actor.to_string(),
+                kind: SHADOW_RESET_KIND.to_string(),
+                route: Some(route.to_string()),
+                message: reason.to_string(),
+                config_version: None,
+                data,
+            }
+        });
+        Ok(event)
+    }
+
+    /// The shadow sample with this id; `None` if there is none (never stored, or reset).
+    pub async fn shadow_sample(&self, id: i64) -> Result<Option<ShadowSample>, StoreError> {
+        let sql = format!("{SELECT_SHADOW_SAMPLE} WHERE id = $1");
+        on_pool!(self, p => {
+            sqlx::query_as::<_, ShadowSample>(&sql).bind(id).fetch_optional(p).await
+        })
+        .map_err(|e| self.err().db("reading a shadow sample", e))
+    }
+
+    /// SQLite: waits (in order, up to busy_timeout) behind this process's other writers, as
+    /// `write` does. Hold the guard until the transaction has ended.
+    async fn queue_writer(
+        &self,
+        doing: &str,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, StoreError> {
+        let err = self.err();
+        tokio::time::timeout(err.busy_timeout, self.inner.write_queue.lock())
+            .await
+            .map_err(|_| {
+                err.unavailable(format!(
+                    "writers in this process have been queued for longer than busy_timeout \
+                     ({} ms) while {doing}: the disk is too slow for the write rate, or raise \
+                     busy_timeout",
+                    err.busy_timeout.as_millis()
+                ))
+            })
+    }
+
     /// Applies `change` in one transaction: checks that the latest version is still
     /// `change.expected_version` (else `Conflict`), stores the new version (numbered
     /// latest + 1, sha256 computed here), appends the events, applies the override
@@ -743,6 +1051,74 @@ fn event_error(
         )),
         _ => err.db(&format!("storing event {i} ({kind})"), e),
     }
+}
+
+/// Adds up the rows of one key (counters summed, the later time kept), sorted by key.
+fn merge_shadow_endpoints(rows: &[ShadowEndpoint]) -> Result<Vec<ShadowEndpoint>, StoreError> {
+    let mut merged: BTreeMap<(&str, &str), ShadowEndpoint> = BTreeMap::new();
+    for e in rows {
+        match merged.entry((&e.route, &e.endpoint)) {
+            Entry::Vacant(v) => {
+                v.insert(e.clone());
+            }
+            Entry::Occupied(mut o) => {
+                let m = o.get_mut();
+                let at = || format!("shadow endpoint {} {}", e.route, e.endpoint);
+                m.compared = add_delta(m.compared, e.compared, &at, "compared")?;
+                m.differing = add_delta(m.differing, e.differing, &at, "differing")?;
+                m.noise_compared =
+                    add_delta(m.noise_compared, e.noise_compared, &at, "noise_compared")?;
+                m.noise_differing =
+                    add_delta(m.noise_differing, e.noise_differing, &at, "noise_differing")?;
+                m.last_ms = m.last_ms.max(e.last_ms);
+            }
+        }
+    }
+    Ok(merged.into_values().collect())
+}
+
+/// As [`merge_shadow_endpoints`], for fields.
+fn merge_shadow_fields(rows: &[ShadowField]) -> Result<Vec<ShadowField>, StoreError> {
+    let mut merged: BTreeMap<(&str, &str, &str, &str), ShadowField> = BTreeMap::new();
+    for f in rows {
+        match merged.entry((&f.route, &f.endpoint, &f.path, &f.kind)) {
+            Entry::Vacant(v) => {
+                v.insert(f.clone());
+            }
+            Entry::Occupied(mut o) => {
+                let m = o.get_mut();
+                let at = || {
+                    format!(
+                        "shadow field {} {} {} {}",
+                        f.route, f.endpoint, f.path, f.kind
+                    )
+                };
+                m.differing = add_delta(m.differing, f.differing, &at, "differing")?;
+                m.noise_differing =
+                    add_delta(m.noise_differing, f.noise_differing, &at, "noise_differing")?;
+                m.last_ms = m.last_ms.max(f.last_ms);
+            }
+        }
+    }
+    Ok(merged.into_values().collect())
+}
+
+/// One sample per id (the first of the batch wins, as the stored one would), sorted by id.
+fn unique_shadow_samples(rows: &[ShadowSample]) -> Vec<&ShadowSample> {
+    let mut unique: BTreeMap<i64, &ShadowSample> = BTreeMap::new();
+    for s in rows {
+        unique.entry(s.id).or_insert(s);
+    }
+    unique.into_values().collect()
+}
+
+fn add_delta(a: i64, b: i64, at: &dyn Fn() -> String, field: &str) -> Result<i64, StoreError> {
+    a.checked_add(b).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "{} {field}: the deltas of this flush add up to more than a 64-bit counter holds",
+            at()
+        ))
+    })
 }
 
 fn sha256_hex(text: &str) -> String {

@@ -250,3 +250,72 @@ pub struct NewVerifyRun {
 
 /// The outcomes a [`VerifyRun`] may have.
 pub const VERIFY_OUTCOMES: [&str; 4] = ["equal", "different", "lagging", "error"];
+
+/// The shadow comparisons of one endpoint of a route: totals when loaded, deltas when
+/// flushed ([`Store::flush_shadow`](crate::Store::flush_shadow) adds them up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ShadowEndpoint {
+    pub route: String,
+    /// The endpoint as the comparator names it (for example `GET /orders/{id}`).
+    pub endpoint: String,
+    /// Mirrored responses compared with the ones that answered the client.
+    pub compared: i64,
+    /// Of those, the ones with at least one difference.
+    pub differing: i64,
+    /// Noise comparisons (legacy against itself).
+    pub noise_compared: i64,
+    pub noise_differing: i64,
+    /// Unix milliseconds of the latest comparison; the store keeps the largest it was given.
+    pub last_ms: i64,
+}
+
+/// How often one field path of an endpoint differed in one way: totals when loaded,
+/// deltas when flushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ShadowField {
+    pub route: String,
+    pub endpoint: String,
+    /// The field path (for example `$.items[*].price`).
+    pub path: String,
+    /// The kind of difference: `value`, `type`, `missing`, `extra`, `length`, `order`, ...
+    pub kind: String,
+    pub differing: i64,
+    pub noise_differing: i64,
+    /// Unix milliseconds; the store keeps the largest it was given.
+    pub last_ms: i64,
+}
+
+/// One example difference, kept as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ShadowSample {
+    /// Chosen by the caller, unique: flushing a sample whose id is already stored changes
+    /// nothing, so a retried flush stores each sample once.
+    pub id: i64,
+    pub route: String,
+    pub endpoint: String,
+    pub path: String,
+    pub kind: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The evidence (both values, the request, ...), as the comparator shaped it.
+    pub data: serde_json::Value,
+}
+
+/// Shadow aggregates: the deltas one [`Store::flush_shadow`](crate::Store::flush_shadow)
+/// adds, or everything [`Store::load_shadow`](crate::Store::load_shadow) found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowBatch {
+    pub endpoints: Vec<ShadowEndpoint>,
+    pub fields: Vec<ShadowField>,
+    pub samples: Vec<ShadowSample>,
+}
+
+impl ShadowBatch {
+    /// No endpoint, field or sample.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty() && self.fields.is_empty() && self.samples.is_empty()
+    }
+}
+
+/// The event kind [`Store::reset_shadow`](crate::Store::reset_shadow) appends.
+pub const SHADOW_RESET_KIND: &str = "shadow.reset";

@@ -3,7 +3,7 @@
 //! things (PostgreSQL rejects NUL characters in text that SQLite would store).
 
 use crate::options::limits::*;
-use crate::types::{Change, NewEvent, OverrideChange};
+use crate::types::{Change, NewEvent, OverrideChange, ShadowBatch};
 use crate::StoreError;
 
 fn invalid(msg: String) -> StoreError {
@@ -65,22 +65,29 @@ fn event(i: usize, ev: &NewEvent, has_new_version: bool) -> Result<(), StoreErro
         }
         _ => {}
     }
+    json(
+        &at("data"),
+        &ev.data,
+        MAX_EVENT_DATA_BYTES,
+        "keep a summary of the evidence",
+    )
+}
+
+/// JSON to store: at most `max` bytes serialised, no NUL; `hint` says how to shrink it.
+fn json(field: &str, value: &serde_json::Value, max: usize, hint: &str) -> Result<(), StoreError> {
     // Serialised once here for its size; serde_json escapes NUL as \u0000, which
     // PostgreSQL's jsonb refuses, so it is caught here for both backends.
-    let data = serde_json::to_string(&ev.data)
-        .map_err(|e| invalid(format!("{} cannot be serialised: {e}", at("data"))))?;
-    if data.len() > MAX_EVENT_DATA_BYTES {
+    let data = serde_json::to_string(value)
+        .map_err(|e| invalid(format!("{field} cannot be serialised: {e}")))?;
+    if data.len() > max {
         return Err(invalid(format!(
-            "{} is {} bytes of JSON, more than the limit of {MAX_EVENT_DATA_BYTES}; \
-             keep a summary of the evidence",
-            at("data"),
+            "{field} is {} bytes of JSON, more than the limit of {max}; {hint}",
             data.len()
         )));
     }
     if data.contains("\\u0000") {
         return Err(invalid(format!(
-            "{} contains a NUL character, which the store cannot keep; remove it",
-            at("data")
+            "{field} contains a NUL character, which the store cannot keep; remove it"
         )));
     }
     Ok(())
@@ -198,4 +205,88 @@ pub(crate) fn verify_run(run: &crate::types::NewVerifyRun) -> Result<(), StoreEr
         }
     }
     Ok(())
+}
+
+/// A shadow flush: names present and bounded, counters and times not negative, sample
+/// data storable, and not too many rows.
+pub(crate) fn shadow_batch(batch: &ShadowBatch) -> Result<(), StoreError> {
+    for (what, n) in [
+        ("endpoints", batch.endpoints.len()),
+        ("fields", batch.fields.len()),
+        ("samples", batch.samples.len()),
+    ] {
+        if n > MAX_SHADOW_ROWS_PER_FLUSH {
+            return Err(invalid(format!(
+                "the shadow flush has {n} {what}, more than the limit of \
+                 {MAX_SHADOW_ROWS_PER_FLUSH}; flush more often or in parts"
+            )));
+        }
+    }
+    for (i, e) in batch.endpoints.iter().enumerate() {
+        let at = |field: &str| format!("shadow endpoint {i} {field}");
+        name(&at("route"), &e.route)?;
+        path(&at("endpoint"), &e.endpoint)?;
+        let at = |field: &str| format!("shadow endpoint {i} ({} {}) {field}", e.route, e.endpoint);
+        not_negative(&at, "compared", e.compared)?;
+        not_negative(&at, "differing", e.differing)?;
+        not_negative(&at, "noise_compared", e.noise_compared)?;
+        not_negative(&at, "noise_differing", e.noise_differing)?;
+        not_negative(&at, "last_ms", e.last_ms)?;
+    }
+    for (i, f) in batch.fields.iter().enumerate() {
+        let at = |field: &str| format!("shadow field {i} {field}");
+        name(&at("route"), &f.route)?;
+        path(&at("endpoint"), &f.endpoint)?;
+        path(&at("path"), &f.path)?;
+        name(&at("kind"), &f.kind)?;
+        let at = |field: &str| {
+            format!(
+                "shadow field {i} ({} {} {} {}) {field}",
+                f.route, f.endpoint, f.path, f.kind
+            )
+        };
+        not_negative(&at, "differing", f.differing)?;
+        not_negative(&at, "noise_differing", f.noise_differing)?;
+        not_negative(&at, "last_ms", f.last_ms)?;
+    }
+    for (i, s) in batch.samples.iter().enumerate() {
+        let at = |field: &str| format!("shadow sample {i} (id {}) {field}", s.id);
+        name(&at("route"), &s.route)?;
+        path(&at("endpoint"), &s.endpoint)?;
+        path(&at("path"), &s.path)?;
+        name(&at("kind"), &s.kind)?;
+        not_negative(&at, "at_ms", s.at_ms)?;
+        json(
+            &at("data"),
+            &s.data,
+            MAX_SHADOW_SAMPLE_BYTES,
+            "keep an excerpt of the bodies",
+        )?;
+    }
+    Ok(())
+}
+
+/// A shadow endpoint name or field path: like a name, with a larger limit.
+fn path(field: &str, value: &str) -> Result<(), StoreError> {
+    if value.trim().is_empty() {
+        return Err(invalid(format!("{field} is empty; give it a value")));
+    }
+    text(field, value, MAX_SHADOW_PATH_BYTES)
+}
+
+fn not_negative(at: &dyn Fn(&str) -> String, field: &str, n: i64) -> Result<(), StoreError> {
+    if n < 0 {
+        return Err(invalid(format!(
+            "{} is negative ({n}); a flush adds counts and times of 0 or more",
+            at(field)
+        )));
+    }
+    Ok(())
+}
+
+/// A shadow reset: the route, who and why.
+pub(crate) fn shadow_reset(route: &str, actor: &str, reason: &str) -> Result<(), StoreError> {
+    name("shadow reset route", route)?;
+    name("shadow reset actor", actor)?;
+    text("shadow reset reason", reason, MAX_MESSAGE_BYTES)
 }

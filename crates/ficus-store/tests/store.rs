@@ -211,6 +211,14 @@ both_backends!(
     schema_refuses_rewrites,
     concurrent_first_opens_agree,
     verify_runs_record_and_list,
+    shadow_flush_adds_deltas,
+    shadow_reset_removes_one_route,
+    shadow_sample_by_id,
+    shadow_concurrent_flushes_add_up,
+    shadow_invalid_batches_store_nothing,
+    shadow_failed_flush_stores_nothing,
+    shadow_state_survives_reopen,
+    shadow_schema_refuses_bad_rows,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1371,6 +1379,14 @@ async fn postgres_schemas_isolate_stores() {
         assert_eq!(sb.current_version().await.unwrap(), None);
         commit(&sb, version_change(None, "b1")).await;
         assert_eq!(sa.current_version().await.unwrap().unwrap().text, "a1");
+        // The shadow tables too.
+        let batch = ShadowBatch {
+            endpoints: vec![shadow_endpoint("orders", "GET /orders", [1, 0, 0, 0], 5)],
+            ..ShadowBatch::default()
+        };
+        sa.flush_shadow(&batch).await.unwrap();
+        assert_eq!(sa.load_shadow().await.unwrap(), batch);
+        assert_eq!(sb.load_shadow().await.unwrap(), ShadowBatch::default());
         sa.close().await;
         sb.close().await;
     };
@@ -1465,4 +1481,805 @@ async fn verify_runs_record_and_list(db: Db) {
     store.close().await;
     let store = db.open().await;
     assert_eq!(store.latest_verify_runs().await.unwrap(), vec![a2, b1]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Shadow aggregates
+// ---------------------------------------------------------------------------------------
+
+/// `counts`: compared, differing, noise_compared, noise_differing.
+fn shadow_endpoint(route: &str, endpoint: &str, counts: [i64; 4], last_ms: i64) -> ShadowEndpoint {
+    ShadowEndpoint {
+        route: route.into(),
+        endpoint: endpoint.into(),
+        compared: counts[0],
+        differing: counts[1],
+        noise_compared: counts[2],
+        noise_differing: counts[3],
+        last_ms,
+    }
+}
+
+/// `counts`: differing, noise_differing.
+fn shadow_field(
+    route: &str,
+    endpoint: &str,
+    path: &str,
+    kind: &str,
+    counts: [i64; 2],
+    last_ms: i64,
+) -> ShadowField {
+    ShadowField {
+        route: route.into(),
+        endpoint: endpoint.into(),
+        path: path.into(),
+        kind: kind.into(),
+        differing: counts[0],
+        noise_differing: counts[1],
+        last_ms,
+    }
+}
+
+fn shadow_sample_of(id: i64, route: &str, endpoint: &str, path: &str) -> ShadowSample {
+    ShadowSample {
+        id,
+        route: route.into(),
+        endpoint: endpoint.into(),
+        path: path.into(),
+        kind: "value".into(),
+        at_ms: 1_000 + id.rem_euclid(1_000_000),
+        data: json!({
+            "legacy": {"total": 10.5, "id": id},
+            "modern": {"total": "10.50"},
+            "request": "GET /orders/7?ünï=✓",
+        }),
+    }
+}
+
+/// The counters as a map, for comparing totals without caring about order.
+fn endpoint_totals(
+    batch: &ShadowBatch,
+) -> std::collections::BTreeMap<(String, String), ([i64; 4], i64)> {
+    batch
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                (e.route.clone(), e.endpoint.clone()),
+                (
+                    [e.compared, e.differing, e.noise_compared, e.noise_differing],
+                    e.last_ms,
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn flush(store: &Store, batch: &ShadowBatch) {
+    if let Err(e) = store.flush_shadow(batch).await {
+        panic!("flush_shadow failed: {e}");
+    }
+}
+
+async fn shadow_flush_adds_deltas(db: Db) {
+    let store = db.open().await;
+    assert_eq!(store.load_shadow().await.unwrap(), ShadowBatch::default());
+    flush(&store, &ShadowBatch::default()).await;
+    assert_eq!(store.load_shadow().await.unwrap(), ShadowBatch::default());
+
+    let first = ShadowBatch {
+        endpoints: vec![
+            shadow_endpoint("users", "GET /users/{id}", [1, 1, 0, 0], 700),
+            shadow_endpoint("orders", "GET /orders/{id}", [10, 2, 5, 1], 1_000),
+            shadow_endpoint("orders", "POST /orders", [3, 0, 0, 0], 500),
+        ],
+        fields: vec![
+            shadow_field(
+                "orders",
+                "GET /orders/{id}",
+                "$.total",
+                "value",
+                [2, 1],
+                1_000,
+            ),
+            shadow_field("users", "GET /users/{id}", "$.name", "missing", [1, 0], 700),
+        ],
+        samples: vec![
+            shadow_sample_of(2, "orders", "GET /orders/{id}", "$.total"),
+            shadow_sample_of(1, "users", "GET /users/{id}", "$.name"),
+        ],
+    };
+    flush(&store, &first).await;
+    // Loaded sorted by key, samples by id.
+    let mut expected = first.clone();
+    expected.endpoints.rotate_left(1);
+    expected.fields.sort_by(|a, b| a.route.cmp(&b.route));
+    expected.samples.reverse();
+    assert_eq!(store.load_shadow().await.unwrap(), expected);
+
+    let mut changed_sample = shadow_sample_of(2, "orders", "GET /orders/{id}", "$.total");
+    changed_sample.data = json!({"retried": true});
+    let second = ShadowBatch {
+        endpoints: vec![
+            // An older time: last_ms stays 1000.
+            shadow_endpoint("orders", "GET /orders/{id}", [5, 1, 2, 0], 900),
+            // A newer time: last_ms becomes 1500.
+            shadow_endpoint("orders", "POST /orders", [1, 1, 0, 0], 1_500),
+            shadow_endpoint("orders", "GET /orders", [2, 0, 0, 0], 1_200),
+        ],
+        fields: vec![
+            shadow_field(
+                "orders",
+                "GET /orders/{id}",
+                "$.total",
+                "value",
+                [3, 0],
+                1_100,
+            ),
+            shadow_field(
+                "orders",
+                "GET /orders/{id}",
+                "$.items",
+                "length",
+                [1, 1],
+                1_100,
+            ),
+        ],
+        // Sample 2 again (a retried flush: the stored one stays), and a new one.
+        samples: vec![
+            changed_sample,
+            shadow_sample_of(3, "orders", "POST /orders", "$.id"),
+        ],
+    };
+    flush(&store, &second).await;
+    let loaded = store.load_shadow().await.unwrap();
+    let ep =
+        |route: &str, endpoint: &str, counts, last| shadow_endpoint(route, endpoint, counts, last);
+    assert_eq!(
+        loaded.endpoints,
+        vec![
+            ep("orders", "GET /orders", [2, 0, 0, 0], 1_200),
+            ep("orders", "GET /orders/{id}", [15, 3, 7, 1], 1_000),
+            ep("orders", "POST /orders", [4, 1, 0, 0], 1_500),
+            ep("users", "GET /users/{id}", [1, 1, 0, 0], 700),
+        ]
+    );
+    assert_eq!(
+        loaded.fields,
+        vec![
+            shadow_field(
+                "orders",
+                "GET /orders/{id}",
+                "$.items",
+                "length",
+                [1, 1],
+                1_100
+            ),
+            shadow_field(
+                "orders",
+                "GET /orders/{id}",
+                "$.total",
+                "value",
+                [5, 1],
+                1_100
+            ),
+            shadow_field("users", "GET /users/{id}", "$.name", "missing", [1, 0], 700),
+        ]
+    );
+    assert_eq!(
+        loaded.samples,
+        vec![
+            shadow_sample_of(1, "users", "GET /users/{id}", "$.name"),
+            shadow_sample_of(2, "orders", "GET /orders/{id}", "$.total"),
+            shadow_sample_of(3, "orders", "POST /orders", "$.id"),
+        ],
+        "a sample id already stored is ignored; JSON data round-trips"
+    );
+
+    // The same key twice in one batch is added up; the same sample id twice is stored once.
+    let doubled = ShadowBatch {
+        endpoints: vec![
+            shadow_endpoint("orders", "POST /orders", [1, 0, 1, 0], 100),
+            shadow_endpoint("orders", "POST /orders", [2, 1, 0, 1], 2_000),
+        ],
+        fields: vec![
+            shadow_field("users", "GET /users/{id}", "$.name", "missing", [1, 0], 800),
+            shadow_field("users", "GET /users/{id}", "$.name", "missing", [1, 2], 750),
+        ],
+        samples: vec![
+            shadow_sample_of(4, "users", "GET /users/{id}", "$.name"),
+            shadow_sample_of(4, "orders", "GET /orders", "$"),
+        ],
+    };
+    flush(&store, &doubled).await;
+    let loaded = store.load_shadow().await.unwrap();
+    assert_eq!(
+        endpoint_totals(&loaded)[&("orders".to_string(), "POST /orders".to_string())],
+        ([7, 2, 1, 1], 2_000)
+    );
+    assert_eq!(
+        loaded.fields[2],
+        shadow_field("users", "GET /users/{id}", "$.name", "missing", [3, 2], 800)
+    );
+    assert_eq!(loaded.samples.len(), 4);
+    assert_eq!(
+        loaded.samples[3],
+        shadow_sample_of(4, "users", "GET /users/{id}", "$.name")
+    );
+
+    // Batches larger than one INSERT statement (1000 counter rows, 100 samples).
+    let bulk = ShadowBatch {
+        endpoints: (0..2_500)
+            .map(|i| shadow_endpoint("bulk", &format!("GET /e/{i}"), [i, 0, 1, 0], i))
+            .collect(),
+        fields: (0..2_500)
+            .map(|i| shadow_field("bulk", "GET /e/0", &format!("$.f{i}"), "value", [1, 0], i))
+            .collect(),
+        samples: (0..250)
+            .map(|i| shadow_sample_of(10_000 + i, "bulk", "GET /e/0", "$.f0"))
+            .collect(),
+    };
+    flush(&store, &bulk).await;
+    flush(&store, &bulk).await;
+    let loaded = store.load_shadow().await.unwrap();
+    let bulk_endpoints: Vec<&ShadowEndpoint> = loaded
+        .endpoints
+        .iter()
+        .filter(|e| e.route == "bulk")
+        .collect();
+    assert_eq!(bulk_endpoints.len(), 2_500);
+    assert!(bulk_endpoints.iter().all(|e| {
+        let i: i64 = e.endpoint["GET /e/".len()..].parse().unwrap();
+        (e.compared, e.noise_compared, e.last_ms) == (2 * i, 2, i)
+    }));
+    let bulk_fields = loaded.fields.iter().filter(|f| f.route == "bulk");
+    assert_eq!(bulk_fields.clone().count(), 2_500);
+    assert!(bulk_fields.clone().all(|f| f.differing == 2));
+    assert_eq!(loaded.samples.len(), 4 + 250);
+    assert!(loaded.samples.windows(2).all(|w| w[0].id < w[1].id));
+    // Nothing of this wrote an event.
+    assert!(all_events(&store).await.is_empty());
+    store.close().await;
+}
+
+async fn shadow_reset_removes_one_route(db: Db) {
+    let store = db.open().await;
+    let batch = ShadowBatch {
+        endpoints: vec![
+            shadow_endpoint("orders", "GET /orders/{id}", [10, 2, 0, 0], 1_000),
+            shadow_endpoint("orders", "POST /orders", [3, 0, 0, 0], 500),
+            shadow_endpoint("users", "GET /users/{id}", [1, 1, 0, 0], 700),
+        ],
+        fields: vec![
+            shadow_field(
+                "orders",
+                "GET /orders/{id}",
+                "$.total",
+                "value",
+                [2, 0],
+                1_000,
+            ),
+            shadow_field("users", "GET /users/{id}", "$.name", "missing", [1, 0], 700),
+        ],
+        samples: vec![
+            shadow_sample_of(1, "orders", "GET /orders/{id}", "$.total"),
+            shadow_sample_of(2, "orders", "GET /orders/{id}", "$.total"),
+            shadow_sample_of(3, "users", "GET /users/{id}", "$.name"),
+        ],
+    };
+    flush(&store, &batch).await;
+    let note = store
+        .append_events(vec![NewEvent::new("cli", "note", "before the reset")])
+        .await
+        .unwrap();
+
+    let started = now_ms();
+    let event = store
+        .reset_shadow("orders", "api:alice", "modern v2 deployed")
+        .await
+        .unwrap();
+    assert!(event.id > note[0].id);
+    assert!(event.at >= started && event.at <= now_ms() + 1000);
+    assert_eq!(event.kind, "shadow.reset");
+    assert_eq!(event.kind, SHADOW_RESET_KIND);
+    assert_eq!(event.route.as_deref(), Some("orders"));
+    assert_eq!(event.actor, "api:alice");
+    assert_eq!(event.message, "modern v2 deployed");
+    assert_eq!(event.config_version, None);
+    assert_eq!(
+        event.data,
+        json!({"endpoints": 2, "fields": 1, "samples": 2})
+    );
+
+    // Only that route is gone.
+    let loaded = store.load_shadow().await.unwrap();
+    assert_eq!(
+        loaded,
+        ShadowBatch {
+            endpoints: vec![batch.endpoints[2].clone()],
+            fields: vec![batch.fields[1].clone()],
+            samples: vec![batch.samples[2].clone()],
+        }
+    );
+    assert_eq!(store.shadow_sample(1).await.unwrap(), None);
+    assert_eq!(
+        store.shadow_sample(3).await.unwrap().as_ref(),
+        Some(&batch.samples[2])
+    );
+
+    // The event is in the log as returned.
+    let resets = store
+        .events(EventFilter {
+            kind: Some(SHADOW_RESET_KIND.into()),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(resets, vec![event.clone()]);
+    let about_orders = store
+        .events(EventFilter {
+            route: Some("orders".into()),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(about_orders, vec![event.clone()]);
+
+    // Again, or for a route with nothing stored: an event with zeros.
+    let again = store.reset_shadow("orders", "cli", "").await.unwrap();
+    assert_eq!(
+        again.data,
+        json!({"endpoints": 0, "fields": 0, "samples": 0})
+    );
+    let never = store
+        .reset_shadow("no-such-route", "cli", "tidy")
+        .await
+        .unwrap();
+    assert_eq!(
+        never.data,
+        json!({"endpoints": 0, "fields": 0, "samples": 0})
+    );
+    assert_eq!(store.load_shadow().await.unwrap(), loaded);
+
+    // Counting starts again from zero; a reset sample id may be stored again.
+    flush(
+        &store,
+        &ShadowBatch {
+            endpoints: vec![shadow_endpoint("orders", "POST /orders", [1, 0, 0, 0], 5)],
+            samples: vec![shadow_sample_of(1, "orders", "POST /orders", "$.id")],
+            ..ShadowBatch::default()
+        },
+    )
+    .await;
+    let loaded = store.load_shadow().await.unwrap();
+    assert_eq!(
+        loaded.endpoints[0],
+        shadow_endpoint("orders", "POST /orders", [1, 0, 0, 0], 5)
+    );
+    assert_eq!(
+        store.shadow_sample(1).await.unwrap().unwrap().endpoint,
+        "POST /orders"
+    );
+
+    // A reset needs a route and an actor; a refused one writes nothing.
+    for (route, actor, reason, needle) in [
+        ("", "cli", "why", "route is empty"),
+        ("orders", " ", "why", "actor is empty"),
+        ("orders", "cli", "a\0b", "NUL"),
+    ] {
+        match store.reset_shadow(route, actor, reason).await {
+            Err(StoreError::Invalid(msg)) => assert!(msg.contains(needle), "{needle:?} in {msg:?}"),
+            other => panic!("{needle}: {other:?}"),
+        }
+    }
+    let long = "x".repeat(limits::MAX_MESSAGE_BYTES + 1);
+    assert!(matches!(
+        store.reset_shadow("orders", "cli", &long).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.load_shadow().await.unwrap(), loaded);
+    assert_eq!(all_events(&store).await.len(), 4);
+    store.close().await;
+}
+
+async fn shadow_sample_by_id(db: Db) {
+    let store = db.open().await;
+    assert_eq!(store.shadow_sample(1).await.unwrap(), None);
+    let mut big = shadow_sample_of(i64::MAX, "orders", "GET /orders/{id}", "$.items[*].price");
+    big.kind = "type".into();
+    big.data = json!({"nested": {"list": [1, 2.5, null, true, "ünï ✓"], "empty": {}}});
+    let samples = vec![
+        shadow_sample_of(-5, "orders", "GET /orders/{id}", "$.total"),
+        shadow_sample_of(0, "orders", "GET /orders/{id}", "$.total"),
+        big.clone(),
+    ];
+    flush(
+        &store,
+        &ShadowBatch {
+            samples: samples.clone(),
+            ..ShadowBatch::default()
+        },
+    )
+    .await;
+    for s in &samples {
+        assert_eq!(store.shadow_sample(s.id).await.unwrap().as_ref(), Some(s));
+    }
+    assert_eq!(store.shadow_sample(1).await.unwrap(), None);
+    assert_eq!(store.shadow_sample(i64::MIN).await.unwrap(), None);
+    assert_eq!(store.load_shadow().await.unwrap().samples, samples);
+    store.close().await;
+}
+
+/// Many writers flushing +1 deltas at once, through two stores (two pools, as two ficus
+/// processes would have): the totals are exact.
+async fn shadow_concurrent_flushes_add_up(db: Db) {
+    const TASKS: i64 = 8;
+    const FLUSHES: i64 = 20;
+    let stores = [db.open().await, db.open().await];
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = stores[t as usize % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..FLUSHES {
+                let at = t * 1_000 + i;
+                let mut endpoints = vec![
+                    shadow_endpoint("orders", "GET /orders/{id}", [1, 1, 1, 1], at),
+                    shadow_endpoint("orders", "POST /orders", [1, 0, 0, 0], at),
+                    shadow_endpoint("orders", &format!("GET /task/{t}"), [1, 0, 0, 0], at),
+                ];
+                // Writers list the shared rows in different orders.
+                if t % 2 == 1 {
+                    endpoints.reverse();
+                }
+                let batch = ShadowBatch {
+                    endpoints,
+                    fields: vec![shadow_field(
+                        "orders",
+                        "GET /orders/{id}",
+                        "$.total",
+                        "value",
+                        [1, 1],
+                        at,
+                    )],
+                    samples: vec![shadow_sample_of(
+                        at,
+                        "orders",
+                        "GET /orders/{id}",
+                        "$.total",
+                    )],
+                };
+                store
+                    .flush_shadow(&batch)
+                    .await
+                    .unwrap_or_else(|e| panic!("task {t} flush {i}: {e}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("flush task");
+    }
+    let n = TASKS * FLUSHES;
+    let last = (TASKS - 1) * 1_000 + FLUSHES - 1;
+    let loaded = stores[0].load_shadow().await.unwrap();
+    let totals = endpoint_totals(&loaded);
+    let key = |e: &str| ("orders".to_string(), e.to_string());
+    assert_eq!(totals[&key("GET /orders/{id}")], ([n, n, n, n], last));
+    assert_eq!(totals[&key("POST /orders")], ([n, 0, 0, 0], last));
+    for t in 0..TASKS {
+        assert_eq!(
+            totals[&key(&format!("GET /task/{t}"))],
+            ([FLUSHES, 0, 0, 0], t * 1_000 + FLUSHES - 1)
+        );
+    }
+    assert_eq!(loaded.endpoints.len(), 2 + TASKS as usize);
+    assert_eq!(
+        loaded.fields,
+        vec![shadow_field(
+            "orders",
+            "GET /orders/{id}",
+            "$.total",
+            "value",
+            [n, n],
+            last
+        )]
+    );
+    assert_eq!(loaded.samples.len(), n as usize);
+    for s in stores {
+        s.close().await;
+    }
+}
+
+/// Input the store refuses before writing: each gets `Invalid` naming the row and field.
+async fn shadow_invalid_batches_store_nothing(db: Db) {
+    let store = db.open().await;
+    let ok = ShadowBatch {
+        endpoints: vec![shadow_endpoint("orders", "GET /orders", [1, 0, 0, 0], 1)],
+        fields: vec![shadow_field(
+            "orders",
+            "GET /orders",
+            "$.a",
+            "value",
+            [1, 0],
+            1,
+        )],
+        samples: vec![shadow_sample_of(1, "orders", "GET /orders", "$.a")],
+    };
+    flush(&store, &ok).await;
+    let stored = store.load_shadow().await.unwrap();
+
+    // Each case spoils one row of an otherwise good batch.
+    let with = |f: &dyn Fn(&mut ShadowBatch)| {
+        let mut b = ok.clone();
+        b.endpoints
+            .push(shadow_endpoint("users", "GET /users", [1, 0, 0, 0], 2));
+        b.samples
+            .push(shadow_sample_of(2, "users", "GET /users", "$"));
+        f(&mut b);
+        b
+    };
+    let cases: Vec<(&str, ShadowBatch)> = vec![
+        (
+            "shadow endpoint 1 route is empty",
+            with(&|b| b.endpoints[1].route = String::new()),
+        ),
+        (
+            "shadow endpoint 1 endpoint is empty",
+            with(&|b| b.endpoints[1].endpoint = " ".into()),
+        ),
+        (
+            "shadow endpoint 1 (users GET /users) compared is negative (-1)",
+            with(&|b| b.endpoints[1].compared = -1),
+        ),
+        (
+            "differing is negative",
+            with(&|b| b.endpoints[0].differing = -2),
+        ),
+        (
+            "noise_compared is negative",
+            with(&|b| b.endpoints[0].noise_compared = -3),
+        ),
+        (
+            "noise_differing is negative",
+            with(&|b| b.endpoints[0].noise_differing = -4),
+        ),
+        (
+            "shadow endpoint 0 (orders GET /orders) last_ms is negative",
+            with(&|b| b.endpoints[0].last_ms = -1),
+        ),
+        (
+            "shadow field 0 route is empty",
+            with(&|b| b.fields[0].route = String::new()),
+        ),
+        (
+            "shadow field 0 endpoint is empty",
+            with(&|b| b.fields[0].endpoint = String::new()),
+        ),
+        (
+            "shadow field 0 path is empty",
+            with(&|b| b.fields[0].path = String::new()),
+        ),
+        (
+            "shadow field 0 kind is empty",
+            with(&|b| b.fields[0].kind = String::new()),
+        ),
+        (
+            "shadow field 0 (orders GET /orders $.a value) differing is negative",
+            with(&|b| b.fields[0].differing = -1),
+        ),
+        (
+            "shadow field 0 (orders GET /orders $.a value) noise_differing is negative",
+            with(&|b| b.fields[0].noise_differing = -1),
+        ),
+        ("last_ms is negative", with(&|b| b.fields[0].last_ms = -1)),
+        (
+            "shadow sample 1 (id 2) route is empty",
+            with(&|b| b.samples[1].route = String::new()),
+        ),
+        (
+            "shadow sample 1 (id 2) endpoint is empty",
+            with(&|b| b.samples[1].endpoint = String::new()),
+        ),
+        (
+            "shadow sample 1 (id 2) path is empty",
+            with(&|b| b.samples[1].path = String::new()),
+        ),
+        (
+            "shadow sample 1 (id 2) kind is empty",
+            with(&|b| b.samples[1].kind = String::new()),
+        ),
+        (
+            "shadow sample 1 (id 2) at_ms is negative",
+            with(&|b| b.samples[1].at_ms = -1),
+        ),
+        (
+            "data contains a NUL",
+            with(&|b| b.samples[1].data = json!({"x": "a\u{0}b"})),
+        ),
+        (
+            "route contains a NUL",
+            with(&|b| b.endpoints[1].route = "a\0b".into()),
+        ),
+        (
+            "limit of 1048576",
+            with(&|b| b.samples[1].data = json!("x".repeat(limits::MAX_SHADOW_SAMPLE_BYTES))),
+        ),
+        (
+            "limit of 1024",
+            with(&|b| b.fields[0].path = "$".repeat(limits::MAX_SHADOW_PATH_BYTES + 1)),
+        ),
+        (
+            "limit of 256",
+            with(&|b| b.fields[0].kind = "k".repeat(limits::MAX_NAME_BYTES + 1)),
+        ),
+        (
+            "endpoints, more than the limit",
+            with(&|b| {
+                b.endpoints = vec![
+                    shadow_endpoint("users", "GET /users", [1, 0, 0, 0], 2);
+                    limits::MAX_SHADOW_ROWS_PER_FLUSH + 1
+                ]
+            }),
+        ),
+        (
+            "compared: the deltas of this flush add up to more than a 64-bit counter",
+            with(&|b| {
+                b.endpoints.push(shadow_endpoint(
+                    "users",
+                    "GET /users",
+                    [i64::MAX, 0, 0, 0],
+                    2,
+                ))
+            }),
+        ),
+    ];
+    for (needle, batch) in cases {
+        match store.flush_shadow(&batch).await {
+            Err(StoreError::Invalid(msg)) => {
+                assert!(msg.contains(needle), "{needle:?} not in {msg:?}")
+            }
+            other => panic!("{needle}: {other:?}"),
+        }
+    }
+    assert_eq!(store.load_shadow().await.unwrap(), stored);
+    store.close().await;
+}
+
+/// A flush that the database refuses part-way (a stored counter would overflow, after
+/// other rows of the batch were written) leaves nothing of the batch behind.
+async fn shadow_failed_flush_stores_nothing(db: Db) {
+    let store = db.open().await;
+    flush(
+        &store,
+        &ShadowBatch {
+            endpoints: vec![shadow_endpoint("orders", "z", [i64::MAX - 1, 0, 0, 0], 1)],
+            ..ShadowBatch::default()
+        },
+    )
+    .await;
+    let stored = store.load_shadow().await.unwrap();
+    let bad = ShadowBatch {
+        endpoints: vec![
+            shadow_endpoint("orders", "z", [2, 0, 0, 0], 1),
+            // Sorts first, so it is written before the failing row.
+            shadow_endpoint("orders", "a", [1, 0, 0, 0], 1),
+        ],
+        fields: vec![shadow_field("orders", "a", "$", "value", [1, 0], 1)],
+        samples: vec![shadow_sample_of(1, "orders", "a", "$")],
+    };
+    let err = store.flush_shadow(&bad).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Database { .. }),
+        "overflow: {err:?}"
+    );
+    assert_eq!(store.load_shadow().await.unwrap(), stored);
+    // The store works on.
+    flush(
+        &store,
+        &ShadowBatch {
+            endpoints: vec![shadow_endpoint("orders", "z", [1, 0, 0, 0], 1)],
+            ..ShadowBatch::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        store.load_shadow().await.unwrap().endpoints[0].compared,
+        i64::MAX
+    );
+    store.close().await;
+}
+
+async fn shadow_state_survives_reopen(db: Db) {
+    let store = db.open().await;
+    let batch = ShadowBatch {
+        endpoints: vec![shadow_endpoint(
+            "orders",
+            "GET /orders/{id}",
+            [10, 2, 5, 1],
+            1_000,
+        )],
+        fields: vec![shadow_field(
+            "orders",
+            "GET /orders/{id}",
+            "$.total",
+            "value",
+            [2, 1],
+            1_000,
+        )],
+        samples: vec![shadow_sample_of(7, "orders", "GET /orders/{id}", "$.total")],
+    };
+    flush(&store, &batch).await;
+    store.close().await;
+
+    let store = db.open().await;
+    assert_eq!(store.load_shadow().await.unwrap(), batch);
+    // And the totals keep growing from there.
+    flush(&store, &batch).await;
+    store.close().await;
+    let store = db.open().await;
+    let loaded = store.load_shadow().await.unwrap();
+    assert_eq!(
+        loaded.endpoints,
+        vec![shadow_endpoint(
+            "orders",
+            "GET /orders/{id}",
+            [20, 4, 10, 2],
+            1_000
+        )]
+    );
+    assert_eq!(
+        loaded.fields,
+        vec![shadow_field(
+            "orders",
+            "GET /orders/{id}",
+            "$.total",
+            "value",
+            [4, 2],
+            1_000
+        )]
+    );
+    assert_eq!(loaded.samples, batch.samples);
+    store.close().await;
+}
+
+/// The database itself refuses what validation refuses, whatever client writes to it.
+async fn shadow_schema_refuses_bad_rows(db: Db) {
+    let store = db.open().await;
+    for sql in [
+        "INSERT INTO shadow_endpoints (route, endpoint, compared, differing, noise_compared, \
+         noise_differing, last_ms) VALUES ('', 'e', 0, 0, 0, 0, 0)",
+        "INSERT INTO shadow_endpoints (route, endpoint, compared, differing, noise_compared, \
+         noise_differing, last_ms) VALUES ('r', '', 0, 0, 0, 0, 0)",
+        "INSERT INTO shadow_endpoints (route, endpoint, compared, differing, noise_compared, \
+         noise_differing, last_ms) VALUES ('r', 'e', -1, 0, 0, 0, 0)",
+        "INSERT INTO shadow_endpoints (route, endpoint, compared, differing, noise_compared, \
+         noise_differing, last_ms) VALUES ('r', 'e', 0, 0, 0, -1, 0)",
+        "INSERT INTO shadow_endpoints (route, endpoint, compared, differing, noise_compared, \
+         noise_differing, last_ms) VALUES ('r', 'e', 'many', 0, 0, 0, 0)",
+        "INSERT INTO shadow_fields (route, endpoint, path, kind, differing, noise_differing, \
+         last_ms) VALUES ('r', 'e', '', 'value', 0, 0, 0)",
+        "INSERT INTO shadow_fields (route, endpoint, path, kind, differing, noise_differing, \
+         last_ms) VALUES ('r', 'e', '$', '', 0, 0, 0)",
+        "INSERT INTO shadow_fields (route, endpoint, path, kind, differing, noise_differing, \
+         last_ms) VALUES ('r', 'e', '$', 'value', 0, -1, 0)",
+        "INSERT INTO shadow_samples (id, route, endpoint, path, kind, at_ms, data) \
+         VALUES (1, 'r', 'e', '$', 'value', -1, '{}')",
+        "INSERT INTO shadow_samples (id, route, endpoint, path, kind, at_ms, data) \
+         VALUES (1, 'r', 'e', '$', 'value', 0, 'not json')",
+    ] {
+        let r = db.raw(sql).await;
+        assert!(r.is_err(), "{sql} was allowed: {r:?}");
+    }
+    // A well-formed row written by another client is loaded like any other.
+    db.raw(
+        "INSERT INTO shadow_samples (id, route, endpoint, path, kind, at_ms, data) \
+         VALUES (9, 'r', 'e', '$', 'value', 0, '{\"a\": [1]}')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.shadow_sample(9).await.unwrap().unwrap().data,
+        json!({"a": [1]})
+    );
+    assert_eq!(store.load_shadow().await.unwrap().samples.len(), 1);
+    store.close().await;
 }
