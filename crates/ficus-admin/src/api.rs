@@ -781,3 +781,112 @@ pub async fn verify_job(
         runs,
     }))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffParams {
+    pub route: Option<String>,
+}
+
+/// One route's shadow comparisons: the mirror's counters and the ranked differences.
+#[derive(Debug, Serialize)]
+pub struct RouteDiffs {
+    pub route: String,
+    /// The route's stage now, and whether it mirrors now.
+    pub stage: Option<String>,
+    pub mirroring: bool,
+    /// Since this ficus started: copies sent, dropped by reason, failed, compared.
+    pub counters: ficus_telemetry::ShadowTotals,
+    /// Since the last reset, across restarts: per endpoint and field path.
+    pub report: Option<ficus_compare::RouteReport>,
+}
+
+/// `GET /api/v1/diffs`: every route that mirrors or has comparisons (query: route).
+pub async fn diffs(
+    State(st): State<Arc<AdminState>>,
+    Params(p): Params<DiffParams>,
+) -> ApiResult<Vec<RouteDiffs>> {
+    let snap = st.control.snapshot();
+    if let Some(name) = &p.route {
+        if !snap.effective.all_routes().any(|r| &r.name == name) {
+            return Err(unknown_route(name, &snap.effective));
+        }
+    }
+    let report = st.control.shadow_report(p.route.as_deref());
+    let telemetry = st.control.gateway().telemetry();
+    let mut out = Vec::new();
+    for r in snap.effective.all_routes() {
+        if p.route.as_ref().is_some_and(|n| n != &r.name) {
+            continue;
+        }
+        let mirroring = r.modern.is_some() && ficus_proxy::mirror::mirrors(r.stage, &r.shadow);
+        let rep = report.routes.iter().find(|x| x.route == r.name).cloned();
+        let counters = telemetry.route(&r.name).shadow.totals();
+        if !mirroring && rep.is_none() && counters == Default::default() && p.route.is_none() {
+            continue;
+        }
+        out.push(RouteDiffs {
+            route: r.name.clone(),
+            stage: Some(r.stage.as_str().to_string()),
+            mirroring,
+            counters,
+            report: rep,
+        });
+    }
+    // Comparisons of routes no longer in the config stay visible until reset.
+    for rep in report.routes {
+        if !snap.effective.all_routes().any(|r| r.name == rep.route) {
+            out.push(RouteDiffs {
+                route: rep.route.clone(),
+                stage: None,
+                mirroring: false,
+                counters: Default::default(),
+                report: Some(rep),
+            });
+        }
+    }
+    Ok(axum::Json(out))
+}
+
+/// `GET /api/v1/diffs/samples/{id}`: one sample exchange, request and both responses.
+pub async fn diff_sample(
+    State(st): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> ApiResult<ficus_compare::Sample> {
+    let n: i64 = id.parse().map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-path",
+            format!("sample id {id:?} is not an integer"),
+        )
+        .fix("take sample ids from GET /api/v1/diffs (fields[].sample_ids)")
+    })?;
+    match st.control.shadow_sample(n).await? {
+        Some(s) => Ok(axum::Json(s)),
+        None => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-sample",
+            format!("no sample with id {n}"),
+        )
+        .fix("samples are removed when their route's comparisons are reset; list current ones with GET /api/v1/diffs")),
+    }
+}
+
+/// `POST /api/v1/diffs/{route}/reset`: forget the route's comparisons (an event).
+pub async fn reset_diffs(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Body(b): Body<MessageBody>,
+) -> ApiResult<ficus_store::Event> {
+    let msg = message(&b.message)?;
+    let snap = st.control.snapshot();
+    if !snap.effective.all_routes().any(|r| r.name == name) {
+        return Err(unknown_route(&name, &snap.effective));
+    }
+    let event = st
+        .control
+        .reset_shadow(&name, &actor(&st, &headers), msg)
+        .await?;
+    Ok(axum::Json(event))
+}

@@ -70,7 +70,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/events", get(api::events))
         .route("/inventory", get(api::inventory))
         .route("/verify", get(api::verify_jobs))
-        .route("/verify/{job}", get(api::verify_job));
+        .route("/verify/{job}", get(api::verify_job))
+        .route("/diffs", get(api::diffs))
+        .route("/diffs/samples/{id}", get(api::diff_sample))
+        .route("/diffs/{route}/reset", post(api::reset_diffs));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -35,6 +35,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: "get", path: "/api/v1/inventory", summary: "Every endpoint seen (method + path template, ids folded to {id}), its route, counts per side, last seen; legacy_only flags endpoints not yet moved", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/api/v1/verify", summary: "Every [[verify]] job with its route, tables and latest run: outcome (equal, different, lagging, error), counts, finished_at, error", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/api/v1/verify/{job}", summary: "One [[verify]] job's recent runs, newest first, with their reports (query: limit, at most 100)", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/diffs", summary: "Shadow comparisons per route (query: route): mirror counters (mirrored, dropped by reason, failed, compared) and endpoints and field paths ranked by difference rate, noise shown apart", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/diffs/samples/{id}", summary: "One sample exchange: the request and both responses (sensitive headers redacted) with their differences", mutation: false, body: &[] },
+    Endpoint { method: "post", path: "/api/v1/diffs/{route}/reset", summary: "Forget a route's comparisons and samples (an event)", mutation: true, body: &[("message", "string", true)] },
     Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, after, limit); newest first, or oldest first after an id", mutation: false, body: &[] },
 ];
 

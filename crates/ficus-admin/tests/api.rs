@@ -140,7 +140,10 @@ async fn the_openapi_document_matches_the_router() {
             .path
             .replace("{name}", "orders")
             .replace("{number}", "1")
-            .replace("{job}", "orders-table");
+            .replace("{job}", "orders-table")
+            .replace("{route}", "orders")
+            // Not a sample id: answered 400, which still proves the route exists.
+            .replace("{id}", "none");
         let body = (ep.method == "post").then(|| json!({}));
         let (status, v) = call(
             &ep.method.to_uppercase(),
@@ -474,4 +477,168 @@ async fn an_oversized_body_gets_413_naming_the_limit() {
         v["detail"].as_str().unwrap().contains("1048576 bytes"),
         "{v}"
     );
+}
+
+/// Polls `/api/v1/diffs?route=R` until `done` holds (bounded).
+async fn diffs_until(e: &Env, route: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, v) = call(
+            "GET",
+            &format!("{}/api/v1/diffs?route={route}", e.admin),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if done(&v[0]) {
+            return v[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn shadow_comparisons_are_served_kept_and_reset() {
+    let e = env().await;
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/routes/orders/set", e.admin),
+        Some(TOKEN),
+        Some(json!({"stage": "shadow", "message": "compare before any user moves"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    for u in 0..10 {
+        // Legacy answers; modern gets the copy and answers differently ("modern").
+        assert_eq!(
+            proxied(&format!("{}/orders/{u}", e.proxy), &format!("u{u}")).await,
+            "legacy"
+        );
+    }
+    let r = diffs_until(&e, "orders", |r| r["counters"]["compared"] == 10).await;
+    assert_eq!(r["mirroring"], true);
+    assert_eq!(r["stage"], "shadow");
+    assert_eq!(r["counters"]["mirrored"], 10);
+    let ep = &r["report"]["endpoints"][0];
+    assert_eq!(ep["endpoint"], "GET /orders/{id}");
+    assert_eq!(ep["compared"], 10);
+    let field = &ep["fields"][0];
+    assert_eq!(
+        (field["path"].as_str(), field["kind"].as_str()),
+        (Some("body"), Some("value"))
+    );
+    assert_eq!(field["verdict"], "real");
+    assert_eq!(r["report"]["rate"], 1.0);
+
+    // One sample, side by side.
+    let id = field["sample_ids"][0].as_i64().unwrap();
+    let (s, sample) = call(
+        "GET",
+        &format!("{}/api/v1/diffs/samples/{id}", e.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{sample}");
+    assert_eq!(sample["data"]["legacy"]["body"], "legacy");
+    assert_eq!(sample["data"]["modern"]["body"], "modern");
+    assert_eq!(sample["data"]["request"]["method"], "GET");
+    let (s, v) = call(
+        "GET",
+        &format!("{}/api/v1/diffs/samples/999", e.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["type"].as_str()),
+        (404, Some("urn:ficus:problem:unknown-sample")),
+        "{v}"
+    );
+    let (s, v) = call(
+        "GET",
+        &format!("{}/api/v1/diffs?route=nope", e.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+
+    // Flushed to the store, the comparisons survive a restart of the control plane.
+    let rows = e.control.flush_shadow().await.unwrap();
+    assert_eq!(rows, 7, "an endpoint, a field and 5 samples");
+    let stored = e.control.store().load_shadow().await.unwrap();
+    assert_eq!(stored.endpoints[0].compared, 10);
+    assert_eq!(
+        stored.samples.len(),
+        5,
+        "samples_per_field (5) samples of the field"
+    );
+    let other = Gateway::start(e.control.snapshot().effective.as_ref().clone())
+        .await
+        .unwrap();
+    {
+        let mut fresh = other.mirror().aggregator().lock().unwrap();
+        fresh.load(ficus_control::shadow::from_batch(stored));
+        let rep = fresh.report(Some("orders"));
+        assert_eq!(rep.routes[0].compared, 10);
+        assert!(rep.routes[0].endpoints[0].fields[0]
+            .sample_ids
+            .contains(&id));
+        assert!(fresh.sample(id).is_some());
+    }
+    other.shutdown(std::time::Duration::from_secs(1)).await;
+
+    // Reset: needs the token, is an event, empties memory and store.
+    let url = format!("{}/api/v1/diffs/orders/reset", e.admin);
+    let (s, _) = call(
+        "POST",
+        &url,
+        None,
+        Some(json!({"message": "fixed the body"})),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, v) = call("POST", &url, Some(TOKEN), Some(json!({"message": ""}))).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, ev) = call(
+        "POST",
+        &url,
+        Some(TOKEN),
+        Some(json!({"message": "fixed the body"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{ev}");
+    assert_eq!(
+        (ev["kind"].as_str(), ev["route"].as_str()),
+        (Some("shadow.reset"), Some("orders"))
+    );
+    assert_eq!(ev["message"], "fixed the body");
+    let (_, v) = call(
+        "GET",
+        &format!("{}/api/v1/diffs?route=orders", e.admin),
+        None,
+        None,
+    )
+    .await;
+    assert!(v[0]["report"].is_null(), "{v}");
+    assert!(e.control.store().load_shadow().await.unwrap().is_empty());
+    let (s, _) = call(
+        "GET",
+        &format!("{}/api/v1/diffs/samples/{id}", e.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (_, events) = call(
+        "GET",
+        &format!("{}/api/v1/events?kind=shadow.reset", e.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(events.as_array().unwrap().len(), 1);
 }

@@ -50,6 +50,31 @@ pub mod defaults {
     pub const VERIFY_MIN_EVERY: Duration = Duration::from_secs(10);
     /// Connections per database of a `[[verify]]` job (ficus-verify's own default).
     pub const VERIFY_MAX_CONNECTIONS: u32 = 4;
+
+    /// Mirrored requests waiting for the mirror worker; when full, copies are dropped and
+    /// counted (the client's request is never held up).
+    pub const SHADOW_QUEUE: usize = 1024;
+    /// Mirror exchanges (modern call, noise call, comparison) in progress at once.
+    pub const SHADOW_MAX_IN_FLIGHT: usize = 64;
+    /// Largest request or response body the mirror keeps for a comparison; a larger one drops
+    /// the copy (counted as `too-large`).
+    pub const SHADOW_MAX_BODY: u64 = 1024 * 1024;
+    /// Sample exchanges kept per (endpoint, field path, kind).
+    pub const SHADOW_SAMPLES_PER_FIELD: usize = 5;
+    /// Distinct (route, endpoint, field path, kind) keys tracked; new ones beyond are counted
+    /// and dropped.
+    pub const SHADOW_MAX_FIELDS: usize = 10_000;
+    /// Noise filter thresholds (Diffy's defaults): a field is a real difference only when its
+    /// legacy-vs-modern rate exceeds its legacy-vs-legacy rate by more than 20 % of itself and
+    /// by more than 0.03 percentage points.
+    pub const SHADOW_NOISE_RELATIVE: f64 = 0.20;
+    pub const SHADOW_NOISE_ABSOLUTE: f64 = 0.0003;
+    /// How often comparison aggregates are written to the store.
+    pub const SHADOW_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+    /// Share of a shadow route's sticky keys that are mirrored.
+    pub const SHADOW_SAMPLE_PERCENT: f64 = 100.0;
+    /// Share of mirrored safe requests also sent to legacy a second time, to learn the noise.
+    pub const SHADOW_NOISE_SAMPLE_PERCENT: f64 = 10.0;
 }
 
 /// The whole, validated configuration.
@@ -72,6 +97,8 @@ pub struct Config {
     pub store: String,
     /// `[[verify]]`: data-integrity jobs the gateway runs on a schedule; names are unique.
     pub verify: Vec<VerifyJob>,
+    /// `[shadow]`: mirror bounds and the noise filter.
+    pub shadow: ShadowSettings,
 }
 
 impl Config {
@@ -335,6 +362,88 @@ pub struct Route {
     pub max_body_bytes: u64,
     /// Add `x-ficus-upstream: legacy|modern|legacy-fallback` to responses.
     pub debug_header: bool,
+    /// Mirror unsafe methods (POST, PUT, PATCH, DELETE...) too: the modern service writes to
+    /// its own store (shadow writing). Off by default: a mirrored write must be intended.
+    pub shadow_writes: bool,
+    /// `[route.shadow]`: what is mirrored and how responses are compared.
+    pub shadow: ShadowPolicy,
+}
+
+/// `[route.shadow]`: the mirror and comparison settings of one route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowPolicy {
+    /// Share of sticky keys mirrored (stage `shadow`, and `canary` when `canary` is set).
+    pub sample: Weight,
+    /// Also mirror the legacy-served part of a `canary` route.
+    pub canary: bool,
+    /// Share of mirrored safe requests sent to legacy twice, to measure legacy's own noise.
+    pub noise_sample: Weight,
+    /// Response headers compared (empty: ficus-compare's defaults).
+    pub headers: Vec<String>,
+    /// Headers never compared.
+    pub ignore_headers: Vec<String>,
+    /// JSON paths never reported, e.g. `$.meta.request_id`, `$.items[*].updated_at`.
+    pub ignore: Vec<String>,
+    /// Numeric absolute tolerance per JSON path.
+    pub tolerance: Vec<(String, f64)>,
+    /// JSON array paths whose element order does not matter.
+    pub unordered: Vec<String>,
+    /// Text normalisation for non-JSON bodies.
+    pub trim: bool,
+    pub collapse_whitespace: bool,
+    pub ignore_case: bool,
+    /// Headers whose values are replaced by `[redacted]` in stored samples, on top of
+    /// Authorization, Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key.
+    pub redact: Vec<String>,
+}
+
+impl Default for ShadowPolicy {
+    fn default() -> Self {
+        ShadowPolicy {
+            sample: Weight::from_percent(defaults::SHADOW_SAMPLE_PERCENT).unwrap_or(Weight::MAX),
+            canary: false,
+            noise_sample: Weight::from_percent(defaults::SHADOW_NOISE_SAMPLE_PERCENT)
+                .unwrap_or(Weight::ZERO),
+            headers: Vec::new(),
+            ignore_headers: Vec::new(),
+            ignore: Vec::new(),
+            tolerance: Vec::new(),
+            unordered: Vec::new(),
+            trim: false,
+            collapse_whitespace: false,
+            ignore_case: false,
+            redact: Vec::new(),
+        }
+    }
+}
+
+/// `[shadow]`: gateway-wide mirror bounds and the noise filter (fixed at start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowSettings {
+    pub queue: usize,
+    pub max_in_flight: usize,
+    pub max_body: u64,
+    pub samples_per_field: usize,
+    pub max_fields: usize,
+    /// Fractions (the file says percent).
+    pub noise_relative: f64,
+    pub noise_absolute: f64,
+    pub flush_interval: Duration,
+}
+
+impl Default for ShadowSettings {
+    fn default() -> Self {
+        ShadowSettings {
+            queue: defaults::SHADOW_QUEUE,
+            max_in_flight: defaults::SHADOW_MAX_IN_FLIGHT,
+            max_body: defaults::SHADOW_MAX_BODY,
+            samples_per_field: defaults::SHADOW_SAMPLES_PER_FIELD,
+            max_fields: defaults::SHADOW_MAX_FIELDS,
+            noise_relative: defaults::SHADOW_NOISE_RELATIVE,
+            noise_absolute: defaults::SHADOW_NOISE_ABSOLUTE,
+            flush_interval: defaults::SHADOW_FLUSH_INTERVAL,
+        }
+    }
 }
 
 /// What a request must look like for a route to take it; every present condition must hold.

@@ -167,6 +167,12 @@ fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
     if old.debug_header != new.debug_header {
         what.push("debug_header".to_string());
     }
+    if old.shadow_writes != new.shadow_writes {
+        what.push("shadow_writes".to_string());
+    }
+    if old.shadow != new.shadow {
+        what.push("shadow".to_string());
+    }
     if !what.is_empty() {
         out.push(RouteChange::Settings {
             route: new.name.clone(),

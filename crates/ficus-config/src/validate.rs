@@ -18,7 +18,7 @@ use crate::suggest::{did_you_mean, nearest};
 use crate::units::{self, UnitError};
 use crate::{Diagnostic, Diagnostics};
 
-const TOP_LEVEL: [(&str, &str); 10] = [
+const TOP_LEVEL: [(&str, &str); 11] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -29,6 +29,7 @@ const TOP_LEVEL: [(&str, &str); 10] = [
     ("admin", "[admin]"),
     ("store", "store = \"URL\""),
     ("verify", "[[verify]]"),
+    ("shadow", "[shadow]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -69,6 +70,32 @@ const ROUTE_KEYS: &[&str] = &[
     "max_body",
     "debug_header",
     "fallback",
+    "shadow_writes",
+    "shadow",
+];
+const ROUTE_SHADOW_KEYS: &[&str] = &[
+    "sample",
+    "canary",
+    "noise_sample",
+    "headers",
+    "ignore_headers",
+    "ignore",
+    "tolerance",
+    "unordered",
+    "trim",
+    "collapse_whitespace",
+    "ignore_case",
+    "redact",
+];
+const SHADOW_KEYS: &[&str] = &[
+    "queue",
+    "max_in_flight",
+    "max_body",
+    "samples_per_field",
+    "max_fields",
+    "noise_relative",
+    "noise_absolute",
+    "flush_interval",
 ];
 const FALLBACK_KEYS: &[&str] = &[
     "enabled",
@@ -554,6 +581,10 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.verify_jobs(e, &route_names),
             None => Vec::new(),
         };
+        let shadow = match find("shadow") {
+            Some(e) => self.shadow_settings(e),
+            None => ShadowSettings::default(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -599,6 +630,7 @@ impl<'s> Validator<'s, '_> {
             admin,
             store,
             verify,
+            shadow,
         })
     }
 
@@ -1272,6 +1304,14 @@ impl<'s> Validator<'s, '_> {
             .size(sec, "max_body")
             .map_or(defaults::MAX_BODY_BYTES, |(n, _)| n);
         let debug_header = self.boolean(sec, "debug_header", false);
+        let shadow_writes = self.boolean(sec, "shadow_writes", false);
+        let shadow = match self.table(sec, "shadow") {
+            Some((t, span)) => {
+                let ssec = Section::new(sec.ctx.clone(), "shadow.", span, t);
+                self.route_shadow(&ssec)
+            }
+            None => ShadowPolicy::default(),
+        };
         let fallback = match self.table(sec, "fallback") {
             Some((t, span)) => {
                 let fsec = Section::new(sec.ctx.clone(), "fallback.", span, t);
@@ -1293,7 +1333,229 @@ impl<'s> Validator<'s, '_> {
             fallback,
             max_body_bytes,
             debug_header,
+            shadow_writes,
+            shadow,
         }
+    }
+
+    // ---- shadow ------------------------------------------------------------------------------
+
+    fn route_shadow(&mut self, sec: &Section<'_, '_>) -> ShadowPolicy {
+        self.unknown_keys(sec, ROUTE_SHADOW_KEYS, &[], "[route.shadow]");
+        let d = ShadowPolicy::default();
+        let sample = self.percent(
+            sec,
+            "sample",
+            d.sample,
+            "shadow.sample is the percentage of sticky keys whose requests are mirrored to modern",
+        );
+        let noise_sample = self.percent(
+            sec,
+            "noise_sample",
+            d.noise_sample,
+            "shadow.noise_sample is the percentage of mirrored safe requests also sent to legacy \
+             a second time, to learn which fields legacy itself changes",
+        );
+        let header_names = |v: &mut Self, key: &str| -> Vec<String> {
+            let Some((items, _)) = v.strings(sec, key) else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            for (h, span) in items {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    v.error(
+                        &span,
+                        format!(
+                            "{}: {} {:?} is not a header name",
+                            sec.ctx,
+                            sec.key(key),
+                            clip(h)
+                        ),
+                        Some("header names are tokens such as \"content-type\"".into()),
+                    );
+                } else {
+                    out.push(h.to_ascii_lowercase());
+                }
+            }
+            out
+        };
+        let headers = header_names(self, "headers");
+        let ignore_headers = header_names(self, "ignore_headers");
+        let redact = header_names(self, "redact");
+        let json_paths = |v: &mut Self, key: &str| -> Vec<String> {
+            let Some((items, _)) = v.strings(sec, key) else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            for (p, span) in items {
+                if v.check_json_path(sec, key, p, &span) {
+                    out.push(p.to_string());
+                }
+            }
+            out
+        };
+        let ignore = json_paths(self, "ignore");
+        let unordered = json_paths(self, "unordered");
+        let mut tolerance = Vec::new();
+        if let Some((t, tspan)) = self.table(sec, "tolerance") {
+            let tsec = Section::new(sec.ctx.clone(), "shadow.tolerance.", tspan, t);
+            for e in &tsec.entries {
+                let v = match e.value {
+                    DeValue::Integer(i) => Some(int_value(i) as f64),
+                    DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                    _ => None,
+                };
+                if !self.check_json_path(&tsec, "", e.key, &e.key_span) {
+                    continue;
+                }
+                match v {
+                    Some(v) if v.is_finite() && v >= 0.0 => tolerance.push((e.key.to_string(), v)),
+                    _ => self.error(
+                        &e.span,
+                        format!(
+                            "{}: shadow.tolerance.{:?} must be a number of at least 0, found {}",
+                            sec.ctx,
+                            e.key,
+                            describe(e.value)
+                        ),
+                        Some(format!(
+                            "write the largest difference that still counts as equal, e.g. \
+                             \"{}\" = 0.01",
+                            e.key
+                        )),
+                    ),
+                }
+            }
+        }
+        ShadowPolicy {
+            sample,
+            canary: self.boolean(sec, "canary", d.canary),
+            noise_sample,
+            headers,
+            ignore_headers,
+            ignore,
+            tolerance,
+            unordered,
+            trim: self.boolean(sec, "trim", d.trim),
+            collapse_whitespace: self.boolean(sec, "collapse_whitespace", d.collapse_whitespace),
+            ignore_case: self.boolean(sec, "ignore_case", d.ignore_case),
+            redact,
+        }
+    }
+
+    /// A JSON path pattern as ficus-compare reads it; reports it and returns false otherwise.
+    fn check_json_path(&mut self, sec: &Section<'_, '_>, key: &str, p: &str, span: &Span) -> bool {
+        match ficus_compare::parse_path(p) {
+            Ok(_) => true,
+            Err(e) => {
+                // The error names the pattern, the position and what paths look like.
+                let key = if key.is_empty() {
+                    "shadow.tolerance".to_string()
+                } else {
+                    sec.key(key)
+                };
+                self.error(span, format!("{}: {key}: {e}", sec.ctx), None);
+                false
+            }
+        }
+    }
+
+    fn shadow_settings(&mut self, e: &Entry<'_, '_>) -> ShadowSettings {
+        let mut s = ShadowSettings::default();
+        let Some(sec) = self.top_table(e, "[shadow]", "[shadow]") else {
+            return s;
+        };
+        self.unknown_keys(&sec, SHADOW_KEYS, &[], "[shadow]");
+        let count =
+            |v: &mut Self, key: &str, min: i128, max: i128, slot: &mut usize, what: &str| {
+                if let Some((n, span)) = v.integer(&sec, key) {
+                    if (min..=max).contains(&n) {
+                        *slot = n as usize;
+                    } else {
+                        v.error(
+                            &span,
+                            format!("[shadow]: {key} {} is out of range", v.raw(&span)),
+                            Some(format!("{what}: from {min} to {max} (default {})", *slot)),
+                        );
+                    }
+                }
+            };
+        count(
+            self,
+            "queue",
+            1,
+            1 << 20,
+            &mut s.queue,
+            "queue is how many mirrored requests may wait for the mirror worker",
+        );
+        count(
+            self,
+            "max_in_flight",
+            1,
+            10_000,
+            &mut s.max_in_flight,
+            "max_in_flight is how many mirror exchanges run at once",
+        );
+        count(
+            self,
+            "samples_per_field",
+            0,
+            100,
+            &mut s.samples_per_field,
+            "samples_per_field is how many example exchanges are kept per field path",
+        );
+        count(
+            self,
+            "max_fields",
+            1,
+            1_000_000,
+            &mut s.max_fields,
+            "max_fields bounds the (route, endpoint, field) keys tracked",
+        );
+        if let Some((n, span)) = self.size(&sec, "max_body") {
+            if n == 0 || n > 64 * 1024 * 1024 {
+                self.error(
+                    &span,
+                    format!("[shadow]: max_body {} is out of range", self.raw(&span)),
+                    Some(format!(
+                        "max_body is the largest body kept for a comparison: from 1 byte to \
+                         \"64MiB\" (default \"{}\")",
+                        units::format_size(defaults::SHADOW_MAX_BODY)
+                    )),
+                );
+            } else {
+                s.max_body = n;
+            }
+        }
+        let fraction = |v: &mut Self, key: &str, slot: &mut f64| {
+            let Some(e) = sec.get(key) else {
+                return;
+            };
+            let n = match e.value {
+                DeValue::Integer(i) => Some(int_value(i) as f64),
+                DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                _ => None,
+            };
+            match n {
+                Some(n) if (0.0..=100.0).contains(&n) => *slot = n / 100.0,
+                _ => v.error(
+                    &e.span,
+                    format!(
+                        "[shadow]: {key} must be a percentage from 0 to 100, found {}",
+                        v.raw(&e.span)
+                    ),
+                    Some(format!(
+                        "write e.g. {key} = {} (the default)",
+                        *slot * 100.0
+                    )),
+                ),
+            }
+        };
+        fraction(self, "noise_relative", &mut s.noise_relative);
+        fraction(self, "noise_absolute", &mut s.noise_absolute);
+        // parse_duration refuses zero.
+        s.flush_interval = self.duration(&sec, "flush_interval", defaults::SHADOW_FLUSH_INTERVAL);
+        s
     }
 
     fn check_upstream(&mut self, sec: &Section<'_, '_>, name: &str, span: &Span, ups: &Upstreams) {
@@ -1317,16 +1579,27 @@ impl<'s> Validator<'s, '_> {
     }
 
     fn weight(&mut self, sec: &Section<'_, '_>) -> Weight {
-        let Some(e) = sec.get("weight") else {
-            return Weight::ZERO;
+        self.percent(
+            sec,
+            "weight",
+            Weight::ZERO,
+            "weight is the percentage of sticky keys that modern answers",
+        )
+    }
+
+    /// A percentage with at most two decimals (a [`Weight`]); `what` explains the key.
+    fn percent(&mut self, sec: &Section<'_, '_>, key: &str, default: Weight, what: &str) -> Weight {
+        let Some(e) = sec.get(key) else {
+            return default;
         };
+        let name = sec.key(key);
         let percent = match e.value {
             // Beyond f64's integer precision is far out of range anyway.
             DeValue::Integer(i) => int_value(i) as f64,
             DeValue::Float(f) => f.as_str().parse::<f64>().unwrap_or(f64::NAN),
             _ => {
                 self.type_error(sec, e, "a number from 0 to 100");
-                return Weight::ZERO;
+                return default;
             }
         };
         if let Some(w) = Weight::from_percent(percent) {
@@ -1336,12 +1609,8 @@ impl<'s> Validator<'s, '_> {
         if !(0.0..=100.0).contains(&percent) {
             self.error(
                 &e.span,
-                format!("{}: weight {raw} is out of range", sec.ctx),
-                Some(
-                    "weight is the percentage of sticky keys that modern answers: a number from \
-                     0 to 100"
-                        .into(),
-                ),
+                format!("{}: {name} {raw} is out of range", sec.ctx),
+                Some(format!("{what}: a number from 0 to 100")),
             );
         } else {
             let bp = percent * 100.0;
@@ -1351,15 +1620,20 @@ impl<'s> Validator<'s, '_> {
             };
             self.error(
                 &e.span,
-                format!("{}: weight {raw} has more than two decimals", sec.ctx),
+                format!("{}: {name} {raw} has more than two decimals", sec.ctx),
                 Some(format!(
-                    "weights go in steps of 0.01 percent; use {} or {}",
+                    "{} go in steps of 0.01 percent; use {} or {}",
+                    if key == "weight" {
+                        "weights"
+                    } else {
+                        "percentages"
+                    },
                     show(bp.floor()),
                     show(bp.ceil())
                 )),
             );
         }
-        Weight::ZERO
+        default
     }
 
     fn fallback(&mut self, sec: &Section<'_, '_>, max_body: u64) -> FallbackPolicy {

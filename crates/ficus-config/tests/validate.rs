@@ -151,6 +151,8 @@ fn route(name: &str, legacy: &str) -> Route {
         fallback: FallbackPolicy::default(),
         max_body_bytes: defaults::MAX_BODY_BYTES,
         debug_header: false,
+        shadow_writes: false,
+        shadow: ShadowPolicy::default(),
     }
 }
 
@@ -308,6 +310,7 @@ fn full_config_parses_into_the_model() {
         },
         store: "postgres://ficus@db.internal/ficus".into(),
         verify: Vec::new(),
+        shadow: ShadowSettings::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -373,6 +376,8 @@ fn minimal_config_gets_every_default() {
             },
             max_body_bytes: 10 * 1024 * 1024,
             debug_header: false,
+            shadow_writes: false,
+            shadow: ShadowPolicy::default(),
         },
         access_log: AccessLog {
             enabled: true,
@@ -387,6 +392,7 @@ fn minimal_config_gets_every_default() {
         },
         store: "sqlite:///etc/ficus/ficus.db".into(),
         verify: Vec::new(),
+        shadow: ShadowSettings::default(),
     };
     assert_eq!(config, expected);
 }
@@ -1292,4 +1298,176 @@ ficus.toml:28:8: error: duplicate verify job name "orders-table"
 ficus.toml:34:1: error: verify "orders-table": unknown key "intervall"
   help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, every, max_connections"#
     );
+}
+
+#[test]
+fn shadow_settings_parse() {
+    let text = with_head(
+        r#"[[route]]
+name = "catalog"
+legacy = "legacy"
+modern = "modern"
+stage = "shadow"
+shadow_writes = true
+
+[route.shadow]
+sample = 12.5
+canary = true
+noise_sample = 0
+headers = ["Content-Type", "etag"]
+ignore_headers = ["vary"]
+ignore = ["$.meta.request_id", "$.items[*].updated_at", '$["odd key"]']
+tolerance = { "$.total" = 0.01, "$.items[*].price" = 1 }
+unordered = ["$.tags"]
+trim = true
+collapse_whitespace = true
+ignore_case = true
+redact = ["X-Secret"]
+
+[shadow]
+queue = 16
+max_in_flight = 4
+max_body = "64KiB"
+samples_per_field = 2
+max_fields = 500
+noise_relative = 10
+noise_absolute = 0.5
+flush_interval = "500ms"
+"#,
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    let r = &c.routes[0];
+    assert!(r.shadow_writes);
+    let s = &r.shadow;
+    assert_eq!(s.sample, Weight::from_basis_points(1250).unwrap());
+    assert!(s.canary);
+    assert_eq!(s.noise_sample, Weight::ZERO);
+    assert_eq!(s.headers, ["content-type", "etag"]);
+    assert_eq!(s.ignore_headers, ["vary"]);
+    assert_eq!(s.ignore.len(), 3);
+    assert_eq!(
+        s.tolerance,
+        [
+            ("$.total".to_string(), 0.01),
+            ("$.items[*].price".to_string(), 1.0)
+        ]
+    );
+    assert_eq!(s.unordered, ["$.tags"]);
+    assert!(s.trim && s.collapse_whitespace && s.ignore_case);
+    assert_eq!(s.redact, ["x-secret"]);
+    assert_eq!(
+        c.shadow,
+        ShadowSettings {
+            queue: 16,
+            max_in_flight: 4,
+            max_body: 64 * 1024,
+            samples_per_field: 2,
+            max_fields: 500,
+            noise_relative: 0.10,
+            noise_absolute: 0.005,
+            flush_interval: Duration::from_millis(500),
+        }
+    );
+    // Unset, everything has its documented default.
+    let plain = parse(&with_head("")).unwrap();
+    assert_eq!(plain.shadow, ShadowSettings::default());
+    assert_eq!(plain.default_route.shadow, ShadowPolicy::default());
+    assert_eq!(ShadowPolicy::default().sample, Weight::MAX);
+    assert_eq!(
+        ShadowPolicy::default().noise_sample,
+        Weight::from_basis_points(1000).unwrap()
+    );
+}
+
+#[test]
+fn shadow_problems() {
+    let text = with_head(
+        r#"[[route]]
+name = "catalog"
+legacy = "legacy"
+modern = "modern"
+stage = "shadow"
+
+[route.shadow]
+sample = 150
+ignore = ["items[*]", "$.a[x]"]
+tolerance = { "$.total" = -1, "total" = 1 }
+headers = ["bad header"]
+samples = 3
+
+[shadow]
+queue = 0
+noise_relative = 150
+flush_interval = "0s"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:19:10: error: route "catalog": shadow.sample 150 is out of range
+  help: shadow.sample is the percentage of sticky keys whose requests are mirrored to modern: a number from 0 to 100
+ficus.toml:20:11: error: route "catalog": shadow.ignore: invalid path pattern "items[*]" at byte 0: a path starts with `$` (the body's root) (patterns look like $.items[*].price, $.meta["odd key"] or $.list[0])
+ficus.toml:20:23: error: route "catalog": shadow.ignore: invalid path pattern "$.a[x]" at byte 4: expected `*`, an index such as 3, or a quoted name such as "a key" after `[` (patterns look like $.items[*].price, $.meta["odd key"] or $.list[0])
+ficus.toml:21:27: error: route "catalog": shadow.tolerance."$.total" must be a number of at least 0, found integer -1
+  help: write the largest difference that still counts as equal, e.g. "$.total" = 0.01
+ficus.toml:21:31: error: route "catalog": shadow.tolerance: invalid path pattern "total" at byte 0: a path starts with `$` (the body's root) (patterns look like $.items[*].price, $.meta["odd key"] or $.list[0])
+ficus.toml:22:12: error: route "catalog": shadow.headers "bad header" is not a header name
+  help: header names are tokens such as "content-type"
+ficus.toml:23:1: error: route "catalog": unknown key "shadow.samples"
+  help: did you mean "shadow.sample"?
+ficus.toml:26:9: error: [shadow]: queue 0 is out of range
+  help: queue is how many mirrored requests may wait for the mirror worker: from 1 to 1048576 (default 1024)
+ficus.toml:27:18: error: [shadow]: noise_relative must be a percentage from 0 to 100, found 150
+  help: write e.g. noise_relative = 20 (the default)
+ficus.toml:28:18: error: [shadow]: flush_interval "0s" must be greater than zero
+  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+    );
+}
+
+#[test]
+fn shadow_defaults_are_documented() {
+    let doc = include_str!("../../../docs/configuration.md");
+    for row in [
+        format!("| `queue` | integer | `{}` |", defaults::SHADOW_QUEUE),
+        format!(
+            "| `max_in_flight` | integer | `{}` |",
+            defaults::SHADOW_MAX_IN_FLIGHT
+        ),
+        format!(
+            "| `max_body` | size | `\"{}\"` |",
+            units::format_size(defaults::SHADOW_MAX_BODY)
+        ),
+        format!(
+            "| `samples_per_field` | integer | `{}` |",
+            defaults::SHADOW_SAMPLES_PER_FIELD
+        ),
+        format!(
+            "| `max_fields` | integer | `{}` |",
+            defaults::SHADOW_MAX_FIELDS
+        ),
+        format!(
+            "| `noise_relative` | percentage | `{}` |",
+            defaults::SHADOW_NOISE_RELATIVE * 100.0
+        ),
+        format!(
+            "| `noise_absolute` | percentage | `{}` |",
+            defaults::SHADOW_NOISE_ABSOLUTE * 100.0
+        ),
+        format!(
+            "| `flush_interval` | duration | `\"{}s\"` |",
+            defaults::SHADOW_FLUSH_INTERVAL.as_secs()
+        ),
+        format!(
+            "| `sample` | percentage | `{}` |",
+            defaults::SHADOW_SAMPLE_PERCENT
+        ),
+        format!(
+            "| `noise_sample` | percentage | `{}` |",
+            defaults::SHADOW_NOISE_SAMPLE_PERCENT
+        ),
+    ] {
+        assert!(
+            doc.contains(&row),
+            "docs/configuration.md lacks the row {row:?}"
+        );
+    }
 }

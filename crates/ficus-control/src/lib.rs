@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod shadow;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -124,6 +125,8 @@ pub struct ControlPlane {
     /// Serializes changes within this process; the store's version check serializes them
     /// across processes.
     changes: tokio::sync::Mutex<()>,
+    /// Serializes shadow flushes and resets (see [`shadow`]).
+    shadow: tokio::sync::Mutex<shadow::FlushState>,
 }
 
 impl ControlPlane {
@@ -205,6 +208,7 @@ impl ControlPlane {
             file: boot.file,
             snapshot: RwLock::new(Arc::new(boot.snapshot)),
             changes: tokio::sync::Mutex::new(()),
+            shadow: tokio::sync::Mutex::new(shadow::FlushState::default()),
         })
     }
 

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::mirror::{Capture, Tap};
 use crate::upstream::Lease;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -29,6 +30,8 @@ pub struct Capped {
     inner: Incoming,
     seen: u64,
     limit: u64,
+    /// The mirror's copy of the body, when this request is mirrored.
+    tee: Option<Arc<Capture>>,
 }
 
 impl Capped {
@@ -37,6 +40,18 @@ impl Capped {
             inner,
             seen: 0,
             limit,
+            tee: None,
+        }
+    }
+
+    /// Also copies the body into `tee` as it streams (for the mirror).
+    pub fn teed(inner: Incoming, limit: u64, tee: Arc<Capture>) -> Capped {
+        if inner.is_end_stream() {
+            tee.complete();
+        }
+        Capped {
+            tee: Some(tee),
+            ..Capped::new(inner, limit)
         }
     }
 
@@ -50,11 +65,22 @@ impl Capped {
                             limit: self.limit,
                         }))));
                     }
+                    if let Some(t) = &self.tee {
+                        t.push(data);
+                        if self.inner.is_end_stream() {
+                            t.complete();
+                        }
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(t) = &self.tee {
+                    t.complete();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -163,6 +189,8 @@ pub enum ResponseBody {
     Upstream {
         body: Incoming,
         lease: Option<Lease>,
+        /// The mirror's copy of legacy's response, offered to the mirror at the end.
+        tap: Option<Box<Tap>>,
     },
     Full(Option<Bytes>),
 }
@@ -170,11 +198,15 @@ pub enum ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         // A body read to the end leaves its connection reusable; one dropped midway does not
-        // (the lease is dropped with it and the connection closes).
-        if let ResponseBody::Upstream { body, lease } = self {
+        // (the lease is dropped with it and the connection closes). Likewise a mirror copy
+        // goes out only for a response the client received whole.
+        if let ResponseBody::Upstream { body, lease, tap } = self {
             if body.is_end_stream() {
                 if let Some(l) = lease.take() {
                     l.release();
+                }
+                if let Some(t) = tap.take() {
+                    t.finish();
                 }
             }
         }
@@ -183,7 +215,20 @@ impl Drop for ResponseBody {
 
 impl ResponseBody {
     pub fn upstream(body: Incoming, lease: Option<Lease>) -> ResponseBody {
-        ResponseBody::Upstream { body, lease }
+        ResponseBody::Upstream {
+            body,
+            lease,
+            tap: None,
+        }
+    }
+
+    /// An upstream body whose frames are also copied for the mirror.
+    pub fn tapped(body: Incoming, lease: Option<Lease>, tap: Tap) -> ResponseBody {
+        ResponseBody::Upstream {
+            body,
+            lease,
+            tap: Some(Box::new(tap)),
+        }
     }
 
     pub fn empty() -> ResponseBody {
@@ -204,12 +249,26 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream { body, lease } => {
+            ResponseBody::Upstream { body, lease, tap } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 match &polled {
-                    Poll::Ready(None) => release(lease),
-                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => release(lease),
-                    Poll::Ready(Some(Err(_))) => drop(lease.take()),
+                    Poll::Ready(None) => {
+                        release(lease);
+                        finish(tap);
+                    }
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(t), Some(d)) = (tap.as_deref(), frame.data_ref()) {
+                            t.response_data(d);
+                        }
+                        if body.is_end_stream() {
+                            release(lease);
+                            finish(tap);
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => {
+                        drop(lease.take());
+                        drop(tap.take());
+                    }
                     _ => {}
                 }
                 polled
@@ -230,6 +289,12 @@ impl Body for ResponseBody {
             ResponseBody::Upstream { body, .. } => body.size_hint(),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
         }
+    }
+}
+
+fn finish(tap: &mut Option<Box<Tap>>) {
+    if let Some(t) = tap.take() {
+        t.finish();
     }
 }
 

@@ -8,9 +8,10 @@
 pub mod access_log;
 pub mod body;
 pub mod headers;
+pub mod mirror;
 pub mod problem;
 pub mod proxy;
-mod rand;
+pub(crate) mod rand;
 pub mod router;
 pub mod server;
 pub mod split;

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use crate::access_log::{AccessLogSender, AccessRecord};
 use crate::body::{self, Capped, Reclaimable, RequestBody, ResponseBody};
 use crate::headers::{self, X_FICUS_ROUTE, X_FICUS_UPSTREAM};
+use crate::mirror::Tap;
 use crate::problem::Problem;
 use crate::router::{self, RequestView};
 use crate::split::Side;
@@ -214,7 +215,16 @@ async fn forward(
     let modern = match (side, &route.modern) {
         (Side::Modern, Some(m)) => m,
         _ => {
-            let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
+            let tap = match &route.mirror {
+                Some(m) if !upgrade => {
+                    m.tap(parts, body.size_hint().exact(), conn.peer_ip.as_bytes())
+                }
+                _ => None,
+            };
+            let body = RequestBody::Stream(match &tap {
+                Some(t) => Capped::teed(body, route.max_body_bytes, t.request.clone()),
+                None => Capped::new(body, route.max_body_bytes),
+            });
             let headers = std::mem::take(&mut parts.headers);
             let outcome = send(route, Side::Legacy, parts, headers, body, started).await;
             return answer(
@@ -223,6 +233,7 @@ async fn forward(
                 outcome,
                 Answered::Legacy,
                 client_upgrade,
+                tap,
             );
         }
     };
@@ -232,7 +243,14 @@ async fn forward(
         let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
         let headers = std::mem::take(&mut parts.headers);
         let outcome = send(route, Side::Modern, parts, headers, body, started).await;
-        return answer(route, modern, outcome, Answered::Modern, client_upgrade);
+        return answer(
+            route,
+            modern,
+            outcome,
+            Answered::Modern,
+            client_upgrade,
+            None,
+        );
     }
 
     // Keep what is needed to send the same request to legacy.
@@ -270,6 +288,7 @@ async fn forward(
                         Outcome::Response(resp),
                         Answered::Modern,
                         None,
+                        None,
                     )
                 }
             }
@@ -278,16 +297,43 @@ async fn forward(
         Outcome::Connect(e) => {
             match resend.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
                 Some(b) => b,
-                None => return answer(route, modern, Outcome::Connect(e), Answered::Modern, None),
+                None => {
+                    return answer(
+                        route,
+                        modern,
+                        Outcome::Connect(e),
+                        Answered::Modern,
+                        None,
+                        None,
+                    )
+                }
             }
         }
         Outcome::Timeout => match resend.filter(|_| may_resend && route.fallback_on_timeout) {
             Some(b) => b,
-            None => return answer(route, modern, Outcome::Timeout, Answered::Modern, None),
+            None => {
+                return answer(
+                    route,
+                    modern,
+                    Outcome::Timeout,
+                    Answered::Modern,
+                    None,
+                    None,
+                )
+            }
         },
         Outcome::Failed(e) => match resend.filter(|_| may_resend) {
             Some(b) => b,
-            None => return answer(route, modern, Outcome::Failed(e), Answered::Modern, None),
+            None => {
+                return answer(
+                    route,
+                    modern,
+                    Outcome::Failed(e),
+                    Answered::Modern,
+                    None,
+                    None,
+                )
+            }
         },
         Outcome::BodyTooLarge(limit) => return (too_large(route, limit), Answered::Gateway),
     };
@@ -309,6 +355,7 @@ async fn forward(
         &route.legacy,
         outcome,
         Answered::LegacyFallback,
+        None,
         None,
     )
 }
@@ -410,6 +457,7 @@ fn answer(
     outcome: Outcome,
     answered: Answered,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    tap: Option<Tap>,
 ) -> (Response<ResponseBody>, Answered) {
     let fell_back = answered == Answered::LegacyFallback;
     let also = if fell_back {
@@ -428,6 +476,10 @@ fn answer(
                 }
             } else {
                 headers::strip_hop_by_hop(response.headers_mut(), false);
+                if let Some(mut t) = tap {
+                    t.response_head(response.status(), response.headers());
+                    return (response.map(|b| ResponseBody::tapped(b, lease, t)), answered);
+                }
             }
             (response.map(|b| ResponseBody::upstream(b, lease)), answered)
         }

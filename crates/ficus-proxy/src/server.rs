@@ -24,6 +24,8 @@ use crate::proxy::{self, ConnInfo, Shared};
 use crate::table::RouteTable;
 use ficus_telemetry::Telemetry;
 
+use crate::mirror::Mirror;
+
 /// Why the gateway could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -42,6 +44,10 @@ pub enum GatewayError {
     AccessLog(std::io::Error),
     #[error("{0} cannot change on reload; restart ficus to apply it")]
     NeedsRestart(&'static str),
+    #[error("route \"{route}\": [route.shadow]: {reason}")]
+    Shadow { route: String, reason: String },
+    #[error("cannot start the mirror worker thread: {0}")]
+    Mirror(std::io::Error),
 }
 
 /// A running gateway.
@@ -59,6 +65,7 @@ pub struct Gateway {
     worker_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     workers_done: watch::Sender<bool>,
     telemetry: Arc<Telemetry>,
+    mirror: Arc<Mirror>,
     ticker: tokio::task::JoinHandle<()>,
 }
 
@@ -128,7 +135,10 @@ impl Gateway {
         workers: usize,
     ) -> Result<Gateway, GatewayError> {
         let telemetry = Telemetry::new(workers.max(1));
-        let table = RouteTable::compile(config, None, workers.max(1), &telemetry)?;
+        // Pools 0..workers serve the request workers; the last one is the mirror thread's.
+        let mirror =
+            Mirror::start(config.shadow.clone(), workers.max(1)).map_err(GatewayError::Mirror)?;
+        let table = RouteTable::compile(config, None, workers.max(1) + 1, &telemetry, &mirror)?;
         let cfg = table.config.clone();
         let access_log = match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
             Ok((tx, _writer)) => Some(tx),
@@ -244,7 +254,13 @@ impl Gateway {
             workers_done,
             ticker: tokio::spawn(tick(telemetry.clone())),
             telemetry,
+            mirror,
         })
+    }
+
+    /// The mirror (shadow traffic) and its comparison aggregates.
+    pub fn mirror(&self) -> &Arc<Mirror> {
+        &self.mirror
     }
 
     /// The bound address of each listener, in config order (useful with port 0).
@@ -294,12 +310,16 @@ impl Gateway {
         if config.store != current.config.store {
             return Err(GatewayError::NeedsRestart("store"));
         }
-        Ok(RouteTable::compile(
+        if config.shadow != current.config.shadow {
+            return Err(GatewayError::NeedsRestart("[shadow]"));
+        }
+        RouteTable::compile(
             config,
             Some(&current),
-            self.workers,
+            self.workers + 1,
             &self.telemetry,
-        )?)
+            &self.mirror,
+        )
     }
 
     /// Makes a prepared table live: the very next request uses it.
@@ -346,6 +366,8 @@ impl Gateway {
         if let Some(log) = &self.shared.access_log {
             log.close(Duration::from_secs(2)).await;
         }
+        let mirror = self.mirror.clone();
+        let _ = tokio::task::spawn_blocking(move || mirror.stop()).await;
         left
     }
 }

@@ -9,9 +9,11 @@ use ficus_telemetry::{RouteStats, Telemetry};
 use http::Method;
 use http::{HeaderMap, HeaderValue};
 
+use crate::mirror::{Mirror, MirrorRoute};
 use crate::router::{Matcher, RequestView};
+use crate::server::GatewayError;
 use crate::split::{self, Side};
-use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::upstream::UpstreamClient;
 
 /// A compiled route.
 #[derive(Debug)]
@@ -34,6 +36,8 @@ pub struct CompiledRoute {
     pub max_buffered_body: u64,
     pub max_body_bytes: u64,
     pub debug_header: bool,
+    /// Present when the route mirrors requests to modern (see [`crate::mirror`]).
+    pub mirror: Option<Arc<MirrorRoute>>,
 }
 
 impl CompiledRoute {
@@ -64,6 +68,37 @@ impl CompiledRoute {
     /// Whether legacy is still called for this route (everything but `retired`).
     pub fn legacy_is_fallback(&self) -> bool {
         self.fallback_enabled && self.stage != Stage::Retired
+    }
+}
+
+fn compile_route(
+    r: &Route,
+    name: Arc<str>,
+    legacy: Arc<UpstreamClient>,
+    modern: Option<Arc<UpstreamClient>>,
+    mirror: Option<Arc<MirrorRoute>>,
+    telemetry_on: bool,
+    telemetry: &Telemetry,
+) -> CompiledRoute {
+    CompiledRoute {
+        name_header: HeaderValue::from_str(&r.name)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+        name,
+        matcher: Matcher::compile(&r.matcher),
+        legacy,
+        modern,
+        stats: telemetry_on.then(|| telemetry.route(&r.name)),
+        stage: r.stage,
+        weight: r.weight,
+        sticky: r.sticky.clone(),
+        fallback_enabled: r.fallback.enabled,
+        fallback_methods: r.fallback.methods.clone(),
+        fallback_status: r.fallback.on_status.clone(),
+        fallback_on_timeout: r.fallback.on_timeout,
+        max_buffered_body: r.fallback.max_buffered_body.min(r.max_body_bytes),
+        max_body_bytes: r.max_body_bytes,
+        debug_header: r.debug_header,
+        mirror,
     }
 }
 
@@ -107,15 +142,17 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Compiles a config, with `pools` connection pools per upstream (one per worker thread).
-    /// Upstream clients of `previous` whose definition is unchanged are reused, so a reload
-    /// keeps their warm connection pools.
+    /// Compiles a config, with `pools` connection pools per upstream (one per worker thread,
+    /// plus the mirror's). Upstream clients of `previous` whose definition is unchanged are
+    /// reused, so a reload keeps their warm connection pools. Routes that mirror send their
+    /// copies to `mirror`.
     pub fn compile(
         config: Config,
         previous: Option<&RouteTable>,
         pools: usize,
         telemetry: &Telemetry,
-    ) -> Result<RouteTable, UpstreamError> {
+        mirror: &Arc<Mirror>,
+    ) -> Result<RouteTable, GatewayError> {
         let telemetry_on = config.telemetry.enabled;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
@@ -137,28 +174,41 @@ impl RouteTable {
                 .cloned()
                 .expect("validated routes name known upstreams")
         };
-        let routes = config
-            .all_routes()
-            .map(|r: &Route| CompiledRoute {
-                name: Arc::from(r.name.as_str()),
-                name_header: HeaderValue::from_str(&r.name)
-                    .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
-                matcher: Matcher::compile(&r.matcher),
-                legacy: find(&r.legacy),
-                modern: r.modern.as_deref().map(find),
-                stats: telemetry_on.then(|| telemetry.route(&r.name)),
-                stage: r.stage,
-                weight: r.weight,
-                sticky: r.sticky.clone(),
-                fallback_enabled: r.fallback.enabled,
-                fallback_methods: r.fallback.methods.clone(),
-                fallback_status: r.fallback.on_status.clone(),
-                fallback_on_timeout: r.fallback.on_timeout,
-                max_buffered_body: r.fallback.max_buffered_body.min(r.max_body_bytes),
-                max_body_bytes: r.max_body_bytes,
-                debug_header: r.debug_header,
-            })
-            .collect();
+        let mut routes = Vec::with_capacity(config.routes.len() + 1);
+        for r in config.all_routes() {
+            let name: Arc<str> = Arc::from(r.name.as_str());
+            let legacy = find(&r.legacy);
+            let modern = r.modern.as_deref().map(find);
+            let mirror = match &modern {
+                Some(m) if crate::mirror::mirrors(r.stage, &r.shadow) => Some(Arc::new(
+                    MirrorRoute::new(
+                        name.clone(),
+                        &r.shadow,
+                        r.shadow_writes,
+                        r.sticky.clone(),
+                        // Mirror counters are kept even with telemetry off: drops must show.
+                        telemetry.route(&r.name),
+                        legacy.clone(),
+                        m.clone(),
+                        mirror.clone(),
+                    )
+                    .map_err(|e| GatewayError::Shadow {
+                        route: r.name.clone(),
+                        reason: e.to_string(),
+                    })?,
+                )),
+                _ => None,
+            };
+            routes.push(compile_route(
+                r,
+                name,
+                legacy,
+                modern,
+                mirror,
+                telemetry_on,
+                telemetry,
+            ));
+        }
         Ok(RouteTable {
             routes,
             upstreams,

@@ -12,6 +12,7 @@
 mod buckets;
 pub mod inventory;
 mod prom;
+pub mod shadow;
 mod window;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use buckets::{fine_index, fine_lower_us, fine_upper_us, FINE_BUCKETS, PROM_BUCKETS_SECONDS};
+pub use shadow::{DropReason, ShadowCounters, ShadowTotals};
 pub use window::{SlotSummary, WindowStats, WINDOW_SLOTS};
 
 use window::Ring;
@@ -197,6 +199,8 @@ impl SideStats {
 pub struct RouteStats {
     pub name: Arc<str>,
     sides: [SideStats; 2],
+    /// The route's mirror (shadow traffic) counters.
+    pub shadow: ShadowCounters,
 }
 
 impl RouteStats {
@@ -236,6 +240,7 @@ impl Telemetry {
         let stats = Arc::new(RouteStats {
             name: name.clone(),
             sides: [SideStats::new(self.shards), SideStats::new(self.shards)],
+            shadow: ShadowCounters::default(),
         });
         routes.insert(name, stats.clone());
         stats

@@ -96,6 +96,59 @@ impl Collector for Exposition {
                     None,
                 )?;
         }
+
+        // Mirror counters, for routes that mirrored (or tried to) at least once.
+        let shadow: Vec<_> = routes
+            .iter()
+            .map(|r| (r.name.clone(), r.shadow.totals()))
+            .filter(|(_, t)| *t != crate::ShadowTotals::default())
+            .collect();
+        type Get = fn(&crate::ShadowTotals) -> u64;
+        let counters: [(&str, &str, Get); 5] = [
+            ("ficus_shadow_mirrored", "Requests copied to modern by the mirror.", |t| t.mirrored),
+            (
+                "ficus_shadow_failed",
+                "Mirrored requests modern did not answer (connect error, timeout, broken exchange).",
+                |t| t.failed,
+            ),
+            ("ficus_shadow_compared", "Legacy-vs-modern response comparisons.", |t| t.compared),
+            (
+                "ficus_shadow_differing",
+                "Comparisons with at least one difference, noise included.",
+                |t| t.differing,
+            ),
+            (
+                "ficus_shadow_noise_compared",
+                "Legacy-vs-legacy comparisons (the noise sample).",
+                |t| t.noise_compared,
+            ),
+        ];
+        for (name, help, get) in counters {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (route, t) in &shadow {
+                let labels = [("route", &**route)];
+                m.encode_family(&labels)?
+                    .encode_counter::<[(&str, &str); 0], u64, f64>(&get(t), None)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "ficus_shadow_dropped",
+            "Mirror copies dropped so the client is never held up, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (route, t) in &shadow {
+            for (reason, n) in [
+                ("queue-full", t.dropped_queue_full),
+                ("too-large", t.dropped_too_large),
+                ("incomplete", t.dropped_incomplete),
+                ("closed", t.dropped_closed),
+            ] {
+                let labels = [("route", &**route), ("reason", reason)];
+                m.encode_family(&labels)?
+                    .encode_counter::<[(&str, &str); 0], u64, f64>(&n, None)?;
+            }
+        }
         Ok(())
     }
 }
@@ -114,6 +167,9 @@ mod tests {
         r.side(true).record_fallback(1);
         r.side(false).record(0, 200, Duration::from_millis(2));
         let _g = r.side(false).begin(0);
+        r.shadow.mirrored();
+        r.shadow.dropped(crate::DropReason::QueueFull);
+        r.shadow.compared(true, false);
         let text = t.prometheus();
         for line in [
             "ficus_requests_total{route=\"orders\",side=\"modern\",code_class=\"2xx\"} 1",
@@ -127,6 +183,11 @@ mod tests {
             "ficus_request_duration_seconds_count{route=\"orders\",side=\"modern\"} 2",
             "ficus_request_duration_seconds_sum{route=\"orders\",side=\"modern\"} 0.0304",
             "# TYPE ficus_request_duration_seconds histogram",
+            "ficus_shadow_mirrored_total{route=\"orders\"} 1",
+            "ficus_shadow_compared_total{route=\"orders\"} 1",
+            "ficus_shadow_differing_total{route=\"orders\"} 1",
+            "ficus_shadow_dropped_total{route=\"orders\",reason=\"queue-full\"} 1",
+            "ficus_shadow_dropped_total{route=\"orders\",reason=\"too-large\"} 0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

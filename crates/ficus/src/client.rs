@@ -535,3 +535,198 @@ pub fn inventory(t: Target, legacy_only: bool) -> ExitCode {
         Ok(())
     })
 }
+
+fn rate(v: &Value) -> String {
+    match v.as_f64() {
+        Some(r) => format!("{:.2}%", r * 100.0),
+        None => "-".into(),
+    }
+}
+
+pub fn diffs(t: Target, route: Option<String>, per_endpoint: usize) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let mut path = "/api/v1/diffs".to_string();
+        if let Some(r) = &route {
+            path.push_str(&format!("?route={}", encode(r)));
+        }
+        let v = c.call("GET", &path, None).await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let routes = v.as_array().cloned().unwrap_or_default();
+        if routes.is_empty() {
+            println!("no route mirrors yet: put a route with a modern upstream on stage shadow (or canary with [route.shadow] canary = true)");
+        }
+        for r in &routes {
+            let c = &r["counters"];
+            let dropped: u64 = [
+                "dropped_queue_full",
+                "dropped_too_large",
+                "dropped_incomplete",
+                "dropped_closed",
+            ]
+            .iter()
+            .map(|k| c[*k].as_u64().unwrap_or(0))
+            .sum();
+            println!(
+                "route {} ({}{}): mirrored {}, compared {}, dropped {} (queue full {}, too large {}, incomplete {}), modern failed {}",
+                r["route"].as_str().unwrap_or(""),
+                r["stage"].as_str().unwrap_or("removed"),
+                if r["mirroring"].as_bool() == Some(true) { ", mirroring" } else { "" },
+                c["mirrored"],
+                c["compared"],
+                dropped,
+                c["dropped_queue_full"],
+                c["dropped_too_large"],
+                c["dropped_incomplete"],
+                c["failed"],
+            );
+            let Some(rep) = r["report"].as_object() else {
+                println!("  no comparisons yet\n");
+                continue;
+            };
+            println!(
+                "  since the last reset: {} compared, {} with a difference, {} noise samples; real difference rate {}",
+                rep["compared"], rep["differing"], rep["noise_compared"], rate(&rep["rate"])
+            );
+            for e in rep["endpoints"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}  ({} compared, {} legacy-vs-legacy)",
+                    e["endpoint"].as_str().unwrap_or(""),
+                    e["compared"],
+                    e["noise_compared"]
+                );
+                let mut rows = vec![vec![
+                    "    FIELD".to_string(),
+                    "KIND".into(),
+                    "RATE".into(),
+                    "NOISE RATE".into(),
+                    "VERDICT".into(),
+                    "SAMPLES".into(),
+                ]];
+                for f in e["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .take(per_endpoint)
+                {
+                    let ids: Vec<String> = f["sample_ids"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .take(3)
+                        .map(|i| i.to_string())
+                        .collect();
+                    rows.push(vec![
+                        format!("    {}", f["path"].as_str().unwrap_or("")),
+                        f["kind"].as_str().unwrap_or("").into(),
+                        rate(&f["rate"]),
+                        rate(&f["noise_rate"]),
+                        f["verdict"].as_str().unwrap_or("").into(),
+                        ids.join(" "),
+                    ]);
+                }
+                if rows.len() > 1 {
+                    print!("{}", table(rows));
+                }
+            }
+            println!();
+        }
+        Ok(())
+    })
+}
+
+pub fn diff_sample(t: Target, id: &str) -> ExitCode {
+    let id = id.to_string();
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "GET",
+                &format!("/api/v1/diffs/samples/{}", encode(&id)),
+                None,
+            )
+            .await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let d = &v["data"];
+        println!(
+            "sample {} of route {}, {} ({} {}):",
+            v["id"],
+            v["route"].as_str().unwrap_or(""),
+            v["endpoint"].as_str().unwrap_or(""),
+            v["path"].as_str().unwrap_or(""),
+            v["kind"].as_str().unwrap_or("")
+        );
+        let req = &d["request"];
+        println!(
+            "\nrequest: {} {}",
+            req["method"].as_str().unwrap_or(""),
+            req["uri"].as_str().unwrap_or("")
+        );
+        for h in req["headers"].as_array().into_iter().flatten() {
+            println!(
+                "  {}: {}",
+                h[0].as_str().unwrap_or(""),
+                h[1].as_str().unwrap_or("")
+            );
+        }
+        if let Some(b) = req["body"].as_str().filter(|b| !b.is_empty()) {
+            println!("  {b}");
+        }
+        println!("\ndifferences:");
+        let mut rows = vec![vec![
+            "  AT".to_string(),
+            "KIND".into(),
+            "LEGACY".into(),
+            "MODERN".into(),
+        ]];
+        for x in v["differences"].as_array().into_iter().flatten() {
+            let side = |k: &str| x[k].as_str().map_or("(absent)".to_string(), str::to_string);
+            rows.push(vec![
+                format!("  {}", x["at"].as_str().unwrap_or("")),
+                x["kind"].as_str().unwrap_or("").into(),
+                side("left"),
+                side("right"),
+            ]);
+        }
+        print!("{}", table(rows));
+        for (name, key) in [("legacy", "legacy"), ("modern", "modern")] {
+            let r = &d[key];
+            println!("\n{name} response: {}", r["status"]);
+            for h in r["headers"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}: {}",
+                    h[0].as_str().unwrap_or(""),
+                    h[1].as_str().unwrap_or("")
+                );
+            }
+            println!("  {}", r["body"].as_str().unwrap_or(""));
+        }
+        Ok(())
+    })
+}
+
+pub fn reset_diffs(t: Target, route: &str, message: String) -> ExitCode {
+    let route = route.to_string();
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                &format!("/api/v1/diffs/{}/reset", encode(&route)),
+                Some(serde_json::json!({ "message": message })),
+            )
+            .await?;
+        if t.json {
+            print_json(&v);
+        } else {
+            println!("{}", event_line(&v));
+        }
+        Ok(())
+    })
+}

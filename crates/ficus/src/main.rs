@@ -122,6 +122,22 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Shadow comparisons. `ficus diffs [ROUTE]`: endpoints and field paths ranked by
+    /// difference rate, noise shown apart; `ficus diffs show ID`: one sample side by side;
+    /// `ficus diffs reset ROUTE -m WHY`: forget a route's comparisons.
+    Diffs {
+        /// [ROUTE] | show ID | reset ROUTE
+        #[arg(value_name = "ARGS")]
+        args: Vec<String>,
+        /// Why (for reset; recorded in the audit log).
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Show every field, noise included, and up to this many per endpoint.
+        #[arg(long, default_value_t = 10)]
+        fields: usize,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// The audit log, oldest first.
     Events {
         #[arg(long)]
@@ -185,5 +201,31 @@ fn main() -> ExitCode {
             limit,
             target,
         } => client::events(target, route, limit),
+        Command::Diffs {
+            args,
+            message,
+            fields,
+            target,
+        } => {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match args.as_slice() {
+                [] => client::diffs(target, None, fields),
+                ["show", id] => client::diff_sample(target, id),
+                ["reset", route] => match message {
+                    Some(m) => client::reset_diffs(target, route, m),
+                    None => {
+                        eprintln!("ficus diffs reset: say why with -m \"...\" (it is recorded in the audit log)");
+                        ExitCode::from(2)
+                    }
+                },
+                [route] if *route != "show" && *route != "reset" => {
+                    client::diffs(target, Some(route.to_string()), fields)
+                }
+                _ => {
+                    eprintln!("usage: ficus diffs [ROUTE] | ficus diffs show ID | ficus diffs reset ROUTE -m WHY");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }

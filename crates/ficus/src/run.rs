@@ -259,6 +259,11 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         control.clone(),
         ficus_control::verify::SchedulerOptions::default(),
     );
+    // Comparison aggregates: loaded from the store, flushed in batches on this runtime.
+    let shadow = ficus_control::shadow::ShadowFlusher::spawn(
+        control.clone(),
+        gw.table().config.shadow.flush_interval,
+    );
     if let Some(p) = &pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid file {}", p.display()))?;
@@ -280,6 +285,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let grace = gw.table().config.gateway.shutdown_grace;
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
     let (left, ()) = tokio::join!(gw.shutdown(grace), verify.stop());
+    shadow.stop().await;
     if let Some(tx) = admin_stop {
         let _ = tx.send(());
     }

@@ -477,3 +477,111 @@ async fn api_commands_show_status_change_routes_and_print_their_events() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Sends SIGTERM and waits (bounded) for the process to exit.
+fn stop(mut p: Proc) {
+    let pid = p.0.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if p.0.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("ficus did not stop on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diffs_commands_rank_show_survive_a_restart_and_reset() {
+    let dir = temp_dir("diffs");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text =
+        config(&dir, &legacy, &modern, 0).replace("stage = \"canary\"", "stage = \"shadow\"");
+    std::fs::write(&cfg, text).unwrap();
+    let (child, addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    for i in 0..8 {
+        let (status, side, body) = get(&format!("http://{addr}/orders/{i}")).await;
+        assert_eq!(
+            (status, side.as_str(), body.as_str()),
+            (200, "legacy", "legacy")
+        );
+    }
+    // Wait (bounded) for the 8 comparisons.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let (code, out, err) = cli(&["diffs", "orders"], &admin, &dir);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("compared 8,") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no 8 comparisons: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        out.contains("route orders (shadow, mirroring): mirrored 8, compared 8, dropped 0"),
+        "{out}"
+    );
+    assert!(out.contains("GET /orders/{id}"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("body"))
+        .unwrap_or_else(|| panic!("a row for the body: {out}"));
+    assert!(
+        row.contains("value") && row.contains("100.00%") && row.contains("real"),
+        "{row}"
+    );
+    let id = row
+        .split_whitespace()
+        .nth(5)
+        .expect("a sample id")
+        .to_string();
+
+    let (code, out, err) = cli(&["diffs", "show", &id], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("request: GET /orders/"), "{out}");
+    assert!(
+        out.contains("legacy response: 200") && out.contains("modern response: 200"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w == ["body", "value", "legacy", "modern"]
+        }),
+        "the difference with both values: {out}"
+    );
+
+    // SIGTERM flushes; a new process loads the comparisons back.
+    stop(child);
+    let (child, addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out, _) = cli(&["diffs", "orders"], &admin, &dir);
+        if out.contains("since the last reset: 8 compared") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the comparisons were not loaded back: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, _, err) = cli(&["diffs", "reset", "orders"], &admin, &dir);
+    assert_eq!(code, 2, "reset needs a reason: {err}");
+    let (code, out, err) = cli(
+        &["diffs", "reset", "orders", "-m", "modern fixed"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shadow.reset orders: modern fixed"), "{out}");
+    let (_, out, _) = cli(&["diffs", "orders"], &admin, &dir);
+    assert!(out.contains("no comparisons yet"), "{out}");
+    let _ = addr;
+    stop(child);
+}

@@ -123,6 +123,8 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         until,
         report_every: REPORT_EVERY,
     }));
+    let shadow =
+        ficus_control::shadow::ShadowFlusher::spawn(control.clone(), cfg.shadow.flush_interval);
     let order: Vec<String> = cfg.all_routes().map(|r| r.name.clone()).collect();
     // Nobody reads the instructions (`ficus demo | head`): nothing to show, stop right away.
     let seen = if reading {
@@ -132,6 +134,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     };
 
     let left = gw.shutdown(GATEWAY_GRACE).await;
+    shadow.stop().await;
     let _ = admin_stop.send(());
     let _ = tokio::time::timeout(ADMIN_GRACE, admin_task).await;
     control.store().close().await;

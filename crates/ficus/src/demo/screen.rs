@@ -92,7 +92,7 @@ pub fn intro(s: &Setup<'_>) -> String {
     }
     tries.push((
         format!("curl -i {gw}/catalog/sku-1001"),
-        "stage shadow: legacy answers".into(),
+        "stage shadow: legacy answers, modern gets a copy".into(),
     ));
     tries.push((format!("curl -i {gw}/reports/daily"), "stage legacy".into()));
     commands(
@@ -123,12 +123,29 @@ pub fn intro(s: &Setup<'_>) -> String {
         ],
     );
     control(&mut out, &s.admin);
+    let p = &s.admin.program;
+    let url = &s.admin.url;
     commands(
         &mut out,
-        "What a shadow comparison will find: the same item from each side, directly:",
+        "What the shadow comparison of /catalog finds (real differences apart from noise such as\n\
+         generated_at and trace, which legacy changes on every answer too):",
         &[
-            (format!("curl -s {lg}/catalog/sku-1001"), "legacy".into()),
-            (format!("curl -s {md}/catalog/sku-1001"), "modern".into()),
+            (
+                format!("{p} diffs catalog --admin {url}"),
+                "field paths ranked by difference rate".into(),
+            ),
+            (
+                format!("{p} diffs show ID --admin {url}"),
+                "one sample side by side (ids in the list)".into(),
+            ),
+            (
+                format!("curl -s {lg}/catalog/sku-1001"),
+                "legacy, directly".into(),
+            ),
+            (
+                format!("curl -s {md}/catalog/sku-1001"),
+                "modern, directly".into(),
+            ),
         ],
     );
     let _ = writeln!(
