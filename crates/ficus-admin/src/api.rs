@@ -872,21 +872,27 @@ pub async fn diff_sample(
     }
 }
 
-/// `POST /api/v1/diffs/{route}/reset`: forget the route's comparisons (an event).
+/// `POST /api/v1/diffs/{route}/reset`: forget the route's comparisons (an event). Routes no
+/// longer in the config can be reset too while they still have comparisons.
 pub async fn reset_diffs(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
     Path(name): Path<String>,
     Body(b): Body<MessageBody>,
-) -> ApiResult<ficus_store::Event> {
+) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
     let snap = st.control.snapshot();
-    if !snap.effective.all_routes().any(|r| r.name == name) {
+    let configured = snap.effective.all_routes().any(|r| r.name == name);
+    if !configured && st.control.shadow_report(Some(&name)).routes.is_empty() {
         return Err(unknown_route(&name, &snap.effective));
     }
     let event = st
         .control
         .reset_shadow(&name, &actor(&st, &headers), msg)
         .await?;
-    Ok(axum::Json(event))
+    Ok(axum::Json(ChangeView {
+        version: None,
+        events: vec![event],
+        changes: Vec::new(),
+    }))
 }

@@ -612,10 +612,13 @@ async fn shadow_comparisons_are_served_kept_and_reset() {
     .await;
     assert_eq!(s, 200, "{ev}");
     assert_eq!(
-        (ev["kind"].as_str(), ev["route"].as_str()),
+        (
+            ev["events"][0]["kind"].as_str(),
+            ev["events"][0]["route"].as_str()
+        ),
         (Some("shadow.reset"), Some("orders"))
     );
-    assert_eq!(ev["message"], "fixed the body");
+    assert_eq!(ev["events"][0]["message"], "fixed the body");
     let (_, v) = call(
         "GET",
         &format!("{}/api/v1/diffs?route=orders", e.admin),

@@ -3,7 +3,9 @@
 //! plane, the admin listener) with real traffic. The map lists the routes with live numbers;
 //! a route page draws its charts; a wrong token is refused with the 401 shown and nothing
 //! changed; the right token rolls the route back, in the store, in the gateway's table and
-//! on the page.
+//! on the page. A route in stage shadow, whose two upstreams answer JSON that differs in one
+//! field, shows its difference rate on the map, the field in its page's field tree, and a
+//! sample's two answers side by side with the differing line marked.
 //!
 //! Without Chromium (`/usr/bin/chromium`, or `FICUS_CHROMIUM`), the test prints a note and
 //! passes, unless `FICUS_REQUIRE_SERVICES=1` (as in CI), where it fails.
@@ -26,13 +28,22 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use support::cdp::{self, Browser};
-use support::upstream::upstream;
+use support::upstream::{json_upstream, upstream};
 
 const TOKEN: &str = "browser-test-token-0123456789";
 /// The width the dashboard is designed for.
 const WIDTH: u32 = 1280;
 
-fn config(legacy: &str, modern: &str) -> String {
+/// What the shadow route's two upstreams answer: the same document but for the second
+/// item's price, so the mirror finds one real difference, `$.items[*].price`; `served`
+/// counts each side's answers (`{n}`), so it differs between two answers of legacy too:
+/// noise.
+const CATALOG_LEGACY: &str = r#"{"id":7,"name":"Green tea","items":[{"sku":"tea-50g","price":4.5},{"sku":"tea-100g","price":8.25}],"currency":"EUR","served":{n}}"#;
+const CATALOG_MODERN: &str = r#"{"id":7,"name":"Green tea","items":[{"sku":"tea-50g","price":4.5},{"sku":"tea-100g","price":8.5}],"currency":"EUR","served":{n}}"#;
+/// Requests sent to the shadow route.
+const CATALOG_REQUESTS: u64 = 12;
+
+fn config(legacy: &str, modern: &str, catalog_legacy: &str, catalog_modern: &str) -> String {
     format!(
         r#"[[listener]]
 bind = "127.0.0.1:0"
@@ -40,6 +51,10 @@ bind = "127.0.0.1:0"
 url = "{legacy}"
 [upstream.modern]
 url = "{modern}"
+[upstream.catalog-legacy]
+url = "{catalog_legacy}"
+[upstream.catalog-modern]
+url = "{catalog_modern}"
 [[route]]
 name = "orders"
 path_prefix = "/orders"
@@ -54,6 +69,15 @@ path_prefix = "/users"
 legacy = "legacy"
 modern = "modern"
 stage = "modern"
+[[route]]
+name = "catalog"
+path_prefix = "/catalog"
+legacy = "catalog-legacy"
+modern = "catalog-modern"
+stage = "shadow"
+sticky = "header:x-user"
+[route.shadow]
+noise_sample = 100
 [[route]]
 name = "reports"
 path_prefix = "/reports"
@@ -84,8 +108,16 @@ struct Env {
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let (legacy, modern) = (upstream("legacy").await, upstream("modern").await);
+    let (catalog_legacy, catalog_modern) = (
+        json_upstream(CATALOG_LEGACY).await,
+        json_upstream(CATALOG_MODERN).await,
+    );
     let file = dir.path().join("ficus.toml");
-    std::fs::write(&file, config(&legacy, &modern)).unwrap();
+    std::fs::write(
+        &file,
+        config(&legacy, &modern, &catalog_legacy, &catalog_modern),
+    )
+    .unwrap();
     let store = Store::open(&format!(
         "sqlite://{}",
         dir.path().join("state.db").display()
@@ -180,12 +212,38 @@ async fn traffic(proxy: &str) {
                 get(&format!("{proxy}/reports/daily"), &user).await;
             }
         }
+        if round == 0 {
+            // The shadow route: legacy answers, the mirror compares modern's copy.
+            for i in 0..CATALOG_REQUESTS {
+                let (status, body) =
+                    get(&format!("{proxy}/catalog/{i}"), &format!("user-{i}")).await;
+                assert_eq!(status, 200, "{body}");
+                assert!(body.contains(r#""price":8.25"#), "legacy answers: {body}");
+            }
+        }
         if round < 2 {
             tokio::time::sleep(Duration::from_millis(1000)).await;
         }
     }
     // Let the ticker close the last second.
     tokio::time::sleep(Duration::from_millis(1300)).await;
+}
+
+/// Polls `/api/v1/diffs?route=catalog` until the mirror has compared every request sent
+/// (bounded: the mirror runs on its own thread, after each response reached the client).
+async fn wait_for_comparisons(admin: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = api(&format!("{admin}/api/v1/diffs?route=catalog")).await;
+        if v[0]["counters"]["compared"].as_u64() >= Some(CATALOG_REQUESTS) {
+            return v[0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mirror compared too little in 15 s: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn route_stage(control: &ControlPlane, name: &str) -> (Stage, f64) {
@@ -215,6 +273,9 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     };
     let e = env().await;
     traffic(&e.proxy).await;
+    let diffs = wait_for_comparisons(&e.admin).await;
+    assert_eq!(diffs["mirroring"], true, "{diffs}");
+    assert!(diffs["report"]["rate"].as_f64() > Some(0.0), "{diffs}");
 
     let browser = Browser::launch(&chromium).await.unwrap();
     let mut page = match browser.page().await {
@@ -228,12 +289,12 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     let names = page
         .wait_for(
             "the map's rows",
-            "(() => { const r = [...document.querySelectorAll('#map tbody tr[data-route]')].map(t => t.dataset.route); return r.length === 4 && r; })()",
+            "(() => { const r = [...document.querySelectorAll('#map tbody tr[data-route]')].map(t => t.dataset.route); return r.length === 5 && r; })()",
         )
         .await;
     assert_eq!(
         names,
-        serde_json::json!(["orders", "users", "reports", "default"])
+        serde_json::json!(["orders", "users", "catalog", "reports", "default"])
     );
     let orders_row = page
         .eval("document.querySelector('#map tr[data-route=orders]').innerText")
@@ -268,6 +329,41 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         share > 0.0 && share < 100.0,
         "modern share of orders: {share}"
     );
+    // The Differences column: the shadow route's real-difference rate (every comparison
+    // differs in one price: 100%), "—" for routes that do not mirror.
+    let cell = page
+        .wait_for(
+            "the catalog Differences cell",
+            "(() => { const c = document.querySelector('#map tr[data-route=catalog] td.diffs[data-rate]'); return c && Number(c.dataset.rate) > 0 && { rate: Number(c.dataset.rate), compared: Number(c.dataset.compared), text: c.innerText }; })()",
+        )
+        .await;
+    assert_eq!(cell["rate"], 1.0, "{cell}");
+    assert!(
+        cell["compared"].as_u64() >= Some(CATALOG_REQUESTS),
+        "{cell}"
+    );
+    let text = cell["text"].as_str().unwrap();
+    assert!(
+        text.contains("100%") && text.contains(&format!("of {}", cell["compared"])),
+        "{text}"
+    );
+    assert!(
+        page.eval("document.querySelector('#map tr[data-route=catalog] td.diffs .diffs-rate').classList.contains('bad')")
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap(),
+        "a non-zero rate is styled as a warning"
+    );
+    for route in ["orders", "reports"] {
+        let v = page
+            .eval(&format!(
+                "document.querySelector('#map tr[data-route={route}] td.diffs').dataset.state + ' ' + document.querySelector('#map tr[data-route={route}] td.diffs').innerText"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(v, "none —", "{route} does not mirror");
+    }
     let users_row = page
         .eval("document.querySelector('#map tr[data-route=users]').innerText")
         .await
@@ -281,6 +377,12 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         "document.querySelector('#conn').classList.contains('conn-ok')",
     )
     .await;
+    // With the Differences column, the map still fits the width it is designed for.
+    let fits = page
+        .eval("(() => { const m = document.querySelector('#main'); return document.querySelector('#map').getBoundingClientRect().right <= m.getBoundingClientRect().right - parseFloat(getComputedStyle(m).paddingRight) + 0.5; })()")
+        .await
+        .unwrap();
+    assert_eq!(fits, true, "the map overflows {WIDTH} px");
     page.screenshot(WIDTH, &screenshot_path("map"))
         .await
         .unwrap();
@@ -511,6 +613,178 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         .await
         .unwrap();
 
+    // The shadow route's page: the mirror's counters and the field tree, the one differing
+    // field real, first.
+    page.click("nav a[data-nav=map]").await.unwrap();
+    page.wait_for(
+        "the catalog row",
+        "document.querySelector('#map tr[data-route=catalog] .route-name a')",
+    )
+    .await;
+    page.click("#map tr[data-route=catalog] .route-name a")
+        .await
+        .unwrap();
+    let field = page
+        .wait_for(
+            "the real field in the field tree",
+            "(() => { const r = [...document.querySelectorAll('#route-shadow .fields-real tr.field')]; return r.length && r.map(t => ({ path: t.dataset.path, kind: t.dataset.kind, verdict: t.dataset.verdict, rate: Number(t.dataset.rate), text: t.innerText })); })()",
+        )
+        .await;
+    assert_eq!(
+        field.as_array().unwrap().len(),
+        1,
+        "one real field: {field}"
+    );
+    let field = &field[0];
+    assert_eq!(
+        (&field["path"], &field["kind"], &field["verdict"]),
+        (
+            &Value::from("$.items[*].price"),
+            &Value::from("value"),
+            &Value::from("real")
+        ),
+        "{field}"
+    );
+    assert_eq!(field["rate"], 1.0, "{field}");
+    assert!(field["text"].as_str().unwrap().contains("100%"), "{field}");
+    // The counter differs between two answers of legacy as well: noise, listed apart, below
+    // its heading.
+    let noise = page
+        .eval("(() => { const b = document.querySelector('#route-shadow .fields-noise'); return b && { head: b.querySelector('.noise-head').innerText, rows: [...b.querySelectorAll('tr.field')].map(t => [t.dataset.path, t.dataset.verdict]) }; })()")
+        .await
+        .unwrap();
+    assert_eq!(
+        noise["rows"],
+        serde_json::json!([["$.served", "noise"]]),
+        "{noise}"
+    );
+    assert!(
+        noise["head"].as_str().unwrap().starts_with("Noise (1)"),
+        "{noise}"
+    );
+    let compared = page
+        .eval("Number(document.querySelector('#shadow-counters dd[data-counter=compared]').textContent)")
+        .await
+        .unwrap();
+    assert!(compared.as_u64() >= Some(CATALOG_REQUESTS), "{compared}");
+    let endpoint = page
+        .eval("document.querySelector('#route-shadow .endpoint').dataset.endpoint")
+        .await
+        .unwrap();
+    assert_eq!(endpoint, "GET /catalog/{id}");
+
+    // Its sample: the difference at the concrete path, both answers side by side, the
+    // differing line marked on each side and nothing else.
+    page.click("#route-shadow tr.field[data-verdict=real] button.sample-link")
+        .await
+        .unwrap();
+    let diff = page
+        .wait_for(
+            "the sample's differences",
+            "(() => { const r = document.querySelector('#shadow-sample #sample-differences tr[data-at=\"$.items[1].price\"]'); return r && !document.querySelector('#shadow-sample').hidden && r.innerText; })()",
+        )
+        .await;
+    let diff = diff.as_str().unwrap();
+    assert!(
+        diff.contains("value") && diff.contains("8.25") && diff.contains("8.5"),
+        "{diff}"
+    );
+    let rows = page
+        .eval("[...document.querySelectorAll('#sample-differences tbody tr')].map(t => [t.dataset.at, t.dataset.verdict])")
+        .await
+        .unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["$.items[1].price", "real"])),
+        "{rows}"
+    );
+    for (side, line) in [
+        ("legacy", r#""price": 8.25"#),
+        ("modern", r#""price": 8.5"#),
+    ] {
+        let body = page
+            .eval(&format!(
+                "(() => {{ const p = document.querySelector('#shadow-sample .sample-side[data-side={side}] pre.sample-body[data-format=json]'); return p && {{ real: [...p.querySelectorAll('.hl:not(.hl-noise)')].map(m => ({{ path: m.dataset.path, text: m.textContent.trim() }})), noise: [...p.querySelectorAll('.hl-noise')].map(m => m.dataset.path), text: p.textContent, status: p.parentElement.querySelector('.sample-status').dataset.status }}; }})()"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            body["real"],
+            serde_json::json!([{"path": "$.items[1].price", "text": line}]),
+            "{side}: {body}"
+        );
+        // The counter, when it differed in this exchange, is marked as noise.
+        assert!(
+            body["noise"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p == "$.served"),
+            "{side}: {body}"
+        );
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.contains(r#""sku": "tea-100g","#) && text.contains(r#""currency": "EUR""#),
+            "{side}, pretty-printed: {text}"
+        );
+        assert_eq!(body["status"], "200", "{side}");
+    }
+    let beside = page
+        .eval("(() => { const [l, m] = ['legacy', 'modern'].map(s => document.querySelector(`#shadow-sample .sample-side[data-side=${s}]`).getBoundingClientRect()); return l.right <= m.left && Math.abs(l.top - m.top) < 2; })()")
+        .await
+        .unwrap();
+    assert_eq!(beside, true, "legacy and modern side by side");
+    page.screenshot(WIDTH, &screenshot_path("shadow"))
+        .await
+        .unwrap();
+
+    // A sample of the noise field: the counter's line is marked too, but as noise.
+    page.click("#route-shadow tr.field[data-verdict=noise] button.sample-link:last-child")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the noise field's sample, marked as noise",
+        "['legacy', 'modern'].every(s => document.querySelector(`#shadow-sample .sample-side[data-side=${s}] mark.hl-noise[data-path=\"$.served\"]`)) && document.querySelector('#sample-differences tr[data-at=\"$.served\"]')?.dataset.verdict === 'noise'",
+    )
+    .await;
+
+    // Reset: confirmed with a reason (the token is already set for the tab), recorded as an
+    // event; the page then waits for new traffic.
+    page.click("#reset-diffs").await.unwrap();
+    page.wait_for(
+        "the reset confirm dialog",
+        "document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-title').textContent.includes('catalog')",
+    )
+    .await;
+    page.fill("#confirm-message", "browser test: fixed the price")
+        .await
+        .unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let shown = page
+        .wait_for(
+            "the recorded shadow.reset event",
+            "(() => { const r = document.querySelector('#result.result-ok'); return r && !r.hidden && r.innerText; })()",
+        )
+        .await;
+    let shown = shown.as_str().unwrap();
+    assert!(
+        shown.contains("shadow.reset") && shown.contains("browser test: fixed the price"),
+        "{shown}"
+    );
+    let after = api(&format!("{}/api/v1/diffs?route=catalog", e.admin)).await;
+    assert!(after[0]["report"].is_null(), "{after}");
+    page.wait_for(
+        "the route waiting for traffic, the sample closed",
+        "document.querySelector('#shadow-waiting') && document.querySelector('#shadow-sample').hidden",
+    )
+    .await;
+    page.wait_for(
+        "the reset in the route's events",
+        "document.querySelector('#route-events tr[data-kind=\"shadow.reset\"]')?.innerText.includes('browser test: fixed the price')",
+    )
+    .await;
+
     // The refused rollback is the one failed load the browser should have logged.
     let problems: Vec<&String> = page
         .problems
@@ -522,11 +796,12 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         "the page logged problems: {problems:#?}"
     );
     eprintln!(
-        "screenshots: {}, {}, {}, {}",
+        "screenshots: {}, {}, {}, {}, {}",
         screenshot_path("map").display(),
         screenshot_path("refused").display(),
         screenshot_path("route").display(),
-        screenshot_path("versions").display()
+        screenshot_path("versions").display(),
+        screenshot_path("shadow").display()
     );
     drop(page);
     drop(browser);

@@ -171,8 +171,12 @@ impl ControlPlane {
         reason: &str,
     ) -> Result<Event, ControlError> {
         let snap = self.snapshot();
-        if !snap.effective.all_routes().any(|r| r.name == route) {
-            return Err(ControlError::NotFound(format!("no route named {route:?}")));
+        let known = snap.effective.all_routes().any(|r| r.name == route)
+            || !self.shadow_report(Some(route)).routes.is_empty();
+        if !known {
+            return Err(ControlError::NotFound(format!(
+                "no route named {route:?} and no comparisons kept for one"
+            )));
         }
         let mut st = self.shadow.lock().await;
         // Pending rows of this route must not come back after the reset.

@@ -722,11 +722,7 @@ pub fn reset_diffs(t: Target, route: &str, message: String) -> ExitCode {
                 Some(serde_json::json!({ "message": message })),
             )
             .await?;
-        if t.json {
-            print_json(&v);
-        } else {
-            println!("{}", event_line(&v));
-        }
+        print_change(&v, t.json);
         Ok(())
     })
 }

@@ -48,6 +48,13 @@
   const fmtRate = (x) => (x >= 100 ? num(x, 0) : x >= 10 ? num(x, 1) : num(x, 2));
   const fmtPct = (ratio) => (ratio * 100).toFixed(2) + '%';
   const fmtWeight = (w) => num(w, 2) + '%';
+  /** A difference rate (a fraction): 12.4%, 0.35%, 0.012%; exact 0 and 100 without decimals. */
+  function fmtDiffRate(ratio) {
+    const p = ratio * 100;
+    if (p <= 0) return '0%';
+    if (p >= 100) return '100%';
+    return (p >= 1 ? p.toFixed(1) : String(Number(p.toPrecision(2)))) + '%';
+  }
   function fmtMs(ms) {
     if (ms === null || ms === undefined) return '—';
     if (ms < 1) return ms.toFixed(2) + ' ms';
@@ -99,6 +106,10 @@
       const w = (v) => (v === null || v === undefined ? '?' : fmtWeight(v));
       const s = (v) => v || '?';
       return `${part('stage', d.stage, s)}, ${part('weight', d.weight, w)}`;
+    }
+    if (e.kind === 'shadow.reset') {
+      const n = (x) => Number(x) || 0;
+      return `comparisons forgotten: ${n(d.endpoints)} endpoints, ${n(d.fields)} field keys, ${n(d.samples)} samples stored`;
     }
     if (Array.isArray(d.changes)) {
       const lines = d.changes.map(describeChange);
@@ -242,6 +253,7 @@
     }
     if (outcome.status === 401) session.token = '';
     showOutcome(action, outcome);
+    if (outcome.ok && action.done) action.done();
     if (outcome.ok && view && view.changed) view.changed();
     refreshNow();
   });
@@ -456,6 +468,42 @@
     return h('td', { class: 'integrity' }, mine.map(verifyLine));
   }
 
+  // ---- shadow comparisons (GET /api/v1/diffs)
+
+  const DROP_REASONS = [['queue_full', 'queue full'], ['too_large', 'too large'], ['incomplete', 'incomplete'], ['closed', 'closed']];
+  const droppedTotal = (c) => DROP_REASONS.reduce((n, [k]) => n + (Number(c[`dropped_${k}`]) || 0), 0);
+  /** "3 queue full, 1 too large", the reasons that occurred. */
+  const dropReasons = (c) => DROP_REASONS.filter(([k]) => c[`dropped_${k}`] > 0).map(([k, label]) => `${num(c[`dropped_${k}`], 0)} ${label}`).join(', ');
+  const noiseFieldCount = (rep) => rep.endpoints.reduce((n, ep) => n + ep.fields.filter((f) => f.verdict !== 'real').length, 0);
+  const realFieldCount = (rep) => rep.endpoints.reduce((n, ep) => n + ep.fields.filter((f) => f.verdict === 'real').length, 0);
+  const rateClass = (rate) => (rate >= 0.05 ? 'bad' : rate > 0 ? 'warn' : 'ok');
+
+  /** The map's Differences cell of a route: the real-difference rate, or why there is none. */
+  function diffsCell(d, route) {
+    if (!d) return h('td', { class: 'diffs side-start muted', dataset: { state: 'none' }, title: 'this route does not mirror to modern (stage shadow, or [route.shadow] canary = true)' }, '—');
+    const c = d.counters;
+    const rep = d.report && d.report.compared > 0 ? d.report : null;
+    const dropped = droppedTotal(c);
+    const extra = [
+      dropped ? h('div', { class: 'diffs-dropped warn small', title: `copies dropped since this ficus started: ${dropReasons(c)}` }, `${num(dropped, 0)} dropped`) : null,
+      c.failed ? h('div', { class: 'diffs-failed small', title: 'mirrored calls modern did not answer (compared as the 502 or 504 a client would have seen)' }, `${num(c.failed, 0)} modern failed`) : null,
+      rep && !d.mirroring ? h('div', { class: 'muted small', title: 'the comparisons are kept until reset' }, 'not mirroring now') : null,
+    ];
+    if (!rep) {
+      if (!d.mirroring) return h('td', { class: 'diffs side-start muted', dataset: { state: 'none' } }, '—', extra);
+      return h('td', { class: 'diffs side-start', dataset: { state: 'waiting', compared: 0 } },
+        h('span', { class: 'muted', title: `mirroring ${route}: no comparison yet` }, 'waiting for traffic'), extra);
+    }
+    const noise = noiseFieldCount(rep);
+    const real = realFieldCount(rep);
+    return h('td', { class: 'diffs side-start', dataset: { state: 'compared', rate: rep.rate, compared: rep.compared, real, noise } },
+      h('div', { class: 'nowrap' },
+        h('a', { href: `#/routes/${encodeURIComponent(route)}`, class: `diffs-rate ${rateClass(rep.rate)}`, title: `the real-difference rate of ${route}: how often its worst real field differs from legacy (${real} real field${real === 1 ? '' : 's'}); details on the route's page` }, fmtDiffRate(rep.rate))),
+      h('div', { class: 'muted small nowrap', title: 'comparisons since the last reset' }, `of ${num(rep.compared, 0)}`),
+      noise ? h('div', { class: 'diffs-noise muted small', title: 'fields that differ no more than legacy differs from itself (timestamps, ids): listed apart on the route page' }, `${noise} noise`) : null,
+      extra);
+  }
+
   function stageCell(r) {
     return [stageBadge(r.stage), r.stage === 'canary' ? h('span', { class: 'weight' }, fmtWeight(r.weight)) : null];
   }
@@ -481,7 +529,7 @@
           h('table', { class: 'map', id: 'map' },
             h('caption', { class: 'visually-hidden' }, 'Routes with their stage, traffic share on modern and live numbers per side'),
             h('colgroup', {}, h('col', { class: 'c-order' }), h('col', { class: 'c-route' }), h('col', { class: 'c-stage' }), h('col', { class: 'c-share' }),
-              h('col', { span: 4 }), h('col', { span: 5 }), h('col', { class: 'c-integrity' }), h('col', { class: 'c-actions' })),
+              h('col', { span: 4 }), h('col', { span: 5 }), h('col', { class: 'c-integrity' }), h('col', { class: 'c-diffs' }), h('col', { class: 'c-actions' })),
             h('thead', {},
               h('tr', {},
                 h('th', { rowspan: 2, scope: 'col' }, '#'),
@@ -491,6 +539,7 @@
                 h('th', { colspan: 4, scope: 'colgroup', class: 'side-head side-start legacy' }, 'Legacy'),
                 h('th', { colspan: 5, scope: 'colgroup', class: 'side-head side-start modern' }, 'Modern'),
                 h('th', { rowspan: 2, scope: 'col', class: 'side-start', title: 'the latest run of each [[verify]] job that names the route: its tables compared row by row' }, 'Data integrity'),
+                h('th', { rowspan: 2, scope: 'col', class: 'side-start', title: 'shadow comparison: how often modern answers differently from legacy, beyond legacy\'s own noise, over the comparisons since the last reset' }, 'Differences'),
                 h('th', { rowspan: 2, scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions'))),
               h('tr', {},
                 ['req/s', 'errors', 'p50', 'p99'].map((t, i) => h('th', { scope: 'col', class: `num ${i === 0 ? 'side-start' : ''}` }, t)),
@@ -498,9 +547,10 @@
             tbody));
       },
       async refresh() {
-        const [data, jobs] = await Promise.all([
+        const [data, jobs, diffs] = await Promise.all([
           api('/api/v1/routes'),
           api('/api/v1/verify').catch(() => []),
+          api('/api/v1/diffs').catch(() => []),
         ]);
         routes = data.routes;
         error.replaceChildren();
@@ -518,6 +568,7 @@
             sideCells(r.legacy, r, false),
             sideCells(r.modern, r, true),
             integrityCell(jobs, r.name),
+            diffsCell(diffs.find((d) => d.route === r.name), r.name),
             h('td', { class: 'actions' }, usesModern
               ? h('button', { type: 'button', class: 'danger small', 'aria-label': `Roll back ${r.name}`, onclick: () => confirmAction(rollbackAction(r)) }, 'Roll back…')
               : null));
@@ -535,6 +586,68 @@
     let current = null;
     let els = {};
     let formReady = false;
+    /** The route's entry of GET /api/v1/diffs, and the sample on show (its id). */
+    let shadowData = null;
+    let shownSample = null;
+    let shadowSig = '';
+
+    function drawShadow(diffs) {
+      if (diffs instanceof Error) {
+        shadowData = null;
+        shadowSig = '';
+        els.reset.hidden = true;
+        els.shadowNote.textContent = '';
+        els.shadow.replaceChildren(h('p', { class: 'muted' }, `The comparisons could not be read: ${diffs.message}`));
+        return;
+      }
+      const d = diffs[0] || null;
+      shadowData = d;
+      // Redraw only when something changed, so an idle page keeps its focus and selection.
+      const sig = `${JSON.stringify(d)}|${shownSample}`;
+      if (sig === shadowSig) return;
+      shadowSig = sig;
+      const rep = d && d.report;
+      els.reset.hidden = !rep && !(d && d.mirroring);
+      els.shadowNote.textContent = d && (d.mirroring || rep)
+        ? 'Legacy answers every client; modern gets a copy of the mirrored requests and both answers are compared field by field. Fields that legacy also changes between two answers are noise.'
+        : '';
+      keepFocus(els.shadow, () => els.shadow.replaceChildren(...shadowBody(d, name, openSample, shownSample)));
+    }
+
+    /** Shows sample `id`; `n` is its number among its field's samples (1, 2...). */
+    async function openSample(id, n) {
+      shownSample = id;
+      for (const b of els.shadow.querySelectorAll('button.sample-link')) b.setAttribute('aria-pressed', String(b.dataset.sample === String(id)));
+      els.sample.hidden = false;
+      els.sample.replaceChildren(h('p', { class: 'muted' }, `Loading sample ${id}…`));
+      let s;
+      try {
+        s = await api(`/api/v1/diffs/samples/${encodeURIComponent(id)}`);
+      } catch (e) {
+        if (shownSample === id) els.sample.replaceChildren(closeButton(), problemNote(e));
+        return;
+      }
+      if (shownSample !== id) return;
+      els.sample.replaceChildren(closeButton(), ...samplePanel(s, n, verdictIn(shadowData, s.endpoint)));
+      els.sample.scrollIntoView({ block: 'start' });
+      const title = $('shadow-sample-title');
+      if (title) title.focus({ preventScroll: true });
+    }
+
+    function closeButton() {
+      return h('button', { type: 'button', class: 'small sample-close', onclick: closeSample }, 'Close sample');
+    }
+
+    function closeSample() {
+      const id = shownSample;
+      shownSample = null;
+      els.sample.hidden = true;
+      els.sample.replaceChildren();
+      for (const b of els.shadow.querySelectorAll('button.sample-link')) b.setAttribute('aria-pressed', 'false');
+      const back = id !== null && els.shadow.querySelector(`button.sample-link[data-sample="${id}"]`);
+      if (back) back.focus();
+    }
+
     return {
       mount(root) {
         els.title = h('h1', {}, name);
@@ -563,6 +676,10 @@
         els.chartNote = h('p', { class: 'sub' });
         els.events = h('tbody');
         els.integrity = h('div', { id: 'route-integrity' });
+        els.shadow = h('div', { id: 'route-shadow' });
+        els.shadowNote = h('p', { class: 'sub' });
+        els.sample = h('section', { class: 'panel sample-panel', id: 'shadow-sample', 'aria-labelledby': 'shadow-sample-title', hidden: true });
+        els.reset = h('button', { type: 'button', class: 'danger', id: 'reset-diffs', hidden: true, onclick: () => confirmAction(resetDiffsAction(name, shadowData, () => closeSample())) }, 'Reset comparisons…');
         root.append(
           h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← Migration map')),
           h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, els.title, els.badges), els.meta)),
@@ -574,6 +691,12 @@
           h('section', { 'aria-labelledby': 'charts-title' },
             h('div', { class: 'section-head' }, els.chartTitle = h('h2', { id: 'charts-title' }, 'Last 15 minutes'), els.chartNote),
             els.charts),
+          h('section', { 'aria-labelledby': 'route-shadow-title', class: 'shadow-section' },
+            h('div', { class: 'section-head section-head-actions' },
+              h('div', {}, h('h2', { id: 'route-shadow-title' }, 'Shadow comparison'), els.shadowNote),
+              els.reset),
+            els.shadow,
+            els.sample),
           h('section', { 'aria-labelledby': 'route-integrity-title' },
             h('h2', { id: 'route-integrity-title' }, 'Data integrity'),
             els.integrity),
@@ -585,11 +708,12 @@
       },
       async refresh() {
         const enc = encodeURIComponent(name);
-        const [r, applied, reverted, jobs] = await Promise.all([
+        const [r, applied, reverted, jobs, diffs] = await Promise.all([
           api(`/api/v1/routes/${enc}?seconds=${CHART_SECONDS}`),
           api('/api/v1/events?kind=config.applied&limit=50').catch(() => []),
           api('/api/v1/events?kind=config.reverted&limit=50').catch(() => []),
           api('/api/v1/verify').catch(() => []),
+          api(`/api/v1/diffs?route=${enc}`).catch((err) => err),
         ]);
         const mine = jobs.filter((j) => j.route === name);
         const histories = await Promise.all(mine.map((j) => api(`/api/v1/verify/${encodeURIComponent(j.job)}?limit=10`).catch(() => ({ ...j, runs: [] }))));
@@ -622,6 +746,7 @@
         drawCharts(els.charts, els.chartTitle, els.chartNote, r, markers);
         els.integrity.replaceChildren(...(histories.length ? histories.map(verifyHistory)
           : [h('p', { class: 'muted' }, 'No [[verify]] job names this route: add one to ficus.toml to compare its tables on a schedule.')]));
+        drawShadow(diffs);
         els.events.replaceChildren(...(r.events.length ? r.events.map(eventRow(false)) : [h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No events for this route yet.'))]));
       },
       failed(e) {
@@ -631,6 +756,275 @@
         formReady = false;
       },
     };
+  }
+
+  // ---- a route's shadow comparison: counters, field tree per endpoint, samples
+
+  const KIND_HELP = {
+    value: 'same type, different value',
+    type: 'different JSON types, or JSON on one side only',
+    missing: 'present in legacy, absent in modern',
+    extra: 'present in modern only',
+    length: 'arrays of different lengths',
+    order: 'the same elements in another order',
+  };
+  const VERDICT_HELP = {
+    real: 'modern differs from legacy more often than legacy differs from itself',
+    noise: 'differs no more often than legacy differs from itself (timestamps, random ids)',
+    equal: 'never differed',
+  };
+  const verdictBadge = (v) => h('span', { class: `verdict verdict-${v}`, title: VERDICT_HELP[v] || null }, v);
+  const diffKind = (k) => h('span', { class: 'diff-kind', title: KIND_HELP[k] || null }, k);
+
+  /** Re-runs `redraw` (which replaces `container`'s children) keeping the focus on the same control. */
+  function keepFocus(container, redraw) {
+    const a = document.activeElement;
+    const key = a && container.contains(a) && a.dataset ? a.dataset.focus : null;
+    redraw();
+    if (!key) return;
+    const again = [...container.querySelectorAll('[data-focus]')].find((el) => el.dataset.focus === key);
+    if (again) again.focus({ preventScroll: true });
+  }
+
+  /** A field path with its parent dimmed: `$.items[*]` `.price`. */
+  function pathLabel(path) {
+    const m = path.match(/(\.[^.[\]"]+|\[(?:\*|\d+|"(?:[^"\\]|\\.)*")\])$/);
+    if (!m || m.index === 0) return h('code', { class: 'path' }, h('b', {}, path));
+    return h('code', { class: 'path' }, h('span', { class: 'path-parent' }, path.slice(0, m.index)), h('b', {}, m[0]));
+  }
+
+  function shadowCounters(d) {
+    const c = d.counters;
+    const dropped = droppedTotal(c);
+    const row = (k, v, cls, title) => [h('dt', { title: title || null }, k), h('dd', { class: cls || null, title: title || null, dataset: { counter: k } }, v)];
+    return h('div', { class: 'card shadow-counters', id: 'shadow-counters' },
+      h('h3', {}, 'Mirror', h('span', { class: 'muted' }, ` · since this ficus started · ${d.mirroring ? 'mirroring' : 'not mirroring now'}`)),
+      h('dl', { class: 'stats' },
+        row('mirrored', num(c.mirrored, 0), '', 'copies queued for modern'),
+        row('compared', num(c.compared, 0), '', 'legacy-vs-modern comparisons made'),
+        row('differing', num(c.differing, 0), '', 'comparisons with at least one difference, noise included'),
+        row('noise sample', num(c.noise_compared, 0), '', 'legacy asked a second time and compared with itself'),
+        row('dropped', num(dropped, 0), dropped ? 'warn' : '', 'copies not compared: the mirror queue was full, a body was over [shadow] max_body, the exchange with legacy did not complete, or ficus was stopping'),
+        row('modern failed', num(c.failed, 0), c.failed ? 'bad' : '', 'mirrored calls modern did not answer (connect error, timeout): compared as the 502 or 504 a client would have seen')),
+      dropped ? h('p', { class: 'small warn', id: 'shadow-dropped' }, `dropped: ${dropReasons(c)}`) : null);
+  }
+
+  function shadowBody(d, route, openSample, selected) {
+    const c = d ? d.counters : null;
+    if (!d || (!d.mirroring && !d.report && !c.mirrored && !droppedTotal(c))) {
+      return [h('p', { class: 'muted', id: 'shadow-off' }, `${route} does not mirror: in stage shadow (or canary with [route.shadow] canary = true) and with a modern upstream, ficus sends modern a copy of the requests legacy answers and compares the two responses.`)];
+    }
+    const out = [shadowCounters(d)];
+    const rep = d.report;
+    if (!rep || !rep.compared) {
+      out.push(h('p', { class: 'muted', id: 'shadow-waiting' }, d.mirroring
+        ? 'No comparison since the last reset: waiting for traffic. Only mirrored requests are compared: the route\'s sample of users, safe methods (unless shadow_writes), bodies within [shadow] max_body.'
+        : 'No comparisons recorded.'));
+      return out;
+    }
+    out.push(h('p', { class: 'shadow-summary', id: 'shadow-summary', dataset: { rate: rep.rate, compared: rep.compared } },
+      h('span', { class: `diffs-rate ${rateClass(rep.rate)}` }, fmtDiffRate(rep.rate)),
+      ` real-difference rate (the route's worst real field) over ${num(rep.compared, 0)} comparisons since the last reset; `,
+      `${num(rep.differing, 0)} had some difference (noise included); ${num(rep.noise_compared, 0)} legacy-vs-legacy comparisons measured the noise.`,
+      d.mirroring ? null : h('span', { class: 'warn' }, ' Not mirroring now: these comparisons are from before; reset them when they no longer matter.')));
+    for (const ep of rep.endpoints) out.push(endpointBlock(ep, openSample, selected));
+    return out;
+  }
+
+  function endpointBlock(ep, openSample, selected) {
+    const real = ep.fields.filter((f) => f.verdict === 'real');
+    const noise = ep.fields.filter((f) => f.verdict !== 'real');
+    const rows = (fields) => fields.map((f) => fieldRow(f, ep, openSample, selected));
+    const none = !ep.fields.length
+      ? `No difference in ${num(ep.compared, 0)} comparisons.`
+      : `No real difference: modern answers like legacy here${noise.length ? ', apart from the noise below' : ''}.`;
+    return h('div', { class: 'endpoint', dataset: { endpoint: ep.endpoint, rate: ep.rate } },
+      h('h3', {}, h('code', {}, ep.endpoint),
+        h('span', { class: 'muted' }, ` · ${num(ep.compared, 0)} compared · ${num(ep.differing, 0)} with a difference · real rate `),
+        h('span', { class: rateClass(ep.rate) }, fmtDiffRate(ep.rate)),
+        ep.last_ms ? h('span', { class: 'muted', title: fmtDateTime(ep.last_ms) }, ` · last compared ${fmtTime(ep.last_ms)}`) : null),
+      h('table', { class: 'field-tree', 'aria-label': `fields of ${ep.endpoint} that differ, real differences first` },
+        h('thead', {}, h('tr', {}, ['Field', 'Kind', 'Rate', 'Noise rate', 'Verdict', 'Samples'].map((t, i) => h('th', { scope: 'col', class: i === 2 || i === 3 ? 'num' : null }, t)))),
+        h('tbody', { class: 'fields-real' }, real.length ? rows(real) : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, none))),
+        noise.length ? h('tbody', { class: 'fields-noise' },
+          h('tr', { class: 'noise-head' }, h('th', { colspan: 6, scope: 'rowgroup' }, `Noise (${noise.length}) `,
+            h('span', { class: 'muted' }, '· these fields differ about as often between two answers of legacy: not counted in the rate'))),
+          rows(noise)) : null));
+  }
+
+  function fieldRow(f, ep, openSample, selected) {
+    const ratio = (a, b) => h('div', { class: 'muted small' }, `${num(a, 0)} / ${num(b, 0)}`);
+    return h('tr', { class: `field field-${f.verdict}`, dataset: { path: f.path, kind: f.kind, verdict: f.verdict, rate: f.rate } },
+      h('th', { scope: 'row', class: 'field-path' }, pathLabel(f.path)),
+      h('td', {}, diffKind(f.kind)),
+      h('td', { class: 'num', title: `differs in ${f.differing} of ${ep.compared} legacy-vs-modern comparisons` },
+        h('span', { class: f.verdict === 'real' ? rateClass(f.rate) : null }, fmtDiffRate(f.rate)), ratio(f.differing, ep.compared)),
+      h('td', { class: 'num', title: ep.noise_compared ? `differs in ${f.noise_differing} of ${ep.noise_compared} legacy-vs-legacy comparisons` : 'no legacy-vs-legacy comparison yet ([route.shadow] noise_sample)' },
+        ep.noise_compared ? [fmtDiffRate(f.noise_rate), ratio(f.noise_differing, ep.noise_compared)] : h('span', { class: 'muted' }, '—')),
+      h('td', {}, verdictBadge(f.verdict)),
+      h('td', { class: 'samples' }, f.sample_ids.length
+        ? f.sample_ids.map((id, n) => h('button', {
+          type: 'button',
+          class: 'sample-link small',
+          dataset: { sample: id, focus: `sample-${id}` },
+          'aria-pressed': String(id === selected),
+          'aria-controls': 'shadow-sample',
+          'aria-label': `sample ${n + 1} of ${f.path} (${f.kind}): legacy and modern side by side`,
+          title: `sample ${id}`,
+          onclick: () => openSample(id, n + 1),
+        }, `#${n + 1}`))
+        : h('span', { class: 'muted small' }, 'none kept')));
+  }
+
+  /** (path, kind) → the field's verdict on `endpoint` in the route's report, or null. */
+  function verdictIn(d, endpoint) {
+    const ep = d && d.report && d.report.endpoints.find((e) => e.endpoint === endpoint);
+    return (path, kind) => {
+      const f = ep && ep.fields.find((x) => x.path === path && x.kind === kind);
+      return f ? f.verdict : null;
+    };
+  }
+
+  function resetDiffsAction(name, d, done) {
+    const rep = d && d.report;
+    return {
+      title: `Reset comparisons of ${name}`,
+      what: `Forgets ${name}'s ${rep ? num(rep.compared, 0) + ' comparisons' : 'comparisons'}, their field rates and samples, in memory and in the store, and records a shadow.reset event. The mirror keeps comparing new traffic from zero: reset after fixing what modern got wrong.`,
+      message: 'comparisons reset from the dashboard',
+      button: 'Reset comparisons',
+      danger: true,
+      path: `/api/v1/diffs/${encodeURIComponent(name)}/reset`,
+      payload: (message) => ({ message }),
+      done,
+    };
+  }
+
+  /**
+   * A JSON text as pretty-printed lines, each with the concrete path of the value it shows
+   * (`$.items[1].price`, the way ficus-compare writes a difference's `at`), so differences
+   * can be marked by path rather than by searching text. Numbers and strings keep their
+   * source spelling (no rounding of big ids). null when the text is not JSON.
+   */
+  function jsonLines(text) {
+    try { JSON.parse(text); } catch (_) { return null; }
+    let i = 0;
+    const skip = () => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++; };
+    const str = () => { const s = i++; while (text[i] !== '"') { if (text[i] === '\\') i++; i++; } i++; return text.slice(s, i); };
+    const items = (close, item) => {
+      const out = [];
+      i++;
+      skip();
+      if (text[i] === close) { i++; return out; }
+      for (;;) {
+        out.push(item());
+        skip();
+        if (text[i++] === close) return out;
+      }
+    };
+    const value = () => {
+      skip();
+      const c = text[i];
+      if (c === '{') return { obj: items('}', () => { skip(); const k = str(); skip(); i++; return [k, value()]; }) };
+      if (c === '[') return { arr: items(']', value) };
+      if (c === '"') return { raw: str() };
+      const s = i;
+      while (i < text.length && !',]} \t\n\r'.includes(text[i])) i++;
+      return { raw: text.slice(s, i) };
+    };
+    const member = (base, key) => (/^[A-Za-z0-9_-]+$/.test(key) ? `${base}.${key}` : `${base}[${JSON.stringify(key)}]`);
+    const lines = [];
+    const emit = (node, path, depth, prefix, comma) => {
+      const pad = '  '.repeat(depth);
+      if (node.raw !== undefined) { lines.push({ path, text: pad + prefix + node.raw + comma }); return; }
+      const [open, close, kids] = node.obj ? ['{', '}', node.obj] : ['[', ']', node.arr];
+      if (!kids.length) { lines.push({ path, text: pad + prefix + open + close + comma }); return; }
+      lines.push({ path, text: pad + prefix + open });
+      kids.forEach((kid, n) => {
+        const sep = n === kids.length - 1 ? '' : ',';
+        if (node.obj) emit(kid[1], member(path, JSON.parse(kid[0])), depth + 1, kid[0] + ': ', sep);
+        else emit(kid, `${path}[${n}]`, depth + 1, '', sep);
+      });
+      lines.push({ path, text: pad + close + comma });
+    };
+    try {
+      emit(value(), '$', 0, '', '');
+    } catch (_) {
+      return null; // nested too deep for the stack: shown as text
+    }
+    return lines;
+  }
+
+  /** Whether a body line at `linePath` shows (part of) the difference `d` on this side. */
+  function lineDiffers(linePath, d) {
+    if (linePath === d.at) return true;
+    // A changed value, type, or a member present on one side: the whole subtree. Length
+    // and order: the array's own lines (its elements are compared one by one).
+    if (d.kind === 'length' || d.kind === 'order') return false;
+    return linePath.startsWith(d.at + '.') || linePath.startsWith(d.at + '[');
+  }
+
+  const valueCell = (v) => (v === null || v === undefined
+    ? h('td', { class: 'muted absent' }, 'absent')
+    : h('td', {}, h('code', { class: 'value' }, v)));
+
+  function sampleSide(side, resp, diffs, verdictOf) {
+    const present = (d) => (side === 'legacy' ? d.left : d.right) !== null && (side === 'legacy' ? d.left : d.right) !== undefined;
+    const statusDiffers = diffs.some((d) => d.path === 'status');
+    const headerDiffs = new Set(diffs.filter((d) => d.path.startsWith('header.')).map((d) => d.path.slice('header.'.length)));
+    const bodyDiffers = diffs.some((d) => d.path === 'body');
+    const bodyDiffs = diffs.filter((d) => d.at.startsWith('$') && present(d));
+    const lines = resp.body ? jsonLines(resp.body) : null;
+    let body;
+    if (!resp.body) {
+      body = h('p', { class: 'muted sample-empty' }, '(empty body)');
+    } else if (lines) {
+      let marked = 0;
+      body = h('pre', { class: 'sample-body', tabindex: 0, dataset: { side, format: 'json' }, 'aria-label': `${side} body, pretty-printed; lines that differ are marked` },
+        lines.map((l) => {
+          const hits = bodyDiffs.filter((d) => lineDiffers(l.path, d));
+          if (!hits.length) return h('span', { class: 'line' }, l.text + '\n');
+          marked++;
+          // Noise (legacy differs from itself there too) is marked, but lighter.
+          const noise = hits.every((d) => verdictOf(d.path, d.kind) === 'noise');
+          return h('mark', { class: `line hl${noise ? ' hl-noise' : ''}`, dataset: { path: l.path }, title: hits.map((d) => `${d.at}: ${d.kind} (legacy ${d.left ?? 'absent'}, modern ${d.right ?? 'absent'})`).join('\n') }, l.text + '\n');
+        }));
+      body.dataset.marked = marked;
+    } else {
+      body = h('pre', { class: `sample-body${bodyDiffers ? ' differs' : ''}`, tabindex: 0, dataset: { side, format: 'text' }, 'aria-label': `${side} body${bodyDiffers ? ' (differs)' : ''}` }, resp.body);
+    }
+    return h('div', { class: `sample-side sample-${side}`, dataset: { side } },
+      h('h4', {}, h('span', { class: `swatch swatch-${side}` }), side === 'legacy' ? ' Legacy' : ' Modern'),
+      h('p', { class: `sample-status${statusDiffers ? ' hl' : ''}`, dataset: { status: resp.status } }, 'HTTP ', h('b', {}, String(resp.status)), statusDiffers ? h('span', { class: 'visually-hidden' }, ' (differs)') : null),
+      h('details', { class: 'sample-headers', open: headerDiffs.size > 0 },
+        h('summary', {}, `headers (${resp.headers.length})${headerDiffs.size ? ' · some differ' : ''}`),
+        h('table', { class: 'headers' }, h('tbody', {}, resp.headers.map(([k, v]) => h('tr', { class: headerDiffs.has(k.toLowerCase()) ? 'hl' : null },
+          h('th', { scope: 'row' }, k), h('td', {}, v)))))),
+      body,
+      resp.truncated ? h('p', { class: 'muted small' }, 'body cut at the sample limit (16 KiB)') : null);
+  }
+
+  /** The children of the sample panel: what was asked, what differs, both answers side by side. */
+  function samplePanel(s, n, verdictOf) {
+    const diffs = s.differences || [];
+    const req = s.data.request;
+    return [
+      h('h3', { id: 'shadow-sample-title', tabindex: -1 }, n ? `Sample #${n} of ` : 'Sample of ', pathLabel(s.path), ' ', diffKind(s.kind)),
+      h('p', { class: 'muted small sample-meta' }, `${s.endpoint} · ${fmtDateTime(s.at_ms)} · id ${s.id} (ficus diffs show ${s.id})`),
+      h('p', { class: 'sample-request' }, h('code', {}, `${req.method} ${req.uri}`),
+        req.headers.length ? h('details', {}, h('summary', {}, `request headers (${req.headers.length})`),
+          h('table', { class: 'headers' }, h('tbody', {}, req.headers.map(([k, v]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v)))))) : null,
+        req.body ? h('pre', { class: 'sample-body' }, req.body) : null),
+      h('table', { class: 'sample-differences', id: 'sample-differences' },
+        h('caption', {}, `${diffs.length} difference${diffs.length === 1 ? '' : 's'} in this exchange${diffs.length >= 256 ? ' (the first 256)' : ''}`),
+        h('thead', {}, h('tr', {}, ['At', 'Kind', 'Legacy', 'Modern', 'Field verdict'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, diffs.map((d) => {
+          const v = verdictOf(d.path, d.kind);
+          return h('tr', { class: `${d.path === s.path && d.kind === s.kind ? 'this-field' : ''}${v === 'noise' ? ' diff-noise' : ''}` || null, dataset: { at: d.at, path: d.path, kind: d.kind, verdict: v || '' } },
+            h('th', { scope: 'row' }, h('code', {}, d.at)), h('td', {}, diffKind(d.kind)), valueCell(d.left), valueCell(d.right),
+            h('td', {}, v ? verdictBadge(v) : h('span', { class: 'muted small', title: 'not in the current report (reset since?)' }, '—')));
+        }))),
+      h('div', { class: 'sample-sides' }, sampleSide('legacy', s.data.legacy, diffs, verdictOf), sampleSide('modern', s.data.modern, diffs, verdictOf)),
+    ];
   }
 
   function verifyHistory(j) {
@@ -676,6 +1070,7 @@
       else if (e.kind === 'route.set') label = 'set';
       else if (e.kind === 'config.applied') label = `v${e.config_version ?? '?'}`;
       else if (e.kind === 'config.reverted') label = `revert v${e.config_version ?? '?'}`;
+      else if (e.kind === 'shadow.reset') label = 'diffs reset';
       else label = e.kind;
       const what = eventSummary(e);
       out.push({
@@ -860,7 +1255,7 @@
         routeFilter = h('input', { id: 'events-route', type: 'search', placeholder: 'any route', spellcheck: 'false', onchange: () => { sig = ''; refreshNow(); } });
         kindFilter = h('select', { id: 'events-kind', onchange: () => { sig = ''; refreshNow(); } },
           h('option', { value: '' }, 'any kind'),
-          ['config.applied', 'config.reverted', 'route.set', 'route.rollback'].map((k) => h('option', { value: k }, k)));
+          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset'].map((k) => h('option', { value: k }, k)));
         tbody = h('tbody');
         root.append(
           h('div', { class: 'page-head' },
