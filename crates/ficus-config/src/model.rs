@@ -75,6 +75,25 @@ pub mod defaults {
     pub const SHADOW_SAMPLE_PERCENT: f64 = 100.0;
     /// Share of mirrored safe requests also sent to legacy a second time, to learn the noise.
     pub const SHADOW_NOISE_SAMPLE_PERCENT: f64 = 10.0;
+
+    /// Keys a route's rate limiter tracks at once; beyond, the most replenished are dropped.
+    pub const RATE_MAX_KEYS: usize = 100_000;
+    /// Requests waiting for an upstream slot when `max_in_flight` is set.
+    pub const UPSTREAM_QUEUE: usize = 100;
+    /// How long a request waits for an upstream slot before it is shed (503).
+    pub const UPSTREAM_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Circuit breaker: failures in a row that open it.
+    pub const BREAKER_CONSECUTIVE_FAILURES: u32 = 5;
+    /// Circuit breaker: share of failed requests in the window that opens it (fraction)...
+    pub const BREAKER_FAILURE_RATE: f64 = 0.5;
+    /// ...with at least this many requests in the window.
+    pub const BREAKER_MIN_REQUESTS: u32 = 20;
+    pub const BREAKER_WINDOW: Duration = Duration::from_secs(10);
+    /// How long an open breaker rejects before probing (doubles on a failed probe, to 5 min).
+    pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(10);
+    pub const BREAKER_MAX_OPEN_FOR: Duration = Duration::from_secs(300);
+    /// Probes let through half-open; that many successes close the breaker.
+    pub const BREAKER_HALF_OPEN_PROBES: u32 = 3;
 }
 
 /// The whole, validated configuration.
@@ -168,6 +187,105 @@ pub struct Upstream {
     pub host: HostHeader,
     /// Extra trusted root certificates (PEM) for an https upstream, besides the web PKI roots.
     pub ca_file: Option<PathBuf>,
+    /// Concurrency limit and wait queue (`None`: unlimited).
+    pub limit: Option<ConcurrencyPolicy>,
+    /// `[upstream.NAME.breaker]` (`None`: no circuit breaker).
+    pub breaker: Option<BreakerPolicy>,
+}
+
+/// `max_in_flight`, `queue`, `queue_timeout` of an upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConcurrencyPolicy {
+    pub max_in_flight: usize,
+    pub queue: usize,
+    pub queue_timeout: Duration,
+}
+
+/// `[upstream.NAME.breaker]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerPolicy {
+    /// 0 disables this trigger.
+    pub consecutive_failures: u32,
+    /// Fraction 0..=1 (the file says percent).
+    pub failure_rate: f64,
+    pub min_requests: u32,
+    pub window: Duration,
+    pub open_for: Duration,
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            consecutive_failures: defaults::BREAKER_CONSECUTIVE_FAILURES,
+            failure_rate: defaults::BREAKER_FAILURE_RATE,
+            min_requests: defaults::BREAKER_MIN_REQUESTS,
+            window: defaults::BREAKER_WINDOW,
+            open_for: defaults::BREAKER_OPEN_FOR,
+            half_open_probes: defaults::BREAKER_HALF_OPEN_PROBES,
+        }
+    }
+}
+
+/// Which requests of a route are shed first when an upstream is at its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Shed last.
+    Critical,
+    #[default]
+    Normal,
+    /// Shed first.
+    Low,
+}
+
+impl Priority {
+    pub fn parse(s: &str) -> Option<Priority> {
+        match s {
+            "critical" => Some(Priority::Critical),
+            "normal" => Some(Priority::Normal),
+            "low" => Some(Priority::Low),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Critical => "critical",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+/// `[route.rate_limit]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+    pub key: RateKey,
+    pub max_keys: usize,
+}
+
+/// What a rate limit counts per.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    ClientIp,
+    Header(HeaderName),
+    /// The route's sticky key.
+    Sticky,
+    /// One budget for the whole route.
+    Route,
+}
+
+impl std::fmt::Display for RateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateKey::ClientIp => f.write_str("client-ip"),
+            RateKey::Header(h) => write!(f, "header:{h}"),
+            RateKey::Sticky => f.write_str("sticky"),
+            RateKey::Route => f.write_str("route"),
+        }
+    }
 }
 
 impl Upstream {
@@ -367,6 +485,10 @@ pub struct Route {
     pub shadow_writes: bool,
     /// `[route.shadow]`: what is mirrored and how responses are compared.
     pub shadow: ShadowPolicy,
+    /// Shedding order at an upstream's concurrency limit.
+    pub priority: Priority,
+    /// `[route.rate_limit]` (`None`: no limit).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// `[route.shadow]`: the mirror and comparison settings of one route.

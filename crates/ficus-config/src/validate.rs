@@ -49,7 +49,20 @@ const UPSTREAM_KEYS: &[&str] = &[
     "http2",
     "host",
     "ca_file",
+    "max_in_flight",
+    "queue",
+    "queue_timeout",
+    "breaker",
 ];
+const BREAKER_KEYS: &[&str] = &[
+    "consecutive_failures",
+    "failure_rate",
+    "min_requests",
+    "window",
+    "open_for",
+    "half_open_probes",
+];
+const RATE_LIMIT_KEYS: &[&str] = &["per_second", "burst", "key", "max_keys"];
 /// Keys of a `[[route]]` that say which requests it takes; `[default]` takes every request.
 const MATCH_KEYS: &[&str] = &[
     "name",
@@ -72,6 +85,8 @@ const ROUTE_KEYS: &[&str] = &[
     "fallback",
     "shadow_writes",
     "shadow",
+    "priority",
+    "rate_limit",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -262,6 +277,7 @@ impl<'s> Validator<'s, '_> {
                     .to_string()
             }
             (_, "an array of status codes") => format!("write {} = [502, 503, 504]", e.key),
+            (_, "a number") => format!("write a bare number, e.g. {} = 50", e.key),
             (_, "a duration such as \"10s\"") => units::DURATION_HELP.to_string(),
             (_, "a size such as \"64KiB\"") => units::SIZE_HELP.to_string(),
             _ => String::new(),
@@ -1079,6 +1095,14 @@ impl<'s> Validator<'s, '_> {
                 );
             }
         }
+        let limit = self.concurrency(sec);
+        let breaker = match self.table(sec, "breaker") {
+            Some((t, span)) => {
+                let bsec = Section::new(sec.ctx.clone(), "breaker.", span, t);
+                Some(self.breaker(&bsec))
+            }
+            None => None,
+        };
         Upstream {
             name: name.to_string(),
             url: url.unwrap_or_default(),
@@ -1089,7 +1113,218 @@ impl<'s> Validator<'s, '_> {
             http2,
             host,
             ca_file,
+            limit,
+            breaker,
         }
+    }
+
+    // ---- protection --------------------------------------------------------------------------
+
+    /// A whole number in `min..=max`, reported with `what` (which explains the key) otherwise.
+    fn bounded(
+        &mut self,
+        sec: &Section<'_, '_>,
+        key: &str,
+        min: i128,
+        max: i128,
+        what: &str,
+    ) -> Option<i128> {
+        let (n, span) = self.integer(sec, key)?;
+        if (min..=max).contains(&n) {
+            return Some(n);
+        }
+        self.error(
+            &span,
+            format!(
+                "{}: {} {} is out of range",
+                sec.ctx,
+                sec.key(key),
+                self.raw(&span)
+            ),
+            Some(format!("{what}: from {min} to {max}")),
+        );
+        None
+    }
+
+    /// A number (integer or float) in `min..=max`.
+    fn number(
+        &mut self,
+        sec: &Section<'_, '_>,
+        key: &str,
+        min: f64,
+        max: f64,
+        what: &str,
+    ) -> Option<f64> {
+        let e = sec.get(key)?;
+        let n = match e.value {
+            DeValue::Integer(i) => int_value(i) as f64,
+            DeValue::Float(f) => f.as_str().parse::<f64>().unwrap_or(f64::NAN),
+            _ => {
+                self.type_error(sec, e, "a number");
+                return None;
+            }
+        };
+        if n.is_finite() && n >= min && n <= max {
+            return Some(n);
+        }
+        let span = e.span.clone();
+        self.error(
+            &span,
+            format!(
+                "{}: {} {} is out of range",
+                sec.ctx,
+                sec.key(key),
+                self.raw(&span)
+            ),
+            Some(format!("{what}: from {min} to {max}")),
+        );
+        None
+    }
+
+    fn concurrency(&mut self, sec: &Section<'_, '_>) -> Option<ConcurrencyPolicy> {
+        let max = self.bounded(
+            sec,
+            "max_in_flight",
+            1,
+            1_000_000,
+            "max_in_flight is how many requests this upstream gets at once; beyond, requests \
+             wait in its queue or are shed with 503",
+        );
+        let queue = self
+            .bounded(
+                sec,
+                "queue",
+                0,
+                1_000_000,
+                "queue is how many requests may wait for a slot (0: shed at once)",
+            )
+            .map_or(defaults::UPSTREAM_QUEUE, |n| n as usize);
+        let queue_timeout = self.duration(sec, "queue_timeout", defaults::UPSTREAM_QUEUE_TIMEOUT);
+        if !sec.has("max_in_flight") {
+            for k in ["queue", "queue_timeout"] {
+                if let Some(e) = sec.get(k) {
+                    let span = e.key_span.clone();
+                    self.error(
+                        &span,
+                        format!("{}: {k} is set without max_in_flight", sec.ctx),
+                        Some("the queue holds requests beyond max_in_flight; set max_in_flight too, or remove it".into()),
+                    );
+                }
+            }
+        }
+        max.map(|m| ConcurrencyPolicy {
+            max_in_flight: m as usize,
+            queue,
+            queue_timeout,
+        })
+    }
+
+    fn breaker(&mut self, sec: &Section<'_, '_>) -> BreakerPolicy {
+        self.unknown_keys(sec, BREAKER_KEYS, &[], "[upstream.NAME.breaker]");
+        let d = BreakerPolicy::default();
+        let u32_key = |v: &mut Self, key: &str, min: i128, default: u32, what: &str| {
+            v.bounded(sec, key, min, i128::from(u32::MAX), what)
+                .map_or(default, |n| n as u32)
+        };
+        BreakerPolicy {
+            consecutive_failures: u32_key(
+                self,
+                "consecutive_failures",
+                0,
+                d.consecutive_failures,
+                "breaker.consecutive_failures opens the breaker after that many failures in a row (0 turns this trigger off)",
+            ),
+            failure_rate: self
+                .number(
+                    sec,
+                    "failure_rate",
+                    1.0,
+                    100.0,
+                    "breaker.failure_rate is the percentage of failed requests in the window that opens the breaker",
+                )
+                .map_or(d.failure_rate, |p| p / 100.0),
+            min_requests: u32_key(
+                self,
+                "min_requests",
+                1,
+                d.min_requests,
+                "breaker.min_requests is how many requests the window needs before its failure rate counts",
+            ),
+            window: self.duration(sec, "window", d.window),
+            open_for: self.duration(sec, "open_for", d.open_for),
+            half_open_probes: u32_key(
+                self,
+                "half_open_probes",
+                1,
+                d.half_open_probes,
+                "breaker.half_open_probes is how many trial requests a half-open breaker lets through",
+            ),
+        }
+    }
+
+    fn rate_limit(&mut self, sec: &Section<'_, '_>) -> Option<RateLimit> {
+        self.unknown_keys(sec, RATE_LIMIT_KEYS, &[], "[route.rate_limit]");
+        let per_second = match self.number(
+            sec,
+            "per_second",
+            0.001,
+            1_000_000_000.0,
+            "rate_limit.per_second is the sustained requests per second each key may make",
+        ) {
+            Some(n) => Some(n),
+            None => {
+                if !sec.has("per_second") {
+                    self.error(
+                        &sec.span,
+                        format!("{}: [route.rate_limit] has no per_second", sec.ctx),
+                        Some("add per_second = 50 (requests per second per key; 0.5 is one every 2 s)".into()),
+                    );
+                }
+                None
+            }
+        };
+        let burst = self.bounded(
+            sec,
+            "burst",
+            1,
+            i128::from(u32::MAX),
+            "rate_limit.burst is how many requests a key may make back to back",
+        );
+        let key = match self.string(sec, "key") {
+            None | Some(("client-ip", _)) => RateKey::ClientIp,
+            Some(("sticky", _)) => RateKey::Sticky,
+            Some(("route", _)) => RateKey::Route,
+            Some((k, span)) => match k
+                .strip_prefix("header:")
+                .map(|h| HeaderName::from_bytes(h.as_bytes()))
+            {
+                Some(Ok(h)) => RateKey::Header(h),
+                _ => {
+                    self.error(
+                        &span,
+                        format!("{}: rate_limit.key {:?} is not a key", sec.ctx, clip(k)),
+                        Some("use \"client-ip\" (default), \"header:NAME\", \"sticky\" (the route's sticky key) or \"route\" (one budget for the route)".into()),
+                    );
+                    RateKey::ClientIp
+                }
+            },
+        };
+        let max_keys = self
+            .bounded(
+                sec,
+                "max_keys",
+                1,
+                100_000_000,
+                "rate_limit.max_keys bounds the keys tracked at once",
+            )
+            .map_or(defaults::RATE_MAX_KEYS, |n| n as usize);
+        let per_second = per_second?;
+        Some(RateLimit {
+            per_second,
+            burst: burst.map_or_else(|| (per_second.ceil() as u32).max(1), |n| n as u32),
+            key,
+            max_keys,
+        })
     }
 
     // ---- routes ------------------------------------------------------------------------------
@@ -1305,6 +1540,24 @@ impl<'s> Validator<'s, '_> {
             .map_or(defaults::MAX_BODY_BYTES, |(n, _)| n);
         let debug_header = self.boolean(sec, "debug_header", false);
         let shadow_writes = self.boolean(sec, "shadow_writes", false);
+        let priority = match self.string(sec, "priority") {
+            None => Priority::Normal,
+            Some((p, span)) => Priority::parse(p).unwrap_or_else(|| {
+                self.error(
+                    &span,
+                    format!("{}: unknown priority {:?}", sec.ctx, clip(p)),
+                    Some("priority is \"critical\" (shed last), \"normal\" (default) or \"low\" (shed first)".into()),
+                );
+                Priority::Normal
+            }),
+        };
+        let rate_limit = match self.table(sec, "rate_limit") {
+            Some((t, span)) => {
+                let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
+                self.rate_limit(&rsec)
+            }
+            None => None,
+        };
         let shadow = match self.table(sec, "shadow") {
             Some((t, span)) => {
                 let ssec = Section::new(sec.ctx.clone(), "shadow.", span, t);
@@ -1335,6 +1588,8 @@ impl<'s> Validator<'s, '_> {
             debug_header,
             shadow_writes,
             shadow,
+            priority,
+            rate_limit,
         }
     }
 

@@ -153,6 +153,8 @@ fn route(name: &str, legacy: &str) -> Route {
         debug_header: false,
         shadow_writes: false,
         shadow: ShadowPolicy::default(),
+        priority: Priority::Normal,
+        rate_limit: None,
     }
 }
 
@@ -193,6 +195,8 @@ fn full_config_parses_into_the_model() {
                 http2: false,
                 host: HostHeader::Preserve,
                 ca_file: None,
+                limit: None,
+                breaker: None,
             },
             Upstream {
                 name: "modern".into(),
@@ -204,6 +208,8 @@ fn full_config_parses_into_the_model() {
                 http2: true,
                 host: HostHeader::Upstream,
                 ca_file: Some(PathBuf::from("/etc/ficus/ca.pem")),
+                limit: None,
+                breaker: None,
             },
             Upstream {
                 name: "billing".into(),
@@ -215,6 +221,8 @@ fn full_config_parses_into_the_model() {
                 http2: false,
                 host: HostHeader::Fixed("billing.example.com".into()),
                 ca_file: None,
+                limit: None,
+                breaker: None,
             },
         ],
         routes: vec![
@@ -335,6 +343,8 @@ fn minimal_config_gets_every_default() {
         http2: false,
         host: HostHeader::Preserve,
         ca_file: None,
+        limit: None,
+        breaker: None,
     };
     let expected = Config {
         gateway: Gateway {
@@ -378,6 +388,8 @@ fn minimal_config_gets_every_default() {
             debug_header: false,
             shadow_writes: false,
             shadow: ShadowPolicy::default(),
+            priority: Priority::Normal,
+            rate_limit: None,
         },
         access_log: AccessLog {
             enabled: true,
@@ -1470,4 +1482,156 @@ fn shadow_defaults_are_documented() {
             "docs/configuration.md lacks the row {row:?}"
         );
     }
+}
+
+#[test]
+fn protection_settings_parse() {
+    let text = HEAD.replace(
+        "url = \"http://127.0.0.1:9002\"\n",
+        "url = \"http://127.0.0.1:9002\"\nmax_in_flight = 64\nqueue = 10\nqueue_timeout = \"250ms\"\n[upstream.modern.breaker]\nconsecutive_failures = 0\nfailure_rate = 25\nmin_requests = 50\nwindow = \"30s\"\nopen_for = \"1m\"\nhalf_open_probes = 5\n",
+    ) + r#"
+[[route]]
+name = "orders"
+legacy = "legacy"
+priority = "critical"
+[route.rate_limit]
+per_second = 2.5
+key = "header:x-user-id"
+
+[[route]]
+name = "batch"
+legacy = "legacy"
+priority = "low"
+[route.rate_limit]
+per_second = 100
+burst = 10
+key = "route"
+max_keys = 10
+"#;
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    let modern = c.upstream("modern").unwrap();
+    assert_eq!(
+        modern.limit,
+        Some(ConcurrencyPolicy {
+            max_in_flight: 64,
+            queue: 10,
+            queue_timeout: Duration::from_millis(250)
+        })
+    );
+    assert_eq!(
+        modern.breaker,
+        Some(BreakerPolicy {
+            consecutive_failures: 0,
+            failure_rate: 0.25,
+            min_requests: 50,
+            window: Duration::from_secs(30),
+            open_for: Duration::from_secs(60),
+            half_open_probes: 5,
+        })
+    );
+    assert_eq!(c.upstream("legacy").unwrap().limit, None);
+    assert_eq!(c.upstream("legacy").unwrap().breaker, None);
+    let orders = &c.routes[0];
+    assert_eq!(orders.priority, Priority::Critical);
+    assert_eq!(
+        orders.rate_limit,
+        Some(RateLimit {
+            per_second: 2.5,
+            burst: 3,
+            key: RateKey::Header(HeaderName::from_static("x-user-id")),
+            max_keys: defaults::RATE_MAX_KEYS,
+        }),
+        "burst defaults to per_second rounded up"
+    );
+    let batch = &c.routes[1];
+    assert_eq!(batch.priority, Priority::Low);
+    assert_eq!(batch.rate_limit.as_ref().unwrap().key, RateKey::Route);
+    assert_eq!(batch.rate_limit.as_ref().unwrap().max_keys, 10);
+    // An empty breaker table means every default.
+    let text = HEAD.replace(
+        "url = \"http://127.0.0.1:9002\"\n",
+        "url = \"http://127.0.0.1:9002\"\nbreaker = {}\n",
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        c.upstream("modern").unwrap().breaker,
+        Some(BreakerPolicy::default())
+    );
+}
+
+#[test]
+fn protection_problems() {
+    let text = HEAD.replace(
+        "url = \"http://127.0.0.1:9002\"\n",
+        "url = \"http://127.0.0.1:9002\"\nqueue = 5\nmax_in_flight = 0\n[upstream.modern.breaker]\nfailure_rate = 0\nhalf_open_probes = 0\ntrips = 3\n",
+    ) + r#"
+[[route]]
+name = "orders"
+legacy = "legacy"
+priority = "urgent"
+[route.rate_limit]
+burst = 0
+key = "cookie:session"
+"#;
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:10:17: error: upstream "modern": max_in_flight 0 is out of range
+  help: max_in_flight is how many requests this upstream gets at once; beyond, requests wait in its queue or are shed with 503: from 1 to 1000000
+ficus.toml:12:16: error: upstream "modern": breaker.failure_rate 0 is out of range
+  help: breaker.failure_rate is the percentage of failed requests in the window that opens the breaker: from 1 to 100
+ficus.toml:13:20: error: upstream "modern": breaker.half_open_probes 0 is out of range
+  help: breaker.half_open_probes is how many trial requests a half-open breaker lets through: from 1 to 4294967295
+ficus.toml:14:1: error: upstream "modern": unknown key "breaker.trips"
+  help: [upstream.NAME.breaker] keys are: consecutive_failures, failure_rate, min_requests, window, open_for, half_open_probes
+ficus.toml:22:12: error: route "orders": unknown priority "urgent"
+  help: priority is "critical" (shed last), "normal" (default) or "low" (shed first)
+ficus.toml:23:1: error: route "orders": [route.rate_limit] has no per_second
+  help: add per_second = 50 (requests per second per key; 0.5 is one every 2 s)
+ficus.toml:24:9: error: route "orders": rate_limit.burst 0 is out of range
+  help: rate_limit.burst is how many requests a key may make back to back: from 1 to 4294967295
+ficus.toml:25:7: error: route "orders": rate_limit.key "cookie:session" is not a key
+  help: use "client-ip" (default), "header:NAME", "sticky" (the route's sticky key) or "route" (one budget for the route)"#
+    );
+}
+
+#[test]
+fn protection_defaults_are_documented() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let d = |v: Duration| format!("`\"{}s\"`", v.as_secs());
+    for row in [
+        format!("| `queue` | integer | `{}` |", defaults::UPSTREAM_QUEUE),
+        format!(
+            "| `queue_timeout` | duration | {} |",
+            d(defaults::UPSTREAM_QUEUE_TIMEOUT)
+        ),
+        format!(
+            "| `consecutive_failures` | integer | `{}` |",
+            defaults::BREAKER_CONSECUTIVE_FAILURES
+        ),
+        format!(
+            "| `failure_rate` | percentage | `{}` |",
+            defaults::BREAKER_FAILURE_RATE * 100.0
+        ),
+        format!(
+            "| `min_requests` | integer | `{}` |",
+            defaults::BREAKER_MIN_REQUESTS
+        ),
+        format!("| `window` | duration | {} |", d(defaults::BREAKER_WINDOW)),
+        format!(
+            "| `open_for` | duration | {} |",
+            d(defaults::BREAKER_OPEN_FOR)
+        ),
+        format!(
+            "| `half_open_probes` | integer | `{}` |",
+            defaults::BREAKER_HALF_OPEN_PROBES
+        ),
+        format!("| `max_keys` | integer | `{}` |", defaults::RATE_MAX_KEYS),
+    ] {
+        assert!(
+            doc.contains(&row),
+            "docs/configuration.md lacks the row {row:?}"
+        );
+    }
+    assert_eq!(defaults::BREAKER_MAX_OPEN_FOR, Duration::from_secs(300));
+    assert!(doc.contains("up to 5 minutes"));
 }

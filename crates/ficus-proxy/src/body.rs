@@ -191,6 +191,8 @@ pub enum ResponseBody {
         lease: Option<Lease>,
         /// The mirror's copy of legacy's response, offered to the mirror at the end.
         tap: Option<Box<Tap>>,
+        /// The upstream's concurrency slot, freed when the body ends or is dropped.
+        permit: Option<ficus_protect::Permit>,
     },
     Full(Option<Bytes>),
 }
@@ -200,7 +202,10 @@ impl Drop for ResponseBody {
         // A body read to the end leaves its connection reusable; one dropped midway does not
         // (the lease is dropped with it and the connection closes). Likewise a mirror copy
         // goes out only for a response the client received whole.
-        if let ResponseBody::Upstream { body, lease, tap } = self {
+        if let ResponseBody::Upstream {
+            body, lease, tap, ..
+        } = self
+        {
             if body.is_end_stream() {
                 if let Some(l) = lease.take() {
                     l.release();
@@ -219,15 +224,23 @@ impl ResponseBody {
             body,
             lease,
             tap: None,
+            permit: None,
         }
     }
 
-    /// An upstream body whose frames are also copied for the mirror.
-    pub fn tapped(body: Incoming, lease: Option<Lease>, tap: Tap) -> ResponseBody {
+    /// An upstream body holding its concurrency slot, and whose frames may also be copied
+    /// for the mirror.
+    pub fn held(
+        body: Incoming,
+        lease: Option<Lease>,
+        permit: Option<ficus_protect::Permit>,
+        tap: Option<Tap>,
+    ) -> ResponseBody {
         ResponseBody::Upstream {
             body,
             lease,
-            tap: Some(Box::new(tap)),
+            tap: tap.map(Box::new),
+            permit,
         }
     }
 
@@ -249,12 +262,18 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ResponseBody::Upstream { body, lease, tap } => {
+            ResponseBody::Upstream {
+                body,
+                lease,
+                tap,
+                permit,
+            } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 match &polled {
                     Poll::Ready(None) => {
                         release(lease);
                         finish(tap);
+                        drop(permit.take());
                     }
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(t), Some(d)) = (tap.as_deref(), frame.data_ref()) {
@@ -263,6 +282,7 @@ impl Body for ResponseBody {
                         if body.is_end_stream() {
                             release(lease);
                             finish(tap);
+                            drop(permit.take());
                         }
                     }
                     Poll::Ready(Some(Err(_))) => {

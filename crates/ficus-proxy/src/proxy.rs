@@ -86,6 +86,10 @@ enum Outcome {
     BodyTooLarge(u64),
     /// Sent (at least partly), then the exchange failed.
     Failed(hyper::Error),
+    /// Not sent: the upstream's circuit breaker is open (retry after this long).
+    Open(std::time::Duration),
+    /// Not sent: the upstream is at its concurrency limit and the request was shed.
+    Shed(ficus_protect::Shed),
 }
 
 /// Handles one client request end to end.
@@ -210,6 +214,17 @@ async fn forward(
     if body.size_hint().lower() > route.max_body_bytes {
         return (too_large(route, route.max_body_bytes), Answered::Gateway);
     }
+    if let Some(rate) = &route.rate {
+        let d = rate.check(
+            &route.sticky,
+            &parts.headers,
+            parts.uri.query(),
+            conn.peer_ip.as_bytes(),
+        );
+        if !d.is_allowed() {
+            return (rate_limited(route, rate, &d), Answered::Gateway);
+        }
+    }
     let side = route.decide(&parts.headers, parts.uri.query(), conn.peer_ip.as_bytes());
 
     let modern = match (side, &route.modern) {
@@ -293,20 +308,12 @@ async fn forward(
                 }
             }
         }
-        // Nothing reached modern: any method may go to legacy, with the body kept or reclaimed.
-        Outcome::Connect(e) => {
+        // Nothing reached modern (no connection, its breaker open, or shed at its limit): any
+        // method may go to legacy, with the body kept or reclaimed.
+        unsent @ (Outcome::Connect(_) | Outcome::Open(_) | Outcome::Shed(_)) => {
             match resend.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
                 Some(b) => b,
-                None => {
-                    return answer(
-                        route,
-                        modern,
-                        Outcome::Connect(e),
-                        Answered::Modern,
-                        None,
-                        None,
-                    )
-                }
+                None => return answer(route, modern, unsent, Answered::Modern, None, None),
             }
         }
         Outcome::Timeout => match resend.filter(|_| may_resend && route.fallback_on_timeout) {
@@ -417,6 +424,33 @@ async fn send(
         (Side::Modern, Some(m)) => m,
         _ => &route.legacy,
     };
+    // The breaker first (an open one costs nothing downstream), then a concurrency slot.
+    let probe = match &up.breaker {
+        None => None,
+        Some(b) => match b.admit(started) {
+            ficus_protect::Admit::Allow => Some(false),
+            ficus_protect::Admit::Probe { transition } => {
+                if let Some(t) = transition {
+                    up.events.emit(crate::events::breaker_event(&up.name, &t));
+                }
+                Some(true)
+            }
+            ficus_protect::Admit::Reject { retry_after } => return Outcome::Open(retry_after),
+        },
+    };
+    let permit = match &up.limit {
+        None => None,
+        Some(l) => match l.acquire(route.priority).await {
+            Ok(p) => Some(p),
+            Err(shed) => {
+                if probe == Some(true) {
+                    // Give the probe slot back: nothing was learnt about the upstream.
+                    record_breaker(up, started, None, true);
+                }
+                return Outcome::Shed(shed);
+            }
+        },
+    };
     let stats = route.stats.as_deref().map(|s| s.side(side == Side::Modern));
     let w = worker();
     let _in_flight = stats.map(|s| s.begin(w));
@@ -437,17 +471,47 @@ async fn send(
             None => Outcome::Failed(e),
         },
     };
+    // What the client would see from this side: ficus's own 502/504 for failures.
+    let status = match &outcome {
+        Outcome::Response(r) => r.response.status().as_u16(),
+        Outcome::Connect(_) | Outcome::Failed(_) => 502,
+        Outcome::Timeout => 504,
+        Outcome::BodyTooLarge(_) => 413,
+        Outcome::Open(_) | Outcome::Shed(_) => 503,
+    };
     if let Some(s) = stats {
-        // What the client would see from this side: ficus's own 502/504 for failures.
-        let status = match &outcome {
-            Outcome::Response(r) => r.response.status().as_u16(),
-            Outcome::Connect(_) | Outcome::Failed(_) => 502,
-            Outcome::Timeout => 504,
-            Outcome::BodyTooLarge(_) => 413,
-        };
         s.record(w, status, started.elapsed());
     }
-    outcome
+    if let Some(probe) = probe {
+        // A body over the route's limit is the client's doing, not the upstream's.
+        let failed = match &outcome {
+            Outcome::BodyTooLarge(_) => None,
+            _ => Some(matches!(status, 502..=504)),
+        };
+        record_breaker(up, started, failed, probe);
+    }
+    match outcome {
+        Outcome::Response(mut r) => {
+            r.permit = permit;
+            Outcome::Response(r)
+        }
+        other => other,
+    }
+}
+
+/// Tells the upstream's breaker how a call went (`None`: nothing learnt, which only frees a
+/// probe slot), and raises an event when that changes its state.
+fn record_breaker(up: &UpstreamClient, now: Instant, failed: Option<bool>, probe: bool) {
+    let Some(b) = &up.breaker else { return };
+    let outcome = match failed {
+        Some(true) => ficus_protect::Outcome::Failure,
+        Some(false) => ficus_protect::Outcome::Success,
+        None if probe => ficus_protect::Outcome::Success,
+        None => return,
+    };
+    if let Some(t) = b.record(now, outcome, probe) {
+        up.events.emit(crate::events::breaker_event(&up.name, &t));
+    }
 }
 
 /// Turns an upstream outcome into the client's response.
@@ -466,7 +530,11 @@ fn answer(
         ""
     };
     match outcome {
-        Outcome::Response(UpstreamResponse { mut response, mut lease }) => {
+        Outcome::Response(UpstreamResponse {
+            mut response,
+            mut lease,
+            permit,
+        }) => {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // The connection now belongs to the tunnel, never to the pool.
                 lease = None;
@@ -476,12 +544,17 @@ fn answer(
                 }
             } else {
                 headers::strip_hop_by_hop(response.headers_mut(), false);
-                if let Some(mut t) = tap {
-                    t.response_head(response.status(), response.headers());
-                    return (response.map(|b| ResponseBody::tapped(b, lease, t)), answered);
-                }
             }
-            (response.map(|b| ResponseBody::upstream(b, lease)), answered)
+            let tap = tap
+                .filter(|_| response.status() != StatusCode::SWITCHING_PROTOCOLS)
+                .map(|mut t| {
+                    t.response_head(response.status(), response.headers());
+                    t
+                });
+            (
+                response.map(|b| ResponseBody::held(b, lease, permit, tap)),
+                answered,
+            )
         }
         Outcome::Connect(e) => (
             Problem::new(StatusCode::BAD_GATEWAY, "upstream-unreachable", "Upstream unreachable")
@@ -514,6 +587,53 @@ fn answer(
             Answered::Gateway,
         ),
         Outcome::BodyTooLarge(limit) => (too_large(route, limit), Answered::Gateway),
+        Outcome::Open(retry_after) => (
+            unavailable(
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "circuit-open",
+                    "Upstream circuit open",
+                )
+                .route(&route.name)
+                .upstream(&up.name)
+                .detail(format!(
+                    "upstream \"{}\" failed repeatedly{also}; its circuit breaker lets no request through for now",
+                    up.name
+                ))
+                .fix(format!(
+                    "retry after {} s; the breaker probes upstream \"{}\" and closes when it answers again ([upstream.{}.breaker])",
+                    secs(retry_after),
+                    up.name,
+                    up.name
+                )),
+                retry_after,
+            ),
+            Answered::Gateway,
+        ),
+        Outcome::Shed(shed) => (
+            unavailable(
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "Upstream at its concurrency limit",
+                )
+                .route(&route.name)
+                .upstream(&up.name)
+                .detail(format!(
+                    "upstream \"{}\" is at its max_in_flight and the request was shed ({}){also}",
+                    up.name,
+                    shed.reason.as_str()
+                ))
+                .fix(format!(
+                    "retry after {} s; raise max_in_flight or queue of [upstream.{}] if it has room, or give route \"{}\" a higher priority",
+                    secs(shed.retry_after),
+                    up.name,
+                    route.name
+                )),
+                shed.retry_after,
+            ),
+            Answered::Gateway,
+        ),
         Outcome::Failed(e) => (
             Problem::new(StatusCode::BAD_GATEWAY, "upstream-failed", "Upstream failed")
                 .route(&route.name)
@@ -531,6 +651,45 @@ fn answer(
             Answered::Gateway,
         ),
     }
+}
+
+/// Whole seconds for `Retry-After`: rounded up, at least 1.
+fn secs(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn unavailable(p: Problem, retry_after: std::time::Duration) -> Response<ResponseBody> {
+    let mut resp = p.into_response();
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(secs(retry_after).max(1)),
+    );
+    resp
+}
+
+fn rate_limited(
+    route: &CompiledRoute,
+    rate: &crate::table::RouteRate,
+    d: &ficus_protect::RateDecision,
+) -> Response<ResponseBody> {
+    let mut resp = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+    )
+    .route(&route.name)
+    .detail(format!(
+        "route \"{}\" allows {} requests per second per {} (bursts of {})",
+        route.name, rate.spec.per_second, rate.spec.key, rate.spec.burst
+    ))
+    .fix(format!(
+        "wait {} s (Retry-After) before sending again, or raise [route.rate_limit] of route \"{}\"",
+        d.retry_after_secs().unwrap_or(1),
+        route.name
+    ))
+    .into_response();
+    d.write_headers(resp.headers_mut());
+    resp
 }
 
 fn too_large(route: &CompiledRoute, limit: u64) -> Response<ResponseBody> {

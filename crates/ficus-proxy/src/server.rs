@@ -48,6 +48,8 @@ pub enum GatewayError {
     Shadow { route: String, reason: String },
     #[error("cannot start the mirror worker thread: {0}")]
     Mirror(std::io::Error),
+    #[error("route \"{route}\": {reason}")]
+    Protection { route: String, reason: String },
 }
 
 /// A running gateway.
@@ -66,6 +68,7 @@ pub struct Gateway {
     workers_done: watch::Sender<bool>,
     telemetry: Arc<Telemetry>,
     mirror: Arc<Mirror>,
+    events: crate::events::Events,
     ticker: tokio::task::JoinHandle<()>,
 }
 
@@ -138,7 +141,15 @@ impl Gateway {
         // Pools 0..workers serve the request workers; the last one is the mirror thread's.
         let mirror =
             Mirror::start(config.shadow.clone(), workers.max(1)).map_err(GatewayError::Mirror)?;
-        let table = RouteTable::compile(config, None, workers.max(1) + 1, &telemetry, &mirror)?;
+        let events = crate::events::Events::new(crate::events::QUEUE);
+        let table = RouteTable::compile(
+            config,
+            None,
+            workers.max(1) + 1,
+            &telemetry,
+            &mirror,
+            &events,
+        )?;
         let cfg = table.config.clone();
         let access_log = match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
             Ok((tx, _writer)) => Some(tx),
@@ -149,6 +160,13 @@ impl Gateway {
             access_log,
             telemetry: telemetry.clone(),
         });
+        // Weak: the telemetry is shared with `shared`, which must not keep itself alive.
+        let weak = Arc::downgrade(&shared);
+        telemetry.set_extra(Box::new(move || {
+            weak.upgrade()
+                .map(|s| crate::table::protection_metrics(&s.table.load()))
+                .unwrap_or_default()
+        }));
         let max_connections = cfg.gateway.max_connections;
         let connections = Arc::new(Semaphore::new(max_connections));
         let (stop, _) = watch::channel(false);
@@ -255,7 +273,14 @@ impl Gateway {
             ticker: tokio::spawn(tick(telemetry.clone())),
             telemetry,
             mirror,
+            events,
         })
+    }
+
+    /// Events the data plane raises (breaker state changes): take the receiver once and
+    /// append what arrives to the audit log.
+    pub fn events(&self) -> &crate::events::Events {
+        &self.events
     }
 
     /// The mirror (shadow traffic) and its comparison aggregates.
@@ -319,6 +344,7 @@ impl Gateway {
             self.workers + 1,
             &self.telemetry,
             &self.mirror,
+            &self.events,
         )
     }
 

@@ -38,6 +38,49 @@ pub struct CompiledRoute {
     pub debug_header: bool,
     /// Present when the route mirrors requests to modern (see [`crate::mirror`]).
     pub mirror: Option<Arc<MirrorRoute>>,
+    /// Shedding order at an upstream's concurrency limit.
+    pub priority: ficus_protect::Priority,
+    /// `[route.rate_limit]`.
+    pub rate: Option<Arc<RouteRate>>,
+}
+
+/// A route's rate limiter and what it counts per.
+#[derive(Debug)]
+pub struct RouteRate {
+    pub spec: ficus_config::RateLimit,
+    pub limiter: ficus_protect::RateLimiter,
+}
+
+impl RouteRate {
+    fn new(spec: &ficus_config::RateLimit) -> Result<RouteRate, ficus_protect::SpecError> {
+        Ok(RouteRate {
+            limiter: ficus_protect::RateLimiter::new(ficus_protect::RateSpec {
+                per_second: spec.per_second,
+                burst: spec.burst,
+                max_keys: spec.max_keys,
+            })?,
+            spec: spec.clone(),
+        })
+    }
+
+    /// The decision for one request: per client IP, a header (its absence counts as the
+    /// client IP), the route's sticky key, or the whole route.
+    pub fn check(
+        &self,
+        sticky: &StickyKey,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        client_ip: &[u8],
+    ) -> ficus_protect::RateDecision {
+        use ficus_config::RateKey;
+        let key = match &self.spec.key {
+            RateKey::ClientIp => client_ip,
+            RateKey::Header(h) => headers.get(h).map_or(client_ip, |v| v.as_bytes()),
+            RateKey::Sticky => sticky_key(sticky, headers, query, client_ip).unwrap_or(client_ip),
+            RateKey::Route => return self.limiter.check(0),
+        };
+        self.limiter.check_bytes(key)
+    }
 }
 
 impl CompiledRoute {
@@ -99,6 +142,12 @@ fn compile_route(
         max_body_bytes: r.max_body_bytes,
         debug_header: r.debug_header,
         mirror,
+        priority: match r.priority {
+            ficus_config::Priority::Critical => ficus_protect::Priority::Critical,
+            ficus_config::Priority::Normal => ficus_protect::Priority::Normal,
+            ficus_config::Priority::Low => ficus_protect::Priority::Low,
+        },
+        rate: None,
     }
 }
 
@@ -152,6 +201,7 @@ impl RouteTable {
         pools: usize,
         telemetry: &Telemetry,
         mirror: &Arc<Mirror>,
+        events: &crate::events::Events,
     ) -> Result<RouteTable, GatewayError> {
         let telemetry_on = config.telemetry.enabled;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
@@ -164,7 +214,7 @@ impl RouteTable {
             });
             upstreams.push(match reused {
                 Some(c) => c,
-                None => Arc::new(UpstreamClient::new(u, pools)?),
+                None => Arc::new(UpstreamClient::new(u, pools, events)?),
             });
         }
         let find = |name: &str| {
@@ -199,15 +249,26 @@ impl RouteTable {
                 )),
                 _ => None,
             };
-            routes.push(compile_route(
-                r,
-                name,
-                legacy,
-                modern,
-                mirror,
-                telemetry_on,
-                telemetry,
-            ));
+            // A rate limiter keeps its buckets across a reload that leaves it unchanged.
+            let rate = match &r.rate_limit {
+                None => None,
+                Some(spec) => match previous
+                    .and_then(|p| p.routes.iter().find(|c| *c.name == *r.name))
+                    .and_then(|c| c.rate.clone())
+                    .filter(|rate| rate.spec == *spec)
+                {
+                    Some(kept) => Some(kept),
+                    None => Some(Arc::new(RouteRate::new(spec).map_err(|e| {
+                        GatewayError::Protection {
+                            route: r.name.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?)),
+                },
+            };
+            let mut route = compile_route(r, name, legacy, modern, mirror, telemetry_on, telemetry);
+            route.rate = rate;
+            routes.push(route);
         }
         Ok(RouteTable {
             routes,
@@ -232,6 +293,114 @@ impl RouteTable {
     pub fn upstreams(&self) -> &[Arc<UpstreamClient>] {
         &self.upstreams
     }
+}
+
+/// The protection counters of a table, as Prometheus families: per route its rate limiter,
+/// per upstream its concurrency limit and circuit breaker.
+pub fn protection_metrics(table: &RouteTable) -> Vec<ficus_telemetry::Family> {
+    use ficus_telemetry::Family;
+    let fam = |name, help, gauge| Family {
+        name,
+        help,
+        gauge,
+        samples: Vec::new(),
+    };
+    let mut allowed = fam(
+        "ficus_rate_allowed",
+        "Requests a route's rate limit let through.",
+        false,
+    );
+    let mut limited = fam(
+        "ficus_rate_limited",
+        "Requests answered 429 by a route's rate limit.",
+        false,
+    );
+    let mut keys = fam(
+        "ficus_rate_tracked_keys",
+        "Keys a route's rate limiter tracks now.",
+        true,
+    );
+    let mut evicted = fam(
+        "ficus_rate_evicted_keys",
+        "Keys dropped to keep a rate limiter within max_keys.",
+        false,
+    );
+    for r in &table.routes {
+        if let Some(rate) = &r.rate {
+            let c = rate.limiter.counters();
+            let l = || vec![("route", r.name.to_string())];
+            allowed.samples.push((l(), c.allowed));
+            limited.samples.push((l(), c.limited));
+            keys.samples.push((l(), c.tracked_keys));
+            evicted.samples.push((l(), c.evicted_keys));
+        }
+    }
+    let mut in_flight = fam(
+        "ficus_upstream_in_flight",
+        "Requests holding one of an upstream's max_in_flight slots.",
+        true,
+    );
+    let mut queued = fam(
+        "ficus_upstream_queued",
+        "Requests waiting for an upstream slot.",
+        true,
+    );
+    let mut shed = fam(
+        "ficus_upstream_shed",
+        "Requests shed (503) at an upstream's concurrency limit, by reason.",
+        false,
+    );
+    let mut state = fam(
+        "ficus_breaker_state",
+        "An upstream's circuit breaker: 0 closed, 1 half-open, 2 open.",
+        true,
+    );
+    let mut trips = fam(
+        "ficus_breaker_trips",
+        "Times an upstream's circuit breaker opened.",
+        false,
+    );
+    let mut rejected = fam(
+        "ficus_breaker_rejected",
+        "Requests an open circuit breaker kept from its upstream.",
+        false,
+    );
+    for u in &table.upstreams {
+        let l = |extra: Option<(&'static str, &str)>| {
+            let mut v = vec![("upstream", u.name.to_string())];
+            v.extend(extra.map(|(k, x)| (k, x.to_string())));
+            v
+        };
+        if let Some(lim) = &u.limit {
+            let c = lim.counters();
+            in_flight.samples.push((l(None), c.in_flight));
+            queued.samples.push((l(None), c.queued));
+            for (reason, n) in [
+                ("queue_full", c.shed_queue_full),
+                ("queue_timeout", c.shed_queue_timeout),
+                ("preempted", c.shed_preempted),
+            ] {
+                shed.samples.push((l(Some(("reason", reason))), n));
+            }
+        }
+        if let Some(b) = &u.breaker {
+            let c = b.counters();
+            let s = match c.state {
+                ficus_protect::BreakerState::Closed => 0,
+                ficus_protect::BreakerState::HalfOpen => 1,
+                ficus_protect::BreakerState::Open => 2,
+            };
+            state.samples.push((l(None), s));
+            trips.samples.push((l(None), c.trips));
+            rejected.samples.push((l(None), c.rejected));
+        }
+    }
+    [
+        allowed, limited, keys, evicted, in_flight, queued, shed, state, trips, rejected,
+    ]
+    .into_iter()
+    .filter(|f| !f.samples.is_empty())
+    .collect()
 }
 
 #[cfg(test)]

@@ -84,6 +84,12 @@ pub struct UpstreamClient {
     pub host_rewrite: HostRewrite,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     pools: Box<[Arc<Pool>]>,
+    /// `max_in_flight` with its wait queue (`None`: unlimited).
+    pub limit: Option<ficus_protect::ConcurrencyLimit>,
+    /// The circuit breaker (`None`: none configured).
+    pub breaker: Option<ficus_protect::Breaker>,
+    /// Where breaker state changes go (to become events).
+    pub events: crate::events::Events,
 }
 
 impl std::fmt::Debug for UpstreamClient {
@@ -97,7 +103,11 @@ impl std::fmt::Debug for UpstreamClient {
 
 impl UpstreamClient {
     /// A client with `pools` independent connection pools (one per worker thread).
-    pub fn new(cfg: &Upstream, pools: usize) -> Result<UpstreamClient, UpstreamError> {
+    pub fn new(
+        cfg: &Upstream,
+        pools: usize,
+        events: &crate::events::Events,
+    ) -> Result<UpstreamClient, UpstreamError> {
         let invalid = |reason: String| UpstreamError::Invalid {
             upstream: cfg.name.clone(),
             reason,
@@ -147,7 +157,35 @@ impl UpstreamClient {
                 })
             })
             .collect();
+        let protect = |e: ficus_protect::SpecError| invalid(e.to_string());
+        let limit = cfg
+            .limit
+            .as_ref()
+            .map(|l| {
+                ficus_protect::ConcurrencyLimit::new(l.max_in_flight, l.queue, l.queue_timeout)
+            })
+            .transpose()
+            .map_err(protect)?;
+        let breaker = cfg
+            .breaker
+            .as_ref()
+            .map(|b| {
+                ficus_protect::Breaker::new(ficus_protect::BreakerSpec {
+                    consecutive_failures: b.consecutive_failures,
+                    failure_rate: b.failure_rate,
+                    min_requests: b.min_requests,
+                    window: b.window,
+                    open_for: b.open_for,
+                    max_open_for: ficus_config::defaults::BREAKER_MAX_OPEN_FOR.max(b.open_for),
+                    half_open_probes: b.half_open_probes,
+                })
+            })
+            .transpose()
+            .map_err(protect)?;
         Ok(UpstreamClient {
+            limit,
+            breaker,
+            events: events.clone(),
             name: Arc::from(cfg.name.as_str()),
             config: cfg.clone(),
             scheme,
@@ -411,11 +449,17 @@ impl std::fmt::Debug for Lease {
 pub struct UpstreamResponse {
     pub response: Response<Incoming>,
     pub lease: Option<Lease>,
+    /// The upstream's concurrency slot, held until the response body ends.
+    pub permit: Option<ficus_protect::Permit>,
 }
 
 impl UpstreamResponse {
     fn new(response: Response<Incoming>, lease: Option<Lease>) -> UpstreamResponse {
-        UpstreamResponse { response, lease }
+        UpstreamResponse {
+            response,
+            lease,
+            permit: None,
+        }
     }
 
     /// Drops a response ficus will not forward (a fallback status), keeping its connection

@@ -211,12 +211,34 @@ impl RouteStats {
     }
 }
 
+/// A metric family computed at scrape time by another part of ficus (the protection
+/// counters of rate limiters, breakers and concurrency limits, which live with them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// A gauge; otherwise a counter (`_total` is appended on exposition).
+    pub gauge: bool,
+    pub samples: Vec<(Vec<(&'static str, String)>, u64)>,
+}
+
+/// Produces extra families at scrape time.
+pub type ExtraMetrics = Box<dyn Fn() -> Vec<Family> + Send + Sync>;
+
 /// Every route's statistics, kept across reloads by route name.
-#[derive(Debug)]
 pub struct Telemetry {
     shards: usize,
     routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
     inventory: inventory::Inventory,
+    extra: Mutex<Option<ExtraMetrics>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Telemetry {
@@ -226,7 +248,23 @@ impl Telemetry {
             shards: shards.max(1),
             routes: Mutex::new(HashMap::new()),
             inventory: inventory::Inventory::new(shards, inventory::MAX_ENDPOINTS),
+            extra: Mutex::new(None),
         })
+    }
+
+    /// Sets the producer of extra metric families (replacing any earlier one).
+    pub fn set_extra(&self, f: ExtraMetrics) {
+        *self.extra.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// The extra families now.
+    pub fn extra(&self) -> Vec<Family> {
+        self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|f| f())
+            .unwrap_or_default()
     }
 
     /// The statistics of a route, created on first use and kept (with their counts) when a

@@ -149,6 +149,25 @@ impl Collector for Exposition {
                     .encode_counter::<[(&str, &str); 0], u64, f64>(&n, None)?;
             }
         }
+
+        for f in self.0.extra() {
+            let kind = if f.gauge {
+                MetricType::Gauge
+            } else {
+                MetricType::Counter
+            };
+            let mut m = encoder.encode_descriptor(f.name, f.help, None, kind)?;
+            for (labels, v) in &f.samples {
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let mut e = m.encode_family(&labels)?;
+                if f.gauge {
+                    e.encode_gauge(&(*v as i64))?;
+                } else {
+                    e.encode_counter::<[(&str, &str); 0], u64, f64>(v, None)?;
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -264,6 +264,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         control.clone(),
         gw.table().config.shadow.flush_interval,
     );
+    // Breaker state changes raised by the data plane, into the audit log.
+    let gateway_events = ficus_control::events::EventPump::spawn(control.clone());
     if let Some(p) = &pid_file {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid file {}", p.display()))?;
@@ -286,6 +288,9 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
     let (left, ()) = tokio::join!(gw.shutdown(grace), verify.stop());
     shadow.stop().await;
+    if let Some(p) = gateway_events {
+        p.stop().await;
+    }
     if let Some(tx) = admin_stop {
         let _ = tx.send(());
     }

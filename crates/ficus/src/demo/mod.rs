@@ -125,6 +125,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }));
     let shadow =
         ficus_control::shadow::ShadowFlusher::spawn(control.clone(), cfg.shadow.flush_interval);
+    let gateway_events = ficus_control::events::EventPump::spawn(control.clone());
     let order: Vec<String> = cfg.all_routes().map(|r| r.name.clone()).collect();
     // Nobody reads the instructions (`ficus demo | head`): nothing to show, stop right away.
     let seen = if reading {
@@ -135,6 +136,9 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 
     let left = gw.shutdown(GATEWAY_GRACE).await;
     shadow.stop().await;
+    if let Some(p) = gateway_events {
+        p.stop().await;
+    }
     let _ = admin_stop.send(());
     let _ = tokio::time::timeout(ADMIN_GRACE, admin_task).await;
     control.store().close().await;
