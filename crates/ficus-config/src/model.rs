@@ -94,6 +94,15 @@ pub mod defaults {
     pub const BREAKER_MAX_OPEN_FOR: Duration = Duration::from_secs(300);
     /// Probes let through half-open; that many successes close the breaker.
     pub const BREAKER_HALF_OPEN_PROBES: u32 = 3;
+    /// Retries of one request after the first attempt.
+    pub const RETRY_ATTEMPTS: u32 = 2;
+    /// Retries allowed per original request over the last 10 s (fraction)...
+    pub const RETRY_BUDGET: f64 = 0.2;
+    /// ...plus this many per second regardless.
+    pub const RETRY_MIN_PER_SECOND: u32 = 10;
+    /// First backoff cap; doubles per attempt (full jitter), up to `RETRY_MAX_BACKOFF`.
+    pub const RETRY_BACKOFF: Duration = Duration::from_millis(25);
+    pub const RETRY_MAX_BACKOFF: Duration = Duration::from_millis(250);
 }
 
 /// The whole, validated configuration.
@@ -489,6 +498,32 @@ pub struct Route {
     pub priority: Priority,
     /// `[route.rate_limit]` (`None`: no limit).
     pub rate_limit: Option<RateLimit>,
+    /// `[route.retry]` (`None`: no retries).
+    pub retry: Option<RetryPolicy>,
+}
+
+/// `[route.retry]`: retries of safe requests after a connect error or a 502/503/504, within a
+/// budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    /// Fraction (the file says percent).
+    pub budget: f64,
+    pub min_per_second: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: defaults::RETRY_ATTEMPTS,
+            budget: defaults::RETRY_BUDGET,
+            min_per_second: defaults::RETRY_MIN_PER_SECOND,
+            backoff: defaults::RETRY_BACKOFF,
+            max_backoff: defaults::RETRY_MAX_BACKOFF,
+        }
+    }
 }
 
 /// `[route.shadow]`: the mirror and comparison settings of one route.

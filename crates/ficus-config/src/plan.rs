@@ -173,6 +173,15 @@ fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
     if old.shadow != new.shadow {
         what.push("shadow".to_string());
     }
+    if old.priority != new.priority {
+        what.push("priority".to_string());
+    }
+    if old.rate_limit != new.rate_limit {
+        what.push("rate_limit".to_string());
+    }
+    if old.retry != new.retry {
+        what.push("retry".to_string());
+    }
     if !what.is_empty() {
         out.push(RouteChange::Settings {
             route: new.name.clone(),

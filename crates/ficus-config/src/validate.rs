@@ -63,6 +63,13 @@ const BREAKER_KEYS: &[&str] = &[
     "half_open_probes",
 ];
 const RATE_LIMIT_KEYS: &[&str] = &["per_second", "burst", "key", "max_keys"];
+const RETRY_KEYS: &[&str] = &[
+    "attempts",
+    "budget",
+    "min_per_second",
+    "backoff",
+    "max_backoff",
+];
 /// Keys of a `[[route]]` that say which requests it takes; `[default]` takes every request.
 const MATCH_KEYS: &[&str] = &[
     "name",
@@ -87,6 +94,7 @@ const ROUTE_KEYS: &[&str] = &[
     "shadow",
     "priority",
     "rate_limit",
+    "retry",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -1262,6 +1270,60 @@ impl<'s> Validator<'s, '_> {
         }
     }
 
+    fn retry(&mut self, sec: &Section<'_, '_>) -> RetryPolicy {
+        self.unknown_keys(sec, RETRY_KEYS, &[], "[route.retry]");
+        let d = RetryPolicy::default();
+        let attempts = self
+            .bounded(
+                sec,
+                "attempts",
+                1,
+                10,
+                "retry.attempts is how many times a failed request is sent again",
+            )
+            .map_or(d.attempts, |n| n as u32);
+        let budget = self
+            .number(
+                sec,
+                "budget",
+                0.0,
+                100.0,
+                "retry.budget is the percentage of extra requests retries may add (over the last 10 s)",
+            )
+            .map_or(d.budget, |p| p / 100.0);
+        let min_per_second = self
+            .bounded(
+                sec,
+                "min_per_second",
+                0,
+                100_000,
+                "retry.min_per_second is how many retries per second are allowed whatever the budget",
+            )
+            .map_or(d.min_per_second, |n| n as u32);
+        let backoff = self.duration(sec, "backoff", d.backoff);
+        let max_backoff = self.duration(sec, "max_backoff", d.max_backoff.max(backoff));
+        if max_backoff < backoff {
+            if let Some(e) = sec.get("max_backoff") {
+                let span = e.span.clone();
+                self.error(
+                    &span,
+                    format!(
+                        "{}: retry.max_backoff is shorter than retry.backoff",
+                        sec.ctx
+                    ),
+                    Some("max_backoff caps the doubling backoff; make it at least backoff".into()),
+                );
+            }
+        }
+        RetryPolicy {
+            attempts,
+            budget,
+            min_per_second,
+            backoff,
+            max_backoff,
+        }
+    }
+
     fn rate_limit(&mut self, sec: &Section<'_, '_>) -> Option<RateLimit> {
         self.unknown_keys(sec, RATE_LIMIT_KEYS, &[], "[route.rate_limit]");
         let per_second = match self.number(
@@ -1551,6 +1613,13 @@ impl<'s> Validator<'s, '_> {
                 Priority::Normal
             }),
         };
+        let retry = match self.table(sec, "retry") {
+            Some((t, span)) => {
+                let rsec = Section::new(sec.ctx.clone(), "retry.", span, t);
+                Some(self.retry(&rsec))
+            }
+            None => None,
+        };
         let rate_limit = match self.table(sec, "rate_limit") {
             Some((t, span)) => {
                 let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
@@ -1590,6 +1659,7 @@ impl<'s> Validator<'s, '_> {
             shadow,
             priority,
             rate_limit,
+            retry,
         }
     }
 

@@ -155,6 +155,7 @@ fn route(name: &str, legacy: &str) -> Route {
         shadow: ShadowPolicy::default(),
         priority: Priority::Normal,
         rate_limit: None,
+        retry: None,
     }
 }
 
@@ -390,6 +391,7 @@ fn minimal_config_gets_every_default() {
             shadow: ShadowPolicy::default(),
             priority: Priority::Normal,
             rate_limit: None,
+            retry: None,
         },
         access_log: AccessLog {
             enabled: true,
@@ -1634,4 +1636,69 @@ fn protection_defaults_are_documented() {
     }
     assert_eq!(defaults::BREAKER_MAX_OPEN_FOR, Duration::from_secs(300));
     assert!(doc.contains("up to 5 minutes"));
+}
+
+#[test]
+fn retry_settings_parse_and_are_checked() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+[route.retry]
+attempts = 3
+budget = 5
+backoff = "10ms"
+"#,
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        c.routes[0].retry,
+        Some(RetryPolicy {
+            attempts: 3,
+            budget: 0.05,
+            min_per_second: defaults::RETRY_MIN_PER_SECOND,
+            backoff: Duration::from_millis(10),
+            max_backoff: defaults::RETRY_MAX_BACKOFF,
+        })
+    );
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+[route.retry]
+attempts = 0
+budget = 150
+backoff = "1s"
+max_backoff = "10ms"
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:16:12: error: route "orders": retry.attempts 0 is out of range
+  help: retry.attempts is how many times a failed request is sent again: from 1 to 10
+ficus.toml:17:10: error: route "orders": retry.budget 150 is out of range
+  help: retry.budget is the percentage of extra requests retries may add (over the last 10 s): from 0 to 100
+ficus.toml:19:15: error: route "orders": retry.max_backoff is shorter than retry.backoff
+  help: max_backoff caps the doubling backoff; make it at least backoff"#
+    );
+    let doc = include_str!("../../../docs/configuration.md");
+    let d = RetryPolicy::default();
+    for row in [
+        format!("| `attempts` | integer | `{}` |", d.attempts),
+        format!("| `budget` | percentage | `{}` |", d.budget * 100.0),
+        format!("| `min_per_second` | integer | `{}` |", d.min_per_second),
+        format!(
+            "| `backoff` | duration | `\"{}ms\"` |",
+            d.backoff.as_millis()
+        ),
+        format!(
+            "| `max_backoff` | duration | `\"{}ms\"` |",
+            d.max_backoff.as_millis()
+        ),
+    ] {
+        assert!(
+            doc.contains(&row),
+            "docs/configuration.md lacks the row {row:?}"
+        );
+    }
 }

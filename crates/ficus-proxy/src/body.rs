@@ -122,6 +122,15 @@ pub enum RequestBody {
 }
 
 impl RequestBody {
+    /// The same body, as `Empty` when it is a stream already at its end (a GET's), so that it
+    /// can be sent again.
+    pub fn settled(self) -> RequestBody {
+        match self {
+            RequestBody::Stream(c) if c.inner.is_end_stream() => RequestBody::Empty,
+            other => other,
+        }
+    }
+
     /// A copy for a second send, when this body can be sent again.
     pub fn try_clone(&self) -> Option<RequestBody> {
         match self {

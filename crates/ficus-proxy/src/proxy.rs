@@ -241,7 +241,7 @@ async fn forward(
                 None => Capped::new(body, route.max_body_bytes),
             });
             let headers = std::mem::take(&mut parts.headers);
-            let outcome = send(route, Side::Legacy, parts, headers, body, started).await;
+            let outcome = send_retrying(route, Side::Legacy, parts, headers, body, started).await;
             return answer(
                 route,
                 &route.legacy,
@@ -257,7 +257,7 @@ async fn forward(
     if !can_fall_back {
         let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
         let headers = std::mem::take(&mut parts.headers);
-        let outcome = send(route, Side::Modern, parts, headers, body, started).await;
+        let outcome = send_retrying(route, Side::Modern, parts, headers, body, started).await;
         return answer(
             route,
             modern,
@@ -348,7 +348,7 @@ async fn forward(
     if let Some(stats) = &route.stats {
         stats.side(true).record_fallback(worker());
     }
-    let outcome = send(
+    let outcome = send_retrying(
         route,
         Side::Legacy,
         parts,
@@ -407,6 +407,59 @@ async fn prepare_resendable(
             route.max_body_bytes,
         )))),
     }
+}
+
+/// Sends a request, and again after a connect error or a 502/503/504 when the route has
+/// `[route.retry]`, the method is safe, the body can be sent again and the route's retry
+/// budget allows it (so retries never multiply an outage: at most `budget` extra load plus
+/// `min_per_second`). Each retry waits a jittered, doubling backoff and gets a fresh
+/// request timeout. A circuit breaker's refusal or a shed request is not retried: both mean
+/// "send less". Modern's failures on a route with fallback go to legacy instead (see
+/// [`forward`]), which is why the first modern call there is a plain [`send`].
+async fn send_retrying(
+    route: &CompiledRoute,
+    side: Side,
+    parts: &Parts,
+    headers: HeaderMap,
+    body: RequestBody,
+    started: Instant,
+) -> Outcome {
+    let Some(retry) = &route.retry else {
+        return send(route, side, parts, headers, body, started).await;
+    };
+    retry.budget.deposit();
+    let body = body.settled();
+    let again = match body.try_clone() {
+        Some(b) if ficus_protect::retryable(&parts.method, &[]) => b,
+        _ => return send(route, side, parts, headers, body, started).await,
+    };
+    let mut outcome = send(route, side, parts, headers.clone(), body, started).await;
+    let mut spare = Some(again);
+    for attempt in 0..retry.spec.attempts {
+        let failed = match &outcome {
+            Outcome::Connect(_) => true,
+            Outcome::Response(r) => matches!(r.response.status().as_u16(), 502..=504),
+            _ => false,
+        };
+        if !failed || !retry.budget.try_withdraw() {
+            break;
+        }
+        let Some(body) = spare.take() else { break };
+        spare = body.try_clone();
+        if let Outcome::Response(r) = outcome {
+            r.discard();
+        }
+        let seed = crate::rand::next_u64();
+        tokio::time::sleep(ficus_protect::backoff(
+            attempt,
+            retry.spec.backoff,
+            retry.spec.max_backoff,
+            seed,
+        ))
+        .await;
+        outcome = send(route, side, parts, headers.clone(), body, Instant::now()).await;
+    }
+    outcome
 }
 
 /// Sends one request to an upstream. Its request timeout counts from `started`: the arrival

@@ -42,6 +42,31 @@ pub struct CompiledRoute {
     pub priority: ficus_protect::Priority,
     /// `[route.rate_limit]`.
     pub rate: Option<Arc<RouteRate>>,
+    /// `[route.retry]`.
+    pub retry: Option<Arc<RouteRetry>>,
+}
+
+/// A route's retry policy and budget.
+#[derive(Debug)]
+pub struct RouteRetry {
+    pub spec: ficus_config::RetryPolicy,
+    pub budget: ficus_protect::RetryBudget,
+}
+
+impl RouteRetry {
+    /// How long a deposit counts in the budget.
+    pub const BUDGET_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new(spec: &ficus_config::RetryPolicy) -> Result<RouteRetry, ficus_protect::SpecError> {
+        Ok(RouteRetry {
+            budget: ficus_protect::RetryBudget::new(
+                spec.budget,
+                spec.min_per_second,
+                Self::BUDGET_TTL,
+            )?,
+            spec: spec.clone(),
+        })
+    }
 }
 
 /// A route's rate limiter and what it counts per.
@@ -148,6 +173,7 @@ fn compile_route(
             ficus_config::Priority::Low => ficus_protect::Priority::Low,
         },
         rate: None,
+        retry: None,
     }
 }
 
@@ -249,25 +275,39 @@ impl RouteTable {
                 )),
                 _ => None,
             };
-            // A rate limiter keeps its buckets across a reload that leaves it unchanged.
+            // Limiters and budgets keep their state across a reload that leaves them unchanged.
+            let prev = previous.and_then(|p| p.routes.iter().find(|c| *c.name == *r.name));
+            let protection = |e: ficus_protect::SpecError| GatewayError::Protection {
+                route: r.name.clone(),
+                reason: e.to_string(),
+            };
             let rate = match &r.rate_limit {
                 None => None,
-                Some(spec) => match previous
-                    .and_then(|p| p.routes.iter().find(|c| *c.name == *r.name))
-                    .and_then(|c| c.rate.clone())
-                    .filter(|rate| rate.spec == *spec)
-                {
-                    Some(kept) => Some(kept),
-                    None => Some(Arc::new(RouteRate::new(spec).map_err(|e| {
-                        GatewayError::Protection {
-                            route: r.name.clone(),
-                            reason: e.to_string(),
-                        }
-                    })?)),
-                },
+                Some(spec) => Some(
+                    match prev
+                        .and_then(|c| c.rate.clone())
+                        .filter(|x| x.spec == *spec)
+                    {
+                        Some(kept) => kept,
+                        None => Arc::new(RouteRate::new(spec).map_err(protection)?),
+                    },
+                ),
+            };
+            let retry = match &r.retry {
+                None => None,
+                Some(spec) => Some(
+                    match prev
+                        .and_then(|c| c.retry.clone())
+                        .filter(|x| x.spec == *spec)
+                    {
+                        Some(kept) => kept,
+                        None => Arc::new(RouteRetry::new(spec).map_err(protection)?),
+                    },
+                ),
             };
             let mut route = compile_route(r, name, legacy, modern, mirror, telemetry_on, telemetry);
             route.rate = rate;
+            route.retry = retry;
             routes.push(route);
         }
         Ok(RouteTable {
@@ -335,6 +375,27 @@ pub fn protection_metrics(table: &RouteTable) -> Vec<ficus_telemetry::Family> {
             evicted.samples.push((l(), c.evicted_keys));
         }
     }
+    let mut retries = fam(
+        "ficus_retries",
+        "Requests sent again after a connect error or a 502/503/504.",
+        false,
+    );
+    let mut exhausted = fam(
+        "ficus_retry_budget_exhausted",
+        "Retries not made because the route's retry budget was spent.",
+        false,
+    );
+    for r in &table.routes {
+        if let Some(retry) = &r.retry {
+            let c = retry.budget.counters();
+            retries
+                .samples
+                .push((vec![("route", r.name.to_string())], c.withdrawals));
+            exhausted
+                .samples
+                .push((vec![("route", r.name.to_string())], c.exhausted));
+        }
+    }
     let mut in_flight = fam(
         "ficus_upstream_in_flight",
         "Requests holding one of an upstream's max_in_flight slots.",
@@ -396,7 +457,8 @@ pub fn protection_metrics(table: &RouteTable) -> Vec<ficus_telemetry::Family> {
         }
     }
     [
-        allowed, limited, keys, evicted, in_flight, queued, shed, state, trips, rejected,
+        allowed, limited, keys, evicted, retries, exhausted, in_flight, queued, shed, state, trips,
+        rejected,
     ]
     .into_iter()
     .filter(|f| !f.samples.is_empty())

@@ -413,3 +413,116 @@ async fn at_twice_its_capacity_accepted_requests_stay_fast_and_the_rest_get_fast
         "503s are fast: p95 {shed_p95:?}"
     );
 }
+
+/// An upstream whose even-numbered requests (0, 2, 4...) answer 503 and odd ones 200;
+/// returns its URL and its request counter.
+async fn flaky() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |_req: http::Request<hyper::body::Incoming>| {
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        async move {
+                            let status = if n % 2 == 0 { 503 } else { 200 };
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(full(format!("{n}")))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn safe_requests_are_retried_past_a_flaky_upstream_and_writes_are_not() {
+    use std::sync::atomic::Ordering;
+    let (url, hits) = flaky().await;
+    let gw = TestGateway::start(
+        &config(
+            "",
+            r#"[[route]]
+name = "api"
+path_prefix = "/"
+legacy = "legacy"
+[route.retry]
+attempts = 2
+backoff = "1ms"
+max_backoff = "5ms"
+"#,
+        ),
+        &[("legacy", url.clone()), ("modern", url)],
+    )
+    .await;
+    for _ in 0..20 {
+        let (s, _, _) = get(&gw.url("/r"), &[]).await;
+        assert_eq!(s.as_u16(), 200, "the retry found the healthy answer");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 40, "one retry per request");
+    // A POST is never sent twice: it gets the 503 (its turn is an even one).
+    let (s, _, _) = send(http::Request::post(gw.url("/r")).body(full("x")).unwrap()).await;
+    assert_eq!(s.as_u16(), 503);
+    assert_eq!(hits.load(Ordering::SeqCst), 41);
+    let text = gw.gateway().telemetry().prometheus();
+    assert!(
+        text.contains("ficus_retries_total{route=\"api\"} 20"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_retry_budget_caps_amplification_when_the_upstream_is_down() {
+    let legacy = Upstream::start("legacy").await;
+    legacy.set_status(503);
+    let gw = TestGateway::start(
+        &config(
+            "",
+            r#"[[route]]
+name = "api"
+path_prefix = "/"
+legacy = "legacy"
+[route.retry]
+attempts = 3
+budget = 10
+min_per_second = 0
+backoff = "1ms"
+max_backoff = "2ms"
+"#,
+        ),
+        &[("legacy", legacy.url()), ("modern", legacy.url())],
+    )
+    .await;
+    for _ in 0..100 {
+        let (s, _, _) = get(&gw.url("/down"), &[]).await;
+        assert_eq!(s.as_u16(), 503);
+    }
+    // Unbudgeted, 3 retries each would make 400 calls; the budget allows 10 % extra.
+    let calls = legacy.hits();
+    assert!(
+        (100..=111).contains(&calls),
+        "{calls} upstream calls for 100 requests"
+    );
+    let text = gw.gateway().telemetry().prometheus();
+    assert!(
+        text.contains("ficus_retry_budget_exhausted_total{route=\"api\"}"),
+        "{text}"
+    );
+}
