@@ -159,6 +159,70 @@ pub struct RouteView {
     pub modern_share: f64,
     pub legacy: SideView,
     pub modern: SideView,
+    /// Rate limit, retries, cache and the upstreams' limits and breakers, with their counters.
+    pub protection: serde_json::Value,
+}
+
+/// What protects a route now, from the table serving it: settings and live counters.
+fn protection_view(st: &AdminState, r: &Route) -> serde_json::Value {
+    use serde_json::json;
+    let table = st.control.gateway().table();
+    let Some(c) = table.routes().iter().find(|c| *c.name == *r.name) else {
+        return json!(null);
+    };
+    let rate = c.rate.as_ref().map(|x| {
+        let n = x.limiter.counters();
+        json!({
+            "per_second": x.spec.per_second, "burst": x.spec.burst, "key": x.spec.key.to_string(),
+            "max_keys": x.spec.max_keys, "allowed": n.allowed, "limited": n.limited,
+            "tracked_keys": n.tracked_keys,
+        })
+    });
+    let retry = c.retry.as_ref().map(|x| {
+        let n = x.budget.counters();
+        json!({
+            "attempts": x.spec.attempts, "budget_percent": x.spec.budget * 100.0,
+            "min_per_second": x.spec.min_per_second, "retries": n.withdrawals,
+            "exhausted": n.exhausted,
+        })
+    });
+    let cache = c.cache.as_ref().map(|x| {
+        let n = x.cache.counters();
+        json!({
+            "max_bytes": x.policy.max_bytes, "max_entry_bytes": x.policy.max_entry_bytes,
+            "ttl_s": x.policy.ttl.map(|d| d.as_secs_f64()),
+            "stale_while_revalidate_s": x.policy.stale_while_revalidate.map(|d| d.as_secs_f64()),
+            "hits": n.hits, "stale_hits": n.stale_hits, "misses": n.misses,
+            "coalesced": n.coalesced, "entries": n.entries, "bytes": n.bytes,
+            "evictions": n.evictions,
+        })
+    });
+    let upstream = |side: &str, u: &ficus_proxy::upstream::UpstreamClient| {
+        let limit = u.limit.as_ref().map(|l| {
+            let n = l.counters();
+            json!({
+                "max_in_flight": u.config.limit.as_ref().map(|p| p.max_in_flight),
+                "in_flight": n.in_flight, "queued": n.queued,
+                "shed": n.shed_queue_full + n.shed_queue_timeout + n.shed_preempted,
+            })
+        });
+        let breaker = u.breaker.as_ref().map(|b| {
+            let n = b.counters();
+            json!({"state": n.state.as_str(), "trips": n.trips, "rejected": n.rejected})
+        });
+        json!({"side": side, "upstream": &*u.name, "limit": limit, "breaker": breaker})
+    };
+    let mut upstreams = vec![upstream("legacy", &c.legacy)];
+    if let Some(m) = &c.modern {
+        upstreams.push(upstream("modern", m));
+    }
+    json!({
+        "priority": r.priority.as_str(),
+        "rate_limit": rate,
+        "retry": retry,
+        "cache": cache,
+        "upstreams": upstreams,
+    })
 }
 
 #[derive(Serialize)]
@@ -226,6 +290,7 @@ fn route_view(st: &AdminState, base: &ficus_config::Config, order: usize, r: &Ro
             upstream: r.modern.clone(),
             live: m,
         },
+        protection: protection_view(st, r),
     }
 }
 
@@ -889,6 +954,47 @@ pub async fn reset_diffs(
     let event = st
         .control
         .reset_shadow(&name, &actor(&st, &headers), msg)
+        .await?;
+    Ok(axum::Json(ChangeView {
+        version: None,
+        events: vec![event],
+        changes: Vec::new(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeBody {
+    /// A path (and query) as clients send it, e.g. `/orders/1?expand=items`; absent: all.
+    pub path: Option<String>,
+    pub message: String,
+}
+
+/// `POST /api/v1/cache/{route}/purge`: forget a route's cached answers, or one path's (an
+/// event).
+pub async fn purge_cache(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Body(b): Body<PurgeBody>,
+) -> ApiResult<ChangeView> {
+    let msg = message(&b.message)?;
+    if let Some(p) = &b.path {
+        if !p.starts_with('/') || p.len() > 8192 {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-payload",
+                "path: must start with / (the path and query as clients send them), at most 8 KiB",
+            ));
+        }
+    }
+    let snap = st.control.snapshot();
+    if !snap.effective.all_routes().any(|r| r.name == name) {
+        return Err(unknown_route(&name, &snap.effective));
+    }
+    let event = st
+        .control
+        .purge_cache(&name, b.path.as_deref(), &actor(&st, &headers), msg)
         .await?;
     Ok(axum::Json(ChangeView {
         version: None,

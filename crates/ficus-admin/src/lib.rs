@@ -73,7 +73,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/verify/{job}", get(api::verify_job))
         .route("/diffs", get(api::diffs))
         .route("/diffs/samples/{id}", get(api::diff_sample))
-        .route("/diffs/{route}/reset", post(api::reset_diffs));
+        .route("/diffs/{route}/reset", post(api::reset_diffs))
+        .route("/cache/{route}/purge", post(api::purge_cache));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -38,6 +38,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: "get", path: "/api/v1/diffs", summary: "Shadow comparisons per route (query: route): mirror counters (mirrored, dropped by reason, failed, compared) and endpoints and field paths ranked by difference rate, noise shown apart", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/api/v1/diffs/samples/{id}", summary: "One sample exchange: the request and both responses (sensitive headers redacted) with their differences", mutation: false, body: &[] },
     Endpoint { method: "post", path: "/api/v1/diffs/{route}/reset", summary: "Forget a route's comparisons and samples (an event)", mutation: true, body: &[("message", "string", true)] },
+    Endpoint { method: "post", path: "/api/v1/cache/{route}/purge", summary: "Forget a route's cached responses, or one path's (path: as clients send it, with the query); an event", mutation: true, body: &[("path", "string", false), ("message", "string", true)] },
     Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, after, limit); newest first, or oldest first after an id", mutation: false, body: &[] },
 ];
 

@@ -645,3 +645,86 @@ async fn shadow_comparisons_are_served_kept_and_reset() {
     .await;
     assert_eq!(events.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_cache_purge_is_an_event_and_empties_the_cache() {
+    let e = env().await;
+    let (_, cfg) = call("GET", &format!("{}/api/v1/config", e.admin), None, None).await;
+    let text = cfg["text"]
+        .as_str()
+        .unwrap()
+        .replace("[default]", "[route.cache]\nttl = \"60s\"\n\n[default]");
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(json!({"text": text, "message": "cache orders"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let cache = || async {
+        let (_, v) = call("GET", &format!("{}/api/v1/routes", e.admin), None, None).await;
+        v["routes"][0]["protection"]["cache"].clone()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            proxied(&format!("{}/orders/7", e.proxy), "u1").await,
+            "legacy"
+        );
+    }
+    let c = cache().await;
+    assert_eq!(
+        (c["misses"].as_u64(), c["hits"].as_u64()),
+        (Some(1), Some(2)),
+        "{c}"
+    );
+
+    let url = format!("{}/api/v1/cache/orders/purge", e.admin);
+    let (s, _) = call("POST", &url, None, Some(json!({"message": "stale prices"}))).await;
+    assert_eq!(s, 401);
+    let (s, v) = call(
+        "POST",
+        &url,
+        Some(TOKEN),
+        Some(json!({"message": "x", "path": "orders/7"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = call(
+        "POST",
+        &url,
+        Some(TOKEN),
+        Some(json!({"message": "stale prices", "path": "/orders/7"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let ev = &v["events"][0];
+    assert_eq!(
+        (ev["kind"].as_str(), ev["route"].as_str()),
+        (Some("cache.purged"), Some("orders"))
+    );
+    assert_eq!(ev["data"]["path"], "/orders/7");
+    assert_eq!(
+        proxied(&format!("{}/orders/7", e.proxy), "u1").await,
+        "legacy"
+    );
+    let c = cache().await;
+    assert_eq!(
+        c["misses"].as_u64(),
+        Some(2),
+        "fetched again after the purge: {c}"
+    );
+    // A route without a cache: 400 naming the fix.
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/cache/default/purge", e.admin),
+        Some(TOKEN),
+        Some(json!({"message": "x"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("[route.cache]"),
+        "{v}"
+    );
+}

@@ -103,6 +103,12 @@ pub mod defaults {
     /// First backoff cap; doubles per attempt (full jitter), up to `RETRY_MAX_BACKOFF`.
     pub const RETRY_BACKOFF: Duration = Duration::from_millis(25);
     pub const RETRY_MAX_BACKOFF: Duration = Duration::from_millis(250);
+    /// A route's response cache: stored bytes (status, headers, bodies, every variant).
+    pub const CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+    /// Larger responses are served but not stored.
+    pub const CACHE_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
+    /// `Vary` variants kept per URL.
+    pub const CACHE_MAX_VARIANTS: usize = 8;
 }
 
 /// The whole, validated configuration.
@@ -500,6 +506,36 @@ pub struct Route {
     pub rate_limit: Option<RateLimit>,
     /// `[route.retry]` (`None`: no retries).
     pub retry: Option<RetryPolicy>,
+    /// `[route.cache]` (`None`: nothing cached).
+    pub cache: Option<CachePolicy>,
+}
+
+/// `[route.cache]`: a response cache for the route's GETs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachePolicy {
+    pub max_bytes: u64,
+    pub max_entry_bytes: u64,
+    /// Lifetime of cacheable responses that state none (`None`: only those that do are kept).
+    pub ttl: Option<Duration>,
+    /// Serve a stale response this long after it expired while one request refreshes it.
+    pub stale_while_revalidate: Option<Duration>,
+    pub max_variants: usize,
+    pub allow_authorization: bool,
+    pub allow_set_cookie: bool,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            max_bytes: defaults::CACHE_MAX_BYTES,
+            max_entry_bytes: defaults::CACHE_MAX_ENTRY_BYTES,
+            ttl: None,
+            stale_while_revalidate: None,
+            max_variants: defaults::CACHE_MAX_VARIANTS,
+            allow_authorization: false,
+            allow_set_cookie: false,
+        }
+    }
 }
 
 /// `[route.retry]`: retries of safe requests after a connect error or a 502/503/504, within a

@@ -182,6 +182,9 @@ fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
     if old.retry != new.retry {
         what.push("retry".to_string());
     }
+    if old.cache != new.cache {
+        what.push("cache".to_string());
+    }
     if !what.is_empty() {
         out.push(RouteChange::Settings {
             route: new.name.clone(),

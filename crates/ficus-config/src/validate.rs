@@ -63,6 +63,15 @@ const BREAKER_KEYS: &[&str] = &[
     "half_open_probes",
 ];
 const RATE_LIMIT_KEYS: &[&str] = &["per_second", "burst", "key", "max_keys"];
+const CACHE_KEYS: &[&str] = &[
+    "max_bytes",
+    "max_entry_bytes",
+    "ttl",
+    "stale_while_revalidate",
+    "max_variants",
+    "allow_authorization",
+    "allow_set_cookie",
+];
 const RETRY_KEYS: &[&str] = &[
     "attempts",
     "budget",
@@ -95,6 +104,7 @@ const ROUTE_KEYS: &[&str] = &[
     "priority",
     "rate_limit",
     "retry",
+    "cache",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -1324,6 +1334,70 @@ impl<'s> Validator<'s, '_> {
         }
     }
 
+    fn cache(&mut self, sec: &Section<'_, '_>) -> CachePolicy {
+        self.unknown_keys(sec, CACHE_KEYS, &[], "[route.cache]");
+        let d = CachePolicy::default();
+        let max_bytes = match self.size(sec, "max_bytes") {
+            Some((0, span)) => {
+                self.error(
+                    &span,
+                    format!("{}: cache.max_bytes is 0", sec.ctx),
+                    Some(
+                        "give the cache room, e.g. max_bytes = \"64MiB\", or remove [route.cache]"
+                            .into(),
+                    ),
+                );
+                d.max_bytes
+            }
+            Some((n, _)) => n,
+            None => d.max_bytes,
+        };
+        let max_entry_bytes = match self.size(sec, "max_entry_bytes") {
+            Some((n, span)) if n > max_bytes => {
+                self.error(
+                    &span,
+                    format!(
+                        "{}: cache.max_entry_bytes ({}) is larger than cache.max_bytes ({})",
+                        sec.ctx,
+                        units::format_size(n),
+                        units::format_size(max_bytes)
+                    ),
+                    Some(
+                        "one response cannot be larger than the whole cache; lower max_entry_bytes"
+                            .into(),
+                    ),
+                );
+                d.max_entry_bytes.min(max_bytes)
+            }
+            Some((n, _)) => n,
+            None => d.max_entry_bytes.min(max_bytes),
+        };
+        let ttl = sec
+            .has("ttl")
+            .then(|| self.duration(sec, "ttl", Duration::ZERO));
+        let stale_while_revalidate = sec
+            .has("stale_while_revalidate")
+            .then(|| self.duration(sec, "stale_while_revalidate", Duration::ZERO));
+        let max_variants = self
+            .bounded(
+                sec,
+                "max_variants",
+                1,
+                1000,
+                "cache.max_variants is how many Vary variants are kept per URL",
+            )
+            .map_or(d.max_variants, |n| n as usize);
+        CachePolicy {
+            max_bytes,
+            max_entry_bytes,
+            ttl,
+            stale_while_revalidate,
+            max_variants,
+            allow_authorization: self.boolean(sec, "allow_authorization", false),
+            allow_set_cookie: self.boolean(sec, "allow_set_cookie", false),
+        }
+    }
+
     fn rate_limit(&mut self, sec: &Section<'_, '_>) -> Option<RateLimit> {
         self.unknown_keys(sec, RATE_LIMIT_KEYS, &[], "[route.rate_limit]");
         let per_second = match self.number(
@@ -1620,6 +1694,13 @@ impl<'s> Validator<'s, '_> {
             }
             None => None,
         };
+        let cache = match self.table(sec, "cache") {
+            Some((t, span)) => {
+                let csec = Section::new(sec.ctx.clone(), "cache.", span, t);
+                Some(self.cache(&csec))
+            }
+            None => None,
+        };
         let rate_limit = match self.table(sec, "rate_limit") {
             Some((t, span)) => {
                 let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
@@ -1660,6 +1741,7 @@ impl<'s> Validator<'s, '_> {
             priority,
             rate_limit,
             retry,
+            cache,
         }
     }
 

@@ -156,6 +156,7 @@ fn route(name: &str, legacy: &str) -> Route {
         priority: Priority::Normal,
         rate_limit: None,
         retry: None,
+        cache: None,
     }
 }
 
@@ -392,6 +393,7 @@ fn minimal_config_gets_every_default() {
             priority: Priority::Normal,
             rate_limit: None,
             retry: None,
+            cache: None,
         },
         access_log: AccessLog {
             enabled: true,
@@ -1694,6 +1696,72 @@ ficus.toml:19:15: error: route "orders": retry.max_backoff is shorter than retry
         format!(
             "| `max_backoff` | duration | `\"{}ms\"` |",
             d.max_backoff.as_millis()
+        ),
+    ] {
+        assert!(
+            doc.contains(&row),
+            "docs/configuration.md lacks the row {row:?}"
+        );
+    }
+}
+
+#[test]
+fn cache_settings_parse_and_are_checked() {
+    let text = with_head(
+        r#"[[route]]
+name = "catalog"
+legacy = "legacy"
+[route.cache]
+max_bytes = "8MiB"
+ttl = "30s"
+stale_while_revalidate = "5s"
+allow_set_cookie = true
+"#,
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        c.routes[0].cache,
+        Some(CachePolicy {
+            max_bytes: 8 * 1024 * 1024,
+            max_entry_bytes: defaults::CACHE_MAX_ENTRY_BYTES,
+            ttl: Some(Duration::from_secs(30)),
+            stale_while_revalidate: Some(Duration::from_secs(5)),
+            max_variants: defaults::CACHE_MAX_VARIANTS,
+            allow_authorization: false,
+            allow_set_cookie: true,
+        })
+    );
+    let text = with_head(
+        r#"[[route]]
+name = "catalog"
+legacy = "legacy"
+[route.cache]
+max_bytes = "1MiB"
+max_entry_bytes = "2MiB"
+max_variants = 0
+size = 3
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:17:19: error: route "catalog": cache.max_entry_bytes (2MiB) is larger than cache.max_bytes (1MiB)
+  help: one response cannot be larger than the whole cache; lower max_entry_bytes
+ficus.toml:18:16: error: route "catalog": cache.max_variants 0 is out of range
+  help: cache.max_variants is how many Vary variants are kept per URL: from 1 to 1000
+ficus.toml:19:1: error: route "catalog": unknown key "cache.size"
+  help: [route.cache] keys are: max_bytes, max_entry_bytes, ttl, stale_while_revalidate, max_variants, allow_authorization, allow_set_cookie"#
+    );
+    let doc = include_str!("../../../docs/configuration.md");
+    let s = |v: u64| format!("`\"{}\"`", units::format_size(v));
+    for row in [
+        format!("| `max_bytes` | size | {} |", s(defaults::CACHE_MAX_BYTES)),
+        format!(
+            "| `max_entry_bytes` | size | {} |",
+            s(defaults::CACHE_MAX_ENTRY_BYTES)
+        ),
+        format!(
+            "| `max_variants` | integer | `{}` |",
+            defaults::CACHE_MAX_VARIANTS
         ),
     ] {
         assert!(

@@ -83,3 +83,34 @@ async fn write(control: &ControlPlane, batch: Vec<ficus_proxy::events::GatewayEv
         }
     }
 }
+
+impl ControlPlane {
+    /// Empties a route's response cache (or one path's entries) and records it as an event.
+    /// The event is written first: a purge the store refuses did not happen.
+    pub async fn purge_cache(
+        &self,
+        route: &str,
+        path: Option<&str>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<ficus_store::Event, crate::ControlError> {
+        let table = self.gateway().table();
+        let Some(cache) = table
+            .routes()
+            .iter()
+            .find(|r| &*r.name == route)
+            .and_then(|r| r.cache.clone())
+        else {
+            return Err(crate::ControlError::BadRequest(format!(
+                "route {route:?} has no response cache; add [route.cache] to it"
+            )));
+        };
+        let what = path.map_or_else(|| "every cached response".to_string(), |p| p.to_string());
+        let event = NewEvent::new(actor, "cache.purged", reason)
+            .with_route(route)
+            .with_data(serde_json::json!({ "path": path, "purged": what }));
+        let mut recorded = self.store().append_events(vec![event]).await?;
+        cache.purge(path);
+        Ok(recorded.remove(0))
+    }
+}

@@ -204,6 +204,11 @@ pub enum ResponseBody {
         permit: Option<ficus_protect::Permit>,
     },
     Full(Option<Bytes>),
+    /// Bytes already read, then the rest (a response too large for the cache).
+    Chain {
+        head: Option<Bytes>,
+        rest: Box<ResponseBody>,
+    },
 }
 
 impl Drop for ResponseBody {
@@ -250,6 +255,13 @@ impl ResponseBody {
             lease,
             tap: tap.map(Box::new),
             permit,
+        }
+    }
+
+    pub fn chain(head: Bytes, rest: ResponseBody) -> ResponseBody {
+        ResponseBody::Chain {
+            head: Some(head).filter(|h| !h.is_empty()),
+            rest: Box::new(rest),
         }
     }
 
@@ -303,6 +315,10 @@ impl Body for ResponseBody {
                 polled
             }
             ResponseBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Chain { head, rest } => match head.take() {
+                Some(h) => Poll::Ready(Some(Ok(Frame::data(h)))),
+                None => Pin::new(rest.as_mut()).poll_frame(cx),
+            },
         }
     }
 
@@ -310,6 +326,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Upstream { body, .. } => body.is_end_stream(),
             ResponseBody::Full(b) => b.is_none(),
+            ResponseBody::Chain { head, rest } => head.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -317,6 +334,16 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Upstream { body, .. } => body.size_hint(),
             ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ResponseBody::Chain { head, rest } => {
+                let n = head.as_ref().map_or(0, |h| h.len() as u64);
+                let r = rest.size_hint();
+                let mut h = SizeHint::new();
+                h.set_lower(r.lower() + n);
+                if let Some(u) = r.upper() {
+                    h.set_upper(u + n);
+                }
+                h
+            }
         }
     }
 }

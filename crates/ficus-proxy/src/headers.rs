@@ -11,6 +11,8 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_FICUS_UPSTREAM: HeaderName = HeaderName::from_static("x-ficus-upstream");
 /// The route that took the request, alongside the debug header.
 pub static X_FICUS_ROUTE: HeaderName = HeaderName::from_static("x-ficus-route");
+/// With `debug_header`: `hit`, `stale`, `coalesced` or `miss` on a cached route's answers.
+pub static X_FICUS_CACHE: HeaderName = HeaderName::from_static("x-ficus-cache");
 
 /// Headers that describe one connection and are never forwarded (besides those that
 /// `Connection` names), with `Upgrade` last; [`HOP_BY_HOP_NAMES`] in the same order.

@@ -7,6 +7,7 @@
 
 pub mod access_log;
 pub mod body;
+mod cached;
 pub mod events;
 pub mod headers;
 pub mod mirror;

@@ -2,6 +2,7 @@
 //! where allowed, stream the response back. Never awaits anything but the upstreams.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
@@ -29,7 +30,7 @@ pub struct Shared {
 }
 
 /// What is known about a client connection, computed once per connection.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The peer IP as a header value: `X-Forwarded-For` and the `client-ip` sticky key.
@@ -58,6 +59,8 @@ pub enum Answered {
     LegacyFallback,
     /// ficus answered itself (an error before or instead of any upstream answer).
     Gateway,
+    /// The route's response cache answered (a hit, a stale hit or a coalesced fetch).
+    Cache,
 }
 
 impl Answered {
@@ -66,6 +69,7 @@ impl Answered {
             Answered::Legacy => "legacy",
             Answered::Modern => "modern",
             Answered::LegacyFallback => "legacy-fallback",
+            Answered::Cache => "cache",
             Answered::Gateway => "gateway",
         }
     }
@@ -126,6 +130,7 @@ pub async fn handle(
         });
 
     let (mut resp, answered, request_id) = route_request(
+        &table,
         route,
         conn,
         &mut parts,
@@ -167,7 +172,9 @@ pub async fn handle(
     resp
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route_request(
+    table: &Arc<RouteTable>,
     route: &CompiledRoute,
     conn: &ConnInfo,
     parts: &mut Parts,
@@ -184,16 +191,57 @@ async fn route_request(
         &conn.peer_ip,
         &conn.proto,
     );
-    let (resp, answered) =
-        forward(route, conn, parts, body, upgrade, client_upgrade, started).await;
+    let (resp, answered) = forward(
+        table,
+        route,
+        conn,
+        parts,
+        Inbound::Body(body),
+        upgrade,
+        client_upgrade,
+        started,
+    )
+    .await;
     (resp, answered, request_id)
 }
 
+/// A client's request body as the request path takes it: hyper's, or none (a request ficus
+/// sends on its own behalf, such as a cache refresh or a coalesced fetch).
+pub enum Inbound {
+    Empty,
+    Body(Incoming),
+}
+
+impl Inbound {
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Inbound::Empty => http_body::SizeHint::with_exact(0),
+            Inbound::Body(b) => b.size_hint(),
+        }
+    }
+
+    /// The body to stream upstream, capped at the route's limit and, for a mirrored
+    /// request, copied into the mirror's capture as it goes.
+    fn stream(self, limit: u64, tee: Option<Arc<crate::mirror::Capture>>) -> RequestBody {
+        match (self, tee) {
+            (Inbound::Empty, Some(t)) => {
+                t.complete();
+                RequestBody::Empty
+            }
+            (Inbound::Empty, None) => RequestBody::Empty,
+            (Inbound::Body(b), Some(t)) => RequestBody::Stream(Capped::teed(b, limit, t)),
+            (Inbound::Body(b), None) => RequestBody::Stream(Capped::new(b, limit)),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn forward(
+    table: &Arc<RouteTable>,
     route: &CompiledRoute,
     conn: &ConnInfo,
     parts: &mut Parts,
-    body: Incoming,
+    body: Inbound,
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     started: Instant,
@@ -226,7 +274,39 @@ async fn forward(
         }
     }
     let side = route.decide(&parts.headers, parts.uri.query(), conn.peer_ip.as_bytes());
+    if let Some(cache) = &route.cache {
+        if !upgrade
+            && body.size_hint().exact() == Some(0)
+            && cache.cache.applies_to(&parts.method, &parts.headers)
+        {
+            return crate::cached::serve(table, route, cache, conn, parts, side, started).await;
+        }
+    }
+    proxy_to(
+        route,
+        conn,
+        parts,
+        body,
+        side,
+        upgrade,
+        client_upgrade,
+        started,
+    )
+    .await
+}
 
+/// The request path after the checks: the chosen side, fallback, the response.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn proxy_to(
+    route: &CompiledRoute,
+    conn: &ConnInfo,
+    parts: &mut Parts,
+    body: Inbound,
+    side: Side,
+    upgrade: bool,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    started: Instant,
+) -> (Response<ResponseBody>, Answered) {
     let modern = match (side, &route.modern) {
         (Side::Modern, Some(m)) => m,
         _ => {
@@ -236,10 +316,10 @@ async fn forward(
                 }
                 _ => None,
             };
-            let body = RequestBody::Stream(match &tap {
-                Some(t) => Capped::teed(body, route.max_body_bytes, t.request.clone()),
-                None => Capped::new(body, route.max_body_bytes),
-            });
+            let body = body.stream(
+                route.max_body_bytes,
+                tap.as_ref().map(|t| t.request.clone()),
+            );
             let headers = std::mem::take(&mut parts.headers);
             let outcome = send_retrying(route, Side::Legacy, parts, headers, body, started).await;
             return answer(
@@ -255,7 +335,7 @@ async fn forward(
 
     let can_fall_back = route.legacy_is_fallback() && !upgrade;
     if !can_fall_back {
-        let body = RequestBody::Stream(Capped::new(body, route.max_body_bytes));
+        let body = body.stream(route.max_body_bytes, None);
         let headers = std::mem::take(&mut parts.headers);
         let outcome = send_retrying(route, Side::Modern, parts, headers, body, started).await;
         return answer(
@@ -371,8 +451,12 @@ async fn forward(
 /// only be re-sent if the first send never read them.
 async fn prepare_resendable(
     route: &CompiledRoute,
-    body: Incoming,
+    body: Inbound,
 ) -> Result<RequestBody, Response<ResponseBody>> {
+    let body = match body {
+        Inbound::Empty => return Ok(RequestBody::Empty),
+        Inbound::Body(b) => b,
+    };
     if body.is_end_stream() {
         return Ok(RequestBody::Empty);
     }

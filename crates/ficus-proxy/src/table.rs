@@ -44,6 +44,61 @@ pub struct CompiledRoute {
     pub rate: Option<Arc<RouteRate>>,
     /// `[route.retry]`.
     pub retry: Option<Arc<RouteRetry>>,
+    /// `[route.cache]`.
+    pub cache: Option<Arc<RouteCache>>,
+    /// The route's position in its table (for tasks that outlive the request).
+    pub index: usize,
+}
+
+/// A route's response cache. Keys carry the side, so a canary never crosses its answers.
+#[derive(Debug)]
+pub struct RouteCache {
+    pub policy: ficus_config::CachePolicy,
+    /// The whole route it was built for: any change to the route empties the cache.
+    route: ficus_config::Route,
+    pub cache: ficus_protect::ResponseCache,
+    keys: [String; 2],
+}
+
+impl RouteCache {
+    fn new(
+        route: &ficus_config::Route,
+        p: &ficus_config::CachePolicy,
+    ) -> Result<RouteCache, ficus_protect::SpecError> {
+        Ok(RouteCache {
+            cache: ficus_protect::ResponseCache::new(ficus_protect::CacheSpec {
+                max_bytes: p.max_bytes,
+                max_entry_bytes: p.max_entry_bytes,
+                default_ttl: p.ttl,
+                stale_while_revalidate: p.stale_while_revalidate,
+                max_variants: p.max_variants,
+                allow_authorization: p.allow_authorization,
+                allow_set_cookie: p.allow_set_cookie,
+                ..ficus_protect::CacheSpec::default()
+            })?,
+            policy: p.clone(),
+            route: route.clone(),
+            keys: [
+                format!("{}#legacy", route.name),
+                format!("{}#modern", route.name),
+            ],
+        })
+    }
+
+    /// The key prefix of one side's answers.
+    pub fn key(&self, side: Side) -> &str {
+        &self.keys[usize::from(side == Side::Modern)]
+    }
+
+    /// Forgets every answer of the route, or those of one path (and query) on both sides.
+    pub fn purge(&self, path: Option<&str>) {
+        for k in &self.keys {
+            match path {
+                Some(p) => self.cache.purge_key(k, p),
+                None => self.cache.purge_route(k),
+            }
+        }
+    }
 }
 
 /// A route's retry policy and budget.
@@ -174,6 +229,8 @@ fn compile_route(
         },
         rate: None,
         retry: None,
+        cache: None,
+        index: 0,
     }
 }
 
@@ -305,9 +362,20 @@ impl RouteTable {
                     },
                 ),
             };
+            let cache = match &r.cache {
+                None => None,
+                Some(policy) => Some(
+                    match prev.and_then(|c| c.cache.clone()).filter(|x| x.route == *r) {
+                        Some(kept) => kept,
+                        None => Arc::new(RouteCache::new(r, policy).map_err(protection)?),
+                    },
+                ),
+            };
             let mut route = compile_route(r, name, legacy, modern, mirror, telemetry_on, telemetry);
             route.rate = rate;
             route.retry = retry;
+            route.cache = cache;
+            route.index = routes.len();
             routes.push(route);
         }
         Ok(RouteTable {
@@ -396,6 +464,72 @@ pub fn protection_metrics(table: &RouteTable) -> Vec<ficus_telemetry::Family> {
                 .push((vec![("route", r.name.to_string())], c.exhausted));
         }
     }
+    type CacheFamily = (
+        &'static str,
+        &'static str,
+        bool,
+        fn(&ficus_protect::CacheCounters) -> u64,
+    );
+    let cache_fams: [CacheFamily; 8] = [
+        (
+            "ficus_cache_hits",
+            "Requests answered fresh from a route's cache.",
+            false,
+            |c| c.hits,
+        ),
+        (
+            "ficus_cache_stale_hits",
+            "Requests answered stale (stale-while-revalidate) while one refreshes.",
+            false,
+            |c| c.stale_hits,
+        ),
+        (
+            "ficus_cache_misses",
+            "Requests that fetched for the cache.",
+            false,
+            |c| c.misses,
+        ),
+        (
+            "ficus_cache_coalesced",
+            "Requests answered by another request's fetch of the same key.",
+            false,
+            |c| c.coalesced,
+        ),
+        ("ficus_cache_inserts", "Responses stored.", false, |c| {
+            c.inserts
+        }),
+        (
+            "ficus_cache_evictions",
+            "Responses evicted to stay within max_bytes.",
+            false,
+            |c| c.evictions,
+        ),
+        (
+            "ficus_cache_bytes",
+            "Bytes a route's cache holds.",
+            true,
+            |c| c.bytes,
+        ),
+        (
+            "ficus_cache_entries",
+            "Responses a route's cache holds.",
+            true,
+            |c| c.entries,
+        ),
+    ];
+    let mut caches: Vec<Family> = cache_fams
+        .iter()
+        .map(|(n, h, g, _)| fam(n, h, *g))
+        .collect();
+    for r in &table.routes {
+        if let Some(cache) = &r.cache {
+            let c = cache.cache.counters();
+            for (f, (_, _, _, get)) in caches.iter_mut().zip(cache_fams.iter()) {
+                f.samples
+                    .push((vec![("route", r.name.to_string())], get(&c)));
+            }
+        }
+    }
     let mut in_flight = fam(
         "ficus_upstream_in_flight",
         "Requests holding one of an upstream's max_in_flight slots.",
@@ -461,6 +595,7 @@ pub fn protection_metrics(table: &RouteTable) -> Vec<ficus_telemetry::Family> {
         rejected,
     ]
     .into_iter()
+    .chain(caches)
     .filter(|f| !f.samples.is_empty())
     .collect()
 }

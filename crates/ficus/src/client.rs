@@ -279,6 +279,7 @@ pub fn status(t: Target) -> ExitCode {
             "ON MODERN".into(),
             "LEGACY (req/s err p50/p99)".into(),
             "MODERN (req/s err p50/p99)".into(),
+            "PROTECTION".into(),
         ]];
         for r in v["routes"].as_array().into_iter().flatten() {
             let file = if r["overridden"].as_bool().unwrap_or(false) {
@@ -300,6 +301,7 @@ pub fn status(t: Target) -> ExitCode {
                 format!("{:.1}%", r["modern_share"].as_f64().unwrap_or(0.0)),
                 side_cell(&r["legacy"]),
                 side_cell(&r["modern"]),
+                protection_cell(&r["protection"]),
             ]);
         }
         println!(
@@ -310,6 +312,68 @@ pub fn status(t: Target) -> ExitCode {
         if let Some(d) = v["file_drift"].as_str() {
             println!("note: {d}");
         }
+        Ok(())
+    })
+}
+
+/// A route's protection in a few words: `rate 5/s (12 limited)`, `cache 93% hit`,
+/// `modern breaker open`, `legacy 40/200 in flight`; `-` when none is configured.
+fn protection_cell(p: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = p["rate_limit"].as_object() {
+        parts.push(format!(
+            "rate {}/s ({} limited)",
+            r["per_second"], r["limited"]
+        ));
+    }
+    if let Some(c) = p["cache"].as_object() {
+        let hits = c["hits"].as_u64().unwrap_or(0)
+            + c["stale_hits"].as_u64().unwrap_or(0)
+            + c["coalesced"].as_u64().unwrap_or(0);
+        let all = hits + c["misses"].as_u64().unwrap_or(0);
+        parts.push(if all == 0 {
+            "cache (no traffic)".to_string()
+        } else {
+            format!("cache {:.0}% hit", 100.0 * hits as f64 / all as f64)
+        });
+    }
+    if p["retry"].is_object() {
+        parts.push(format!("retry ({} made)", p["retry"]["retries"]));
+    }
+    for u in p["upstreams"].as_array().into_iter().flatten() {
+        let side = u["side"].as_str().unwrap_or("");
+        if let Some(l) = u["limit"].as_object() {
+            parts.push(format!(
+                "{side} {}/{} in flight",
+                l["in_flight"], l["max_in_flight"]
+            ));
+        }
+        if let Some(b) = u["breaker"].as_object() {
+            parts.push(format!(
+                "{side} breaker {}",
+                b["state"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+pub fn purge(t: Target, route: &str, path: Option<String>, message: String) -> ExitCode {
+    let route = route.to_string();
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                &format!("/api/v1/cache/{}/purge", encode(&route)),
+                Some(serde_json::json!({ "path": path, "message": message })),
+            )
+            .await?;
+        print_change(&v, t.json);
         Ok(())
     })
 }

@@ -138,6 +138,17 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Empty a route's response cache, or one path's entries.
+    Purge {
+        route: String,
+        /// The path and query as clients send them, e.g. /orders/1?expand=items.
+        #[arg(long)]
+        path: Option<String>,
+        #[command(flatten)]
+        target: client::Target,
+        #[arg(short, long)]
+        message: String,
+    },
     /// The audit log, oldest first.
     Events {
         #[arg(long)]
@@ -201,6 +212,12 @@ fn main() -> ExitCode {
             limit,
             target,
         } => client::events(target, route, limit),
+        Command::Purge {
+            route,
+            path,
+            target,
+            message,
+        } => client::purge(target, &route, path, message),
         Command::Diffs {
             args,
             message,
