@@ -237,6 +237,10 @@ struct EndpointAgg {
     fields: HashMap<String, Kinds>,
 }
 
+/// Legacy-vs-legacy comparisons an endpoint needs before its own noise rates are used
+/// rather than its route's pooled ones (see [`Aggregator::report`]).
+pub const MIN_ENDPOINT_NOISE: i64 = 20;
+
 /// Difference counts and samples of every route and endpoint, bounded by [`Limits`].
 #[derive(Debug)]
 pub struct Aggregator {
@@ -383,18 +387,48 @@ impl Aggregator {
 
     /// Rates and verdicts of every route (or one), ranked: routes and endpoints by their
     /// worst real rate, fields real first, each by rate.
+    ///
+    /// An endpoint with fewer than [`MIN_ENDPOINT_NOISE`] legacy-vs-legacy comparisons of its
+    /// own is judged against its route's pooled noise instead: what legacy changes between
+    /// two answers (a timestamp, a trace id) is a trait of the service more than of one URL,
+    /// and endpoints whose paths hold ids that are not numbers (`/catalog/sku-1001`) would
+    /// otherwise each need their own noise sample before a timestamp stops looking real.
     pub fn report(&self, route: Option<&str>) -> Report {
-        let rates = |ep: &EndpointAgg, f: &FieldAgg| Rates {
-            compared: non_negative(ep.total.compared),
-            differing: non_negative(f.total.differing),
-            noise_compared: non_negative(ep.total.noise_compared),
-            noise_differing: non_negative(f.total.noise_differing),
-        };
         let mut routes = Vec::new();
         for (name, eps) in &self.routes {
             if route.is_some_and(|r| r != name) {
                 continue;
             }
+            // The route's noise, pooled over its endpoints, per (path, kind).
+            let pooled_compared: i64 = eps.values().map(|e| e.total.noise_compared).sum();
+            let mut pooled: HashMap<(&str, Kind), i64> = HashMap::new();
+            for ep in eps.values() {
+                for (path, kinds) in &ep.fields {
+                    for (kind, f) in Kind::ALL.into_iter().zip(kinds) {
+                        if let Some(f) = f {
+                            *pooled.entry((path.as_str(), kind)).or_default() +=
+                                f.total.noise_differing;
+                        }
+                    }
+                }
+            }
+            let rates = |ep: &EndpointAgg, path: &str, kind: Kind, f: &FieldAgg| {
+                let (noise_compared, noise_differing) =
+                    if ep.total.noise_compared >= MIN_ENDPOINT_NOISE {
+                        (ep.total.noise_compared, f.total.noise_differing)
+                    } else {
+                        (
+                            pooled_compared,
+                            pooled.get(&(path, kind)).copied().unwrap_or(0),
+                        )
+                    };
+                Rates {
+                    compared: non_negative(ep.total.compared),
+                    differing: non_negative(f.total.differing),
+                    noise_compared: non_negative(noise_compared),
+                    noise_differing: non_negative(noise_differing),
+                }
+            };
             let mut endpoints = Vec::with_capacity(eps.len());
             for (ename, ep) in eps {
                 let mut fields = Vec::new();
@@ -404,7 +438,7 @@ impl Aggregator {
                         if f.total.differing <= 0 {
                             continue;
                         }
-                        let r = rates(ep, f);
+                        let r = rates(ep, path, kind, f);
                         let mut sample_ids = f.samples.clone();
                         sample_ids.sort_unstable();
                         fields.push(FieldReport {

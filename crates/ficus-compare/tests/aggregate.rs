@@ -531,3 +531,45 @@ fn load_respects_the_limits() {
     assert_eq!(small.sample_count(), 1);
     assert!(small.dropped_fields() > 0);
 }
+
+#[test]
+fn an_endpoint_without_its_own_noise_sample_uses_the_routes_pooled_noise() {
+    let mut agg = Aggregator::new(Limits::default(), Thresholds::default());
+    // Endpoint A is noise-sampled every time: its timestamp differs legacy-vs-legacy too.
+    for i in 0..30 {
+        let p = cmp(
+            &format!(r#"{{"ts":{i},"v":1}}"#),
+            &format!(r#"{{"ts":{},"v":1}}"#, i + 1),
+        );
+        let n = cmp(
+            &format!(r#"{{"ts":{i}}}"#),
+            &format!(r#"{{"ts":{}}}"#, i + 2),
+        );
+        agg.record("api", "GET /a", i, &p, Some(&n), || data("{}"));
+    }
+    // Endpoint B never was, and modern also gets `v` wrong there.
+    for i in 0..5 {
+        let p = cmp(
+            &format!(r#"{{"ts":{i},"v":1}}"#),
+            &format!(r#"{{"ts":{},"v":2}}"#, i + 1),
+        );
+        agg.record("api", "GET /b", i, &p, None, || data("{}"));
+    }
+    let report = agg.report(Some("api"));
+    let b = report.routes[0]
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "GET /b")
+        .unwrap();
+    let verdict = |path: &str| b.fields.iter().find(|f| f.path == path).unwrap().verdict;
+    assert_eq!(
+        verdict("$.ts"),
+        Verdict::Noise,
+        "the route's noise tells the timestamp apart"
+    );
+    assert_eq!(verdict("$.v"), Verdict::Real);
+    assert_eq!(
+        b.noise_compared, 0,
+        "the endpoint's own counts are still shown as they are"
+    );
+}
