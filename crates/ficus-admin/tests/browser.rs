@@ -5,7 +5,9 @@
 //! changed; the right token rolls the route back, in the store, in the gateway's table and
 //! on the page. A route in stage shadow, whose two upstreams answer JSON that differs in one
 //! field, shows its difference rate on the map, the field in its page's field tree, and a
-//! sample's two answers side by side with the differing line marked.
+//! sample's two answers side by side with the differing line marked. A route with a rate
+//! limit and a cache shows both on its page (429s counted, cache hits) and on the map (a
+//! flag while it limits), and purges its cache with the token.
 //!
 //! Without Chromium (`/usr/bin/chromium`, or `FICUS_CHROMIUM`), the test prints a note and
 //! passes, unless `FICUS_REQUIRE_SERVICES=1` (as in CI), where it fails.
@@ -42,6 +44,8 @@ const CATALOG_LEGACY: &str = r#"{"id":7,"name":"Green tea","items":[{"sku":"tea-
 const CATALOG_MODERN: &str = r#"{"id":7,"name":"Green tea","items":[{"sku":"tea-50g","price":4.5},{"sku":"tea-100g","price":8.5}],"currency":"EUR","served":{n}}"#;
 /// Requests sent to the shadow route.
 const CATALOG_REQUESTS: u64 = 12;
+/// The protected route's rate limit: this many requests back to back, then one a second.
+const SEARCH_BURST: usize = 3;
 
 fn config(legacy: &str, modern: &str, catalog_legacy: &str, catalog_modern: &str) -> String {
     format!(
@@ -49,6 +53,8 @@ fn config(legacy: &str, modern: &str, catalog_legacy: &str, catalog_modern: &str
 bind = "127.0.0.1:0"
 [upstream.legacy]
 url = "{legacy}"
+max_in_flight = 100
+breaker = {{}}
 [upstream.modern]
 url = "{modern}"
 [upstream.catalog-legacy]
@@ -82,6 +88,17 @@ noise_sample = 100
 name = "reports"
 path_prefix = "/reports"
 legacy = "legacy"
+[[route]]
+name = "search"
+path_prefix = "/search"
+legacy = "legacy"
+priority = "low"
+[route.rate_limit]
+per_second = 1
+burst = {SEARCH_BURST}
+key = "route"
+[route.cache]
+ttl = "60s"
 [default]
 legacy = "legacy"
 [access_log]
@@ -229,6 +246,22 @@ async fn traffic(proxy: &str) {
     tokio::time::sleep(Duration::from_millis(1300)).await;
 }
 
+/// `n` requests for one URL of the protected route, back to back: the first fills its cache
+/// (the upstream sends no cache headers: `ttl` applies), the next ones are hits until the
+/// rate limit's burst is spent, then 429s. Returns (answered, refused).
+async fn search_traffic(proxy: &str, n: usize) -> (usize, usize) {
+    let (mut answered, mut limited) = (0, 0);
+    for _ in 0..n {
+        let (status, body) = get(&format!("{proxy}/search/q?term=tea"), "user-1").await;
+        match status {
+            200 => answered += 1,
+            429 => limited += 1,
+            s => panic!("the search route answered {s}: {body}"),
+        }
+    }
+    (answered, limited)
+}
+
 /// Polls `/api/v1/diffs?route=catalog` until the mirror has compared every request sent
 /// (bounded: the mirror runs on its own thread, after each response reached the client).
 async fn wait_for_comparisons(admin: &str) -> Value {
@@ -276,6 +309,15 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     let diffs = wait_for_comparisons(&e.admin).await;
     assert_eq!(diffs["mirroring"], true, "{diffs}");
     assert!(diffs["report"]["rate"].as_f64() > Some(0.0), "{diffs}");
+    let (answered, limited) = search_traffic(&e.proxy, 2 * SEARCH_BURST).await;
+    assert!(
+        answered >= 2 && limited >= 1,
+        "{answered} answered, {limited} refused"
+    );
+    let search = api(&format!("{}/api/v1/routes/search", e.admin)).await;
+    let p = &search["protection"];
+    assert!(p["rate_limit"]["limited"].as_u64() >= Some(1), "{p}");
+    assert!(p["cache"]["hits"].as_u64() >= Some(1), "{p}");
 
     let browser = Browser::launch(&chromium).await.unwrap();
     let mut page = match browser.page().await {
@@ -289,12 +331,12 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     let names = page
         .wait_for(
             "the map's rows",
-            "(() => { const r = [...document.querySelectorAll('#map tbody tr[data-route]')].map(t => t.dataset.route); return r.length === 5 && r; })()",
+            "(() => { const r = [...document.querySelectorAll('#map tbody tr[data-route]')].map(t => t.dataset.route); return r.length === 6 && r; })()",
         )
         .await;
     assert_eq!(
         names,
-        serde_json::json!(["orders", "users", "catalog", "reports", "default"])
+        serde_json::json!(["orders", "users", "catalog", "reports", "search", "default"])
     );
     let orders_row = page
         .eval("document.querySelector('#map tr[data-route=orders]').innerText")
@@ -377,7 +419,27 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         "document.querySelector('#conn').classList.contains('conn-ok')",
     )
     .await;
-    // With the Differences column, the map still fits the width it is designed for.
+    // The search route refuses requests while the map is shown: its row is flagged at the
+    // next refresh (the count rose since the previous one); other rows are not.
+    let (_, limited) = search_traffic(&e.proxy, 2 * SEARCH_BURST).await;
+    assert!(limited >= 1, "the burst was spent again");
+    let flag = page
+        .wait_for(
+            "the search row's limiting flag",
+            "document.querySelector('#map tr[data-route=search] .prot-flag[data-flag=limiting]')?.title",
+        )
+        .await;
+    assert!(flag.as_str().unwrap().contains("429"), "{flag}");
+    let flagged = page
+        .eval("[...document.querySelectorAll('#map tr[data-protection]:not([data-protection=\"\"])')].map(t => t.dataset.route)")
+        .await
+        .unwrap();
+    assert_eq!(
+        flagged,
+        serde_json::json!(["search"]),
+        "only search is flagged"
+    );
+    // With the Differences column and a flag, the map still fits the width it is designed for.
     let fits = page
         .eval("(() => { const m = document.querySelector('#main'); return document.querySelector('#map').getBoundingClientRect().right <= m.getBoundingClientRect().right - parseFloat(getComputedStyle(m).paddingRight) + 0.5; })()")
         .await
@@ -785,6 +847,115 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     )
     .await;
 
+    // The protected route's page: the rate limit with its 429s, the cache with its hits,
+    // the shared legacy upstream's slots and closed breaker, retries not configured.
+    page.click("nav a[data-nav=map]").await.unwrap();
+    page.wait_for(
+        "the search row",
+        "document.querySelector('#map tr[data-route=search] .route-name a')",
+    )
+    .await;
+    page.click("#map tr[data-route=search] .route-name a")
+        .await
+        .unwrap();
+    let shown = page
+        .wait_for(
+            "the Protection section's rate limit and cache",
+            "(() => { const v = (card, k) => { const d = document.querySelector(`#route-protection #protection-${card} dd[data-counter=${k}]`); return d ? Number(d.dataset.value) : null; }; const limited = v('rate', 'limited'), hits = v('cache', 'hits'); return limited >= 1 && hits >= 1 && { limited, hits, ratio: v('cache', 'hit_ratio'), limitedWarn: document.querySelector('#protection-rate dd[data-counter=limited]').classList.contains('warn'), priority: document.querySelector('#protection-priority')?.dataset.priority, breaker: document.querySelector('#protection-upstream-legacy')?.dataset.breaker, slots: document.querySelector('#protection-upstream-legacy dd[data-counter=in_flight]')?.innerText, retry: document.querySelector('#protection-retry')?.dataset.configured, purge: !document.querySelector('#purge-cache').hidden, text: document.querySelector('#route-protection').innerText }; })()",
+        )
+        .await;
+    assert_eq!(
+        shown["limitedWarn"], true,
+        "limited is highlighted: {shown}"
+    );
+    assert!(
+        shown["ratio"].as_f64().is_some_and(|r| r > 0.0 && r < 1.0),
+        "a miss, then hits: {shown}"
+    );
+    assert_eq!(
+        (&shown["priority"], &shown["breaker"], &shown["retry"]),
+        (
+            &Value::from("low"),
+            &Value::from("closed"),
+            &Value::from("false")
+        ),
+        "{shown}"
+    );
+    assert_eq!(shown["slots"], "0 / 100", "{shown}");
+    assert_eq!(shown["purge"], true, "a cache can be purged: {shown}");
+    let text = shown["text"].as_str().unwrap();
+    assert!(
+        text.contains("1/s for the whole route, burst 3") && text.contains("ttl 60 s"),
+        "the settings: {text}"
+    );
+
+    // Purge one URL, confirmed with the token (forgotten first, so the dialog asks for it).
+    page.click("#token-button").await.unwrap();
+    page.wait_for(
+        "the token dialog",
+        "document.querySelector('#token-dialog').open",
+    )
+    .await;
+    page.click("#token-forget").await.unwrap();
+    page.wait_for(
+        "the token to be forgotten",
+        "document.querySelector('#token-button').textContent.includes('not set')",
+    )
+    .await;
+    page.click("#purge-cache").await.unwrap();
+    page.wait_for(
+        "the purge dialog with a path and a token field",
+        "document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-title').textContent.includes('search') && !document.querySelector('#confirm-path-row').hidden && !document.querySelector('#confirm-token-row').hidden",
+    )
+    .await;
+    page.fill("#confirm-message", "browser test: stale search results")
+        .await
+        .unwrap();
+    page.fill("#confirm-path", "/search/q?term=tea")
+        .await
+        .unwrap();
+    page.fill("#confirm-token", TOKEN).await.unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let shown = page
+        .wait_for(
+            "the recorded cache.purged event",
+            "(() => { const r = document.querySelector('#result.result-ok'); return r && !r.hidden && r.innerText.includes('cache.purged') && r.innerText; })()",
+        )
+        .await;
+    let shown = shown.as_str().unwrap();
+    assert!(
+        shown.contains("browser test: stale search results")
+            && shown.contains("/search/q?term=tea")
+            && !shown.contains("null"),
+        "{shown}"
+    );
+    // The URL's next request is a miss (the cache's entry count cannot tell: moka updates
+    // it lazily, on later cache operations). The rate limit has refilled by now; a
+    // 429 is waited out, bounded.
+    let cache = |v: &Value, k: &str| v["protection"]["cache"][k].as_u64().unwrap();
+    let before = api(&format!("{}/api/v1/routes/search", e.admin)).await;
+    let mut tries = 0;
+    while search_traffic(&e.proxy, 1).await.0 == 0 {
+        tries += 1;
+        assert!(tries < 5, "the search route kept refusing");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let after = api(&format!("{}/api/v1/routes/search", e.admin)).await;
+    assert_eq!(
+        (cache(&after, "misses"), cache(&after, "hits")),
+        (cache(&before, "misses") + 1, cache(&before, "hits")),
+        "purged: a miss, not a hit: {}",
+        after["protection"]
+    );
+    page.wait_for(
+        "the purge in the route's events",
+        "document.querySelector('#route-events tr[data-kind=\"cache.purged\"]')?.innerText.includes('browser test: stale search results')",
+    )
+    .await;
+    page.screenshot(WIDTH, &screenshot_path("protection"))
+        .await
+        .unwrap();
+
     // The refused rollback is the one failed load the browser should have logged.
     let problems: Vec<&String> = page
         .problems
@@ -796,12 +967,13 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         "the page logged problems: {problems:#?}"
     );
     eprintln!(
-        "screenshots: {}, {}, {}, {}, {}",
+        "screenshots: {}, {}, {}, {}, {}, {}",
         screenshot_path("map").display(),
         screenshot_path("refused").display(),
         screenshot_path("route").display(),
         screenshot_path("versions").display(),
-        screenshot_path("shadow").display()
+        screenshot_path("shadow").display(),
+        screenshot_path("protection").display()
     );
     drop(page);
     drop(browser);

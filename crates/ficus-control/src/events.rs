@@ -111,6 +111,8 @@ impl ControlPlane {
             .with_data(serde_json::json!({ "path": path, "purged": what }));
         let mut recorded = self.store().append_events(vec![event]).await?;
         cache.purge(path);
+        // So the entry and byte counts shown right after reflect the purge.
+        cache.cache.run_pending_tasks().await;
         Ok(recorded.remove(0))
     }
 }

@@ -111,6 +111,7 @@
       const n = (x) => Number(x) || 0;
       return `comparisons forgotten: ${n(d.endpoints)} endpoints, ${n(d.fields)} field keys, ${n(d.samples)} samples stored`;
     }
+    if (e.kind === 'cache.purged') return `purged: ${d.purged || (d.path ? d.path : 'every cached response')}`;
     if (Array.isArray(d.changes)) {
       const lines = d.changes.map(describeChange);
       if (d.reverted_to) lines.unshift(`reverted to version ${d.reverted_to}`);
@@ -226,6 +227,8 @@
     $('confirm-ok').className = action.danger ? 'danger' : 'primary';
     $('confirm-token').value = '';
     $('confirm-token-row').hidden = Boolean(session.token);
+    $('confirm-path').value = '';
+    $('confirm-path-row').hidden = !action.askPath;
     $('confirm-dialog').showModal();
     $('confirm-message').focus();
     $('confirm-message').select();
@@ -240,6 +243,7 @@
     const action = pendingAction;
     const message = $('confirm-message').value.trim();
     if (!action || !message) return;
+    const extra = { path: action.askPath ? $('confirm-path').value.trim() : '' };
     const typed = $('confirm-token').value.trim();
     if (typed) session.token = typed;
     pendingAction = null;
@@ -247,7 +251,7 @@
     showPending(action);
     let outcome;
     try {
-      outcome = await mutate(action.path, action.payload(message));
+      outcome = await mutate(action.path, action.payload(message, extra));
     } catch (e) {
       outcome = { ok: false, status: 0, body: { title: 'Network error', detail: `the admin API could not be reached (${e.message}); nothing is known to have changed: check the map` } };
     }
@@ -261,7 +265,8 @@
   function resultBox(cls, ...children) {
     const box = $('result');
     box.className = `result ${cls}`;
-    box.replaceChildren(...children, h('button', { type: 'button', class: 'result-close', onclick: () => { box.hidden = true; } }, 'Dismiss'));
+    // replaceChildren would show a null as the text "null": leave absent parts out.
+    box.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false), h('button', { type: 'button', class: 'result-close', onclick: () => { box.hidden = true; } }, 'Dismiss'));
     box.hidden = false;
   }
 
@@ -321,6 +326,21 @@
       danger: true,
       path: '/api/v1/rollback',
       payload: (message) => ({ message }),
+    };
+  }
+
+  function purgeCacheAction(r) {
+    const c = r.protection && r.protection.cache;
+    const now = c ? ` (now ${num(c.entries, 0)} entr${c.entries === 1 ? 'y' : 'ies'}, ${fmtBytes(c.bytes)})` : '';
+    return {
+      title: `Purge the cache of ${r.name}`,
+      what: `Forgets ${r.name}'s cached answers${now}, on both sides, or only those of one path (below); the next requests go to the upstream again. Recorded as a cache.purged event.`,
+      message: 'cache purged from the dashboard',
+      button: 'Purge cache',
+      danger: true,
+      askPath: true,
+      path: `/api/v1/cache/${encodeURIComponent(r.name)}/purge`,
+      payload: (message, extra) => (extra && extra.path ? { message, path: extra.path } : { message }),
     };
   }
 
@@ -504,6 +524,191 @@
       extra);
   }
 
+  // ---- traffic protection (the route view's `protection`: settings and counters since start)
+
+  function fmtBytes(n) {
+    if (n === null || n === undefined) return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let x = Number(n);
+    let i = 0;
+    while (x >= 1024 && i < units.length - 1) { x /= 1024; i++; }
+    return `${i === 0 ? num(x, 0) : num(x, x >= 100 ? 0 : 1)} ${units[i]}`;
+  }
+  function fmtSeconds(s) {
+    if (s === null || s === undefined) return null;
+    if (s < 1) return `${num(s * 1000, 0)} ms`;
+    if (s >= 7200 && s % 3600 === 0) return `${s / 3600} h`;
+    if (s >= 120 && s % 60 === 0) return `${s / 60} min`;
+    return `${num(s, 2)} s`;
+  }
+  const PRIORITY_HELP = {
+    critical: 'shed last when an upstream is at its max_in_flight',
+    normal: 'the default',
+    low: 'shed first when an upstream is at its max_in_flight',
+  };
+  function rateKeyLabel(key) {
+    if (key === 'client-ip') return 'per client IP';
+    if (key === 'route') return 'for the whole route';
+    if (key === 'sticky') return 'per sticky key';
+    if (key && key.startsWith('header:')) return `per ${key.slice('header:'.length)} header`;
+    return `per ${key}`;
+  }
+  const breakerLabel = (state) => (state === 'half_open' ? 'half-open' : state);
+  const breakerBadge = (state) => h('span', { class: `breaker breaker-${state}`, dataset: { state } }, breakerLabel(state));
+  /** Served from the cache (fresh, stale or waiting on another client's fetch) over all lookups; null before any. */
+  function cacheHitRatio(c) {
+    const served = c.hits + c.stale_hits + c.coalesced;
+    return served + c.misses ? served / (served + c.misses) : null;
+  }
+  const shedTotal = (p) => (p ? p.upstreams.reduce((n, u) => n + (u.limit ? u.limit.shed : 0), 0) : 0);
+  const protectionConfigured = (p) => Boolean(p && (p.priority !== 'normal' || p.rate_limit || p.retry || p.cache || p.upstreams.some((u) => u.limit || u.breaker)));
+
+  /** One counter: its label, its value shown, its raw number in data-value (for scripts and tests). */
+  function protStat(key, label, value, shown, cls, title) {
+    return h('div', { class: 'prot-stat', title: title || null },
+      h('dt', {}, label),
+      h('dd', { class: cls || null, dataset: { counter: key, value: value === null || value === undefined ? '' : value } }, shown));
+  }
+
+  function protCard(id, title, settings, stats, foot) {
+    return h('div', { class: 'card prot-card', id, dataset: { configured: 'true' } },
+      h('h3', {}, title),
+      settings ? h('p', { class: 'prot-settings' }, settings) : null,
+      stats.length ? h('dl', { class: 'prot-stats' }, stats) : null,
+      foot || null);
+  }
+
+  const offCard = (id, title, how) => h('div', { class: 'card prot-card prot-off', id, dataset: { configured: 'false' } },
+    h('h3', {}, title), h('p', { class: 'muted small' }, how));
+
+  function rateCard(x) {
+    if (!x) return offCard('protection-rate', 'Rate limit', 'none: add [route.rate_limit] (429 over a per-key budget)');
+    return protCard('protection-rate', 'Rate limit',
+      `${num(x.per_second, 2)}/s ${rateKeyLabel(x.key)}, burst ${num(x.burst, 0)}${x.key === 'route' ? '' : ` · at most ${num(x.max_keys, 0)} keys tracked`}`,
+      [
+        protStat('allowed', 'allowed', x.allowed, num(x.allowed, 0)),
+        protStat('limited', 'limited (429)', x.limited, num(x.limited, 0), x.limited > 0 ? 'warn' : '', 'requests refused with 429 rate-limited: they never reached an upstream'),
+        protStat('tracked_keys', 'keys now', x.tracked_keys, num(x.tracked_keys, 0), '', 'keys with a budget in memory'),
+      ]);
+  }
+
+  function retryCard(x) {
+    if (!x) return offCard('protection-retry', 'Retries', 'none: add [route.retry] (safe requests retried within a budget)');
+    return protCard('protection-retry', 'Retries',
+      `up to ${num(x.attempts, 0)} more tr${x.attempts === 1 ? 'y' : 'ies'} · budget ${num(x.budget_percent, 2)}% of requests + ${num(x.min_per_second, 2)}/s`,
+      [
+        protStat('retries', 'retries made', x.retries, num(x.retries, 0)),
+        protStat('exhausted', 'budget exhausted', x.exhausted, num(x.exhausted, 0), x.exhausted > 0 ? 'warn' : '', 'retries not made because the budget was spent: the upstream is failing more than the budget allows'),
+      ]);
+  }
+
+  /** The cache counts its entries and bytes lazily (moka's maintenance runs on later cache operations). */
+  const LAGS = 'counted lazily, as the cache is used: it can lag behind the latest answers stored or purged until the next requests to the route';
+
+  function cacheCard(x) {
+    if (!x) return offCard('protection-cache', 'Response cache', 'none: add [route.cache] (GET answers kept per side)');
+    const ratio = cacheHitRatio(x);
+    const ttl = fmtSeconds(x.ttl_s);
+    const swr = fmtSeconds(x.stale_while_revalidate_s);
+    return protCard('protection-cache', 'Response cache',
+      [ttl ? `ttl ${ttl} (answers without a lifetime)` : 'lifetimes from the answers only', swr ? ` · stale-while-revalidate ${swr}` : '',
+        ` · up to ${fmtBytes(x.max_bytes)}, ${fmtBytes(x.max_entry_bytes)} per answer`].join(''),
+      [
+        protStat('hit_ratio', 'hit ratio', ratio, ratio === null ? '—' : fmtDiffRate(ratio), '', '(hits + stale hits + coalesced) / (the same + misses), since start'),
+        protStat('hits', 'hits', x.hits, num(x.hits, 0)),
+        protStat('stale_hits', 'stale', x.stale_hits, num(x.stale_hits, 0), '', 'expired answers served while one request refreshed them (stale-while-revalidate)'),
+        protStat('coalesced', 'coalesced', x.coalesced, num(x.coalesced, 0), '', 'misses that waited for another client\'s fetch of the same URL instead of asking the upstream'),
+        protStat('misses', 'misses', x.misses, num(x.misses, 0)),
+        protStat('entries', 'entries', x.entries, num(x.entries, 0), '', LAGS),
+        protStat('bytes', 'size', x.bytes, fmtBytes(x.bytes), '', LAGS),
+        protStat('evictions', 'evictions', x.evictions, num(x.evictions, 0), '', 'answers dropped to stay within max_bytes'),
+      ]);
+  }
+
+  function upstreamCard(u) {
+    const title = [h('span', { class: `swatch swatch-${u.side}` }), u.side === 'legacy' ? 'Legacy' : 'Modern', h('span', { class: 'muted' }, ` · ${u.upstream}`)];
+    const id = `protection-upstream-${u.side}`;
+    const l = u.limit;
+    const b = u.breaker;
+    const stats = [];
+    if (l) {
+      const full = l.max_in_flight && l.in_flight >= l.max_in_flight;
+      stats.push(
+        protStat('in_flight', 'in flight', l.in_flight, `${num(l.in_flight, 0)} / ${l.max_in_flight === null || l.max_in_flight === undefined ? '?' : num(l.max_in_flight, 0)}`, full ? 'warn' : '', 'requests at the upstream now / its max_in_flight'),
+        protStat('queued', 'queued', l.queued, num(l.queued, 0), l.queued > 0 ? 'warn' : '', 'requests waiting for a slot now'),
+        protStat('shed', 'shed', l.shed, num(l.shed, 0), l.shed > 0 ? 'bad' : '', 'requests answered 503 overloaded (or sent to legacy) because the queue was full, the wait timed out, or a more important request took the place'));
+    }
+    if (b) {
+      stats.push(
+        protStat('breaker', 'breaker', b.state, breakerBadge(b.state), '', b.state === 'open' ? 'open: no request reaches this upstream' : b.state === 'half_open' ? 'half-open: a few probe requests decide' : 'closed: requests flow'),
+        protStat('trips', 'trips', b.trips, num(b.trips, 0), b.trips > 0 ? 'warn' : '', 'times the breaker opened'),
+        protStat('rejected', 'rejected', b.rejected, num(b.rejected, 0), b.rejected > 0 ? 'warn' : '', 'requests kept from this upstream while the breaker was open'));
+    }
+    if (!l && !b) return offCard(id, title, `no concurrency limit, no circuit breaker: [upstream.${u.upstream}] max_in_flight, [upstream.${u.upstream}.breaker]`);
+    const missing = [!l ? `no concurrency limit ([upstream.${u.upstream}] max_in_flight)` : null, !b ? `no circuit breaker ([upstream.${u.upstream}.breaker])` : null].filter(Boolean);
+    const card = protCard(id, title, null, stats,
+      h('p', { class: 'muted small' }, `${missing.length ? missing.join(', ') + ' · ' : ''}counts every route that uses ${u.upstream}`));
+    card.dataset.side = u.side;
+    if (b) card.dataset.breaker = b.state;
+    return card;
+  }
+
+  /** The children of the route page's Protection section. */
+  function protectionBody(p) {
+    if (!p) return [h('p', { class: 'muted', id: 'protection-none' }, 'The running table has no entry for this route (being reloaded?): no protection to show.')];
+    if (!protectionConfigured(p)) {
+      return [h('p', { class: 'muted', id: 'protection-none' }, 'No protection configured: see docs/protection.md. Rate limits, retries with a budget and a response cache are set per route ([route.rate_limit], [route.retry], [route.cache]), concurrency limits and circuit breakers per upstream (max_in_flight, [upstream.NAME.breaker]).')];
+    }
+    return [h('div', { class: 'prot-cards' },
+      rateCard(p.rate_limit), retryCard(p.retry), cacheCard(p.cache), p.upstreams.map(upstreamCard))];
+  }
+
+  // ---- the map's protection flags: a breaker not closed, or a route refusing or shedding now
+
+  /** How long a "limiting" or "shedding" flag stays after the counter last rose. */
+  const FLAG_HOLD_MS = 10000;
+
+  /**
+   * Compares a route's counters with the previous refresh (kept in `memory`) and returns its
+   * flags: {flag, label, level, title}. Counters are cumulative; a fall (a reload that made a
+   * new limiter) counts as no increase.
+   */
+  function protectionFlags(r, memory, now) {
+    const p = r.protection;
+    if (!p) return [];
+    const limited = p.rate_limit ? p.rate_limit.limited : 0;
+    const shed = shedTotal(p);
+    const m = memory.get(r.name) || { limited, shed, limitedAt: 0, shedAt: 0, limitedBy: 0, shedBy: 0 };
+    if (limited > m.limited) Object.assign(m, { limitedAt: now, limitedBy: limited - m.limited });
+    if (shed > m.shed) Object.assign(m, { shedAt: now, shedBy: shed - m.shed });
+    m.limited = limited;
+    m.shed = shed;
+    memory.set(r.name, m);
+    const flags = [];
+    for (const state of ['open', 'half_open']) {
+      const sides = p.upstreams.filter((u) => u.breaker && u.breaker.state === state);
+      if (!sides.length) continue;
+      flags.push({
+        flag: `breaker-${state.replace('_', '-')}`,
+        label: `breaker ${breakerLabel(state)}`,
+        level: state === 'open' ? 'bad' : 'warn',
+        title: `circuit breaker ${breakerLabel(state)}: ${sides.map((u) => `${u.side} (${u.upstream})`).join(', ')}${state === 'open' ? ': no request reaches it' : ': probing'}`,
+      });
+    }
+    if (m.limitedAt && now - m.limitedAt < FLAG_HOLD_MS) {
+      flags.push({ flag: 'limiting', label: 'limiting', level: 'warn', title: `${num(m.limitedBy, 0)} requests refused with 429 (rate limit) between two refreshes, at ${fmtTime(m.limitedAt)}; ${num(limited, 0)} since start` });
+    }
+    if (m.shedAt && now - m.shedAt < FLAG_HOLD_MS) {
+      const names = p.upstreams.filter((u) => u.limit && u.limit.shed > 0).map((u) => u.upstream).join(', ');
+      flags.push({ flag: 'shedding', label: 'shedding', level: 'bad', title: `${num(m.shedBy, 0)} requests shed (503 overloaded) between two refreshes, at ${fmtTime(m.shedAt)}, by ${names}: the count is the upstream's, shared by every route that uses it` });
+    }
+    return flags;
+  }
+
+  const flagBadges = (flags, route) => (flags.length
+    ? h('div', { class: 'prot-flags' }, flags.map((f) => h('a', { href: `#/routes/${encodeURIComponent(route)}`, class: `prot-flag prot-flag-${f.level}`, dataset: { flag: f.flag }, title: f.title, 'aria-label': `${route}: ${f.title}` }, f.label)))
+    : null);
+
   function stageCell(r) {
     return [stageBadge(r.stage), r.stage === 'canary' ? h('span', { class: 'weight' }, fmtWeight(r.weight)) : null];
   }
@@ -513,6 +718,8 @@
   function mapView() {
     let routes = [];
     let tbody, drift, summary, error;
+    /** Per route, the protection counters of the previous refresh (see protectionFlags). */
+    const protMemory = new Map();
     return {
       mount(root) {
         const rollAll = h('button', { type: 'button', class: 'danger', onclick: () => confirmAction(rollbackAllAction(routes)) }, 'Roll back all routes…');
@@ -558,11 +765,13 @@
         summary.textContent = `Routes in match order (first match wins) · live numbers over the last ${data.window_seconds} s · running config v${data.version ?? '?'}`;
         drift.hidden = !data.file_drift;
         drift.textContent = data.file_drift ? `The config file changed: ${data.file_drift}` : '';
+        const now = Date.now();
         tbody.replaceChildren(...routes.map((r) => {
           const usesModern = r.stage !== 'legacy' || r.weight !== 0;
-          return h('tr', { dataset: { route: r.name, stage: r.stage }, class: r.overridden ? 'is-overridden' : null },
+          const flags = protectionFlags(r, protMemory, now);
+          return h('tr', { dataset: { route: r.name, stage: r.stage, protection: flags.map((f) => f.flag).join(' ') }, class: r.overridden ? 'is-overridden' : null },
             h('td', { class: 'num muted' }, String(r.order)),
-            h('td', {}, h('div', { class: 'route-name' }, routeLink(r.name)), h('div', { class: 'match' }, r.match)),
+            h('td', {}, h('div', { class: 'route-name' }, routeLink(r.name)), h('div', { class: 'match' }, r.match), flagBadges(flags, r.name)),
             h('td', {}, h('div', {}, stageCell(r)), overrideTag(r)),
             h('td', {}, shareBar(r)),
             sideCells(r.legacy, r, false),
@@ -590,6 +799,21 @@
     let shadowData = null;
     let shownSample = null;
     let shadowSig = '';
+    let protectionSig = '';
+
+    function drawProtection(r) {
+      const p = r.protection;
+      const sig = JSON.stringify(p);
+      if (sig === protectionSig) return;
+      protectionSig = sig;
+      els.purge.hidden = !(p && p.cache);
+      els.protectionNote.replaceChildren(...(p && protectionConfigured(p)
+        ? ['Counters since this ficus started. Priority ',
+          h('b', { id: 'protection-priority', dataset: { priority: p.priority } }, p.priority),
+          `: ${PRIORITY_HELP[p.priority] || ''}.`]
+        : []));
+      els.protection.replaceChildren(...protectionBody(p));
+    }
 
     function drawShadow(diffs) {
       if (diffs instanceof Error) {
@@ -680,6 +904,9 @@
         els.shadowNote = h('p', { class: 'sub' });
         els.sample = h('section', { class: 'panel sample-panel', id: 'shadow-sample', 'aria-labelledby': 'shadow-sample-title', hidden: true });
         els.reset = h('button', { type: 'button', class: 'danger', id: 'reset-diffs', hidden: true, onclick: () => confirmAction(resetDiffsAction(name, shadowData, () => closeSample())) }, 'Reset comparisons…');
+        els.protection = h('div', { id: 'route-protection' });
+        els.protectionNote = h('p', { class: 'sub' });
+        els.purge = h('button', { type: 'button', class: 'danger', id: 'purge-cache', hidden: true, onclick: () => current && confirmAction(purgeCacheAction(current)) }, 'Purge cache…');
         root.append(
           h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← Migration map')),
           h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, els.title, els.badges), els.meta)),
@@ -688,6 +915,11 @@
             h('div', { class: 'action-buttons' }, els.rollback, els.promote),
             setForm),
           els.cards,
+          h('section', { 'aria-labelledby': 'route-protection-title', class: 'protection-section' },
+            h('div', { class: 'section-head section-head-actions' },
+              h('div', {}, h('h2', { id: 'route-protection-title' }, 'Protection'), els.protectionNote),
+              els.purge),
+            els.protection),
           h('section', { 'aria-labelledby': 'charts-title' },
             h('div', { class: 'section-head' }, els.chartTitle = h('h2', { id: 'charts-title' }, 'Last 15 minutes'), els.chartNote),
             els.charts),
@@ -742,6 +974,7 @@
         }
         els.cards.replaceChildren(statCard('legacy', r.legacy, r), statCard('modern', r.modern, r),
           h('div', { class: 'card share-card' }, h('h3', {}, 'Answered by modern'), shareBar(r), h('p', { class: 'muted' }, `configured: ${r.stage}${r.stage === 'canary' ? ' ' + fmtWeight(r.weight) + ' of users' : ''}`)));
+        drawProtection(r);
         const markers = markersFor(r.events, applied.concat(reverted));
         drawCharts(els.charts, els.chartTitle, els.chartNote, r, markers);
         els.integrity.replaceChildren(...(histories.length ? histories.map(verifyHistory)
@@ -1071,6 +1304,7 @@
       else if (e.kind === 'config.applied') label = `v${e.config_version ?? '?'}`;
       else if (e.kind === 'config.reverted') label = `revert v${e.config_version ?? '?'}`;
       else if (e.kind === 'shadow.reset') label = 'diffs reset';
+      else if (e.kind === 'cache.purged') label = 'purge';
       else label = e.kind;
       const what = eventSummary(e);
       out.push({
@@ -1255,7 +1489,7 @@
         routeFilter = h('input', { id: 'events-route', type: 'search', placeholder: 'any route', spellcheck: 'false', onchange: () => { sig = ''; refreshNow(); } });
         kindFilter = h('select', { id: 'events-kind', onchange: () => { sig = ''; refreshNow(); } },
           h('option', { value: '' }, 'any kind'),
-          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset'].map((k) => h('option', { value: k }, k)));
+          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed'].map((k) => h('option', { value: k }, k)));
         tbody = h('tbody');
         root.append(
           h('div', { class: 'page-head' },
