@@ -1002,3 +1002,50 @@ pub async fn purge_cache(
         changes: Vec::new(),
     }))
 }
+
+/// `GET /api/v1/rollouts`: every rollout and where it is.
+pub async fn rollouts(
+    State(st): State<Arc<AdminState>>,
+) -> ApiResult<Vec<ficus_control::rollout::RolloutView>> {
+    Ok(axum::Json(
+        st.rollouts.as_ref().map(|r| r.status()).unwrap_or_default(),
+    ))
+}
+
+/// `POST /api/v1/rollouts/{route}/{command}`: pause, resume, promote, abort or start.
+pub async fn rollout_command(
+    State(st): State<Arc<AdminState>>,
+    headers: axum::http::HeaderMap,
+    Path((name, command)): Path<(String, String)>,
+    Body(b): Body<MessageBody>,
+) -> ApiResult<ChangeView> {
+    let msg = message(&b.message)?;
+    if !["pause", "resume", "promote", "abort", "start"].contains(&command.as_str()) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-command",
+            format!("no rollout command {command:?}"),
+        )
+        .fix("rollout commands are pause, resume, promote, abort and start"));
+    }
+    let Some(ctl) = &st.rollouts else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-rollout-controller",
+            "this gateway runs no rollout controller",
+        )
+        .fix("rollouts run under `ficus run` and `ficus demo`"));
+    };
+    let snap = st.control.snapshot();
+    if !snap.effective.all_routes().any(|r| r.name == name) {
+        return Err(unknown_route(&name, &snap.effective));
+    }
+    let events = ctl
+        .command(&name, &command, &actor(&st, &headers), msg)
+        .await?;
+    Ok(axum::Json(ChangeView {
+        version: None,
+        events,
+        changes: Vec::new(),
+    }))
+}

@@ -33,6 +33,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the handlers share.
 pub struct AdminState {
     pub control: Arc<ControlPlane>,
+    /// The rollout controller, when one runs.
+    pub rollouts: Option<Arc<ficus_control::rollout::RolloutController>>,
     token: String,
     /// The actor recorded for API changes that do not name one (`x-ficus-actor`).
     pub default_actor: String,
@@ -42,6 +44,21 @@ impl AdminState {
     pub fn new(control: Arc<ControlPlane>, token: String) -> Arc<AdminState> {
         Arc::new(AdminState {
             control,
+            rollouts: None,
+            token,
+            default_actor: "api".into(),
+        })
+    }
+
+    /// The same, with the rollout controller the API commands go to.
+    pub fn with_rollouts(
+        control: Arc<ControlPlane>,
+        token: String,
+        rollouts: Arc<ficus_control::rollout::RolloutController>,
+    ) -> Arc<AdminState> {
+        Arc::new(AdminState {
+            control,
+            rollouts: Some(rollouts),
             token,
             default_actor: "api".into(),
         })
@@ -74,7 +91,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/diffs", get(api::diffs))
         .route("/diffs/samples/{id}", get(api::diff_sample))
         .route("/diffs/{route}/reset", post(api::reset_diffs))
-        .route("/cache/{route}/purge", post(api::purge_cache));
+        .route("/cache/{route}/purge", post(api::purge_cache))
+        .route("/rollouts", get(api::rollouts))
+        .route("/rollouts/{route}/{command}", post(api::rollout_command));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

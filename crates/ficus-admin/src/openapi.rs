@@ -39,6 +39,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: "get", path: "/api/v1/diffs/samples/{id}", summary: "One sample exchange: the request and both responses (sensitive headers redacted) with their differences", mutation: false, body: &[] },
     Endpoint { method: "post", path: "/api/v1/diffs/{route}/reset", summary: "Forget a route's comparisons and samples (an event)", mutation: true, body: &[("message", "string", true)] },
     Endpoint { method: "post", path: "/api/v1/cache/{route}/purge", summary: "Forget a route's cached responses, or one path's (path: as clients send it, with the query); an event", mutation: true, body: &[("path", "string", false), ("message", "string", true)] },
+    Endpoint { method: "get", path: "/api/v1/rollouts", summary: "Every route with [route.rollout]: status (running, paused, waiting, soaking, completed, rolled_back, aborted), step, weight, time in the step and the last verdict with every gate's numbers", mutation: false, body: &[] },
+    Endpoint { method: "post", path: "/api/v1/rollouts/{route}/{command}", summary: "A rollout command: pause, resume, promote (past a manual gate, or now), abort (back to on_rollback) or start (again from the first step); answers the events it recorded", mutation: true, body: &[("message", "string", true)] },
     Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, after, limit); newest first, or oldest first after an id", mutation: false, body: &[] },
 ];
 

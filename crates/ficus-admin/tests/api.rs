@@ -142,6 +142,7 @@ async fn the_openapi_document_matches_the_router() {
             .replace("{number}", "1")
             .replace("{job}", "orders-table")
             .replace("{route}", "orders")
+            .replace("{command}", "pause")
             // Not a sample id: answered 400, which still proves the route exists.
             .replace("{id}", "none");
         let body = (ep.method == "post").then(|| json!({}));

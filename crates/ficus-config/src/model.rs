@@ -109,6 +109,14 @@ pub mod defaults {
     pub const CACHE_MAX_ENTRY_BYTES: u64 = 1024 * 1024;
     /// `Vary` variants kept per URL.
     pub const CACHE_MAX_VARIANTS: usize = 8;
+    /// Rollout: the weights walked, in percent.
+    pub const ROLLOUT_STEPS: [f64; 5] = [1.0, 5.0, 25.0, 50.0, 100.0];
+    /// Rollout: time in a step before it may promote.
+    pub const ROLLOUT_INTERVAL: Duration = Duration::from_secs(60);
+    /// Rollout: requests each side needs in a step before it may promote.
+    pub const ROLLOUT_MIN_REQUESTS: u64 = 100;
+    /// Rollout: a step holding this long pauses the rollout for an operator.
+    pub const ROLLOUT_MAX_STEP_TIME: Duration = Duration::from_secs(30 * 60);
 }
 
 /// The whole, validated configuration.
@@ -508,6 +516,25 @@ pub struct Route {
     pub retry: Option<RetryPolicy>,
     /// `[route.cache]` (`None`: nothing cached).
     pub cache: Option<CachePolicy>,
+    /// `[route.rollout]` (`None`: the weight only changes by hand).
+    pub rollout: Option<RolloutPolicy>,
+}
+
+/// `[route.rollout]`: an automated progressive rollout of the route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutPolicy {
+    /// Steps, per-step minimums and gates, as the judge takes them.
+    pub spec: ficus_rollout::RolloutSpec,
+    /// Steps (weights) that wait for `ficus rollout promote` before they start.
+    pub manual: Vec<f64>,
+    /// The stage after the last step: `modern` (default) or `retired`.
+    pub after: Stage,
+    /// With `after = "modern"`: retire legacy after this long on modern.
+    pub retire_after: Option<Duration>,
+    /// The stage a rollback sends the route to: `shadow` (default) or `legacy`.
+    pub on_rollback: Stage,
+    /// A step holding this long pauses the rollout for an operator (never promotes).
+    pub max_step_time: Duration,
 }
 
 /// `[route.cache]`: a response cache for the route's GETs.

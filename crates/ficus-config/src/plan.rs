@@ -185,6 +185,9 @@ fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
     if old.cache != new.cache {
         what.push("cache".to_string());
     }
+    if old.rollout != new.rollout {
+        what.push("rollout".to_string());
+    }
     if !what.is_empty() {
         out.push(RouteChange::Settings {
             route: new.name.clone(),

@@ -72,6 +72,18 @@ const CACHE_KEYS: &[&str] = &[
     "allow_authorization",
     "allow_set_cookie",
 ];
+const ROLLOUT_KEYS: &[&str] = &[
+    "steps",
+    "interval",
+    "min_requests",
+    "manual",
+    "after",
+    "retire_after",
+    "on_rollback",
+    "max_step_time",
+    "gates",
+];
+const GATE_KEYS: &[&str] = &["error", "latency", "shadow"];
 const RETRY_KEYS: &[&str] = &[
     "attempts",
     "budget",
@@ -105,6 +117,7 @@ const ROUTE_KEYS: &[&str] = &[
     "rate_limit",
     "retry",
     "cache",
+    "rollout",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -1701,6 +1714,23 @@ impl<'s> Validator<'s, '_> {
             }
             None => None,
         };
+        let rollout = match self.table(sec, "rollout") {
+            Some((t, span)) => {
+                if !sec.has("modern") {
+                    self.error(
+                        &span,
+                        format!("{}: [route.rollout] needs a modern upstream", sec.ctx),
+                        Some(
+                            "a rollout moves users from legacy to modern; add modern = \"...\""
+                                .into(),
+                        ),
+                    );
+                }
+                let rsec = Section::new(sec.ctx.clone(), "rollout.", span, t);
+                self.rollout(&rsec)
+            }
+            None => None,
+        };
         let rate_limit = match self.table(sec, "rate_limit") {
             Some((t, span)) => {
                 let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
@@ -1742,7 +1772,242 @@ impl<'s> Validator<'s, '_> {
             rate_limit,
             retry,
             cache,
+            rollout,
         }
+    }
+
+    /// An array of numbers (percentages), reported item by item.
+    fn numbers(&mut self, sec: &Section<'_, '_>, key: &str) -> Option<Vec<f64>> {
+        let e = sec.get(key)?;
+        let DeValue::Array(items) = e.value else {
+            self.type_error(sec, e, "an array of numbers");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::Integer(i) => out.push(int_value(i) as f64),
+                DeValue::Float(f) => out.push(f.as_str().parse::<f64>().unwrap_or(f64::NAN)),
+                other => self.error(
+                    &item.span(),
+                    format!(
+                        "{}: {} must be an array of numbers, found {} in it",
+                        sec.ctx,
+                        sec.key(key),
+                        describe(other)
+                    ),
+                    Some(format!("write e.g. {key} = [1, 5, 25, 50, 100]")),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn rollout(&mut self, sec: &Section<'_, '_>) -> Option<RolloutPolicy> {
+        self.unknown_keys(sec, ROLLOUT_KEYS, &[], "[route.rollout]");
+        let mut spec = ficus_rollout::RolloutSpec {
+            steps: defaults::ROLLOUT_STEPS.to_vec(),
+            step: ficus_rollout::StepSpec {
+                min_requests: defaults::ROLLOUT_MIN_REQUESTS,
+                interval: defaults::ROLLOUT_INTERVAL,
+            },
+            gates: ficus_rollout::Gates::recommended(),
+        };
+        if let Some(steps) = self.numbers(sec, "steps") {
+            spec.steps = steps;
+        }
+        spec.step.interval = self.duration(sec, "interval", defaults::ROLLOUT_INTERVAL);
+        if let Some(n) = self.bounded(
+            sec,
+            "min_requests",
+            1,
+            1_000_000_000,
+            "rollout.min_requests is how many requests each side needs in a step before it may promote",
+        ) {
+            spec.step.min_requests = n as u64;
+        }
+        if let Some((g, gspan)) = self.table(sec, "gates") {
+            let gsec = Section::new(sec.ctx.clone(), "rollout.gates.", gspan, g);
+            self.unknown_keys(&gsec, GATE_KEYS, &[], "[route.rollout.gates]");
+            // Listing any gate means exactly the gates listed.
+            spec.gates = ficus_rollout::Gates::default();
+            let d = ficus_rollout::Gates::recommended();
+            if let Some((t, span)) = self.table(&gsec, "error") {
+                let esec = Section::new(sec.ctx.clone(), "rollout.gates.error.", span, t);
+                self.unknown_keys(
+                    &esec,
+                    &["max_absolute", "max_relative", "alpha", "critical"],
+                    &[],
+                    "[route.rollout.gates] error",
+                );
+                let mut e = d.error.clone().unwrap_or_default();
+                if let Some(n) = self.number(&esec, "max_absolute", 0.0, 100.0, "max_absolute is how many percentage points modern's error rate may exceed legacy's") {
+                    e.max_absolute = n / 100.0;
+                }
+                if let Some(n) = self.number(
+                    &esec,
+                    "max_relative",
+                    1.0,
+                    1000.0,
+                    "max_relative is how many times legacy's error rate modern may reach",
+                ) {
+                    e.max_relative = n;
+                }
+                if let Some(n) = self.number(
+                    &esec,
+                    "alpha",
+                    0.000001,
+                    0.5,
+                    "alpha is the false-rollback probability per step",
+                ) {
+                    e.alpha = n;
+                }
+                e.critical = self.boolean(&esec, "critical", e.critical);
+                spec.gates.error = Some(e);
+            }
+            if let Some((t, span)) = self.table(&gsec, "latency") {
+                let lsec = Section::new(sec.ctx.clone(), "rollout.gates.latency.", span, t);
+                self.unknown_keys(
+                    &lsec,
+                    &[
+                        "max_p99_ratio",
+                        "rank_test",
+                        "alpha",
+                        "min_effect",
+                        "critical",
+                    ],
+                    &[],
+                    "[route.rollout.gates] latency",
+                );
+                let mut l = d.latency.clone().unwrap_or_default();
+                if let Some(n) = self.number(
+                    &lsec,
+                    "max_p99_ratio",
+                    1.0,
+                    1000.0,
+                    "max_p99_ratio is how many times legacy's p99 modern's may reach",
+                ) {
+                    l.max_p99_ratio = n;
+                }
+                l.rank_test = self.boolean(&lsec, "rank_test", l.rank_test);
+                if let Some(n) = self.number(
+                    &lsec,
+                    "alpha",
+                    0.000001,
+                    0.5,
+                    "alpha is the significance of the rank test",
+                ) {
+                    l.alpha = n;
+                }
+                if let Some(n) = self.number(&lsec, "min_effect", 1.0, 1000.0, "min_effect is the median slowdown (modern / legacy) below which the rank test never fails") {
+                    l.min_effect = n;
+                }
+                l.critical = self.boolean(&lsec, "critical", l.critical);
+                spec.gates.latency = Some(l);
+            }
+            if let Some((t, span)) = self.table(&gsec, "shadow") {
+                let ssec = Section::new(sec.ctx.clone(), "rollout.gates.shadow.", span, t);
+                self.unknown_keys(
+                    &ssec,
+                    &["max_rate", "min_compared", "alpha", "critical"],
+                    &[],
+                    "[route.rollout.gates] shadow",
+                );
+                let mut g = ficus_rollout::ShadowGate::default();
+                if let Some(n) = self.number(&ssec, "max_rate", 0.0, 100.0, "max_rate is the highest real-difference rate (percent) of the shadow comparison") {
+                    g.max_rate = n / 100.0;
+                }
+                if let Some(n) = self.bounded(
+                    &ssec,
+                    "min_compared",
+                    1,
+                    1_000_000_000,
+                    "min_compared is how many comparisons the gate needs",
+                ) {
+                    g.min_compared = n as u64;
+                }
+                if let Some(n) = self.number(
+                    &ssec,
+                    "alpha",
+                    0.000001,
+                    0.5,
+                    "alpha is the false-failure probability of the gate",
+                ) {
+                    g.alpha = n;
+                }
+                g.critical = self.boolean(&ssec, "critical", g.critical);
+                spec.gates.shadow = Some(g);
+            }
+        }
+        if let Err(errors) = ficus_rollout::validate(&spec) {
+            for e in errors {
+                let span = sec
+                    .get(e.field.split(['.', '[']).next().unwrap_or(""))
+                    .map_or(sec.span.clone(), |x| x.span.clone());
+                self.error(
+                    &span,
+                    format!("{}: rollout.{}: {}", sec.ctx, e.field, e.problem),
+                    Some(e.fix.clone()),
+                );
+            }
+        }
+        let manual = self.numbers(sec, "manual").unwrap_or_default();
+        for m in &manual {
+            if !spec.steps.contains(m) {
+                let span = sec
+                    .get("manual")
+                    .map_or(sec.span.clone(), |x| x.span.clone());
+                self.error(
+                    &span,
+                    format!("{}: rollout.manual {m} is not one of the steps", sec.ctx),
+                    Some(
+                        "manual lists the steps (weights) that wait for `ficus rollout promote`"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        let stage_key = |v: &mut Self, key: &str, default: Stage, allowed: &[Stage]| -> Stage {
+            match v.string(sec, key) {
+                None => default,
+                Some((s, span)) => match Stage::parse(s).filter(|st| allowed.contains(st)) {
+                    Some(st) => st,
+                    None => {
+                        let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+                        v.error(
+                            &span,
+                            format!("{}: rollout.{key} {:?} is not allowed", sec.ctx, clip(s)),
+                            Some(format!("use one of: {}", names.join(", "))),
+                        );
+                        default
+                    }
+                },
+            }
+        };
+        let after = stage_key(
+            self,
+            "after",
+            Stage::Modern,
+            &[Stage::Modern, Stage::Retired],
+        );
+        let on_rollback = stage_key(
+            self,
+            "on_rollback",
+            Stage::Shadow,
+            &[Stage::Shadow, Stage::Legacy],
+        );
+        let retire_after = sec
+            .has("retire_after")
+            .then(|| self.duration(sec, "retire_after", Duration::ZERO));
+        let max_step_time = self.duration(sec, "max_step_time", defaults::ROLLOUT_MAX_STEP_TIME);
+        Some(RolloutPolicy {
+            spec,
+            manual,
+            after,
+            retire_after,
+            on_rollback,
+            max_step_time,
+        })
     }
 
     // ---- shadow ------------------------------------------------------------------------------

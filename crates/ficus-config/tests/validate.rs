@@ -157,6 +157,7 @@ fn route(name: &str, legacy: &str) -> Route {
         rate_limit: None,
         retry: None,
         cache: None,
+        rollout: None,
     }
 }
 
@@ -394,6 +395,7 @@ fn minimal_config_gets_every_default() {
             rate_limit: None,
             retry: None,
             cache: None,
+            rollout: None,
         },
         access_log: AccessLog {
             enabled: true,
@@ -1769,4 +1771,76 @@ ficus.toml:19:1: error: route "catalog": unknown key "cache.size"
             "docs/configuration.md lacks the row {row:?}"
         );
     }
+}
+
+#[test]
+fn rollout_settings_parse_and_are_checked() {
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+modern = "modern"
+stage = "shadow"
+[route.rollout]
+steps = [1, 10, 100]
+interval = "2m"
+min_requests = 500
+manual = [100]
+retire_after = "1h"
+on_rollback = "legacy"
+[route.rollout.gates]
+error = { max_absolute = 0.5, critical = true }
+shadow = { max_rate = 2, min_compared = 50 }
+"#,
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    let r = c.routes[0].rollout.as_ref().unwrap();
+    assert_eq!(r.spec.steps, [1.0, 10.0, 100.0]);
+    assert_eq!(r.spec.step.interval, Duration::from_secs(120));
+    assert_eq!(r.spec.step.min_requests, 500);
+    assert_eq!(r.manual, [100.0]);
+    assert_eq!((r.after, r.on_rollback), (Stage::Modern, Stage::Legacy));
+    assert_eq!(r.retire_after, Some(Duration::from_secs(3600)));
+    assert_eq!(r.max_step_time, defaults::ROLLOUT_MAX_STEP_TIME);
+    let e = r.spec.gates.error.as_ref().unwrap();
+    assert_eq!((e.max_absolute, e.critical), (0.005, true));
+    assert!(
+        r.spec.gates.latency.is_none(),
+        "listing gates means exactly those"
+    );
+    let s = r.spec.gates.shadow.as_ref().unwrap();
+    assert_eq!((s.max_rate, s.min_compared, s.critical), (0.02, 50, false));
+    // Without [gates]: the recommended error and latency gates, both critical.
+    let text = with_head(
+        "[[route]]\nname = \"orders\"\nlegacy = \"legacy\"\nmodern = \"modern\"\n[route.rollout]\n",
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    let r = c.routes[0].rollout.as_ref().unwrap();
+    assert_eq!(r.spec.steps, defaults::ROLLOUT_STEPS);
+    assert_eq!(r.spec.gates, ficus_rollout::Gates::recommended());
+
+    let text = with_head(
+        r#"[[route]]
+name = "orders"
+legacy = "legacy"
+[route.rollout]
+steps = [50, 10]
+manual = [20]
+after = "canary"
+"#,
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.contains("[route.rollout] needs a modern upstream"),
+        "{errs}"
+    );
+    assert!(errs.contains("rollout.steps"), "{errs}");
+    assert!(
+        errs.contains("rollout.manual 20 is not one of the steps"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("rollout.after \"canary\" is not allowed"),
+        "{errs}"
+    );
 }

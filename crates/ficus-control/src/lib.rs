@@ -11,6 +11,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod events;
+pub mod rollout;
 pub mod shadow;
 pub mod verify;
 
@@ -400,7 +401,30 @@ impl ControlPlane {
             stage,
             weight,
         };
-        self.override_routes(vec![o], actor, "route.set", message)
+        self.override_routes(vec![o], actor, "route.set", message, None)
+            .await
+    }
+
+    /// A route change with its own event kind and evidence merged into the event's data (the
+    /// rollout controller's steps, promotions and rollbacks): one transaction, like every
+    /// change.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn change_route(
+        &self,
+        route: &str,
+        stage: Option<Stage>,
+        weight: Option<Weight>,
+        actor: &str,
+        kind: &str,
+        message: &str,
+        evidence: serde_json::Value,
+    ) -> Result<Applied, ControlError> {
+        let o = Override {
+            route: route.to_string(),
+            stage,
+            weight,
+        };
+        self.override_routes(vec![o], actor, kind, message, Some(evidence))
             .await
     }
 
@@ -437,7 +461,7 @@ impl ControlPlane {
                 weight: Some(Weight::ZERO),
             })
             .collect();
-        self.override_routes(overrides, actor, "route.rollback", message)
+        self.override_routes(overrides, actor, "route.rollback", message, None)
             .await
     }
 
@@ -447,6 +471,7 @@ impl ControlPlane {
         actor: &str,
         kind: &str,
         message: &str,
+        evidence: Option<serde_json::Value>,
     ) -> Result<Applied, ControlError> {
         let _one_at_a_time = self.changes.lock().await;
         let snap = self.snapshot();
@@ -469,14 +494,20 @@ impl ControlPlane {
             .map(|o| {
                 let before = snap.effective.all_routes().find(|r| r.name == o.route);
                 let after = effective.all_routes().find(|r| r.name == o.route);
+                let mut data = serde_json::json!({
+                    "stage": {"from": before.map(|r| r.stage), "to": after.map(|r| r.stage)},
+                    "weight": {"from": before.map(|r| r.weight), "to": after.map(|r| r.weight)},
+                    "file": snap.base.all_routes().find(|r| r.name == o.route)
+                        .map(|r| serde_json::json!({"stage": r.stage, "weight": r.weight})),
+                });
+                if let (Some(serde_json::Value::Object(extra)), Some(d)) =
+                    (evidence.clone(), data.as_object_mut())
+                {
+                    d.extend(extra);
+                }
                 NewEvent::new(actor, kind, message)
                     .with_route(o.route.clone())
-                    .with_data(serde_json::json!({
-                        "stage": {"from": before.map(|r| r.stage), "to": after.map(|r| r.stage)},
-                        "weight": {"from": before.map(|r| r.weight), "to": after.map(|r| r.weight)},
-                        "file": snap.base.all_routes().find(|r| r.name == o.route)
-                            .map(|r| serde_json::json!({"stage": r.stage, "weight": r.weight})),
-                    }))
+                    .with_data(data)
             })
             .collect();
         let committed = self

@@ -790,3 +790,85 @@ pub fn reset_diffs(t: Target, route: &str, message: String) -> ExitCode {
         Ok(())
     })
 }
+
+pub fn rollout_status(t: Target, route: Option<String>) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c.call("GET", "/api/v1/rollouts", None).await?;
+        let all = v.as_array().cloned().unwrap_or_default();
+        let mine: Vec<&Value> = all
+            .iter()
+            .filter(|r| route.as_deref().is_none_or(|n| r["route"] == n))
+            .collect();
+        if t.json {
+            print_json(&Value::Array(mine.into_iter().cloned().collect()));
+            return Ok(());
+        }
+        if mine.is_empty() {
+            println!("no rollout: add [route.rollout] to a route (see docs/rollout.md)");
+        }
+        for r in mine {
+            let steps: Vec<String> = r["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, s)| {
+                    let w = format!("{}%", s.as_f64().unwrap_or(0.0));
+                    if Some(i as u64) == r["step"].as_u64() {
+                        format!("[{w}]")
+                    } else {
+                        w
+                    }
+                })
+                .collect();
+            println!(
+                "{}: {} at step {} of {} ({}), {:.0}s in this step",
+                r["route"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+                r["step"].as_u64().unwrap_or(0) + 1,
+                steps.len(),
+                steps.join(" -> "),
+                r["in_step_s"].as_f64().unwrap_or(0.0)
+            );
+            let v = &r["last_verdict"];
+            if v.is_object() {
+                println!(
+                    "  last verdict: {} ({})",
+                    v["decision"].as_str().unwrap_or(""),
+                    v["reason"].as_str().unwrap_or("")
+                );
+                for g in v["gates"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {:<13} {:<12} {}{}",
+                        g["gate"].as_str().unwrap_or(""),
+                        g["outcome"].as_str().unwrap_or(""),
+                        g["detail"].as_str().unwrap_or(""),
+                        if g["critical"] == true {
+                            ""
+                        } else {
+                            " (not critical)"
+                        }
+                    );
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn rollout_command(t: Target, route: &str, command: &str, message: String) -> ExitCode {
+    let (route, command) = (route.to_string(), command.to_string());
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                &format!("/api/v1/rollouts/{}/{}", encode(&route), encode(&command)),
+                Some(serde_json::json!({ "message": message })),
+            )
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}

@@ -138,6 +138,17 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Automated rollouts: `ficus rollout status`, or `ficus rollout pause|resume|promote|abort|start
+    /// ROUTE -m WHY`.
+    Rollout {
+        /// status | pause | resume | promote | abort | start
+        command: String,
+        route: Option<String>,
+        #[arg(short, long)]
+        message: Option<String>,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// Empty a route's response cache, or one path's entries.
     Purge {
         route: String,
@@ -212,6 +223,23 @@ fn main() -> ExitCode {
             limit,
             target,
         } => client::events(target, route, limit),
+        Command::Rollout {
+            command,
+            route,
+            message,
+            target,
+        } => match (command.as_str(), route, message) {
+            ("status", route, _) => client::rollout_status(target, route),
+            (_, None, _) => {
+                eprintln!("ficus rollout {command}: name the route");
+                ExitCode::from(2)
+            }
+            (_, Some(_), None) => {
+                eprintln!("ficus rollout {command}: say why with -m \"...\" (it is recorded in the audit log)");
+                ExitCode::from(2)
+            }
+            (_, Some(route), Some(m)) => client::rollout_command(target, &route, &command, m),
+        },
         Command::Purge {
             route,
             path,

@@ -232,6 +232,11 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     for a in gw.local_addrs() {
         tracing::info!(addr = %a, workers, "listening");
     }
+    // Automated rollouts tick on this (control) runtime too.
+    let rollouts = ficus_control::rollout::RolloutController::spawn(
+        control.clone(),
+        ficus_control::rollout::TICK,
+    );
     let (admin_stop, admin_task) = if admin.enabled {
         let config_dir = path.parent().unwrap_or_else(|| Path::new("."));
         let (token, source) =
@@ -246,7 +251,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
             })?;
         tracing::info!(addr = %listener.local_addr()?, token = ?source, "admin API, /metrics and dashboard listening");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = ficus_admin::AdminState::new(control.clone(), token);
+        let state =
+            ficus_admin::AdminState::with_rollouts(control.clone(), token, rollouts.clone());
         let task = tokio::spawn(ficus_admin::serve(listener, state, async move {
             let _ = rx.await;
         }));
@@ -287,6 +293,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let grace = gw.table().config.gateway.shutdown_grace;
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
     let (left, ()) = tokio::join!(gw.shutdown(grace), verify.stop());
+    rollouts.stop().await;
     shadow.stop().await;
     if let Some(p) = gateway_events {
         p.stop().await;

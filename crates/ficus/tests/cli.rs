@@ -585,3 +585,50 @@ async fn diffs_commands_rank_show_survive_a_restart_and_reset() {
     let _ = addr;
     stop(child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_commands_show_pause_resume_and_abort() {
+    let dir = temp_dir("rollout");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text = config(&dir, &legacy, &modern, 0).replace(
+        "debug_header = true\n\n[default]",
+        "debug_header = true\n[route.rollout]\nsteps = [10, 100]\nmin_requests = 1000000\n\n[default]",
+    );
+    assert!(text.contains("[route.rollout]"));
+    std::fs::write(&cfg, text).unwrap();
+    let (child, _addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let (code, out, err) = cli(&["rollout", "status"], &admin, &dir);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("orders: running") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "the rollout started: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(out.contains("at step 1 of 2 ([10%] -> 100%)"), "{out}");
+    let (code, out, err) = cli(&["rollout", "pause", "orders", "-m", "lunch"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rollout.paused orders: lunch"), "{out}");
+    let (code, _, err) = cli(&["rollout", "pause", "orders", "-m", "again"], &admin, &dir);
+    assert_eq!(code, 1);
+    assert!(err.contains("409") && err.contains("paused"), "{err}");
+    let (code, out, err) = cli(&["rollout", "resume", "orders", "-m", "back"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rollout.resumed orders: back"), "{out}");
+    let (code, out, err) = cli(
+        &["rollout", "abort", "orders", "-m", "not today"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rollout.aborted orders: not today"), "{out}");
+    let (_, out, _) = cli(&["status"], &admin, &dir);
+    let orders = out.lines().find(|l| l.contains("orders")).unwrap();
+    assert!(orders.contains("shadow"), "aborted to shadow: {out}");
+    stop(child);
+}

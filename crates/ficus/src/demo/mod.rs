@@ -98,6 +98,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         token_file,
         admin_stop,
         admin_task,
+        rollouts,
     } = started;
     let cfg = control.snapshot().effective.clone();
     let gw = control.gateway().clone();
@@ -134,6 +135,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         Seen::default()
     };
 
+    rollouts.stop().await;
     let left = gw.shutdown(GATEWAY_GRACE).await;
     shadow.stop().await;
     if let Some(p) = gateway_events {
@@ -272,6 +274,7 @@ struct Started {
     token_file: Option<PathBuf>,
     admin_stop: tokio::sync::oneshot::Sender<()>,
     admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    rollouts: Arc<ficus_control::rollout::RolloutController>,
 }
 
 /// Binds the admin listener, writes the embedded config (with the real addresses) into the
@@ -324,7 +327,12 @@ async fn start_gateway(
         ficus_admin::auth::TokenSource::Env => None,
     };
     let (admin_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = ficus_admin::AdminState::new(control.clone(), token.clone());
+    let rollouts = ficus_control::rollout::RolloutController::spawn(
+        control.clone(),
+        ficus_control::rollout::TICK,
+    );
+    let state =
+        ficus_admin::AdminState::with_rollouts(control.clone(), token.clone(), rollouts.clone());
     let admin_task = tokio::spawn(ficus_admin::serve(listener, state, async move {
         let _ = stopped.await;
     }));
@@ -336,6 +344,7 @@ async fn start_gateway(
         token_file,
         admin_stop,
         admin_task,
+        rollouts,
     })
 }
 

@@ -1,0 +1,458 @@
+//! The rollout controller with real upstreams, a real gateway and a SQLite store: a healthy
+//! modern is promoted through every step; one failing 30 % of its requests is rolled back
+//! while clients see no GET error; one three times slower is rolled back; too little traffic
+//! holds; a restart resumes at the stored step; a manual gate waits; every decision is an
+//! event with its numbers.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ficus_config::Stage;
+use ficus_control::rollout::{RolloutController, Status};
+use ficus_control::ControlPlane;
+use ficus_proxy::Gateway;
+use ficus_store::{EventFilter, Store};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// A service whose failure share (per mille) and delay can be changed while it runs.
+struct Service {
+    url: String,
+    fail_permille: Arc<AtomicU64>,
+    delay_ms: Arc<AtomicU64>,
+}
+
+async fn service(name: &'static str) -> Service {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let fail_permille = Arc::new(AtomicU64::new(0));
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let n = Arc::new(AtomicU64::new(0));
+    let (f, d) = (fail_permille.clone(), delay_ms.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let (f, d, n) = (f.clone(), d.clone(), n.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |_req: hyper::Request<hyper::body::Incoming>| {
+                        let (f, d, n) = (f.clone(), d.clone(), n.clone());
+                        async move {
+                            let ms = d.load(Ordering::Relaxed);
+                            if ms > 0 {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                            }
+                            // Every (1000 / permille)-th request fails: an exact share.
+                            let i = n.fetch_add(1, Ordering::Relaxed);
+                            let p = f.load(Ordering::Relaxed);
+                            let fail = p > 0 && (i * p) % 1000 < p;
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from(name)));
+                            if fail {
+                                *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                            }
+                            Ok::<_, Infallible>(resp)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    Service {
+        url,
+        fail_permille,
+        delay_ms,
+    }
+}
+
+fn file(legacy: &str, modern: &str, rollout: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+stage = "shadow"
+sticky = "header:x-user"
+[route.shadow]
+sample = 0
+[route.rollout]
+steps = [10, 50, 100]
+interval = "1s"
+min_requests = 40
+{rollout}
+[default]
+legacy = "legacy"
+[access_log]
+enabled = false
+"#
+    )
+}
+
+async fn boot(dir: &Path) -> Arc<ControlPlane> {
+    let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
+        .await
+        .unwrap();
+    let boot = ControlPlane::boot(&dir.join("ficus.toml"), store)
+        .await
+        .unwrap();
+    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
+    ControlPlane::new(boot, Arc::new(gw))
+}
+
+/// Clients sending GETs as many users until stopped; counts answers that were not 200.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    errors: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(cp: &ControlPlane, clients: usize) -> Load {
+        let base = format!("http://{}", cp.gateway().local_addrs()[0]);
+        let (stop, sent, errors) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let tasks = (0..clients)
+            .map(|c| {
+                let (base, stop, sent, errors) =
+                    (base.clone(), stop.clone(), sent.clone(), errors.clone());
+                tokio::spawn(async move {
+                    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                        .build_http::<Full<Bytes>>();
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let req = hyper::Request::get(format!("{base}/orders/{i}"))
+                            .header("x-user", format!("u{c}-{}", i % 97))
+                            .body(Full::new(Bytes::new()))
+                            .unwrap();
+                        match client.request(req).await {
+                            Ok(r) => {
+                                if r.status() != 200 {
+                                    errors.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let _ = r.into_body().collect().await;
+                            }
+                            Err(_) => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            sent,
+            errors,
+            tasks,
+        }
+    }
+
+    async fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn rollout_events(cp: &ControlPlane) -> Vec<ficus_store::Event> {
+    let mut ev = cp
+        .store()
+        .events(EventFilter {
+            route: Some("orders".into()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    ev.reverse();
+    ev.retain(|e| e.kind.starts_with("rollout."));
+    ev
+}
+
+/// Waits (bounded) for a rollout status; on timeout says where it is and why.
+async fn until_status(ctl: &RolloutController, want: Status, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = ctl.status();
+        if v.first().is_some_and(|r| r.status == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {want:?}: {}",
+            serde_json::to_string_pretty(&v).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn status(c: &RolloutController) -> (Status, usize) {
+    let v = c.status();
+    (v[0].status, v[0].step)
+}
+
+fn route(cp: &ControlPlane) -> (Stage, f64) {
+    let snap = cp.snapshot();
+    let r = snap
+        .effective
+        .all_routes()
+        .find(|r| r.name == "orders")
+        .unwrap();
+    (r.stage, r.weight.percent())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_modern_is_promoted_through_every_step() {
+    let (legacy, modern) = (service("legacy").await, service("modern").await);
+    let dir = tempfile::tempdir().unwrap();
+    // Sub-millisecond loopback latencies move a lot when the test machine is busy (tests run
+    // in parallel): the latency gate gets room that real services would not need.
+    let gates =
+        "[route.rollout.gates]\nerror = {}\nlatency = { max_p99_ratio = 5, min_effect = 3 }";
+    std::fs::write(
+        dir.path().join("ficus.toml"),
+        file(&legacy.url, &modern.url, gates),
+    )
+    .unwrap();
+    let cp = boot(dir.path()).await;
+    let ctl = RolloutController::spawn(cp.clone(), Duration::from_millis(50));
+    let load = Load::start(&cp, 8);
+    until_status(&ctl, Status::Completed, 60).await;
+    let (sent, errors) = load.stop().await;
+    assert_eq!(errors, 0, "{sent} requests");
+    assert_eq!(route(&cp), (Stage::Modern, 100.0));
+    let kinds: Vec<String> = rollout_events(&cp)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let decisive: Vec<&str> = kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|k| *k != "rollout.hold")
+        .collect();
+    assert_eq!(
+        decisive,
+        [
+            "rollout.started",
+            "rollout.promoted",
+            "rollout.promoted",
+            "rollout.completed"
+        ]
+    );
+    // Every promotion carries the verdict's numbers.
+    let ev = rollout_events(&cp).await;
+    let promoted = ev.iter().find(|e| e.kind == "rollout.promoted").unwrap();
+    let gates = promoted.data["verdict"]["gates"].as_array().unwrap();
+    assert!(
+        gates
+            .iter()
+            .any(|g| g["gate"] == "error-rate" && g["outcome"] == "pass"),
+        "{}",
+        promoted.data
+    );
+    assert_eq!(promoted.data["weight"]["from"], 10.0);
+    assert_eq!(promoted.data["weight"]["to"], 50.0);
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modern_failing_30_percent_is_rolled_back_and_no_get_fails() {
+    let (legacy, modern) = (service("legacy").await, service("modern").await);
+    modern.fail_permille.store(300, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ficus.toml"),
+        file(&legacy.url, &modern.url, ""),
+    )
+    .unwrap();
+    let cp = boot(dir.path()).await;
+    let ctl = RolloutController::spawn(cp.clone(), Duration::from_millis(50));
+    let load = Load::start(&cp, 8);
+    let started = Instant::now();
+    until_status(&ctl, Status::RolledBack, 30).await;
+    let took = started.elapsed();
+    let (sent, errors) = load.stop().await;
+    assert_eq!(
+        errors, 0,
+        "fallback answered every failed GET ({sent} sent)"
+    );
+    assert_eq!(route(&cp), (Stage::Shadow, 0.0), "back to shadow, weight 0");
+    assert!(
+        took < Duration::from_secs(10),
+        "rolled back in {took:?}, well within the 1 s interval's first steps"
+    );
+    let ev = rollout_events(&cp).await;
+    let back = ev.iter().find(|e| e.kind == "rollout.rolled_back").unwrap();
+    let error_gate = back.data["verdict"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "error-rate")
+        .unwrap();
+    assert_eq!(error_gate["outcome"], "fail", "{}", back.data);
+    assert_eq!(error_gate["confirmed"], true);
+    assert!(
+        back.message.contains("rolled back at 10%"),
+        "{}",
+        back.message
+    );
+    // Terminal: nothing else happens until someone starts it again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status(&ctl).0, Status::RolledBack);
+    assert_eq!(route(&cp), (Stage::Shadow, 0.0));
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modern_three_times_slower_is_rolled_back() {
+    let (legacy, modern) = (service("legacy").await, service("modern").await);
+    legacy.delay_ms.store(5, Ordering::Relaxed);
+    modern.delay_ms.store(15, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ficus.toml"),
+        file(&legacy.url, &modern.url, ""),
+    )
+    .unwrap();
+    let cp = boot(dir.path()).await;
+    let ctl = RolloutController::spawn(cp.clone(), Duration::from_millis(50));
+    let load = Load::start(&cp, 16);
+    until_status(&ctl, Status::RolledBack, 40).await;
+    let _ = load.stop().await;
+    let ev = rollout_events(&cp).await;
+    let back = ev.iter().find(|e| e.kind == "rollout.rolled_back").unwrap();
+    let p99 = back.data["verdict"]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "latency-p99")
+        .unwrap();
+    assert_eq!(p99["outcome"], "fail", "{}", back.data);
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_little_traffic_holds_and_says_what_is_missing() {
+    let (legacy, modern) = (service("legacy").await, service("modern").await);
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        file(&legacy.url, &modern.url, "").replace("min_requests = 40", "min_requests = 100000");
+    std::fs::write(dir.path().join("ficus.toml"), text).unwrap();
+    let cp = boot(dir.path()).await;
+    let ctl = RolloutController::spawn(cp.clone(), Duration::from_millis(50));
+    let load = Load::start(&cp, 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = load.stop().await;
+    assert_eq!(
+        status(&ctl),
+        (Status::Running, 0),
+        "still at the first step"
+    );
+    assert_eq!(route(&cp), (Stage::Canary, 10.0));
+    let ev = rollout_events(&cp).await;
+    let hold = ev
+        .iter()
+        .find(|e| e.kind == "rollout.hold")
+        .expect("a hold event");
+    let missing = &hold.data["verdict"]["missing"];
+    assert!(
+        missing["requests"].as_u64().unwrap() > 90_000,
+        "{}",
+        hold.data
+    );
+    assert!(hold.message.contains("holding at 10%"), "{}", hold.message);
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_gate_waits_and_a_restart_resumes_at_the_stored_step() {
+    let (legacy, modern) = (service("legacy").await, service("modern").await);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ficus.toml"),
+        file(&legacy.url, &modern.url, "manual = [50]"),
+    )
+    .unwrap();
+    let cp = boot(dir.path()).await;
+    let ctl = RolloutController::spawn(cp.clone(), Duration::from_millis(50));
+    let load = Load::start(&cp, 8);
+    until_status(&ctl, Status::Waiting, 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status(&ctl), (Status::Waiting, 0), "it waits");
+    assert_eq!(route(&cp).1, 10.0);
+    let events = ctl
+        .command("orders", "promote", "cli:ana", "looks good")
+        .await
+        .unwrap();
+    assert_eq!(events.last().unwrap().kind, "rollout.promoted");
+    assert_eq!(events.last().unwrap().actor, "cli:ana");
+    assert_eq!(route(&cp), (Stage::Canary, 50.0));
+    let _ = load.stop().await;
+    ctl.stop().await;
+    let err = {
+        // A command that does not fit the state is refused and changes nothing.
+        let c2 = RolloutController::spawn(cp.clone(), Duration::from_secs(3600));
+        let e = c2
+            .command("orders", "resume", "cli:ana", "x")
+            .await
+            .unwrap_err();
+        c2.stop().await;
+        e
+    };
+    assert!(err.to_string().contains("only a paused rollout"), "{err}");
+
+    // Restart: a new gateway and control plane from the same file and store.
+    cp.gateway().shutdown(Duration::from_secs(1)).await;
+    drop(cp);
+    let cp = boot(dir.path()).await;
+    assert_eq!(
+        route(&cp),
+        (Stage::Canary, 50.0),
+        "the weight override survived"
+    );
+    let ctl = RolloutController::spawn(cp.clone(), Duration::from_millis(50));
+    ctl.tick_now().await.unwrap();
+    assert_eq!(
+        status(&ctl),
+        (Status::Running, 1),
+        "resumed at the 50 % step"
+    );
+    let kinds: Vec<String> = rollout_events(&cp)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        !kinds.iter().skip(3).any(|k| k == "rollout.started"),
+        "not started over: {kinds:?}"
+    );
+    ctl.stop().await;
+}
