@@ -339,7 +339,10 @@ fn the_demo_serves_the_dashboard_and_its_printed_commands_work() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["users", "orders", "catalog", "reports", "default"]);
+    assert_eq!(
+        names,
+        ["users", "orders", "catalog", "accounts", "stock", "reports", "default"]
+    );
 
     // The printed commands, as printed (with this test's binary).
     let (ok, out) = ficus(&["status", "--admin", &admin]);

@@ -50,11 +50,13 @@ enum Call {
     NewOrder,
     CatalogItem,
     DailyReport,
+    Account,
+    Stock,
     Health,
 }
 
 /// The mix and each call's relative weight: mostly reads by id, like real traffic.
-const MIX: [(Call, u64); 8] = [
+const MIX: [(Call, u64); 10] = [
     (Call::User, 4),
     (Call::Users, 1),
     (Call::Order, 4),
@@ -62,6 +64,8 @@ const MIX: [(Call, u64); 8] = [
     (Call::NewOrder, 1),
     (Call::CatalogItem, 3),
     (Call::DailyReport, 1),
+    (Call::Account, 4),
+    (Call::Stock, 4),
     (Call::Health, 1),
 ];
 
@@ -86,6 +90,8 @@ impl Call {
             Call::Order | Call::Orders | Call::NewOrder => "orders",
             Call::CatalogItem => "catalog",
             Call::DailyReport => "reports",
+            Call::Account => "accounts",
+            Call::Stock => "stock",
             Call::Health => "default",
         }
     }
@@ -113,6 +119,12 @@ impl Call {
                 Bytes::new(),
             ),
             Call::DailyReport => (Method::GET, "/reports/daily".into(), Bytes::new()),
+            Call::Account => (Method::GET, format!("/accounts/{id}"), Bytes::new()),
+            Call::Stock => (
+                Method::GET,
+                format!("/stock/sku-{}", 1000 + r % 40),
+                Bytes::new(),
+            ),
             Call::Health => (Method::GET, "/health".into(), Bytes::new()),
         }
     }

@@ -41,6 +41,9 @@ const GATEWAY_GRACE: Duration = Duration::from_secs(2);
 const USERS: u64 = 50;
 /// How long the admin listener gets to finish its requests at the end.
 const ADMIN_GRACE: Duration = Duration::from_secs(2);
+/// When the demo makes modern's /stock start failing, and how much of it.
+const STOCK_FAULT_AT: Duration = Duration::from_secs(25);
+const STOCK_FAULT_RATE: f64 = 0.5;
 
 /// Options of `ficus demo`.
 #[derive(clap::Args, Debug, Clone)]
@@ -126,6 +129,17 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }));
     let shadow =
         ficus_control::shadow::ShadowFlusher::spawn(control.clone(), cfg.shadow.flush_interval);
+    // Midway, modern's /stock starts failing: the rollout of route stock is rolled back.
+    let switch = modern.fault_switch();
+    let fault = tokio::spawn(async move {
+        tokio::time::sleep(STOCK_FAULT_AT).await;
+        switch.fail(STOCK_FAULT_RATE, Some("/stock"));
+        screen::emit(&format!(
+            "\n{}s: the modern service now fails {:.0}% of /stock requests; watch the judge roll route stock back (`ficus rollout status`); fallback keeps every GET answered\n",
+            STOCK_FAULT_AT.as_secs(),
+            STOCK_FAULT_RATE * 100.0
+        ));
+    });
     let gateway_events = ficus_control::events::EventPump::spawn(control.clone());
     let order: Vec<String> = cfg.all_routes().map(|r| r.name.clone()).collect();
     // Nobody reads the instructions (`ficus demo | head`): nothing to show, stop right away.
@@ -135,6 +149,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         Seen::default()
     };
 
+    fault.abort();
     rollouts.stop().await;
     let left = gw.shutdown(GATEWAY_GRACE).await;
     shadow.stop().await;
@@ -493,7 +508,7 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_config_has_one_route_per_stage() {
+    fn the_embedded_config_has_one_route_per_stage_and_two_rollouts() {
         let cfg = demo_config(None);
         let stages: Vec<(&str, Stage)> = cfg
             .all_routes()
@@ -505,10 +520,19 @@ mod tests {
                 ("users", Stage::Modern),
                 ("orders", Stage::Canary),
                 ("catalog", Stage::Shadow),
+                ("accounts", Stage::Legacy),
+                ("stock", Stage::Legacy),
                 ("reports", Stage::Legacy),
                 ("default", Stage::Legacy),
             ]
         );
+        let rollouts: Vec<&str> = cfg
+            .routes
+            .iter()
+            .filter(|r| r.rollout.is_some())
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(rollouts, ["accounts", "stock"]);
         assert!(
             cfg.all_routes().all(|r| r.debug_header),
             "everyone should see who answered"

@@ -94,6 +94,14 @@ pub fn intro(s: &Setup<'_>) -> String {
         format!("curl -i {gw}/catalog/sku-1001"),
         "stage shadow: legacy answers, modern gets a copy".into(),
     ));
+    tries.push((
+        format!("curl -i {gw}/accounts/7 -H 'x-user-id: u-7'"),
+        "automated rollout: the judge takes modern from 20% to 100% in about a minute".into(),
+    ));
+    tries.push((
+        format!("curl -i {gw}/stock/sku-1001 -H 'x-user-id: u-7'"),
+        "automated rollout that modern breaks 25 s in: rolled back by the judge".into(),
+    ));
     tries.push((format!("curl -i {gw}/reports/daily"), "stage legacy".into()));
     commands(
         &mut out,
@@ -199,6 +207,10 @@ fn control(out: &mut String, a: &Admin<'_>) {
             format!("{p} rollback orders -m \"modern errors\" --admin {url}{auth}"),
         ),
         ("the audit log", format!("{p} events --admin {url}")),
+        (
+            "the automated rollouts: steps, status, each gate's numbers",
+            format!("{p} rollout status --admin {url}"),
+        ),
     ] {
         let _ = writeln!(out, "  # {comment}\n  {command}");
     }

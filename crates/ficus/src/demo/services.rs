@@ -68,22 +68,29 @@ struct Faults {
     /// Share of requests answered 503, in hundredths of a percent (0..=10000).
     fail_basis_points: AtomicU32,
     delay_ms: AtomicU64,
+    /// Only requests under this path prefix fail (`None`: every request).
+    fail_path: std::sync::Mutex<Option<String>>,
 }
 
 impl Faults {
     /// Waits the configured delay, then says whether this request fails.
-    async fn strike(&self) -> bool {
+    async fn strike(&self, path: &str) -> bool {
         let delay = self.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         let bp = u64::from(self.fail_basis_points.load(Ordering::Relaxed));
-        bp > 0 && random_u64() % 10_000 < bp
+        let in_scope = match &*self.fail_path.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(prefix) => path.starts_with(prefix.as_str()),
+            None => true,
+        };
+        bp > 0 && in_scope && random_u64() % 10_000 < bp
     }
 
     fn describe(&self) -> Value {
         json!({
             "fail_rate": f64::from(self.fail_basis_points.load(Ordering::Relaxed)) / 10_000.0,
+            "fail_path": *self.fail_path.lock().unwrap_or_else(|p| p.into_inner()),
             "delay_ms": self.delay_ms.load(Ordering::Relaxed),
         })
     }
@@ -97,6 +104,7 @@ struct State {
 /// A running sample service.
 pub struct Service {
     addr: SocketAddr,
+    state: Arc<State>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -112,8 +120,18 @@ impl Service {
             flavor,
             faults: Faults::default(),
         });
-        let task = tokio::spawn(serve(listener, state, stopped));
-        Ok(Service { addr, stop, task })
+        let task = tokio::spawn(serve(listener, state.clone(), stopped));
+        Ok(Service {
+            addr,
+            state,
+            stop,
+            task,
+        })
+    }
+
+    /// A handle on the service's fault switch that outlives borrows of the service.
+    pub fn fault_switch(&self) -> FaultSwitch {
+        FaultSwitch(self.state.clone())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -124,6 +142,23 @@ impl Service {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// Turns a sample service's injected failures on or off from the demo itself.
+pub struct FaultSwitch(Arc<State>);
+
+impl FaultSwitch {
+    /// Makes `rate` (0..=1) of the requests under `path` fail with 503 from now on.
+    pub fn fail(&self, rate: f64, path: Option<&str>) {
+        let bp = (rate.clamp(0.0, 1.0) * 10_000.0).round() as u32;
+        *self
+            .0
+            .faults
+            .fail_path
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = path.map(str::to_string);
+        self.0.faults.fail_basis_points.store(bp, Ordering::Relaxed);
     }
 }
 
@@ -178,7 +213,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         );
         return reply(flavor, status, value);
     }
-    if state.faults.strike().await {
+    if state.faults.strike(path).await {
         let value = json!({
             "error": "injected failure",
             "detail": "the modern service was told to fail a share of its requests",
@@ -220,10 +255,12 @@ fn control(faults: &Faults, method: &str, path: &str, query: Option<&str>) -> (S
             match query_param(query, "rate").and_then(|r| r.parse::<f64>().ok()) {
                 Some(rate) if (0.0..=1.0).contains(&rate) => {
                     let bp = (rate * 10_000.0).round() as u32;
+                    *faults.fail_path.lock().unwrap_or_else(|p| p.into_inner()) =
+                        query_param(query, "path").map(str::to_string);
                     faults.fail_basis_points.store(bp, Ordering::Relaxed);
                     (StatusCode::OK, faults.describe())
                 }
-                _ => bad("give the share of requests to fail as ?rate=R with R from 0 to 1, e.g. ?rate=0.3"),
+                _ => bad("give the share of requests to fail as ?rate=R with R from 0 to 1, e.g. ?rate=0.3 (and ?path=/stock to fail only those)"),
             }
         }
         ("POST", "/_control/delay") => {
@@ -266,6 +303,17 @@ pub(crate) fn api(flavor: Flavor, method: &str, path: &str, body: &[u8]) -> (Sta
         ("POST", ["orders"]) => create_order(flavor, body),
         ("GET", ["catalog", sku]) if !sku.is_empty() => ok(catalog_item(flavor, sku)),
         ("GET", ["reports", "daily"]) => ok(daily_report()),
+        ("GET", ["accounts", id]) => by_id(
+            id,
+            "account",
+            |id| json!({ "id": id, "currency": "EUR", "balance": money_number(mix(id) % 100_000) }),
+        ),
+        ("GET", ["stock", sku]) if !sku.is_empty() => {
+            let h = hash_bytes(sku.as_bytes());
+            ok(
+                json!({ "sku": sku, "available": h % 250, "warehouse": pick(&["north", "south", "east"], h >> 9) }),
+            )
+        }
         _ => (
             StatusCode::NOT_FOUND,
             json!({ "error": "not found", "path": path }),
@@ -658,11 +706,22 @@ mod tests {
             StatusCode::OK
         );
         let (_, shown) = control(&f, "GET", "/_control", None);
-        assert_eq!(shown, json!({ "fail_rate": 0.3, "delay_ms": 250 }));
+        assert_eq!(
+            shown,
+            json!({ "fail_rate": 0.3, "fail_path": null, "delay_ms": 250 })
+        );
         assert_eq!(
             control(&f, "POST", "/_control/fail", Some("rate=0")).0,
             StatusCode::OK
         );
         assert_eq!(f.fail_basis_points.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_fault_can_be_scoped_to_a_path() {
+        let f = Faults::default();
+        control(&f, "POST", "/_control/fail", Some("rate=1&path=/stock"));
+        assert!(f.strike("/stock/sku-1").await);
+        assert!(!f.strike("/accounts/1").await, "other paths are spared");
     }
 }
