@@ -117,6 +117,10 @@ pub mod defaults {
     pub const ROLLOUT_MIN_REQUESTS: u64 = 100;
     /// Rollout: a step holding this long pauses the rollout for an operator.
     pub const ROLLOUT_MAX_STEP_TIME: Duration = Duration::from_secs(30 * 60);
+    /// A webhook POST that takes longer is abandoned (and retried).
+    pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Tries after the first failed POST of an event.
+    pub const WEBHOOK_RETRIES: u32 = 3;
 }
 
 /// The whole, validated configuration.
@@ -141,6 +145,8 @@ pub struct Config {
     pub verify: Vec<VerifyJob>,
     /// `[shadow]`: mirror bounds and the noise filter.
     pub shadow: ShadowSettings,
+    /// `[[webhook]]`: where events are POSTed as JSON.
+    pub webhooks: Vec<Webhook>,
 }
 
 impl Config {
@@ -518,6 +524,16 @@ pub struct Route {
     pub cache: Option<CachePolicy>,
     /// `[route.rollout]` (`None`: the weight only changes by hand).
     pub rollout: Option<RolloutPolicy>,
+}
+
+/// `[[webhook]]`: events whose kind starts with one of `events` are POSTed to `url` as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub url: Uri,
+    /// Kind prefixes, e.g. `rollout.` or `breaker.`; default `["rollout."]`.
+    pub events: Vec<String>,
+    pub timeout: Duration,
+    pub retries: u32,
 }
 
 /// `[route.rollout]`: an automated progressive rollout of the route.

@@ -18,7 +18,7 @@ use crate::suggest::{did_you_mean, nearest};
 use crate::units::{self, UnitError};
 use crate::{Diagnostic, Diagnostics};
 
-const TOP_LEVEL: [(&str, &str); 11] = [
+const TOP_LEVEL: [(&str, &str); 12] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -30,6 +30,7 @@ const TOP_LEVEL: [(&str, &str); 11] = [
     ("store", "store = \"URL\""),
     ("verify", "[[verify]]"),
     ("shadow", "[shadow]"),
+    ("webhook", "[[webhook]]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -632,6 +633,10 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.shadow_settings(e),
             None => ShadowSettings::default(),
         };
+        let webhooks = match find("webhook") {
+            Some(e) => self.webhooks(e),
+            None => Vec::new(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -678,7 +683,70 @@ impl<'s> Validator<'s, '_> {
             store,
             verify,
             shadow,
+            webhooks,
         })
+    }
+
+    fn webhooks(&mut self, e: &Entry<'_, '_>) -> Vec<Webhook> {
+        let tables = self.array_of_tables(e, "webhook", "[[webhook]]");
+        let mut out = Vec::new();
+        for (i, (table, span)) in tables.into_iter().enumerate() {
+            let sec = Section::new(format!("webhook #{}", i + 1), "", span, table);
+            self.unknown_keys(
+                &sec,
+                &["url", "events", "timeout", "retries"],
+                &[],
+                "[[webhook]]",
+            );
+            let url = match self.string(&sec, "url") {
+                Some((u, uspan)) => match u.parse::<Uri>() {
+                    Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
+                        Some(uri)
+                    }
+                    _ => {
+                        self.error(
+                            &uspan,
+                            format!("{}: url {:?} is not an http:// URL", sec.ctx, clip(u)),
+                            Some("write the receiver's address, e.g. url = \"http://127.0.0.1:9000/hooks/ficus\" (https is not supported yet: put a local relay in front)".into()),
+                        );
+                        None
+                    }
+                },
+                None => {
+                    if !sec.has("url") {
+                        self.error(
+                            &sec.span,
+                            format!("{}: missing url", sec.ctx),
+                            Some("add url = \"http://...\"".into()),
+                        );
+                    }
+                    None
+                }
+            };
+            let events = match self.strings(&sec, "events") {
+                Some((items, _)) => items.into_iter().map(|(s, _)| s.to_string()).collect(),
+                None => vec!["rollout.".to_string()],
+            };
+            let timeout = self.duration(&sec, "timeout", defaults::WEBHOOK_TIMEOUT);
+            let retries = self
+                .bounded(
+                    &sec,
+                    "retries",
+                    0,
+                    10,
+                    "retries is how many more times a failed POST is tried",
+                )
+                .map_or(defaults::WEBHOOK_RETRIES, |n| n as u32);
+            if let Some(url) = url {
+                out.push(Webhook {
+                    url,
+                    events,
+                    timeout,
+                    retries,
+                });
+            }
+        }
+        out
     }
 
     fn gateway(&mut self, e: &Entry<'_, '_>) -> Gateway {

@@ -322,6 +322,7 @@ fn full_config_parses_into_the_model() {
         store: "postgres://ficus@db.internal/ficus".into(),
         verify: Vec::new(),
         shadow: ShadowSettings::default(),
+        webhooks: Vec::new(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -411,6 +412,7 @@ fn minimal_config_gets_every_default() {
         store: "sqlite:///etc/ficus/ficus.db".into(),
         verify: Vec::new(),
         shadow: ShadowSettings::default(),
+        webhooks: Vec::new(),
     };
     assert_eq!(config, expected);
 }
@@ -1843,4 +1845,36 @@ after = "canary"
         errs.contains("rollout.after \"canary\" is not allowed"),
         "{errs}"
     );
+}
+
+#[test]
+fn webhooks_parse_and_are_checked() {
+    let text = format!(
+        "{HEAD}\n[[webhook]]\nurl = \"http://127.0.0.1:9000/hook\"\n\n[[webhook]]\nurl = \"http://hooks.internal/ficus\"\nevents = [\"rollout.\", \"breaker.\"]\ntimeout = \"500ms\"\nretries = 0\n"
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(c.webhooks.len(), 2);
+    assert_eq!(c.webhooks[0].events, ["rollout."]);
+    assert_eq!(
+        (c.webhooks[0].timeout, c.webhooks[0].retries),
+        (defaults::WEBHOOK_TIMEOUT, defaults::WEBHOOK_RETRIES)
+    );
+    assert_eq!(c.webhooks[1].events, ["rollout.", "breaker."]);
+    assert_eq!(
+        (c.webhooks[1].timeout, c.webhooks[1].retries),
+        (Duration::from_millis(500), 0)
+    );
+    let text = format!("{HEAD}\n[[webhook]]\nurl = \"https://x/y\"\nretries = 11\n");
+    let errs = errors(&text);
+    assert!(
+        errs.contains("url \"https://x/y\" is not an http:// URL"),
+        "{errs}"
+    );
+    assert!(errs.contains("retries 11 is out of range"), "{errs}");
+    let doc = include_str!("../../../docs/configuration.md");
+    assert!(doc.contains("| `timeout` | duration | `\"2s\"` |"));
+    assert!(doc.contains(&format!(
+        "| `retries` | integer | `{}` |",
+        defaults::WEBHOOK_RETRIES
+    )));
 }

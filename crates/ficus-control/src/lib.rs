@@ -14,6 +14,7 @@ pub mod events;
 pub mod rollout;
 pub mod shadow;
 pub mod verify;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

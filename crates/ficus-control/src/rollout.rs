@@ -92,6 +92,7 @@ struct Live {
 
 struct Inner {
     control: Arc<ControlPlane>,
+    hooks: crate::webhook::Webhooks,
     live: Mutex<HashMap<String, Live>>,
     kick: Notify,
     tick: Duration,
@@ -110,6 +111,7 @@ impl RolloutController {
     /// Starts the controller on the current (control) runtime, judging every `tick`.
     pub fn spawn(control: Arc<ControlPlane>, tick: Duration) -> Arc<RolloutController> {
         let inner = Arc::new(Inner {
+            hooks: crate::webhook::Webhooks::spawn(control.clone()),
             control,
             live: Mutex::new(HashMap::new()),
             kick: Notify::new(),
@@ -334,7 +336,8 @@ impl Inner {
         let state = State { status, step };
         let mut data = serde_json::json!({ "rollout": state });
         merge(&mut data, evidence);
-        self.control
+        let applied = self
+            .control
             .change_route(
                 &r.name,
                 Some(Stage::Canary),
@@ -345,6 +348,7 @@ impl Inner {
                 data,
             )
             .await?;
+        applied.events.iter().for_each(|e| self.hooks.offer(e));
         let prev_legacy = self
             .live
             .lock()
@@ -375,9 +379,11 @@ impl Inner {
     ) -> Result<(), ControlError> {
         let mut data = serde_json::json!({ "rollout": state });
         merge(&mut data, evidence);
-        self.control
+        let applied = self
+            .control
             .change_route(&r.name, Some(stage), weight, actor, kind, message, data)
             .await?;
+        applied.events.iter().for_each(|e| self.hooks.offer(e));
         let live = self.fresh(&r.name, state);
         self.live
             .lock()
@@ -413,7 +419,9 @@ impl Inner {
         {
             l.state = state;
         }
-        Ok(ev.remove(0))
+        let ev = ev.remove(0);
+        self.hooks.offer(&ev);
+        Ok(ev)
     }
 
     /// The window of the current step: both sides' totals since it began.

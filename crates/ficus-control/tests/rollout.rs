@@ -73,6 +73,40 @@ async fn service(name: &'static str) -> Service {
     }
 }
 
+/// A webhook receiver recording the JSON bodies it gets.
+async fn receiver() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let got: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let g = g.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let g = g.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            if let Ok(v) = serde_json::from_slice(&body) {
+                                g.lock().unwrap().push(v);
+                            }
+                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (url, got)
+}
+
 fn file(legacy: &str, modern: &str, rollout: &str) -> String {
     format!(
         r#"
@@ -288,11 +322,19 @@ async fn a_modern_failing_30_percent_is_rolled_back_and_no_get_fails() {
     let (legacy, modern) = (service("legacy").await, service("modern").await);
     modern.fail_permille.store(300, Ordering::Relaxed);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("ficus.toml"),
-        file(&legacy.url, &modern.url, ""),
-    )
-    .unwrap();
+    // A webhook receiver, and a dead one that must not hold anything up.
+    let (hook_url, received) = receiver().await;
+    let dead = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{a}/hook")
+    };
+    let text = format!(
+        "{}\n[[webhook]]\nurl = \"{hook_url}\"\n[[webhook]]\nurl = \"{dead}\"\ntimeout = \"100ms\"\nretries = 1\n",
+        file(&legacy.url, &modern.url, "")
+    );
+    std::fs::write(dir.path().join("ficus.toml"), text).unwrap();
     let cp = boot(dir.path()).await;
     let ctl = RolloutController::spawn(cp.clone(), Duration::from_millis(50));
     let load = Load::start(&cp, 8);
@@ -324,6 +366,29 @@ async fn a_modern_failing_30_percent_is_rolled_back_and_no_get_fails() {
         "{}",
         back.message
     );
+    // The webhook got the decisions as JSON, the dead one did not stop anything.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kinds: Vec<String> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+            .collect();
+        if kinds.iter().any(|k| k == "rollout.rolled_back") {
+            assert_eq!(
+                kinds.first().map(String::as_str),
+                Some("rollout.started"),
+                "{kinds:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no webhook for the rollback: {kinds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Terminal: nothing else happens until someone starts it again.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(status(&ctl).0, Status::RolledBack);
