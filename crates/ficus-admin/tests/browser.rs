@@ -7,7 +7,10 @@
 //! field, shows its difference rate on the map, the field in its page's field tree, and a
 //! sample's two answers side by side with the differing line marked. A route with a rate
 //! limit and a cache shows both on its page (429s counted, cache hits) and on the map (a
-//! flag while it limits), and purges its cache with the token.
+//! flag while it limits), and purges its cache with the token. A route with a rollout that
+//! needs more requests than it gets holds at its first step: its page shows the step
+//! timeline, the hold with what it still needs, and pauses it with the token; the map shows
+//! the rollout's state.
 //!
 //! Without Chromium (`/usr/bin/chromium`, or `FICUS_CHROMIUM`), the test prints a note and
 //! passes, unless `FICUS_REQUIRE_SERVICES=1` (as in CI), where it fails.
@@ -23,6 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ficus_admin::AdminState;
 use ficus_config::Stage;
+use ficus_control::rollout::RolloutController;
 use ficus_control::ControlPlane;
 use ficus_proxy::Gateway;
 use ficus_store::Store;
@@ -99,6 +103,18 @@ burst = {SEARCH_BURST}
 key = "route"
 [route.cache]
 ttl = "60s"
+[[route]]
+name = "checkout"
+path_prefix = "/checkout"
+legacy = "legacy"
+modern = "modern"
+sticky = "header:x-user"
+[route.rollout]
+steps = [10, 100]
+# The shortest interval: the judge's reason counts down the step's time, and a hold is
+# recorded whenever the reason changes; after 1 s it holds only for the requests.
+interval = "1s"
+min_requests = 1000000
 [default]
 legacy = "legacy"
 [access_log]
@@ -119,6 +135,7 @@ struct Env {
     admin: String,
     proxy: String,
     control: Arc<ControlPlane>,
+    _rollouts: Arc<RolloutController>,
     _dir: tempfile::TempDir,
 }
 
@@ -171,12 +188,16 @@ async fn env() -> Env {
         .unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", l.local_addr().unwrap());
-    let state = AdminState::new(control.clone(), TOKEN.into());
+    // The rollout controller, ticking fast: checkout starts at its first step at once and
+    // holds there (it never gets its million requests).
+    let rollouts = RolloutController::spawn(control.clone(), Duration::from_millis(100));
+    let state = AdminState::with_rollouts(control.clone(), TOKEN.into(), rollouts.clone());
     tokio::spawn(ficus_admin::serve(l, state, std::future::pending()));
     Env {
         admin,
         proxy,
         control,
+        _rollouts: rollouts,
         _dir: dir,
     }
 }
@@ -331,13 +352,23 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     let names = page
         .wait_for(
             "the map's rows",
-            "(() => { const r = [...document.querySelectorAll('#map tbody tr[data-route]')].map(t => t.dataset.route); return r.length === 6 && r; })()",
+            "(() => { const r = [...document.querySelectorAll('#map tbody tr[data-route]')].map(t => t.dataset.route); return r.length === 7 && r; })()",
         )
         .await;
     assert_eq!(
         names,
-        serde_json::json!(["orders", "users", "catalog", "reports", "search", "default"])
+        serde_json::json!([
+            "orders", "users", "catalog", "reports", "search", "checkout", "default"
+        ])
     );
+    // The rollout's state beside the stage.
+    let tag = page
+        .wait_for(
+            "checkout's rollout state in the map",
+            "(() => { const t = document.querySelector('#map tr[data-route=checkout] .rollout-tag[data-status=running]'); return t && t.innerText; })()",
+        )
+        .await;
+    assert_eq!(tag, "rollout 10% · running");
     let orders_row = page
         .eval("document.querySelector('#map tr[data-route=orders]').innerText")
         .await
@@ -956,6 +987,125 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         .await
         .unwrap();
 
+    // The rollout route: its step timeline at the first step, the hold with what it still
+    // needs, a pause with the token.
+    page.click("nav a[data-nav=map]").await.unwrap();
+    page.wait_for(
+        "the checkout row",
+        "document.querySelector('#map tr[data-route=checkout] .route-name a')",
+    )
+    .await;
+    page.click("#map tr[data-route=checkout] .route-name a")
+        .await
+        .unwrap();
+    let steps = page
+        .wait_for(
+            "the rollout's step timeline",
+            "(() => { const s = [...document.querySelectorAll('#rollout-steps li[data-step]:not([data-step=end])')]; return s.length === 2 && s.map(li => [li.dataset.state, li.innerText.replace(/\\s+/g, ' ')]); })()",
+        )
+        .await;
+    assert_eq!(steps[0][0], "current", "{steps}");
+    assert_eq!(steps[1][0], "upcoming", "{steps}");
+    let first = steps[0][1].as_str().unwrap();
+    assert!(
+        first.contains("step 1") && first.contains("10%") && first.contains("running"),
+        "{steps}"
+    );
+    let hold = page
+        .wait_for(
+            "the hold verdict with the requests it needs",
+            "(() => { const v = document.querySelector('#rollout-verdict[data-decision=hold]'); const m = v && v.querySelector('dd[data-missing=requests]'); return m && { requests: Number(m.dataset.value), gates: [...v.querySelectorAll('tr.gate')].map(t => [t.dataset.gate, t.dataset.outcome]), text: v.innerText }; })()",
+        )
+        .await;
+    assert!(
+        hold["requests"].as_u64() > Some(999_000),
+        "modern needs about a million more requests: {hold}"
+    );
+    assert!(
+        hold["text"].as_str().unwrap().contains("more"),
+        "the missing numbers are shown: {hold}"
+    );
+    assert!(
+        hold["gates"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["error-rate", "inconclusive"])),
+        "no data is no pass: {hold}"
+    );
+    page.wait_for(
+        "the start in the rollout history and on the charts",
+        "document.querySelector('#rollout-history tr[data-kind=\"rollout.started\"]') && document.querySelector('#chart-requests .marker-rollout-started')",
+    )
+    .await;
+    page.wait_for(
+        "Pause enabled, Resume not",
+        "!document.querySelector('#rollout-pause').disabled && document.querySelector('#rollout-resume').disabled && document.querySelector('#rollout-start').disabled",
+    )
+    .await;
+    page.click("#rollout-pause").await.unwrap();
+    page.wait_for(
+        "the pause confirm dialog",
+        "document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-title').textContent.includes('checkout')",
+    )
+    .await;
+    page.fill(
+        "#confirm-message",
+        "browser test: hold the checkout rollout",
+    )
+    .await
+    .unwrap();
+    let asks_token = page
+        .eval("!document.querySelector('#confirm-token-row').hidden")
+        .await
+        .unwrap();
+    if asks_token == Value::Bool(true) {
+        page.fill("#confirm-token", TOKEN).await.unwrap();
+    }
+    page.click("#confirm-ok").await.unwrap();
+    let shown = page
+        .wait_for(
+            "the recorded rollout.paused event",
+            "(() => { const r = document.querySelector('#result.result-ok'); return r && !r.hidden && r.innerText.includes('rollout.paused') && r.innerText; })()",
+        )
+        .await;
+    assert!(
+        shown
+            .as_str()
+            .unwrap()
+            .contains("browser test: hold the checkout rollout"),
+        "{shown}"
+    );
+    page.wait_for(
+        "the rollout paused on the page",
+        "document.querySelector('#rollout-status')?.dataset.status === 'paused' && document.querySelector('#rollout-steps li[data-step=\"0\"]')?.innerText.includes('paused') && !document.querySelector('#rollout-resume').disabled && document.querySelector('#rollout-pause').disabled",
+    )
+    .await;
+    let status = api(&format!("{}/api/v1/rollouts", e.admin)).await;
+    let checkout = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "checkout")
+        .expect("checkout's rollout");
+    assert_eq!(
+        (&checkout["status"], &checkout["step"]),
+        (&Value::from("paused"), &Value::from(0)),
+        "{checkout}"
+    );
+    assert_eq!(route_stage(&e.control, "checkout"), (Stage::Canary, 10.0));
+    // A hold in the history shows its evidence when clicked.
+    page.click("#rollout-history tr[data-kind=\"rollout.hold\"] button")
+        .await
+        .unwrap();
+    page.wait_for(
+        "a hold's evidence",
+        "document.querySelector('#rollout-evidence .verdict-block[data-decision=hold] dd[data-missing=requests]')",
+    )
+    .await;
+    page.screenshot(WIDTH, &screenshot_path("rollout"))
+        .await
+        .unwrap();
+
     // The refused rollback is the one failed load the browser should have logged.
     let problems: Vec<&String> = page
         .problems
@@ -967,13 +1117,14 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
         "the page logged problems: {problems:#?}"
     );
     eprintln!(
-        "screenshots: {}, {}, {}, {}, {}, {}",
+        "screenshots: {}, {}, {}, {}, {}, {}, {}",
         screenshot_path("map").display(),
         screenshot_path("refused").display(),
         screenshot_path("route").display(),
         screenshot_path("versions").display(),
         screenshot_path("shadow").display(),
-        screenshot_path("protection").display()
+        screenshot_path("protection").display(),
+        screenshot_path("rollout").display()
     );
     drop(page);
     drop(browser);

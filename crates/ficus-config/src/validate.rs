@@ -2206,52 +2206,41 @@ impl<'s> Validator<'s, '_> {
             return s;
         };
         self.unknown_keys(&sec, SHADOW_KEYS, &[], "[shadow]");
-        let count =
-            |v: &mut Self, key: &str, min: i128, max: i128, slot: &mut usize, what: &str| {
-                if let Some((n, span)) = v.integer(&sec, key) {
-                    if (min..=max).contains(&n) {
-                        *slot = n as usize;
-                    } else {
-                        v.error(
-                            &span,
-                            format!("[shadow]: {key} {} is out of range", v.raw(&span)),
-                            Some(format!("{what}: from {min} to {max} (default {})", *slot)),
-                        );
-                    }
-                }
-            };
-        count(
-            self,
-            "queue",
-            1,
-            1 << 20,
-            &mut s.queue,
-            "queue is how many mirrored requests may wait for the mirror worker",
-        );
-        count(
-            self,
-            "max_in_flight",
-            1,
-            10_000,
-            &mut s.max_in_flight,
-            "max_in_flight is how many mirror exchanges run at once",
-        );
-        count(
-            self,
-            "samples_per_field",
-            0,
-            100,
-            &mut s.samples_per_field,
-            "samples_per_field is how many example exchanges are kept per field path",
-        );
-        count(
-            self,
-            "max_fields",
-            1,
-            1_000_000,
-            &mut s.max_fields,
-            "max_fields bounds the (route, endpoint, field) keys tracked",
-        );
+        let counts: [(&str, i128, i128, &mut usize, &str); 4] = [
+            (
+                "queue",
+                1,
+                1 << 20,
+                &mut s.queue,
+                "queue is how many mirrored requests may wait for the mirror worker",
+            ),
+            (
+                "max_in_flight",
+                1,
+                10_000,
+                &mut s.max_in_flight,
+                "max_in_flight is how many mirror exchanges run at once",
+            ),
+            (
+                "samples_per_field",
+                0,
+                100,
+                &mut s.samples_per_field,
+                "samples_per_field is how many example exchanges are kept per field path",
+            ),
+            (
+                "max_fields",
+                1,
+                1_000_000,
+                &mut s.max_fields,
+                "max_fields bounds the (route, endpoint, field) keys tracked",
+            ),
+        ];
+        for (key, min, max, slot, what) in counts {
+            if let Some(n) = self.bounded(&sec, key, min, max, what) {
+                *slot = n as usize;
+            }
+        }
         if let Some((n, span)) = self.size(&sec, "max_body") {
             if n == 0 || n > 64 * 1024 * 1024 {
                 self.error(
@@ -2267,32 +2256,22 @@ impl<'s> Validator<'s, '_> {
                 s.max_body = n;
             }
         }
-        let fraction = |v: &mut Self, key: &str, slot: &mut f64| {
-            let Some(e) = sec.get(key) else {
-                return;
-            };
-            let n = match e.value {
-                DeValue::Integer(i) => Some(int_value(i) as f64),
-                DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-                _ => None,
-            };
-            match n {
-                Some(n) if (0.0..=100.0).contains(&n) => *slot = n / 100.0,
-                _ => v.error(
-                    &e.span,
-                    format!(
-                        "[shadow]: {key} must be a percentage from 0 to 100, found {}",
-                        v.raw(&e.span)
-                    ),
-                    Some(format!(
-                        "write e.g. {key} = {} (the default)",
-                        *slot * 100.0
-                    )),
-                ),
+        for (key, slot, what) in [
+            (
+                "noise_relative",
+                &mut s.noise_relative,
+                "noise_relative is how much more often (percent of its own rate) a field must differ legacy-vs-modern than legacy-vs-legacy to count as real",
+            ),
+            (
+                "noise_absolute",
+                &mut s.noise_absolute,
+                "noise_absolute is by how many percentage points a field's legacy-vs-modern rate must exceed its legacy-vs-legacy rate to count as real",
+            ),
+        ] {
+            if let Some(n) = self.number(&sec, key, 0.0, 100.0, what) {
+                *slot = n / 100.0;
             }
-        };
-        fraction(self, "noise_relative", &mut s.noise_relative);
-        fraction(self, "noise_absolute", &mut s.noise_absolute);
+        }
         // parse_duration refuses zero.
         s.flush_interval = self.duration(&sec, "flush_interval", defaults::SHADOW_FLUSH_INTERVAL);
         s

@@ -1435,9 +1435,9 @@ ficus.toml:22:12: error: route "catalog": shadow.headers "bad header" is not a h
 ficus.toml:23:1: error: route "catalog": unknown key "shadow.samples"
   help: did you mean "shadow.sample"?
 ficus.toml:26:9: error: [shadow]: queue 0 is out of range
-  help: queue is how many mirrored requests may wait for the mirror worker: from 1 to 1048576 (default 1024)
-ficus.toml:27:18: error: [shadow]: noise_relative must be a percentage from 0 to 100, found 150
-  help: write e.g. noise_relative = 20 (the default)
+  help: queue is how many mirrored requests may wait for the mirror worker: from 1 to 1048576
+ficus.toml:27:18: error: [shadow]: noise_relative 150 is out of range
+  help: noise_relative is how much more often (percent of its own rate) a field must differ legacy-vs-modern than legacy-vs-legacy to count as real: from 0 to 100
 ficus.toml:28:18: error: [shadow]: flush_interval "0s" must be greater than zero
   help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
     );

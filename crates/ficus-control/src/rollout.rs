@@ -333,38 +333,38 @@ impl Inner {
         evidence: serde_json::Value,
     ) -> Result<(), ControlError> {
         let weight = p.spec.steps.get(step).copied().unwrap_or(100.0);
-        let state = State { status, step };
-        let mut data = serde_json::json!({ "rollout": state });
-        merge(&mut data, evidence);
-        let applied = self
-            .control
-            .change_route(
-                &r.name,
-                Some(Stage::Canary),
-                Weight::from_percent(weight),
-                actor,
-                kind,
-                message,
-                data,
-            )
-            .await?;
-        applied.events.iter().for_each(|e| self.hooks.offer(e));
+        // The step ending now stands in for legacy where the next one gives it no traffic.
         let prev_legacy = self
             .live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&r.name)
             .and_then(|l| self.window(&r.name, l).map(|w| w.legacy));
-        let mut live = self.fresh(&r.name, state);
-        live.prev_legacy = prev_legacy;
-        self.live
+        let state = State { status, step };
+        self.finish(
+            r,
+            Stage::Canary,
+            Weight::from_percent(weight),
+            state,
+            actor,
+            kind,
+            message,
+            evidence,
+        )
+        .await?;
+        if let Some(l) = self
+            .live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(r.name.clone(), live);
+            .get_mut(&r.name)
+        {
+            l.prev_legacy = prev_legacy;
+        }
         Ok(())
     }
 
-    /// Moves the route to a final or rollback stage (weight 0 on rollback) with its event.
+    /// Moves the route to `stage` (and `weight`) with its event carrying the new state, and
+    /// restarts the windows.
     #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,

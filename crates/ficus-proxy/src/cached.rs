@@ -44,14 +44,7 @@ pub(crate) async fn serve(
     side: Side,
     started: Instant,
 ) -> (Response<ResponseBody>, Answered) {
-    let host = crate::router::request_host(&parts.uri, &parts.headers).unwrap_or("");
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let key = CacheKey {
-        route: cache.key(side),
-        method: &parts.method,
-        host,
-        path_and_query: pq,
-    };
+    let key = key(cache, parts, side);
     let fetch = fetch(
         route,
         conn,
@@ -99,6 +92,16 @@ pub(crate) async fn serve(
             )
             .await
         }
+    }
+}
+
+/// The cache key of a request: the side's key prefix, method, host, path and query.
+fn key<'a>(cache: &'a RouteCache, parts: &'a Parts, side: Side) -> CacheKey<'a> {
+    CacheKey {
+        route: cache.key(side),
+        method: &parts.method,
+        host: crate::router::request_host(&parts.uri, &parts.headers).unwrap_or(""),
+        path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
     }
 }
 
@@ -204,14 +207,7 @@ fn refresh(
     let index = route.index;
     tokio::spawn(async move {
         let route = &table.routes()[index];
-        let host = crate::router::request_host(&parts.uri, &parts.headers).unwrap_or("");
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let key = CacheKey {
-            route: cache.key(side),
-            method: &parts.method,
-            host,
-            path_and_query: pq,
-        };
+        let key = key(&cache, &parts, side);
         let f = fetch(
             route,
             &conn,

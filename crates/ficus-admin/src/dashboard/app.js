@@ -101,6 +101,15 @@
   /** What an event did, in one line, from its data. */
   function eventSummary(e) {
     const d = e.data || {};
+    if (e.kind && e.kind.startsWith('rollout.') && d.rollout) {
+      // rollout.step is the step it is at after the event; step_weight the weight judged.
+      const parts = [`step ${Number(d.rollout.step) + 1}, ${d.rollout.status ? d.rollout.status.replace('_', ' ') : '?'}`];
+      if (d.stage && d.weight && typeof d.stage === 'object' && (d.stage.from !== d.stage.to || d.weight.from !== d.weight.to)) {
+        parts.push(eventSummary(Object.assign({}, e, { kind: 'route.set' })));
+      }
+      if (d.verdict) parts.push(`verdict ${d.verdict.decision}${d.step_weight !== undefined ? ` at ${fmtWeight(d.step_weight)}` : ''}`);
+      return parts.join(' · ');
+    }
     if (d.stage && d.weight && typeof d.stage === 'object') {
       const part = (name, x, f) => (x.from === x.to ? `${name} ${f(x.to)}` : `${name} ${f(x.from)} → ${f(x.to)}`);
       const w = (v) => (v === null || v === undefined ? '?' : fmtWeight(v));
@@ -754,10 +763,11 @@
             tbody));
       },
       async refresh() {
-        const [data, jobs, diffs] = await Promise.all([
+        const [data, jobs, diffs, rollouts] = await Promise.all([
           api('/api/v1/routes'),
           api('/api/v1/verify').catch(() => []),
           api('/api/v1/diffs').catch(() => []),
+          api('/api/v1/rollouts').catch(() => []),
         ]);
         routes = data.routes;
         error.replaceChildren();
@@ -769,10 +779,14 @@
         tbody.replaceChildren(...routes.map((r) => {
           const usesModern = r.stage !== 'legacy' || r.weight !== 0;
           const flags = protectionFlags(r, protMemory, now);
-          return h('tr', { dataset: { route: r.name, stage: r.stage, protection: flags.map((f) => f.flag).join(' ') }, class: r.overridden ? 'is-overridden' : null },
+          const ro = rollouts.find((x) => x.route === r.name) || null;
+          return h('tr', { dataset: { route: r.name, stage: r.stage, protection: flags.map((f) => f.flag).join(' '), rollout: ro ? ro.status : null }, class: r.overridden ? 'is-overridden' : null },
             h('td', { class: 'num muted' }, String(r.order)),
             h('td', {}, h('div', { class: 'route-name' }, routeLink(r.name)), h('div', { class: 'match' }, r.match), flagBadges(flags, r.name)),
-            h('td', {}, h('div', {}, stageCell(r)), overrideTag(r)),
+            h('td', {}, h('div', { class: 'nowrap' }, stageCell(r)),
+              // A running rollout acts through overrides: its state says why the route differs
+              // from the file (the tooltip says what the file has), in less room than both tags.
+              ro && ROLLOUT_ACTIVE.includes(ro.status) ? rolloutTag(ro, r) : [overrideTag(r), rolloutTag(ro)]),
             h('td', {}, shareBar(r)),
             sideCells(r.legacy, r, false),
             sideCells(r.modern, r, true),
@@ -789,6 +803,330 @@
     };
   }
 
+  // ---- progressive rollouts (GET /api/v1/rollouts, the route's rollout.* events)
+
+  const ROLLOUT_STATUS = {
+    running: 'running',
+    paused: 'paused',
+    waiting: 'waiting for promote',
+    soaking: 'soaking',
+    completed: 'completed',
+    rolled_back: 'rolled back',
+    aborted: 'aborted',
+  };
+  const ROLLOUT_STATUS_HELP = {
+    running: 'the controller judges the step every second and promotes, holds or rolls back on its own',
+    paused: 'stopped for an operator (a command, a step held longer than max_step_time, or a change by hand): Resume continues',
+    waiting: 'the step passed; the next step is a manual gate: Promote starts it',
+    soaking: 'every user on modern; waiting retire_after before retiring legacy',
+    completed: 'done: the route is on its `after` stage',
+    rolled_back: 'a critical gate failed: the route went to on_rollback at weight 0; Start begins again from the first step',
+    aborted: 'an operator sent the route to on_rollback; Start begins again from the first step',
+  };
+  const ROLLOUT_KINDS = ['rollout.started', 'rollout.promoted', 'rollout.hold', 'rollout.waiting', 'rollout.rolled_back', 'rollout.completed', 'rollout.paused', 'rollout.resumed', 'rollout.aborted'];
+  /** Statuses in which the controller still owns the route's weight. */
+  const ROLLOUT_ACTIVE = ['running', 'paused', 'waiting', 'soaking'];
+  const isRolloutEvent = (e) => typeof e.kind === 'string' && e.kind.startsWith('rollout.');
+  const rolloutStatusLabel = (s) => ROLLOUT_STATUS[s] || s;
+
+  /** 12 s, 4 min 5 s, 2 h 10 min. */
+  function fmtDuration(s) {
+    if (s === null || s === undefined || !Number.isFinite(Number(s))) return '—';
+    const t = Math.max(0, Math.floor(Number(s)));
+    if (t < 60) return `${t} s`;
+    if (t < 3600) return `${Math.floor(t / 60)} min${t % 60 ? ` ${t % 60} s` : ''}`;
+    return `${Math.floor(t / 3600)} h${Math.floor((t % 3600) / 60) ? ` ${Math.floor((t % 3600) / 60)} min` : ''}`;
+  }
+  /** A rate (a fraction) as a percentage with enough digits: 1.25%, 0.031%, 0%. */
+  function fmtRatio(x) {
+    if (x === null || x === undefined) return '—';
+    const p = Number(x) * 100;
+    if (p === 0) return '0%';
+    if (Math.abs(p) >= 1) return `${p.toFixed(2)}%`;
+    return `${Number(p.toPrecision(2))}%`;
+  }
+  function fmtP(p) {
+    if (p === null || p === undefined) return '—';
+    if (p < 1e-4) return p.toExponential(1);
+    return String(Number(p.toPrecision(2)));
+  }
+  const fmtX = (x) => (x === null || x === undefined ? '—' : `${num(x, 2)}×`);
+
+  /** The map's and the route header's one-line rollout state: "rollout 25% · running". */
+  function rolloutTag(ro, r) {
+    if (!ro) return null;
+    const w = ro.weight === null || ro.weight === undefined ? '' : ` ${fmtWeight(ro.weight)}`;
+    let text;
+    if (ro.status === 'rolled_back') text = `rollout rolled back at${w || ' step ' + (ro.step + 1)}`;
+    else if (ro.status === 'aborted') text = `rollout aborted at${w || ' step ' + (ro.step + 1)}`;
+    else if (ro.status === 'completed') text = 'rollout completed';
+    else text = `rollout${w} · ${rolloutStatusLabel(ro.status)}`;
+    return h('div', {
+      class: `rollout-tag rollout-${ro.status}`,
+      dataset: { status: ro.status, step: ro.step },
+      title: `step ${ro.step + 1} of ${ro.steps.length} (${ro.steps.map(fmtWeight).join(' → ')}): ${ROLLOUT_STATUS_HELP[ro.status] || ro.status}${r && r.overridden ? `; an override of the file, which says ${r.file.stage}${r.file.stage === 'canary' ? ' ' + fmtWeight(r.file.weight) : ''}` : ''}`,
+    }, text);
+  }
+
+  /**
+   * The route's `[route.rollout]` as the running config file writes it (GET /api/v1/config),
+   * read line by line: `manual`, `after`, `on_rollback`, `interval`, `min_requests`,
+   * `max_step_time`, and whether the section is there at all. Best effort: the rollout API
+   * does not say which steps are manual gates; a key written another way (an inline table)
+   * is simply not shown. null when the file has no `[route.rollout]` for the route.
+   */
+  function scanRolloutConfig(text, route) {
+    if (!text) return null;
+    let inRoute = false;
+    let section = null;
+    let pending = null;
+    const value = (raw) => {
+      const v = raw.trim();
+      if (v.startsWith('[')) return v.slice(1, v.lastIndexOf(']')).split(',').map((x) => x.trim()).filter((x) => x !== '').map(Number).filter((x) => !Number.isNaN(x));
+      if (v.startsWith('"')) return v.slice(1, v.indexOf('"', 1));
+      return Number(v);
+    };
+    const strip = (line) => {
+      let q = false;
+      for (let i = 0; i < line.length; i++) {
+        if (line[i] === '"' && line[i - 1] !== '\\') q = !q;
+        else if (line[i] === '#' && !q) return line.slice(0, i);
+      }
+      return line;
+    };
+    const blocks = [];
+    let block = null;
+    for (const rawLine of text.split('\n')) {
+      let line = strip(rawLine).trim();
+      if (pending) {
+        pending.text += ' ' + line;
+        if (!line.includes(']')) continue;
+        line = pending.text;
+        pending = null;
+      }
+      if (!line) continue;
+      const header = line.match(/^\[\[?\s*([^\]]+?)\s*\]\]?$/);
+      if (header) {
+        if (line.startsWith('[[')) {
+          inRoute = header[1] === 'route';
+          block = inRoute ? { name: null, rollout: null } : null;
+          if (block) blocks.push(block);
+          section = null;
+        } else {
+          section = header[1];
+          if (inRoute && section === 'route.rollout' && block) block.rollout = {};
+        }
+        continue;
+      }
+      const kv = line.match(/^([A-Za-z0-9_-]+)\s*=\s*(.*)$/);
+      if (!kv || !block) continue;
+      if (kv[2].startsWith('[') && !kv[2].includes(']')) { pending = { text: line }; continue; }
+      if (section === null && kv[1] === 'name') block.name = value(kv[2]);
+      else if (section === 'route.rollout' && block.rollout) block.rollout[kv[1]] = value(kv[2]);
+    }
+    const mine = blocks.find((b) => b.name === route);
+    return mine && mine.rollout ? mine.rollout : null;
+  }
+
+  /** Step indices that are manual gates: from the file, from `rollout.waiting` events, from the status. */
+  function manualSteps(ro, cfg, events) {
+    const out = new Set();
+    if (cfg && Array.isArray(cfg.manual)) {
+      for (const w of cfg.manual) {
+        const i = ro.steps.findIndex((s) => Math.abs(s - w) < 1e-9);
+        if (i >= 0) out.add(i);
+      }
+    }
+    for (const e of events) {
+      const st = e.data && e.data.rollout;
+      if (e.kind === 'rollout.waiting' && st && Number.isInteger(st.step)) out.add(st.step + 1);
+    }
+    if (ro.status === 'waiting') out.add(ro.step + 1);
+    return out;
+  }
+
+  /** The step timeline: one chip per step, then where the route ends up (`r`: the route now). */
+  function stepTimeline(ro, cfg, events, r) {
+    const manual = manualSteps(ro, cfg, events);
+    const ended = ['completed', 'soaking'].includes(ro.status);
+    const stopped = ro.status === 'rolled_back' || ro.status === 'aborted';
+    const chips = ro.steps.map((w, i) => {
+      let state;
+      if (ended) state = 'done';
+      else if (i < ro.step) state = 'done';
+      else if (i === ro.step) state = stopped ? ro.status : ro.status === 'waiting' ? 'passed' : 'current';
+      else state = stopped ? 'skipped' : 'upcoming';
+      const isManual = manual.has(i);
+      let note;
+      if (state === 'done') note = '✓ passed';
+      else if (state === 'passed') note = '✓ passed · waiting';
+      else if (state === 'current') note = `${rolloutStatusLabel(ro.status)} · ${fmtDuration(ro.in_step_s)}`;
+      else if (state === 'rolled_back') note = '✗ rolled back here';
+      else if (state === 'aborted') note = '✗ aborted here';
+      else if (state === 'skipped') note = 'not reached';
+      else if (isManual && i === ro.step + 1 && ro.status === 'waiting') note = 'manual gate: Promote';
+      else note = i === ro.step + 1 ? 'next' : 'upcoming';
+      return h('li', {
+        class: `step step-${state}${isManual ? ' step-manual' : ''}`,
+        dataset: { step: i, state, manual: isManual ? 'true' : null, weight: w },
+        'aria-current': state === 'current' || state === 'passed' ? 'step' : null,
+        title: `step ${i + 1} of ${ro.steps.length}: ${fmtWeight(w)} of users on modern${isManual ? '; a manual gate: it waits for Promote (ficus rollout promote) before it starts' : ''}`,
+      },
+      h('span', { class: 'step-n muted small' }, `step ${i + 1}`, isManual ? h('span', { class: 'step-manual-tag' }, 'manual') : null),
+      h('span', { class: 'step-weight' }, fmtWeight(w)),
+      h('span', { class: 'step-note small' }, note));
+    });
+    const after = cfg && typeof cfg.after === 'string' ? cfg.after : null;
+    // Where a rollback or an abort sent the route: its stage now (unless changed since), else the file's on_rollback.
+    const back = r && r.weight === 0 ? r.stage : cfg && typeof cfg.on_rollback === 'string' ? cfg.on_rollback : null;
+    let end;
+    if (stopped) end = { state: 'back', main: back ? `${back} · 0%` : 'weight 0', note: `${ro.status === 'aborted' ? 'aborted' : 'rolled back'}: on_rollback, weight 0` };
+    else if (ro.status === 'soaking') end = { state: 'current', main: 'modern', note: `soaking ${fmtDuration(ro.in_step_s)}, then retired` };
+    else if (ro.status === 'completed') end = { state: 'done', main: after || 'done', note: '✓ completed' };
+    else end = { state: 'upcoming', main: after || 'modern', note: 'after the last step' };
+    chips.push(h('li', { class: `step step-end step-${end.state}`, dataset: { step: 'end', state: end.state } },
+      h('span', { class: 'step-n muted small' }, stopped ? 'now' : 'then'),
+      h('span', { class: 'step-weight' }, end.main),
+      h('span', { class: 'step-note small' }, end.note)));
+    return h('ol', { class: `rollout-steps rollout-${ro.status}`, id: 'rollout-steps', 'aria-label': `rollout steps of ${ro.route}` }, chips);
+  }
+
+  const decisionBadge = (d) => h('span', { class: `decision decision-${d}`, dataset: { decision: d } }, d === 'rollback' ? 'roll back' : d);
+  const outcomeBadge = (o) => h('span', { class: `outcome outcome-${o}` }, o);
+
+  /** One gate's numbers in five cells: modern, legacy, limit, confidence. */
+  function gateCells(g) {
+    const o = g.observed || {};
+    const c = (...x) => h('td', { class: 'num' }, ...x);
+    const sub = (t) => h('div', { class: 'muted small' }, t);
+    if (o.problem !== undefined) return [h('td', { colspan: 4, class: 'muted' }, `no numbers: ${o.problem}`)];
+    switch (g.gate) {
+      case 'error-rate':
+        return [
+          c(fmtRatio(o.modern_rate), sub(`${num(o.modern_errors, 0)} errors / ${num(o.modern_requests, 0)}`)),
+          c(fmtRatio(o.legacy_rate), sub(`${num(o.legacy_errors, 0)} errors / ${num(o.legacy_requests, 0)}`)),
+          c(o.limit === null || o.limit === undefined ? '—' : `≤ ${fmtRatio(o.limit)}`, sub('modern\'s rate')),
+          c(`modern ≥ ${fmtRatio(o.modern_lower_bound)}`, sub(`confirms above ${fmtRatio(o.confirm_limit)} · legacy ≤ ${fmtRatio(o.legacy_upper_bound)} · α ${o.alpha}`)),
+        ];
+      case 'latency-p99':
+        return [
+          c(`p99 ${fmtMs(o.modern_p99_ms)}`, sub(`${num(o.modern_samples, 0)} samples`)),
+          c(`p99 ${fmtMs(o.legacy_p99_ms)}`, sub(`${num(o.legacy_samples, 0)} samples`)),
+          c(`ratio ≤ ${num(o.max_ratio, 2)}`, sub(`now ${fmtX(o.ratio)}`)),
+          c(h('span', { class: 'muted' }, '—')),
+        ];
+      case 'latency-rank':
+        return [
+          c(`median ${fmtMs(o.modern_median_ms)}`, sub(`${num(o.modern_samples, 0)} samples`)),
+          c(`median ${fmtMs(o.legacy_median_ms)}`, sub(`${num(o.legacy_samples, 0)} samples`)),
+          c(`median ratio > ${num(o.min_effect, 2)}`, sub(`now ${fmtX(o.median_ratio)}`)),
+          c(`p = ${fmtP(o.p_value)}`, sub(`slower if p < ${o.alpha}, confirms < ${fmtP(o.confirm_alpha)} · z ${num(o.z, 2)} · U ${num(o.u, 1)} (${num(o.u_expected, 1)} expected)`)),
+        ];
+      case 'shadow-diff':
+        return [
+          c(`${fmtRatio(o.differing_rate)} differ`, sub(`${num(o.compared, 0)} compared, needs ${num(o.min_compared, 0)}`)),
+          c(h('span', { class: 'muted' }, '—')),
+          c(`≤ ${fmtRatio(o.max_rate)}`, sub('difference rate')),
+          c(`≥ ${fmtRatio(o.lower_bound)}`, sub(`lower bound · α ${o.alpha}`)),
+        ];
+      default:
+        return [h('td', { colspan: 4 }, h('code', {}, JSON.stringify(o)))];
+    }
+  }
+
+  const MISSING = [
+    ['requests', 'modern requests', (v) => num(v, 0)],
+    ['legacy_requests', 'legacy requests', (v) => num(v, 0)],
+    ['shadow_compared', 'shadow comparisons', (v) => num(v, 0)],
+    ['time', 'time in the step', fmtDuration],
+  ];
+
+  /** A verdict: the decision and its reason, what a hold still needs, every gate's numbers. */
+  function verdictBlock(v, id, caption) {
+    const missing = v.missing || null;
+    return h('div', { class: `verdict-block verdict-${v.decision}`, id: id || null, dataset: { decision: v.decision } },
+      h('p', { class: 'verdict-head' }, decisionBadge(v.decision), ' ', caption ? h('span', { class: 'muted small' }, caption, ' · ') : null, h('span', { class: 'verdict-reason' }, v.reason)),
+      missing ? h('dl', { class: 'verdict-missing', 'aria-label': 'what the step still needs' },
+        h('dt', { class: 'missing-title' }, 'Still needs'),
+        MISSING.filter(([k]) => Number(missing[k]) > 0).map(([k, label, f]) => h('div', { class: 'missing-item' },
+          h('dd', { dataset: { missing: k, value: missing[k] } }, k === 'time' ? `${f(missing[k])} more` : `${f(missing[k])} more`),
+          h('dt', {}, label)))) : null,
+      v.gates && v.gates.length
+        ? h('table', { class: 'gates' },
+          h('thead', {}, h('tr', {}, ['Gate', 'Outcome', 'Modern', 'Legacy', 'Passes when', 'Confidence', 'Detail'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 5 ? 'num' : null }, t)))),
+          h('tbody', {}, v.gates.map((g) => h('tr', { class: `gate gate-${g.outcome}${g.confirmed ? ' gate-confirmed' : ''}`, dataset: { gate: g.gate, outcome: g.outcome, confirmed: String(g.confirmed) } },
+            h('th', { scope: 'row' }, h('code', {}, g.gate), h('div', { class: 'muted small' }, g.critical ? 'critical: rolls back when confirmed' : 'advisory: holds, never rolls back')),
+            h('td', {}, outcomeBadge(g.outcome), g.confirmed ? h('div', { class: 'bad small' }, 'confirmed') : null),
+            gateCells(g),
+            h('td', { class: 'gate-detail small' }, g.detail)))))
+        : h('p', { class: 'muted small' }, 'No gate is enabled: only the step\'s time and request counts decide.'));
+  }
+
+  /** Events newest first, consecutive holds at the same step folded into one row. */
+  function foldHolds(events) {
+    const rows = [];
+    for (const e of events) {
+      const prev = rows[rows.length - 1];
+      const step = e.data && e.data.rollout ? e.data.rollout.step : null;
+      if (e.kind === 'rollout.hold' && prev && prev.event.kind === 'rollout.hold' && prev.step === step) {
+        prev.count++;
+        prev.oldest = e;
+        continue;
+      }
+      rows.push({ event: e, step, count: 1, oldest: e });
+    }
+    return rows;
+  }
+
+  /** The evidence of one rollout event: what moved, and its verdict when it has one. */
+  function eventEvidence(e, fold) {
+    const d = e.data || {};
+    const lines = [];
+    const what = eventSummary(e);
+    if (what) lines.push(what);
+    if (d.command) lines.push(`operator command ${d.command} by ${e.actor}`);
+    if (fold && fold.count > 1) lines.push(`${fold.count} holds from ${fmtTime(fold.oldest.at)} to ${fmtTime(e.at)} (the newest shown)`);
+    return h('div', { class: 'rollout-evidence', id: 'rollout-evidence', dataset: { event: e.id } },
+      h('p', { class: 'small' }, h('b', {}, `${e.kind} · event #${e.id}`), ` · ${fmtDateTime(e.at)} · by ${e.actor}`, lines.length ? ` · ${lines.join(' · ')}` : ''),
+      d.verdict ? verdictBlock(d.verdict, null, d.step_weight !== undefined ? `judged at ${fmtWeight(d.step_weight)}` : null)
+        : h('p', { class: 'muted small' }, 'No verdict in this event: a state change (an operator\'s command, or the controller starting, resuming or pausing) rather than a judged step.'));
+  }
+
+  function rolloutAction(route, command, ro, cfg) {
+    const enc = encodeURIComponent(route);
+    const at = ro ? `step ${ro.step + 1} of ${ro.steps.length} (${ro.weight === null ? '?' : fmtWeight(ro.weight)}), ${rolloutStatusLabel(ro.status)}` : 'not started';
+    const next = ro && ro.steps[ro.step + 1];
+    const base = { path: `/api/v1/rollouts/${enc}/${command}`, payload: (message) => ({ message }), danger: false };
+    switch (command) {
+      case 'pause':
+        return Object.assign(base, { title: `Pause the rollout of ${route}`, button: 'Pause rollout', message: 'rollout paused from the dashboard',
+          what: `The controller stops judging ${route} (now ${at}); the weight stays where it is until Resume. Recorded as rollout.paused.` });
+      case 'resume':
+        return Object.assign(base, { title: `Resume the rollout of ${route}`, button: 'Resume rollout', message: 'rollout resumed from the dashboard',
+          what: `${route} goes on from ${at}: the step is judged again with fresh windows (the step's time starts over). Recorded as rollout.resumed.` });
+      case 'promote':
+        return Object.assign(base, { title: `Promote the rollout of ${route}`, button: 'Promote now', message: 'rollout promoted from the dashboard',
+          what: next !== undefined
+            ? `${route} moves to the next step now, without waiting for the judge: ${fmtWeight(ro.weight)} → ${fmtWeight(next)} of users on modern. Recorded as rollout.promoted.`
+            : `${route} is at its last step: promoting completes the rollout (stage ${cfg && typeof cfg.after === 'string' ? cfg.after : 'modern, or the `after` of [route.rollout]'}). Recorded as rollout.completed.` });
+      case 'abort':
+        return Object.assign(base, { title: `Abort the rollout of ${route}`, button: 'Abort rollout', danger: true, message: 'rollout aborted from the dashboard',
+          what: `${route} goes back to its on_rollback stage at weight 0, for the very next request, and the rollout stops (now ${at}). Start begins again from the first step. Recorded as rollout.aborted.` });
+      default:
+        return Object.assign(base, { title: `Start the rollout of ${route}`, button: 'Start rollout', message: 'rollout started from the dashboard',
+          what: `${route} goes to stage canary at the first step, ${ro ? fmtWeight(ro.steps[0]) : 'the first weight'} of users, and the controller judges it from there (now ${at}). Recorded as rollout.started.` });
+    }
+  }
+
+  /** Which commands the controller accepts in each status (it answers 409 otherwise). */
+  const ROLLOUT_COMMANDS = {
+    pause: ['running', 'waiting'],
+    resume: ['paused'],
+    promote: ['running', 'waiting', 'paused'],
+    abort: ['running', 'waiting', 'paused', 'soaking'],
+    start: ['rolled_back', 'aborted', 'completed'],
+  };
+
   // ---- a route: numbers, actions, charts, events
 
   function routeView(name) {
@@ -800,6 +1138,16 @@
     let shownSample = null;
     let shadowSig = '';
     let protectionSig = '';
+    /** The route's rollout (GET /api/v1/rollouts), its rollout.* events by id, the newest id read, the row opened. */
+    let rollout = null;
+    const rolloutEvents = new Map();
+    let lastEventId = null;
+    let openEvent = null;
+    let rolloutSig = '';
+    let historySig = '';
+    /** The route's [route.rollout] as the running file writes it, and the config events it was read after. */
+    let rolloutCfg = null;
+    let cfgKey = null;
 
     function drawProtection(r) {
       const p = r.protection;
@@ -872,6 +1220,117 @@
       if (back) back.focus();
     }
 
+    /** Reads the route's events since the last refresh (all of them the first time) and keeps its rollout.* ones. */
+    async function readRolloutEvents(enc) {
+      const q = lastEventId === null ? `route=${enc}&limit=500` : `route=${enc}&after=${lastEventId}&limit=500`;
+      const events = await api(`/api/v1/events?${q}`);
+      for (const e of events) {
+        if (lastEventId === null || e.id > lastEventId) lastEventId = e.id;
+        if (isRolloutEvent(e)) rolloutEvents.set(e.id, e);
+      }
+      if (lastEventId === null) lastEventId = 0;
+      if (rolloutEvents.size > 1000) {
+        const ids = [...rolloutEvents.keys()].sort((a, b) => a - b);
+        for (const id of ids.slice(0, ids.length - 1000)) rolloutEvents.delete(id);
+      }
+    }
+
+    /** Newest first. */
+    const rolloutHistory = () => [...rolloutEvents.values()].sort((a, b) => b.id - a.id);
+
+    function drawRollout(ro, failed) {
+      const events = rolloutHistory();
+      rollout = ro;
+      for (const [cmd, b] of Object.entries(els.rolloutButtons)) {
+        const ok = Boolean(ro) && ROLLOUT_COMMANDS[cmd].includes(ro.status);
+        b.disabled = !ok;
+        b.title = !ro ? 'no rollout runs for this route'
+          : ok ? '' : `the rollout is ${rolloutStatusLabel(ro.status)}: ${cmd} needs it ${ROLLOUT_COMMANDS[cmd].map(rolloutStatusLabel).join(' or ')}`;
+      }
+      els.rolloutActions.hidden = !ro;
+      if (!ro) {
+        rolloutSig = '';
+        els.rolloutNote.textContent = '';
+        const why = failed
+          ? `The rollouts could not be read: ${failed.message}.`
+          : rolloutCfg
+            ? 'The file gives this route a [route.rollout], but no rollout controller reports it yet: it starts at the controller\'s next tick (ficus run and ficus demo run one).'
+            : 'No rollout: this route\'s weight changes only by hand (Promote, Set…). Add [route.rollout] to walk it through weight steps on evidence, with automatic rollback: see docs/rollout.md.';
+        els.rolloutBody.replaceChildren(h('p', { class: 'muted', id: 'rollout-none' }, why));
+      } else {
+        // Why it is in this state: the newest event that put it there (a hold changes nothing).
+        const cause = ro.status === 'running' ? null : events.find((e) => e.kind !== 'rollout.hold' && e.data && e.data.rollout && e.data.rollout.status === ro.status);
+        els.rolloutNote.replaceChildren(
+          h('span', { id: 'rollout-status', class: `rollout-status rollout-${ro.status}`, dataset: { status: ro.status, step: ro.step }, title: ROLLOUT_STATUS_HELP[ro.status] || null }, rolloutStatusLabel(ro.status)),
+          ROLLOUT_ACTIVE.includes(ro.status)
+            ? ` · step ${ro.step + 1} of ${ro.steps.length}${ro.weight === null || ro.weight === undefined ? '' : ` at ${fmtWeight(ro.weight)} of users`} · ${fmtDuration(ro.in_step_s)} in the step`
+            : ` at step ${ro.step + 1} of ${ro.steps.length}${ro.weight === null || ro.weight === undefined ? '' : ` (${fmtWeight(ro.weight)})`}`,
+          cause ? h('span', { title: cause.message }, ` · since ${fmtTime(cause.at)}, ${cause.actor}: “${cause.message.length > 160 ? cause.message.slice(0, 157) + '…' : cause.message}”`) : ` · ${ROLLOUT_STATUS_HELP[ro.status] || ''}`);
+        const settings = rolloutCfg ? [
+          rolloutCfg.interval !== undefined ? `interval ${rolloutCfg.interval}` : null,
+          rolloutCfg.min_requests !== undefined ? `min_requests ${num(rolloutCfg.min_requests, 0)} per side` : null,
+          Array.isArray(rolloutCfg.manual) && rolloutCfg.manual.length ? `manual ${rolloutCfg.manual.map(fmtWeight).join(', ')}` : null,
+          rolloutCfg.max_step_time !== undefined ? `max_step_time ${rolloutCfg.max_step_time}` : null,
+          typeof rolloutCfg.on_rollback === 'string' ? `on_rollback ${rolloutCfg.on_rollback}` : null,
+        ].filter(Boolean) : [];
+        // The verdict: the controller's last judgement of this step, or the newest event's.
+        let verdict = ro.last_verdict;
+        let caption = 'last judged this step';
+        if (!verdict) {
+          const e = events.find((x) => x.data && x.data.verdict);
+          if (e) { verdict = e.data.verdict; caption = `from ${e.kind} at ${fmtTime(e.at)}`; }
+        }
+        const { in_step_s: _ignored, ...stable } = ro;
+        const sig = JSON.stringify([stable, Math.floor(ro.in_step_s), verdict && !ro.last_verdict ? caption : '', settings, [...manualSteps(ro, rolloutCfg, events)]]);
+        if (sig !== rolloutSig) {
+          rolloutSig = sig;
+          keepFocus(els.rolloutBody, () => els.rolloutBody.replaceChildren(
+            stepTimeline(ro, rolloutCfg, events, current),
+            settings.length ? h('p', { class: 'muted small rollout-settings' }, `[route.rollout] in the file: ${settings.join(' · ')}`) : null,
+            h('h3', { id: 'rollout-verdict-title' }, 'Verdict'),
+            verdict ? verdictBlock(verdict, 'rollout-verdict', caption)
+              : h('p', { class: 'muted', id: 'rollout-verdict' }, ro.status === 'running' ? 'Not judged yet in this step: the controller judges every second.' : 'No verdict for this step.')));
+        }
+      }
+      drawHistory(events);
+    }
+
+    function drawHistory(events) {
+      const rows = foldHolds(events).slice(0, 60);
+      const sig = JSON.stringify([rows.map((x) => [x.event.id, x.count]), openEvent]);
+      if (sig === historySig) return;
+      historySig = sig;
+      els.rolloutHistoryWrap.hidden = !events.length;
+      const stepText = (e) => {
+        const st = e.data && e.data.rollout;
+        if (!st || !Number.isInteger(st.step)) return '';
+        // The step it is at after the event (a promotion's verdict judged the step before).
+        const w = rollout && rollout.steps[st.step] !== undefined ? rollout.steps[st.step] : null;
+        return `${st.step + 1}${w !== undefined && w !== null ? ` (${fmtWeight(w)})` : ''}`;
+      };
+      const body = [];
+      for (const row of rows) {
+        const e = row.event;
+        const open = openEvent === e.id;
+        const toggle = () => { openEvent = open ? null : e.id; drawHistory(rolloutHistory()); };
+        body.push(h('tr', { class: `rollout-row${open ? ' is-open' : ''}`, dataset: { event: e.id, kind: e.kind, count: row.count }, onclick: (ev) => { if (!ev.target.closest('button')) toggle(); } },
+          h('td', { class: 'nowrap', title: new Date(e.at).toISOString() },
+            h('button', { type: 'button', class: 'linklike', 'aria-expanded': String(open), 'aria-controls': open ? 'rollout-evidence' : null, dataset: { focus: `rollout-event-${e.id}` }, onclick: toggle }, fmtDateTime(e.at)),
+            row.count > 1 ? h('div', { class: 'muted small' }, `${row.count} holds since ${fmtTime(row.oldest.at)}`) : h('div', { class: 'muted small' }, ago(e.at))),
+          h('td', {}, kindBadge(e.kind), row.count > 1 ? h('span', { class: 'muted small' }, ` ×${row.count}`) : null),
+          h('td', { class: 'num' }, stepText(e)),
+          h('td', {}, e.actor),
+          h('td', { class: 'message' }, e.message,
+            e.data && e.data.verdict ? h('div', { class: 'small' }, decisionBadge(e.data.verdict.decision), h('span', { class: 'muted' }, open ? ' the verdict\'s numbers below' : ' click for the verdict\'s numbers')) : null)));
+        if (open) {
+          body.push(h('tr', { class: 'rollout-evidence-row' }, h('td', { colspan: 5 }, eventEvidence(e, row))));
+        }
+      }
+      keepFocus(els.rolloutHistory, () => els.rolloutHistory.replaceChildren(...body));
+      els.rolloutHistoryNote.textContent = events.length > rows.reduce((n, x) => n + x.count, 0)
+        ? `The newest ${rows.length} rows; every event is under Events (kind rollout.*).` : '';
+    }
+
     return {
       mount(root) {
         els.title = h('h1', {}, name);
@@ -907,6 +1366,22 @@
         els.protection = h('div', { id: 'route-protection' });
         els.protectionNote = h('p', { class: 'sub' });
         els.purge = h('button', { type: 'button', class: 'danger', id: 'purge-cache', hidden: true, onclick: () => current && confirmAction(purgeCacheAction(current)) }, 'Purge cache…');
+        els.rolloutNote = h('p', { class: 'sub', id: 'rollout-summary' });
+        els.rolloutBody = h('div', { id: 'route-rollout-body' });
+        els.rolloutButtons = {};
+        for (const [cmd, label, cls] of [['pause', 'Pause…', ''], ['resume', 'Resume…', ''], ['promote', 'Promote step…', 'primary'], ['abort', 'Abort…', 'danger'], ['start', 'Start…', 'primary']]) {
+          els.rolloutButtons[cmd] = h('button', { type: 'button', class: cls || null, id: `rollout-${cmd}`, disabled: true, onclick: () => confirmAction(rolloutAction(name, cmd, rollout, rolloutCfg)) }, label);
+        }
+        els.rolloutActions = h('div', { class: 'action-buttons rollout-actions', hidden: true }, Object.values(els.rolloutButtons));
+        els.rolloutHistory = h('tbody');
+        els.rolloutHistoryNote = h('p', { class: 'muted small' });
+        els.rolloutHistoryWrap = h('div', { hidden: true },
+          h('h3', { id: 'rollout-history-title' }, 'History'),
+          h('p', { class: 'muted small' }, 'Newest first; click a row for its evidence. Consecutive holds at one step are folded into one row.'),
+          h('table', { class: 'events rollout-history', id: 'rollout-history', 'aria-labelledby': 'rollout-history-title' },
+            h('thead', {}, h('tr', {}, ['Time', 'Kind', 'Step', 'Actor', 'Message'].map((t, i) => h('th', { scope: 'col', class: i === 2 ? 'num' : null }, t)))),
+            els.rolloutHistory),
+          els.rolloutHistoryNote);
         root.append(
           h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← Migration map')),
           h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, els.title, els.badges), els.meta)),
@@ -915,6 +1390,12 @@
             h('div', { class: 'action-buttons' }, els.rollback, els.promote),
             setForm),
           els.cards,
+          h('section', { 'aria-labelledby': 'route-rollout-title', class: 'rollout-section', id: 'route-rollout' },
+            h('div', { class: 'section-head section-head-actions' },
+              h('div', {}, h('h2', { id: 'route-rollout-title' }, 'Rollout'), els.rolloutNote),
+              els.rolloutActions),
+            els.rolloutBody,
+            els.rolloutHistoryWrap),
           h('section', { 'aria-labelledby': 'route-protection-title', class: 'protection-section' },
             h('div', { class: 'section-head section-head-actions' },
               h('div', {}, h('h2', { id: 'route-protection-title' }, 'Protection'), els.protectionNote),
@@ -940,19 +1421,31 @@
       },
       async refresh() {
         const enc = encodeURIComponent(name);
-        const [r, applied, reverted, jobs, diffs] = await Promise.all([
+        const [r, applied, reverted, jobs, diffs, rollouts] = await Promise.all([
           api(`/api/v1/routes/${enc}?seconds=${CHART_SECONDS}`),
           api('/api/v1/events?kind=config.applied&limit=50').catch(() => []),
           api('/api/v1/events?kind=config.reverted&limit=50').catch(() => []),
           api('/api/v1/verify').catch(() => []),
           api(`/api/v1/diffs?route=${enc}`).catch((err) => err),
+          api('/api/v1/rollouts').catch((err) => err),
+          readRolloutEvents(enc).catch(() => null),
         ]);
+        // The file's [route.rollout], read again when a config version is applied or reverted.
+        const key = applied.concat(reverted).reduce((m, e) => Math.max(m, e.id), 0);
+        if (key !== cfgKey) {
+          try {
+            const cfg = await api('/api/v1/config');
+            rolloutCfg = scanRolloutConfig(cfg.text, name);
+            cfgKey = key;
+          } catch (_) { /* keep what was read; try again next refresh */ }
+        }
         const mine = jobs.filter((j) => j.route === name);
         const histories = await Promise.all(mine.map((j) => api(`/api/v1/verify/${encodeURIComponent(j.job)}?limit=10`).catch(() => ({ ...j, runs: [] }))));
         current = r;
+        const ro = Array.isArray(rollouts) ? rollouts.find((x) => x.route === name) || null : null;
         els.error.replaceChildren();
         document.title = `${r.name} · ficus`;
-        els.badges.replaceChildren(...[...stageCell(r), overrideTag(r)].filter(Boolean));
+        els.badges.replaceChildren(...[...stageCell(r), overrideTag(r), rolloutTag(ro)].filter(Boolean));
         els.meta.replaceChildren(
           h('dt', {}, 'match'), h('dd', {}, h('code', {}, r.match)),
           h('dt', {}, 'sticky'), h('dd', {}, h('code', {}, r.sticky)),
@@ -967,6 +1460,10 @@
         els.promote.disabled = !step;
         els.promote.textContent = step ? `Promote to ${step.label}…` : 'Promote…';
         els.promote.title = step ? '' : r.modern.upstream ? 'fully on modern; retiring legacy is a change to the file' : 'this route has no modern upstream';
+        if (ro && ROLLOUT_ACTIVE.includes(ro.status)) {
+          const hand = 'a rollout owns this route\'s weight: a change by hand pauses it (the Rollout section below promotes it a step)';
+          for (const b of [els.promote, els.rollback]) b.title = b.title ? `${b.title}; ${hand}` : hand;
+        }
         if (!formReady) {
           els.stage.value = r.stage;
           els.weight.value = String(r.weight);
@@ -975,11 +1472,12 @@
         els.cards.replaceChildren(statCard('legacy', r.legacy, r), statCard('modern', r.modern, r),
           h('div', { class: 'card share-card' }, h('h3', {}, 'Answered by modern'), shareBar(r), h('p', { class: 'muted' }, `configured: ${r.stage}${r.stage === 'canary' ? ' ' + fmtWeight(r.weight) + ' of users' : ''}`)));
         drawProtection(r);
-        const markers = markersFor(r.events, applied.concat(reverted));
+        const markers = markersFor(r.events.concat([...rolloutEvents.values()].filter((e) => e.kind !== 'rollout.hold')), applied.concat(reverted));
         drawCharts(els.charts, els.chartTitle, els.chartNote, r, markers);
         els.integrity.replaceChildren(...(histories.length ? histories.map(verifyHistory)
           : [h('p', { class: 'muted' }, 'No [[verify]] job names this route: add one to ficus.toml to compare its tables on a schedule.')]));
         drawShadow(diffs);
+        drawRollout(ro, rollouts instanceof Error ? rollouts : null);
         els.events.replaceChildren(...(r.events.length ? r.events.map(eventRow(false)) : [h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No events for this route yet.'))]));
       },
       failed(e) {
@@ -1296,10 +1794,16 @@
     const seen = new Set();
     const out = [];
     for (const e of routeEvents.concat(configEvents)) {
-      if (seen.has(e.id)) continue;
+      // Holds repeat while a step waits for evidence: they would hide the changes.
+      if (seen.has(e.id) || e.kind === 'rollout.hold') continue;
       seen.add(e.id);
+      const d = e.data || {};
       let label;
       if (e.kind === 'route.rollback') label = 'rollback';
+      else if (e.kind === 'rollout.promoted') label = d.weight && d.weight.to !== undefined && d.weight.to !== null ? `→ ${fmtWeight(d.weight.to)}` : 'promoted';
+      else if (e.kind === 'rollout.rolled_back') label = 'rolled back';
+      else if (e.kind === 'rollout.started') label = d.weight && d.weight.to !== undefined && d.weight.to !== null ? `rollout ${fmtWeight(d.weight.to)}` : 'rollout';
+      else if (isRolloutEvent(e)) label = e.kind.slice('rollout.'.length).replace('_', ' ');
       else if (e.kind === 'route.set') label = 'set';
       else if (e.kind === 'config.applied') label = `v${e.config_version ?? '?'}`;
       else if (e.kind === 'config.reverted') label = `revert v${e.config_version ?? '?'}`;
@@ -1489,7 +1993,7 @@
         routeFilter = h('input', { id: 'events-route', type: 'search', placeholder: 'any route', spellcheck: 'false', onchange: () => { sig = ''; refreshNow(); } });
         kindFilter = h('select', { id: 'events-kind', onchange: () => { sig = ''; refreshNow(); } },
           h('option', { value: '' }, 'any kind'),
-          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed'].map((k) => h('option', { value: k }, k)));
+          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS].map((k) => h('option', { value: k }, k)));
         tbody = h('tbody');
         root.append(
           h('div', { class: 'page-head' },
