@@ -74,6 +74,14 @@ pub struct RolloutView {
     pub steps: Vec<f64>,
     /// The weight the current step is at.
     pub weight: Option<f64>,
+    /// Steps that wait for `promote`.
+    pub manual: Vec<f64>,
+    /// The stage after the last step, and the one a rollback goes to.
+    pub after: String,
+    pub on_rollback: String,
+    pub interval_s: f64,
+    pub min_requests: u64,
+    pub max_step_time_s: f64,
     /// Seconds in the current step.
     pub in_step_s: f64,
     pub last_verdict: Option<Verdict>,
@@ -87,6 +95,7 @@ struct Live {
     /// The previous step's legacy window, for steps where legacy gets no traffic.
     prev_legacy: Option<SideWindow>,
     last_verdict: Option<Verdict>,
+    /// When the last hold event was written, and the gates' outcomes it showed.
     last_hold: Option<(Instant, String)>,
 }
 
@@ -170,6 +179,12 @@ impl RolloutController {
                     step: l.state.step,
                     steps: p.spec.steps.clone(),
                     weight: p.spec.steps.get(l.state.step).copied(),
+                    manual: p.manual.clone(),
+                    after: p.after.as_str().to_string(),
+                    on_rollback: p.on_rollback.as_str().to_string(),
+                    interval_s: p.spec.step.interval.as_secs_f64(),
+                    min_requests: p.spec.step.min_requests,
+                    max_step_time_s: p.max_step_time.as_secs_f64(),
                     in_step_s: l.step_started.elapsed().as_secs_f64(),
                     last_verdict: l.last_verdict.clone(),
                 })
@@ -626,11 +641,24 @@ impl Inner {
                     .await?;
                     return Ok(());
                 }
+                // The reason carries live counts and times, so it changes every tick; what
+                // is worth a new event is a gate changing its outcome.
+                let outcomes = verdict
+                    .gates
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            "{}={:?}{}",
+                            g.gate,
+                            g.outcome,
+                            if g.confirmed { "!" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let due = match &last_hold {
                     None => true,
-                    Some((at, reason)) => {
-                        at.elapsed() >= HOLD_EVENT_EVERY || *reason != verdict.reason
-                    }
+                    Some((at, seen)) => at.elapsed() >= HOLD_EVENT_EVERY || *seen != outcomes,
                 };
                 if due {
                     let msg = format!("holding at {want}%: {}", verdict.reason);
@@ -649,7 +677,7 @@ impl Inner {
                         .unwrap_or_else(|p| p.into_inner())
                         .get_mut(&r.name)
                     {
-                        l.last_hold = Some((Instant::now(), verdict.reason.clone()));
+                        l.last_hold = Some((Instant::now(), outcomes));
                     }
                 }
                 Ok(())
