@@ -248,12 +248,12 @@ impl ResponseBody {
         body: Incoming,
         lease: Option<Lease>,
         permit: Option<ficus_protect::Permit>,
-        tap: Option<Tap>,
+        tap: Option<Box<Tap>>,
     ) -> ResponseBody {
         ResponseBody::Upstream {
             body,
             lease,
-            tap: tap.map(Box::new),
+            tap,
             permit,
         }
     }

@@ -236,7 +236,7 @@ impl MirrorRoute {
         parts: &http::request::Parts,
         body_hint: Option<u64>,
         client_ip: &[u8],
-    ) -> Option<Tap> {
+    ) -> Option<Box<Tap>> {
         if !(is_safe(&parts.method) || self.writes) {
             return None;
         }
@@ -254,7 +254,8 @@ impl MirrorRoute {
             self.stats.shadow.dropped(DropReason::TooLarge);
             return None;
         }
-        Some(Tap {
+        // Boxed: a mirrored request's future carries a pointer, not the whole tap.
+        Some(Box::new(Tap {
             route: self.clone(),
             method: parts.method.clone(),
             pq: parts.uri.path_and_query().cloned(),
@@ -265,7 +266,7 @@ impl MirrorRoute {
             response_headers: HeaderMap::new(),
             at: SystemTime::now(),
             done: false,
-        })
+        }))
     }
 }
 

@@ -279,7 +279,12 @@ async fn forward(
             && body.size_hint().exact() == Some(0)
             && cache.cache.applies_to(&parts.method, &parts.headers)
         {
-            return crate::cached::serve(table, route, cache, conn, parts, side, started).await;
+            // Boxed: the cache's future is large and must not be carried (and copied) by
+            // every request's future, cached or not.
+            return Box::pin(crate::cached::serve(
+                table, route, cache, conn, parts, side, started,
+            ))
+            .await;
         }
     }
     proxy_to(
@@ -508,9 +513,28 @@ async fn send_retrying(
     body: RequestBody,
     started: Instant,
 ) -> Outcome {
-    let Some(retry) = &route.retry else {
-        return send(route, side, parts, headers, body, started).await;
-    };
+    match &route.retry {
+        None => send(route, side, parts, headers, body, started).await,
+        // Boxed, like the cache: a route without retries must not carry the retry loop's
+        // state in its request future.
+        Some(retry) => {
+            Box::pin(send_with_retries(
+                route, retry, side, parts, headers, body, started,
+            ))
+            .await
+        }
+    }
+}
+
+async fn send_with_retries(
+    route: &CompiledRoute,
+    retry: &crate::table::RouteRetry,
+    side: Side,
+    parts: &Parts,
+    headers: HeaderMap,
+    body: RequestBody,
+    started: Instant,
+) -> Outcome {
     retry.budget.deposit();
     let body = body.settled();
     let again = match body.try_clone() {
@@ -658,7 +682,7 @@ fn answer(
     outcome: Outcome,
     answered: Answered,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    tap: Option<Tap>,
+    tap: Option<Box<Tap>>,
 ) -> (Response<ResponseBody>, Answered) {
     let fell_back = answered == Answered::LegacyFallback;
     let also = if fell_back {
