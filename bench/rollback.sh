@@ -1,0 +1,520 @@
+#!/usr/bin/env bash
+# Rollback benchmark: how fast ficus's rollout controller takes a failing canary
+# back, and what the client sees meanwhile. A route with [route.rollout] sits at
+# its first step (10 % of users on modern, by x-user-id) under a fixed open-loop
+# load of RATE req/s (GET and POST mixed). After WARMUP seconds (healthy history
+# on both sides) the modern service starts answering 503 to a share of its
+# requests (t0). The load goes on until the rollout.rolled_back event appears on
+# the admin API, plus TAIL seconds. Reported per round: t0, the event's time,
+# the time to rollback, the modern requests between the two, the client's errors
+# by method (whole run and after t0) and the error gate's evidence from the event.
+# Goal (issue): rollback under GOAL_S (5) seconds, zero GET errors (GETs that
+# modern fails fall back to legacy; POSTs do not, by design).
+# ficus is pinned to PROXY_CPUS; the load generator and both upstreams (small
+# Python services) to LOAD_CPU; everything on 127.0.0.1. See bench/README.md.
+#
+# Environment (defaults):
+#   ROUNDS=3            rounds; every round runs each FAIL_RATES once, fresh processes each
+#   FAIL_RATES="0.3 1.0" share of modern's answers that become 503 at t0; the first is
+#                       the headline (the issue's scenario)
+#   RATE=200            requests per second (open loop)
+#   POST_PCT=20         share of POSTs (the rest are GETs)
+#   USERS=10000         distinct x-user-id values (drawn at random per request)
+#   STEP=10             the rollout's first step (percent of users on modern)
+#   WARMUP=15           seconds of load before t0
+#   TAIL=5              seconds of load after the rollback event was seen
+#   MAX_WAIT=30         seconds after t0 without a rollback before the round gives up
+#   POLL_MS=100         how often the client polls the admin API for the event
+#   INTERVAL=3600s MIN_REQUESTS=1000000   the rollout's step interval and min_requests:
+#                       large, so the step never promotes during a round
+#   GOAL_S=5            the goal for the time to rollback (median of the headline rate)
+#   PROXY_CPUS=0        taskset CPU list for ficus
+#   LOAD_CPU=1          CPU of the load generator and the two upstream services
+#   WORKER_THREADS=1    FICUS_WORKER_THREADS
+#   UPSTREAMS=separate  legacy and modern in two Python processes; "shared": one process
+#                       (one event loop) serving both ports
+#   MAX_ATTEMPTS=3      a run whose healthy modern is rolled back during the warm-up (a
+#                       false alarm, reported) is run again with fresh processes, up to
+#                       this many attempts per round and failure share
+#   FICUS_BIN=target/release/ficus (relative to the repository root)
+#   FICUS_COMMIT=       optional note for env.txt: what the binary was built from
+#   SKIP_INSTALL=0      1: do not apt-get install missing curl/taskset/python3
+#   LOCK_WAIT=900       seconds to wait for another benchmark (shared lock with proxy.sh)
+#   OUT_DIR=bench/out/rollback-<timestamp>
+#   LEGACY_PORT=18380 MODERN_PORT=18381 FICUS_PORT=18384 ADMIN_PORT=18391
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+CONF="$HERE/conf"
+
+ROUNDS=${ROUNDS:-3}
+FAIL_RATES=${FAIL_RATES:-"0.3 1.0"}
+RATE=${RATE:-200}
+POST_PCT=${POST_PCT:-20}
+USERS=${USERS:-10000}
+STEP=${STEP:-10}
+WARMUP=${WARMUP:-15}
+TAIL=${TAIL:-5}
+MAX_WAIT=${MAX_WAIT:-30}
+POLL_MS=${POLL_MS:-100}
+INTERVAL=${INTERVAL:-3600s}
+MIN_REQUESTS=${MIN_REQUESTS:-1000000}
+GOAL_S=${GOAL_S:-5}
+PROXY_CPUS=${PROXY_CPUS:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+WORKER_THREADS=${WORKER_THREADS:-1}
+UPSTREAMS=${UPSTREAMS:-separate}
+MAX_ATTEMPTS=${MAX_ATTEMPTS:-3}
+LEGACY_PORT=${LEGACY_PORT:-18380}
+MODERN_PORT=${MODERN_PORT:-18381}
+FICUS_PORT=${FICUS_PORT:-18384}
+ADMIN_PORT=${ADMIN_PORT:-18391}
+FICUS_BIN=${FICUS_BIN:-target/release/ficus}
+SKIP_INSTALL=${SKIP_INSTALL:-0}
+READY_TIMEOUT=${READY_TIMEOUT:-20}
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT_DIR=${OUT_DIR:-"$HERE/out/rollback-$STAMP"}
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'rollback.sh: %s\n' "$*" >&2; }
+die() {
+    warn "$*"
+    exit 1
+}
+
+# ---------------------------------------------------------------- checks
+for v in ROUNDS MAX_ATTEMPTS RATE USERS WARMUP TAIL MAX_WAIT POLL_MS MIN_REQUESTS LOAD_CPU WORKER_THREADS \
+    READY_TIMEOUT LEGACY_PORT MODERN_PORT FICUS_PORT ADMIN_PORT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
+done
+for v in POST_PCT STEP GOAL_S; do
+    [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number (got '${!v}')"
+done
+[ "$ROUNDS" -ge 1 ] || die "ROUNDS must be >= 1"
+[ "$MAX_ATTEMPTS" -ge 1 ] || die "MAX_ATTEMPTS must be >= 1"
+case "$UPSTREAMS" in separate | shared) ;; *) die "UPSTREAMS must be separate or shared (got '$UPSTREAMS')" ;; esac
+[ "$RATE" -ge 1 ] || die "RATE must be >= 1"
+[ "$USERS" -ge 1 ] || die "USERS must be >= 1"
+[ "$WORKER_THREADS" -ge 1 ] || die "WORKER_THREADS must be >= 1"
+[ "$MAX_WAIT" -ge 1 ] || die "MAX_WAIT must be >= 1"
+awk -v s="$STEP" 'BEGIN { exit !(s > 0 && s < 100) }' || die "STEP must be above 0 and below 100 (got $STEP)"
+awk -v p="$POST_PCT" 'BEGIN { exit !(p <= 100) }' || die "POST_PCT must be at most 100"
+[[ $INTERVAL =~ ^[0-9]+(ms|s|m|h)$ ]] || die "INTERVAL must be a ficus duration like 3600s or 60m"
+read -r -a RATES <<<"$FAIL_RATES"
+[ "${#RATES[@]}" -ge 1 ] || die "FAIL_RATES is empty"
+for f in "${RATES[@]}"; do
+    [[ $f =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] && awk -v f="$f" 'BEGIN { exit !(f > 0) }' ||
+        die "every FAIL_RATES entry must be a share in (0, 1], like 0.3 (got '$f')"
+done
+[[ $PROXY_CPUS =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] || die "PROXY_CPUS must be a taskset CPU list like 0 or 0,1 (got '$PROXY_CPUS')"
+[ "$(uname -s)" = Linux ] || die "Linux only (uses /proc and taskset)"
+
+# One benchmark at a time on this machine: the same lock as bench/proxy.sh and
+# bench/shadow.sh (they use the same CPUs).
+LOCK_FILE=${LOCK_FILE:-/tmp/ficus-bench-proxy.lock}
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$LOCK_FILE" || die "cannot open $LOCK_FILE"
+    if ! flock -n 9; then
+        say "another benchmark holds $LOCK_FILE; waiting (up to ${LOCK_WAIT:-900}s)"
+        flock -w "${LOCK_WAIT:-900}" 9 || die "gave up waiting for $LOCK_FILE"
+    fi
+fi
+
+install_missing() {
+    local missing=() t
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        warn "missing: ${missing[*]} (install them, or run as root on Debian)"
+        return 1
+    fi
+    say "installing ${missing[*]} (apt-get)"
+    apt-get update -qq || return 1
+    for t in "${missing[@]}"; do
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$t" >/dev/null || warn "could not install $t"
+    done
+}
+if [ "$SKIP_INSTALL" != 1 ]; then
+    install_missing || die "install step failed"
+fi
+for t in curl taskset python3 timeout; do
+    command -v "$t" >/dev/null 2>&1 || die "$t not found"
+done
+# The interpreter itself (not a pyenv shim): taskset pins it, not a wrapper.
+PYTHON=$(python3 -c 'import sys; print(sys.executable)') || die "python3 does not run"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    die "python3 is $("$PYTHON" -V 2>&1); the load generator needs 3.11 or later (asyncio.timeout)"
+
+NCPU=$(getconf _NPROCESSORS_ONLN)
+IFS=, read -r -a _parts <<<"$PROXY_CPUS"
+for part in "${_parts[@]}" "$LOAD_CPU"; do
+    [ "${part#*-}" -lt "$NCPU" ] || die "CPU ${part#*-} does not exist; this machine has $NCPU"
+done
+CLK_TCK=$(getconf CLK_TCK)
+
+case "$FICUS_BIN" in
+    /*) ;;
+    *) if [ ! -e "$FICUS_BIN" ] && [ -e "$ROOT/$FICUS_BIN" ]; then FICUS_BIN="$ROOT/$FICUS_BIN"; fi ;;
+esac
+[ -x "$FICUS_BIN" ] || die "ficus: binary not built, run cargo build --release (looked for $FICUS_BIN)"
+
+# ---------------------------------------------------------------- state and teardown
+TMP=$(mktemp -d /tmp/ficus-bench-rollback.XXXXXX)
+mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+STARTED=()
+
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# render TEMPLATE DEST
+render() {
+    local text
+    text=$(<"$1")
+    text=${text//@PORT@/$FICUS_PORT}
+    text=${text//@LEGACY_PORT@/$LEGACY_PORT}
+    text=${text//@MODERN_PORT@/$MODERN_PORT}
+    text=${text//@ADMIN_PORT@/$ADMIN_PORT}
+    text=${text//@STEP@/$STEP}
+    text=${text//@INTERVAL@/$INTERVAL}
+    text=${text//@MIN_REQUESTS@/$MIN_REQUESTS}
+    printf '%s\n' "$text" >"$2"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_http URL PID LOG: until URL answers 200 (up to READY_TIMEOUT).
+wait_http() {
+    local url=$1 pid=$2 logf=$3 deadline
+    deadline=$((SECONDS + READY_TIMEOUT))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            warn "process $pid exited during start-up; log tail:"
+            tail -n 20 "$logf" >&2
+            return 1
+        fi
+        curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    warn "$url not ready after ${READY_TIMEOUT}s; log tail:"
+    tail -n 20 "$logf" >&2
+    return 1
+}
+
+# wait_rollout: until GET /api/v1/rollouts shows route "bench" running at the
+# first step (the controller's first tick).
+wait_rollout() {
+    local deadline body
+    deadline=$((SECONDS + READY_TIMEOUT))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        body=$(curl -fsS --max-time 1 "http://127.0.0.1:$ADMIN_PORT/api/v1/rollouts" 2>/dev/null) &&
+            printf '%s' "$body" | "$PYTHON" -c '
+import json, sys
+want = float(sys.argv[1])
+for r in json.load(sys.stdin):
+    if r["route"] == "bench" and r["status"] == "running" and r["step"] == 0 and abs((r["weight"] or 0) - want) < 1e-9:
+        sys.exit(0)
+sys.exit(1)' "$STEP" && return 0
+        sleep 0.2
+    done
+    warn "the rollout did not start at ${STEP}% within ${READY_TIMEOUT}s; last answer: ${body:-none}"
+    return 1
+}
+
+# "busy total" jiffies of the whole machine (first line of /proc/stat)
+machine_jiffies() {
+    local name user nice sys idle iow irq sirq steal rest
+    read -r name user nice sys idle iow irq sirq steal rest </proc/stat
+    echo "$((user + nice + sys + irq + sirq + steal)) $((user + nice + sys + idle + iow + irq + sirq + steal))"
+}
+# utime+stime ticks of one process (all its threads)
+proc_ticks() {
+    local rest
+    { read -r rest <"/proc/$1/stat"; } 2>/dev/null || {
+        echo 0
+        return
+    }
+    rest=${rest##*) }
+    read -r -a f <<<"$rest"
+    echo "$((f[11] + f[12]))"
+}
+
+# start_upstream NAME SEED DIR NAME=PORT...: one rollback-upstream.py process
+# serving the given services; sets UP_PID.
+start_upstream() {
+    local name=$1 seed=$2 dir=$3 spec args=()
+    shift 3
+    for spec in "$@"; do
+        port_busy "${spec#*=}" && {
+            warn "${spec%%=*}: port ${spec#*=} is already in use"
+            return 1
+        }
+        args+=(--listen "$spec")
+    done
+    taskset -c "$LOAD_CPU" "$PYTHON" "$CONF/rollback-upstream.py" "${args[@]}" --seed "$seed" \
+        >"$dir/$name.log" 2>&1 &
+    local pid=$!
+    STARTED+=("$pid")
+    for spec in "$@"; do
+        wait_http "http://127.0.0.1:${spec#*=}/_control/health" "$pid" "$dir/$name.log" || return 1
+    done
+    UP_PID=$pid
+}
+
+# ---------------------------------------------------------------- environment record
+{
+    say "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
+    say "host: $(uname -srm), $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    say "repository: HEAD $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null || echo unknown); $(git -C "$ROOT" diff --name-only HEAD -- crates 2>/dev/null | wc -l) file(s) under crates/ differ from HEAD (the binary may come from elsewhere: see its sha256)"
+    say "settings: ROUNDS=$ROUNDS FAIL_RATES='$FAIL_RATES' RATE=$RATE POST_PCT=$POST_PCT USERS=$USERS STEP=$STEP WARMUP=${WARMUP}s TAIL=${TAIL}s MAX_WAIT=${MAX_WAIT}s POLL_MS=$POLL_MS INTERVAL=$INTERVAL MIN_REQUESTS=$MIN_REQUESTS PROXY_CPUS=$PROXY_CPUS LOAD_CPU=$LOAD_CPU WORKER_THREADS=$WORKER_THREADS UPSTREAMS=$UPSTREAMS MAX_ATTEMPTS=$MAX_ATTEMPTS"
+    say "python: $PYTHON $("$PYTHON" -V 2>&1)"
+    say "ficus: $FICUS_BIN $("$FICUS_BIN" --version 2>&1 | head -n1), modified $(date -u -r "$FICUS_BIN" '+%Y-%m-%dT%H:%M:%SZ'), sha256 $(sha256sum "$FICUS_BIN" | cut -c1-16)"
+    [ -z "${FICUS_COMMIT:-}" ] || say "ficus built from: $FICUS_COMMIT"
+    say "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT_DIR/env.txt"
+cat "$OUT_DIR/env.txt"
+
+# ---------------------------------------------------------------- rounds
+RESULTS="$OUT_DIR/results.tsv"
+COLS=(round attempt fail_rate rolled_back early_rollback t0_ms rb_ms seen_ms ttr_s requests offered_rps
+    get get_err get_after_t0 get_err_after_t0 post post_err post_after_t0 post_err_after_t0 conn_errors
+    client_t0_rb client_modern_t0_rb client_fallback_t0_rb client_err_after_rb last_err_minus_rb_ms
+    modern_t0_rb modern_503_t0_rb modern_get_t0_rb modern_post_t0_rb modern_after_rb modern_before_t0
+    ev_modern_requests ev_modern_errors ev_legacy_requests ev_legacy_errors ev_modern_rate
+    ev_modern_lower_bound ev_legacy_upper_bound ev_confirm_limit gates_confirmed ev_in_step_s
+    ev_p99_ratio ev_latency_samples ev_median_ratio ev_rank_p error_kinds conns_peak conns_expired
+    busy_pct ficus_cpu_pct)
+(
+    IFS=$'\t'
+    printf '%s\n' "${COLS[*]}"
+) >"$RESULTS"
+
+LOAD_TIMEOUT=$((WARMUP + MAX_WAIT + TAIL + 60))
+FAILED_RUNS=()
+EARLY_RUNS=()
+
+# run_one ROUND FAIL_RATE TAG: one run with fresh processes. Returns 0 when the
+# load ran (rolled back after t0, or not at all), 2 when the rollout rolled back
+# before t0 (a false alarm in the warm-up), 1 when something failed.
+run_one() {
+    local r=$1 fr=$2 tag=$3 dir="$TMP/$3" pids=() pid ficus_pid
+    mkdir -p "$dir"
+    UP_PID=
+    if [ "$UPSTREAMS" = shared ]; then
+        start_upstream upstreams "$r" "$dir" "legacy=$LEGACY_PORT" "modern=$MODERN_PORT" || die "upstream services did not start"
+        pids+=("$UP_PID")
+    else
+        start_upstream legacy "$r" "$dir" "legacy=$LEGACY_PORT" || die "legacy service did not start"
+        pids+=("$UP_PID")
+        start_upstream modern "$((1000 + r))" "$dir" "modern=$MODERN_PORT" || die "modern service did not start"
+        pids+=("$UP_PID")
+    fi
+    port_busy "$FICUS_PORT" && die "ficus port $FICUS_PORT is already in use"
+    port_busy "$ADMIN_PORT" && die "admin port $ADMIN_PORT is already in use"
+    render "$CONF/rollback-ficus.toml" "$dir/ficus.toml"
+    FICUS_WORKER_THREADS=$WORKER_THREADS RUST_LOG=${RUST_LOG:-info} \
+        taskset -c "$PROXY_CPUS" "$FICUS_BIN" run -c "$dir/ficus.toml" >"$dir/ficus.log" 2>&1 &
+    ficus_pid=$!
+    STARTED+=("$ficus_pid")
+    if ! wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$ficus_pid" "$dir/ficus.log" ||
+        ! wait_http "http://127.0.0.1:$FICUS_PORT/" "$ficus_pid" "$dir/ficus.log" ||
+        ! wait_rollout; then
+        warn "$tag: ficus did not come up with its rollout (log: $OUT_DIR/$tag.ficus.log)"
+        cp "$dir/ficus.log" "$OUT_DIR/$tag.ficus.log" 2>/dev/null
+        stop_pid "$ficus_pid"
+        for pid in "${pids[@]}"; do stop_pid "$pid"; done
+        return 1
+    fi
+
+    local mb0 mt0 mb1 mt1 ft0 ft1 s0 s1 load_rc alive line
+    read -r mb0 mt0 <<<"$(machine_jiffies)"
+    ft0=$(proc_ticks "$ficus_pid")
+    s0=$(date +%s%N)
+    timeout -k 5 "$LOAD_TIMEOUT" taskset -c "$LOAD_CPU" "$PYTHON" "$CONF/rollback-load.py" \
+        --port "$FICUS_PORT" --admin-port "$ADMIN_PORT" --modern-port "$MODERN_PORT" \
+        --rate "$RATE" --post-pct "$POST_PCT" --users "$USERS" --warmup "$WARMUP" \
+        --fail-rate "$fr" --tail "$TAIL" --max-wait "$MAX_WAIT" --poll-ms "$POLL_MS" \
+        --seed "$r" --out "$OUT_DIR/$tag" >"$OUT_DIR/$tag.txt" 2>&1
+    load_rc=$?
+    s1=$(date +%s%N)
+    ft1=$(proc_ticks "$ficus_pid")
+    read -r mb1 mt1 <<<"$(machine_jiffies)"
+    alive=1
+    kill -0 "$ficus_pid" 2>/dev/null || alive=0
+    curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/api/v1/events?route=bench&limit=100" \
+        -o "$OUT_DIR/$tag.events.json" 2>/dev/null
+    curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/api/v1/rollouts" \
+        -o "$OUT_DIR/$tag.rollouts-after.json" 2>/dev/null
+    stop_pid "$ficus_pid"
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
+    cp "$dir/ficus.log" "$OUT_DIR/$tag.ficus.log" 2>/dev/null
+
+    line=$(sed -n 's/^ROLLBACK //p' "$OUT_DIR/$tag.txt")
+    if [ "$load_rc" -ne 0 ] || [ -z "$line" ] || [ "$alive" -eq 0 ]; then
+        warn "$tag: run failed (load rc=$load_rc, ficus alive=$alive); see $OUT_DIR/$tag.txt"
+        tail -n 5 "$OUT_DIR/$tag.txt" >&2
+        return 1
+    fi
+    local -A W=()
+    local kv c row=()
+    for kv in $line; do W[${kv%%=*}]=${kv#*=}; done
+    W[round]=$r
+    W[fail_rate]=$fr
+    W[attempt]=${tag##*-a}
+    W[busy_pct]=$(awk -v b="$((mb1 - mb0))" -v t="$((mt1 - mt0))" 'BEGIN { printf "%.0f", (t > 0) ? 100 * b / t : 0 }')
+    W[ficus_cpu_pct]=$(awk -v d="$((ft1 - ft0))" -v hz="$CLK_TCK" -v ns="$((s1 - s0))" 'BEGIN { printf "%.1f", 100 * d / hz / (ns / 1e9) }')
+    for c in "${COLS[@]}"; do row+=("${W[$c]:--}"); done
+    (
+        IFS=$'\t'
+        printf '%s\n' "${row[*]}"
+    ) >>"$RESULTS"
+    if [ "${W[rolled_back]}" = 1 ]; then
+        printf 'fail %-4s rolled back %6ss after t0 | modern %s requests (%s x 503) t0->rollback | client errors GET %s/%s POST %s/%s (all/after t0) | gate: modern %s errors of %s, lower bound %s > limit %s | machine %s%% busy\n' \
+            "$fr" "${W[ttr_s]}" "${W[modern_t0_rb]}" "${W[modern_503_t0_rb]}" "${W[get_err]}" "${W[get_err_after_t0]}" \
+            "${W[post_err]}" "${W[post_err_after_t0]}" "${W[ev_modern_errors]}" "${W[ev_modern_requests]}" \
+            "${W[ev_modern_lower_bound]}" "${W[ev_confirm_limit]}" "${W[busy_pct]}"
+        return 0
+    fi
+    if [ "${W[early_rollback]}" = 1 ]; then
+        warn "$tag: a healthy modern was rolled back during the warm-up, before t0 (confirmed: ${W[gates_confirmed]}; $(grep -m1 '^EVENT ' "$OUT_DIR/$tag.txt" | cut -c7-))"
+        return 2
+    fi
+    warn "$tag: no rollback within ${MAX_WAIT}s of t0; see $OUT_DIR/$tag.events.json"
+    return 0
+}
+
+n=${#RATES[@]}
+for ((r = 1; r <= ROUNDS; r++)); do
+    order=()
+    for ((i = 0; i < n; i++)); do order+=("${RATES[$(((i + r - 1) % n))]}"); done
+    say ""
+    say "== round $r/$ROUNDS: fail rates ${order[*]}"
+    for fr in "${order[@]}"; do
+        for ((a = 1; a <= MAX_ATTEMPTS; a++)); do
+            tag="r$r-fail$fr-a$a"
+            run_one "$r" "$fr" "$tag"
+            rc=$?
+            case $rc in
+                0) break ;;
+                1)
+                    FAILED_RUNS+=("$tag")
+                    break
+                    ;;
+                2)
+                    EARLY_RUNS+=("$tag")
+                    [ "$a" -lt "$MAX_ATTEMPTS" ] && say "$tag: trying again with fresh processes"
+                    ;;
+            esac
+        done
+    done
+done
+
+# ---------------------------------------------------------------- summary
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+colnum() {
+    local i
+    for i in "${!COLS[@]}"; do [ "${COLS[$i]}" = "$1" ] && echo $((i + 1)) && return; done
+}
+# col FAIL_RATE NAME: the column over the runs that rolled back after t0
+col() { awk -F'\t' -v f="$1" -v fc="$(colnum fail_rate)" -v c="$(colnum "$2")" -v rb="$(colnum rolled_back)" 'NR > 1 && $fc == f && $rb == 1 { print $c }' "$RESULTS"; }
+colsum() { col "$1" "$2" | awk '{ s += $1 } END { print s + 0 }'; }
+# early FAIL_RATE: runs of this share whose healthy modern was rolled back before t0
+early() { awk -F'\t' -v f="$1" -v fc="$(colnum fail_rate)" -v e="$(colnum early_rollback)" 'NR > 1 && $fc == f && $e == 1' "$RESULTS" | wc -l; }
+pct() { awk -v f="$1" 'BEGIN { printf "%g %%", f * 100 }'; }
+HEAD=${RATES[0]}
+
+SUMMARY="$OUT_DIR/summary.md"
+{
+    say "## Rollback benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
+    say ""
+    say "$RATE req/s open loop ($POST_PCT % POST), $USERS users by \`x-user-id\`, rollout at $STEP % (default gates), ${WARMUP} s of healthy load, then modern answers 503 to a share of its requests (t0); $ROUNDS round(s) per failure share, fresh processes each (upstreams: $UPSTREAMS). Medians over the runs that rolled back after t0."
+    say ""
+    say "| modern fails | rounds rolled back | time to rollback | modern requests t0 -> rollback (503s) | GET errors, whole run / after t0 | POST errors, whole run / after t0 | gate at rollback: modern errors / requests | lower bound vs confirm limit | false rollbacks in the warm-up |"
+    say "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for fr in "${RATES[@]}"; do
+        cnt=$(col "$fr" ttr_s | wc -l)
+        if [ "$cnt" -eq 0 ]; then
+            say "| $(pct "$fr") | 0/$ROUNDS | - | - | - | - | - | - | $(early "$fr") |"
+            continue
+        fi
+        say "| $(pct "$fr") | $cnt/$ROUNDS | $(col "$fr" ttr_s | median | awk '{ printf "%.2f s", $1 }') | $(col "$fr" modern_t0_rb | median) ($(col "$fr" modern_503_t0_rb | median)) | $(col "$fr" get_err | median) / $(col "$fr" get_err_after_t0 | median) | $(col "$fr" post_err | median) / $(col "$fr" post_err_after_t0 | median) | $(col "$fr" ev_modern_errors | median) / $(col "$fr" ev_modern_requests | median) | $(col "$fr" ev_modern_lower_bound | median | awk '{ printf "%.2f %%", $1 * 100 }') vs $(col "$fr" ev_confirm_limit | median | awk '{ printf "%.2f %%", $1 * 100 }') | $(early "$fr") |"
+    done
+    say ""
+    ok_rounds=$(col "$HEAD" ttr_s | wc -l)
+    med=$(col "$HEAD" ttr_s | median)
+    worst=$(col "$HEAD" ttr_s | sort -g | tail -n1)
+    get_total=0
+    for fr in "${RATES[@]}"; do get_total=$((get_total + $(colsum "$fr" get_err))); done
+    if [ "$ok_rounds" -eq 0 ]; then
+        say "**Goal (rollback under ${GOAL_S} s, zero GET errors): FAIL**: no run at $(pct "$HEAD") failures rolled back after t0."
+    else
+        verdict=PASS
+        awk -v m="$med" -v g="$GOAL_S" 'BEGIN { exit !(m < g) }' || verdict=FAIL
+        [ "$get_total" -eq 0 ] || verdict=FAIL
+        [ "$ok_rounds" -eq "$ROUNDS" ] || verdict=FAIL
+        say "**Goal (rollback under ${GOAL_S} s, zero GET errors): $verdict**: at $(pct "$HEAD") failures the median time to rollback is $(printf '%.2f' "$med") s (worst round $(printf '%.2f' "$worst") s, $ok_rounds/$ROUNDS rounds rolled back after t0); GET errors in the runs that rolled back, every failure share: $get_total."
+    fi
+    if [ "${#EARLY_RUNS[@]}" -gt 0 ]; then
+        say ""
+        say "**False rollbacks**: in ${#EARLY_RUNS[@]} run(s) the rollout rolled back a healthy modern during the warm-up, before t0 (each was run again, up to MAX_ATTEMPTS=$MAX_ATTEMPTS attempts):"
+        say ""
+        say "| run | in the step | confirmed gates | latency samples modern/legacy | p99 ratio | median ratio | rank test p |"
+        say "|---|---:|---|---:|---:|---:|---:|"
+        awk -F'\t' '
+            NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+            $c["early_rollback"] == 1 {
+                printf "| r%s-fail%s-a%s | %s s | %s | %s | %s | %s | %s |\n", $c["round"], $c["fail_rate"], $c["attempt"], $c["ev_in_step_s"], $c["gates_confirmed"], $c["ev_latency_samples"], $c["ev_p99_ratio"], $c["ev_median_ratio"], $c["ev_rank_p"]
+            }' "$RESULTS"
+    fi
+    say ""
+    say "### Raw (every run)"
+    say ""
+    say "| round | fails | t0 (unix ms) | rollback event (unix ms) | to rollback | seen by poll | modern reqs t0->rb (503) | client via modern / fallback t0->rb | GET err all / after t0 | POST err all / after t0 | last error - rollback | gate: errors/requests (legacy) | LB vs limit | latency at rollback: p99 ratio, median ratio | machine busy | ficus CPU |"
+    say "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '
+        NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+        {
+            run = $c["round"] ($c["attempt"] > 1 ? " (attempt " $c["attempt"] ")" : "")
+            if ($c["rolled_back"] != 1) {
+                printf "| %s | %s | %s | %s | %s | - | - | - | %s / %s | %s / %s | - | - | - | %s, %s | %s %% | %s %% |\n", run, $c["fail_rate"], $c["t0_ms"], $c["rb_ms"], ($c["early_rollback"] == 1 ? "rolled back before t0" : "no rollback"), $c["get_err"], $c["get_err_after_t0"], $c["post_err"], $c["post_err_after_t0"], $c["ev_p99_ratio"], $c["ev_median_ratio"], $c["busy_pct"], $c["ficus_cpu_pct"]
+                next
+            }
+            printf "| %s | %s | %s | %s | %.2f s | +%.0f ms | %s (%s) | %s / %s | %s / %s | %s / %s | %s ms | %s/%s (%s/%s) | %.2f %% > %.2f %% | %s, %s | %s %% | %s %% |\n", run, $c["fail_rate"], $c["t0_ms"], $c["rb_ms"], $c["ttr_s"], $c["seen_ms"] - $c["rb_ms"], $c["modern_t0_rb"], $c["modern_503_t0_rb"], $c["client_modern_t0_rb"], $c["client_fallback_t0_rb"], $c["get_err"], $c["get_err_after_t0"], $c["post_err"], $c["post_err_after_t0"], $c["last_err_minus_rb_ms"], $c["ev_modern_errors"], $c["ev_modern_requests"], $c["ev_legacy_errors"], $c["ev_legacy_requests"], $c["ev_modern_lower_bound"] * 100, $c["ev_confirm_limit"] * 100, $c["ev_p99_ratio"], $c["ev_median_ratio"], $c["busy_pct"], $c["ficus_cpu_pct"]
+        }' "$RESULTS"
+    kinds=$(awk -F'\t' -v k="$(colnum error_kinds)" 'NR > 1 && $k != "-" { printf "%s%s", sep, $k; sep = "," }' "$RESULTS")
+    if [ -n "$kinds" ]; then
+        say ""
+        say "Client errors by kind (all runs): $(printf '%s' "$kinds" | tr ',' '\n' | awk -F= '{ n[$1] += $2 } END { for (k in n) printf "%s%s %d", (s++ ? ", " : ""), k, n[k] }')."
+    fi
+    if [ "${#FAILED_RUNS[@]}" -gt 0 ]; then
+        say ""
+        say "Runs that failed to start or finish: ${FAILED_RUNS[*]}."
+    fi
+} >"$SUMMARY"
+
+say ""
+cat "$SUMMARY"
+say ""
+say "raw output: $OUT_DIR"
