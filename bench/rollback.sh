@@ -21,7 +21,9 @@
 #   POST_PCT=20         share of POSTs (the rest are GETs)
 #   USERS=10000         distinct x-user-id values (drawn at random per request)
 #   STEP=10             the rollout's first step (percent of users on modern)
-#   WARMUP=15           seconds of load before t0
+#   WARMUP=15           seconds of load before t0...
+#   JITTER=1            ...plus a random 0..JITTER s (seeded per round), so that t0 falls
+#                       on a random phase of the controller's 1 s tick
 #   TAIL=5              seconds of load after the rollback event was seen
 #   MAX_WAIT=30         seconds after t0 without a rollback before the round gives up
 #   POLL_MS=100         how often the client polls the admin API for the event
@@ -55,6 +57,7 @@ POST_PCT=${POST_PCT:-20}
 USERS=${USERS:-10000}
 STEP=${STEP:-10}
 WARMUP=${WARMUP:-15}
+JITTER=${JITTER:-1}
 TAIL=${TAIL:-5}
 MAX_WAIT=${MAX_WAIT:-30}
 POLL_MS=${POLL_MS:-100}
@@ -88,7 +91,7 @@ for v in ROUNDS MAX_ATTEMPTS RATE USERS WARMUP TAIL MAX_WAIT POLL_MS MIN_REQUEST
     READY_TIMEOUT LEGACY_PORT MODERN_PORT FICUS_PORT ADMIN_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
-for v in POST_PCT STEP GOAL_S; do
+for v in POST_PCT STEP GOAL_S JITTER; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number (got '${!v}')"
 done
 [ "$ROUNDS" -ge 1 ] || die "ROUNDS must be >= 1"
@@ -288,7 +291,7 @@ start_upstream() {
     say "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
     say "host: $(uname -srm), $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     say "repository: HEAD $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null || echo unknown); $(git -C "$ROOT" diff --name-only HEAD -- crates 2>/dev/null | wc -l) file(s) under crates/ differ from HEAD (the binary may come from elsewhere: see its sha256)"
-    say "settings: ROUNDS=$ROUNDS FAIL_RATES='$FAIL_RATES' RATE=$RATE POST_PCT=$POST_PCT USERS=$USERS STEP=$STEP WARMUP=${WARMUP}s TAIL=${TAIL}s MAX_WAIT=${MAX_WAIT}s POLL_MS=$POLL_MS INTERVAL=$INTERVAL MIN_REQUESTS=$MIN_REQUESTS PROXY_CPUS=$PROXY_CPUS LOAD_CPU=$LOAD_CPU WORKER_THREADS=$WORKER_THREADS UPSTREAMS=$UPSTREAMS MAX_ATTEMPTS=$MAX_ATTEMPTS"
+    say "settings: ROUNDS=$ROUNDS FAIL_RATES='$FAIL_RATES' RATE=$RATE POST_PCT=$POST_PCT USERS=$USERS STEP=$STEP WARMUP=${WARMUP}s JITTER=${JITTER}s TAIL=${TAIL}s MAX_WAIT=${MAX_WAIT}s POLL_MS=$POLL_MS INTERVAL=$INTERVAL MIN_REQUESTS=$MIN_REQUESTS PROXY_CPUS=$PROXY_CPUS LOAD_CPU=$LOAD_CPU WORKER_THREADS=$WORKER_THREADS UPSTREAMS=$UPSTREAMS MAX_ATTEMPTS=$MAX_ATTEMPTS"
     say "python: $PYTHON $("$PYTHON" -V 2>&1)"
     say "ficus: $FICUS_BIN $("$FICUS_BIN" --version 2>&1 | head -n1), modified $(date -u -r "$FICUS_BIN" '+%Y-%m-%dT%H:%M:%SZ'), sha256 $(sha256sum "$FICUS_BIN" | cut -c1-16)"
     [ -z "${FICUS_COMMIT:-}" ] || say "ficus built from: $FICUS_COMMIT"
@@ -298,7 +301,7 @@ cat "$OUT_DIR/env.txt"
 
 # ---------------------------------------------------------------- rounds
 RESULTS="$OUT_DIR/results.tsv"
-COLS=(round attempt fail_rate rolled_back early_rollback t0_ms rb_ms seen_ms ttr_s requests offered_rps
+COLS=(round attempt fail_rate rolled_back early_rollback warmup_s t0_ms rb_ms seen_ms ttr_s requests offered_rps
     get get_err get_after_t0 get_err_after_t0 post post_err post_after_t0 post_err_after_t0 conn_errors
     client_t0_rb client_modern_t0_rb client_fallback_t0_rb client_err_after_rb last_err_minus_rb_ms
     modern_t0_rb modern_503_t0_rb modern_get_t0_rb modern_post_t0_rb modern_after_rb modern_before_t0
@@ -311,7 +314,7 @@ COLS=(round attempt fail_rate rolled_back early_rollback t0_ms rb_ms seen_ms ttr
     printf '%s\n' "${COLS[*]}"
 ) >"$RESULTS"
 
-LOAD_TIMEOUT=$((WARMUP + MAX_WAIT + TAIL + 60))
+LOAD_TIMEOUT=$((WARMUP + ${JITTER%.*} + MAX_WAIT + TAIL + 61))
 FAILED_RUNS=()
 EARLY_RUNS=()
 
@@ -354,7 +357,7 @@ run_one() {
     s0=$(date +%s%N)
     timeout -k 5 "$LOAD_TIMEOUT" taskset -c "$LOAD_CPU" "$PYTHON" "$CONF/rollback-load.py" \
         --port "$FICUS_PORT" --admin-port "$ADMIN_PORT" --modern-port "$MODERN_PORT" \
-        --rate "$RATE" --post-pct "$POST_PCT" --users "$USERS" --warmup "$WARMUP" \
+        --rate "$RATE" --post-pct "$POST_PCT" --users "$USERS" --warmup "$WARMUP" --warmup-jitter "$JITTER" \
         --fail-rate "$fr" --tail "$TAIL" --max-wait "$MAX_WAIT" --poll-ms "$POLL_MS" \
         --seed "$r" --out "$OUT_DIR/$tag" >"$OUT_DIR/$tag.txt" 2>&1
     load_rc=$?
@@ -449,7 +452,7 @@ SUMMARY="$OUT_DIR/summary.md"
 {
     say "## Rollback benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
     say ""
-    say "$RATE req/s open loop ($POST_PCT % POST), $USERS users by \`x-user-id\`, rollout at $STEP % (default gates), ${WARMUP} s of healthy load, then modern answers 503 to a share of its requests (t0); $ROUNDS round(s) per failure share, fresh processes each (upstreams: $UPSTREAMS). Medians over the runs that rolled back after t0."
+    say "$RATE req/s open loop ($POST_PCT % POST), $USERS users by \`x-user-id\`, rollout at $STEP % (default gates), ${WARMUP}-$(awk -v w="$WARMUP" -v j="$JITTER" 'BEGIN { print w + j }') s of healthy load, then modern answers 503 to a share of its requests (t0); $ROUNDS round(s) per failure share, fresh processes each (upstreams: $UPSTREAMS). Medians over the runs that rolled back after t0."
     say ""
     say "| modern fails | rounds rolled back | time to rollback | modern requests t0 -> rollback (503s) | GET errors, whole run / after t0 | POST errors, whole run / after t0 | gate at rollback: modern errors / requests | lower bound vs confirm limit | false rollbacks in the warm-up |"
     say "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

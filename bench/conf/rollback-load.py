@@ -10,7 +10,8 @@ status (or `timeout` / `error` for a connection failure), ficus's `x-ficus-upstr
 (the route has `debug_header = true`) and the latency from the moment it was due.
 
 Timeline of a round:
-  1. --warmup seconds of load with modern healthy (the rollout sits at its first step);
+  1. --warmup seconds (plus a random 0..--warmup-jitter) of load with modern healthy (the
+     rollout sits at its first step);
   2. t0: POST /_control/fail?rate=--fail-rate to modern (t0 = the modern service's own clock
      at the switch, unix ms);
   3. the load continues while GET /api/v1/events?kind=rollout.rolled_back is polled on the
@@ -173,6 +174,13 @@ def main_args():
     ap.add_argument("--post-pct", type=float, default=20.0)
     ap.add_argument("--users", type=int, default=10000)
     ap.add_argument("--warmup", type=float, default=15.0)
+    ap.add_argument(
+        "--warmup-jitter",
+        type=float,
+        default=1.0,
+        help="add a uniform random 0..J seconds to the warm-up, so that t0 falls on a random "
+        "phase of the rollout controller's 1 s tick",
+    )
     ap.add_argument("--fail-rate", type=float, default=0.3)
     ap.add_argument("--tail", type=float, default=5.0)
     ap.add_argument("--max-wait", type=float, default=30.0)
@@ -308,8 +316,9 @@ async def main():
             st["end"] = loop.time() + args.max_wait
 
     start = loop.time() + 0.05
+    warmup = args.warmup + random.Random(args.seed * 7919 + 1).uniform(0.0, max(0.0, args.warmup_jitter))
     poller = asyncio.create_task(poll_events())
-    injector = asyncio.create_task(inject(start + args.warmup))
+    injector = asyncio.create_task(inject(start + warmup))
     k = 0
     while True:
         due = start + k / args.rate
@@ -363,6 +372,7 @@ async def main():
         "rb_ms": f"{rb:.0f}" if rb is not None else "-",
         "seen_ms": f"{st['seen_ms']:.0f}" if st["seen_ms"] is not None else "-",
         "ttr_s": f"{(rb - t0) / 1000.0:.3f}" if (rb is not None and t0 is not None) else "-",
+        "warmup_s": f"{warmup:.3f}",
         "load_s": f"{(stopped_ms - to_ms(start)) / 1000.0:.1f}",
         "conns_peak": pool.peak,
         "conns_expired": pool.expired,
