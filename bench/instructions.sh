@@ -4,6 +4,7 @@
 #
 #   bash bench/instructions.sh                 # ficus (telemetry on and off) and nginx
 #   N=50000 bash bench/instructions.sh
+#   PROXIES="ficus haproxy" KEEP_DIR=/tmp/cg bash bench/instructions.sh   # keep the profiles
 #
 # Each proxy runs under callgrind with one worker; ab sends N keep-alive requests (8
 # connections) after a 1,000-request warm-up that is not counted (callgrind_control -z/-d
@@ -13,13 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-20000}
+PROXIES=${PROXIES:-"ficus ficus-notel nginx haproxy"}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
 UP_PORT=${UP_PORT:-18280}
 PX_PORT=${PX_PORT:-18284}
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need valgrind || ! need ab || ! need nginx; then
-    apt-get update -qq && apt-get install -y -qq valgrind apache2-utils nginx >/dev/null
+if ! need valgrind || ! need ab || ! need nginx || ! need haproxy; then
+    apt-get update -qq && apt-get install -y -qq valgrind apache2-utils nginx haproxy >/dev/null
 fi
 [ -x "$FICUS_BIN" ] || { echo "build ficus first: cargo build --release" >&2; exit 1; }
 
@@ -65,6 +67,9 @@ measure() {
     sleep 1
     kill -INT "$pid" 2>/dev/null || true
     kill -QUIT "$pid" 2>/dev/null || true
+    # HAProxy under valgrind ignores both: stop it hard (its profile was dumped above).
+    sleep 2
+    kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     local total failed
     total=$(callgrind_annotate "$TMP/$name.cg.1" 2>/dev/null | grep -m1 "PROGRAM TOTALS" | awk '{gsub(",","",$1); print $1}')
@@ -104,8 +109,37 @@ http {
 }
 CONF
 
+cat >"$TMP/haproxy.cfg" <<CONF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:$PX_PORT
+    default_backend up
+backend up
+    server up 127.0.0.1:$UP_PORT pool-max-conn 128
+CONF
+
 echo "| proxy | requests | failed | instructions/request |"
 echo "|---|---:|---:|---:|"
-FICUS_WORKER_THREADS=1 measure ficus "$FICUS_BIN" run -c "$TMP/ficus-on.toml"
-FICUS_WORKER_THREADS=1 measure ficus-notel "$FICUS_BIN" run -c "$TMP/ficus-off.toml"
-measure nginx nginx -c "$TMP/px.conf" -p "$TMP"
+for p in $PROXIES; do
+    case $p in
+    ficus) FICUS_WORKER_THREADS=1 measure ficus "$FICUS_BIN" run -c "$TMP/ficus-on.toml" ;;
+    ficus-notel) FICUS_WORKER_THREADS=1 measure ficus-notel "$FICUS_BIN" run -c "$TMP/ficus-off.toml" ;;
+    nginx) measure nginx nginx -c "$TMP/px.conf" -p "$TMP" ;;
+    haproxy) measure haproxy haproxy -db -f "$TMP/haproxy.cfg" ;;
+    *) echo "unknown proxy $p (ficus, ficus-notel, nginx, haproxy)" >&2 ;;
+    esac
+done
+if [ -n "${KEEP_DIR:-}" ]; then
+    mkdir -p "$KEEP_DIR"
+    cp "$TMP"/*.cg.1 "$KEEP_DIR"/ 2>/dev/null || true
+    echo "callgrind profiles kept in $KEEP_DIR (callgrind_annotate --inclusive=yes FILE)"
+fi

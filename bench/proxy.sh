@@ -205,10 +205,10 @@ wait_ready() {
     return 1
 }
 
-# CPU ticks (utime+stime) of PID and all its descendants (nginx workers).
+# CPU ticks of PID and all its descendants (nginx workers): "utime+stime utime".
 tree_ticks() {
-    local root=$1 f rest pid ppid total=0 changed=1
-    local -A parent ticks in_tree=(["$root"]=1)
+    local root=$1 f rest pid ppid total=0 user=0 changed=1
+    local -A parent ticks uticks in_tree=(["$root"]=1)
     local -a fields
     for f in /proc/[0-9]*/stat; do
         { read -r rest <"$f"; } 2>/dev/null || continue
@@ -218,6 +218,7 @@ tree_ticks() {
         ppid=${fields[1]}
         parent[$pid]=$ppid
         ticks[$pid]=$((fields[11] + fields[12]))
+        uticks[$pid]=${fields[11]}
     done
     while [ "$changed" -eq 1 ]; do
         changed=0
@@ -228,8 +229,11 @@ tree_ticks() {
             fi
         done
     done
-    for pid in "${!in_tree[@]}"; do total=$((total + ${ticks[$pid]:-0})); done
-    echo "$total"
+    for pid in "${!in_tree[@]}"; do
+        total=$((total + ${ticks[$pid]:-0}))
+        user=$((user + ${uticks[$pid]:-0}))
+    done
+    echo "$total $user"
 }
 
 # "busy idle" jiffies of one CPU from /proc/stat
@@ -361,7 +365,7 @@ say "upstream: nginx pid $UP_PID on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU), 10
 
 # ---------------------------------------------------------------- rounds
 RESULTS="$OUT_DIR/results.tsv"
-printf 'round\tproxy\treq_per_s\tp50_us\tp99_us\tcpu_us_per_req\tproxy_cpu_pct\tcpu%s_busy_pct\tcpu%s_busy_pct\trequests\terrors\tcpu%s_other_pct\tthreads\n' \
+printf 'round\tproxy\treq_per_s\tp50_us\tp99_us\tcpu_us_per_req\tproxy_cpu_pct\tcpu%s_busy_pct\tcpu%s_busy_pct\trequests\terrors\tcpu%s_other_pct\tthreads\tuser_us_per_req\n' \
     "$PROXY_CPU" "$LOAD_CPU" "$PROXY_CPU" >"$RESULTS"
 
 n=${#RUN[@]}
@@ -384,12 +388,12 @@ for ((r = 0; r < ROUNDS; r++)); do
         if [ "$WARMUP" -gt 0 ]; then
             run_wrk "$port" "$WARMUP" "$OUT_DIR/r$((r + 1))-$p.warmup.txt"
         fi
-        t0=$(tree_ticks "$PROXY_PID")
+        read -r t0 u0 <<<"$(tree_ticks "$PROXY_PID")"
         read -r b0 i0 <<<"$(cpu_jiffies "$PROXY_CPU")"
         read -r lb0 li0 <<<"$(cpu_jiffies "$LOAD_CPU")"
         run_wrk "$port" "$DURATION" "$raw"
         wrk_rc=$?
-        t1=$(tree_ticks "$PROXY_PID")
+        read -r t1 u1 <<<"$(tree_ticks "$PROXY_PID")"
         tasks=("/proc/$PROXY_PID/task/"*)
         nthreads=${#tasks[@]}
         read -r b1 i1 <<<"$(cpu_jiffies "$PROXY_CPU")"
@@ -408,23 +412,24 @@ for ((r = 0; r < ROUNDS; r++)); do
         declare -A W=()
         for kv in $line; do W[${kv%%=*}]=${kv#*=}; done
         errors=$((W[err_connect] + W[err_read] + W[err_write] + W[err_status] + W[err_timeout]))
-        row=$(awk -v req="${W[requests]}" -v dur="${W[duration_us]}" -v dt="$((t1 - t0))" -v hz="$CLK_TCK" \
+        row=$(awk -v req="${W[requests]}" -v dur="${W[duration_us]}" -v dt="$((t1 - t0))" -v du="$((u1 - u0))" -v hz="$CLK_TCK" \
             -v pb="$((b1 - b0))" -v pi="$((i1 - i0))" -v lb="$((lb1 - lb0))" -v li="$((li1 - li0))" 'BEGIN {
                 rps = req / (dur / 1e6)
                 cpu_us = dt * 1e6 / hz
                 per = (req > 0) ? cpu_us / req : 0
+                uper = (req > 0) ? du * 1e6 / hz / req : 0
                 util = 100 * cpu_us / dur
                 pbusy = (pb + pi > 0) ? 100 * pb / (pb + pi) : 0
                 lbusy = (lb + li > 0) ? 100 * lb / (lb + li) : 0
                 other = pbusy - util
                 if (other < 0) other = 0
-                printf "%.0f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f", rps, per, util, pbusy, lbusy, other
+                printf "%.0f\t%.2f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f", rps, per, util, pbusy, lbusy, other, uper
             }')
-        IFS=$'\t' read -r rps per util pbusy lbusy other <<<"$row"
-        printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$((r + 1))" "$p" "$rps" "${W[p50_us]}" "${W[p99_us]}" \
-            "$per" "$util" "$pbusy" "$lbusy" "${W[requests]}" "$errors" "$other" "$nthreads" >>"$RESULTS"
-        printf '%-8s %9s req/s  p50 %7sus  p99 %7sus  CPU %6s us/req  (proxy %s%% of a core, threads %s; cpu%s %s%% busy, cpu%s %s%% busy; errors %s)\n' \
-            "$p" "$rps" "${W[p50_us]}" "${W[p99_us]}" "$per" "$util" "$nthreads" "$PROXY_CPU" "$pbusy" "$LOAD_CPU" "$lbusy" "$errors"
+        IFS=$'\t' read -r rps per util pbusy lbusy other uper <<<"$row"
+        printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$((r + 1))" "$p" "$rps" "${W[p50_us]}" "${W[p99_us]}" \
+            "$per" "$util" "$pbusy" "$lbusy" "${W[requests]}" "$errors" "$other" "$nthreads" "$uper" >>"$RESULTS"
+        printf '%-8s %9s req/s  p50 %7sus  p99 %7sus  CPU %6s us/req, user %s  (proxy %s%% of a core, threads %s; cpu%s %s%% busy, cpu%s %s%% busy; errors %s)\n' \
+            "$p" "$rps" "${W[p50_us]}" "${W[p99_us]}" "$per" "$uper" "$util" "$nthreads" "$PROXY_CPU" "$pbusy" "$LOAD_CPU" "$lbusy" "$errors"
         [ "$other" -le "$NOISE_PCT" ] ||
             warn "$p: other processes used ${other}% of CPU $PROXY_CPU during round $((r + 1)); this run is noisy"
         [ "$errors" -eq 0 ] || warn "$p: $errors errors/non-2xx responses in round $((r + 1)) (see $raw)"
@@ -443,32 +448,33 @@ SUMMARY="$OUT_DIR/summary.md"
     say "wrk ${THREADS} thread(s), $CONNS keep-alive connections, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS round(s); upstream: nginx returning 1024-byte JSON."
     say "Proxy pinned to CPU $PROXY_CPU; wrk and upstream pinned to CPU $LOAD_CPU. Medians over rounds."
     say ""
-    say "| proxy | req/s | p50 | p99 | CPU us/req |"
-    say "|---|---:|---:|---:|---:|"
+    say "| proxy | req/s | p50 | p99 | CPU us/req | of which user |"
+    say "|---|---:|---:|---:|---:|---:|"
     for p in "${ALL[@]}"; do
         if [ "${STATUS[$p]}" != ok ]; then
-            say "| $p | ${STATUS[$p]} | - | - | - |"
+            say "| $p | ${STATUS[$p]} | - | - | - | - |"
             continue
         fi
         cnt=$(col "$p" 3 | wc -l)
         if [ "$cnt" -eq 0 ]; then
-            say "| $p | failed | - | - | - |"
+            say "| $p | failed | - | - | - | - |"
             continue
         fi
         rps=$(col "$p" 3 | median)
         p50=$(col "$p" 4 | median)
         p99=$(col "$p" 5 | median)
         per=$(col "$p" 6 | median)
+        uper=$(col "$p" 14 | median)
         note=""
         [ -n "${FAILED[$p]:-}" ] && note=" ($cnt/$ROUNDS runs ok)"
-        say "| $p$note | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $(printf '%.2f' "$per") |"
+        say "| $p$note | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $(printf '%.2f' "$per") | $(printf '%.2f' "$uper") |"
     done
     say ""
     say "### Raw (every round)"
     say ""
-    say "| round | proxy | req/s | p50 | p99 | CPU us/req | proxy CPU % | cpu$PROXY_CPU busy % | cpu$PROXY_CPU other % | cpu$LOAD_CPU busy % | requests | errors |"
-    say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %.3f ms | %.3f ms | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4 / 1000, $5 / 1000, $6, $7, $8, $12, $9, $10, $11 }' "$RESULTS"
+    say "| round | proxy | req/s | p50 | p99 | CPU us/req | user us/req | proxy CPU % | cpu$PROXY_CPU busy % | cpu$PROXY_CPU other % | cpu$LOAD_CPU busy % | requests | errors |"
+    say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' 'NR > 1 { printf "| %s | %s | %s | %.3f ms | %.3f ms | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4 / 1000, $5 / 1000, $6, $14, $7, $8, $12, $9, $10, $11 }' "$RESULTS"
     noisy=$(awk -F'\t' -v lim="$NOISE_PCT" 'NR > 1 && $12 > lim { printf "%sround %s %s (%s%%)", sep, $1, $2, $12; sep = ", " }' "$RESULTS")
     if [ -n "$noisy" ]; then
         say ""

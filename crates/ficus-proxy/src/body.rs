@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::mirror::{Capture, Tap};
-use crate::upstream::Lease;
+use crate::upstream::UpstreamBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -194,10 +194,9 @@ impl Body for RequestBody {
 /// What ficus streams back to the client.
 #[derive(Debug)]
 pub enum ResponseBody {
-    /// An upstream's body; the lease puts its connection back into the pool at the end.
+    /// An upstream's body (which puts its connection back into the pool at the end).
     Upstream {
-        body: Incoming,
-        lease: Option<Lease>,
+        body: UpstreamBody,
         /// The mirror's copy of legacy's response, offered to the mirror at the end.
         tap: Option<Box<Tap>>,
         /// The upstream's concurrency slot, freed when the body ends or is dropped.
@@ -213,17 +212,9 @@ pub enum ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        // A body read to the end leaves its connection reusable; one dropped midway does not
-        // (the lease is dropped with it and the connection closes). Likewise a mirror copy
-        // goes out only for a response the client received whole.
-        if let ResponseBody::Upstream {
-            body, lease, tap, ..
-        } = self
-        {
+        // A mirror copy goes out only for a response the client received whole.
+        if let ResponseBody::Upstream { body, tap, .. } = self {
             if body.is_end_stream() {
-                if let Some(l) = lease.take() {
-                    l.release();
-                }
                 if let Some(t) = tap.take() {
                     t.finish();
                 }
@@ -233,10 +224,9 @@ impl Drop for ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn upstream(body: Incoming, lease: Option<Lease>) -> ResponseBody {
+    pub fn upstream(body: UpstreamBody) -> ResponseBody {
         ResponseBody::Upstream {
             body,
-            lease,
             tap: None,
             permit: None,
         }
@@ -245,17 +235,11 @@ impl ResponseBody {
     /// An upstream body holding its concurrency slot, and whose frames may also be copied
     /// for the mirror.
     pub fn held(
-        body: Incoming,
-        lease: Option<Lease>,
+        body: UpstreamBody,
         permit: Option<ficus_protect::Permit>,
         tap: Option<Box<Tap>>,
     ) -> ResponseBody {
-        ResponseBody::Upstream {
-            body,
-            lease,
-            tap,
-            permit,
-        }
+        ResponseBody::Upstream { body, tap, permit }
     }
 
     pub fn chain(head: Bytes, rest: ResponseBody) -> ResponseBody {
@@ -276,23 +260,17 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ResponseBody::Upstream {
-                body,
-                lease,
-                tap,
-                permit,
-            } => {
+            ResponseBody::Upstream { body, tap, permit } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 match &polled {
                     Poll::Ready(None) => {
-                        release(lease);
                         finish(tap);
                         drop(permit.take());
                     }
@@ -301,13 +279,11 @@ impl Body for ResponseBody {
                             t.response_data(d);
                         }
                         if body.is_end_stream() {
-                            release(lease);
                             finish(tap);
                             drop(permit.take());
                         }
                     }
                     Poll::Ready(Some(Err(_))) => {
-                        drop(lease.take());
                         drop(tap.take());
                     }
                     _ => {}
@@ -351,12 +327,6 @@ impl Body for ResponseBody {
 fn finish(tap: &mut Option<Box<Tap>>) {
     if let Some(t) = tap.take() {
         t.finish();
-    }
-}
-
-fn release(lease: &mut Option<Lease>) {
-    if let Some(l) = lease.take() {
-        l.release();
     }
 }
 

@@ -59,6 +59,11 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
     candidates.iter().copied().find(|&i| HOP_BY_HOP[i] == s)
 }
 
+/// Whether a header is hop-by-hop by definition (not counting those `Connection` names).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    hop_index(name).is_some()
+}
+
 /// Removes hop-by-hop headers in place. With `keep_upgrade`, `Connection: upgrade` and
 /// `Upgrade` survive so a protocol switch (WebSocket) can pass through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {

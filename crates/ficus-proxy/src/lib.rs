@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod body;
 mod cached;
 pub mod events;
+pub mod h1;
 pub mod headers;
 pub mod mirror;
 pub mod problem;

@@ -581,7 +581,7 @@ impl Worker {
         };
         let (mut parts, body) = resp.response.into_parts();
         crate::headers::strip_hop_by_hop(&mut parts.headers, false);
-        let body = ResponseBody::upstream(body, resp.lease);
+        let body = ResponseBody::upstream(body);
         let read = Limited::new(body, usize::try_from(self.max_body).unwrap_or(usize::MAX));
         match tokio::time::timeout_at(deadline, read.collect()).await {
             Ok(Ok(b)) => Ok(Received {

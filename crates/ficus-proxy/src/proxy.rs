@@ -89,7 +89,7 @@ enum Outcome {
     /// The client's body went over the route's limit while streaming.
     BodyTooLarge(u64),
     /// Sent (at least partly), then the exchange failed.
-    Failed(hyper::Error),
+    Failed(body::BoxError),
     /// Not sent: the upstream's circuit breaker is open (retry after this long).
     Open(std::time::Duration),
     /// Not sent: the upstream is at its concurrency limit and the request was shed.
@@ -627,7 +627,7 @@ async fn send(
         Err(_) => Outcome::Timeout,
         Ok(Ok(resp)) => Outcome::Response(resp),
         Ok(Err(CallError::Connect(e))) => Outcome::Connect(e),
-        Ok(Err(CallError::Failed(e))) => match body::is_body_too_large(&e) {
+        Ok(Err(CallError::Failed(e))) => match body::is_body_too_large(&*e) {
             Some(limit) => Outcome::BodyTooLarge(limit),
             None => Outcome::Failed(e),
         },
@@ -693,27 +693,29 @@ fn answer(
     match outcome {
         Outcome::Response(UpstreamResponse {
             mut response,
-            mut lease,
             permit,
         }) => {
             if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // The connection now belongs to the tunnel, never to the pool.
-                lease = None;
-                if let Some(client) = client_upgrade {
-                    let upstream = hyper::upgrade::on(&mut response);
-                    tokio::spawn(tunnel(client, upstream));
+                let (head, body) = response.into_parts();
+                if let (Some(client), Some((upstream, early))) =
+                    (client_upgrade, body.into_upgraded())
+                {
+                    tokio::spawn(tunnel(client, upstream, early));
                 }
-            } else {
+                return (
+                    Response::from_parts(head, ResponseBody::empty()),
+                    answered,
+                );
+            } else if !response.body().hop_by_hop_stripped() {
                 headers::strip_hop_by_hop(response.headers_mut(), false);
             }
-            let tap = tap
-                .filter(|_| response.status() != StatusCode::SWITCHING_PROTOCOLS)
-                .map(|mut t| {
-                    t.response_head(response.status(), response.headers());
-                    t
-                });
+            let tap = tap.map(|mut t| {
+                t.response_head(response.status(), response.headers());
+                t
+            });
             (
-                response.map(|b| ResponseBody::held(b, lease, permit, tap)),
+                response.map(|b| ResponseBody::held(b, permit, tap)),
                 answered,
             )
         }
@@ -802,7 +804,7 @@ fn answer(
                 .detail(format!(
                     "the exchange with upstream \"{}\" failed{also}: {}",
                     up.name,
-                    error_chain(&e)
+                    error_chain(&*e)
                 ))
                 .fix(format!(
                     "check the logs of upstream \"{}\": it closed the connection or sent an invalid response",
@@ -871,14 +873,13 @@ fn too_large(route: &CompiledRoute, limit: u64) -> Response<ResponseBody> {
     .into_response()
 }
 
-/// Copies bytes both ways between an upgraded client connection and upstream connection.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    let (Ok(c), Ok(u)) = tokio::join!(client, upstream) else {
+/// Copies bytes both ways between an upgraded client connection and the upstream connection
+/// that answered 101 (`early`: what the upstream sent right after its head).
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: crate::h1::Io, early: bytes::Bytes) {
+    let Ok(c) = client.await else {
         return;
     };
-    let mut c = TokioIo::new(c);
-    let mut u = TokioIo::new(u);
-    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+    crate::h1::tunnel(TokioIo::new(c), upstream, early).await;
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

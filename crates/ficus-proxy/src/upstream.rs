@@ -1,26 +1,31 @@
 //! Upstream clients: keep-alive connection pools per upstream and worker thread (HTTP/1.1, or
 //! HTTP/2 when configured; `https://` through rustls), and how a request is addressed to it.
 //!
-//! Hand-written on hyper's connection API instead of hyper-util's pooled `Client`: that client
-//! builds a connect future, hashes a pool key and spawns a task per request to learn when a
-//! connection is idle again, which cost more CPU per request than nginx spends in total (see
-//! bench/README.md). Here a pool is a per-worker LIFO stack of idle senders; a connection goes
-//! back to it when the response body it carried has been read to the end.
+//! HTTP/1.1 goes through ficus's own client codec ([`crate::h1`]), run inside the request's
+//! own task; HTTP/2 through hyper's connection API. Neither uses hyper-util's pooled `Client`:
+//! it builds a connect future, hashes a pool key and spawns a task per request to learn when
+//! a connection is idle again, which cost more CPU per request than nginx spends in total
+//! (see bench/README.md). Here a pool is a per-worker LIFO stack of idle connections; a
+//! connection goes back to it when the response body it carried has been read to the end.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use ficus_config::{HostHeader, Upstream};
+use http::request::Parts;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, HeaderValue, Request, Response, Uri, Version};
+use http::{header, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 
-use crate::body::RequestBody;
+use crate::body::{BoxError, RequestBody};
+use crate::h1::{self, ExchangeError};
 
 /// Why an upstream client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +48,7 @@ pub enum CallError {
     Connect(String),
     /// The request was sent, at least in part, and then the exchange failed.
     #[error(transparent)]
-    Failed(hyper::Error),
+    Failed(BoxError),
 }
 
 /// What to do with the Host header on the way to this upstream.
@@ -221,8 +226,10 @@ impl UpstreamClient {
     }
 
     /// Sends a request whose URI is origin-form (path and query). Idle pooled connections are
-    /// used first; one that turns out to be closed before the request was written is skipped
-    /// and the request goes out on another, so an upstream's keep-alive timeout never shows as
+    /// used first. A pooled connection that turns out to have been closed by the upstream
+    /// before it saw the request (a keep-alive race: nothing came back) is dropped and the
+    /// request goes out again on another connection when that is safe: an idempotent method
+    /// with a body that can be sent again. So an upstream's keep-alive timeout never shows as
     /// an error.
     ///
     /// `now` is the request's start, used as the clock for pool bookkeeping (one clock read
@@ -230,10 +237,11 @@ impl UpstreamClient {
     /// which only ever expires it a little early).
     pub async fn send(
         &self,
-        mut req: Request<RequestBody>,
+        req: Request<RequestBody>,
         now: Instant,
     ) -> Result<UpstreamResponse, CallError> {
         let pool = &self.pools[worker() % self.pools.len()];
+        let (parts, mut body) = req.into_parts();
         loop {
             let (sender, reused) = match pool.checkout(now) {
                 Some(s) => (s, true),
@@ -241,42 +249,72 @@ impl UpstreamClient {
                 // pooled path should not carry (and copy) in its own state.
                 None => (Box::pin(self.connect(pool)).await?, false),
             };
-            match sender {
-                Sender::H1(mut s) => {
-                    if !s.is_ready() && s.ready().await.is_err() {
-                        continue;
-                    }
-                    *req.version_mut() = Version::HTTP_11;
-                    match s.try_send_request(req).await {
-                        Ok(resp) => {
-                            let lease = Lease {
-                                sender: s,
-                                pool: pool.clone(),
-                                since: now,
-                            };
-                            return Ok(UpstreamResponse::new(resp, Some(lease)));
-                        }
-                        Err(mut e) => match e.take_message() {
-                            Some(r) if reused => req = r,
-                            Some(_) => return Err(CallError::Connect(e.into_error().to_string())),
-                            None => return Err(CallError::Failed(e.into_error())),
-                        },
-                    }
+            let mut conn = match sender {
+                Sender::H1(c) => c,
+                Sender::H2(s) => {
+                    return Box::pin(self.send_h2(pool, s, reused, parts, body)).await;
                 }
-                Sender::H2(mut s) => {
-                    self.to_h2(&mut req);
-                    match s.try_send_request(req).await {
-                        Ok(resp) => return Ok(UpstreamResponse::new(resp, None)),
-                        Err(mut e) => match e.take_message() {
-                            Some(r) if reused => {
-                                pool.forget_h2();
-                                req = r;
+            };
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mode = conn.encode_head(&parts, path, &body);
+            let spare = if reused && idempotent(&parts.method) {
+                body.try_clone()
+            } else {
+                None
+            };
+            match conn.exchange(body, mode).await {
+                Ok(head) => {
+                    let home = Home {
+                        pool: pool.clone(),
+                        since: now,
+                    };
+                    let response =
+                        head.into_response(conn, parts.method == Method::HEAD, Some(home));
+                    return Ok(UpstreamResponse::new(response.map(UpstreamBody::H1)));
+                }
+                Err(ExchangeError::Stale(e)) => match spare {
+                    Some(b) => {
+                        tracing::debug!(upstream = %self.name, error = %e, "pooled connection was closed by the upstream; sending again");
+                        body = b;
+                    }
+                    None => return Err(CallError::Failed(Box::new(e))),
+                },
+                Err(ExchangeError::Body(e)) => return Err(CallError::Failed(e)),
+                Err(ExchangeError::Failed(e)) => return Err(CallError::Failed(Box::new(e))),
+            }
+        }
+    }
+
+    async fn send_h2(
+        &self,
+        pool: &Pool,
+        mut s: http2::SendRequest<RequestBody>,
+        mut reused: bool,
+        parts: Parts,
+        body: RequestBody,
+    ) -> Result<UpstreamResponse, CallError> {
+        let mut req = Request::from_parts(parts, body);
+        self.to_h2(&mut req);
+        loop {
+            match s.try_send_request(req).await {
+                Ok(resp) => return Ok(UpstreamResponse::new(resp.map(UpstreamBody::H2))),
+                Err(mut e) => match e.take_message() {
+                    Some(r) if reused => {
+                        pool.forget_h2();
+                        req = r;
+                        s = match Box::pin(self.connect(pool)).await? {
+                            Sender::H2(s) => s,
+                            Sender::H1(_) => {
+                                return Err(CallError::Connect(
+                                    "the upstream no longer speaks HTTP/2".into(),
+                                ))
                             }
-                            Some(_) => return Err(CallError::Connect(e.into_error().to_string())),
-                            None => return Err(CallError::Failed(e.into_error())),
-                        },
+                        };
+                        reused = false;
                     }
-                }
+                    Some(_) => return Err(CallError::Connect(e.into_error().to_string())),
+                    None => return Err(CallError::Failed(Box::new(e.into_error()))),
+                },
             }
         }
     }
@@ -316,14 +354,18 @@ impl UpstreamClient {
         .map_err(|e| CallError::Connect(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         let sender = match &self.tls {
-            None => handshake(TokioIo::new(tcp), self.config.http2).await?,
+            None if self.config.http2 => h2_handshake(TokioIo::new(tcp)).await?,
+            None => Sender::H1(h1::Conn::new(h1::Io::Tcp(tcp))),
             Some((connector, name)) => {
                 let tls = tokio::time::timeout_at(deadline, connector.connect(name.clone(), tcp))
                     .await
                     .map_err(|_| timed_out())?
                     .map_err(|e| CallError::Connect(format!("TLS handshake failed: {e}")))?;
-                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                handshake(TokioIo::new(tls), h2).await?
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    h2_handshake(TokioIo::new(tls)).await?
+                } else {
+                    Sender::H1(h1::Conn::new(h1::Io::Tls(Box::new(tls))))
+                }
             }
         };
         if let Sender::H2(s) = &sender {
@@ -334,36 +376,31 @@ impl UpstreamClient {
     }
 }
 
-async fn handshake<I>(io: I, h2: bool) -> Result<Sender, CallError>
+async fn h2_handshake<I>(io: I) -> Result<Sender, CallError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let handshake_failed =
-        |e: hyper::Error| CallError::Connect(format!("HTTP handshake failed: {e}"));
-    if h2 {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(io)
-            .await
-            .map_err(handshake_failed)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H2(sender))
-    } else {
-        let (sender, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(handshake_failed)?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(Sender::H1(sender))
-    }
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(io)
+        .await
+        .map_err(|e| CallError::Connect(format!("HTTP/2 handshake failed: {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::H2(sender))
+}
+
+/// Methods whose request may be sent twice without changing the outcome (RFC 9110 9.2.2).
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
 
 enum Sender {
-    H1(http1::SendRequest<RequestBody>),
+    H1(Box<h1::Conn>),
     H2(http2::SendRequest<RequestBody>),
 }
 
@@ -380,7 +417,7 @@ struct Pool {
 }
 
 struct Idle {
-    sender: http1::SendRequest<RequestBody>,
+    conn: Box<h1::Conn>,
     since: Instant,
 }
 
@@ -394,29 +431,28 @@ impl Pool {
             }
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(c) = idle.pop() {
-            if !c.sender.is_closed() && now.saturating_duration_since(c.since) < self.idle_timeout {
-                return Some(Sender::H1(c.sender));
+        while let Some(mut c) = idle.pop() {
+            if now.saturating_duration_since(c.since) < self.idle_timeout && c.conn.is_reusable() {
+                return Some(Sender::H1(c.conn));
             }
         }
         None
     }
 
-    fn put(&self, sender: http1::SendRequest<RequestBody>, now: Instant) {
-        if sender.is_closed() || self.max_idle == 0 {
+    fn put(&self, conn: Box<h1::Conn>, now: Instant) {
+        if self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // The oldest sit at the front: drop those past the idle timeout or the size bound.
+        // (Closed ones are found when they are checked out.)
         let expired = idle
             .iter()
-            .take_while(|c| {
-                now.duration_since(c.since) >= self.idle_timeout || c.sender.is_closed()
-            })
+            .take_while(|c| now.duration_since(c.since) >= self.idle_timeout)
             .count();
         let over = (idle.len() - expired + 1).saturating_sub(self.max_idle);
         idle.drain(..expired + over);
-        idle.push(Idle { sender, since: now });
+        idle.push(Idle { conn, since: now });
     }
 
     fn forget_h2(&self) {
@@ -424,52 +460,97 @@ impl Pool {
     }
 }
 
-/// The right to put a connection back into its pool once its response is fully read.
-pub struct Lease {
-    sender: http1::SendRequest<RequestBody>,
+/// Where an HTTP/1.1 connection goes back to once its response has been read to the end.
+pub struct Home {
     pool: Arc<Pool>,
     /// When the request on this connection started: its idle age counts from here.
     since: Instant,
 }
 
-impl Lease {
-    pub fn release(self) {
-        self.pool.put(self.sender, self.since);
+impl Home {
+    pub(crate) fn put(self, conn: Box<h1::Conn>) {
+        self.pool.put(conn, self.since);
     }
 }
 
-impl std::fmt::Debug for Lease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Lease")
+/// An upstream's response body: read straight from an HTTP/1.1 connection, or hyper's for
+/// HTTP/2.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    H1(h1::H1Body),
+    H2(Incoming),
+}
+
+impl UpstreamBody {
+    /// For a 101 response over HTTP/1.1: the connection and the bytes already read past the
+    /// head.
+    pub fn into_upgraded(self) -> Option<(h1::Io, Bytes)> {
+        match self {
+            UpstreamBody::H1(b) => b.into_upgraded(),
+            UpstreamBody::H2(_) => None,
+        }
+    }
+
+    /// Whether the response's hop-by-hop headers were left out when its head was parsed.
+    pub fn hop_by_hop_stripped(&self) -> bool {
+        match self {
+            UpstreamBody::H1(b) => b.hop_by_hop_stripped(),
+            UpstreamBody::H2(_) => false,
+        }
     }
 }
 
-/// An upstream's response and, for HTTP/1.1, the lease on its connection.
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::H1(b) => std::pin::Pin::new(b).poll_frame(cx),
+            UpstreamBody::H2(b) => std::pin::Pin::new(b)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BoxError),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::H1(b) => b.is_end_stream(),
+            UpstreamBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::H1(b) => b.size_hint(),
+            UpstreamBody::H2(b) => b.size_hint(),
+        }
+    }
+}
+
+/// An upstream's response.
 #[derive(Debug)]
 pub struct UpstreamResponse {
-    pub response: Response<Incoming>,
-    pub lease: Option<Lease>,
+    pub response: Response<UpstreamBody>,
     /// The upstream's concurrency slot, held until the response body ends.
     pub permit: Option<ficus_protect::Permit>,
 }
 
 impl UpstreamResponse {
-    fn new(response: Response<Incoming>, lease: Option<Lease>) -> UpstreamResponse {
+    fn new(response: Response<UpstreamBody>) -> UpstreamResponse {
         UpstreamResponse {
             response,
-            lease,
             permit: None,
         }
     }
 
-    /// Drops a response ficus will not forward (a fallback status), keeping its connection
-    /// when the response is already complete.
+    /// Drops a response ficus will not forward (a fallback status). Its connection goes
+    /// back to the pool when the rest of the response was already read.
     pub fn discard(self) {
-        if let Some(lease) = self.lease {
-            if http_body::Body::is_end_stream(self.response.body()) {
-                lease.release();
-            }
-        }
+        drop(self);
     }
 }
 
