@@ -10,6 +10,7 @@ pub mod body;
 mod cached;
 pub mod events;
 pub mod h1;
+pub mod h1server;
 pub mod headers;
 pub mod mirror;
 pub mod problem;

@@ -96,17 +96,38 @@ enum Outcome {
     Shed(ficus_protect::Shed),
 }
 
-/// Handles one client request end to end.
+/// Handles one client request (as hyper's server hands it over) end to end.
 pub async fn handle(
     shared: &Shared,
     conn: &ConnInfo,
     mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let started = Instant::now();
-    let table = shared.table.load_full();
     let upgrade = headers::is_upgrade_request(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
+    handle_parts(
+        shared,
+        conn,
+        parts,
+        Inbound::Body(body),
+        upgrade,
+        client_upgrade,
+    )
+    .await
+}
+
+/// Handles one client request end to end, from its head and body (hyper's, or none for a
+/// bodiless request read by [`crate::h1server`]).
+pub async fn handle_parts(
+    shared: &Shared,
+    conn: &ConnInfo,
+    mut parts: Parts,
+    body: Inbound,
+    upgrade: bool,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let table = shared.table.load_full();
 
     let route = {
         let view = RequestView {
@@ -178,7 +199,7 @@ async fn route_request(
     route: &CompiledRoute,
     conn: &ConnInfo,
     parts: &mut Parts,
-    body: Incoming,
+    body: Inbound,
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     started: Instant,
@@ -196,7 +217,7 @@ async fn route_request(
         route,
         conn,
         parts,
-        Inbound::Body(body),
+        body,
         upgrade,
         client_upgrade,
         started,

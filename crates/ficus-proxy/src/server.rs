@@ -526,13 +526,32 @@ async fn serve_connection(
     drain: &Drain,
 ) {
     let gw = shared.table.load().config.gateway.clone();
-    let builder = server_builder(&gw);
     match tls {
         None => {
             let conn = Arc::new(ConnInfo::new(peer, false));
-            drive(builder, TokioIo::new(stream), conn, shared, drain).await;
+            // ficus's own loop first; hyper takes over the connection for what it does not
+            // serve (see h1server).
+            let Some((id, mut stop)) = drain.register() else {
+                return;
+            };
+            let ended = crate::h1server::serve(
+                stream,
+                &conn,
+                &shared,
+                &mut stop,
+                gw.header_read_timeout,
+                usize::try_from(gw.max_header_bytes).unwrap_or(usize::MAX),
+            )
+            .await;
+            drain.unregister(id);
+            if let crate::h1server::Ended::Handover(stream, read) = ended {
+                let builder = server_builder(&gw);
+                let io = crate::h1server::Prefixed::new(read, stream);
+                drive(builder, TokioIo::new(io), conn, shared, drain).await;
+            }
         }
         Some(acceptor) => {
+            let builder = server_builder(&gw);
             // The handshake counts against the header read timeout: a slow client is a slow client.
             let Ok(Ok(tls_stream)) =
                 tokio::time::timeout(gw.header_read_timeout, acceptor.accept(stream)).await

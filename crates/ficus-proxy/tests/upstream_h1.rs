@@ -6,97 +6,14 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// What a raw upstream does with one request: the bytes to answer, and whether to close the
-/// connection afterwards.
-type Script = Arc<dyn Fn(&str) -> (Vec<u8>, bool) + Send + Sync>;
-
-struct Raw {
-    url: String,
-    conns: Arc<AtomicUsize>,
-    /// Every request as received (head and body bytes), in order.
-    requests: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-/// An upstream that reads a request head (and a body framed by Content-Length or chunked)
-/// and writes whatever the script says.
-async fn raw(script: Script) -> Raw {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let conns = Arc::new(AtomicUsize::new(0));
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let (c, r) = (conns.clone(), requests.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                continue;
-            };
-            c.fetch_add(1, Ordering::SeqCst);
-            let (script, r) = (script.clone(), r.clone());
-            tokio::spawn(async move {
-                let mut got: Vec<u8> = Vec::new();
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    let Some(end) = read_message(&mut s, &mut got, &mut buf).await else {
-                        return;
-                    };
-                    let msg: Vec<u8> = got.drain(..end).collect();
-                    let head = String::from_utf8_lossy(&msg).to_string();
-                    r.lock().unwrap().push(msg);
-                    let (answer, close) = script(&head);
-                    if s.write_all(&answer).await.is_err() || close {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Raw {
-        url,
-        conns,
-        requests,
-    }
-}
-
-/// Reads one whole request into `got`; returns its length.
-async fn read_message(
-    s: &mut tokio::net::TcpStream,
-    got: &mut Vec<u8>,
-    buf: &mut [u8],
-) -> Option<usize> {
-    loop {
-        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..h]).to_lowercase();
-            let body_start = h + 4;
-            if head.contains("transfer-encoding: chunked") {
-                if let Some(e) = got[body_start..].windows(5).position(|w| w == b"0\r\n\r\n") {
-                    return Some(body_start + e + 5);
-                }
-            } else {
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                if got.len() >= body_start + len {
-                    return Some(body_start + len);
-                }
-            }
-        }
-        match s.read(buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-}
+use tokio::io::AsyncWriteExt;
 
 fn config() -> String {
     "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n".into()
@@ -104,10 +21,6 @@ fn config() -> String {
 
 async fn gateway(up: &Raw) -> TestGateway {
     TestGateway::start(&config(), &[("legacy", up.url.clone())]).await
-}
-
-fn script(f: impl Fn(&str) -> (Vec<u8>, bool) + Send + Sync + 'static) -> Script {
-    Arc::new(f)
 }
 
 #[tokio::test]

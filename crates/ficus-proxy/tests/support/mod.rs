@@ -16,6 +16,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -366,4 +367,90 @@ pub async fn dead_url() -> String {
     let a = l.local_addr().unwrap();
     drop(l);
     format!("http://{a}")
+}
+
+/// What a raw upstream does with one request: the bytes to answer, and whether to close the
+/// connection afterwards.
+pub type Script = Arc<dyn Fn(&str) -> (Vec<u8>, bool) + Send + Sync>;
+
+pub struct Raw {
+    pub url: String,
+    pub conns: Arc<AtomicUsize>,
+    /// Every request as received (head and body bytes), in order.
+    pub requests: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+/// An upstream that reads a request head (and a body framed by Content-Length or chunked)
+/// and writes whatever the script says.
+pub async fn raw(script: Script) -> Raw {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let conns = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let (c, r) = (conns.clone(), requests.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            let (script, r) = (script.clone(), r.clone());
+            tokio::spawn(async move {
+                let mut got: Vec<u8> = Vec::new();
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let Some(end) = read_message(&mut s, &mut got, &mut buf).await else {
+                        return;
+                    };
+                    let msg: Vec<u8> = got.drain(..end).collect();
+                    let head = String::from_utf8_lossy(&msg).to_string();
+                    r.lock().unwrap().push(msg);
+                    let (answer, close) = script(&head);
+                    if s.write_all(&answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Raw {
+        url,
+        conns,
+        requests,
+    }
+}
+
+/// Reads one whole request into `got`; returns its length.
+pub async fn read_message(
+    s: &mut tokio::net::TcpStream,
+    got: &mut Vec<u8>,
+    buf: &mut [u8],
+) -> Option<usize> {
+    loop {
+        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..h]).to_lowercase();
+            let body_start = h + 4;
+            if head.contains("transfer-encoding: chunked") {
+                if let Some(e) = got[body_start..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                    return Some(body_start + e + 5);
+                }
+            } else {
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if got.len() >= body_start + len {
+                    return Some(body_start + len);
+                }
+            }
+        }
+        match s.read(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+pub fn script(f: impl Fn(&str) -> (Vec<u8>, bool) + Send + Sync + 'static) -> Script {
+    Arc::new(f)
 }

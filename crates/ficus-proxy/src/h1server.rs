@@ -1,0 +1,554 @@
+//! ficus's own HTTP/1.1 server loop for plain-TCP client connections, for the requests that
+//! are most of a proxy's traffic: HTTP/1.1 requests without a body (GET, HEAD, DELETE, ...).
+//!
+//! Why: hyper's server connection (dispatcher, header map building, encoder, flush, timers)
+//! costs about 11,000 instructions per proxied request, more than half of what nginx spends
+//! on the whole request (bench/README.md). This loop reads a request head, parses it with
+//! `httparse`, hands it to the same request path as hyper's (`proxy::handle_parts`), and
+//! writes the response head and body with as few copies and system calls as it can.
+//!
+//! Everything else goes to hyper, with the bytes read so far: a request with a body
+//! (`Content-Length` other than 0, `Transfer-Encoding`), `Expect`, `Upgrade`, HTTP/1.0,
+//! absolute-form or `CONNECT` targets, an HTTP/2 preface (h2c), a head over
+//! `max_header_bytes` or with more than [`MAX_HEADERS`] fields, or anything that does not
+//! parse. hyper then serves the rest of that connection, with its own limits and error
+//! responses (400, 431), exactly as before. TLS listeners are hyper's throughout.
+//!
+//! What this loop does itself: the header read timeout (per request head, idle keep-alive
+//! time included), keep-alive and `Connection: close`, pipelined requests (answered in
+//! order), `Date`, response framing (`Content-Length` from the body's exact size,
+//! otherwise chunked; none for HEAD, 1xx, 204 and 304), and graceful shutdown (the request in
+//! flight finishes, then the connection closes).
+
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body::Body as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::body::ResponseBody;
+use crate::proxy::{ConnInfo, Inbound, Shared};
+
+/// More header fields than this go to hyper (which answers 431).
+pub const MAX_HEADERS: usize = 100;
+/// A response body up to this size goes out in the same `write` as its head.
+const INLINE_BODY: usize = 16 * 1024;
+const READ_ROOM: usize = 8 * 1024;
+
+/// How a connection left this loop.
+pub enum Ended {
+    Closed,
+    /// hyper takes over: the stream and the bytes already read from it (not yet answered).
+    Handover(TcpStream, Bytes),
+}
+
+/// What the parser made of the buffered bytes. (A return value that lives for one match:
+/// boxing the request's parts would only add an allocation per request.)
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    /// The request, whether the connection stays open after it, and whether it is HTTP/1.0.
+    Request(http::request::Parts, bool, bool),
+    NeedMore,
+    Hyper,
+}
+
+/// Serves requests until the connection ends or a request needs hyper.
+pub async fn serve(
+    mut stream: TcpStream,
+    conn: &Arc<ConnInfo>,
+    shared: &Arc<Shared>,
+    stop: &mut tokio::sync::oneshot::Receiver<()>,
+    header_read_timeout: Duration,
+    max_header_bytes: usize,
+) -> Ended {
+    let mut rbuf = BytesMut::with_capacity(READ_ROOM);
+    let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
+    let timer = tokio::time::sleep(header_read_timeout);
+    tokio::pin!(timer);
+    loop {
+        timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + header_read_timeout);
+        let (parts, keep_alive, http10) = loop {
+            if !rbuf.is_empty() {
+                if looks_like_h2(&rbuf) {
+                    return Ended::Handover(stream, rbuf.freeze());
+                }
+                match parse(&mut rbuf, max_header_bytes) {
+                    Parsed::Request(parts, keep_alive, http10) => {
+                        break (parts, keep_alive, http10)
+                    }
+                    Parsed::Hyper => return Ended::Handover(stream, rbuf.freeze()),
+                    Parsed::NeedMore if rbuf.len() > max_header_bytes => {
+                        return Ended::Handover(stream, rbuf.freeze())
+                    }
+                    Parsed::NeedMore => {}
+                }
+            }
+            if rbuf.capacity() - rbuf.len() < READ_ROOM / 2 {
+                rbuf.reserve(READ_ROOM);
+            }
+            tokio::select! {
+                biased;
+                r = stream.read_buf(&mut rbuf) => match r {
+                    Ok(0) | Err(_) => return Ended::Closed,
+                    Ok(_) => {}
+                },
+                _ = &mut timer => return Ended::Closed,
+                _ = &mut *stop => return Ended::Closed,
+            }
+        };
+        let head_request = parts.method == Method::HEAD;
+        let resp =
+            crate::proxy::handle_parts(shared, conn, parts, Inbound::Empty, false, None).await;
+        // Graceful shutdown: the request in flight is answered, then the connection closes.
+        let stopping = !matches!(
+            stop.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        );
+        let keep_alive = keep_alive && !stopping;
+        let written = write_response(
+            &mut stream,
+            &mut wbuf,
+            resp,
+            head_request,
+            keep_alive,
+            http10,
+        )
+        .await;
+        if !matches!(written, Ok(true)) {
+            let _ = stream.shutdown().await;
+            return Ended::Closed;
+        }
+    }
+}
+
+/// Whether the buffer starts like the HTTP/2 connection preface (`PRI * HTTP/2.0`).
+fn looks_like_h2(buf: &[u8]) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0";
+    let n = buf.len().min(PREFACE.len());
+    buf[..n] == PREFACE[..n]
+}
+
+/// Parses one request head from the front of `rbuf`, taking it out of the buffer when this
+/// loop can serve it. Header values become slices of the head's bytes.
+fn parse(rbuf: &mut BytesMut, max_head: usize) -> Parsed {
+    let all = rbuf.split().freeze();
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, &all, &mut slots)
+    {
+        // hyper answers an oversized head with 431.
+        Ok(httparse::Status::Complete(len)) if len <= max_head => len,
+        Ok(httparse::Status::Complete(_)) => {
+            restore(rbuf, all);
+            return Parsed::Hyper;
+        }
+        Ok(httparse::Status::Partial) => {
+            restore(rbuf, all);
+            return Parsed::NeedMore;
+        }
+        Err(_) => {
+            restore(rbuf, all);
+            return Parsed::Hyper;
+        }
+    };
+    let built = build(&all, &req);
+    let Some((parts, keep_alive, http10)) = built else {
+        restore(rbuf, all);
+        return Parsed::Hyper;
+    };
+    let rest = all.slice(len..);
+    drop(all);
+    if !rest.is_empty() {
+        // A pipelined request behind this one.
+        restore(rbuf, rest);
+    }
+    Parsed::Request(parts, keep_alive, http10)
+}
+
+/// The request's parts, or `None` when hyper should serve it.
+fn build(
+    all: &Bytes,
+    req: &httparse::Request<'_, '_>,
+) -> Option<(http::request::Parts, bool, bool)> {
+    let http10 = match req.version {
+        Some(1) => false,
+        Some(0) => true,
+        _ => return None,
+    };
+    let method = Method::from_bytes(req.method?.as_bytes()).ok()?;
+    if method == Method::CONNECT {
+        return None;
+    }
+    let path = req.path?;
+    if !path.starts_with('/') {
+        return None;
+    }
+    let uri = Uri::from_maybe_shared(all.slice_ref(path.as_bytes())).ok()?;
+    let mut headers = HeaderMap::with_capacity(req.headers.len() + 4);
+    // HTTP/1.1 stays open unless told otherwise; HTTP/1.0 only when asked to.
+    let mut keep_alive = !http10;
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == CONTENT_LENGTH {
+            if h.value.trim_ascii() != b"0" {
+                return None;
+            }
+        } else if name == TRANSFER_ENCODING || name == EXPECT || name == UPGRADE {
+            return None;
+        } else if name == CONNECTION {
+            for t in h.value.split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if http10 && t.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                } else if t.eq_ignore_ascii_case(b"upgrade") {
+                    return None;
+                }
+            }
+        }
+        let value = HeaderValue::from_maybe_shared(all.slice_ref(h.value)).ok()?;
+        headers.append(name, value);
+    }
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    if http10 {
+        *request.version_mut() = http::Version::HTTP_10;
+    }
+    let (parts, ()) = request.into_parts();
+    Some((parts, keep_alive, http10))
+}
+
+/// Puts bytes back in front of the (empty) read buffer.
+fn restore(rbuf: &mut BytesMut, bytes: Bytes) {
+    let spare = std::mem::take(rbuf);
+    *rbuf = match bytes.try_into_mut() {
+        Ok(mut m) => {
+            m.unsplit(spare);
+            m
+        }
+        Err(b) => {
+            let mut m = BytesMut::with_capacity(b.len() + READ_ROOM);
+            m.extend_from_slice(&b);
+            m.extend_from_slice(&spare);
+            m
+        }
+    };
+}
+
+/// Writes a response: the head (with `Date` and framing), then the body. `Ok(true)`: the
+/// connection can carry another request.
+async fn write_response(
+    stream: &mut TcpStream,
+    w: &mut Vec<u8>,
+    resp: Response<ResponseBody>,
+    head_request: bool,
+    keep_alive: bool,
+    http10: bool,
+) -> std::io::Result<bool> {
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    w.clear();
+    w.extend_from_slice(b"HTTP/1.1 ");
+    w.extend_from_slice(status.as_str().as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    w.extend_from_slice(b"\r\n");
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // HEAD and 304 keep the headers that describe the representation as they are.
+    let framed = !bodiless && !head_request;
+    let exact = body.size_hint().exact();
+    let mut has_date = false;
+    let mut declared: Option<u64> = None;
+    for (name, value) in &parts.headers {
+        if name == DATE {
+            has_date = true;
+        } else if framed && name == CONTENT_LENGTH {
+            // Re-written below from the body itself.
+            declared = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+            continue;
+        } else if name == TRANSFER_ENCODING || name == CONNECTION {
+            continue;
+        }
+        w.extend_from_slice(name.as_str().as_bytes());
+        w.extend_from_slice(b": ");
+        w.extend_from_slice(value.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        w.extend_from_slice(b"date: ");
+        date(w);
+        w.extend_from_slice(b"\r\n");
+    }
+    let length = exact.or(declared);
+    // An HTTP/1.0 client cannot read chunks: a body of unknown length ends with the
+    // connection.
+    let keep_alive = keep_alive && !(framed && http10 && length.is_none());
+    let chunked = framed && !http10 && length.is_none();
+    if !keep_alive {
+        w.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        w.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    if framed {
+        if let Some(n) = length {
+            w.extend_from_slice(b"content-length: ");
+            w.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            w.extend_from_slice(b"\r\n");
+        } else if chunked {
+            w.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+    }
+    w.extend_from_slice(b"\r\n");
+    if !framed {
+        stream.write_all(w).await?;
+        return Ok(keep_alive);
+    }
+    // `w` holds what is not sent yet: the head, then small frames (and chunk framing) ride
+    // along with it, so a small response goes out in one write.
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        let data = match frame {
+            None => break,
+            // Headers may be out already: close so the client sees a broken response.
+            Some(Err(e)) => return Err(std::io::Error::other(e)),
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) if !d.is_empty() => d,
+                _ => continue,
+            },
+        };
+        if w.is_empty() && !chunked {
+            stream.write_all(&data).await?;
+            continue;
+        }
+        if chunked {
+            let mut line = [0u8; 18];
+            let n = chunk_size_line(data.len(), &mut line);
+            w.extend_from_slice(&line[..n]);
+        }
+        if data.len() <= INLINE_BODY {
+            w.extend_from_slice(&data);
+            if chunked {
+                w.extend_from_slice(b"\r\n");
+            }
+            if body.is_end_stream() {
+                break;
+            }
+            stream.write_all(w).await?;
+            w.clear();
+        } else {
+            stream.write_all(w).await?;
+            w.clear();
+            stream.write_all(&data).await?;
+            if chunked {
+                w.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    if chunked {
+        w.extend_from_slice(b"0\r\n\r\n");
+    }
+    if !w.is_empty() {
+        stream.write_all(w).await?;
+    }
+    Ok(keep_alive)
+}
+
+/// Writes `{len:x}\r\n` into `out`, returning its length.
+fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for i in 0..digits {
+        out[digits - 1 - i] = HEX[(len >> (4 * i)) & 15];
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    digits + 2
+}
+
+/// The current time as an IMF-fixdate, formatted once per second per thread.
+fn date(w: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHED: RefCell<(u64, [u8; 29])> = const { RefCell::new((0, [0; 29])) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let s = httpdate::fmt_http_date(now);
+            if s.len() == 29 {
+                c.1.copy_from_slice(s.as_bytes());
+                c.0 = secs;
+            } else {
+                w.extend_from_slice(s.as_bytes());
+                return;
+            }
+        }
+        w.extend_from_slice(&c.1);
+    });
+}
+
+/// A stream that first yields bytes already read from it (handed over to hyper).
+pub struct Prefixed {
+    prefix: Bytes,
+    stream: TcpStream,
+}
+
+impl Prefixed {
+    pub fn new(prefix: Bytes, stream: TcpStream) -> Prefixed {
+        Prefixed { prefix, stream }
+    }
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h2_preface_is_recognised_from_its_first_bytes() {
+        assert!(looks_like_h2(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+        assert!(looks_like_h2(b"PR"));
+        assert!(!looks_like_h2(b"GET / HTTP/1.1\r\n"));
+        assert!(!looks_like_h2(b"POST / HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn only_bodiless_http_1_1_requests_stay_here() {
+        let mut ok = BytesMut::from(
+            &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"[..],
+        );
+        match parse(&mut ok, 8192) {
+            Parsed::Request(p, ka, http10) => {
+                assert!(!http10);
+                assert_eq!(p.uri.path(), "/a");
+                assert_eq!(p.uri.query(), Some("b=1"));
+                assert_eq!(p.headers["host"], "x");
+                assert!(ka);
+            }
+            _ => panic!("served here"),
+        }
+        assert!(ok.is_empty());
+        for hyper in [
+            &b"POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"[..],
+            b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET http://x/ HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 0\r\n\r\n",
+            b"CONNECT x:443 HTTP/1.1\r\n\r\n",
+            b"NOT A REQUEST\r\n\r\n",
+        ] {
+            let mut b = BytesMut::from(hyper);
+            assert!(matches!(parse(&mut b, 8192), Parsed::Hyper), "{hyper:?}");
+            assert_eq!(&b[..], hyper, "the bytes are left for hyper");
+        }
+        let mut partial = BytesMut::from(&b"GET / HTTP/1.1\r\nhost"[..]);
+        assert!(matches!(parse(&mut partial, 8192), Parsed::NeedMore));
+        assert_eq!(&partial[..], b"GET / HTTP/1.1\r\nhost");
+        let mut close = BytesMut::from(
+            &b"GET / HTTP/1.1\r\nconnection: close\r\n\r\nGET /next HTTP/1.1\r\n\r\n"[..],
+        );
+        assert!(matches!(
+            parse(&mut close, 8192),
+            Parsed::Request(_, false, false)
+        ));
+        let mut old = BytesMut::from(&b"GET / HTTP/1.0\r\n\r\n"[..]);
+        assert!(matches!(
+            parse(&mut old, 8192),
+            Parsed::Request(_, false, true)
+        ));
+        let mut old_ka = BytesMut::from(&b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"[..]);
+        assert!(matches!(
+            parse(&mut old_ka, 8192),
+            Parsed::Request(_, true, true)
+        ));
+        let mut big = BytesMut::from(&b"GET / HTTP/1.1\r\nx: 0123456789\r\n\r\n"[..]);
+        assert!(
+            matches!(parse(&mut big, 16), Parsed::Hyper),
+            "over max_header_bytes: hyper's 431"
+        );
+        assert_eq!(
+            &close[..],
+            b"GET /next HTTP/1.1\r\n\r\n",
+            "the pipelined request waits"
+        );
+    }
+
+    #[test]
+    fn dates_are_imf_fixdate() {
+        let mut w = Vec::new();
+        date(&mut w);
+        let s = String::from_utf8(w).unwrap();
+        assert_eq!(s.len(), 29, "{s}");
+        assert!(s.ends_with(" GMT"), "{s}");
+    }
+}

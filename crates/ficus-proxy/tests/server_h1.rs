@@ -1,0 +1,245 @@
+//! ficus's own HTTP/1.1 server loop (bodiless requests on plain listeners) over raw client
+//! sockets: HTTP/1.0 keep-alive, `Connection: close`, pipelining, HEAD, framing of a body of
+//! unknown length (chunked for HTTP/1.1, close-delimited for HTTP/1.0), `Date`, and the
+//! hand-over to hyper in the middle of a connection when a request has a body.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn config() -> String {
+    "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n".into()
+}
+
+/// Reads from the socket until `count` whole responses (framed by Content-Length, chunked
+/// encoding, or the end of the stream) have arrived; returns them as text.
+async fn responses(s: &mut TcpStream, count: usize) -> Vec<String> {
+    let mut got: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        // Cut complete responses off the front.
+        while let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..h]).to_lowercase();
+            let start = h + 4;
+            let end = if head.starts_with("http/1.1 204") || head.starts_with("http/1.1 304") {
+                Some(start)
+            } else if let Some(len) = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map(|v| v.trim().parse::<usize>().unwrap())
+            {
+                (got.len() >= start + len).then_some(start + len)
+            } else if head.contains("transfer-encoding: chunked") {
+                got[start..]
+                    .windows(5)
+                    .position(|w| w == b"0\r\n\r\n")
+                    .map(|e| start + e + 5)
+            } else {
+                None // until close
+            };
+            match end {
+                Some(e) => out.push(
+                    String::from_utf8_lossy(&got.drain(..e).collect::<Vec<_>>()).into_owned(),
+                ),
+                None => break,
+            }
+            if out.len() == count {
+                return out;
+            }
+        }
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("responses in time")
+            .unwrap();
+        if n == 0 {
+            if !got.is_empty() {
+                out.push(String::from_utf8_lossy(&got).into_owned());
+            }
+            return out;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Whether the gateway closed the connection (reads the end of the stream in time).
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn http_1_0_keep_alive_and_close() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    for i in 0..3 {
+        s.write_all(
+            format!("GET /ka/{i} HTTP/1.0\r\nHost: x\r\nConnection: Keep-Alive\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let r = responses(&mut s, 1).await;
+        assert!(r[0].starts_with("HTTP/1.1 200 OK\r\n"), "{}", r[0]);
+        assert!(
+            r[0].to_lowercase().contains("connection: keep-alive"),
+            "{}",
+            r[0]
+        );
+        assert!(r[0].ends_with("legacy"), "{}", r[0]);
+    }
+    s.write_all(b"GET /plain HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 1).await;
+    assert!(r[0].starts_with("HTTP/1.1 200 OK\r\n"), "{}", r[0]);
+    assert!(
+        r[0].to_lowercase().contains("connection: close"),
+        "{}",
+        r[0]
+    );
+    assert!(closed(&mut s).await, "HTTP/1.0 without keep-alive closes");
+    assert_eq!(legacy.hits(), 4);
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured_and_answers_carry_date_and_length() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 1).await;
+    let lower = r[0].to_lowercase();
+    assert!(lower.contains("connection: close"), "{}", r[0]);
+    assert!(lower.contains("\r\ndate: "), "{}", r[0]);
+    assert!(lower.contains("content-length: 6\r\n"), "{}", r[0]);
+    assert!(closed(&mut s).await);
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(
+        b"GET /status/201 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/202 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/203 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let r = responses(&mut s, 3).await;
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r[0].starts_with("HTTP/1.1 201 "), "{}", r[0]);
+    assert!(r[1].starts_with("HTTP/1.1 202 "), "{}", r[1]);
+    assert!(r[2].starts_with("HTTP/1.1 203 "), "{}", r[2]);
+    assert_eq!(legacy.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_head_answer_keeps_its_length_and_sends_no_body() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8(got).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_lowercase().contains("content-length: 6"), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "no body after the head: {head}");
+    // The next answer on the same connection starts right away: no body bytes were sent.
+    s.write_all(b"GET /status/202 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 1).await;
+    assert!(r[0].starts_with("HTTP/1.1 202 "), "{}", r[0]);
+}
+
+#[tokio::test]
+async fn a_body_of_unknown_length_is_chunked_for_1_1_and_close_delimited_for_1_0() {
+    let up = raw(script(|_| {
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".to_vec(),
+            false,
+        )
+    }))
+    .await;
+    let gw = TestGateway::start(&config(), &[("legacy", up.url.clone())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 1).await;
+    assert!(
+        r[0].to_lowercase().contains("transfer-encoding: chunked"),
+        "{}",
+        r[0]
+    );
+    let body = r[0].split_once("\r\n\r\n").unwrap().1;
+    let decoded: String = {
+        let mut rest = body;
+        let mut out = String::new();
+        loop {
+            let (size, after) = rest.split_once("\r\n").unwrap();
+            let n = usize::from_str_radix(size, 16).unwrap();
+            if n == 0 {
+                break out;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+    };
+    assert_eq!(decoded, "hello world");
+
+    let mut old = TcpStream::connect(gw.addr).await.unwrap();
+    old.write_all(b"GET /c HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), old.read_to_end(&mut all))
+        .await
+        .expect("the gateway closes to end the body")
+        .unwrap();
+    let text = String::from_utf8(all).unwrap();
+    assert!(!text.to_lowercase().contains("chunked"), "{text}");
+    assert!(text.to_lowercase().contains("connection: close"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhello world"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_with_a_body_hands_the_connection_to_hyper_midway() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(responses(&mut s, 1).await[0].starts_with("HTTP/1.1 200"));
+    // A POST with a body and a GET right behind it, in one write: both answered in order.
+    s.write_all(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 2).await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
+    assert!(r[0].to_lowercase().contains("x-body-len: 5"), "{}", r[0]);
+    assert!(r[1].starts_with("HTTP/1.1 200"), "{}", r[1]);
+    assert_eq!(legacy.hits(), 3);
+    assert_eq!(legacy.last().path, "/third");
+}
