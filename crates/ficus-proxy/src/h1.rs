@@ -530,19 +530,7 @@ impl Conn {
 
     /// Puts bytes taken out of the read buffer back in front of it (a partial head).
     fn restore(&mut self, bytes: Bytes) {
-        let spare = std::mem::take(&mut self.rbuf);
-        self.rbuf = match bytes.try_into_mut() {
-            Ok(mut m) => {
-                // Contiguous with the spare capacity kept by `spare`: merged without a copy.
-                m.unsplit(spare);
-                m
-            }
-            Err(b) => {
-                let mut m = BytesMut::with_capacity(b.len() + READ_ROOM);
-                m.extend_from_slice(&b);
-                m
-            }
-        };
+        restore_front(&mut self.rbuf, bytes);
     }
 
     /// Moves bytes left after a head back into the read buffer, for decoders that need
@@ -964,8 +952,27 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     Some(n)
 }
 
+/// Puts bytes split off a read buffer (which holds no data now, only spare room) back in
+/// front of it: without a copy when nothing else shares them, since they sit right before
+/// that room.
+pub(crate) fn restore_front(rbuf: &mut BytesMut, bytes: Bytes) {
+    let spare = std::mem::take(rbuf);
+    *rbuf = match bytes.try_into_mut() {
+        Ok(mut m) => {
+            m.unsplit(spare);
+            m
+        }
+        Err(b) => {
+            let mut m = BytesMut::with_capacity(b.len() + spare.len() + READ_ROOM);
+            m.extend_from_slice(&b);
+            m.extend_from_slice(&spare);
+            m
+        }
+    };
+}
+
 /// Writes `{len:x}\r\n` into `out`, returning its length.
-fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
+pub(crate) fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
     for i in 0..digits {

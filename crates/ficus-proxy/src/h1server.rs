@@ -32,6 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::ResponseBody;
+use crate::h1::{chunk_size_line, restore_front};
 use crate::proxy::{ConnInfo, Inbound, Shared};
 
 /// More header fields than this go to hyper (which answers 431).
@@ -147,28 +148,28 @@ fn parse(rbuf: &mut BytesMut, max_head: usize) -> Parsed {
         // hyper answers an oversized head with 431.
         Ok(httparse::Status::Complete(len)) if len <= max_head => len,
         Ok(httparse::Status::Complete(_)) => {
-            restore(rbuf, all);
+            restore_front(rbuf, all);
             return Parsed::Hyper;
         }
         Ok(httparse::Status::Partial) => {
-            restore(rbuf, all);
+            restore_front(rbuf, all);
             return Parsed::NeedMore;
         }
         Err(_) => {
-            restore(rbuf, all);
+            restore_front(rbuf, all);
             return Parsed::Hyper;
         }
     };
     let built = build(&all, &req);
     let Some((parts, keep_alive, http10)) = built else {
-        restore(rbuf, all);
+        restore_front(rbuf, all);
         return Parsed::Hyper;
     };
     let rest = all.slice(len..);
     drop(all);
     if !rest.is_empty() {
         // A pipelined request behind this one.
-        restore(rbuf, rest);
+        restore_front(rbuf, rest);
     }
     Parsed::Request(parts, keep_alive, http10)
 }
@@ -227,23 +228,6 @@ fn build(
     }
     let (parts, ()) = request.into_parts();
     Some((parts, keep_alive, http10))
-}
-
-/// Puts bytes back in front of the (empty) read buffer.
-fn restore(rbuf: &mut BytesMut, bytes: Bytes) {
-    let spare = std::mem::take(rbuf);
-    *rbuf = match bytes.try_into_mut() {
-        Ok(mut m) => {
-            m.unsplit(spare);
-            m
-        }
-        Err(b) => {
-            let mut m = BytesMut::with_capacity(b.len() + READ_ROOM);
-            m.extend_from_slice(&b);
-            m.extend_from_slice(&spare);
-            m
-        }
-    };
 }
 
 /// Writes a response: the head (with `Date` and framing), then the body. `Ok(true)`: the
@@ -366,18 +350,6 @@ async fn write_response(
         stream.write_all(w).await?;
     }
     Ok(keep_alive)
-}
-
-/// Writes `{len:x}\r\n` into `out`, returning its length.
-fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
-    for i in 0..digits {
-        out[digits - 1 - i] = HEX[(len >> (4 * i)) & 15];
-    }
-    out[digits] = b'\r';
-    out[digits + 1] = b'\n';
-    digits + 2
 }
 
 /// The current time as an IMF-fixdate, formatted once per second per thread.
