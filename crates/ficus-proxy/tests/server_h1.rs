@@ -243,3 +243,30 @@ async fn a_request_with_a_body_hands_the_connection_to_hyper_midway() {
     assert_eq!(legacy.hits(), 3);
     assert_eq!(legacy.last().path, "/third");
 }
+
+#[tokio::test]
+async fn more_than_100_request_headers_get_431() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut req = String::from("GET /many HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..120 {
+        req.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let r = responses(&mut s, 1).await;
+    assert!(r[0].starts_with("HTTP/1.1 431"), "{}", r[0]);
+    assert_eq!(legacy.hits(), 0);
+    // Under the limit is fine (90 here: the test upstream, itself limited to 100, also gets
+    // the four headers ficus adds).
+    let mut ok = TcpStream::connect(gw.addr).await.unwrap();
+    let mut req = String::from("GET /ninety HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..89 {
+        req.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    ok.write_all(req.as_bytes()).await.unwrap();
+    let r = responses(&mut ok, 1).await;
+    assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
+}
