@@ -270,3 +270,31 @@ async fn more_than_100_request_headers_get_431() {
     let r = responses(&mut ok, 1).await;
     assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_request_frees_its_connection_at_once() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /sleep/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The request is in flight (the upstream sleeps 3 s); the client leaves.
+    for _ in 0..100 {
+        if legacy.hits() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(legacy.hits(), 1);
+    assert_eq!(gw.gateway().open_connections(), 1);
+    drop(s);
+    let t = tokio::time::Instant::now();
+    while gw.gateway().open_connections() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the gateway still holds the connection of a client that left"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
