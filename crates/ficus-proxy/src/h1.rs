@@ -746,6 +746,11 @@ impl H1Body {
                         }
                         return Poll::Pending;
                     };
+                    if end > MAX_CHUNK_LINE {
+                        return Poll::Ready(Some(Err(H1Error::Invalid(
+                            "chunk-size line too long",
+                        ))));
+                    }
                     let size = match parse_chunk_size(&buf[..end]) {
                         Some(s) => s,
                         None => return Poll::Ready(Some(Err(H1Error::Invalid("bad chunk size")))),

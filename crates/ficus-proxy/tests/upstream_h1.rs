@@ -358,3 +358,61 @@ async fn a_head_and_body_arriving_in_pieces_are_put_together() {
         assert_eq!(header(&h, "content-type"), "text/plain");
     }
 }
+
+/// Fetches `/x` through a gateway in front of an upstream that answers `answer`; `None`
+/// when the client did not get a whole response.
+async fn whole_body(answer: &'static [u8]) -> Option<Bytes> {
+    let up = raw(script(move |_| (answer.to_vec(), true))).await;
+    let gw = gateway(&up).await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        let resp = client()
+            .request(Request::get(gw.url("/x")).body(full("")).unwrap())
+            .await
+            .ok()?;
+        resp.into_body().collect().await.ok().map(|c| c.to_bytes())
+    })
+    .await
+    .expect("the exchange ends")
+}
+
+#[tokio::test]
+async fn chunk_size_lines_over_4_kib_and_trailers_over_64_kib_break_the_response() {
+    static LONG_LINE: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut r = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;ext=".to_vec();
+        r.extend(std::iter::repeat_n(b'a', 5 * 1024));
+        r.extend_from_slice(b"\r\nok\r\n0\r\n\r\n");
+        r
+    });
+    static BIG_TRAILERS: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut r =
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec();
+        for i in 0..1100 {
+            r.extend_from_slice(format!("x-trailer-{i:04}: {}\r\n", "v".repeat(48)).as_bytes());
+        }
+        r.extend_from_slice(b"\r\n");
+        r
+    });
+    assert_eq!(whole_body(LONG_LINE.as_slice()).await, None);
+    assert_eq!(whole_body(BIG_TRAILERS.as_slice()).await, None);
+    // Just under both limits is fine.
+    static FINE: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut r = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;ext=".to_vec();
+        r.extend(std::iter::repeat_n(b'a', 3 * 1024));
+        r.extend_from_slice(b"\r\nok\r\n0\r\n");
+        for i in 0..900 {
+            r.extend_from_slice(format!("x-trailer-{i:04}: {}\r\n", "v".repeat(48)).as_bytes());
+        }
+        r.extend_from_slice(b"\r\n");
+        r
+    });
+    assert_eq!(
+        whole_body(FINE.as_slice()).await.as_deref(),
+        Some(&b"ok"[..])
+    );
+    assert_eq!(
+        whole_body(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n")
+            .await,
+        None,
+        "a chunk size that is not hex"
+    );
+}
