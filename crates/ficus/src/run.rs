@@ -63,7 +63,13 @@ pub fn route_table(cfg: &Config) -> String {
         let modern = r.modern.as_deref().unwrap_or("-");
         let answers = match r.stage {
             Stage::Legacy => r.legacy.clone(),
-            Stage::Shadow => format!("{} (mirror to {modern} comes with shadowing)", r.legacy),
+            Stage::Shadow if r.shadow.sample == ficus_config::Weight::ZERO => {
+                format!("{} (no copies: [route.shadow] sample = 0%)", r.legacy)
+            }
+            Stage::Shadow => format!(
+                "{}, copies {} of keys to {modern}",
+                r.legacy, r.shadow.sample
+            ),
             Stage::Canary => format!(
                 "{modern} for {} of keys, {} for the rest",
                 r.weight, r.legacy

@@ -241,6 +241,19 @@ fn routes_prints_the_compiled_table() {
         lines[2].starts_with("2  default") && lines[2].contains("legacy"),
         "{table}"
     );
+    // A shadow route says how much of its traffic is copied to modern.
+    std::fs::write(
+        &cfg,
+        config(&dir, "http://127.0.0.1:1", "http://127.0.0.1:2", 0)
+            .replace("stage = \"canary\"", "stage = \"shadow\""),
+    )
+    .unwrap();
+    let out = ficus().args(["routes", "-c"]).arg(&cfg).output().unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("legacy, copies 100% of keys to modern"),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
