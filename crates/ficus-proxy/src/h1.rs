@@ -42,10 +42,10 @@ pub const MAX_RESPONSE_HEADERS: usize = 128;
 pub const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The most trailer bytes accepted after a chunked response body (they are read and dropped).
 pub const MAX_TRAILERS: usize = 64 * 1024;
-/// A body up to this size goes out in the same `write` as the request head.
-const INLINE_BODY: usize = 16 * 1024;
+/// A body up to this size goes out in the same `write` as its head (both directions).
+pub(crate) const INLINE_BODY: usize = 16 * 1024;
 /// Reads ask for at least this much room in the read buffer.
-const READ_ROOM: usize = 8 * 1024;
+pub(crate) const READ_ROOM: usize = 8 * 1024;
 
 /// The byte stream to an upstream: plain TCP or TLS over TCP.
 pub enum Io {
@@ -578,10 +578,6 @@ pub struct Head {
 }
 
 impl Head {
-    pub fn status(&self) -> StatusCode {
-        self.response.status()
-    }
-
     /// The response with its body, which reads from `conn` and gives it back to its `home`
     /// pool once the whole message was read (if the connection may carry another one).
     pub fn into_response(

@@ -33,14 +33,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::ResponseBody;
-use crate::h1::{chunk_size_line, restore_front};
+use crate::h1::{chunk_size_line, restore_front, INLINE_BODY, READ_ROOM};
 use crate::proxy::{ConnInfo, Inbound, Shared};
 
 /// More header fields than this go to hyper (which answers 431).
 pub const MAX_HEADERS: usize = 100;
-/// A response body up to this size goes out in the same `write` as its head.
-const INLINE_BODY: usize = 16 * 1024;
-const READ_ROOM: usize = 8 * 1024;
 
 /// How a connection left this loop.
 pub enum Ended {
