@@ -36,6 +36,9 @@ pub const ROLLOUT_ACTOR: &str = "rollout";
 pub const TICK: Duration = Duration::from_secs(1);
 /// At most one hold event per route this often (unless the reason changes).
 pub const HOLD_EVENT_EVERY: Duration = Duration::from_secs(30);
+/// A gate changing its outcome writes a hold event at once, but no sooner than this after the
+/// previous one: a gate flapping near its threshold on thin traffic must not flood the log.
+pub const HOLD_EVENT_MIN_GAP: Duration = Duration::from_secs(1);
 
 /// Where a rollout is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -658,7 +661,11 @@ impl Inner {
                     .join(",");
                 let due = match &last_hold {
                     None => true,
-                    Some((at, seen)) => at.elapsed() >= HOLD_EVENT_EVERY || *seen != outcomes,
+                    Some((at, seen)) => {
+                        let since = at.elapsed();
+                        since >= HOLD_EVENT_EVERY
+                            || (*seen != outcomes && since >= HOLD_EVENT_MIN_GAP)
+                    }
                 };
                 if due {
                     let msg = format!("holding at {want}%: {}", verdict.reason);
