@@ -454,7 +454,7 @@ impl Conn {
             // Names that `Connection` lists besides keep-alive and close (rare).
             let mut named: Vec<HeaderName> = Vec::new();
             for h in resp.headers.iter() {
-                let name = HeaderName::from_bytes(h.name.as_bytes())
+                let name = crate::headers::wire_name(h.name.as_bytes())
                     .map_err(|_| H1Error::Invalid("bad header name"))?;
                 if name == CONTENT_LENGTH {
                     let n = parse_length(h.value).ok_or(H1Error::Invalid("bad Content-Length"))?;

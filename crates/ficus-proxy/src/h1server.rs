@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, EXPECT, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -38,6 +38,10 @@ use crate::proxy::{ConnInfo, Inbound, Shared};
 
 /// More header fields than this go to hyper (which answers 431).
 pub const MAX_HEADERS: usize = 100;
+/// A response's header map is kept (emptied) for the connection's next request when it
+/// holds no more than this many fields: the usual message reuses its map instead of
+/// allocating two tables per request, and one outsized message does not pin its memory.
+const SPARE_MAP_CAPACITY: usize = 64;
 
 /// How a connection left this loop.
 pub enum Ended {
@@ -67,6 +71,8 @@ pub async fn serve(
 ) -> Ended {
     let mut rbuf = BytesMut::with_capacity(READ_ROOM);
     let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
+    // The last response's header map, emptied, for the next request's headers.
+    let mut spare: Option<HeaderMap> = None;
     let timer = tokio::time::sleep(header_read_timeout);
     tokio::pin!(timer);
     loop {
@@ -78,7 +84,7 @@ pub async fn serve(
                 if looks_like_h2(&rbuf) {
                     return Ended::Handover(stream, rbuf.freeze());
                 }
-                match parse(&mut rbuf, max_header_bytes) {
+                match parse(&mut rbuf, max_header_bytes, &mut spare) {
                     Parsed::Request(parts, keep_alive, http10) => {
                         break (parts, keep_alive, http10)
                     }
@@ -140,6 +146,7 @@ pub async fn serve(
         let written = write_response(
             &mut stream,
             &mut wbuf,
+            &mut spare,
             resp,
             head_request,
             keep_alive,
@@ -162,7 +169,7 @@ fn looks_like_h2(buf: &[u8]) -> bool {
 
 /// Parses one request head from the front of `rbuf`, taking it out of the buffer when this
 /// loop can serve it. Header values become slices of the head's bytes.
-fn parse(rbuf: &mut BytesMut, max_head: usize) -> Parsed {
+fn parse(rbuf: &mut BytesMut, max_head: usize, spare: &mut Option<HeaderMap>) -> Parsed {
     let all = rbuf.split().freeze();
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -184,7 +191,7 @@ fn parse(rbuf: &mut BytesMut, max_head: usize) -> Parsed {
             return Parsed::Hyper;
         }
     };
-    let built = build(&all, &req);
+    let built = build(&all, &req, spare);
     let Some((parts, keep_alive, http10)) = built else {
         restore_front(rbuf, all);
         return Parsed::Hyper;
@@ -202,6 +209,7 @@ fn parse(rbuf: &mut BytesMut, max_head: usize) -> Parsed {
 fn build(
     all: &Bytes,
     req: &httparse::Request<'_, '_>,
+    spare: &mut Option<HeaderMap>,
 ) -> Option<(http::request::Parts, bool, bool)> {
     let http10 = match req.version {
         Some(1) => false,
@@ -217,11 +225,19 @@ fn build(
         return None;
     }
     let uri = Uri::from_maybe_shared(all.slice_ref(path.as_bytes())).ok()?;
-    let mut headers = HeaderMap::with_capacity(req.headers.len() + 4);
+    // Room for the headers ficus adds on the way (`X-Forwarded-*`, `X-Request-Id`).
+    let room = req.headers.len() + 4;
+    let mut headers = match spare.take() {
+        Some(mut h) => {
+            h.reserve(room);
+            h
+        }
+        None => HeaderMap::with_capacity(room),
+    };
     // HTTP/1.1 stays open unless told otherwise; HTTP/1.0 only when asked to.
     let mut keep_alive = !http10;
     for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let name = crate::headers::wire_name(h.name.as_bytes()).ok()?;
         if name == CONTENT_LENGTH {
             if h.value.trim_ascii() != b"0" {
                 return None;
@@ -259,6 +275,7 @@ fn build(
 async fn write_response(
     stream: &mut TcpStream,
     w: &mut Vec<u8>,
+    spare: &mut Option<HeaderMap>,
     resp: Response<ResponseBody>,
     head_request: bool,
     keep_alive: bool,
@@ -322,6 +339,11 @@ async fn write_response(
         }
     }
     w.extend_from_slice(b"\r\n");
+    let mut headers = parts.headers;
+    if headers.capacity() <= SPARE_MAP_CAPACITY {
+        headers.clear();
+        *spare = Some(headers);
+    }
     if !framed {
         stream.write_all(w).await?;
         return Ok(keep_alive);
@@ -483,16 +505,21 @@ mod tests {
         let mut ok = BytesMut::from(
             &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"[..],
         );
-        match parse(&mut ok, 8192) {
+        // The last response's emptied map is taken for the request's headers.
+        let mut spare = Some(HeaderMap::with_capacity(32));
+        match parse(&mut ok, 8192, &mut spare) {
             Parsed::Request(p, ka, http10) => {
                 assert!(!http10);
                 assert_eq!(p.uri.path(), "/a");
                 assert_eq!(p.uri.query(), Some("b=1"));
                 assert_eq!(p.headers["host"], "x");
+                assert_eq!(p.headers.len(), 2, "{:?}", p.headers);
+                assert!(p.headers.capacity() >= 32);
                 assert!(ka);
             }
             _ => panic!("served here"),
         }
+        assert!(spare.is_none());
         assert!(ok.is_empty());
         for hyper in [
             &b"POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"[..],
@@ -504,32 +531,38 @@ mod tests {
             b"NOT A REQUEST\r\n\r\n",
         ] {
             let mut b = BytesMut::from(hyper);
-            assert!(matches!(parse(&mut b, 8192), Parsed::Hyper), "{hyper:?}");
+            assert!(
+                matches!(parse(&mut b, 8192, &mut None), Parsed::Hyper),
+                "{hyper:?}"
+            );
             assert_eq!(&b[..], hyper, "the bytes are left for hyper");
         }
         let mut partial = BytesMut::from(&b"GET / HTTP/1.1\r\nhost"[..]);
-        assert!(matches!(parse(&mut partial, 8192), Parsed::NeedMore));
+        assert!(matches!(
+            parse(&mut partial, 8192, &mut None),
+            Parsed::NeedMore
+        ));
         assert_eq!(&partial[..], b"GET / HTTP/1.1\r\nhost");
         let mut close = BytesMut::from(
             &b"GET / HTTP/1.1\r\nconnection: close\r\n\r\nGET /next HTTP/1.1\r\n\r\n"[..],
         );
         assert!(matches!(
-            parse(&mut close, 8192),
+            parse(&mut close, 8192, &mut None),
             Parsed::Request(_, false, false)
         ));
         let mut old = BytesMut::from(&b"GET / HTTP/1.0\r\n\r\n"[..]);
         assert!(matches!(
-            parse(&mut old, 8192),
+            parse(&mut old, 8192, &mut None),
             Parsed::Request(_, false, true)
         ));
         let mut old_ka = BytesMut::from(&b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"[..]);
         assert!(matches!(
-            parse(&mut old_ka, 8192),
+            parse(&mut old_ka, 8192, &mut None),
             Parsed::Request(_, true, true)
         ));
         let mut big = BytesMut::from(&b"GET / HTTP/1.1\r\nx: 0123456789\r\n\r\n"[..]);
         assert!(
-            matches!(parse(&mut big, 16), Parsed::Hyper),
+            matches!(parse(&mut big, 16, &mut None), Parsed::Hyper),
             "over max_header_bytes: hyper's 431"
         );
         assert_eq!(

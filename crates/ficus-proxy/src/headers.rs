@@ -111,14 +111,15 @@ fn strip_present(headers: &mut HeaderMap, mut present: u16, keep_upgrade: bool) 
 /// Rewrites a client's request headers for an upstream, in one scan over the names: removes
 /// hop-by-hop headers and `Expect` (ficus itself answers `100-continue`), makes sure `Host`
 /// is present, sets `X-Forwarded-*`, and adds `X-Request-Id` when absent. Returns the
-/// request id.
+/// request id when `want_id` (the access log's; otherwise the copy is not made).
 pub fn prepare_request(
     headers: &mut HeaderMap,
     authority: Option<&http::uri::Authority>,
     keep_upgrade: bool,
     client_ip: &HeaderValue,
     proto: &HeaderValue,
-) -> HeaderValue {
+    want_id: bool,
+) -> Option<HeaderValue> {
     let (mut present, mut expect, mut xff, mut request_id) = (0u16, false, false, false);
     for name in headers.keys() {
         if let Some(i) = hop_index(name) {
@@ -154,11 +155,12 @@ pub fn prepare_request(
         }
     }
     if request_id {
-        ensure_request_id(headers)
+        want_id.then(|| ensure_request_id(headers))
     } else {
         let id = new_request_id();
-        headers.insert(X_REQUEST_ID.clone(), id.clone());
-        id
+        let copy = want_id.then(|| id.clone());
+        headers.insert(X_REQUEST_ID.clone(), id);
+        copy
     }
 }
 
@@ -217,17 +219,99 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 fn new_request_id() -> HeaderValue {
     let (a, b) = (crate::rand::next_u64(), crate::rand::next_u64());
     let mut buf = [0u8; 32];
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in a
-        .to_be_bytes()
-        .into_iter()
-        .chain(b.to_be_bytes())
-        .enumerate()
-    {
-        buf[2 * i] = HEX[usize::from(byte >> 4)];
-        buf[2 * i + 1] = HEX[usize::from(byte & 15)];
+    for (i, half) in [a >> 32, a, b >> 32, b].into_iter().enumerate() {
+        buf[8 * i..8 * i + 8].copy_from_slice(&hex8(half as u32).to_be_bytes());
     }
     HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
+}
+
+/// Eight lower-case hex digits for `v`, most significant first when written big-endian:
+/// the nibbles are spread one per byte, then turned into ASCII all at once (`'0'` plus the
+/// nibble, plus `'a' - '0' - 10` where the nibble is over 9).
+fn hex8(v: u32) -> u64 {
+    let mut x = u64::from(v);
+    x = ((x & 0xFFFF_0000) << 16) | (x & 0xFFFF);
+    x = ((x & 0x0000_FF00_0000_FF00) << 8) | (x & 0x0000_00FF_0000_00FF);
+    x = ((x & 0x00F0_00F0_00F0_00F0) << 4) | (x & 0x000F_000F_000F_000F);
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    x + 0x3030_3030_3030_3030 + letters * 0x27
+}
+
+/// A header name as read off the wire. The names nearly every request and response carry
+/// are recognised in their usual spellings by a comparison or two; anything else goes
+/// through [`HeaderName::from_bytes`], which lower-cases and validates.
+pub fn wire_name(b: &[u8]) -> Result<HeaderName, header::InvalidHeaderName> {
+    use header::*;
+    let known = match b.len() {
+        3 => match b {
+            b"Age" | b"age" => Some(AGE),
+            _ => None,
+        },
+        4 => match b {
+            b"Host" | b"host" => Some(HOST),
+            b"Date" | b"date" => Some(DATE),
+            b"ETag" | b"Etag" | b"etag" => Some(ETAG),
+            b"Vary" | b"vary" => Some(VARY),
+            _ => None,
+        },
+        6 => match b {
+            b"Accept" | b"accept" => Some(ACCEPT),
+            b"Server" | b"server" => Some(SERVER),
+            b"Cookie" | b"cookie" => Some(COOKIE),
+            b"Origin" | b"origin" => Some(ORIGIN),
+            _ => None,
+        },
+        7 => match b {
+            b"Referer" | b"referer" => Some(REFERER),
+            b"Expires" | b"expires" => Some(EXPIRES),
+            _ => None,
+        },
+        8 => match b {
+            b"Location" | b"location" => Some(LOCATION),
+            _ => None,
+        },
+        10 => match b {
+            b"Connection" | b"connection" => Some(CONNECTION),
+            b"User-Agent" | b"user-agent" => Some(USER_AGENT),
+            b"Set-Cookie" | b"set-cookie" => Some(SET_COOKIE),
+            b"Keep-Alive" | b"keep-alive" => Some(HOP_BY_HOP_NAMES[1].clone()),
+            _ => None,
+        },
+        12 => match b {
+            b"Content-Type" | b"content-type" => Some(CONTENT_TYPE),
+            b"X-Request-Id" | b"X-Request-ID" | b"x-request-id" => Some(X_REQUEST_ID.clone()),
+            _ => None,
+        },
+        13 => match b {
+            b"Cache-Control" | b"cache-control" => Some(CACHE_CONTROL),
+            b"Authorization" | b"authorization" => Some(AUTHORIZATION),
+            b"Last-Modified" | b"last-modified" => Some(LAST_MODIFIED),
+            _ => None,
+        },
+        14 => match b {
+            b"Content-Length" | b"content-length" => Some(CONTENT_LENGTH),
+            _ => None,
+        },
+        15 => match b {
+            b"Accept-Encoding" | b"accept-encoding" => Some(ACCEPT_ENCODING),
+            b"Accept-Language" | b"accept-language" => Some(ACCEPT_LANGUAGE),
+            b"X-Forwarded-For" | b"x-forwarded-for" => Some(X_FORWARDED_FOR.clone()),
+            _ => None,
+        },
+        16 => match b {
+            b"Content-Encoding" | b"content-encoding" => Some(CONTENT_ENCODING),
+            _ => None,
+        },
+        17 => match b {
+            b"Transfer-Encoding" | b"transfer-encoding" => Some(TRANSFER_ENCODING),
+            _ => None,
+        },
+        _ => None,
+    };
+    match known {
+        Some(n) => Ok(n),
+        None => HeaderName::from_bytes(b),
+    }
 }
 
 #[cfg(test)]
@@ -283,7 +367,7 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("keep-alive"));
         h.insert("expect", HeaderValue::from_static("100-continue"));
         h.insert("x-keep", HeaderValue::from_static("1"));
-        let id = prepare_request(&mut h, None, false, &ip, &proto);
+        let id = prepare_request(&mut h, None, false, &ip, &proto, true).unwrap();
         assert_eq!(id.len(), 32);
         assert_eq!(h["x-request-id"], id);
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
@@ -297,8 +381,8 @@ mod tests {
         h.insert("x-request-id", HeaderValue::from_static("given"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         let authority = http::uri::Authority::from_static("api.test:8443");
-        let id = prepare_request(&mut h, Some(&authority), false, &ip, &proto);
-        assert_eq!(id, "given");
+        let id = prepare_request(&mut h, Some(&authority), false, &ip, &proto, true);
+        assert_eq!(id.unwrap(), "given");
         assert_eq!(h["host"], "api.test:8443");
         assert_eq!(h["x-forwarded-host"], "api.test:8443");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
@@ -328,6 +412,95 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "shop.test");
+    }
+
+    #[test]
+    fn hex_digits_match_the_formatter() {
+        for v in [
+            0u32,
+            1,
+            9,
+            10,
+            15,
+            16,
+            0xdead_beef,
+            0x0123_4567,
+            0x89ab_cdef,
+            u32::MAX,
+        ] {
+            assert_eq!(
+                hex8(v).to_be_bytes(),
+                *format!("{v:08x}").as_bytes(),
+                "{v:#x}"
+            );
+        }
+        let mut x = 0x9E37_79B9_u32;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            assert_eq!(hex8(x).to_be_bytes(), *format!("{x:08x}").as_bytes());
+        }
+        let id = new_request_id();
+        assert!(
+            id.as_bytes()
+                .iter()
+                .all(|b| b"0123456789abcdef".contains(b)),
+            "{id:?}"
+        );
+    }
+
+    #[test]
+    fn wire_names_are_the_names_from_bytes_gives() {
+        let spellings = [
+            "Age",
+            "Host",
+            "host",
+            "Date",
+            "ETag",
+            "Etag",
+            "etag",
+            "Vary",
+            "Accept",
+            "Server",
+            "Cookie",
+            "Origin",
+            "Referer",
+            "Expires",
+            "Location",
+            "Connection",
+            "User-Agent",
+            "Set-Cookie",
+            "Keep-Alive",
+            "Content-Type",
+            "X-Request-Id",
+            "X-Request-ID",
+            "Cache-Control",
+            "Authorization",
+            "Last-Modified",
+            "Content-Length",
+            "Accept-Encoding",
+            "Accept-Language",
+            "X-Forwarded-For",
+            "Content-Encoding",
+            "Transfer-Encoding",
+            "transfer-encoding",
+            // Not in the short list: the general path.
+            "X-Custom",
+            "HOST",
+            "x-forwarded-proto",
+            "Content-Lengths",
+        ];
+        for s in spellings {
+            let want = HeaderName::from_bytes(s.as_bytes()).unwrap();
+            assert_eq!(wire_name(s.as_bytes()).unwrap(), want, "{s}");
+            assert_eq!(
+                wire_name(s.as_bytes()).unwrap().as_str(),
+                want.as_str(),
+                "{s}"
+            );
+        }
+        for bad in ["", "bad name", "a:b", "\u{1}"] {
+            assert!(wire_name(bad.as_bytes()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

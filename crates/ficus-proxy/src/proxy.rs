@@ -159,6 +159,7 @@ pub async fn handle_parts(
         upgrade,
         client_upgrade,
         started,
+        log.is_some(),
     )
     .await;
 
@@ -187,7 +188,7 @@ pub async fn handle_parts(
             route: route.name.clone(),
             answered,
             status: resp.status().as_u16(),
-            request_id,
+            request_id: request_id.unwrap_or_else(|| HeaderValue::from_static("-")),
         });
     }
     resp
@@ -203,7 +204,8 @@ async fn route_request(
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     started: Instant,
-) -> (Response<ResponseBody>, Answered, HeaderValue) {
+    want_id: bool,
+) -> (Response<ResponseBody>, Answered, Option<HeaderValue>) {
     // Both sides (and the access log) see the same id, the client's or a new one.
     let request_id = headers::prepare_request(
         &mut parts.headers,
@@ -211,6 +213,7 @@ async fn route_request(
         upgrade,
         &conn.peer_ip,
         &conn.proto,
+        want_id,
     );
     let (resp, answered) = forward(
         table,
