@@ -46,6 +46,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 ROOT=$(dirname "$HERE")
 CONF="$HERE/conf"
 
@@ -87,12 +89,6 @@ ADMIN_PORT=${ADMIN_PORT:-18291}
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT_DIR=${OUT_DIR:-"$HERE/out/protect-$STAMP"}
 
-say() { printf '%s\n' "$*"; }
-warn() { printf 'protect.sh: %s\n' "$*" >&2; }
-die() {
-    warn "$*"
-    exit 1
-}
 
 # ---------------------------------------------------------------- checks
 case "$THREADS" in 1 | 2) ;; *) die "THREADS must be 1 or 2" ;; esac
@@ -199,46 +195,11 @@ mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 STARTED=()
 
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
-    rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# 1 KB (1024 bytes) JSON payload, the same as proxy.sh's. No ', $, &, | or \ in it
-# (it is inlined into the nginx config by a template substitution).
-make_payload() {
-    local s='{"status":"ok","source":"legacy","items":[' i item
-    for ((i = 1; i <= 8; i++)); do
-        item=$(printf '{"id":%d,"sku":"SKU-%05d","name":"item number %d","price_cents":%d,"in_stock":true,"tags":["bench","json"]}' \
-            "$i" "$((i * 7919))" "$i" "$((i * 1250 + 99))")
-        [ "$i" -gt 1 ] && s+=","
-        s+=$item
-    done
-    s+='],"pad":"'
-    local closing='"}'
-    local need=$((1024 - ${#s} - ${#closing}))
-    [ "$need" -ge 0 ] || die "payload items too long"
-    s+=$(head -c "$need" /dev/zero | tr '\0' 'x')
-    s+=$closing
-    printf '%s' "$s"
-}
 PAYLOAD=$(make_payload)
 [ "${#PAYLOAD}" -eq 1024 ] || die "payload is ${#PAYLOAD} bytes, expected 1024"
 printf '%s' "$PAYLOAD" >"$TMP/payload.json"
@@ -258,30 +219,7 @@ render() {
     printf '%s\n' "$text" >"$2"
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_ready PORT PID LOG: until GET / answers 200 with the 1 KB body.
-wait_ready() {
-    local port=$1 pid=$2 logf=$3 deadline size
-    deadline=$((SECONDS + READY_TIMEOUT))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            warn "process $pid exited during start-up; log tail:"
-            tail -n 20 "$logf" >&2
-            return 1
-        fi
-        size=$(curl -fsS -o /dev/null -w '%{size_download}' --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null) &&
-            {
-                [ "$size" = 1024 ] && return 0
-                warn "port $port answered with $size bytes, expected 1024"
-                return 1
-            }
-        sleep 0.1
-    done
-    warn "port $port not ready after ${READY_TIMEOUT}s; log tail:"
-    tail -n 20 "$logf" >&2
-    return 1
-}
 
 # wait_port_free PORT: a stopped process's port (up to 5 s).
 wait_port_free() {
@@ -293,44 +231,7 @@ wait_port_free() {
     return 1
 }
 
-# CPU ticks (utime+stime) of PID and all its descendants (nginx workers).
-tree_ticks() {
-    local root=$1 f rest pid ppid total=0 changed=1
-    local -A parent ticks in_tree=(["$root"]=1)
-    local -a fields
-    for f in /proc/[0-9]*/stat; do
-        { read -r rest <"$f"; } 2>/dev/null || continue
-        pid=${rest%% *}
-        rest=${rest##*) }
-        read -r -a fields <<<"$rest"
-        ppid=${fields[1]}
-        parent[$pid]=$ppid
-        ticks[$pid]=$((fields[11] + fields[12]))
-    done
-    while [ "$changed" -eq 1 ]; do
-        changed=0
-        for pid in "${!parent[@]}"; do
-            if [ -z "${in_tree[$pid]:-}" ] && [ -n "${in_tree[${parent[$pid]}]:-}" ]; then
-                in_tree[$pid]=1
-                changed=1
-            fi
-        done
-    done
-    for pid in "${!in_tree[@]}"; do total=$((total + ${ticks[$pid]:-0})); done
-    echo "$total"
-}
 
-# "busy idle" jiffies of one CPU from /proc/stat
-cpu_jiffies() {
-    local name user nice sys idle iow irq sirq steal rest
-    while read -r name user nice sys idle iow irq sirq steal rest; do
-        if [ "$name" = "cpu$1" ]; then
-            echo "$((user + nice + sys + irq + sirq + steal)) $((idle + iow))"
-            return
-        fi
-    done </proc/stat
-    echo "0 0"
-}
 
 # wait_quiet: with QUIET_WAIT > 0, waits (at most QUIET_WAIT seconds) until both CPUs
 # together were below QUIET_PCT % busy over 2 s (the benchmark's own upstream is idle
@@ -374,7 +275,6 @@ cpu_row() {
     }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # col FILE KEY COLUMN: the column's values of the rows whose 2nd field is KEY.
 col() { awk -F'\t' -v p="$2" -v c="$3" 'NR > 1 && $2 == p { print $c }' "$1"; }
 fmt_ms() { awk -v us="$1" 'BEGIN { if (us < 0) print "-"; else if (us >= 100000) printf "%.0f ms", us / 1000; else printf "%.3f ms", us / 1000 }'; }
@@ -490,13 +390,13 @@ run_cache_part() {
                 check=${check:-none}
             fi
             local t0 t1 b0 i0 b1 i1 lb0 li0 lb1 li1 wrk_rc alive
-            t0=$(tree_ticks "$PROXY_PID")
+            read -r t0 _ <<<"$(tree_ticks "$PROXY_PID")"
             read -r b0 i0 <<<"$(cpu_jiffies "$PROXY_CPU")"
             read -r lb0 li0 <<<"$(cpu_jiffies "$LOAD_CPU")"
             taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION"s --latency \
                 -s "$CONF/wrk-report.lua" "http://127.0.0.1:$port/" >"$raw" 2>&1
             wrk_rc=$?
-            t1=$(tree_ticks "$PROXY_PID")
+            read -r t1 _ <<<"$(tree_ticks "$PROXY_PID")"
             read -r b1 i1 <<<"$(cpu_jiffies "$PROXY_CPU")"
             read -r lb1 li1 <<<"$(cpu_jiffies "$LOAD_CPU")"
             alive=1
@@ -654,7 +554,7 @@ run_overload_part() {
             metrics "$base.metrics0.txt"
             local t0 t1 b0 i0 b1 i1 rc alive s0 s1
             s0=$(metric_sum ficus_upstream_shed_total "$base.metrics0.txt")
-            t0=$(tree_ticks "$fpid")
+            read -r t0 _ <<<"$(tree_ticks "$fpid")"
             read -r b0 i0 <<<"$(cpu_jiffies "$PROXY_CPU")"
             local started_ns=$EPOCHREALTIME
             taskset -c "$LOAD_CPU" python3 "$CONF/openloop.py" --port "$FICUS_PORT" --rate "$rate" \
@@ -663,7 +563,7 @@ run_overload_part() {
             rc=$?
             local wall_us
             wall_us=$(awk -v a="$started_ns" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1e6 }')
-            t1=$(tree_ticks "$fpid")
+            read -r t1 _ <<<"$(tree_ticks "$fpid")"
             read -r b1 i1 <<<"$(cpu_jiffies "$PROXY_CPU")"
             alive=1
             kill -0 "$fpid" 2>/dev/null || alive=0

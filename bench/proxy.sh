@@ -25,6 +25,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 ROOT=$(dirname "$HERE")
 CONF="$HERE/conf"
 
@@ -49,12 +51,6 @@ NOISE_PCT=${NOISE_PCT:-5}
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT_DIR=${OUT_DIR:-"$HERE/out/proxy-$STAMP"}
 
-say() { printf '%s\n' "$*"; }
-warn() { printf 'proxy.sh: %s\n' "$*" >&2; }
-die() {
-    warn "$*"
-    exit 1
-}
 
 # ---------------------------------------------------------------- checks
 case "$THREADS" in 1 | 2) ;; *) die "THREADS must be 1 or 2" ;; esac
@@ -125,46 +121,11 @@ OUT_DIR=$(cd "$OUT_DIR" && pwd)
 STARTED=()
 declare -A STATUS PORT
 
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
-    rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# 1 KB (1024 bytes) JSON payload. No ', $, &, | or \ in it (it is inlined
-# into the nginx config by a template substitution).
-make_payload() {
-    local s='{"status":"ok","source":"legacy","items":[' i item
-    for ((i = 1; i <= 8; i++)); do
-        item=$(printf '{"id":%d,"sku":"SKU-%05d","name":"item number %d","price_cents":%d,"in_stock":true,"tags":["bench","json"]}' \
-            "$i" "$((i * 7919))" "$i" "$((i * 1250 + 99))")
-        [ "$i" -gt 1 ] && s+=","
-        s+=$item
-    done
-    s+='],"pad":"'
-    local closing='"}'
-    local need=$((1024 - ${#s} - ${#closing}))
-    [ "$need" -ge 0 ] || die "payload items too long"
-    s+=$(head -c "$need" /dev/zero | tr '\0' 'x')
-    s+=$closing
-    printf '%s' "$s"
-}
 PAYLOAD=$(make_payload)
 [ "${#PAYLOAD}" -eq 1024 ] || die "payload is ${#PAYLOAD} bytes, expected 1024"
 
@@ -180,73 +141,9 @@ render() {
     printf '%s\n' "$text" >"$2"
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_ready PORT PID LOG: until GET / answers 200 with the 1 KB body.
-wait_ready() {
-    local port=$1 pid=$2 logf=$3 deadline size
-    deadline=$((SECONDS + READY_TIMEOUT))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            warn "process $pid exited during start-up; log tail:"
-            tail -n 20 "$logf" >&2
-            return 1
-        fi
-        size=$(curl -fsS -o /dev/null -w '%{size_download}' --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null) &&
-            {
-                [ "$size" = 1024 ] && return 0
-                warn "port $port answered with $size bytes, expected 1024"
-                return 1
-            }
-        sleep 0.1
-    done
-    warn "port $port not ready after ${READY_TIMEOUT}s; log tail:"
-    tail -n 20 "$logf" >&2
-    return 1
-}
 
-# CPU ticks of PID and all its descendants (nginx workers): "utime+stime utime".
-tree_ticks() {
-    local root=$1 f rest pid ppid total=0 user=0 changed=1
-    local -A parent ticks uticks in_tree=(["$root"]=1)
-    local -a fields
-    for f in /proc/[0-9]*/stat; do
-        { read -r rest <"$f"; } 2>/dev/null || continue
-        pid=${rest%% *}
-        rest=${rest##*) }
-        read -r -a fields <<<"$rest"
-        ppid=${fields[1]}
-        parent[$pid]=$ppid
-        ticks[$pid]=$((fields[11] + fields[12]))
-        uticks[$pid]=${fields[11]}
-    done
-    while [ "$changed" -eq 1 ]; do
-        changed=0
-        for pid in "${!parent[@]}"; do
-            if [ -z "${in_tree[$pid]:-}" ] && [ -n "${in_tree[${parent[$pid]}]:-}" ]; then
-                in_tree[$pid]=1
-                changed=1
-            fi
-        done
-    done
-    for pid in "${!in_tree[@]}"; do
-        total=$((total + ${ticks[$pid]:-0}))
-        user=$((user + ${uticks[$pid]:-0}))
-    done
-    echo "$total $user"
-}
 
-# "busy idle" jiffies of one CPU from /proc/stat
-cpu_jiffies() {
-    local name user nice sys idle iow irq sirq steal rest
-    while read -r name user nice sys idle iow irq sirq steal rest; do
-        if [ "$name" = "cpu$1" ]; then
-            echo "$((user + nice + sys + irq + sirq + steal)) $((idle + iow))"
-            return
-        fi
-    done </proc/stat
-    echo "0 0"
-}
 
 # start_proxy NAME -> sets PROXY_PID; logs into $TMP/NAME/log
 PROXY_PID=
@@ -436,10 +333,30 @@ for ((r = 0; r < ROUNDS; r++)); do
     done
 done
 
-# ---------------------------------------------------------------- summary
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F'\t' -v p="$1" -v c="$2" 'NR > 1 && $2 == p { print $c }' "$RESULTS"; }
 fmt_ms() { awk -v us="$1" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
+# pair BASE PEER: "rounds cpu_ratio lower_cpu p99_ratio lower_p99" over the rounds both ran
+# in: medians of BASE/PEER within a round, and in how many rounds BASE was below PEER. Every
+# round runs every proxy back to back, so a ratio within a round cancels most of the
+# machine's drift between rounds (on a shared 2-vCPU machine, 10-20 %).
+pair() {
+    awk -F'\t' -v b="$1" -v q="$2" '
+        function med(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        NR > 1 && $2 == b { bc[$1] = $6; bp[$1] = $5 }
+        NR > 1 && $2 == q { qc[$1] = $6; qp[$1] = $5 }
+        END {
+            n = 0
+            for (r in bc) if ((r in qc) && qc[r] > 0 && qp[r] > 0) {
+                n++; c[n] = bc[r] / qc[r]; p[n] = bp[r] / qp[r]
+                if (bc[r] < qc[r]) lc++
+                if (bp[r] <= qp[r]) lp++
+            }
+            if (n > 0) printf "%d %.3f %d %.3f %d\n", n, med(c, n), lc, med(p, n), lp
+        }' "$RESULTS"
+}
 
 SUMMARY="$OUT_DIR/summary.md"
 {
@@ -469,6 +386,22 @@ SUMMARY="$OUT_DIR/summary.md"
         [ -n "${FAILED[$p]:-}" ] && note=" ($cnt/$ROUNDS runs ok)"
         say "| $p$note | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $(printf '%.2f' "$per") | $(printf '%.2f' "$uper") |"
     done
+    if [[ " ${ALL[*]} " == *" ficus "* ]] && [ "${STATUS[ficus]:-}" = ok ]; then
+        say ""
+        say "### ficus against each peer, round by round"
+        say ""
+        say "Ratios are ficus's figure over the peer's within one round (below 1: ficus lower), median over rounds."
+        say ""
+        say "| peer | rounds | CPU us/req ratio | rounds ficus used less CPU | p99 ratio | rounds ficus p99 at or below |"
+        say "|---|---:|---:|---:|---:|---:|"
+        for p in "${ALL[@]}"; do
+            [ "$p" = ficus ] && continue
+            [ "${STATUS[$p]}" = ok ] || continue
+            read -r n cr lc pr lp <<<"$(pair ficus "$p")"
+            [ -n "${n:-}" ] || continue
+            say "| $p | $n | $cr | $lc of $n | $pr | $lp of $n |"
+        done
+    fi
     say ""
     say "### Raw (every round)"
     say ""

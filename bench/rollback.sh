@@ -47,6 +47,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 ROOT=$(dirname "$HERE")
 CONF="$HERE/conf"
 
@@ -79,12 +81,6 @@ READY_TIMEOUT=${READY_TIMEOUT:-20}
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT_DIR=${OUT_DIR:-"$HERE/out/rollback-$STAMP"}
 
-say() { printf '%s\n' "$*"; }
-warn() { printf 'rollback.sh: %s\n' "$*" >&2; }
-die() {
-    warn "$*"
-    exit 1
-}
 
 # ---------------------------------------------------------------- checks
 for v in ROUNDS MAX_ATTEMPTS RATE USERS WARMUP TAIL MAX_WAIT POLL_MS MIN_REQUESTS LOAD_CPU WORKER_THREADS \
@@ -170,24 +166,7 @@ mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 STARTED=()
 
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
-    rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -206,7 +185,6 @@ render() {
     printf '%s\n' "$text" >"$2"
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_http URL PID LOG: until URL answers 200 (up to READY_TIMEOUT).
 wait_http() {

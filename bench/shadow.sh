@@ -41,6 +41,8 @@
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 ROOT=$(dirname "$HERE")
 CONF="$HERE/conf"
 
@@ -75,12 +77,6 @@ QUIET_PCT=${QUIET_PCT:-10}
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT_DIR=${OUT_DIR:-"$HERE/out/shadow-$STAMP"}
 
-say() { printf '%s\n' "$*"; }
-warn() { printf 'shadow.sh: %s\n' "$*" >&2; }
-die() {
-    warn "$*"
-    exit 1
-}
 
 # ---------------------------------------------------------------- checks
 case "$THREADS" in 1 | 2) ;; *) die "THREADS must be 1 or 2" ;; esac
@@ -180,46 +176,11 @@ mkdir -p "$OUT_DIR" || die "cannot create $OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 STARTED=()
 
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
-    rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# 1 KB (1024 bytes) JSON payload, the same as bench/proxy.sh's. No ', $, &, |
-# or \ in it (it is inlined into the nginx config by a template substitution).
-make_payload() {
-    local s='{"status":"ok","source":"legacy","items":[' i item
-    for ((i = 1; i <= 8; i++)); do
-        item=$(printf '{"id":%d,"sku":"SKU-%05d","name":"item number %d","price_cents":%d,"in_stock":true,"tags":["bench","json"]}' \
-            "$i" "$((i * 7919))" "$i" "$((i * 1250 + 99))")
-        [ "$i" -gt 1 ] && s+=","
-        s+=$item
-    done
-    s+='],"pad":"'
-    local closing='"}'
-    local need=$((1024 - ${#s} - ${#closing}))
-    [ "$need" -ge 0 ] || die "payload items too long"
-    s+=$(head -c "$need" /dev/zero | tr '\0' 'x')
-    s+=$closing
-    printf '%s' "$s"
-}
 PAYLOAD=$(make_payload)
 [ "${#PAYLOAD}" -eq 1024 ] || die "payload is ${#PAYLOAD} bytes, expected 1024"
 printf '%s' "$PAYLOAD" >"$TMP/payload.json"
@@ -241,71 +202,9 @@ render() {
     printf '%s\n' "$text" >"$2"
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_ready PORT PID LOG [CURL_MAX_TIME]: until GET / answers 200 with the 1 KB body.
-wait_ready() {
-    local port=$1 pid=$2 logf=$3 max=${4:-1} deadline size
-    deadline=$((SECONDS + READY_TIMEOUT))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            warn "process $pid exited during start-up; log tail:"
-            tail -n 20 "$logf" >&2
-            return 1
-        fi
-        size=$(curl -fsS -o /dev/null -w '%{size_download}' --max-time "$max" "http://127.0.0.1:$port/" 2>/dev/null) &&
-            {
-                [ "$size" = 1024 ] && return 0
-                warn "port $port answered with $size bytes, expected 1024"
-                return 1
-            }
-        sleep 0.1
-    done
-    warn "port $port not ready after ${READY_TIMEOUT}s; log tail:"
-    tail -n 20 "$logf" >&2
-    return 1
-}
 
-# CPU ticks (utime+stime) of PID and all its descendants.
-tree_ticks() {
-    local root=$1 f rest pid ppid total=0 changed=1
-    local -A parent ticks in_tree=(["$root"]=1)
-    local -a fields
-    for f in /proc/[0-9]*/stat; do
-        { read -r rest <"$f"; } 2>/dev/null || continue
-        pid=${rest%% *}
-        rest=${rest##*) }
-        read -r -a fields <<<"$rest"
-        ppid=${fields[1]}
-        parent[$pid]=$ppid
-        ticks[$pid]=$((fields[11] + fields[12]))
-    done
-    while [ "$changed" -eq 1 ]; do
-        changed=0
-        for pid in "${!parent[@]}"; do
-            if [ -z "${in_tree[$pid]:-}" ] && [ -n "${in_tree[${parent[$pid]}]:-}" ]; then
-                in_tree[$pid]=1
-                changed=1
-            fi
-        done
-    done
-    for pid in "${!in_tree[@]}"; do total=$((total + ${ticks[$pid]:-0})); done
-    echo "$total"
-}
 
-# "busy idle" jiffies summed over the given CPUs, from /proc/stat
-cpu_jiffies() {
-    local name user nice sys idle iow irq sirq steal rest busy=0 free=0 c
-    while read -r name user nice sys idle iow irq sirq steal rest; do
-        for c in "$@"; do
-            if [ "$name" = "cpu$c" ]; then
-                busy=$((busy + user + nice + sys + irq + sirq + steal))
-                free=$((free + idle + iow))
-            fi
-        done
-    done </proc/stat
-    echo "$busy $free"
-}
 
 # The mirror's counters from ficus's /metrics, summed over routes:
 # "mirrored compared failed differing queue-full too-large incomplete closed"
@@ -509,7 +408,7 @@ for ((r = 0; r < ROUNDS; r++)); do
         quiesce >/dev/null || warn "$mode: warm-up copies still in flight after ${QUIESCE_TIMEOUT}s"
         c0=$(shadow_counters) || c0="0 0 0 0 0 0 0 0"
         modern_stats >/dev/null
-        t0=$(tree_ticks "$FICUS_PID")
+        read -r t0 _ <<<"$(tree_ticks "$FICUS_PID")"
         read -r b0 i0 <<<"$(cpu_jiffies "${PCPUS[@]}")"
         read -r lb0 li0 <<<"$(cpu_jiffies "$LOAD_CPU")"
         w0=$(now_us)
@@ -519,7 +418,7 @@ for ((r = 0; r < ROUNDS; r++)); do
         # and the CPU time are read, so the mirror's work for every copy is counted.
         quiesced=1
         c1=$(quiesce) || quiesced=0
-        t1=$(tree_ticks "$FICUS_PID")
+        read -r t1 _ <<<"$(tree_ticks "$FICUS_PID")"
         read -r b1 i1 <<<"$(cpu_jiffies "${PCPUS[@]}")"
         read -r lb1 li1 <<<"$(cpu_jiffies "$LOAD_CPU")"
         w1=$(now_us)
@@ -578,8 +477,6 @@ for ((r = 0; r < ROUNDS; r++)); do
     done
 done
 
-# ---------------------------------------------------------------- summary
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -F'\t' -v p="$1" -v c="$2" 'NR > 1 && $2 == p { print $c }' "$RESULTS"; }
 fmt_ms() { awk -v us="$1" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
 
