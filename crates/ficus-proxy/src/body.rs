@@ -117,6 +117,9 @@ pub enum RequestBody {
     Empty,
     /// Fully buffered: can be sent again.
     Full(Option<Bytes>),
+    /// Held whole (read by the server loop) but larger than the route keeps for a re-send:
+    /// sent once, like a stream, and only sent again when nothing of it went out.
+    Once(Option<Bytes>),
     Stream(Capped),
     Shared(Reclaimable),
 }
@@ -136,7 +139,7 @@ impl RequestBody {
         match self {
             RequestBody::Empty => Some(RequestBody::Empty),
             RequestBody::Full(b) => Some(RequestBody::Full(b.clone())),
-            RequestBody::Stream(_) | RequestBody::Shared(_) => None,
+            RequestBody::Once(_) | RequestBody::Stream(_) | RequestBody::Shared(_) => None,
         }
     }
 }
@@ -151,7 +154,9 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RequestBody::Empty => Poll::Ready(None),
-            RequestBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            RequestBody::Full(b) | RequestBody::Once(b) => {
+                Poll::Ready(b.take().map(|d| Ok(Frame::data(d))))
+            }
             RequestBody::Stream(c) => c.poll_frame(cx),
             RequestBody::Shared(r) => {
                 r.touched.store(true, Ordering::Release);
@@ -170,7 +175,7 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RequestBody::Empty => true,
-            RequestBody::Full(b) => b.is_none(),
+            RequestBody::Full(b) | RequestBody::Once(b) => b.is_none(),
             RequestBody::Stream(c) => c.inner.is_end_stream(),
             RequestBody::Shared(_) => false,
         }
@@ -179,7 +184,9 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Empty => SizeHint::with_exact(0),
-            RequestBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RequestBody::Full(b) | RequestBody::Once(b) => {
+                SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
             RequestBody::Stream(c) => c.inner.size_hint(),
             RequestBody::Shared(r) => r
                 .slot

@@ -322,7 +322,9 @@ impl Conn {
                 self.io.flush().await?;
                 return Ok(None);
             }
-            (BodyMode::Length, RequestBody::Full(Some(b))) if b.len() <= INLINE_BODY => {
+            (BodyMode::Length, RequestBody::Full(Some(b)) | RequestBody::Once(Some(b)))
+                if b.len() <= INLINE_BODY =>
+            {
                 self.wbuf.extend_from_slice(&b);
                 self.io.write_all(&self.wbuf).await?;
                 self.io.flush().await?;
@@ -905,7 +907,7 @@ fn method_implies_body(m: &Method) -> bool {
 }
 
 /// A decimal Content-Length value (a list of identical values counts as one).
-fn parse_length(v: &[u8]) -> Option<u64> {
+pub(crate) fn parse_length(v: &[u8]) -> Option<u64> {
     let mut result: Option<u64> = None;
     for part in v.split(|&b| b == b',') {
         let part = part.trim_ascii();

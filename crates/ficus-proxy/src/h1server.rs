@@ -1,5 +1,6 @@
 //! ficus's own HTTP/1.1 server loop for plain-TCP client connections, for the requests that
-//! are most of a proxy's traffic: HTTP/1.1 requests without a body (GET, HEAD, DELETE, ...).
+//! are most of a proxy's traffic: HTTP/1.x requests without a body (GET, HEAD, DELETE, ...)
+//! or with a small one (an API's POST or PUT).
 //!
 //! Why: hyper's server connection (dispatcher, header map building, encoder, flush, timers)
 //! cost about 5,500 instructions per proxied request more than this loop, a quarter of what
@@ -7,8 +8,14 @@
 //! `httparse`, hands it to the same request path as hyper's (`proxy::handle_parts`), and
 //! writes the response head and body with as few copies and system calls as it can.
 //!
-//! Everything else goes to hyper, with the bytes read so far: a request with a body
-//! (`Content-Length` other than 0, `Transfer-Encoding`), `Expect`, `Upgrade`, HTTP/0.9 or
+//! A body announced by `Content-Length` and no larger than [`MAX_INLINE_REQUEST_BODY`]
+//! (16 KiB) is read whole before the request is routed (a slice of the read buffer, no
+//! copy), then goes upstream in the same write as its head. It must arrive within the header
+//! read timeout counted from the start of the request; a slower one is handed to hyper with
+//! what has arrived, and hyper streams the rest, so a slow upload is never cut off here.
+//!
+//! Everything else goes to hyper, with the bytes read so far: a larger body, a chunked one
+//! (`Transfer-Encoding`), a `Content-Length` list or conflict, `Expect`, `Upgrade`, HTTP/0.9 or
 //! 2+ on the request line, absolute-form or `CONNECT` targets, an HTTP/2 preface (h2c), a head over
 //! `max_header_bytes` or with more than [`MAX_HEADERS`] fields, or anything that does not
 //! parse. hyper then serves the rest of that connection, with its own limits and error
@@ -33,11 +40,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::ResponseBody;
-use crate::h1::{chunk_size_line, restore_front, INLINE_BODY, READ_ROOM};
+use crate::h1::{chunk_size_line, parse_length, restore_front, INLINE_BODY, READ_ROOM};
 use crate::proxy::{ConnInfo, Inbound, Shared};
 
 /// More header fields than this go to hyper (which answers 431).
 pub const MAX_HEADERS: usize = 100;
+/// A request body announced by `Content-Length` and no larger than this is read whole here,
+/// then sent upstream with its head; a larger or chunked one goes to hyper, which streams it.
+pub const MAX_INLINE_REQUEST_BODY: usize = INLINE_BODY;
 /// A response's header map is kept (emptied) for the connection's next request when it
 /// holds no more than this many fields: the usual message reuses its map instead of
 /// allocating two tables per request, and one outsized message does not pin its memory.
@@ -54,8 +64,11 @@ pub enum Ended {
 /// boxing the request's parts would only add an allocation per request.)
 #[allow(clippy::large_enum_variant)]
 enum Parsed {
-    /// The request, whether the connection stays open after it, and whether it is HTTP/1.0.
-    Request(http::request::Parts, bool, bool),
+    /// The request, whether the connection stays open after it, whether it is HTTP/1.0, and
+    /// its body (when it has one).
+    Request(http::request::Parts, bool, bool, Option<Bytes>),
+    /// A whole head whose (small) body has not all arrived: the buffer needs this many bytes.
+    NeedBody(usize),
     NeedMore,
     Hyper,
 }
@@ -73,21 +86,25 @@ pub async fn serve(
     let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
     // The last response's header map, emptied, for the next request's headers.
     let mut spare: Option<HeaderMap> = None;
+    // While a small body is on its way: the buffer length that holds the request whole.
+    let mut need = 0;
     let timer = tokio::time::sleep(header_read_timeout);
     tokio::pin!(timer);
     loop {
         timer
             .as_mut()
             .reset(tokio::time::Instant::now() + header_read_timeout);
-        let (parts, keep_alive, http10) = loop {
-            if !rbuf.is_empty() {
+        let (parts, keep_alive, http10, body) = loop {
+            if !rbuf.is_empty() && rbuf.len() >= need {
                 if looks_like_h2(&rbuf) {
                     return Ended::Handover(stream, rbuf.freeze());
                 }
                 match parse(&mut rbuf, max_header_bytes, &mut spare) {
-                    Parsed::Request(parts, keep_alive, http10) => {
-                        break (parts, keep_alive, http10)
+                    Parsed::Request(parts, keep_alive, http10, body) => {
+                        need = 0;
+                        break (parts, keep_alive, http10, body);
                     }
+                    Parsed::NeedBody(total) => need = total,
                     Parsed::Hyper => return Ended::Handover(stream, rbuf.freeze()),
                     Parsed::NeedMore if rbuf.len() > max_header_bytes => {
                         return Ended::Handover(stream, rbuf.freeze())
@@ -95,7 +112,9 @@ pub async fn serve(
                     Parsed::NeedMore => {}
                 }
             }
-            if rbuf.capacity() - rbuf.len() < READ_ROOM / 2 {
+            if need > rbuf.len() {
+                rbuf.reserve(need - rbuf.len());
+            } else if rbuf.capacity() - rbuf.len() < READ_ROOM / 2 {
                 rbuf.reserve(READ_ROOM);
             }
             tokio::select! {
@@ -104,12 +123,19 @@ pub async fn serve(
                     Ok(0) | Err(_) => return Ended::Closed,
                     Ok(_) => {}
                 },
-                _ = &mut timer => return Ended::Closed,
+                // A body slower than the header read timeout is hyper's to stream (it has
+                // its head already); a head that slow ends the connection.
+                _ = &mut timer => return if need > 0 {
+                    Ended::Handover(stream, rbuf.freeze())
+                } else {
+                    Ended::Closed
+                },
                 _ = &mut *stop => return Ended::Closed,
             }
         };
         let head_request = parts.method == Method::HEAD;
-        let handled = crate::proxy::handle_parts(shared, conn, parts, Inbound::Empty, false, None);
+        let inbound = body.map_or(Inbound::Empty, Inbound::Full);
+        let handled = crate::proxy::handle_parts(shared, conn, parts, inbound, false, None);
         tokio::pin!(handled);
         // While the request is in flight, watch the client: if it goes away, the request is
         // dropped (its upstream call with it), as hyper does. Bytes of a pipelined request
@@ -167,8 +193,9 @@ fn looks_like_h2(buf: &[u8]) -> bool {
     buf[..n] == PREFACE[..n]
 }
 
-/// Parses one request head from the front of `rbuf`, taking it out of the buffer when this
-/// loop can serve it. Header values become slices of the head's bytes.
+/// Parses one request head from the front of `rbuf`, taking it (and its body) out of the
+/// buffer when this loop can serve it. Header values and the body become slices of the
+/// buffer's bytes.
 fn parse(rbuf: &mut BytesMut, max_head: usize, spare: &mut Option<HeaderMap>) -> Parsed {
     let all = rbuf.split().freeze();
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -192,25 +219,32 @@ fn parse(rbuf: &mut BytesMut, max_head: usize, spare: &mut Option<HeaderMap>) ->
         }
     };
     let built = build(&all, &req, spare);
-    let Some((parts, keep_alive, http10)) = built else {
+    let Some((parts, keep_alive, http10, body_len)) = built else {
         restore_front(rbuf, all);
         return Parsed::Hyper;
     };
-    let rest = all.slice(len..);
+    let end = len + body_len;
+    if all.len() < end {
+        restore_front(rbuf, all);
+        return Parsed::NeedBody(end);
+    }
+    let body = (body_len > 0).then(|| all.slice(len..end));
+    let rest = all.slice(end..);
     drop(all);
     if !rest.is_empty() {
         // A pipelined request behind this one.
         restore_front(rbuf, rest);
     }
-    Parsed::Request(parts, keep_alive, http10)
+    Parsed::Request(parts, keep_alive, http10, body)
 }
 
-/// The request's parts, or `None` when hyper should serve it.
+/// The request's parts, whether the connection stays open, whether it is HTTP/1.0, and the
+/// length of its body; `None` when hyper should serve it.
 fn build(
     all: &Bytes,
     req: &httparse::Request<'_, '_>,
     spare: &mut Option<HeaderMap>,
-) -> Option<(http::request::Parts, bool, bool)> {
+) -> Option<(http::request::Parts, bool, bool, usize)> {
     let http10 = match req.version {
         Some(1) => false,
         Some(0) => true,
@@ -236,12 +270,20 @@ fn build(
     };
     // HTTP/1.1 stays open unless told otherwise; HTTP/1.0 only when asked to.
     let mut keep_alive = !http10;
+    let mut length: Option<u64> = None;
     for h in req.headers.iter() {
         let name = crate::headers::wire_name(h.name.as_bytes()).ok()?;
         if name == CONTENT_LENGTH {
-            if h.value.trim_ascii() != b"0" {
+            // A list ("5, 5"), an invalid or a conflicting value is hyper's to judge, as is a
+            // body over the inline limit.
+            if h.value.contains(&b',') {
                 return None;
             }
+            let n = parse_length(h.value)?;
+            if length.is_some_and(|l| l != n) || n > MAX_INLINE_REQUEST_BODY as u64 {
+                return None;
+            }
+            length = Some(n);
         } else if name == TRANSFER_ENCODING || name == EXPECT || name == UPGRADE {
             return None;
         } else if name == CONNECTION {
@@ -267,7 +309,8 @@ fn build(
         *request.version_mut() = http::Version::HTTP_10;
     }
     let (parts, ()) = request.into_parts();
-    Some((parts, keep_alive, http10))
+    let body_len = usize::try_from(length.unwrap_or(0)).ok()?;
+    Some((parts, keep_alive, http10, body_len))
 }
 
 /// Writes a response: the head (with `Date` and framing), then the body. `Ok(true)`: the
@@ -501,14 +544,61 @@ mod tests {
     }
 
     #[test]
-    fn only_bodiless_http_1_1_requests_stay_here() {
+    fn small_bodies_stay_here_whole_or_wait_for_the_rest() {
+        let mut b = BytesMut::from(
+            &b"POST /o HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n"[..],
+        );
+        match parse(&mut b, 8192, &mut None) {
+            Parsed::Request(p, true, false, Some(body)) => {
+                assert_eq!(p.method, Method::POST);
+                assert_eq!(&body[..], b"abc");
+            }
+            _ => panic!("served here with its body"),
+        }
+        assert_eq!(&b[..], b"GET / HTTP/1.1\r\n\r\n", "the next request stays");
+        let head = b"PUT /o HTTP/1.1\r\nContent-Length: 10\r\n\r\n";
+        let mut partial = BytesMut::from(&head[..]);
+        partial.extend_from_slice(b"hello");
+        assert!(matches!(
+            parse(&mut partial, 8192, &mut None),
+            Parsed::NeedBody(n) if n == head.len() + 10
+        ));
+        assert_eq!(partial.len(), head.len() + 5, "nothing taken yet");
+        partial.extend_from_slice(b"world");
+        assert!(matches!(
+            parse(&mut partial, 8192, &mut None),
+            Parsed::Request(_, _, _, Some(body)) if &body[..] == b"helloworld"
+        ));
+        assert!(partial.is_empty());
+        let over = format!(
+            "POST / HTTP/1.1\r\ncontent-length: {}\r\n\r\n",
+            MAX_INLINE_REQUEST_BODY + 1
+        );
+        for hyper in [
+            over.as_bytes(),
+            b"POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
+            b"POST / HTTP/1.1\r\ncontent-length: -3\r\n\r\n",
+        ] {
+            let mut b = BytesMut::from(hyper);
+            assert!(
+                matches!(parse(&mut b, 8192, &mut None), Parsed::Hyper),
+                "{hyper:?}"
+            );
+            assert_eq!(&b[..], hyper, "the bytes are left for hyper");
+        }
+    }
+
+    #[test]
+    fn only_plain_http_1_x_requests_stay_here() {
         let mut ok = BytesMut::from(
             &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"[..],
         );
         // The last response's emptied map is taken for the request's headers.
         let mut spare = Some(HeaderMap::with_capacity(32));
         match parse(&mut ok, 8192, &mut spare) {
-            Parsed::Request(p, ka, http10) => {
+            Parsed::Request(p, ka, http10, body) => {
+                assert!(body.is_none());
                 assert!(!http10);
                 assert_eq!(p.uri.path(), "/a");
                 assert_eq!(p.uri.query(), Some("b=1"));
@@ -522,8 +612,7 @@ mod tests {
         assert!(spare.is_none());
         assert!(ok.is_empty());
         for hyper in [
-            &b"POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc"[..],
-            b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            &b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"[..],
             b"GET http://x/ HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
             b"PUT / HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 0\r\n\r\n",
@@ -548,17 +637,17 @@ mod tests {
         );
         assert!(matches!(
             parse(&mut close, 8192, &mut None),
-            Parsed::Request(_, false, false)
+            Parsed::Request(_, false, false, None)
         ));
         let mut old = BytesMut::from(&b"GET / HTTP/1.0\r\n\r\n"[..]);
         assert!(matches!(
             parse(&mut old, 8192, &mut None),
-            Parsed::Request(_, false, true)
+            Parsed::Request(_, false, true, None)
         ));
         let mut old_ka = BytesMut::from(&b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"[..]);
         assert!(matches!(
             parse(&mut old_ka, 8192, &mut None),
-            Parsed::Request(_, true, true)
+            Parsed::Request(_, true, true, None)
         ));
         let mut big = BytesMut::from(&b"GET / HTTP/1.1\r\nx: 0123456789\r\n\r\n"[..]);
         assert!(

@@ -116,8 +116,8 @@ pub async fn handle(
     .await
 }
 
-/// Handles one client request end to end, from its head and body (hyper's, or none for a
-/// bodiless request read by [`crate::h1server`]).
+/// Handles one client request end to end, from its head and body (hyper's stream, or the
+/// whole small body, or none, of a request read by [`crate::h1server`]).
 pub async fn handle_parts(
     shared: &Shared,
     conn: &ConnInfo,
@@ -229,11 +229,14 @@ async fn route_request(
     (resp, answered, request_id)
 }
 
-/// A client's request body as the request path takes it: hyper's, or none (a request ficus
-/// sends on its own behalf, such as a cache refresh or a coalesced fetch).
+/// A client's request body as the request path takes it: hyper's stream, a small body the
+/// server loop read whole, or none (also for a request ficus sends on its own behalf, such as
+/// a cache refresh or a coalesced fetch).
 pub enum Inbound {
     Empty,
     Body(Incoming),
+    /// Never empty.
+    Full(bytes::Bytes),
 }
 
 impl Inbound {
@@ -241,6 +244,7 @@ impl Inbound {
         match self {
             Inbound::Empty => http_body::SizeHint::with_exact(0),
             Inbound::Body(b) => b.size_hint(),
+            Inbound::Full(b) => http_body::SizeHint::with_exact(b.len() as u64),
         }
     }
 
@@ -253,6 +257,13 @@ impl Inbound {
                 RequestBody::Empty
             }
             (Inbound::Empty, None) => RequestBody::Empty,
+            // Over-limit bodies were refused (413) before anything was sent.
+            (Inbound::Full(b), Some(t)) => {
+                t.push(&b);
+                t.complete();
+                RequestBody::Full(Some(b))
+            }
+            (Inbound::Full(b), None) => RequestBody::Full(Some(b)),
             (Inbound::Body(b), Some(t)) => RequestBody::Stream(Capped::teed(b, limit, t)),
             (Inbound::Body(b), None) => RequestBody::Stream(Capped::new(b, limit)),
         }
@@ -387,6 +398,11 @@ pub(crate) async fn proxy_to(
         RequestBody::Shared(r) => Some(r.clone()),
         _ => None,
     };
+    // A body held whole but over the route's re-send buffer: only for when nothing was sent.
+    let unsent_copy = match &body {
+        RequestBody::Once(Some(b)) => Some(RequestBody::Once(Some(b.clone()))),
+        _ => None,
+    };
     let outcome = send(
         route,
         Side::Modern,
@@ -420,7 +436,8 @@ pub(crate) async fn proxy_to(
         // Nothing reached modern (no connection, its breaker open, or shed at its limit): any
         // method may go to legacy, with the body kept or reclaimed.
         unsent @ (Outcome::Connect(_) | Outcome::Open(_) | Outcome::Shed(_)) => {
-            match resend.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
+            let kept = resend.or(unsent_copy);
+            match kept.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
                 Some(b) => b,
                 None => return answer(route, modern, unsent, Answered::Modern, None, None),
             }
@@ -484,6 +501,11 @@ async fn prepare_resendable(
 ) -> Result<RequestBody, Response<ResponseBody>> {
     let body = match body {
         Inbound::Empty => return Ok(RequestBody::Empty),
+        // Already in memory; kept for a re-send within the route's buffer, like hyper's.
+        Inbound::Full(b) if b.len() as u64 <= route.max_buffered_body => {
+            return Ok(RequestBody::Full(Some(b)))
+        }
+        Inbound::Full(b) => return Ok(RequestBody::Once(Some(b))),
         Inbound::Body(b) => b,
     };
     if body.is_end_stream() {

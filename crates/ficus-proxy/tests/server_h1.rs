@@ -1,7 +1,8 @@
 //! ficus's own HTTP/1.1 server loop (bodiless requests on plain listeners) over raw client
 //! sockets: HTTP/1.0 keep-alive, `Connection: close`, pipelining, HEAD, framing of a body of
-//! unknown length (chunked for HTTP/1.1, close-delimited for HTTP/1.0), `Date`, and the
-//! hand-over to hyper in the middle of a connection when a request has a body.
+//! unknown length (chunked for HTTP/1.1, close-delimited for HTTP/1.0), `Date`, small request
+//! bodies read whole, and the hand-over to hyper in the middle of a connection when a request
+//! has a large, chunked or slow body.
 
 mod support;
 
@@ -223,7 +224,7 @@ async fn a_body_of_unknown_length_is_chunked_for_1_1_and_close_delimited_for_1_0
 }
 
 #[tokio::test]
-async fn a_request_with_a_body_hands_the_connection_to_hyper_midway() {
+async fn a_large_or_chunked_body_hands_the_connection_to_hyper_midway() {
     let legacy = Upstream::start("legacy").await;
     let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
@@ -231,17 +232,110 @@ async fn a_request_with_a_body_hands_the_connection_to_hyper_midway() {
         .await
         .unwrap();
     assert!(responses(&mut s, 1).await[0].starts_with("HTTP/1.1 200"));
-    // A POST with a body and a GET right behind it, in one write: both answered in order.
-    s.write_all(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /third HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    // A POST with a body over the inline limit and a GET right behind it, in one write:
+    // both answered in order.
+    let big = ficus_proxy::h1server::MAX_INLINE_REQUEST_BODY + 1;
+    let mut msg =
+        format!("POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: {big}\r\n\r\n").into_bytes();
+    msg.extend(std::iter::repeat_n(b'b', big));
+    msg.extend_from_slice(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.write_all(&msg).await.unwrap();
     let r = responses(&mut s, 2).await;
     assert_eq!(r.len(), 2, "{r:?}");
     assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
-    assert!(r[0].to_lowercase().contains("x-body-len: 5"), "{}", r[0]);
+    assert!(
+        r[0].to_lowercase().contains(&format!("x-body-len: {big}")),
+        "{}",
+        r[0]
+    );
     assert!(r[1].starts_with("HTTP/1.1 200"), "{}", r[1]);
     assert_eq!(legacy.hits(), 3);
     assert_eq!(legacy.last().path, "/third");
+
+    // A chunked body on a fresh connection: hyper's too.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 1).await;
+    assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
+    assert!(r[0].ends_with("\r\n\r\nhello"), "{}", r[0]);
+}
+
+#[tokio::test]
+async fn a_small_body_is_read_whole_and_pipelined_requests_behind_it_are_kept() {
+    let legacy = Upstream::start("legacy").await;
+    let gw = TestGateway::start(&config(), &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    // A POST with a body, a GET and another POST right behind it, in one write.
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /third HTTP/1.1\r\nHost: x\r\n\r\nPUT /echo HTTP/1.1\r\nHost: x\r\ncontent-length: 3\r\n\r\nabc")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 3).await;
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
+    assert!(r[0].ends_with("\r\n\r\nhello"), "{}", r[0]);
+    assert!(r[1].starts_with("HTTP/1.1 200"), "{}", r[1]);
+    assert!(r[2].ends_with("\r\n\r\nabc"), "{}", r[2]);
+    let seen = legacy.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert_eq!((seen[0].method.as_str(), seen[0].body_len), ("POST", 5));
+    assert_eq!(seen[0].headers["content-length"], "5");
+    assert_eq!((seen[1].method.as_str(), seen[1].body_len), ("GET", 0));
+    assert_eq!((seen[2].method.as_str(), seen[2].body_len), ("PUT", 3));
+
+    // A body at the inline limit exactly, arriving in pieces well apart: the loop waits for
+    // the rest of it.
+    let max = ficus_proxy::h1server::MAX_INLINE_REQUEST_BODY;
+    let body: Vec<u8> = (0..max).map(|i| b'a' + (i % 26) as u8).collect();
+    s.write_all(
+        format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {max}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    for piece in body.chunks(max / 4) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.write_all(piece).await.unwrap();
+    }
+    let r = responses(&mut s, 1).await;
+    assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
+    assert!(r[0].as_bytes().ends_with(&body), "the body came back whole");
+    assert_eq!(legacy.last().body_len, max);
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_header_read_timeout_is_streamed_by_hyper() {
+    let legacy = Upstream::start("legacy").await;
+    let toml = format!("[gateway]\nheader_read_timeout = \"300ms\"\n{}", config());
+    let gw = TestGateway::start(&toml, &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    // Past the header read timeout: the connection is not dropped, hyper takes the request
+    // (head and the half body already read) and waits for the rest.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    s.write_all(b"world").await.unwrap();
+    let r = responses(&mut s, 1).await;
+    assert!(r[0].starts_with("HTTP/1.1 200"), "{}", r[0]);
+    assert!(r[0].ends_with("\r\n\r\nhelloworld"), "{}", r[0]);
+}
+
+#[tokio::test]
+async fn a_small_body_over_the_route_limit_gets_413_and_the_connection_goes_on() {
+    let legacy = Upstream::start("legacy").await;
+    let toml = "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[[route]]\nname = \"small\"\npath_prefix = \"/small\"\nlegacy = \"legacy\"\nmax_body = \"4B\"\n[default]\nlegacy = \"legacy\"\n";
+    let gw = TestGateway::start(toml, &[("legacy", legacy.url())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let r = responses(&mut s, 2).await;
+    assert!(r[0].starts_with("HTTP/1.1 413"), "{}", r[0]);
+    assert!(r[0].contains("application/problem+json"), "{}", r[0]);
+    assert!(r[1].starts_with("HTTP/1.1 200"), "{}", r[1]);
+    assert_eq!(legacy.hits(), 1, "the refused body never went upstream");
+    assert_eq!(legacy.last().path, "/after");
 }
 
 #[tokio::test]

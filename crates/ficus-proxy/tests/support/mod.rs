@@ -37,6 +37,7 @@ pub struct Seen {
 /// - `/sleep/{ms}`: waits, then 200;
 /// - `/stream/{bytes}`: sends 64 KiB chunks; after the first chunk waits for `release()`;
 /// - `/hold-body`: answers 200 once the first request body chunk arrived, reporting it;
+/// - `/echo`: 200 with the request body as the response body;
 /// - any request with `Upgrade`: 101, then echoes raw bytes;
 /// - anything else: 200 with `x-served-by: {name}` and the body length in `x-body-len`.
 pub struct Upstream {
@@ -225,6 +226,10 @@ impl State {
         let mut parts = path.trim_start_matches('/').splitn(2, '/');
         match (parts.next(), parts.next()) {
             (Some("status"), Some(code)) => text(code.parse().unwrap_or(500), self.name, self.name),
+            (Some("echo"), None) => Response::builder()
+                .header("x-served-by", self.name)
+                .body(full(body))
+                .unwrap(),
             (Some("sleep"), Some(ms)) => {
                 tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
                 text(200, self.name, self.name)
