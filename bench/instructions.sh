@@ -5,6 +5,7 @@
 #   bash bench/instructions.sh                 # ficus (telemetry on and off) and nginx
 #   N=50000 bash bench/instructions.sh
 #   PROXIES="ficus haproxy" KEEP_DIR=/tmp/cg bash bench/instructions.sh   # keep the profiles
+#   BODY=1024 bash bench/instructions.sh       # POSTs with a 1,024-byte body instead of GETs
 #
 # Each proxy runs under callgrind with one worker; ab sends N keep-alive requests (8
 # connections) after a 1,000-request warm-up that is not counted (callgrind_control -z/-d
@@ -18,6 +19,7 @@ PROXIES=${PROXIES:-"ficus ficus-notel nginx haproxy"}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
 UP_PORT=${UP_PORT:-18280}
 PX_PORT=${PX_PORT:-18284}
+BODY=${BODY:-0}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need valgrind || ! need ab || ! need nginx || ! need haproxy; then
@@ -33,6 +35,12 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+
+AB_ARGS=()
+if [ "$BODY" -gt 0 ]; then
+    head -c "$BODY" /dev/zero | tr '\0' 'b' >"$TMP/body"
+    AB_ARGS=(-p "$TMP/body" -T application/json)
+fi
 
 cat >"$TMP/up.conf" <<CONF
 worker_processes 1;
@@ -60,9 +68,9 @@ measure() {
         curl -s -o /dev/null "http://127.0.0.1:$PX_PORT/" && break
         sleep 0.2
     done
-    ab -q -k -c 8 -n 1000 "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1
+    ab -q -k -c 8 -n 1000 "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1
     callgrind_control -z "$pid" >/dev/null 2>&1
-    ab -q -k -c 8 -n "$N" "http://127.0.0.1:$PX_PORT/" >"$TMP/$name.ab" 2>&1
+    ab -q -k -c 8 -n "$N" "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >"$TMP/$name.ab" 2>&1
     callgrind_control -d "$pid" >/dev/null 2>&1
     sleep 1
     kill -INT "$pid" 2>/dev/null || true
