@@ -12,6 +12,7 @@
 #   ROUNDS=3      rounds; every round runs every proxy once
 #   CONNS=64      wrk connections (keep-alive)
 #   THREADS=1     wrk threads (1 or 2)
+#   BODY=0        bytes of request body: 0 sends GETs, N > 0 POSTs with an N-byte body
 #   PROXIES="nginx haproxy envoy ficus"
 #   PROXY_CPU=0 LOAD_CPU=1
 #   FICUS_BIN=target/release/ficus (relative to the repository root)
@@ -35,6 +36,7 @@ WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
+BODY=${BODY:-0}
 PROXIES=${PROXIES:-"nginx haproxy envoy ficus ficus-notel"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -54,7 +56,7 @@ OUT_DIR=${OUT_DIR:-"$HERE/out/proxy-$STAMP"}
 
 # ---------------------------------------------------------------- checks
 case "$THREADS" in 1 | 2) ;; *) die "THREADS must be 1 or 2" ;; esac
-for v in DURATION WARMUP ROUNDS CONNS PROXY_CPU LOAD_CPU NOISE_PCT READY_TIMEOUT; do
+for v in DURATION WARMUP ROUNDS CONNS PROXY_CPU LOAD_CPU NOISE_PCT READY_TIMEOUT BODY; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [ "$ROUNDS" -ge 1 ] || die "ROUNDS must be >= 1"
@@ -201,7 +203,7 @@ start_proxy() {
 
 # run_wrk PORT SECONDS OUTFILE
 run_wrk() {
-    taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$2"s --latency \
+    WRK_BODY=$BODY taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$2"s --latency \
         -s "$CONF/wrk-report.lua" "http://127.0.0.1:$1/" >"$3" 2>&1
 }
 
@@ -235,7 +237,7 @@ done
 {
     say "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
     say "host: $(uname -srm), $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-    say "settings: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS CONNS=$CONNS THREADS=$THREADS PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CLK_TCK=$CLK_TCK"
+    say "settings: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS CONNS=$CONNS THREADS=$THREADS BODY=$BODY PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CLK_TCK=$CLK_TCK"
     say "wrk: $(wrk -v 2>&1 | head -n1)"
     say "nginx: $("$NGINX" -v 2>&1)"
     [ -x "$HAPROXY" ] && say "haproxy: $("$HAPROXY" -v 2>&1 | head -n1)"
@@ -362,7 +364,9 @@ SUMMARY="$OUT_DIR/summary.md"
 {
     say "## Proxy benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
     say ""
-    say "wrk ${THREADS} thread(s), $CONNS keep-alive connections, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS round(s); upstream: nginx returning 1024-byte JSON."
+    requests="GETs"
+    [ "$BODY" -gt 0 ] && requests="POSTs with a $BODY-byte body"
+    say "wrk ${THREADS} thread(s), $CONNS keep-alive connections sending $requests, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS round(s); upstream: nginx returning 1024-byte JSON."
     say "Proxy pinned to CPU $PROXY_CPU; wrk and upstream pinned to CPU $LOAD_CPU. Medians over rounds."
     say ""
     say "| proxy | req/s | p50 | p99 | CPU us/req | of which user |"

@@ -5,6 +5,7 @@
 #
 #   bash bench/syscalls.sh                      # nginx, haproxy and ficus
 #   N=50000 PROXIES="ficus nginx" bash bench/syscalls.sh
+#   BODY=1024 bash bench/syscalls.sh            # POSTs with a 1,024-byte body instead of GETs
 #
 # Same setup as bench/proxy.sh: a 1 KB JSON upstream (nginx), each proxy with one worker and
 # a keep-alive pool. After a 2,000-request warm-up, perf attaches to every thread of the
@@ -20,6 +21,7 @@ PROXIES=${PROXIES:-"nginx haproxy ficus"}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
 UP_PORT=${UP_PORT:-18380}
 PX_PORT=${PX_PORT:-18384}
+BODY=${BODY:-0}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 need perf || { apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; }
@@ -34,6 +36,12 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+
+AB_ARGS=()
+if [ "$BODY" -gt 0 ]; then
+    head -c "$BODY" /dev/zero | tr '\0' 'b' >"$TMP/body"
+    AB_ARGS=(-p "$TMP/body" -T application/json)
+fi
 
 PAYLOAD=$(python3 -c 'import json; print(json.dumps({"id": 1, "items": ["x" * 60] * 14})[:1024])')
 fill() {
@@ -111,14 +119,14 @@ events() {
 declare -A COUNT
 for p in $PROXIES; do
     start_proxy "$p"
-    ab -q -k -c "$CONNS" -n 2000 "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1
+    ab -q -k -c "$CONNS" -n 2000 "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1
     wp=$(worker_pid "$p")
     args=(-x, -o "$TMP/$p.perf" -e "$(events)")
     for c in "${EAGAIN[@]}"; do args+=(-e "syscalls:sys_exit_$c" --filter 'ret == -11'); done
     perf stat "${args[@]}" -p "$wp" &
     spid=$!
     sleep 1
-    ab -q -k -c "$CONNS" -n "$N" "http://127.0.0.1:$PX_PORT/" >"$TMP/$p.ab" 2>&1
+    ab -q -k -c "$CONNS" -n "$N" "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >"$TMP/$p.ab" 2>&1
     kill -INT "$spid"
     wait "$spid" 2>/dev/null || true
     failed=$(awk '/Failed requests/ {print $3}' "$TMP/$p.ab")

@@ -1,5 +1,12 @@
 -- Prints one machine-readable line at the end of a wrk run; latencies in us.
--- Defines only done(), so wrk keeps its static (pre-built) request.
+-- Defines only done(), so wrk keeps its static (pre-built) request: a GET, or with
+-- WRK_BODY=N in the environment a POST with an N-byte JSON body.
+local body_bytes = tonumber(os.getenv("WRK_BODY") or "0") or 0
+if body_bytes > 0 then
+  wrk.method = "POST"
+  wrk.body = string.rep("b", body_bytes)
+  wrk.headers["Content-Type"] = "application/json"
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
