@@ -56,17 +56,21 @@ make_payload() {
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# alive PID LOG: true while PID runs; otherwise says so, with the tail of its log.
+alive() {
+    kill -0 "$1" 2>/dev/null && return 0
+    warn "process $1 exited during start-up; log tail:"
+    tail -n 20 "$2" >&2
+    return 1
+}
+
 # wait_ready PORT PID LOG [MAX_TIME]: until GET / answers 200 with the 1 KB body (each try
 # given MAX_TIME seconds, default 1), for up to READY_TIMEOUT seconds.
 wait_ready() {
     local port=$1 pid=$2 logf=$3 max=${4:-1} deadline size
     deadline=$((SECONDS + READY_TIMEOUT))
     while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            warn "process $pid exited during start-up; log tail:"
-            tail -n 20 "$logf" >&2
-            return 1
-        fi
+        alive "$pid" "$logf" || return 1
         size=$(curl -fsS -o /dev/null -w '%{size_download}' --max-time "$max" "http://127.0.0.1:$port/" 2>/dev/null) &&
             {
                 [ "$size" = 1024 ] && return 0

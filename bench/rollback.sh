@@ -191,11 +191,7 @@ wait_http() {
     local url=$1 pid=$2 logf=$3 deadline
     deadline=$((SECONDS + READY_TIMEOUT))
     while [ "$SECONDS" -lt "$deadline" ]; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            warn "process $pid exited during start-up; log tail:"
-            tail -n 20 "$logf" >&2
-            return 1
-        fi
+        alive "$pid" "$logf" || return 1
         curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
         sleep 0.1
     done
