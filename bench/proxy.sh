@@ -337,18 +337,19 @@ done
 
 col() { awk -F'\t' -v p="$1" -v c="$2" 'NR > 1 && $2 == p { print $c }' "$RESULTS"; }
 fmt_ms() { awk -v us="$1" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
-# pair BASE PEER: "rounds cpu_ratio lower_cpu p99_ratio lower_p99" over the rounds both ran
-# in: medians of BASE/PEER within a round, and in how many rounds BASE was below PEER. Every
-# round runs every proxy back to back, so a ratio within a round cancels most of the
-# machine's drift between rounds (on a shared 2-vCPU machine, 10-20 %).
+# pair BASE PEER [NOISE]: "rounds cpu_ratio lower_cpu p99_ratio lower_p99" over the rounds
+# both ran in (and, given NOISE, in which neither run had more than NOISE % of other load on
+# the proxy's CPU): medians of BASE/PEER within a round, and in how many rounds BASE was
+# below PEER. Every round runs every proxy back to back, so a ratio within a round cancels
+# most of the machine's drift between rounds (on a shared 2-vCPU machine, 10-20 %).
 pair() {
-    awk -F'\t' -v b="$1" -v q="$2" '
+    awk -F'\t' -v b="$1" -v q="$2" -v lim="${3:-101}" '
         function med(a, n,   i, j, t) {
             for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
-        NR > 1 && $2 == b { bc[$1] = $6; bp[$1] = $5 }
-        NR > 1 && $2 == q { qc[$1] = $6; qp[$1] = $5 }
+        NR > 1 && $2 == b && $12 <= lim { bc[$1] = $6; bp[$1] = $5 }
+        NR > 1 && $2 == q && $12 <= lim { qc[$1] = $6; qp[$1] = $5 }
         END {
             n = 0
             for (r in bc) if ((r in qc) && qc[r] > 0 && qp[r] > 0) {
@@ -394,16 +395,21 @@ SUMMARY="$OUT_DIR/summary.md"
         say ""
         say "### ficus against each peer, round by round"
         say ""
-        say "Ratios are ficus's figure over the peer's within one round (below 1: ficus lower), median over rounds."
+        say "Ratios are ficus's figure over the peer's within one round (below 1: ficus lower), median over rounds. Rounds where either run was flagged noisy are left out when at least 3 quiet ones remain (\"quiet\" in the rounds column)."
         say ""
         say "| peer | rounds | CPU us/req ratio | rounds ficus used less CPU | p99 ratio | rounds ficus p99 at or below |"
         say "|---|---:|---:|---:|---:|---:|"
         for p in "${ALL[@]}"; do
             [ "$p" = ficus ] && continue
             [ "${STATUS[$p]}" = ok ] || continue
-            read -r n cr lc pr lp <<<"$(pair ficus "$p")"
+            read -r n cr lc pr lp <<<"$(pair ficus "$p" "$NOISE_PCT")"
+            label="${n:-0} quiet"
+            if [ "${n:-0}" -lt 3 ]; then
+                read -r n cr lc pr lp <<<"$(pair ficus "$p")"
+                label=${n:-}
+            fi
             [ -n "${n:-}" ] || continue
-            say "| $p | $n | $cr | $lc of $n | $pr | $lp of $n |"
+            say "| $p | $label | $cr | $lc of $n | $pr | $lp of $n |"
         done
     fi
     say ""
