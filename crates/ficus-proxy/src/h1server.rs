@@ -274,13 +274,14 @@ fn build(
     for h in req.headers.iter() {
         let name = crate::headers::wire_name(h.name.as_bytes()).ok()?;
         if name == CONTENT_LENGTH {
-            // A list ("5, 5"), an invalid or a conflicting value is hyper's to judge, as is a
-            // body over the inline limit.
-            if h.value.contains(&b',') {
+            // A repeated field or a list ("5, 5"), even of one value, an invalid value, or a
+            // body over the inline limit is hyper's to judge: forwarded here, a repeat would
+            // reach the upstream as it came.
+            if length.is_some() || h.value.contains(&b',') {
                 return None;
             }
             let n = parse_length(h.value)?;
-            if length.is_some_and(|l| l != n) || n > MAX_INLINE_REQUEST_BODY as u64 {
+            if n > MAX_INLINE_REQUEST_BODY as u64 {
                 return None;
             }
             length = Some(n);
@@ -578,6 +579,7 @@ mod tests {
             over.as_bytes(),
             b"POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\nabc",
             b"POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
+            b"POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 3\r\n\r\nabc",
             b"POST / HTTP/1.1\r\ncontent-length: -3\r\n\r\n",
         ] {
             let mut b = BytesMut::from(hyper);
