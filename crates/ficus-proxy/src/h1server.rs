@@ -383,11 +383,7 @@ async fn write_response(
         }
     }
     w.extend_from_slice(b"\r\n");
-    let mut headers = parts.headers;
-    if headers.capacity() <= SPARE_MAP_CAPACITY {
-        headers.clear();
-        *spare = Some(headers);
-    }
+    *spare = emptied_for_reuse(parts.headers);
     if !framed {
         stream.write_all(w).await?;
         return Ok(keep_alive);
@@ -440,6 +436,15 @@ async fn write_response(
         stream.write_all(w).await?;
     }
     Ok(keep_alive)
+}
+
+/// A response's header map, emptied, to take the next request's headers; `None` (dropped)
+/// when it grew past [`SPARE_MAP_CAPACITY`].
+fn emptied_for_reuse(mut headers: HeaderMap) -> Option<HeaderMap> {
+    (headers.capacity() <= SPARE_MAP_CAPACITY).then(|| {
+        headers.clear();
+        headers
+    })
 }
 
 /// The current time as an IMF-fixdate, formatted once per second per thread.
@@ -542,6 +547,26 @@ mod tests {
         assert!(looks_like_h2(b"PR"));
         assert!(!looks_like_h2(b"GET / HTTP/1.1\r\n"));
         assert!(!looks_like_h2(b"POST / HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn a_response_map_is_kept_emptied_unless_it_grew_past_the_limit() {
+        let mut usual = HeaderMap::new();
+        usual.insert("server", HeaderValue::from_static("up"));
+        let kept = emptied_for_reuse(usual).expect("a small map is kept");
+        assert!(kept.is_empty() && kept.capacity() > 0);
+        let mut big = HeaderMap::new();
+        for i in 0..=SPARE_MAP_CAPACITY {
+            big.insert(
+                http::HeaderName::try_from(format!("x-{i}")).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        assert!(big.capacity() > SPARE_MAP_CAPACITY);
+        assert!(
+            emptied_for_reuse(big).is_none(),
+            "an outsized map is dropped"
+        );
     }
 
     #[test]

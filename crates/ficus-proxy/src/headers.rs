@@ -27,6 +27,7 @@ const HOP_BY_HOP: [&str; 9] = [
     "transfer-encoding",
     "upgrade",
 ];
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// The same names, ready for removal without parsing a string each time.
 static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
     header::CONNECTION,
@@ -274,7 +275,7 @@ pub fn wire_name(b: &[u8]) -> Result<HeaderName, header::InvalidHeaderName> {
             b"Connection" | b"connection" => Some(CONNECTION),
             b"User-Agent" | b"user-agent" => Some(USER_AGENT),
             b"Set-Cookie" | b"set-cookie" => Some(SET_COOKIE),
-            b"Keep-Alive" | b"keep-alive" => Some(HOP_BY_HOP_NAMES[1].clone()),
+            b"Keep-Alive" | b"keep-alive" => Some(KEEP_ALIVE.clone()),
             _ => None,
         },
         12 => match b {

@@ -394,15 +394,7 @@ pub(crate) async fn proxy_to(
         Err(resp) => return (resp, Answered::Gateway),
     };
     let resend = body.try_clone();
-    let reclaim = match &body {
-        RequestBody::Shared(r) => Some(r.clone()),
-        _ => None,
-    };
-    // A body held whole but over the route's re-send buffer: only for when nothing was sent.
-    let unsent_copy = match &body {
-        RequestBody::Once(Some(b)) => Some(RequestBody::Once(Some(b.clone()))),
-        _ => None,
-    };
+    let if_unsent = IfUnsent::of(&body);
     let outcome = send(
         route,
         Side::Modern,
@@ -436,8 +428,7 @@ pub(crate) async fn proxy_to(
         // Nothing reached modern (no connection, its breaker open, or shed at its limit): any
         // method may go to legacy, with the body kept or reclaimed.
         unsent @ (Outcome::Connect(_) | Outcome::Open(_) | Outcome::Shed(_)) => {
-            let kept = resend.or(unsent_copy);
-            match kept.or_else(|| reclaim.and_then(|r| r.reclaim()).map(RequestBody::Stream)) {
+            match resend.or_else(|| if_unsent.take()) {
                 Some(b) => b,
                 None => return answer(route, modern, unsent, Answered::Modern, None, None),
             }
@@ -491,6 +482,33 @@ pub(crate) async fn proxy_to(
         None,
         None,
     )
+}
+
+/// What of a body that cannot be sent twice may still go to legacy when nothing of it went
+/// to modern (no connection, an open breaker, shed): a body held whole (`Once`) is copied up
+/// front, a stream (`Shared`) is taken back if it was never polled.
+enum IfUnsent {
+    Nothing,
+    Copy(bytes::Bytes),
+    Reclaim(Reclaimable),
+}
+
+impl IfUnsent {
+    fn of(body: &RequestBody) -> IfUnsent {
+        match body {
+            RequestBody::Once(Some(b)) => IfUnsent::Copy(b.clone()),
+            RequestBody::Shared(r) => IfUnsent::Reclaim(r.clone()),
+            _ => IfUnsent::Nothing,
+        }
+    }
+
+    fn take(self) -> Option<RequestBody> {
+        match self {
+            IfUnsent::Nothing => None,
+            IfUnsent::Copy(b) => Some(RequestBody::Once(Some(b))),
+            IfUnsent::Reclaim(r) => r.reclaim().map(RequestBody::Stream),
+        }
+    }
 }
 
 /// Buffers a small body so it can be sent twice; larger or unannounced bodies stream, and can
