@@ -260,6 +260,15 @@ impl ResponseBody {
         ResponseBody::Full(None)
     }
 
+    /// An upstream head's header lines as they came, when the response was read that way
+    /// (see [`crate::h1::RawHead`]): they go out before the response's own header map.
+    pub fn take_raw(&mut self) -> Option<crate::h1::RawHead> {
+        match self {
+            ResponseBody::Upstream { body, .. } => body.take_raw(),
+            _ => None,
+        }
+    }
+
     pub fn full(b: impl Into<Bytes>) -> ResponseBody {
         ResponseBody::Full(Some(b.into()))
     }

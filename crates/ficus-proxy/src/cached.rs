@@ -89,6 +89,7 @@ pub(crate) async fn serve(
                 false,
                 None,
                 Instant::now(),
+                false,
             )
             .await
         }
@@ -155,6 +156,7 @@ async fn fetch(
         false,
         None,
         started,
+        false,
     )
     .await;
     if answered != answered_by(side) {

@@ -272,11 +272,13 @@ impl Conn {
         mode
     }
 
-    /// Sends the encoded head and `body`, then reads the response head.
+    /// Sends the encoded head and `body`, then reads the response head (with `raw`, as
+    /// header lines where it can: see [`RawHead`]).
     pub async fn exchange(
         &mut self,
         body: RequestBody,
         mode: BodyMode,
+        raw: bool,
     ) -> Result<Head, ExchangeError> {
         match self.write_request(body, mode).await {
             Ok(None) => {}
@@ -286,7 +288,7 @@ impl Conn {
             Err(WriteError::Io(e)) => {
                 // The upstream may have answered early (say, a 413) and closed: take the
                 // response when there is one.
-                if let Ok(head) = self.read_head().await {
+                if let Ok(head) = self.read_head(false).await {
                     return Ok(Head {
                         reusable: false,
                         ..head
@@ -300,7 +302,7 @@ impl Conn {
                 });
             }
         }
-        self.read_head().await.map_err(|e| {
+        self.read_head(raw).await.map_err(|e| {
             if e.is_stale() {
                 ExchangeError::Stale(e)
             } else {
@@ -351,7 +353,7 @@ impl Conn {
                     if read? == 0 {
                         return Err(WriteError::Io(std::io::ErrorKind::UnexpectedEof.into()));
                     }
-                    match self.parse_head() {
+                    match self.parse_head(false) {
                         Ok(Some(head)) => {
                             return Ok(Some(Head {
                                 reusable: false,
@@ -388,9 +390,9 @@ impl Conn {
     }
 
     /// Reads until a complete final response head is in the buffer, and parses it.
-    async fn read_head(&mut self) -> Result<Head, H1Error> {
+    async fn read_head(&mut self, raw: bool) -> Result<Head, H1Error> {
         loop {
-            if let Some(head) = self.parse_head()? {
+            if let Some(head) = self.parse_head(raw)? {
                 return Ok(head);
             }
             if self.rbuf.len() >= MAX_RESPONSE_HEAD {
@@ -417,7 +419,10 @@ impl Conn {
     /// while the parser still borrows them; what follows the head stays in `pending`.
     /// Hop-by-hop headers (and those `Connection` names) are left out of the map, except in a
     /// 101 response, whose `Connection` and `Upgrade` the client needs.
-    fn parse_head(&mut self) -> Result<Option<Head>, H1Error> {
+    ///
+    /// With `raw` (the response goes to a client connection that writes header lines as
+    /// they are), no header map is built where the head allows it: see [`RawHead`].
+    fn parse_head(&mut self, raw: bool) -> Result<Option<Head>, H1Error> {
         loop {
             self.merge_pending();
             if self.rbuf.is_empty() {
@@ -448,52 +453,23 @@ impl Conn {
             let status = StatusCode::from_u16(code).map_err(|_| H1Error::Invalid("bad status"))?;
             let version = resp.version.unwrap_or(1);
             let keep_hop = code == 101;
-            let mut headers = HeaderMap::with_capacity(resp.headers.len());
-            let mut length: Option<u64> = None;
-            let mut chunked = false;
-            let mut coded = false;
-            let mut close = version == 0;
-            // Names that `Connection` lists besides keep-alive and close (rare).
-            let mut named: Vec<HeaderName> = Vec::new();
-            for h in resp.headers.iter() {
-                let name = crate::headers::wire_name(h.name.as_bytes())
-                    .map_err(|_| H1Error::Invalid("bad header name"))?;
-                if name == CONTENT_LENGTH {
-                    let n = parse_length(h.value).ok_or(H1Error::Invalid("bad Content-Length"))?;
-                    if length.is_some_and(|l| l != n) {
-                        return Err(H1Error::Invalid("conflicting Content-Length values"));
-                    }
-                    length = Some(n);
-                } else if name == TRANSFER_ENCODING {
-                    coded = true;
-                    // Only the last coding decides; chunked must be last to frame the body.
-                    chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-                } else if name == CONNECTION {
-                    for t in h.value.split(|&b| b == b',') {
-                        let t = t.trim_ascii();
-                        if t.eq_ignore_ascii_case(b"close") {
-                            close = true;
-                        } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                            if version == 0 {
-                                close = false;
-                            }
-                        } else if let Ok(n) = HeaderName::from_bytes(t) {
-                            named.push(n);
-                        }
-                    }
+            let mut fr = FramingHeaders::new(version);
+            // A response without a body keeps its representation headers (Content-Length
+            // among them) as they are: the map's way.
+            let bodiless = status.is_informational()
+                || status == StatusCode::NO_CONTENT
+                || status == StatusCode::NOT_MODIFIED;
+            let raw_head = match raw && !bodiless {
+                true => raw_lines(&all, len, resp.headers, &mut fr)?,
+                false => None,
+            };
+            let headers = match raw_head {
+                Some(_) => HeaderMap::new(),
+                None => {
+                    fr = FramingHeaders::new(version);
+                    header_map(&all, resp.headers, keep_hop, &mut fr)?
                 }
-                if !keep_hop && crate::headers::is_hop_by_hop(&name) {
-                    continue;
-                }
-                let value = HeaderValue::from_maybe_shared(all.slice_ref(h.value))
-                    .map_err(|_| H1Error::Invalid("bad header value"))?;
-                headers.append(name, value);
-            }
-            if !keep_hop {
-                for n in named {
-                    headers.remove(n);
-                }
-            }
+            };
             self.pending = all.slice(len..);
             drop(all);
             let mut response = Response::new(());
@@ -504,28 +480,13 @@ impl Conn {
                 Version::HTTP_11
             };
             *response.headers_mut() = headers;
-            let framing = if coded {
-                // Transfer-Encoding overrides Content-Length (RFC 9112 6.3), and such a
-                // message must not leave the connection open for another one.
-                if length.is_some() {
-                    close = true;
-                }
-                if chunked {
-                    Framing::Chunked(Chunk::Size)
-                } else {
-                    Framing::Close
-                }
-            } else {
-                match length {
-                    Some(n) => Framing::Length(n),
-                    None => Framing::Close,
-                }
-            };
+            let framing = fr.framing();
             return Ok(Some(Head {
                 response,
                 framing,
-                reusable: !close,
+                reusable: !fr.close,
                 hop_by_hop_stripped: !keep_hop,
+                raw: raw_head,
             }));
         }
     }
@@ -569,6 +530,224 @@ impl Conn {
     }
 }
 
+/// What a response head's framing headers say.
+struct FramingHeaders {
+    length: Option<u64>,
+    /// A `Transfer-Encoding` header is present; `chunked`: chunked is its last coding.
+    coded: bool,
+    chunked: bool,
+    close: bool,
+    version: u8,
+}
+
+impl FramingHeaders {
+    fn new(version: u8) -> FramingHeaders {
+        FramingHeaders {
+            length: None,
+            coded: false,
+            chunked: false,
+            close: version == 0,
+            version,
+        }
+    }
+
+    fn content_length(&mut self, value: &[u8]) -> Result<(), H1Error> {
+        let n = parse_length(value).ok_or(H1Error::Invalid("bad Content-Length"))?;
+        if self.length.is_some_and(|l| l != n) {
+            return Err(H1Error::Invalid("conflicting Content-Length values"));
+        }
+        self.length = Some(n);
+        Ok(())
+    }
+
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        self.coded = true;
+        // Only the last coding decides; chunked must be last to frame the body.
+        self.chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
+    }
+
+    /// Takes in a `Connection` header's `close` and `keep-alive`; calls `other` with each
+    /// other name it lists.
+    fn connection(&mut self, value: &[u8], mut other: impl FnMut(&[u8])) {
+        for t in value.split(|&b| b == b',') {
+            let t = t.trim_ascii();
+            if t.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                if self.version == 0 {
+                    self.close = false;
+                }
+            } else if !t.is_empty() {
+                other(t);
+            }
+        }
+    }
+
+    fn framing(&mut self) -> Framing {
+        if self.coded {
+            // Transfer-Encoding overrides Content-Length (RFC 9112 6.3), and such a
+            // message must not leave the connection open for another one.
+            if self.length.is_some() {
+                self.close = true;
+            }
+            if self.chunked {
+                Framing::Chunked(Chunk::Size)
+            } else {
+                Framing::Close
+            }
+        } else {
+            match self.length {
+                Some(n) => Framing::Length(n),
+                None => Framing::Close,
+            }
+        }
+    }
+}
+
+/// A response head's headers as a map (values are slices of `all`). Hop-by-hop headers and
+/// the names `Connection` lists are left out unless `keep_hop` (a 101 response).
+fn header_map(
+    all: &Bytes,
+    parsed: &[httparse::Header<'_>],
+    keep_hop: bool,
+    fr: &mut FramingHeaders,
+) -> Result<HeaderMap, H1Error> {
+    let mut headers = HeaderMap::with_capacity(parsed.len());
+    // Names that `Connection` lists besides keep-alive and close (rare).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for h in parsed {
+        let name = crate::headers::wire_name(h.name.as_bytes())
+            .map_err(|_| H1Error::Invalid("bad header name"))?;
+        if name == CONTENT_LENGTH {
+            fr.content_length(h.value)?;
+        } else if name == TRANSFER_ENCODING {
+            fr.transfer_encoding(h.value);
+        } else if name == CONNECTION {
+            fr.connection(h.value, |t| {
+                if let Ok(n) = HeaderName::from_bytes(t) {
+                    named.push(n);
+                }
+            });
+        }
+        if !keep_hop && crate::headers::is_hop_by_hop(&name) {
+            continue;
+        }
+        let value = HeaderValue::from_maybe_shared(all.slice_ref(h.value))
+            .map_err(|_| H1Error::Invalid("bad header value"))?;
+        headers.append(name, value);
+    }
+    if !keep_hop {
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    Ok(headers)
+}
+
+/// A response head's header lines to pass on as they came, without a header map (see
+/// [`RawHead`]); `None` when the head needs the map after all: a `Connection` header that
+/// names other headers, a `Content-Length` repeated, listing values or beside
+/// `Transfer-Encoding`, or lines not ended by CRLF. `len` is the head's length in `all`.
+fn raw_lines(
+    all: &Bytes,
+    len: usize,
+    parsed: &[httparse::Header<'_>],
+    fr: &mut FramingHeaders,
+) -> Result<Option<RawHead>, H1Error> {
+    use crate::headers::{hop_index_wire, HOP_CONNECTION, HOP_TRANSFER_ENCODING};
+    // The head ends with an empty line; a bare LF anywhere goes the map's way.
+    if parsed.len() > u128::BITS as usize || !all[..len].ends_with(b"\r\n\r\n") {
+        return Ok(None);
+    }
+    let base = all.as_ptr() as usize;
+    let start = |h: &httparse::Header<'_>| h.name.as_ptr() as usize - base;
+    let (mut has_date, mut has_length, mut named) = (false, false, false);
+    // Kept lines: which ones, and the span they cover while they are contiguous.
+    let mut kept = 0u128;
+    let mut span: Option<(usize, usize)> = None;
+    let mut contiguous = true;
+    for (i, h) in parsed.iter().enumerate() {
+        let from = start(h);
+        let to = parsed.get(i + 1).map_or(len - 2, start);
+        if !all[..to].ends_with(b"\r\n") {
+            return Ok(None);
+        }
+        let name = h.name.as_bytes();
+        let keep = match hop_index_wire(name) {
+            Some(HOP_CONNECTION) => {
+                fr.connection(h.value, |_| named = true);
+                false
+            }
+            Some(HOP_TRANSFER_ENCODING) => {
+                fr.transfer_encoding(h.value);
+                false
+            }
+            Some(_) => false,
+            None if name.eq_ignore_ascii_case(b"content-length") => {
+                fr.content_length(h.value)?;
+                // Passed on only as one plain number (a list such as `5, 5` is written
+                // again from the body's length, the map's way).
+                let digits = h.value.trim_ascii();
+                if has_length || !digits.iter().all(u8::is_ascii_digit) {
+                    return Ok(None);
+                }
+                has_length = true;
+                true
+            }
+            None => {
+                has_date |= name.eq_ignore_ascii_case(b"date");
+                true
+            }
+        };
+        if keep {
+            kept |= 1 << i;
+            span = match span {
+                None => Some((from, to)),
+                Some((a, b)) => {
+                    contiguous &= b == from;
+                    Some((a, to))
+                }
+            };
+        }
+    }
+    if named || (fr.coded && has_length) {
+        return Ok(None);
+    }
+    let lines = match span {
+        None => Bytes::new(),
+        Some((a, b)) if contiguous => all.slice(a..b),
+        Some((a, b)) => {
+            // Left-out lines sit between kept ones: copy the kept ones together.
+            let mut out = BytesMut::with_capacity(b - a);
+            for (i, h) in parsed.iter().enumerate() {
+                if kept & (1 << i) != 0 {
+                    let to = parsed.get(i + 1).map_or(len - 2, start);
+                    out.extend_from_slice(&all[start(h)..to]);
+                }
+            }
+            out.freeze()
+        }
+    };
+    Ok(Some(RawHead {
+        lines,
+        has_date,
+        has_length,
+    }))
+}
+
+/// An upstream response's header lines as they came, for a client connection that writes
+/// them out as they are (ficus's own HTTP/1.1 server loop), so that no header map is built
+/// for the response. The response's own map then holds only what ficus adds.
+pub struct RawHead {
+    /// The header lines to pass on, each ending in CRLF: without hop-by-hop headers and
+    /// `Transfer-Encoding` (the response is framed again for the client).
+    pub lines: Bytes,
+    /// A `Date` line is among them.
+    pub has_date: bool,
+    /// A `Content-Length` line is among them, the one the body is framed by.
+    pub has_length: bool,
+}
+
 /// A parsed response head and how its body is framed (before the request method and status
 /// have had their say: see [`Head::into_body`]).
 pub struct Head {
@@ -577,6 +756,8 @@ pub struct Head {
     reusable: bool,
     /// Hop-by-hop headers were left out of the map.
     hop_by_hop_stripped: bool,
+    /// The header lines as they came, instead of a map (see [`RawHead`]).
+    raw: Option<RawHead>,
 }
 
 impl Head {
@@ -611,6 +792,7 @@ impl Head {
             upgrade,
             hop_by_hop_stripped: self.hop_by_hop_stripped,
             home: if reusable { home } else { None },
+            raw: self.raw,
         };
         if !upgrade {
             body.settle();
@@ -652,6 +834,8 @@ pub struct H1Body {
     hop_by_hop_stripped: bool,
     /// Where the connection goes when the message is complete (its pool).
     home: Option<Home>,
+    /// The head's header lines, when they were kept as they came instead of a map.
+    raw: Option<RawHead>,
 }
 
 impl std::fmt::Debug for H1Body {
@@ -679,6 +863,12 @@ impl H1Body {
     /// proxy need not look for them).
     pub fn hop_by_hop_stripped(&self) -> bool {
         self.hop_by_hop_stripped
+    }
+
+    /// The head's header lines as they came, when the response was read that way (its
+    /// header map then holds only what ficus added).
+    pub fn take_raw(&mut self) -> Option<RawHead> {
+        self.raw.take()
     }
 
     /// The message is complete: hand the connection back when it can carry another one.
@@ -1003,6 +1193,75 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `raw_lines` over a response head: the lines kept, whether they were sliced out of
+    /// the buffer (not copied), `has_date`, `has_length`, and the framing found.
+    fn raw_of(head: &[u8]) -> Option<(String, bool, bool, bool, Framing)> {
+        let all = Bytes::copy_from_slice(head);
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut slots);
+        let Ok(httparse::Status::Complete(len)) = resp.parse(&all) else {
+            panic!("incomplete head");
+        };
+        let mut fr = FramingHeaders::new(resp.version.unwrap());
+        let raw = raw_lines(&all, len, resp.headers, &mut fr).unwrap()?;
+        let within = all.as_ptr_range().contains(&raw.lines.as_ptr());
+        let text = String::from_utf8(raw.lines.to_vec()).unwrap();
+        Some((text, within, raw.has_date, raw.has_length, fr.framing()))
+    }
+
+    #[test]
+    fn raw_header_lines_leave_out_hop_by_hop_ones() {
+        // Contiguous kept lines are a slice of the read buffer; names keep their case.
+        let (lines, sliced, date, length, framing) = raw_of(
+            b"HTTP/1.1 200 OK\r\nServer: up\r\nDate: x\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
+        )
+        .unwrap();
+        assert_eq!(lines, "Server: up\r\nDate: x\r\nContent-Length: 2\r\n");
+        assert!(sliced && date && length);
+        assert_eq!(framing, Framing::Length(2));
+
+        // Left-out lines between kept ones: the kept ones are copied together, repeated
+        // fields in their order.
+        let (lines, sliced, date, length, _) = raw_of(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nKeep-Alive: timeout=5\r\nSet-Cookie: b=2\r\nPROXY-CONNECTION: x\r\nX-Case:  MiXeD \r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lines,
+            "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Case:  MiXeD \r\n"
+        );
+        assert!(!sliced && !date && !length);
+
+        // Transfer-Encoding frames the body and is left out (the client's framing is
+        // ficus's to choose).
+        let (lines, _, _, length, framing) =
+            raw_of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n").unwrap();
+        assert_eq!((lines.as_str(), length), ("X-A: 1\r\n", false));
+        assert_eq!(framing, Framing::Chunked(Chunk::Size));
+
+        // No headers at all.
+        let (lines, ..) = raw_of(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert_eq!(lines, "");
+    }
+
+    #[test]
+    fn heads_that_need_the_header_map() {
+        for head in [
+            // Connection names another header, which must go too.
+            &b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\n"[..],
+            // A repeated or listed Content-Length is written again from the body.
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n",
+            // Both framing headers: Content-Length must not reach the client.
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            // Lines ended by a bare LF are written again with CRLF.
+            b"HTTP/1.1 200 OK\nX-Lf: 1\nContent-Length: 2\n\n",
+            b"HTTP/1.1 200 OK\r\nX-Lf: 1\nContent-Length: 2\r\n\r\n",
+        ] {
+            assert!(raw_of(head).is_none(), "{}", String::from_utf8_lossy(head));
+        }
+    }
 
     #[test]
     fn lengths() {

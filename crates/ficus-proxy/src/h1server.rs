@@ -48,10 +48,38 @@ pub const MAX_HEADERS: usize = 100;
 /// A request body announced by `Content-Length` and no larger than this is read whole here,
 /// then sent upstream with its head; a larger or chunked one goes to hyper, which streams it.
 pub const MAX_INLINE_REQUEST_BODY: usize = INLINE_BODY;
-/// A response's header map is kept (emptied) for the connection's next request when it
-/// holds no more than this many fields: the usual message reuses its map instead of
-/// allocating two tables per request, and one outsized message does not pin its memory.
+/// A header map that is done with (a request's once it was written upstream, a response's
+/// once it was written to the client) is kept, emptied, for a request the worker reads next
+/// when it has room for no more than this many fields: the usual message reuses a map
+/// instead of allocating two tables, and one outsized message does not pin its memory.
 const SPARE_MAP_CAPACITY: usize = 64;
+/// The most emptied header maps a worker keeps (see [`SPARE_MAP_CAPACITY`]).
+const SPARE_MAPS: usize = 64;
+
+thread_local! {
+    static SPARES: std::cell::RefCell<Vec<HeaderMap>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps `headers`, emptied, for a request this worker reads next (when it is not outsized
+/// and the worker does not hold [`SPARE_MAPS`] already).
+pub(crate) fn recycle_map(mut headers: HeaderMap) {
+    let cap = headers.capacity();
+    if cap == 0 || cap > SPARE_MAP_CAPACITY {
+        return;
+    }
+    headers.clear();
+    SPARES.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_MAPS {
+            s.push(headers);
+        }
+    });
+}
+
+/// An emptied header map kept by [`recycle_map`], if any.
+fn spare_map() -> Option<HeaderMap> {
+    SPARES.with(|s| s.borrow_mut().pop())
+}
 
 /// How a connection left this loop.
 pub enum Ended {
@@ -84,8 +112,6 @@ pub async fn serve(
 ) -> Ended {
     let mut rbuf = BytesMut::with_capacity(READ_ROOM);
     let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
-    // The last response's header map, emptied, for the next request's headers.
-    let mut spare: Option<HeaderMap> = None;
     // While a small body is on its way: the buffer length that holds the request whole.
     let mut need = 0;
     let timer = tokio::time::sleep(header_read_timeout);
@@ -99,7 +125,7 @@ pub async fn serve(
                 if looks_like_h2(&rbuf) {
                     return Ended::Handover(stream, rbuf.freeze());
                 }
-                match parse(&mut rbuf, max_header_bytes, &mut spare) {
+                match parse(&mut rbuf, max_header_bytes) {
                     Parsed::Request(parts, keep_alive, http10, body) => {
                         need = 0;
                         break (parts, keep_alive, http10, body);
@@ -135,7 +161,7 @@ pub async fn serve(
         };
         let head_request = parts.method == Method::HEAD;
         let inbound = body.map_or(Inbound::Empty, Inbound::Full);
-        let handled = crate::proxy::handle_parts(shared, conn, parts, inbound, false, None);
+        let handled = crate::proxy::handle_parts(shared, conn, parts, inbound, false, None, true);
         tokio::pin!(handled);
         // While the request is in flight, watch the client: if it goes away, the request is
         // dropped (its upstream call with it), as hyper does. Bytes of a pipelined request
@@ -172,7 +198,6 @@ pub async fn serve(
         let written = write_response(
             &mut stream,
             &mut wbuf,
-            &mut spare,
             resp,
             head_request,
             keep_alive,
@@ -196,7 +221,7 @@ fn looks_like_h2(buf: &[u8]) -> bool {
 /// Parses one request head from the front of `rbuf`, taking it (and its body) out of the
 /// buffer when this loop can serve it. Header values and the body become slices of the
 /// buffer's bytes.
-fn parse(rbuf: &mut BytesMut, max_head: usize, spare: &mut Option<HeaderMap>) -> Parsed {
+fn parse(rbuf: &mut BytesMut, max_head: usize) -> Parsed {
     let all = rbuf.split().freeze();
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -218,13 +243,14 @@ fn parse(rbuf: &mut BytesMut, max_head: usize, spare: &mut Option<HeaderMap>) ->
             return Parsed::Hyper;
         }
     };
-    let built = build(&all, &req, spare);
+    let built = build(&all, &req);
     let Some((parts, keep_alive, http10, body_len)) = built else {
         restore_front(rbuf, all);
         return Parsed::Hyper;
     };
     let end = len + body_len;
     if all.len() < end {
+        recycle_map(parts.headers);
         restore_front(rbuf, all);
         return Parsed::NeedBody(end);
     }
@@ -243,7 +269,6 @@ fn parse(rbuf: &mut BytesMut, max_head: usize, spare: &mut Option<HeaderMap>) ->
 fn build(
     all: &Bytes,
     req: &httparse::Request<'_, '_>,
-    spare: &mut Option<HeaderMap>,
 ) -> Option<(http::request::Parts, bool, bool, usize)> {
     let http10 = match req.version {
         Some(1) => false,
@@ -261,7 +286,7 @@ fn build(
     let uri = Uri::from_maybe_shared(all.slice_ref(path.as_bytes())).ok()?;
     // Room for the headers ficus adds on the way (`X-Forwarded-*`, `X-Request-Id`).
     let room = req.headers.len() + 4;
-    let mut headers = match spare.take() {
+    let mut headers = match spare_map() {
         Some(mut h) => {
             h.reserve(room);
             h
@@ -319,13 +344,15 @@ fn build(
 async fn write_response(
     stream: &mut TcpStream,
     w: &mut Vec<u8>,
-    spare: &mut Option<HeaderMap>,
     resp: Response<ResponseBody>,
     head_request: bool,
     keep_alive: bool,
     http10: bool,
 ) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
+    // An upstream's header lines as they came (their hop-by-hop headers left out already);
+    // the map then holds only what ficus added.
+    let raw = body.take_raw();
     let status = parts.status;
     w.clear();
     w.extend_from_slice(b"HTTP/1.1 ");
@@ -341,6 +368,12 @@ async fn write_response(
     let exact = body.size_hint().exact();
     let mut has_date = false;
     let mut declared: Option<u64> = None;
+    let mut raw_length = false;
+    if let Some(r) = &raw {
+        w.extend_from_slice(&r.lines);
+        has_date = r.has_date;
+        raw_length = r.has_length;
+    }
     for (name, value) in &parts.headers {
         if name == DATE {
             has_date = true;
@@ -374,7 +407,9 @@ async fn write_response(
         w.extend_from_slice(b"connection: keep-alive\r\n");
     }
     if framed {
-        if let Some(n) = length {
+        if raw_length {
+            // Among the lines already, and the body is framed by it.
+        } else if let Some(n) = length {
             w.extend_from_slice(b"content-length: ");
             w.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             w.extend_from_slice(b"\r\n");
@@ -383,7 +418,7 @@ async fn write_response(
         }
     }
     w.extend_from_slice(b"\r\n");
-    *spare = emptied_for_reuse(parts.headers);
+    recycle_map(parts.headers);
     if !framed {
         stream.write_all(w).await?;
         return Ok(keep_alive);
@@ -436,15 +471,6 @@ async fn write_response(
         stream.write_all(w).await?;
     }
     Ok(keep_alive)
-}
-
-/// A response's header map, emptied, to take the next request's headers; `None` (dropped)
-/// when it grew past [`SPARE_MAP_CAPACITY`].
-fn emptied_for_reuse(mut headers: HeaderMap) -> Option<HeaderMap> {
-    (headers.capacity() <= SPARE_MAP_CAPACITY).then(|| {
-        headers.clear();
-        headers
-    })
 }
 
 /// The current time as an IMF-fixdate, formatted once per second per thread.
@@ -550,11 +576,15 @@ mod tests {
     }
 
     #[test]
-    fn a_response_map_is_kept_emptied_unless_it_grew_past_the_limit() {
+    fn maps_are_kept_emptied_unless_outsized_or_too_many() {
+        // Each test runs on a thread of its own: this worker's pool starts empty.
+        assert!(spare_map().is_none());
         let mut usual = HeaderMap::new();
         usual.insert("server", HeaderValue::from_static("up"));
-        let kept = emptied_for_reuse(usual).expect("a small map is kept");
+        recycle_map(usual);
+        let kept = spare_map().expect("a small map is kept");
         assert!(kept.is_empty() && kept.capacity() > 0);
+        assert!(spare_map().is_none());
         let mut big = HeaderMap::new();
         for i in 0..=SPARE_MAP_CAPACITY {
             big.insert(
@@ -563,10 +593,21 @@ mod tests {
             );
         }
         assert!(big.capacity() > SPARE_MAP_CAPACITY);
+        recycle_map(big);
+        assert!(spare_map().is_none(), "an outsized map is dropped");
+        recycle_map(HeaderMap::new());
         assert!(
-            emptied_for_reuse(big).is_none(),
-            "an outsized map is dropped"
+            spare_map().is_none(),
+            "a map without room is not worth keeping"
         );
+        for _ in 0..SPARE_MAPS + 3 {
+            recycle_map(HeaderMap::with_capacity(4));
+        }
+        let mut n = 0;
+        while spare_map().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, SPARE_MAPS);
     }
 
     #[test]
@@ -574,7 +615,7 @@ mod tests {
         let mut b = BytesMut::from(
             &b"POST /o HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n\r\n"[..],
         );
-        match parse(&mut b, 8192, &mut None) {
+        match parse(&mut b, 8192) {
             Parsed::Request(p, true, false, Some(body)) => {
                 assert_eq!(p.method, Method::POST);
                 assert_eq!(&body[..], b"abc");
@@ -586,13 +627,13 @@ mod tests {
         let mut partial = BytesMut::from(&head[..]);
         partial.extend_from_slice(b"hello");
         assert!(matches!(
-            parse(&mut partial, 8192, &mut None),
+            parse(&mut partial, 8192),
             Parsed::NeedBody(n) if n == head.len() + 10
         ));
         assert_eq!(partial.len(), head.len() + 5, "nothing taken yet");
         partial.extend_from_slice(b"world");
         assert!(matches!(
-            parse(&mut partial, 8192, &mut None),
+            parse(&mut partial, 8192),
             Parsed::Request(_, _, _, Some(body)) if &body[..] == b"helloworld"
         ));
         assert!(partial.is_empty());
@@ -608,10 +649,7 @@ mod tests {
             b"POST / HTTP/1.1\r\ncontent-length: -3\r\n\r\n",
         ] {
             let mut b = BytesMut::from(hyper);
-            assert!(
-                matches!(parse(&mut b, 8192, &mut None), Parsed::Hyper),
-                "{hyper:?}"
-            );
+            assert!(matches!(parse(&mut b, 8192), Parsed::Hyper), "{hyper:?}");
             assert_eq!(&b[..], hyper, "the bytes are left for hyper");
         }
     }
@@ -621,9 +659,9 @@ mod tests {
         let mut ok = BytesMut::from(
             &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"[..],
         );
-        // The last response's emptied map is taken for the request's headers.
-        let mut spare = Some(HeaderMap::with_capacity(32));
-        match parse(&mut ok, 8192, &mut spare) {
+        // A kept map is taken for the request's headers.
+        recycle_map(HeaderMap::with_capacity(32));
+        match parse(&mut ok, 8192) {
             Parsed::Request(p, ka, http10, body) => {
                 assert!(body.is_none());
                 assert!(!http10);
@@ -636,7 +674,7 @@ mod tests {
             }
             _ => panic!("served here"),
         }
-        assert!(spare.is_none());
+        assert!(spare_map().is_none());
         assert!(ok.is_empty());
         for hyper in [
             &b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"[..],
@@ -647,38 +685,32 @@ mod tests {
             b"NOT A REQUEST\r\n\r\n",
         ] {
             let mut b = BytesMut::from(hyper);
-            assert!(
-                matches!(parse(&mut b, 8192, &mut None), Parsed::Hyper),
-                "{hyper:?}"
-            );
+            assert!(matches!(parse(&mut b, 8192), Parsed::Hyper), "{hyper:?}");
             assert_eq!(&b[..], hyper, "the bytes are left for hyper");
         }
         let mut partial = BytesMut::from(&b"GET / HTTP/1.1\r\nhost"[..]);
-        assert!(matches!(
-            parse(&mut partial, 8192, &mut None),
-            Parsed::NeedMore
-        ));
+        assert!(matches!(parse(&mut partial, 8192), Parsed::NeedMore));
         assert_eq!(&partial[..], b"GET / HTTP/1.1\r\nhost");
         let mut close = BytesMut::from(
             &b"GET / HTTP/1.1\r\nconnection: close\r\n\r\nGET /next HTTP/1.1\r\n\r\n"[..],
         );
         assert!(matches!(
-            parse(&mut close, 8192, &mut None),
+            parse(&mut close, 8192),
             Parsed::Request(_, false, false, None)
         ));
         let mut old = BytesMut::from(&b"GET / HTTP/1.0\r\n\r\n"[..]);
         assert!(matches!(
-            parse(&mut old, 8192, &mut None),
+            parse(&mut old, 8192),
             Parsed::Request(_, false, true, None)
         ));
         let mut old_ka = BytesMut::from(&b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"[..]);
         assert!(matches!(
-            parse(&mut old_ka, 8192, &mut None),
+            parse(&mut old_ka, 8192),
             Parsed::Request(_, true, true, None)
         ));
         let mut big = BytesMut::from(&b"GET / HTTP/1.1\r\nx: 0123456789\r\n\r\n"[..]);
         assert!(
-            matches!(parse(&mut big, 16, &mut None), Parsed::Hyper),
+            matches!(parse(&mut big, 16), Parsed::Hyper),
             "over max_header_bytes: hyper's 431"
         );
         assert_eq!(

@@ -47,7 +47,23 @@ const UPGRADE_BIT: u16 = 1 << 8;
 /// first keeps this to a couple of instructions for the ordinary headers.
 fn hop_index(name: &HeaderName) -> Option<usize> {
     let s = name.as_str();
-    let candidates: &[usize] = match s.len() {
+    hop_candidates(s.len())
+        .iter()
+        .copied()
+        .find(|&i| HOP_BY_HOP[i] == s)
+}
+
+/// [`hop_index`] for a name as it came off the wire, in any letter case.
+pub(crate) fn hop_index_wire(name: &[u8]) -> Option<usize> {
+    hop_candidates(name.len())
+        .iter()
+        .copied()
+        .find(|&i| HOP_BY_HOP[i].as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Which entries of [`HOP_BY_HOP`] have a name of this length.
+fn hop_candidates(len: usize) -> &'static [usize] {
+    match len {
         2 => &[5],
         7 => &[6, 8],
         10 => &[0, 1],
@@ -55,10 +71,14 @@ fn hop_index(name: &HeaderName) -> Option<usize> {
         17 => &[7],
         18 => &[3],
         19 => &[4],
-        _ => return None,
-    };
-    candidates.iter().copied().find(|&i| HOP_BY_HOP[i] == s)
+        _ => &[],
+    }
 }
+
+/// [`hop_index_wire`]'s answer for `Connection`.
+pub(crate) const HOP_CONNECTION: usize = 0;
+/// [`hop_index_wire`]'s answer for `Transfer-Encoding`.
+pub(crate) const HOP_TRANSFER_ENCODING: usize = 7;
 
 /// Whether a header is hop-by-hop by definition (not counting those `Connection` names).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {

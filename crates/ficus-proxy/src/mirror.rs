@@ -572,7 +572,7 @@ impl Worker {
         *req.headers_mut() = headers;
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + up.request_timeout());
-        let resp = match tokio::time::timeout_at(deadline, up.send(req, started)).await {
+        let resp = match tokio::time::timeout_at(deadline, up.send(req, started, false)).await {
             Err(_) => return Err(Failure::Failed(StatusCode::GATEWAY_TIMEOUT)),
             Ok(Err(CallError::Connect(_) | CallError::Failed(_))) => {
                 return Err(Failure::Failed(StatusCode::BAD_GATEWAY))

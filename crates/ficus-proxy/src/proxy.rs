@@ -112,6 +112,7 @@ pub async fn handle(
         Inbound::Body(body),
         upgrade,
         client_upgrade,
+        false,
     )
     .await
 }
@@ -125,6 +126,7 @@ pub async fn handle_parts(
     body: Inbound,
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    raw: bool,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let table = shared.table.load_full();
@@ -160,6 +162,8 @@ pub async fn handle_parts(
         client_upgrade,
         started,
         log.is_some(),
+        // The debug headers replace any of the same name from the upstream: the map's way.
+        raw && !route.debug_header,
     )
     .await;
 
@@ -205,6 +209,7 @@ async fn route_request(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     started: Instant,
     want_id: bool,
+    raw: bool,
 ) -> (Response<ResponseBody>, Answered, Option<HeaderValue>) {
     // Both sides (and the access log) see the same id, the client's or a new one.
     let request_id = headers::prepare_request(
@@ -224,6 +229,7 @@ async fn route_request(
         upgrade,
         client_upgrade,
         started,
+        raw,
     )
     .await;
     (resp, answered, request_id)
@@ -280,6 +286,7 @@ async fn forward(
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     started: Instant,
+    raw: bool,
 ) -> (Response<ResponseBody>, Answered) {
     if parts.method == http::Method::CONNECT {
         let p = Problem::new(
@@ -331,11 +338,14 @@ async fn forward(
         upgrade,
         client_upgrade,
         started,
+        raw,
     )
     .await
 }
 
-/// The request path after the checks: the chosen side, fallback, the response.
+/// The request path after the checks: the chosen side, fallback, the response. `raw`: the
+/// response goes to ficus's own HTTP/1.1 server loop, which can take an upstream's header
+/// lines as they came (never for a mirrored response, whose headers the mirror compares).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn proxy_to(
     route: &CompiledRoute,
@@ -346,6 +356,7 @@ pub(crate) async fn proxy_to(
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     started: Instant,
+    raw: bool,
 ) -> (Response<ResponseBody>, Answered) {
     let modern = match (side, &route.modern) {
         (Side::Modern, Some(m)) => m,
@@ -361,7 +372,9 @@ pub(crate) async fn proxy_to(
                 tap.as_ref().map(|t| t.request.clone()),
             );
             let headers = std::mem::take(&mut parts.headers);
-            let outcome = send_retrying(route, Side::Legacy, parts, headers, body, started).await;
+            let raw = raw && tap.is_none();
+            let outcome =
+                send_retrying(route, Side::Legacy, raw, parts, headers, body, started).await;
             return answer(
                 route,
                 &route.legacy,
@@ -377,7 +390,7 @@ pub(crate) async fn proxy_to(
     if !can_fall_back {
         let body = body.stream(route.max_body_bytes, None);
         let headers = std::mem::take(&mut parts.headers);
-        let outcome = send_retrying(route, Side::Modern, parts, headers, body, started).await;
+        let outcome = send_retrying(route, Side::Modern, raw, parts, headers, body, started).await;
         return answer(
             route,
             modern,
@@ -398,6 +411,7 @@ pub(crate) async fn proxy_to(
     let outcome = send(
         route,
         Side::Modern,
+        raw,
         parts,
         parts.headers.clone(),
         body,
@@ -468,6 +482,7 @@ pub(crate) async fn proxy_to(
     let outcome = send_retrying(
         route,
         Side::Legacy,
+        raw,
         parts,
         headers,
         retry_body,
@@ -572,28 +587,31 @@ async fn prepare_resendable(
 async fn send_retrying(
     route: &CompiledRoute,
     side: Side,
+    raw: bool,
     parts: &Parts,
     headers: HeaderMap,
     body: RequestBody,
     started: Instant,
 ) -> Outcome {
     match &route.retry {
-        None => send(route, side, parts, headers, body, started).await,
+        None => send(route, side, raw, parts, headers, body, started).await,
         // Boxed, like the cache: a route without retries must not carry the retry loop's
         // state in its request future.
         Some(retry) => {
             Box::pin(send_with_retries(
-                route, retry, side, parts, headers, body, started,
+                route, retry, side, raw, parts, headers, body, started,
             ))
             .await
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn send_with_retries(
     route: &CompiledRoute,
     retry: &crate::table::RouteRetry,
     side: Side,
+    raw: bool,
     parts: &Parts,
     headers: HeaderMap,
     body: RequestBody,
@@ -603,9 +621,9 @@ async fn send_with_retries(
     let body = body.settled();
     let again = match body.try_clone() {
         Some(b) if ficus_protect::retryable(&parts.method, &[]) => b,
-        _ => return send(route, side, parts, headers, body, started).await,
+        _ => return send(route, side, raw, parts, headers, body, started).await,
     };
-    let mut outcome = send(route, side, parts, headers.clone(), body, started).await;
+    let mut outcome = send(route, side, raw, parts, headers.clone(), body, started).await;
     let mut spare = Some(again);
     for attempt in 0..retry.spec.attempts {
         let failed = match &outcome {
@@ -629,7 +647,16 @@ async fn send_with_retries(
             seed,
         ))
         .await;
-        outcome = send(route, side, parts, headers.clone(), body, Instant::now()).await;
+        outcome = send(
+            route,
+            side,
+            raw,
+            parts,
+            headers.clone(),
+            body,
+            Instant::now(),
+        )
+        .await;
     }
     outcome
 }
@@ -640,6 +667,7 @@ async fn send_with_retries(
 async fn send(
     route: &CompiledRoute,
     side: Side,
+    raw: bool,
     parts: &Parts,
     mut headers: HeaderMap,
     body: RequestBody,
@@ -687,7 +715,7 @@ async fn send(
     *req.uri_mut() = Uri::from(up.path_for(parts.uri.path_and_query()));
     *req.headers_mut() = headers;
     let deadline = tokio::time::Instant::from_std(started + up.request_timeout());
-    let outcome = match tokio::time::timeout_at(deadline, up.send(req, started)).await {
+    let outcome = match tokio::time::timeout_at(deadline, up.send(req, started, raw)).await {
         Err(_) => Outcome::Timeout,
         Ok(Ok(resp)) => Outcome::Response(resp),
         Ok(Err(CallError::Connect(e))) => Outcome::Connect(e),

@@ -235,13 +235,19 @@ impl UpstreamClient {
     /// `now` is the request's start, used as the clock for pool bookkeeping (one clock read
     /// per request; idle ages then count from the start of a connection's last request,
     /// which only ever expires it a little early).
+    ///
+    /// `raw`: the response goes to ficus's own HTTP/1.1 server loop, which can write an
+    /// HTTP/1.1 upstream's header lines as they came ([`h1::RawHead`]) instead of a map.
     pub async fn send(
         &self,
         req: Request<RequestBody>,
         now: Instant,
+        raw: bool,
     ) -> Result<UpstreamResponse, CallError> {
         let pool = &self.pools[worker() % self.pools.len()];
-        let (parts, mut body) = req.into_parts();
+        let (mut parts, mut body) = req.into_parts();
+        // A HEAD response keeps its Content-Length as it is: the map's way.
+        let raw = raw && parts.method != Method::HEAD;
         loop {
             let (sender, reused) = match pool.checkout(now) {
                 Some(s) => (s, true),
@@ -262,8 +268,14 @@ impl UpstreamClient {
             } else {
                 None
             };
-            match conn.exchange(body, mode).await {
+            match conn.exchange(body, mode, raw).await {
                 Ok(head) => {
+                    if raw {
+                        // Written: the request's header map can take the headers of a
+                        // request this worker's server loop reads next (the response
+                        // brings no map of its own).
+                        crate::h1server::recycle_map(std::mem::take(&mut parts.headers));
+                    }
                     let home = Home {
                         pool: pool.clone(),
                         since: now,
@@ -487,6 +499,14 @@ impl UpstreamBody {
     pub fn into_upgraded(self) -> Option<(h1::Io, Bytes)> {
         match self {
             UpstreamBody::H1(b) => b.into_upgraded(),
+            UpstreamBody::H2(_) => None,
+        }
+    }
+
+    /// The head's header lines as they came, when the response was read that way.
+    pub fn take_raw(&mut self) -> Option<h1::RawHead> {
+        match self {
+            UpstreamBody::H1(b) => b.take_raw(),
             UpstreamBody::H2(_) => None,
         }
     }

@@ -392,3 +392,78 @@ async fn a_client_that_goes_away_mid_request_frees_its_connection_at_once() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn upstream_header_lines_pass_as_they_came_without_their_hop_by_hop_ones() {
+    let up = raw(script(|req| {
+        let path = req.split(' ').nth(1).unwrap_or("");
+        let answer: &[u8] = match path {
+            // Hop-by-hop lines between kept ones; repeated fields; names in any case.
+            "/plain" => b"HTTP/1.1 200 OK\r\nServer: up\r\nKeep-Alive: timeout=5\r\nSet-Cookie: a=1\r\nConnection: keep-alive\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\nX-Case: MiXeD\r\n\r\nok",
+            "/dated" => b"HTTP/1.1 200 OK\r\nDate: Sat, 01 Jan 2000 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nok",
+            "/chunked" => b"HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\nX-B: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            // These take the header map's way (see h1::raw_lines).
+            "/named" => b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nContent-Length: 2\r\n\r\nok",
+            "/bare-lf" => b"HTTP/1.1 200 OK\nX-Lf: 1\nContent-Length: 2, 2\n\nok",
+            _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        };
+        (answer.to_vec(), false)
+    }))
+    .await;
+    let gw = TestGateway::start(&config(), &[("legacy", up.url.clone())]).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut pipelined = String::new();
+    for p in ["/plain", "/dated", "/chunked", "/named", "/bare-lf"] {
+        pipelined.push_str(&format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    s.write_all(pipelined.as_bytes()).await.unwrap();
+    let r = responses(&mut s, 5).await;
+    assert_eq!(r.len(), 5, "{r:?}");
+    let lines = |resp: &str| -> Vec<String> {
+        let head = &resp[..resp.find("\r\n\r\n").unwrap()];
+        assert!(!head.contains("\n\n") && !head.replace("\r\n", "").contains('\n'));
+        head.split("\r\n").skip(1).map(str::to_owned).collect()
+    };
+    let count = |l: &[String], name: &str| {
+        l.iter()
+            .filter(|h| h.to_lowercase().starts_with(&format!("{name}:")))
+            .count()
+    };
+
+    let plain = lines(&r[0]);
+    assert!(r[0].starts_with("HTTP/1.1 200 OK\r\n") && r[0].ends_with("\r\n\r\nok"));
+    assert_eq!(
+        plain[..5],
+        [
+            "Server: up",
+            "Set-Cookie: a=1",
+            "Set-Cookie: b=2",
+            "Content-Length: 2",
+            "X-Case: MiXeD"
+        ],
+        "{plain:?}"
+    );
+    assert_eq!(count(&plain, "keep-alive") + count(&plain, "connection"), 0);
+    assert_eq!(
+        (count(&plain, "content-length"), count(&plain, "date")),
+        (1, 1)
+    );
+
+    let dated = lines(&r[1]);
+    assert_eq!(count(&dated, "date"), 1, "{dated:?}");
+    assert!(dated.contains(&"Date: Sat, 01 Jan 2000 00:00:00 GMT".to_owned()));
+
+    let chunked = lines(&r[2]);
+    assert!(r[2].ends_with("\r\n\r\n2\r\nok\r\n0\r\n\r\n"), "{}", r[2]);
+    assert_eq!(chunked[..2], ["X-A: 1", "X-B: 2"], "{chunked:?}");
+    assert_eq!(count(&chunked, "transfer-encoding"), 1);
+
+    let named = lines(&r[3]);
+    assert_eq!(count(&named, "x-secret") + count(&named, "connection"), 0);
+    assert!(r[3].ends_with("\r\n\r\nok"));
+
+    let bare = lines(&r[4]);
+    assert!(bare.contains(&"x-lf: 1".to_owned()), "{bare:?}");
+    assert!(bare.contains(&"content-length: 2".to_owned()), "{bare:?}");
+    assert_eq!(up.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
