@@ -453,21 +453,20 @@ impl Conn {
             let status = StatusCode::from_u16(code).map_err(|_| H1Error::Invalid("bad status"))?;
             let version = resp.version.unwrap_or(1);
             let keep_hop = code == 101;
-            let mut fr = FramingHeaders::new(version);
             // A response without a body keeps its representation headers (Content-Length
             // among them) as they are: the map's way.
             let bodiless = status.is_informational()
                 || status == StatusCode::NO_CONTENT
                 || status == StatusCode::NOT_MODIFIED;
             let raw_head = match raw && !bodiless {
-                true => raw_lines(&all, len, resp.headers, &mut fr)?,
+                true => raw_lines(&all, len, resp.headers, version)?,
                 false => None,
             };
-            let headers = match raw_head {
-                Some(_) => HeaderMap::new(),
+            let (headers, raw_head, mut fr) = match raw_head {
+                Some((lines, fr)) => (HeaderMap::new(), Some(lines), fr),
                 None => {
-                    fr = FramingHeaders::new(version);
-                    header_map(&all, resp.headers, keep_hop, &mut fr)?
+                    let (map, fr) = header_map(&all, resp.headers, keep_hop, version)?;
+                    (map, None, fr)
                 }
             };
             self.pending = all.slice(len..);
@@ -610,8 +609,9 @@ fn header_map(
     all: &Bytes,
     parsed: &[httparse::Header<'_>],
     keep_hop: bool,
-    fr: &mut FramingHeaders,
-) -> Result<HeaderMap, H1Error> {
+    version: u8,
+) -> Result<(HeaderMap, FramingHeaders), H1Error> {
+    let mut fr = FramingHeaders::new(version);
     let mut headers = HeaderMap::with_capacity(parsed.len());
     // Names that `Connection` lists besides keep-alive and close (rare).
     let mut named: Vec<HeaderName> = Vec::new();
@@ -641,7 +641,7 @@ fn header_map(
             headers.remove(n);
         }
     }
-    Ok(headers)
+    Ok((headers, fr))
 }
 
 /// A response head's header lines to pass on as they came, without a header map (see
@@ -652,13 +652,14 @@ fn raw_lines(
     all: &Bytes,
     len: usize,
     parsed: &[httparse::Header<'_>],
-    fr: &mut FramingHeaders,
-) -> Result<Option<RawHead>, H1Error> {
+    version: u8,
+) -> Result<Option<(RawHead, FramingHeaders)>, H1Error> {
     use crate::headers::{hop_index_wire, HOP_CONNECTION, HOP_TRANSFER_ENCODING};
     // The head ends with an empty line; a bare LF anywhere goes the map's way.
     if parsed.len() > u128::BITS as usize || !all[..len].ends_with(b"\r\n\r\n") {
         return Ok(None);
     }
+    let mut fr = FramingHeaders::new(version);
     let base = all.as_ptr() as usize;
     let start = |h: &httparse::Header<'_>| h.name.as_ptr() as usize - base;
     let (mut has_date, mut has_length, mut named) = (false, false, false);
@@ -728,11 +729,12 @@ fn raw_lines(
             out.freeze()
         }
     };
-    Ok(Some(RawHead {
+    let raw = RawHead {
         lines,
         has_date,
         has_length,
-    }))
+    };
+    Ok(Some((raw, fr)))
 }
 
 /// An upstream response's header lines as they came, for a client connection that writes
@@ -1203,8 +1205,7 @@ mod tests {
         let Ok(httparse::Status::Complete(len)) = resp.parse(&all) else {
             panic!("incomplete head");
         };
-        let mut fr = FramingHeaders::new(resp.version.unwrap());
-        let raw = raw_lines(&all, len, resp.headers, &mut fr).unwrap()?;
+        let (raw, mut fr) = raw_lines(&all, len, resp.headers, resp.version.unwrap()).unwrap()?;
         let within = all.as_ptr_range().contains(&raw.lines.as_ptr());
         let text = String::from_utf8(raw.lines.to_vec()).unwrap();
         Some((text, within, raw.has_date, raw.has_length, fr.framing()))

@@ -407,9 +407,8 @@ async fn write_response(
         w.extend_from_slice(b"connection: keep-alive\r\n");
     }
     if framed {
-        if raw_length {
-            // Among the lines already, and the body is framed by it.
-        } else if let Some(n) = length {
+        // A Content-Length among the raw lines frames the body already.
+        if let Some(n) = length.filter(|_| !raw_length) {
             w.extend_from_slice(b"content-length: ");
             w.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             w.extend_from_slice(b"\r\n");
