@@ -13,6 +13,10 @@
 #   CONNS=64      wrk connections (keep-alive)
 #   THREADS=1     wrk threads (1 or 2)
 #   BODY=0        bytes of request body: 0 sends GETs, N > 0 POSTs with an N-byte body
+#   RATE=0        0: every connection sends its next request as soon as the last one is
+#                 answered (closed loop, as fast as the setup goes). N > 0: paced at about
+#                 N req/s in all, each connection waiting 0 to 2*CONNS*1000/N ms (drawn
+#                 anew each time) after each response, so that nothing saturates
 #   PROXIES="nginx haproxy envoy ficus ficus-notel"; also ficus-pgo, the profile-guided
 #                 build of bench/pgo.sh, in the same run
 #   PROXY_CPU=0 LOAD_CPU=1
@@ -39,6 +43,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 BODY=${BODY:-0}
+RATE=${RATE:-0}
 PROXIES=${PROXIES:-"nginx haproxy envoy ficus ficus-notel"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -59,12 +64,20 @@ OUT_DIR=${OUT_DIR:-"$HERE/out/proxy-$STAMP"}
 
 # ---------------------------------------------------------------- checks
 case "$THREADS" in 1 | 2) ;; *) die "THREADS must be 1 or 2" ;; esac
-for v in DURATION WARMUP ROUNDS CONNS PROXY_CPU LOAD_CPU NOISE_PCT READY_TIMEOUT BODY; do
+for v in DURATION WARMUP ROUNDS CONNS PROXY_CPU LOAD_CPU NOISE_PCT READY_TIMEOUT BODY RATE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 [ "$ROUNDS" -ge 1 ] || die "ROUNDS must be >= 1"
 [ "$DURATION" -ge 1 ] || die "DURATION must be >= 1"
 [ "$(uname -s)" = Linux ] || die "Linux only (uses /proc and taskset)"
+# wrk's delay() is in whole milliseconds: the pace is CONNS connections each sending one
+# request per (0..2*DELAY_MS + response time), so the rate reached is a little under
+# CONNS*1000/DELAY_MS.
+DELAY_MS=0
+if [ "$RATE" -gt 0 ]; then
+    DELAY_MS=$(((CONNS * 1000 + RATE / 2) / RATE))
+    [ "$DELAY_MS" -ge 1 ] || die "RATE=$RATE is more than CONNS=$CONNS connections can pace (at most $((CONNS * 1000)) req/s); raise CONNS or lower RATE"
+fi
 
 # One benchmark at a time on this machine: a second run waits for the first
 # (they would share ports and CPUs).
@@ -208,7 +221,7 @@ start_proxy() {
 
 # run_wrk PORT SECONDS OUTFILE
 run_wrk() {
-    WRK_BODY=$BODY taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$2"s --latency \
+    WRK_BODY=$BODY WRK_DELAY_MS=$DELAY_MS taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$2"s --latency \
         -s "$CONF/wrk-report.lua" "http://127.0.0.1:$1/" >"$3" 2>&1
 }
 
@@ -250,7 +263,7 @@ done
 {
     say "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
     say "host: $(uname -srm), $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-    say "settings: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS CONNS=$CONNS THREADS=$THREADS BODY=$BODY PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CLK_TCK=$CLK_TCK"
+    say "settings: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS CONNS=$CONNS THREADS=$THREADS BODY=$BODY RATE=$RATE (delay ${DELAY_MS} ms) PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CLK_TCK=$CLK_TCK"
     say "wrk: $(wrk -v 2>&1 | head -n1)"
     say "nginx: $("$NGINX" -v 2>&1)"
     [ -x "$HAPROXY" ] && say "haproxy: $("$HAPROXY" -v 2>&1 | head -n1)"
@@ -382,7 +395,9 @@ SUMMARY="$OUT_DIR/summary.md"
     say ""
     requests="GETs"
     [ "$BODY" -gt 0 ] && requests="POSTs with a $BODY-byte body"
-    say "wrk ${THREADS} thread(s), $CONNS keep-alive connections sending $requests, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS round(s); upstream: nginx returning 1024-byte JSON."
+    pace="as fast as answered (closed loop)"
+    [ "$DELAY_MS" -gt 0 ] && pace="paced at about $((CONNS * 1000 / DELAY_MS)) req/s (RATE=$RATE: each connection waits 0 to $((2 * DELAY_MS)) ms, $DELAY_MS on average, after each response)"
+    say "wrk ${THREADS} thread(s), $CONNS keep-alive connections sending $requests $pace, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS round(s); upstream: nginx returning 1024-byte JSON."
     say "Proxy pinned to CPU $PROXY_CPU; wrk and upstream pinned to CPU $LOAD_CPU. Medians over rounds."
     say ""
     say "| proxy | req/s | p50 | p99 | CPU us/req | of which user |"
