@@ -529,7 +529,10 @@ pub struct Route {
 /// `[[webhook]]`: events whose kind starts with one of `events` are POSTed to `url` as JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
+    /// `http://` or `https://`.
     pub url: Uri,
+    /// Extra trusted roots (PEM) for an `https://` receiver, beside the web PKI's.
+    pub ca_file: Option<PathBuf>,
     /// Kind prefixes, e.g. `rollout.` or `breaker.`; default `["rollout."]`.
     pub events: Vec<String>,
     pub timeout: Duration,

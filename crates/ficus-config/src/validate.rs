@@ -694,20 +694,23 @@ impl<'s> Validator<'s, '_> {
             let sec = Section::new(format!("webhook #{}", i + 1), "", span, table);
             self.unknown_keys(
                 &sec,
-                &["url", "events", "timeout", "retries"],
+                &["url", "events", "timeout", "retries", "ca_file"],
                 &[],
                 "[[webhook]]",
             );
             let url = match self.string(&sec, "url") {
                 Some((u, uspan)) => match u.parse::<Uri>() {
-                    Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
+                    Ok(uri)
+                        if matches!(uri.scheme_str(), Some("http" | "https"))
+                            && uri.authority().is_some() =>
+                    {
                         Some(uri)
                     }
                     _ => {
                         self.error(
                             &uspan,
-                            format!("{}: url {:?} is not an http:// URL", sec.ctx, clip(u)),
-                            Some("write the receiver's address, e.g. url = \"http://127.0.0.1:9000/hooks/ficus\" (https is not supported yet: put a local relay in front)".into()),
+                            format!("{}: url {:?} is not an http:// or https:// URL", sec.ctx, clip(u)),
+                            Some("write the receiver's address, e.g. url = \"https://hooks.example.com/ficus\" or \"http://127.0.0.1:9000/hooks/ficus\"".into()),
                         );
                         None
                     }
@@ -717,12 +720,29 @@ impl<'s> Validator<'s, '_> {
                         self.error(
                             &sec.span,
                             format!("{}: missing url", sec.ctx),
-                            Some("add url = \"http://...\"".into()),
+                            Some("add url = \"https://...\" (or http://)".into()),
                         );
                     }
                     None
                 }
             };
+            let ca_file = self.path(&sec, "ca_file");
+            if let (Some(_), Some(url)) = (&ca_file, &url) {
+                if url.scheme_str() != Some("https") {
+                    let span = sec
+                        .get("ca_file")
+                        .map_or(sec.span.clone(), |e| e.span.clone());
+                    self.error(
+                        &span,
+                        format!("{}: ca_file is set but url is not https", sec.ctx),
+                        Some(
+                            "ca_file adds trusted roots for TLS to the receiver; use an \
+                             https:// url or remove ca_file"
+                                .into(),
+                        ),
+                    );
+                }
+            }
             let events = match self.strings(&sec, "events") {
                 Some((items, _)) => items.into_iter().map(|(s, _)| s.to_string()).collect(),
                 None => vec!["rollout.".to_string()],
@@ -740,6 +760,7 @@ impl<'s> Validator<'s, '_> {
             if let Some(url) = url {
                 out.push(Webhook {
                     url,
+                    ca_file,
                     events,
                     timeout,
                     retries,

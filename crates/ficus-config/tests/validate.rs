@@ -1864,13 +1864,29 @@ fn webhooks_parse_and_are_checked() {
         (c.webhooks[1].timeout, c.webhooks[1].retries),
         (Duration::from_millis(500), 0)
     );
-    let text = format!("{HEAD}\n[[webhook]]\nurl = \"https://x/y\"\nretries = 11\n");
+    let text = format!(
+        "{HEAD}\n[[webhook]]\nurl = \"https://hooks.example.com/ficus\"\nca_file = \"tls/ca.pem\"\n"
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(c.webhooks[0].url.scheme_str(), Some("https"));
+    assert!(c.webhooks[0]
+        .ca_file
+        .as_ref()
+        .unwrap()
+        .ends_with("tls/ca.pem"));
+    let text = format!(
+        "{HEAD}\n[[webhook]]\nurl = \"ftp://x/y\"\nretries = 11\n\n[[webhook]]\nurl = \"http://x/y\"\nca_file = \"ca.pem\"\n"
+    );
     let errs = errors(&text);
     assert!(
-        errs.contains("url \"https://x/y\" is not an http:// URL"),
+        errs.contains("url \"ftp://x/y\" is not an http:// or https:// URL"),
         "{errs}"
     );
     assert!(errs.contains("retries 11 is out of range"), "{errs}");
+    assert!(
+        errs.contains("webhook #2: ca_file is set but url is not https"),
+        "{errs}"
+    );
     let doc = include_str!("../../../docs/configuration.md");
     assert!(doc.contains("| `timeout` | duration | `\"2s\"` |"));
     assert!(doc.contains(&format!(

@@ -71,7 +71,7 @@ async fn write(control: &ControlPlane, batch: Vec<ficus_proxy::events::GatewayEv
         })
         .collect();
     for attempt in 1..=TRIES {
-        match control.store().append_events(events.clone()).await {
+        match control.record_events(events.clone()).await {
             Ok(_) => return,
             Err(e) if attempt < TRIES => {
                 tracing::warn!(error = %e, attempt, "cannot record gateway events yet; retrying");
@@ -109,7 +109,7 @@ impl ControlPlane {
         let event = NewEvent::new(actor, "cache.purged", reason)
             .with_route(route)
             .with_data(serde_json::json!({ "path": path, "purged": what }));
-        let mut recorded = self.store().append_events(vec![event]).await?;
+        let mut recorded = self.record_events(vec![event]).await?;
         cache.purge(path);
         // So the entry and byte counts shown right after reflect the purge.
         cache.cache.run_pending_tasks().await;

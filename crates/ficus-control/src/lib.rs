@@ -130,6 +130,8 @@ pub struct ControlPlane {
     changes: tokio::sync::Mutex<()>,
     /// Serializes shadow flushes and resets (see [`shadow`]).
     shadow: tokio::sync::Mutex<shadow::FlushState>,
+    /// Every event this process records is offered to the `[[webhook]]` receivers.
+    hooks: webhook::Webhooks,
 }
 
 impl ControlPlane {
@@ -189,6 +191,7 @@ impl ControlPlane {
         };
         let effective =
             with_overrides(&base, &kept).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        webhook::check(&effective.webhooks).map_err(ControlError::BadRequest)?;
         Ok(Boot {
             store,
             file: file.to_path_buf(),
@@ -204,7 +207,11 @@ impl ControlPlane {
         })
     }
 
+    /// The control plane over a booted state and its gateway. The events the boot recorded
+    /// wait for the webhooks until [`ControlPlane::start_webhooks`].
     pub fn new(boot: Boot, gateway: Arc<Gateway>) -> Arc<ControlPlane> {
+        let hooks = webhook::Webhooks::new();
+        boot.events.iter().for_each(|e| hooks.offer(e));
         Arc::new(ControlPlane {
             gateway,
             store: boot.store,
@@ -212,7 +219,31 @@ impl ControlPlane {
             snapshot: RwLock::new(Arc::new(boot.snapshot)),
             changes: tokio::sync::Mutex::new(()),
             shadow: tokio::sync::Mutex::new(shadow::FlushState::default()),
+            hooks,
         })
+    }
+
+    /// Starts delivering recorded events to the webhooks on the current runtime (once; later
+    /// calls do nothing).
+    pub fn start_webhooks(self: &Arc<Self>) {
+        self.hooks.start(Arc::downgrade(self));
+    }
+
+    /// The webhooks' queue and its counts.
+    pub fn webhooks(&self) -> &webhook::Webhooks {
+        &self.hooks
+    }
+
+    /// Appends events to the audit log and offers them to the webhooks.
+    pub async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
+        let recorded = self.store.append_events(events).await?;
+        self.announce(&recorded);
+        Ok(recorded)
+    }
+
+    /// Offers events the store recorded (with a change) to the webhooks.
+    fn announce(&self, events: &[Event]) {
+        events.iter().for_each(|e| self.hooks.offer(e));
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {
@@ -343,6 +374,7 @@ impl ControlPlane {
             with_overrides(&new, &kept).map_err(|e| ControlError::BadRequest(e.to_string()))?;
         let changes = plan(&snap.effective, &effective);
         let table = self.gateway.prepare(effective.clone())?;
+        webhook::check(&effective.webhooks).map_err(ControlError::BadRequest)?;
         let committed = self
             .store
             .commit(Change {
@@ -376,6 +408,7 @@ impl ControlPlane {
             effective: Arc::new(effective),
         });
         tracing::info!(actor, kind, version = ?committed.latest_version, "{message}");
+        self.announce(&committed.events);
         Ok(Applied {
             version: committed.latest_version,
             events: committed.events,
@@ -540,6 +573,7 @@ impl ControlPlane {
         for c in &changes {
             tracing::info!(actor, kind, "{}", c.describe());
         }
+        self.announce(&committed.events);
         Ok(Applied {
             version: committed.latest_version,
             events: committed.events,

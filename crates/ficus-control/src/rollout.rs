@@ -104,7 +104,6 @@ struct Live {
 
 struct Inner {
     control: Arc<ControlPlane>,
-    hooks: crate::webhook::Webhooks,
     live: Mutex<HashMap<String, Live>>,
     kick: Notify,
     tick: Duration,
@@ -122,8 +121,9 @@ pub struct RolloutController {
 impl RolloutController {
     /// Starts the controller on the current (control) runtime, judging every `tick`.
     pub fn spawn(control: Arc<ControlPlane>, tick: Duration) -> Arc<RolloutController> {
+        // Its decisions go to the webhooks as they are recorded.
+        control.start_webhooks();
         let inner = Arc::new(Inner {
-            hooks: crate::webhook::Webhooks::spawn(control.clone()),
             control,
             live: Mutex::new(HashMap::new()),
             kick: Notify::new(),
@@ -397,11 +397,9 @@ impl Inner {
     ) -> Result<(), ControlError> {
         let mut data = serde_json::json!({ "rollout": state });
         merge(&mut data, evidence);
-        let applied = self
-            .control
+        self.control
             .change_route(&r.name, Some(stage), weight, actor, kind, message, data)
             .await?;
-        applied.events.iter().for_each(|e| self.hooks.offer(e));
         let live = self.fresh(&r.name, state);
         self.live
             .lock()
@@ -424,8 +422,7 @@ impl Inner {
         merge(&mut data, evidence);
         let mut ev = self
             .control
-            .store()
-            .append_events(vec![NewEvent::new(actor, kind, message)
+            .record_events(vec![NewEvent::new(actor, kind, message)
                 .with_route(route)
                 .with_data(data)])
             .await?;
@@ -437,9 +434,7 @@ impl Inner {
         {
             l.state = state;
         }
-        let ev = ev.remove(0);
-        self.hooks.offer(&ev);
-        Ok(ev)
+        Ok(ev.remove(0))
     }
 
     /// The window of the current step: both sides' totals since it began.

@@ -281,7 +281,7 @@ async fn run_job(control: &ControlPlane, job: &VerifyJob, last: Option<&str>) ->
     }
     if last != Some(recorded.outcome.as_str()) {
         let event = change_event(&recorded, last);
-        if let Err(e) = control.store().append_events(vec![event]).await {
+        if let Err(e) = control.record_events(vec![event]).await {
             tracing::error!(job = %job.name, "cannot record the verify outcome change: {e}");
         }
     }

@@ -1,15 +1,20 @@
-//! Webhooks: events (by default the rollout's) POSTed as JSON to the `[[webhook]]` receivers,
-//! from a bounded queue by a task of their own, with a timeout and retries, so a slow or dead
-//! receiver never holds up the controller: when the queue is full an event is dropped for
-//! the webhooks (it is in the audit log all the same) and counted.
+//! Webhooks: the events this process records (rollout decisions, applies, rollbacks, breaker
+//! changes, cache purges, verify outcomes) POSTed as JSON to the `[[webhook]]` receivers
+//! whose kind prefixes match, over `http://` or `https://`. The control plane offers each
+//! recorded event to a bounded queue without waiting; a task of its own delivers them with a
+//! timeout and retries, so a slow or dead receiver never holds up a change or a rollback.
+//! When the queue is full an event is dropped for the webhooks (it is in the audit log all
+//! the same) and counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ficus_config::Webhook;
 use ficus_store::Event;
 use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
@@ -19,71 +24,126 @@ use crate::ControlPlane;
 /// Events waiting to be POSTed.
 pub const QUEUE: usize = 256;
 
-/// The sending side, kept by whoever records events.
-#[derive(Clone)]
+type HookClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The queue of events for the receivers, held by the control plane.
 pub struct Webhooks {
     tx: mpsc::Sender<Event>,
-    dropped: Arc<AtomicU64>,
-    delivered: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
+    /// Taken by the delivery task when it starts.
+    rx: Mutex<Option<mpsc::Receiver<Event>>>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Webhooks::new()
+    }
 }
 
 impl Webhooks {
-    /// Starts the delivery task on the current runtime; receivers are read from the running
-    /// config for each event, so an apply changes them.
-    pub fn spawn(control: Arc<ControlPlane>) -> Webhooks {
-        let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
-        let hooks = Webhooks {
+    /// An empty queue; events offered before [`Webhooks::start`] wait in it (up to
+    /// [`QUEUE`]).
+    pub fn new() -> Webhooks {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Webhooks {
             tx,
-            dropped: Arc::default(),
-            delivered: Arc::default(),
-            failed: Arc::default(),
+            rx: Mutex::new(Some(rx)),
+            counts: Arc::default(),
+        }
+    }
+
+    /// Starts delivering on the current runtime, once (later calls do nothing). Receivers are
+    /// read from the running config for each event, so an apply changes them. The task ends
+    /// when the control plane is dropped.
+    pub(crate) fn start(&self, control: Weak<ControlPlane>) {
+        let Some(mut rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
         };
-        let (delivered, failed) = (hooks.delivered.clone(), hooks.failed.clone());
+        let counts = self.counts.clone();
         tokio::spawn(async move {
-            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
             while let Some(event) = rx.recv().await {
+                let Some(control) = control.upgrade() else {
+                    break;
+                };
                 let receivers = control.snapshot().effective.webhooks.clone();
+                drop(control);
                 for w in receivers
                     .iter()
                     .filter(|w| w.events.iter().any(|p| event.kind.starts_with(p.as_str())))
                 {
-                    if post(&client, w, &event).await {
-                        delivered.fetch_add(1, Ordering::Relaxed);
+                    let delivered = match client(w) {
+                        Ok(client) => post(&client, w, &event).await,
+                        Err(e) => {
+                            tracing::warn!(url = %w.url, event = event.id, "webhook not sent: {e}");
+                            false
+                        }
+                    };
+                    if delivered {
+                        counts.delivered.fetch_add(1, Ordering::Relaxed);
                     } else {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(url = %w.url, event = event.id, "webhook not delivered after its retries");
                     }
                 }
             }
         });
-        hooks
     }
 
-    /// Offers an event without waiting.
+    /// Offers a recorded event without waiting.
     pub fn offer(&self, event: &Event) {
         if self.tx.try_send(event.clone()).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// (delivered, failed after retries, dropped because the queue was full).
     pub fn counts(&self) -> (u64, u64, u64) {
         (
-            self.delivered.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            self.dropped.load(Ordering::Relaxed),
+            self.counts.delivered.load(Ordering::Relaxed),
+            self.counts.failed.load(Ordering::Relaxed),
+            self.counts.dropped.load(Ordering::Relaxed),
         )
     }
 }
 
+/// Checks that every `https://` receiver's `ca_file` holds usable certificates, so that an
+/// apply (or a start) with a broken one is refused instead of failing each delivery later.
+pub fn check(receivers: &[Webhook]) -> Result<(), String> {
+    for (i, w) in receivers.iter().enumerate() {
+        client(w).map_err(|e| format!("webhook #{} ({}): {e}", i + 1, w.url))?;
+    }
+    Ok(())
+}
+
+/// A client for one receiver: plain HTTP, or TLS trusting the web PKI's roots plus the
+/// receiver's `ca_file`. Made per delivery: events are seconds apart, and a rotated CA file
+/// is read again without a restart.
+fn client(w: &Webhook) -> Result<HookClient, String> {
+    let roots = ficus_proxy::upstream::trusted_roots(w.ca_file.as_deref()).map_err(|e| {
+        let path = w.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
+        format!("ca_file {}: {e}", path.display())
+    })?;
+    // No ALPN here: the connector sets it (http/1.1) and refuses a config that has one.
+    let tls =
+        ficus_proxy::upstream::client_tls(roots, Vec::new()).map_err(|e| format!("TLS: {e}"))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
 /// One event to one receiver: any 2xx is delivered; otherwise tried `retries` more times,
 /// 200 ms, 400 ms, ... apart.
-async fn post(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    w: &ficus_config::Webhook,
-    event: &Event,
-) -> bool {
+async fn post(client: &HookClient, w: &Webhook, event: &Event) -> bool {
     let body = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
     for attempt in 0..=w.retries {
         if attempt > 0 {
@@ -96,7 +156,11 @@ async fn post(
         let Ok(req) = req else { return false };
         match tokio::time::timeout(w.timeout, client.request(req)).await {
             Ok(Ok(resp)) if resp.status().is_success() => return true,
-            _ => {}
+            Ok(Ok(resp)) => {
+                tracing::debug!(url = %w.url, status = resp.status().as_u16(), attempt, "webhook refused")
+            }
+            Ok(Err(e)) => tracing::debug!(url = %w.url, attempt, "webhook failed: {e}"),
+            Err(_) => tracing::debug!(url = %w.url, attempt, "webhook timed out"),
         }
     }
     false

@@ -575,38 +575,57 @@ impl UpstreamResponse {
 }
 
 fn tls_config(cfg: &Upstream) -> Result<rustls::ClientConfig, UpstreamError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = &cfg.ca_file {
-        let ca_err = |reason: String| UpstreamError::CaFile {
-            upstream: cfg.name.clone(),
-            path: path.display().to_string(),
-            reason,
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| ca_err(e.to_string()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| ca_err(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(ca_err("no PEM certificate in the file".into()));
-        }
-        for c in certs {
-            roots.add(c).map_err(|e| ca_err(e.to_string()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| UpstreamError::Invalid {
-            upstream: cfg.name.clone(),
-            reason: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = if cfg.http2 {
+    let roots = trusted_roots(cfg.ca_file.as_deref()).map_err(|reason| UpstreamError::CaFile {
+        upstream: cfg.name.clone(),
+        path: cfg
+            .ca_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        reason,
+    })?;
+    let alpn = if cfg.http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
         vec![b"http/1.1".to_vec()]
     };
+    client_tls(roots, alpn).map_err(|e| UpstreamError::Invalid {
+        upstream: cfg.name.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// The roots a TLS client of ficus trusts: the web PKI's, plus the PEM certificates of
+/// `ca_file` when given (an internal CA). The error says what is wrong with the file.
+pub fn trusted_roots(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| e.to_string())?
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        if certs.is_empty() {
+            return Err("no PEM certificate in the file".into());
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(roots)
+}
+
+/// A TLS client configuration (ring, TLS 1.2 and 1.3, no client certificate) trusting
+/// `roots` and offering `alpn`.
+pub fn client_tls(
+    roots: rustls::RootCertStore,
+    alpn: Vec<Vec<u8>>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = alpn;
     Ok(tls)
 }

@@ -235,6 +235,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let workers = worker_threads();
     let gw = Arc::new(Gateway::start_with_workers(cfg, workers).await?);
     let control = ControlPlane::new(boot, gw.clone());
+    // Every event recorded from here on (and the boot's) goes to the [[webhook]] receivers.
+    control.start_webhooks();
     for a in gw.local_addrs() {
         tracing::info!(addr = %a, workers, "listening");
     }

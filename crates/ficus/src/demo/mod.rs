@@ -334,6 +334,8 @@ async fn start_gateway(
         Err(e) => return Err(e).context("cannot start the gateway"),
     };
     let control = ControlPlane::new(boot, Arc::new(gw));
+    // Every event recorded from here on (and the boot's) goes to the [[webhook]] receivers.
+    control.start_webhooks();
     let (token, source) = ficus_admin::auth::load_token(admin, None, dir.path())?;
     let token_file = match source {
         ficus_admin::auth::TokenSource::Generated(p) | ficus_admin::auth::TokenSource::File(p) => {

@@ -1,0 +1,222 @@
+//! Webhooks with real receivers on 127.0.0.1: an `https://` receiver trusted through its
+//! `ca_file` gets every kind of event the control plane records (the boot's apply, a set, a
+//! rollback, a cache purge, an apply), filtered by kind prefix; an `https://` receiver whose
+//! certificate nobody vouches for gets nothing and holds nothing up; a `ca_file` that holds
+//! no certificate is refused at apply, naming the webhook.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ficus_config::{Stage, Weight};
+use ficus_control::{ControlError, ControlPlane};
+use ficus_proxy::Gateway;
+use ficus_store::Store;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+/// (x-ficus-event header, body's "kind") of every POST a receiver got.
+type Got = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver over TLS with a certificate for `localhost` signed by nobody: its PEM
+/// is returned, for a `ca_file` that trusts it.
+async fn tls_receiver() -> (u16, String, Got) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let pem = cert.cert.pem();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got: Got = Arc::default();
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let (g, acceptor) = (g.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate fails here.
+                let Ok(s) = acceptor.accept(s).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let g = g.clone();
+                        async move {
+                            let header = req
+                                .headers()
+                                .get("x-ficus-event")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                            let kind = v["kind"].as_str().unwrap_or("").to_string();
+                            g.lock().unwrap().push((header, kind));
+                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (port, pem, got)
+}
+
+fn config(hooks: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "http://127.0.0.1:9"
+[upstream.modern]
+url = "http://127.0.0.1:9"
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+[route.cache]
+[default]
+legacy = "legacy"
+[access_log]
+enabled = false
+{hooks}
+"#
+    )
+}
+
+async fn boot(dir: &Path, text: &str) -> Result<Arc<ControlPlane>, ControlError> {
+    std::fs::write(dir.join("ficus.toml"), text).unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
+        .await
+        .unwrap();
+    let boot = ControlPlane::boot(&dir.join("ficus.toml"), store).await?;
+    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
+    Ok(ControlPlane::new(boot, Arc::new(gw)))
+}
+
+/// Waits until `got` holds `n` POSTs (or 10 s pass) and returns them.
+async fn wait_for(got: &Got, n: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.lock().unwrap().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    got.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_https_receiver_gets_every_kind_of_recorded_event_it_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, pem, got) = tls_receiver().await;
+    std::fs::write(dir.path().join("hooks-ca.pem"), pem).unwrap();
+    // A second receiver with the same certificate but no ca_file: nobody vouches for it.
+    let (untrusted_port, _, untrusted) = tls_receiver().await;
+    let hooks = format!(
+        r#"
+[[webhook]]
+url = "https://localhost:{port}/hooks/ficus"
+ca_file = "hooks-ca.pem"
+events = ["config.", "route.", "cache."]
+[[webhook]]
+url = "https://localhost:{untrusted_port}/hook"
+events = ["config.", "route."]
+timeout = "500ms"
+retries = 0
+"#
+    );
+    let text = config(&hooks);
+    let cp = boot(dir.path(), &text).await.unwrap();
+    // The boot recorded the first version before the webhooks started: it waited for them.
+    cp.start_webhooks();
+    cp.set_route(
+        "orders",
+        Some(Stage::Canary),
+        Some(Weight::from_basis_points(1000).unwrap()),
+        "alice",
+        "10 % to modern",
+    )
+    .await
+    .unwrap();
+    cp.rollback(Some("orders"), "alice", "errors on modern")
+        .await
+        .unwrap();
+    cp.purge_cache("orders", None, "alice", "stale prices")
+        .await
+        .unwrap();
+    let edited = text.replace("[route.cache]", "[route.cache]\nmax_bytes = \"1MiB\"");
+    cp.apply_text(&edited, "alice", "smaller cache", None)
+        .await
+        .unwrap();
+
+    let got = wait_for(&got, 5).await;
+    let kinds: Vec<&str> = got.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "config.applied",
+            "route.set",
+            "route.rollback",
+            "cache.purged",
+            "config.applied"
+        ],
+        "{got:?}"
+    );
+    assert!(got.iter().all(|(h, k)| h == k), "{got:?}");
+    // The untrusted receiver never got past the handshake, and held nothing up: its
+    // failures are counted after the others were delivered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cp.webhooks().counts().1 < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(untrusted.lock().unwrap().is_empty());
+    let (delivered, failed, dropped) = cp.webhooks().counts();
+    assert_eq!(
+        (delivered, failed, dropped),
+        (5, 4, 0),
+        "{:?}",
+        cp.webhooks().counts()
+    );
+}
+
+#[tokio::test]
+async fn a_ca_file_without_a_certificate_is_refused_at_apply_and_at_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+    let good = config("");
+    let cp = boot(dir.path(), &good).await.unwrap();
+    let broken =
+        config("[[webhook]]\nurl = \"https://hooks.example.com/ficus\"\nca_file = \"empty.pem\"\n");
+    let err = cp
+        .apply_text(&broken, "alice", "add a webhook", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("webhook #1 (https://hooks.example.com/ficus)")
+            && err.contains("empty.pem: no PEM certificate in the file"),
+        "{err}"
+    );
+    // Nothing changed: the running version is still the first.
+    assert_eq!(cp.snapshot().version, Some(1));
+    drop(cp);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let err = boot(dir.path(), &broken).await.err().unwrap().to_string();
+    assert!(err.contains("no PEM certificate in the file"), "{err}");
+}
