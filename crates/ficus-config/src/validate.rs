@@ -540,6 +540,25 @@ impl<'s> Validator<'s, '_> {
         Some(self.base_dir.join(s))
     }
 
+    /// `ca_file` (extra trusted roots for TLS to `what`), which only an `https://` url can use.
+    fn ca_file(&mut self, sec: &Section<'_, '_>, url: Option<&Uri>, what: &str) -> Option<PathBuf> {
+        let ca_file = self.path(sec, "ca_file")?;
+        if url.is_some_and(|u| u.scheme_str() != Some("https")) {
+            let span = sec
+                .get("ca_file")
+                .map_or(sec.span.clone(), |e| e.span.clone());
+            self.error(
+                &span,
+                format!("{}: ca_file is set but url is not https", sec.ctx),
+                Some(format!(
+                    "ca_file adds trusted roots for TLS to the {what}; use an https:// url or \
+                     remove ca_file"
+                )),
+            );
+        }
+        Some(ca_file)
+    }
+
     /// The table of a top-level key (`[gateway]`), or None after reporting another type.
     fn top_table<'a, 'i>(
         &mut self,
@@ -726,23 +745,7 @@ impl<'s> Validator<'s, '_> {
                     None
                 }
             };
-            let ca_file = self.path(&sec, "ca_file");
-            if let (Some(_), Some(url)) = (&ca_file, &url) {
-                if url.scheme_str() != Some("https") {
-                    let span = sec
-                        .get("ca_file")
-                        .map_or(sec.span.clone(), |e| e.span.clone());
-                    self.error(
-                        &span,
-                        format!("{}: ca_file is set but url is not https", sec.ctx),
-                        Some(
-                            "ca_file adds trusted roots for TLS to the receiver; use an \
-                             https:// url or remove ca_file"
-                                .into(),
-                        ),
-                    );
-                }
-            }
+            let ca_file = self.ca_file(&sec, url.as_ref(), "receiver");
             let events = match self.strings(&sec, "events") {
                 Some((items, _)) => items.into_iter().map(|(s, _)| s.to_string()).collect(),
                 None => vec!["rollout.".to_string()],
@@ -1198,23 +1201,7 @@ impl<'s> Validator<'s, '_> {
                 HostHeader::Fixed(h.to_string())
             }
         };
-        let ca_file = self.path(sec, "ca_file");
-        if let (Some(_), Some(url)) = (&ca_file, &url) {
-            if url.scheme_str() != Some("https") {
-                let span = sec
-                    .get("ca_file")
-                    .map_or(sec.span.clone(), |e| e.span.clone());
-                self.error(
-                    &span,
-                    format!("{}: ca_file is set but url is not https", sec.ctx),
-                    Some(
-                        "ca_file adds trusted roots for TLS to the upstream; use an https:// \
-                         url or remove ca_file"
-                            .into(),
-                    ),
-                );
-            }
-        }
+        let ca_file = self.ca_file(sec, url.as_ref(), "upstream");
         let limit = self.concurrency(sec);
         let breaker = match self.table(sec, "breaker") {
             Some((t, span)) => {
