@@ -103,6 +103,32 @@ impl Webhooks {
         }
     }
 
+    /// The counts as a metric family, `ficus_webhook_events_total{outcome}`, for /metrics.
+    pub(crate) fn metrics(&self) -> ficus_telemetry::ExtraMetrics {
+        let counts = self.counts.clone();
+        Box::new(move || {
+            let samples = [
+                ("delivered", &counts.delivered),
+                ("failed", &counts.failed),
+                ("dropped", &counts.dropped),
+            ]
+            .into_iter()
+            .map(|(outcome, n)| {
+                (
+                    vec![("outcome", outcome.to_string())],
+                    n.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+            vec![ficus_telemetry::Family {
+                name: "ficus_webhook_events",
+                help: "Events for [[webhook]] receivers: delivered (a 2xx), failed (after the retries), dropped (the queue was full); one per event and receiver, dropped once per event.",
+                gauge: false,
+                samples,
+            }]
+        })
+    }
+
     /// (delivered, failed after retries, dropped because the queue was full).
     pub fn counts(&self) -> (u64, u64, u64) {
         (

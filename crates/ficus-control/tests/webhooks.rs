@@ -1,8 +1,8 @@
 //! Webhooks with real receivers on 127.0.0.1: an `https://` receiver trusted through its
 //! `ca_file` gets every kind of event the control plane records (the boot's apply, a set, a
 //! rollback, a cache purge, an apply), filtered by kind prefix; an `https://` receiver whose
-//! certificate nobody vouches for gets nothing and holds nothing up; a `ca_file` that holds
-//! no certificate is refused at apply, naming the webhook.
+//! certificate nobody vouches for gets nothing and holds nothing up, and both show in
+//! `/metrics`; a `ca_file` that holds no certificate is refused at apply, naming the webhook.
 
 use std::convert::Infallible;
 use std::path::Path;

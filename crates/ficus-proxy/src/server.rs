@@ -162,7 +162,7 @@ impl Gateway {
         });
         // Weak: the telemetry is shared with `shared`, which must not keep itself alive.
         let weak = Arc::downgrade(&shared);
-        telemetry.set_extra(Box::new(move || {
+        telemetry.add_extra(Box::new(move || {
             weak.upgrade()
                 .map(|s| crate::table::protection_metrics(&s.table.load()))
                 .unwrap_or_default()

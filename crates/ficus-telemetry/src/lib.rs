@@ -212,7 +212,8 @@ impl RouteStats {
 }
 
 /// A metric family computed at scrape time by another part of ficus (the protection
-/// counters of rate limiters, breakers and concurrency limits, which live with them).
+/// counters of rate limiters, breakers and concurrency limits, which live with them; the
+/// webhook deliveries).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Family {
     pub name: &'static str,
@@ -230,7 +231,7 @@ pub struct Telemetry {
     shards: usize,
     routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
     inventory: inventory::Inventory,
-    extra: Mutex<Option<ExtraMetrics>>,
+    extra: Mutex<Vec<ExtraMetrics>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -248,23 +249,24 @@ impl Telemetry {
             shards: shards.max(1),
             routes: Mutex::new(HashMap::new()),
             inventory: inventory::Inventory::new(shards, inventory::MAX_ENDPOINTS),
-            extra: Mutex::new(None),
+            extra: Mutex::new(Vec::new()),
         })
     }
 
-    /// Sets the producer of extra metric families (replacing any earlier one).
-    pub fn set_extra(&self, f: ExtraMetrics) {
-        *self.extra.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    /// Adds a producer of extra metric families (the gateway's protection counters, the
+    /// control plane's webhook counts).
+    pub fn add_extra(&self, f: ExtraMetrics) {
+        self.extra.lock().unwrap_or_else(|p| p.into_inner()).push(f);
     }
 
-    /// The extra families now.
+    /// The extra families now, of every producer in the order they were added.
     pub fn extra(&self) -> Vec<Family> {
         self.extra
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|f| f())
-            .unwrap_or_default()
+            .iter()
+            .flat_map(|f| f())
+            .collect()
     }
 
     /// The statistics of a route, created on first use and kept (with their counts) when a
