@@ -1,11 +1,13 @@
 //! Webhooks: the events this process records (rollout decisions, applies, rollbacks, breaker
 //! changes, cache purges, verify outcomes) POSTed as JSON to the `[[webhook]]` receivers
 //! whose kind prefixes match, over `http://` or `https://`. The control plane offers each
-//! recorded event to a bounded queue without waiting; a task of its own delivers them with a
-//! timeout and retries, so a slow or dead receiver never holds up a change or a rollback.
-//! When the queue is full an event is dropped for the webhooks (it is in the audit log all
+//! recorded event to a bounded queue without waiting; a task sorts them into one bounded lane
+//! per receiver, whose own task delivers them in order with a timeout and retries. A slow
+//! or dead receiver therefore never holds up a change, a rollback or the other receivers.
+//! When a queue is full the event is dropped for the webhooks (it is in the audit log all
 //! the same) and counted.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -21,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::ControlPlane;
 
-/// Events waiting to be POSTed.
+/// Events waiting to be sorted into the receivers' lanes, and events waiting in each lane.
 pub const QUEUE: usize = 256;
 
 type HookClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -60,36 +62,35 @@ impl Webhooks {
     }
 
     /// Starts delivering on the current runtime, once (later calls do nothing). Receivers are
-    /// read from the running config for each event, so an apply changes them. The task ends
-    /// when the control plane is dropped.
+    /// read from the running config for each event, so an apply changes them. Each receiver
+    /// has a lane of its own (a queue of [`QUEUE`] and a task), so one that is slow or dead
+    /// delays only its own events. The tasks end when the control plane is dropped, and a
+    /// receiver's when an apply removes it and its queue is empty.
     pub(crate) fn start(&self, control: Weak<ControlPlane>) {
         let Some(mut rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
         let counts = self.counts.clone();
         tokio::spawn(async move {
+            let mut lanes: HashMap<LaneKey, mpsc::Sender<(Event, Webhook)>> = HashMap::new();
             while let Some(event) = rx.recv().await {
                 let Some(control) = control.upgrade() else {
                     break;
                 };
                 let receivers = control.snapshot().effective.webhooks.clone();
                 drop(control);
+                // Dropping a removed receiver's sender lets its task finish what it holds.
+                lanes.retain(|k, _| receivers.iter().any(|w| lane_key(w) == *k));
                 for w in receivers
                     .iter()
                     .filter(|w| w.events.iter().any(|p| event.kind.starts_with(p.as_str())))
                 {
-                    let delivered = match client(w) {
-                        Ok(client) => post(&client, w, &event).await,
-                        Err(e) => {
-                            tracing::warn!(url = %w.url, event = event.id, "webhook not sent: {e}");
-                            false
-                        }
-                    };
-                    if delivered {
-                        counts.delivered.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        counts.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(url = %w.url, event = event.id, "webhook not delivered after its retries");
+                    let lane = lanes
+                        .entry(lane_key(w))
+                        .or_insert_with(|| lane(counts.clone()));
+                    if lane.try_send((event.clone(), w.clone())).is_err() {
+                        counts.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(url = %w.url, event = event.id, "webhook dropped: {QUEUE} events already wait for this receiver");
                     }
                 }
             }
@@ -122,7 +123,7 @@ impl Webhooks {
             .collect();
             vec![ficus_telemetry::Family {
                 name: "ficus_webhook_events",
-                help: "Events for [[webhook]] receivers: delivered (a 2xx), failed (after the retries), dropped (the queue was full); one per event and receiver, dropped once per event.",
+                help: "Events for [[webhook]] receivers, one per event and receiver: delivered (a 2xx), failed (after the retries), dropped (a queue was full).",
                 gauge: false,
                 samples,
             }]
@@ -137,6 +138,36 @@ impl Webhooks {
             self.counts.dropped.load(Ordering::Relaxed),
         )
     }
+}
+
+/// What tells receivers apart: their address and the roots they are checked against.
+type LaneKey = (String, Option<std::path::PathBuf>);
+
+fn lane_key(w: &Webhook) -> LaneKey {
+    (w.url.to_string(), w.ca_file.clone())
+}
+
+/// One receiver's queue and the task that delivers from it, in order.
+fn lane(counts: Arc<Counts>) -> mpsc::Sender<(Event, Webhook)> {
+    let (tx, mut rx) = mpsc::channel::<(Event, Webhook)>(QUEUE);
+    tokio::spawn(async move {
+        while let Some((event, w)) = rx.recv().await {
+            let delivered = match client(&w) {
+                Ok(client) => post(&client, &w, &event).await,
+                Err(e) => {
+                    tracing::warn!(url = %w.url, event = event.id, "webhook not sent: {e}");
+                    false
+                }
+            };
+            if delivered {
+                counts.delivered.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counts.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(url = %w.url, event = event.id, "webhook not delivered after its retries");
+            }
+        }
+    });
+    tx
 }
 
 /// Checks that every `https://` receiver's `ca_file` holds usable certificates, so that an

@@ -2,7 +2,8 @@
 //! `ca_file` gets every kind of event the control plane records (the boot's apply, a set, a
 //! rollback, a cache purge, an apply), filtered by kind prefix; an `https://` receiver whose
 //! certificate nobody vouches for gets nothing and holds nothing up, and both show in
-//! `/metrics`; a `ca_file` that holds no certificate is refused at apply, naming the webhook.
+//! `/metrics`; a receiver that accepts and never answers delays only its own events; a
+//! `ca_file` that holds no certificate is refused at apply, naming the webhook.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -177,10 +178,10 @@ retries = 0
         "{got:?}"
     );
     assert!(got.iter().all(|(h, k)| h == k), "{got:?}");
-    // The untrusted receiver never got past the handshake, and held nothing up: its
-    // failures are counted after the others were delivered.
+    // The untrusted receiver never got past the handshake: each of its four events failed,
+    // in a lane of its own.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cp.webhooks().counts().1 < 4 && Instant::now() < deadline {
+    while cp.webhooks().counts() != (5, 4, 0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(untrusted.lock().unwrap().is_empty());
@@ -219,4 +220,90 @@ async fn a_ca_file_without_a_certificate_is_refused_at_apply_and_at_boot() {
     std::fs::write(dir.path().join("empty.pem"), "").unwrap();
     let err = boot(dir.path(), &broken).await.err().unwrap().to_string();
     assert!(err.contains("no PEM certificate in the file"), "{err}");
+}
+
+/// A plain-http receiver recording the kinds it gets.
+async fn http_receiver() -> (String, Got) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let got: Got = Arc::default();
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let g = g.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let g = g.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                            let kind = v["kind"].as_str().unwrap_or("").to_string();
+                            g.lock().unwrap().push((kind.clone(), kind));
+                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (url, got)
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_delays_only_its_own_events() {
+    // Accepts connections and holds them without reading: every POST to it times out.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_url = format!("http://{}/hook", hung.local_addr().unwrap());
+    let held: Arc<Mutex<Vec<tokio::net::TcpStream>>> = Arc::default();
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = hung.accept().await {
+            h.lock().unwrap().push(s);
+        }
+    });
+    let (live_url, live) = http_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The hung receiver comes first: one lane would hold the live one's events 5 s each.
+    let hooks = format!(
+        "[[webhook]]\nurl = \"{hung_url}\"\nevents = [\"route.\"]\ntimeout = \"5s\"\nretries = 2\n\
+         [[webhook]]\nurl = \"{live_url}\"\nevents = [\"route.\"]\n"
+    );
+    let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
+    cp.start_webhooks();
+    let started = Instant::now();
+    for bp in [1000, 2000, 3000] {
+        cp.set_route(
+            "orders",
+            Some(Stage::Canary),
+            Some(Weight::from_basis_points(bp).unwrap()),
+            "alice",
+            "step",
+        )
+        .await
+        .unwrap();
+    }
+    let got = wait_for(&live, 3).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the live receiver waited for the hung one: {:?}",
+        started.elapsed()
+    );
+    // The hung receiver has its first POST open, and nothing is counted for it yet.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while held.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!held.lock().unwrap().is_empty());
+    while cp.webhooks().counts() != (3, 0, 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cp.webhooks().counts(), (3, 0, 0));
 }
