@@ -34,7 +34,12 @@ async fn tls_receiver() -> (u16, String, Got) {
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let (port, got) = receiver(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))).await;
+    (port, pem, got)
+}
+
+/// A webhook receiver on a free port, over TLS when given an acceptor, recording what it gets.
+async fn receiver(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Got) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     let got: Got = Arc::default();
@@ -44,37 +49,47 @@ async fn tls_receiver() -> (u16, String, Got) {
             let Ok((s, _)) = l.accept().await else {
                 continue;
             };
-            let (g, acceptor) = (g.clone(), acceptor.clone());
+            let (g, tls) = (g.clone(), tls.clone());
             tokio::spawn(async move {
-                // A client that does not trust the certificate fails here.
-                let Ok(s) = acceptor.accept(s).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let g = g.clone();
-                        async move {
-                            let header = req
-                                .headers()
-                                .get("x-ficus-event")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                            let kind = v["kind"].as_str().unwrap_or("").to_string();
-                            g.lock().unwrap().push((header, kind));
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                match tls {
+                    // A client that does not trust the certificate fails the handshake.
+                    Some(acceptor) => {
+                        if let Ok(s) = acceptor.accept(s).await {
+                            serve_posts(s, g).await;
                         }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
+                    }
+                    None => serve_posts(s, g).await,
+                }
             });
         }
     });
-    (port, pem, got)
+    (port, got)
+}
+
+/// Answers 200 to each POST on one connection, recording its event header and kind.
+async fn serve_posts<S>(s: S, got: Got)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let got = got.clone();
+        async move {
+            let header = req
+                .headers()
+                .get("x-ficus-event")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let kind = v["kind"].as_str().unwrap_or("").to_string();
+            got.lock().unwrap().push((header, kind));
+            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(s), svc)
+        .await;
 }
 
 fn config(hooks: &str) -> String {
@@ -222,40 +237,6 @@ async fn a_ca_file_without_a_certificate_is_refused_at_apply_and_at_boot() {
     assert!(err.contains("no PEM certificate in the file"), "{err}");
 }
 
-/// A plain-http receiver recording the kinds it gets.
-async fn http_receiver() -> (String, Got) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let got: Got = Arc::default();
-    let g = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            let g = g.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let g = g.clone();
-                        async move {
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                            let kind = v["kind"].as_str().unwrap_or("").to_string();
-                            g.lock().unwrap().push((kind.clone(), kind));
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    (url, got)
-}
-
 #[tokio::test]
 async fn a_receiver_that_never_answers_delays_only_its_own_events() {
     // Accepts connections and holds them without reading: every POST to it times out.
@@ -268,7 +249,8 @@ async fn a_receiver_that_never_answers_delays_only_its_own_events() {
             h.lock().unwrap().push(s);
         }
     });
-    let (live_url, live) = http_receiver().await;
+    let (live_port, live) = receiver(None).await;
+    let live_url = format!("http://127.0.0.1:{live_port}/hook");
     let dir = tempfile::tempdir().unwrap();
     // The hung receiver comes first: one lane would hold the live one's events 5 s each.
     let hooks = format!(
