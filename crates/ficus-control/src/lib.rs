@@ -212,7 +212,7 @@ impl ControlPlane {
     pub fn new(boot: Boot, gateway: Arc<Gateway>) -> Arc<ControlPlane> {
         let hooks = webhook::Webhooks::new();
         boot.events.iter().for_each(|e| hooks.offer(e));
-        gateway.telemetry().add_extra(hooks.metrics());
+        gateway.telemetry().set_extra("webhooks", hooks.metrics());
         Arc::new(ControlPlane {
             gateway,
             store: boot.store,

@@ -162,11 +162,14 @@ impl Gateway {
         });
         // Weak: the telemetry is shared with `shared`, which must not keep itself alive.
         let weak = Arc::downgrade(&shared);
-        telemetry.add_extra(Box::new(move || {
-            weak.upgrade()
-                .map(|s| crate::table::protection_metrics(&s.table.load()))
-                .unwrap_or_default()
-        }));
+        telemetry.set_extra(
+            "protection",
+            Box::new(move || {
+                weak.upgrade()
+                    .map(|s| crate::table::protection_metrics(&s.table.load()))
+                    .unwrap_or_default()
+            }),
+        );
         let max_connections = cfg.gateway.max_connections;
         let connections = Arc::new(Semaphore::new(max_connections));
         let (stop, _) = watch::channel(false);

@@ -231,7 +231,7 @@ pub struct Telemetry {
     shards: usize,
     routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
     inventory: inventory::Inventory,
-    extra: Mutex<Vec<ExtraMetrics>>,
+    extra: Mutex<Vec<(&'static str, ExtraMetrics)>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -253,10 +253,14 @@ impl Telemetry {
         })
     }
 
-    /// Adds a producer of extra metric families (the gateway's protection counters, the
-    /// control plane's webhook counts).
-    pub fn add_extra(&self, f: ExtraMetrics) {
-        self.extra.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+    /// Sets the producer of extra metric families under `key` (the gateway's protection
+    /// counters, the control plane's webhook counts), replacing an earlier one of that key.
+    pub fn set_extra(&self, key: &'static str, f: ExtraMetrics) {
+        let mut extra = self.extra.lock().unwrap_or_else(|p| p.into_inner());
+        match extra.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = f,
+            None => extra.push((key, f)),
+        }
     }
 
     /// The extra families now, of every producer in the order they were added.
@@ -265,7 +269,7 @@ impl Telemetry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .flat_map(|f| f())
+            .flat_map(|(_, f)| f())
             .collect()
     }
 

@@ -212,4 +212,37 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
     }
+
+    #[test]
+    fn extra_families_come_from_every_producer_once_per_key() {
+        let t = Telemetry::new(1);
+        let family = |name: &'static str, v: u64| -> crate::ExtraMetrics {
+            Box::new(move || {
+                vec![crate::Family {
+                    name,
+                    help: "a test family",
+                    gauge: false,
+                    samples: vec![(vec![("outcome", "x".to_string())], v)],
+                }]
+            })
+        };
+        t.set_extra("a", family("ficus_test_a", 1));
+        t.set_extra("b", family("ficus_test_b", 2));
+        // A second producer under the same key replaces the first: no duplicate family.
+        t.set_extra("a", family("ficus_test_a", 3));
+        let text = t.prometheus();
+        assert!(
+            text.contains("ficus_test_a_total{outcome=\"x\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ficus_test_b_total{outcome=\"x\"} 2"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("# TYPE ficus_test_a counter").count(),
+            1,
+            "{text}"
+        );
+    }
 }
