@@ -533,6 +533,8 @@ pub struct Webhook {
     pub url: Uri,
     /// Extra trusted roots (PEM) for an `https://` receiver, beside the web PKI's.
     pub ca_file: Option<PathBuf>,
+    /// A file holding the key each POST is signed with (HMAC-SHA256 of the body).
+    pub secret_file: Option<PathBuf>,
     /// Kind prefixes, e.g. `rollout.` or `breaker.`; default `["rollout."]`.
     pub events: Vec<String>,
     pub timeout: Duration,

@@ -713,7 +713,14 @@ impl<'s> Validator<'s, '_> {
             let sec = Section::new(format!("webhook #{}", i + 1), "", span, table);
             self.unknown_keys(
                 &sec,
-                &["url", "events", "timeout", "retries", "ca_file"],
+                &[
+                    "url",
+                    "events",
+                    "timeout",
+                    "retries",
+                    "ca_file",
+                    "secret_file",
+                ],
                 &[],
                 "[[webhook]]",
             );
@@ -746,6 +753,7 @@ impl<'s> Validator<'s, '_> {
                 }
             };
             let ca_file = self.ca_file(&sec, url.as_ref(), "receiver");
+            let secret_file = self.path(&sec, "secret_file");
             let events = match self.strings(&sec, "events") {
                 Some((items, _)) => items.into_iter().map(|(s, _)| s.to_string()).collect(),
                 None => vec!["rollout.".to_string()],
@@ -764,6 +772,7 @@ impl<'s> Validator<'s, '_> {
                 out.push(Webhook {
                     url,
                     ca_file,
+                    secret_file,
                     events,
                     timeout,
                     retries,

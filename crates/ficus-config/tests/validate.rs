@@ -1874,6 +1874,16 @@ fn webhooks_parse_and_are_checked() {
         .as_ref()
         .unwrap()
         .ends_with("tls/ca.pem"));
+    assert_eq!(c.webhooks[0].secret_file, None);
+    let text = format!(
+        "{HEAD}\n[[webhook]]\nurl = \"https://hooks.example.com/ficus\"\nsecret_file = \"secrets/hook.key\"\n"
+    );
+    let c = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert!(c.webhooks[0]
+        .secret_file
+        .as_ref()
+        .unwrap()
+        .ends_with("secrets/hook.key"));
     let text = format!(
         "{HEAD}\n[[webhook]]\nurl = \"ftp://x/y\"\nretries = 11\n\n[[webhook]]\nurl = \"http://x/y\"\nca_file = \"ca.pem\"\n"
     );

@@ -152,8 +152,8 @@ fn lane(counts: Arc<Counts>) -> mpsc::Sender<(Event, Webhook)> {
     let (tx, mut rx) = mpsc::channel::<(Event, Webhook)>(QUEUE);
     tokio::spawn(async move {
         while let Some((event, w)) = rx.recv().await {
-            let delivered = match client(&w) {
-                Ok(client) => post(&client, &w, &event).await,
+            let delivered = match client(&w).and_then(|c| Ok((c, secret(&w)?))) {
+                Ok((client, secret)) => post(&client, &w, secret.as_deref(), &event).await,
                 Err(e) => {
                     tracing::warn!(url = %w.url, event = event.id, "webhook not sent: {e}");
                     false
@@ -170,13 +170,50 @@ fn lane(counts: Arc<Counts>) -> mpsc::Sender<(Event, Webhook)> {
     tx
 }
 
-/// Checks that every `https://` receiver's `ca_file` holds usable certificates, so that an
-/// apply (or a start) with a broken one is refused instead of failing each delivery later.
+/// Checks that every `https://` receiver's `ca_file` holds usable certificates and every
+/// `secret_file` a key, so that an apply (or a start) with a broken one is refused instead
+/// of failing each delivery later.
 pub fn check(receivers: &[Webhook]) -> Result<(), String> {
     for (i, w) in receivers.iter().enumerate() {
-        client(w).map_err(|e| format!("webhook #{} ({}): {e}", i + 1, w.url))?;
+        client(w)
+            .and_then(|_| secret(w))
+            .map_err(|e| format!("webhook #{} ({}): {e}", i + 1, w.url))?;
     }
     Ok(())
+}
+
+/// The shortest signing key a `secret_file` may hold.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The receiver's signing key: its `secret_file`'s content without the trailing line end.
+/// Read per delivery, so a rotated key needs no restart.
+fn secret(w: &Webhook) -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = &w.secret_file else {
+        return Ok(None);
+    };
+    let mut key =
+        std::fs::read(path).map_err(|e| format!("secret_file {}: {e}", path.display()))?;
+    while key.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+        key.pop();
+    }
+    if key.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "secret_file {}: {} bytes, fewer than {MIN_SECRET_BYTES}: put a long random key in it, e.g. `openssl rand -hex 32`",
+            path.display(),
+            key.len()
+        ));
+    }
+    Ok(Some(key))
+}
+
+/// `sha256=` and the lower-case hex HMAC-SHA256 of `body` under `key`: what the
+/// `x-ficus-signature-256` header carries, for the receiver to recompute.
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    use hmac::Mac;
+    // HMAC takes a key of any length.
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A client for one receiver: plain HTTP, or TLS trusting the web PKI's roots plus the
@@ -198,18 +235,22 @@ fn client(w: &Webhook) -> Result<HookClient, String> {
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
-/// One event to one receiver: any 2xx is delivered; otherwise tried `retries` more times,
-/// 200 ms, 400 ms, ... apart.
-async fn post(client: &HookClient, w: &Webhook, event: &Event) -> bool {
+/// One event to one receiver, signed when it has a key: any 2xx is delivered; otherwise
+/// tried `retries` more times, 200 ms, 400 ms, ... apart.
+async fn post(client: &HookClient, w: &Webhook, key: Option<&[u8]>, event: &Event) -> bool {
     let body = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
+    let signed = key.map(|k| signature(k, &body));
     for attempt in 0..=w.retries {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200) * 2u32.pow(attempt - 1)).await;
         }
-        let req = hyper::Request::post(w.url.clone())
+        let mut req = hyper::Request::post(w.url.clone())
             .header("content-type", "application/json")
-            .header("x-ficus-event", event.kind.as_str())
-            .body(Full::new(body.clone()));
+            .header("x-ficus-event", event.kind.as_str());
+        if let Some(sig) = &signed {
+            req = req.header("x-ficus-signature-256", sig.as_str());
+        }
+        let req = req.body(Full::new(body.clone()));
         let Ok(req) = req else { return false };
         match tokio::time::timeout(w.timeout, client.request(req)).await {
             Ok(Ok(resp)) if resp.status().is_success() => return true,

@@ -3,7 +3,8 @@
 //! rollback, a cache purge, an apply), filtered by kind prefix; an `https://` receiver whose
 //! certificate nobody vouches for gets nothing and holds nothing up, and both show in
 //! `/metrics`; a receiver that accepts and never answers delays only its own events; a
-//! `ca_file` that holds no certificate is refused at apply, naming the webhook.
+//! `ca_file` that holds no certificate is refused at apply, naming the webhook; a receiver
+//! with a `secret_file` gets each body signed (HMAC-SHA256, checked here by hand).
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -18,8 +19,20 @@ use ficus_store::Store;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-/// (x-ficus-event header, body's "kind") of every POST a receiver got.
-type Got = Arc<Mutex<Vec<(String, String)>>>;
+/// A POST a receiver got.
+#[derive(Debug, Clone)]
+struct Post {
+    /// The `x-ficus-event` header.
+    header: String,
+    /// The body's `kind`.
+    kind: String,
+    /// The `x-ficus-signature-256` header.
+    signature: Option<String>,
+    body: Bytes,
+}
+
+/// Every POST a receiver got, in order.
+type Got = Arc<Mutex<Vec<Post>>>;
 
 /// A webhook receiver over TLS with a certificate for `localhost` signed by nobody: its PEM
 /// is returned, for a `ca_file` that trusts it.
@@ -74,16 +87,23 @@ where
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let got = got.clone();
         async move {
-            let header = req
-                .headers()
-                .get("x-ficus-event")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
+            let text = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let header = text("x-ficus-event").unwrap_or_default();
+            let signature = text("x-ficus-signature-256");
             let body = req.into_body().collect().await.unwrap().to_bytes();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let kind = v["kind"].as_str().unwrap_or("").to_string();
-            got.lock().unwrap().push((header, kind));
+            got.lock().unwrap().push(Post {
+                header,
+                kind,
+                signature,
+                body,
+            });
             Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
         }
     });
@@ -127,7 +147,7 @@ async fn boot(dir: &Path, text: &str) -> Result<Arc<ControlPlane>, ControlError>
 }
 
 /// Waits until `got` holds `n` POSTs (or 10 s pass) and returns them.
-async fn wait_for(got: &Got, n: usize) -> Vec<(String, String)> {
+async fn wait_for(got: &Got, n: usize) -> Vec<Post> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while got.lock().unwrap().len() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -180,7 +200,7 @@ retries = 0
         .unwrap();
 
     let got = wait_for(&got, 5).await;
-    let kinds: Vec<&str> = got.iter().map(|(_, k)| k.as_str()).collect();
+    let kinds: Vec<&str> = got.iter().map(|p| p.kind.as_str()).collect();
     assert_eq!(
         kinds,
         [
@@ -192,7 +212,11 @@ retries = 0
         ],
         "{got:?}"
     );
-    assert!(got.iter().all(|(h, k)| h == k), "{got:?}");
+    assert!(got.iter().all(|p| p.header == p.kind), "{got:?}");
+    assert!(
+        got.iter().all(|p| p.signature.is_none()),
+        "no secret_file: unsigned"
+    );
     // The untrusted receiver never got past the handshake: each of its four events failed,
     // in a lane of its own.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -288,4 +312,70 @@ async fn a_receiver_that_never_answers_delays_only_its_own_events() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(cp.webhooks().counts(), (3, 0, 0));
+}
+
+/// HMAC-SHA256 written out from RFC 2104, to check ficus's signature independently.
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    format!("sha256={}", hex::encode(outer))
+}
+
+#[tokio::test]
+async fn a_receiver_with_a_secret_file_gets_every_body_signed() {
+    let (port, got) = receiver(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "9f2c4e1a7b3d5f608e1c2a4b6d8f0a1c";
+    std::fs::write(dir.path().join("hook.key"), format!("{key}\n")).unwrap();
+    let hooks = format!(
+        "[[webhook]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret_file = \"hook.key\"\nevents = [\"config.\", \"route.\"]\n"
+    );
+    let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
+    cp.start_webhooks();
+    cp.set_route(
+        "orders",
+        Some(Stage::Canary),
+        Some(Weight::from_basis_points(500).unwrap()),
+        "alice",
+        "5 %",
+    )
+    .await
+    .unwrap();
+    let got = wait_for(&got, 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    for p in &got {
+        // The key without its line end, over the exact bytes sent.
+        assert_eq!(
+            p.signature.as_deref(),
+            Some(hmac_sha256(key.as_bytes(), &p.body).as_str()),
+            "{p:?}"
+        );
+    }
+
+    // A key shorter than 16 bytes is refused at apply, with what to do.
+    std::fs::write(dir.path().join("short.key"), "abc\n").unwrap();
+    let short = config(&hooks.replace("hook.key", "short.key"));
+    let err = cp
+        .apply_text(&short, "alice", "short key", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("short.key: 3 bytes, fewer than 16") && err.contains("openssl rand"),
+        "{err}"
+    );
 }
