@@ -175,7 +175,7 @@ fn lane(counts: Arc<Counts>) -> mpsc::Sender<(Event, Webhook)> {
 /// of failing each delivery later.
 pub fn check(receivers: &[Webhook]) -> Result<(), String> {
     for (i, w) in receivers.iter().enumerate() {
-        client(w)
+        roots(w)
             .and_then(|_| secret(w))
             .map_err(|e| format!("webhook #{} ({}): {e}", i + 1, w.url))?;
     }
@@ -220,19 +220,24 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
 /// receiver's `ca_file`. Made per delivery: events are seconds apart, and a rotated CA file
 /// is read again without a restart.
 fn client(w: &Webhook) -> Result<HookClient, String> {
-    let roots = ficus_proxy::upstream::trusted_roots(w.ca_file.as_deref()).map_err(|e| {
-        let path = w.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
-        format!("ca_file {}: {e}", path.display())
-    })?;
     // No ALPN here: the connector sets it (http/1.1) and refuses a config that has one.
-    let tls =
-        ficus_proxy::upstream::client_tls(roots, Vec::new()).map_err(|e| format!("TLS: {e}"))?;
+    let tls = ficus_proxy::upstream::client_tls(roots(w)?, Vec::new())
+        .map_err(|e| format!("TLS: {e}"))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .build();
     Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// The roots the receiver's certificate is checked against: the web PKI's, plus its
+/// `ca_file`'s.
+fn roots(w: &Webhook) -> Result<rustls::RootCertStore, String> {
+    ficus_proxy::upstream::trusted_roots(w.ca_file.as_deref()).map_err(|e| {
+        let path = w.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
+        format!("ca_file {}: {e}", path.display())
+    })
 }
 
 /// One event to one receiver, signed when it has a key: any 2xx is delivered; otherwise

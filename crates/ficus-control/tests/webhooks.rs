@@ -284,17 +284,7 @@ async fn a_receiver_that_never_answers_delays_only_its_own_events() {
     let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
     cp.start_webhooks();
     let started = Instant::now();
-    for bp in [1000, 2000, 3000] {
-        cp.set_route(
-            "orders",
-            Some(Stage::Canary),
-            Some(Weight::from_basis_points(bp).unwrap()),
-            "alice",
-            "step",
-        )
-        .await
-        .unwrap();
-    }
+    changes(&cp, 3).await;
     let got = wait_for(&live, 3).await;
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(
@@ -346,15 +336,7 @@ async fn a_receiver_with_a_secret_file_gets_every_body_signed() {
     );
     let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
     cp.start_webhooks();
-    cp.set_route(
-        "orders",
-        Some(Stage::Canary),
-        Some(Weight::from_basis_points(500).unwrap()),
-        "alice",
-        "5 %",
-    )
-    .await
-    .unwrap();
+    changes(&cp, 1).await;
     let got = wait_for(&got, 2).await;
     assert_eq!(got.len(), 2, "{got:?}");
     for p in &got {
@@ -378,4 +360,73 @@ async fn a_receiver_with_a_secret_file_gets_every_body_signed() {
         err.contains("short.key: 3 bytes, fewer than 16") && err.contains("openssl rand"),
         "{err}"
     );
+}
+
+/// Makes `n` changes to the route, each a `route.set` event (weights 0.1 %, 0.2 %, ...).
+async fn changes(cp: &ControlPlane, n: u16) {
+    for i in 1..=n {
+        cp.set_route(
+            "orders",
+            Some(Stage::Canary),
+            Some(Weight::from_basis_points(10 * i).unwrap()),
+            "alice",
+            "step",
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Waits until the counts are `want` (or 20 s pass) and returns them.
+async fn counts_reach(cp: &ControlPlane, want: (u64, u64, u64)) -> (u64, u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cp.webhooks().counts() != want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cp.webhooks().counts()
+}
+
+#[tokio::test]
+async fn each_queue_holds_its_256_events_and_counts_what_it_drops() {
+    assert_eq!(ficus_control::webhook::QUEUE, 256);
+    // The shared queue: before delivery starts, the boot's event and 260 changes are
+    // offered; 256 wait, 5 are dropped, and the receiver then gets the 256 in order.
+    let (port, got) = receiver(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = format!(
+        "[[webhook]]\nurl = \"http://127.0.0.1:{port}/hook\"\nevents = [\"config.\", \"route.\"]\n"
+    );
+    let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
+    changes(&cp, 260).await;
+    assert_eq!(cp.webhooks().counts(), (0, 0, 5));
+    cp.start_webhooks();
+    assert_eq!(counts_reach(&cp, (256, 0, 5)).await, (256, 0, 5));
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 256);
+    assert_eq!(got[0].kind, "config.applied");
+    assert!(got[1..].iter().all(|p| p.kind == "route.set"));
+
+    // A receiver's own lane: one that never answers holds one event in flight and 256 in
+    // its queue; of 300 events the other 43 are dropped for it alone, while a live
+    // receiver gets all 300.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_url = format!("http://{}/hook", hung.local_addr().unwrap());
+    let held: Arc<Mutex<Vec<tokio::net::TcpStream>>> = Arc::default();
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = hung.accept().await {
+            h.lock().unwrap().push(s);
+        }
+    });
+    let (live_port, live) = receiver(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = format!(
+        "[[webhook]]\nurl = \"{hung_url}\"\nevents = [\"route.\"]\ntimeout = \"60s\"\nretries = 0\n\
+         [[webhook]]\nurl = \"http://127.0.0.1:{live_port}/hook\"\nevents = [\"route.\"]\n"
+    );
+    let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
+    cp.start_webhooks();
+    changes(&cp, 300).await;
+    assert_eq!(counts_reach(&cp, (300, 0, 43)).await, (300, 0, 43));
+    assert_eq!(live.lock().unwrap().len(), 300);
 }
