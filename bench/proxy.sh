@@ -364,18 +364,29 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 
 col() { awk -F'\t' -v p="$1" -v c="$2" 'NR > 1 && $2 == p { print $c }' "$RESULTS"; }
+interval() { if [ "$1" = - ]; then echo -; else echo "$1 to $2"; fi; }
 fmt_ms() { awk -v us="$1" 'BEGIN { printf "%.3f ms", us / 1000 }'; }
-# pair BASE PEER [NOISE]: "rounds cpu_ratio lower_cpu p99_ratio lower_p99" over the rounds
-# both ran in (and, given NOISE, in which neither run had more than NOISE % of other load on
-# the proxy's CPU): medians of BASE/PEER within a round, and in how many rounds BASE was
-# below PEER. Every round runs every proxy back to back, so a ratio within a round cancels
-# most of the machine's drift between rounds (on a shared 2-vCPU machine, 10-20 %).
+# pair BASE PEER [NOISE]: "rounds cpu_ratio cpu_lo cpu_hi lower_cpu p99_ratio p99_lo p99_hi
+# lower_p99" over the rounds both ran in (and, given NOISE, in which neither run had more
+# than NOISE % of other load on the proxy's CPU): medians of BASE/PEER within a round, their
+# 95 % intervals (lo and hi are "-" under 6 rounds), and in how many rounds BASE was below
+# PEER. Every round runs every proxy back to back, so a ratio within a round cancels most of
+# the machine's drift between rounds (on a shared 2-vCPU machine, 10-20 %).
 pair() {
     awk -F'\t' -v b="$1" -v q="$2" -v lim="${3:-101}" '
-        function med(a, n,   i, j, t) {
+        function sort(a, n,   i, j, t) {
             for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
         }
+        function med(a, n) { return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        # The distribution-free 95 % interval of a median of n values (sign test): from the
+        # k-th smallest to the k-th largest, k the largest with P(Binomial(n, 1/2) < k) <= 0.025.
+        # 0 under 6 values: no such interval.
+        function ci_k(n,   k, cum, term) {
+            k = 0; term = 0.5 ^ n; cum = term
+            while (cum <= 0.025) { k++; term = term * (n - k + 1) / k; cum += term }
+            return k
+        }
+        function ci(a, n, k) { return k > 0 ? sprintf("%.3f %.3f", a[k], a[n + 1 - k]) : "- -" }
         NR > 1 && $2 == b && $12 <= lim { bc[$1] = $6; bp[$1] = $5 }
         NR > 1 && $2 == q && $12 <= lim { qc[$1] = $6; qp[$1] = $5 }
         END {
@@ -385,7 +396,9 @@ pair() {
                 if (bc[r] < qc[r]) lc++
                 if (bp[r] <= qp[r]) lp++
             }
-            if (n > 0) printf "%d %.3f %d %.3f %d\n", n, med(c, n), lc, med(p, n), lp
+            if (n == 0) exit
+            sort(c, n); sort(p, n); k = ci_k(n)
+            printf "%d %.3f %s %d %.3f %s %d\n", n, med(c, n), ci(c, n, k), lc, med(p, n), ci(p, n, k), lp
         }' "$RESULTS"
 }
 
@@ -426,21 +439,21 @@ SUMMARY="$OUT_DIR/summary.md"
         say ""
         say "### $f against each peer, round by round"
         say ""
-        say "Ratios are $f's figure over the peer's within one round (below 1: $f lower), median over rounds. Rounds where either run was flagged noisy are left out when at least 3 quiet ones remain (\"quiet\" in the rounds column)."
+        say "Ratios are $f's figure over the peer's within one round (below 1: $f lower), median over rounds, with the median's 95 % interval (distribution-free, from the sign test; shown from 6 rounds). An interval wholly below 1 means $f is lower, one wholly above means higher, one across 1 means the rounds cannot tell the two apart. Rounds where either run was flagged noisy are left out when at least 3 quiet ones remain (\"quiet\" in the rounds column)."
         say ""
-        say "| peer | rounds | CPU us/req ratio | rounds $f used less CPU | p99 ratio | rounds $f p99 at or below |"
-        say "|---|---:|---:|---:|---:|---:|"
+        say "| peer | rounds | CPU us/req ratio | 95 % interval | rounds $f used less CPU | p99 ratio | 95 % interval | rounds $f p99 at or below |"
+        say "|---|---:|---:|---:|---:|---:|---:|---:|"
         for p in "${ALL[@]}"; do
             [ "$p" = "$f" ] && continue
             [ "${STATUS[$p]}" = ok ] || continue
-            read -r n cr lc pr lp <<<"$(pair "$f" "$p" "$NOISE_PCT")"
+            read -r n cr clo chi lc pr plo phi lp <<<"$(pair "$f" "$p" "$NOISE_PCT")"
             label="${n:-0} quiet"
             if [ "${n:-0}" -lt 3 ]; then
-                read -r n cr lc pr lp <<<"$(pair "$f" "$p")"
+                read -r n cr clo chi lc pr plo phi lp <<<"$(pair "$f" "$p")"
                 label=${n:-}
             fi
             [ -n "${n:-}" ] || continue
-            say "| $p | $label | $cr | $lc of $n | $pr | $lp of $n |"
+            say "| $p | $label | $cr | $(interval "$clo" "$chi") | $lc of $n | $pr | $(interval "$plo" "$phi") | $lp of $n |"
         done
     done
     say ""
