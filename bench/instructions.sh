@@ -7,9 +7,10 @@
 #   PROXIES="ficus haproxy" KEEP_DIR=/tmp/cg bash bench/instructions.sh   # keep the profiles
 #   BODY=1024 bash bench/instructions.sh       # POSTs with a 1,024-byte body instead of GETs
 #   CACHE_SIM=1 bash bench/instructions.sh     # also L1 instruction and data cache misses
+#   CONNS=1 bash bench/instructions.sh         # one request at a time (every request wakes the proxy)
 #
-# Each proxy runs under callgrind with one worker; ab sends N keep-alive requests (8
-# connections) after a 1,000-request warm-up that is not counted (callgrind_control -z/-d
+# Each proxy runs under callgrind with one worker; ab sends N keep-alive requests (CONNS,
+# default 8, connections) after a 1,000-request warm-up that is not counted (callgrind_control -z/-d
 # brackets the measured part). Kernel work is not counted: compare with bench/proxy.sh's
 # CPU-time figures for the whole picture. Loopback only; bounded by N.
 set -euo pipefail
@@ -21,6 +22,9 @@ FICUS_BIN=${FICUS_BIN:-target/release/ficus}
 UP_PORT=${UP_PORT:-18280}
 PX_PORT=${PX_PORT:-18284}
 BODY=${BODY:-0}
+# ab's concurrent connections: with 8 a wake-up of the proxy usually finds several requests
+# to serve; with 1 each request pays for its own (epoll_wait, the runtime's bookkeeping).
+CONNS=${CONNS:-8}
 # 1: callgrind also simulates the caches (the L1 sizes of the machine it runs on, 32 KiB
 # each on ours) and the table gets L1i and L1d misses per request. About twice as slow.
 CACHE_SIM=${CACHE_SIM:-0}
@@ -74,9 +78,9 @@ measure() {
         curl -s -o /dev/null "http://127.0.0.1:$PX_PORT/" && break
         sleep 0.2
     done
-    ab -q -k -c 8 -n 1000 "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1
+    ab -q -k -c "$CONNS" -n 1000 "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >/dev/null 2>&1
     callgrind_control -z "$pid" >/dev/null 2>&1
-    ab -q -k -c 8 -n "$N" "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >"$TMP/$name.ab" 2>&1
+    ab -q -k -c "$CONNS" -n "$N" "${AB_ARGS[@]}" "http://127.0.0.1:$PX_PORT/" >"$TMP/$name.ab" 2>&1
     callgrind_control -d "$pid" >/dev/null 2>&1
     sleep 1
     kill -INT "$pid" 2>/dev/null || true
