@@ -289,15 +289,7 @@ async fn forward(
     raw: bool,
 ) -> (Response<ResponseBody>, Answered) {
     if parts.method == http::Method::CONNECT {
-        let p = Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "connect-not-supported",
-            "CONNECT is not supported",
-        )
-        .route(&route.name)
-        .detail("ficus is a reverse proxy in front of HTTP services; it does not open tunnels")
-        .fix("send the request itself to ficus instead of a CONNECT tunnel");
-        return (p.into_response(), Answered::Gateway);
+        return (connect_refused(route), Answered::Gateway);
     }
     // hyper parsed Content-Length already: an announced body over the limit is refused
     // before anything is read or sent.
@@ -557,15 +549,7 @@ async fn prepare_resendable(
                     {
                         too_large(route, route.max_body_bytes)
                     } else {
-                        Problem::new(
-                            StatusCode::BAD_REQUEST,
-                            "client-body-error",
-                            "Could not read the request body",
-                        )
-                        .route(&route.name)
-                        .detail(format!("reading the request body failed: {e}"))
-                        .fix("send the complete body announced by Content-Length")
-                        .into_response()
+                        body_unreadable(route, &*e)
                     },
                 ),
             }
@@ -776,12 +760,6 @@ fn answer(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     tap: Option<Box<Tap>>,
 ) -> (Response<ResponseBody>, Answered) {
-    let fell_back = answered == Answered::LegacyFallback;
-    let also = if fell_back {
-        " (after the modern upstream failed)"
-    } else {
-        ""
-    };
     match outcome {
         Outcome::Response(UpstreamResponse {
             mut response,
@@ -795,10 +773,7 @@ fn answer(
                 {
                     tokio::spawn(tunnel(client, upstream, early));
                 }
-                return (
-                    Response::from_parts(head, ResponseBody::empty()),
-                    answered,
-                );
+                return (Response::from_parts(head, ResponseBody::empty()), answered);
             } else if !response.body().hop_by_hop_stripped() {
                 headers::strip_hop_by_hop(response.headers_mut(), false);
             }
@@ -811,7 +786,32 @@ fn answer(
                 answered,
             )
         }
-        Outcome::Connect(e) => (
+        failed => (
+            failure(route, up, failed, answered == Answered::LegacyFallback),
+            Answered::Gateway,
+        ),
+    }
+}
+
+/// ficus's own answer when the upstream gave none: a problem naming the route, the upstream
+/// and what to fix. Cold, and kept out of line: its formatting is most of [`answer`]'s code,
+/// and inlined it spread the path every proxied response takes over more cache lines.
+#[cold]
+#[inline(never)]
+fn failure(
+    route: &CompiledRoute,
+    up: &UpstreamClient,
+    outcome: Outcome,
+    fell_back: bool,
+) -> Response<ResponseBody> {
+    let also = if fell_back {
+        " (after the modern upstream failed)"
+    } else {
+        ""
+    };
+    match outcome {
+        Outcome::Response(r) => r.response.map(|b| ResponseBody::held(b, r.permit, None)),
+        Outcome::Connect(e) =>
             Problem::new(StatusCode::BAD_GATEWAY, "upstream-unreachable", "Upstream unreachable")
                 .route(&route.name)
                 .upstream(&up.name)
@@ -824,9 +824,7 @@ fn answer(
                     up.name, up.config.url, up.config.connect_timeout
                 ))
                 .into_response(),
-            Answered::Gateway,
-        ),
-        Outcome::Timeout => (
+        Outcome::Timeout =>
             Problem::new(StatusCode::GATEWAY_TIMEOUT, "upstream-timeout", "Upstream timed out")
                 .route(&route.name)
                 .upstream(&up.name)
@@ -839,10 +837,8 @@ fn answer(
                     up.name, up.name
                 ))
                 .into_response(),
-            Answered::Gateway,
-        ),
-        Outcome::BodyTooLarge(limit) => (too_large(route, limit), Answered::Gateway),
-        Outcome::Open(retry_after) => (
+        Outcome::BodyTooLarge(limit) => too_large(route, limit),
+        Outcome::Open(retry_after) =>
             unavailable(
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -863,9 +859,7 @@ fn answer(
                 )),
                 retry_after,
             ),
-            Answered::Gateway,
-        ),
-        Outcome::Shed(shed) => (
+        Outcome::Shed(shed) =>
             unavailable(
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -887,9 +881,7 @@ fn answer(
                 )),
                 shed.retry_after,
             ),
-            Answered::Gateway,
-        ),
-        Outcome::Failed(e) => (
+        Outcome::Failed(e) =>
             Problem::new(StatusCode::BAD_GATEWAY, "upstream-failed", "Upstream failed")
                 .route(&route.name)
                 .upstream(&up.name)
@@ -903,9 +895,38 @@ fn answer(
                     up.name
                 ))
                 .into_response(),
-            Answered::Gateway,
-        ),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn connect_refused(route: &CompiledRoute) -> Response<ResponseBody> {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "connect-not-supported",
+        "CONNECT is not supported",
+    )
+    .route(&route.name)
+    .detail("ficus is a reverse proxy in front of HTTP services; it does not open tunnels")
+    .fix("send the request itself to ficus instead of a CONNECT tunnel")
+    .into_response()
+}
+
+#[cold]
+#[inline(never)]
+fn body_unreadable(
+    route: &CompiledRoute,
+    e: &(dyn std::error::Error + 'static),
+) -> Response<ResponseBody> {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "client-body-error",
+        "Could not read the request body",
+    )
+    .route(&route.name)
+    .detail(format!("reading the request body failed: {e}"))
+    .fix("send the complete body announced by Content-Length")
+    .into_response()
 }
 
 /// Whole seconds for `Retry-After`: rounded up, at least 1.
@@ -913,6 +934,8 @@ fn secs(d: std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+#[cold]
+#[inline(never)]
 fn unavailable(p: Problem, retry_after: std::time::Duration) -> Response<ResponseBody> {
     let mut resp = p.into_response();
     resp.headers_mut().insert(
@@ -922,6 +945,8 @@ fn unavailable(p: Problem, retry_after: std::time::Duration) -> Response<Respons
     resp
 }
 
+#[cold]
+#[inline(never)]
 fn rate_limited(
     route: &CompiledRoute,
     rate: &crate::table::RouteRate,
@@ -947,6 +972,8 @@ fn rate_limited(
     resp
 }
 
+#[cold]
+#[inline(never)]
 fn too_large(route: &CompiledRoute, limit: u64) -> Response<ResponseBody> {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
