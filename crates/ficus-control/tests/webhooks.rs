@@ -112,6 +112,21 @@ where
         .await;
 }
 
+/// A receiver that accepts connections and holds them without reading: every POST to it
+/// times out. Its URL, and the connections it holds.
+async fn hung_receiver() -> (String, Arc<Mutex<Vec<tokio::net::TcpStream>>>) {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", hung.local_addr().unwrap());
+    let held: Arc<Mutex<Vec<tokio::net::TcpStream>>> = Arc::default();
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = hung.accept().await {
+            h.lock().unwrap().push(s);
+        }
+    });
+    (url, held)
+}
+
 fn config(hooks: &str) -> String {
     format!(
         r#"
@@ -263,16 +278,7 @@ async fn a_ca_file_without_a_certificate_is_refused_at_apply_and_at_boot() {
 
 #[tokio::test]
 async fn a_receiver_that_never_answers_delays_only_its_own_events() {
-    // Accepts connections and holds them without reading: every POST to it times out.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hung_url = format!("http://{}/hook", hung.local_addr().unwrap());
-    let held: Arc<Mutex<Vec<tokio::net::TcpStream>>> = Arc::default();
-    let h = held.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = hung.accept().await {
-            h.lock().unwrap().push(s);
-        }
-    });
+    let (hung_url, held) = hung_receiver().await;
     let (live_port, live) = receiver(None).await;
     let live_url = format!("http://127.0.0.1:{live_port}/hook");
     let dir = tempfile::tempdir().unwrap();
@@ -409,15 +415,7 @@ async fn each_queue_holds_its_256_events_and_counts_what_it_drops() {
     // A receiver's own lane: one that never answers holds one event in flight and 256 in
     // its queue; of 300 events the other 43 are dropped for it alone, while a live
     // receiver gets all 300.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hung_url = format!("http://{}/hook", hung.local_addr().unwrap());
-    let held: Arc<Mutex<Vec<tokio::net::TcpStream>>> = Arc::default();
-    let h = held.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = hung.accept().await {
-            h.lock().unwrap().push(s);
-        }
-    });
+    let (hung_url, _held) = hung_receiver().await;
     let (live_port, live) = receiver(None).await;
     let dir = tempfile::tempdir().unwrap();
     let hooks = format!(
