@@ -518,7 +518,12 @@ async fn shadow_comparisons_are_served_kept_and_reset() {
             "legacy"
         );
     }
-    let r = diffs_until(&e, "orders", |r| r["counters"]["compared"] == 10).await;
+    // The counters and the per-endpoint report are two updates on the mirror thread: wait
+    // for both (a read between them saw compared = 10 beside a report of 9).
+    let r = diffs_until(&e, "orders", |r| {
+        r["counters"]["compared"] == 10 && r["report"]["endpoints"][0]["compared"] == 10
+    })
+    .await;
     assert_eq!(r["mirroring"], true);
     assert_eq!(r["stage"], "shadow");
     assert_eq!(r["counters"]["mirrored"], 10);
