@@ -26,6 +26,10 @@ pub enum StoreError {
         expected: Option<i64>,
         actual: Option<i64>,
     },
+    /// A write only the fleet's leader may make came from a node that no longer holds the
+    /// leader lease (another node took it over); nothing was written. The API answers 409.
+    #[error("{0}")]
+    Fenced(String),
     /// Something the change refers to does not exist; nothing was written.
     #[error("{0}")]
     NotFound(String),

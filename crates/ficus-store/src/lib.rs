@@ -12,7 +12,10 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+#[macro_use]
+mod macros;
 mod error;
+pub mod fleet;
 mod options;
 mod store;
 mod target;
@@ -20,6 +23,10 @@ mod types;
 mod validate;
 
 pub use error::StoreError;
+pub use fleet::{
+    Fence, FleetState, LeaderRow, NodeBeat, NodeRegistration, NodeRow, Notice, Pruned,
+    RevisionListener, RolloutStatusRow, SyncState, TelemetrySlot,
+};
 pub use options::{
     limits, StoreOptions, DEFAULT_BUSY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PG_CONNECTIONS,
     DEFAULT_SQLITE_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,

@@ -68,4 +68,7 @@ pub mod limits {
     pub const MAX_SHADOW_PATH_BYTES: usize = 1024;
     /// A shadow sample's `data`, serialised as JSON.
     pub const MAX_SHADOW_SAMPLE_BYTES: usize = 1024 * 1024;
+    /// A telemetry row's encoded histogram (6 bytes per non-empty bucket; a few hundred
+    /// buckets exist).
+    pub const MAX_TELEMETRY_HIST_BYTES: usize = 64 * 1024;
 }

@@ -36,13 +36,19 @@ pub struct Store {
 struct Inner {
     pool: Pool,
     err: ErrorContext,
+    /// The node (gateway process) this handle writes for: stamped on every event it
+    /// appends, and left out when it tails the events of others. Set once.
+    node: std::sync::OnceLock<String>,
+    /// PostgreSQL only: how to open the dedicated LISTEN connection, and the schema that
+    /// tells this store's notifications from those of other stores in the same database.
+    listen: Option<crate::fleet::ListenTarget>,
     /// SQLite only: writers of this process queue here (in order, bounded by
     /// busy_timeout) before `BEGIN IMMEDIATE`, instead of all polling SQLite's busy handler
     /// at once. Writers of other processes are still held off by SQLite's own lock.
     write_queue: tokio::sync::Mutex<()>,
 }
 
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -61,7 +67,7 @@ macro_rules! on_pool {
 const SELECT_VERSION: &str =
     "SELECT number, sha256, text, author, message, created_at FROM config_versions";
 const SELECT_EVENT: &str =
-    "SELECT id, at, actor, kind, route, message, config_version, data FROM events";
+    "SELECT id, at, actor, kind, route, message, config_version, data, node FROM events";
 const SELECT_VERIFY_RUN: &str = "SELECT id, job, route, source_table, target_table, \
      started_at, finished_at, outcome, rows_compared, missing, extra, changed, error, report \
      FROM verify_runs";
@@ -75,8 +81,13 @@ const LATEST_NUMBER: &str = "SELECT MAX(number) FROM config_versions";
 const INSERT_VERSION: &str = "INSERT INTO config_versions \
      (number, sha256, text, author, message, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 const INSERT_EVENT: &str = "INSERT INTO events \
-     (at, actor, kind, route, message, config_version, data) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+     (at, actor, kind, route, message, config_version, data, node) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+// Every write another node must act on advances the revision, in its own transaction.
+const BUMP_REVISION: &str = "UPDATE store_meta SET revision = revision + 1, revision_at = $1 \
+     WHERE id = 1 RETURNING revision";
+// PostgreSQL delivers it to every LISTENing node when the transaction commits.
+const NOTIFY_REVISION: &str = "SELECT pg_notify($1, $2)";
 // A NULL field keeps the route's current value (OverrideChange::Set merges).
 const UPSERT_OVERRIDE: &str = "INSERT INTO route_overrides \
      (route, stage, weight_bp, updated_at, event_id) VALUES ($1, $2, $3, $4, $5) \
@@ -129,9 +140,13 @@ const SHADOW_SAMPLES_PER_INSERT: usize = 100;
 /// function and leaves the transaction to be rolled back when it is dropped. The body is
 /// compiled once per backend.
 macro_rules! in_write_tx {
-    ($store:expr, $doing:expr, $tx:ident => $body:expr) => {{
+    ($store:expr, $doing:expr, $tx:ident => $body:expr) => {
+        in_write_tx!($store, $doing, false, $tx => $body)
+    };
+    ($store:expr, $doing:expr, $bump:expr, $tx:ident => $body:expr) => {{
         let store: &Store = $store;
         let doing: &str = $doing;
+        let bump: bool = $bump;
         let err = store.err();
         match &store.inner.pool {
             Pool::Sqlite(pool) => {
@@ -141,6 +156,9 @@ macro_rules! in_write_tx {
                     .await
                     .map_err(|e| err.db("starting a write transaction", e))?;
                 let out = $body;
+                if bump {
+                    bump_revision!(store, $tx, false);
+                }
                 $tx.commit()
                     .await
                     .map_err(|e| err.db(&format!("committing ({doing})"), e))?;
@@ -156,6 +174,9 @@ macro_rules! in_write_tx {
                     .await
                     .map_err(|e| err.db("taking the store's write lock", e))?;
                 let out = $body;
+                if bump {
+                    bump_revision!(store, $tx, true);
+                }
                 $tx.commit()
                     .await
                     .map_err(|e| err.db(&format!("committing ({doing})"), e))?;
@@ -165,13 +186,39 @@ macro_rules! in_write_tx {
     }};
 }
 
+/// Advances the store's revision inside the open write transaction `$tx` and, on
+/// PostgreSQL, queues the NOTIFY that tells every listening node (delivered at commit, so
+/// a rolled-back write announces nothing). Evaluates to the new revision.
+macro_rules! bump_revision {
+    ($store:expr, $tx:ident, $notify:expr) => {{
+        let store: &Store = $store;
+        let err = store.err();
+        let revision: i64 = sqlx::query_scalar(BUMP_REVISION)
+            .bind(unix_ms())
+            .fetch_one(&mut *$tx)
+            .await
+            .map_err(|e| err.db("advancing the store's revision", e))?;
+        if $notify {
+            let payload = crate::fleet::notify_payload(store.inner.listen.as_ref(), revision);
+            sqlx::query(NOTIFY_REVISION)
+                .bind(crate::fleet::NOTIFY_CHANNEL)
+                .bind(payload)
+                .execute(&mut *$tx)
+                .await
+                .map_err(|e| err.db("notifying the fleet of the new revision", e))?;
+        }
+        revision
+    }};
+}
+
 /// The body of a commit, on an open transaction `$tx` that already holds the write lock.
 /// A macro rather than a function so it compiles against each backend's transaction
 /// type; any `?` leaves the transaction to be rolled back when it is dropped.
 macro_rules! apply_change {
-    ($tx:ident, $change:ident, $check:expr, $now:expr, $err:expr) => {
+    ($tx:ident, $change:ident, $check:expr, $now:expr, $err:expr, $node:expr) => {
         async {
             let err: &ErrorContext = $err;
+            let node: Option<&str> = $node;
             let now: i64 = $now;
             let latest: Option<i64> = sqlx::query_scalar(LATEST_NUMBER)
                 .fetch_one(&mut *$tx)
@@ -226,6 +273,7 @@ macro_rules! apply_change {
                     .bind(&ev.message)
                     .bind(config_version)
                     .bind(&ev.data)
+                    .bind(node)
                     .fetch_one(&mut *$tx)
                     .await
                     .map_err(|e| event_error(err, i, &ev.kind, config_version, e))?;
@@ -238,6 +286,7 @@ macro_rules! apply_change {
                     message: ev.message,
                     config_version,
                     data: ev.data,
+                    node: node.map(str::to_string),
                 });
             }
 
@@ -308,6 +357,7 @@ impl Store {
             connect_timeout: options.connect_timeout,
             statement_timeout: options.statement_timeout,
         };
+        let mut listen = None;
         let pool = match parsed.target {
             Target::Sqlite {
                 options: connect,
@@ -336,6 +386,12 @@ impl Store {
                 options: connect,
                 schema,
             } => {
+                listen = Some(crate::fleet::ListenTarget {
+                    options: (*connect)
+                        .clone()
+                        .application_name(crate::fleet::LISTENER_APPLICATION),
+                    schema: schema.clone(),
+                });
                 // One direct connection first: the pool would retry a refused connection
                 // until its acquire timeout and then report only "timed out"; this fails
                 // at once with the real cause.
@@ -379,7 +435,7 @@ impl Store {
                             .max(1),
                     )
                     .acquire_timeout(options.connect_timeout)
-                    .connect_lazy_with(*connect);
+                    .connect_lazy_with((*connect).application_name("ficus"));
                 PG_MIGRATIONS
                     .run(&pool)
                     .await
@@ -391,6 +447,8 @@ impl Store {
             inner: Arc::new(Inner {
                 pool,
                 err,
+                node: std::sync::OnceLock::new(),
+                listen,
                 write_queue: tokio::sync::Mutex::new(()),
             }),
         };
@@ -411,8 +469,27 @@ impl Store {
         &self.inner.err.url
     }
 
-    fn err(&self) -> &ErrorContext {
+    pub(crate) fn err(&self) -> &ErrorContext {
         &self.inner.err
+    }
+
+    /// Names the node this handle writes for (once; later calls are ignored): its events
+    /// carry the id.
+    pub fn set_node(&self, id: &str) {
+        let _ = self.inner.node.set(id.to_string());
+    }
+
+    /// The node set with [`Store::set_node`].
+    pub fn node(&self) -> Option<&str> {
+        self.inner.node.get().map(String::as_str)
+    }
+
+    pub(crate) fn listen_target(&self) -> Option<&crate::fleet::ListenTarget> {
+        self.inner.listen.as_ref()
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
     }
 
     /// One cheap query that proves the database answers and holds a ficus schema (for
@@ -640,17 +717,50 @@ impl Store {
     /// kind, a negative counter or time, sample data that is too large, or more rows than
     /// [`MAX_SHADOW_ROWS_PER_FLUSH`](crate::limits::MAX_SHADOW_ROWS_PER_FLUSH).
     pub async fn flush_shadow(&self, batch: &ShadowBatch) -> Result<(), StoreError> {
+        self.flush_shadow_seen(batch, None).await.map(|_| ())
+    }
+
+    /// [`flush_shadow`](Self::flush_shadow) for one node of a fleet, which learns of other
+    /// nodes' resets by tailing the events: `seen` is the last event id the node has acted
+    /// on. The rows of a route reset by an event after `seen` are left out, since the node
+    /// counted them before it knew of the reset (a comparison from before a reset never
+    /// survives it). Returns the routes left out, sorted.
+    pub async fn flush_shadow_seen(
+        &self,
+        batch: &ShadowBatch,
+        seen: Option<i64>,
+    ) -> Result<Vec<String>, StoreError> {
         validate::shadow_batch(batch)?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Merged and sorted by key: PostgreSQL refuses an upsert that touches one row twice,
         // and rows locked in one order by every writer cannot deadlock.
-        let endpoints = merge_shadow_endpoints(&batch.endpoints)?;
-        let fields = merge_shadow_fields(&batch.fields)?;
-        let samples = unique_shadow_samples(&batch.samples);
+        let mut endpoints = merge_shadow_endpoints(&batch.endpoints)?;
+        let mut fields = merge_shadow_fields(&batch.fields)?;
+        let mut samples = unique_shadow_samples(&batch.samples);
         let err = self.err();
-        in_write_tx!(self, "flushing shadow aggregates", tx => {
+        let skipped = in_write_tx!(self, "flushing shadow aggregates", tx => {
+            let mut skipped: Vec<String> = match seen {
+                // The write lock is held: no reset can commit between this read and ours.
+                Some(after) => sqlx::query_scalar(
+                    "SELECT DISTINCT route FROM events WHERE kind = $1 AND id > $2 \
+                     AND route IS NOT NULL",
+                )
+                .bind(SHADOW_RESET_KIND)
+                .bind(after)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| err.db("looking for shadow resets", e))?,
+                None => Vec::new(),
+            };
+            skipped.sort_unstable();
+            if !skipped.is_empty() {
+                let keep = |r: &String| skipped.binary_search(r).is_err();
+                endpoints.retain(|e| keep(&e.route));
+                fields.retain(|f| keep(&f.route));
+                samples.retain(|s| keep(&s.route));
+            }
             for chunk in endpoints.chunks(SHADOW_ROWS_PER_INSERT) {
                 let mut q = sqlx::QueryBuilder::new(INSERT_SHADOW_ENDPOINTS);
                 q.push_values(chunk, |mut row, e| {
@@ -705,8 +815,9 @@ impl Store {
                     .await
                     .map_err(|e| err.db("storing shadow samples", e))?;
             }
+            skipped
         });
-        Ok(())
+        Ok(skipped)
     }
 
     /// Every stored shadow aggregate of every route, samples included, to seed the
@@ -779,7 +890,8 @@ impl Store {
     ) -> Result<Event, StoreError> {
         validate::shadow_reset(route, actor, reason)?;
         let err = self.err();
-        let event = in_write_tx!(self, "resetting shadow aggregates", tx => {
+        let node = self.node();
+        let event = in_write_tx!(self, "resetting shadow aggregates", true, tx => {
             let mut removed = [0u64; 3];
             for (n, (sql, what)) in removed.iter_mut().zip([
                 (DELETE_SHADOW_ENDPOINTS, "deleting shadow endpoints"),
@@ -807,6 +919,7 @@ impl Store {
                 .bind(reason)
                 .bind(None::<i64>)
                 .bind(&data)
+                .bind(node)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| err.db("storing the shadow.reset event", e))?;
@@ -819,6 +932,7 @@ impl Store {
                 message: reason.to_string(),
                 config_version: None,
                 data,
+                node: node.map(str::to_string),
             }
         });
         Ok(event)
@@ -863,7 +977,18 @@ impl Store {
     /// store a new one, exactly one succeeds and the others get `Conflict`.
     pub async fn commit(&self, change: Change) -> Result<Committed, StoreError> {
         validate::change(&change)?;
-        self.write(change, true).await
+        self.write(change, true, None).await
+    }
+
+    /// [`commit`](Self::commit) for a write only the fleet's leader may make (a rollout
+    /// controller's step): refused with `Fenced` unless `fence` still holds the lease.
+    pub async fn commit_fenced(
+        &self,
+        change: Change,
+        fence: &crate::fleet::Fence,
+    ) -> Result<Committed, StoreError> {
+        validate::change(&change)?;
+        self.write(change, true, Some(fence)).await
     }
 
     /// Appends events without checking or changing the config version or the overrides
@@ -875,11 +1000,31 @@ impl Store {
             ..Change::default()
         };
         validate::change(&change)?;
-        Ok(self.write(change, false).await?.events)
+        Ok(self.write(change, false, None).await?.events)
     }
 
-    async fn write(&self, change: Change, check: bool) -> Result<Committed, StoreError> {
+    /// [`append_events`](Self::append_events) for the leader only (a rollout verdict).
+    pub async fn append_events_fenced(
+        &self,
+        events: Vec<NewEvent>,
+        fence: &crate::fleet::Fence,
+    ) -> Result<Vec<Event>, StoreError> {
+        let change = Change {
+            events,
+            ..Change::default()
+        };
+        validate::change(&change)?;
+        Ok(self.write(change, false, Some(fence)).await?.events)
+    }
+
+    async fn write(
+        &self,
+        change: Change,
+        check: bool,
+        fence: Option<&crate::fleet::Fence>,
+    ) -> Result<Committed, StoreError> {
         let err = self.err();
+        let node = self.node();
         match &self.inner.pool {
             Pool::Sqlite(pool) => {
                 let _queued = tokio::time::timeout(err.busy_timeout, self.inner.write_queue.lock())
@@ -899,9 +1044,11 @@ impl Store {
                     .begin_with("BEGIN IMMEDIATE")
                     .await
                     .map_err(|e| err.db("starting a write transaction", e))?;
+                check_fence!(self, tx, fence, false);
                 // Taken after BEGIN so that time spent waiting for the lock is not in it.
                 let now = unix_ms();
-                let out = apply_change!(tx, change, check, now, err)?;
+                let out = apply_change!(tx, change, check, now, err, node)?;
+                bump_revision!(self, tx, false);
                 tx.commit()
                     .await
                     .map_err(|e| err.db("committing the change", e))?;
@@ -916,8 +1063,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| err.db("taking the store's write lock", e))?;
+                check_fence!(self, tx, fence, true);
                 let now = unix_ms();
-                let out = apply_change!(tx, change, check, now, err)?;
+                let out = apply_change!(tx, change, check, now, err, node)?;
+                bump_revision!(self, tx, true);
                 tx.commit()
                     .await
                     .map_err(|e| err.db("committing the change", e))?;
@@ -1159,6 +1308,7 @@ mod tests {
             message: String::new(),
             config_version: None,
             data: serde_json::Value::Null,
+            node: None,
         };
         let events = [ev(7, None), ev(8, Some("a")), ev(9, Some("b"))];
         assert_eq!(explaining_event(&events, "b"), 9);

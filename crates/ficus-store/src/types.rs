@@ -48,6 +48,10 @@ pub struct Event {
     pub config_version: Option<i64>,
     /// Details and evidence.
     pub data: serde_json::Value,
+    /// The id of the node (gateway process) that recorded the event; `None` for events
+    /// written before fleet mode or through a store handle that names no node.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// The runtime stage and/or weight of one route, which wins over the file until the file

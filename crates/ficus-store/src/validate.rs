@@ -290,3 +290,50 @@ pub(crate) fn shadow_reset(route: &str, actor: &str, reason: &str) -> Result<(),
     name("shadow reset actor", actor)?;
     text("shadow reset reason", reason, MAX_MESSAGE_BYTES)
 }
+
+pub(crate) fn node(node: &crate::fleet::NodeRegistration) -> Result<(), StoreError> {
+    name("node id", &node.id)?;
+    name(&format!("node {} name", node.id), &node.name)?;
+    text(
+        &format!("node {} host", node.id),
+        &node.host,
+        MAX_NAME_BYTES,
+    )?;
+    text(
+        &format!("node {} version", node.id),
+        &node.version,
+        MAX_NAME_BYTES,
+    )?;
+    if let Some(url) = &node.admin_url {
+        text(&format!("node {} admin_url", node.id), url, MAX_NAME_BYTES)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn telemetry_slot(s: &crate::fleet::TelemetrySlot) -> Result<(), StoreError> {
+    let at = || {
+        format!(
+            "telemetry row {} {} side {} at {}",
+            s.node_id, s.route, s.side, s.at
+        )
+    };
+    name("telemetry node id", &s.node_id)?;
+    name(&format!("{} route", at()), &s.route)?;
+    if !(0..=1).contains(&s.side) {
+        return Err(invalid(format!(
+            "{}: side must be 0 (legacy) or 1 (modern)",
+            at()
+        )));
+    }
+    if s.by_class.iter().any(|c| *c < 0) || s.fallbacks < 0 || s.latency_sum_us < 0 {
+        return Err(invalid(format!("{}: counts must be >= 0", at())));
+    }
+    if s.hist.len() > MAX_TELEMETRY_HIST_BYTES {
+        return Err(invalid(format!(
+            "{}: the histogram is {} bytes, more than the limit of {MAX_TELEMETRY_HIST_BYTES}",
+            at(),
+            s.hist.len()
+        )));
+    }
+    Ok(())
+}
