@@ -6,11 +6,13 @@
 pub mod model;
 pub mod plan;
 mod raw;
+pub mod scope;
 mod suggest;
 pub mod units;
 mod validate;
 
 pub use model::*;
+pub use scope::{fleet_text, is_node_local, parse_fleet_str, NODE_LOCAL};
 
 use std::path::{Path, PathBuf};
 
@@ -70,7 +72,7 @@ pub enum LoadError {
 /// Parses and validates a config text. `origin` names the file in diagnostics; relative paths
 /// in the file (TLS files, CA files, pid file, access log) are resolved against `base_dir`.
 pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Diagnostics> {
-    validate::parse(text, origin, base_dir)
+    validate::parse(text, origin, base_dir, validate::Scope::File)
 }
 
 /// Reads, parses and validates a config file.

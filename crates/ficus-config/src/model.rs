@@ -121,6 +121,27 @@ pub mod defaults {
     pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
     /// Tries after the first failed POST of an event.
     pub const WEBHOOK_RETRIES: u32 = 3;
+
+    /// Fleet: how often a node reads the store's revision, in case a notification was lost.
+    pub const FLEET_POLL_INTERVAL: Duration = Duration::from_secs(2);
+    /// Fleet: how often a node records that it is alive (and renews the lease if it leads).
+    pub const FLEET_HEARTBEAT: Duration = Duration::from_secs(1);
+    /// Fleet: a node silent for this long shows as down.
+    pub const FLEET_DEAD_AFTER: Duration = Duration::from_secs(10);
+    /// Fleet: a node silent for this long is removed from the registry.
+    pub const FLEET_PRUNE_AFTER: Duration = Duration::from_secs(3600);
+    /// Fleet: the leader lease; a leader that stops renewing is replaced after it.
+    pub const FLEET_LEASE: Duration = Duration::from_secs(5);
+    /// Fleet: how often a node writes its closed seconds of traffic to the store.
+    pub const FLEET_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+    /// Fleet: per-second traffic rows kept in the store.
+    pub const FLEET_SECONDS_KEPT: Duration = Duration::from_secs(15 * 60);
+    /// Fleet: per-minute traffic rows kept in the store.
+    pub const FLEET_MINUTES_KEPT: Duration = Duration::from_secs(35 * 24 * 3600);
+    /// Fleet: the shortest poll_interval, heartbeat and flush_interval accepted.
+    pub const FLEET_MIN_INTERVAL: Duration = Duration::from_millis(100);
+    /// Fleet: the longest poll_interval, heartbeat and flush_interval accepted.
+    pub const FLEET_MAX_INTERVAL: Duration = Duration::from_secs(60);
 }
 
 /// The whole, validated configuration.
@@ -147,6 +168,10 @@ pub struct Config {
     pub shadow: ShadowSettings,
     /// `[[webhook]]`: where events are POSTed as JSON.
     pub webhooks: Vec<Webhook>,
+    /// `[node]`: this process's name in a fleet (node-local).
+    pub node: Node,
+    /// `[fleet]`: how this process takes part in a fleet (node-local).
+    pub fleet: FleetSettings,
 }
 
 impl Config {
@@ -159,6 +184,39 @@ impl Config {
         self.routes
             .iter()
             .chain(std::iter::once(&self.default_route))
+    }
+}
+
+/// `[node]`: this process's identity among the nodes sharing a store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Node {
+    /// Shown by `ficus fleet` and the dashboard (default: the host name).
+    pub name: Option<String>,
+    /// The admin API URL other people reach this node at (default: from `[admin] bind`).
+    pub admin_url: Option<String>,
+}
+
+/// `[fleet]`: the timings of this node's part in a fleet (see docs/fleet.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetSettings {
+    pub poll_interval: Duration,
+    pub heartbeat: Duration,
+    pub dead_after: Duration,
+    pub prune_after: Duration,
+    pub lease: Duration,
+    pub flush_interval: Duration,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            poll_interval: defaults::FLEET_POLL_INTERVAL,
+            heartbeat: defaults::FLEET_HEARTBEAT,
+            dead_after: defaults::FLEET_DEAD_AFTER,
+            prune_after: defaults::FLEET_PRUNE_AFTER,
+            lease: defaults::FLEET_LEASE,
+            flush_interval: defaults::FLEET_FLUSH_INTERVAL,
+        }
     }
 }
 

@@ -18,7 +18,9 @@ use crate::suggest::{did_you_mean, nearest};
 use crate::units::{self, UnitError};
 use crate::{Diagnostic, Diagnostics};
 
-const TOP_LEVEL: [(&str, &str); 12] = [
+mod fleet;
+
+const TOP_LEVEL: [(&str, &str); 14] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -31,6 +33,8 @@ const TOP_LEVEL: [(&str, &str); 12] = [
     ("verify", "[[verify]]"),
     ("shadow", "[shadow]"),
     ("webhook", "[[webhook]]"),
+    ("node", "[node]"),
+    ("fleet", "[fleet]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -179,11 +183,26 @@ const METHOD_HELP: &str = "methods are upper-case HTTP method names such as \"GE
 /// Continuation lines of a multi-line help line up under the text after `  help: `.
 const HELP_INDENT: &str = "\n        ";
 
-pub(crate) fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Diagnostics> {
+/// What a text is: a node's whole config file, or the fleet-wide part stored as a version
+/// (where the node-local sections, `[[listener]]` among them, are optional: each node
+/// brings its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    File,
+    Fleet,
+}
+
+pub(crate) fn parse(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    scope: Scope,
+) -> Result<Config, Diagnostics> {
     let mut v = Validator {
         lines: LineIndex::new(text),
         diags: Vec::new(),
         base_dir,
+        scope,
     };
     let config = match DeTable::parse(text) {
         Ok(doc) => v.document(doc.get_ref(), doc.span()),
@@ -251,6 +270,7 @@ struct Validator<'s, 'b> {
     lines: LineIndex<'s>,
     diags: Vec<Diagnostic>,
     base_dir: &'b Path,
+    scope: Scope,
 }
 
 impl<'s> Validator<'s, '_> {
@@ -656,10 +676,18 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.webhooks(e),
             None => Vec::new(),
         };
+        let node = match find("node") {
+            Some(e) => self.node(e),
+            None => Node::default(),
+        };
+        let fleet = match find("fleet") {
+            Some(e) => self.fleet(e),
+            None => FleetSettings::default(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
-        if missing("listener") {
+        if missing("listener") && self.scope == Scope::File {
             self.error(
                 &start,
                 "no [[listener]] configured: ficus would not accept any connection",
@@ -703,6 +731,8 @@ impl<'s> Validator<'s, '_> {
             verify,
             shadow,
             webhooks,
+            node,
+            fleet,
         })
     }
 

@@ -323,6 +323,8 @@ fn full_config_parses_into_the_model() {
         verify: Vec::new(),
         shadow: ShadowSettings::default(),
         webhooks: Vec::new(),
+        node: Node::default(),
+        fleet: FleetSettings::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -413,6 +415,8 @@ fn minimal_config_gets_every_default() {
         verify: Vec::new(),
         shadow: ShadowSettings::default(),
         webhooks: Vec::new(),
+        node: Node::default(),
+        fleet: FleetSettings::default(),
     };
     assert_eq!(config, expected);
 }
