@@ -10,6 +10,7 @@
 #![deny(rust_2018_idioms)]
 
 mod buckets;
+pub mod fleet;
 pub mod inventory;
 mod prom;
 pub mod shadow;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use buckets::{fine_index, fine_lower_us, fine_upper_us, FINE_BUCKETS, PROM_BUCKETS_SECONDS};
+pub use fleet::{decode_hist, encode_hist, SlotRow};
 pub use shadow::{DropReason, ShadowCounters, ShadowTotals};
 pub use window::{SlotSummary, WindowStats, WINDOW_SLOTS};
 
@@ -232,6 +234,8 @@ pub struct Telemetry {
     routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
     inventory: inventory::Inventory,
     extra: Mutex<Vec<(&'static str, ExtraMetrics)>>,
+    /// The other nodes' seconds, for the fleet-wide view (see [`fleet`]).
+    remote: Mutex<fleet::Remote>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -250,6 +254,7 @@ impl Telemetry {
             routes: Mutex::new(HashMap::new()),
             inventory: inventory::Inventory::new(shards, inventory::MAX_ENDPOINTS),
             extra: Mutex::new(Vec::new()),
+            remote: Mutex::new(fleet::Remote::default()),
         })
     }
 

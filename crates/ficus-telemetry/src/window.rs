@@ -13,14 +13,55 @@ use crate::Totals;
 pub const WINDOW_SLOTS: usize = 900;
 
 /// One second of one side.
-#[derive(Debug, Clone)]
-struct Slot {
-    at_s: u64,
-    by_class: [u32; 5],
-    fallbacks: u32,
-    latency_sum_us: u64,
-    /// Non-empty fine buckets: (index, count).
-    hist: Vec<(u16, u32)>,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub at_s: u64,
+    pub by_class: [u32; 5],
+    pub fallbacks: u32,
+    pub latency_sum_us: u64,
+    /// Non-empty fine buckets: (index, count), by index.
+    pub hist: Vec<(u16, u32)>,
+}
+
+impl Slot {
+    pub fn requests(&self) -> u32 {
+        self.by_class.iter().fold(0u32, |a, b| a.saturating_add(*b))
+    }
+
+    /// Adds another slot of the same second (another node's).
+    pub fn add(&mut self, other: &Slot) {
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a = a.saturating_add(b);
+        }
+        self.fallbacks = self.fallbacks.saturating_add(other.fallbacks);
+        self.latency_sum_us = self.latency_sum_us.saturating_add(other.latency_sum_us);
+        let (a, b) = (&self.hist, &other.hist);
+        let mut merged: Vec<(u16, u32)> = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            match (a.get(i).copied(), b.get(j).copied()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    merged.push((x.0, x.1.saturating_add(y.1)));
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    merged.push(x);
+                    i += 1;
+                }
+                (Some(x), None) => {
+                    merged.push(x);
+                    i += 1;
+                }
+                (_, Some(y)) => {
+                    merged.push(y);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        self.hist = merged;
+    }
 }
 
 /// The slots of one side plus the cumulative totals at the last tick (to take differences).
@@ -99,26 +140,64 @@ impl Ring {
         });
     }
 
-    fn last_slots(&self, seconds: u32) -> impl Iterator<Item = &Slot> {
+    pub(crate) fn last(&self, seconds: u32) -> impl Iterator<Item = &Slot> {
         let n = (seconds as usize).min(self.slots.len());
         self.slots.iter().skip(self.slots.len() - n)
     }
 
+    /// The closed slots that end after `at_s`, oldest first.
+    pub(crate) fn slots_after(&self, at_s: u64) -> impl Iterator<Item = &Slot> {
+        let start = self.slots.partition_point(|s| s.at_s <= at_s);
+        self.slots.range(start..)
+    }
+
+    /// When the newest closed slot ended.
+    pub(crate) fn newest(&self) -> Option<u64> {
+        self.slots.back().map(|s| s.at_s)
+    }
+
     pub(crate) fn window(&self, seconds: u32) -> WindowStats {
-        let mut by_class = [0u64; 5];
-        let (mut fallbacks, mut sum_us, mut covered) = (0u64, 0u64, 0u32);
-        let mut merged = vec![0u64; FINE_BUCKETS];
-        for s in self.last_slots(seconds) {
-            covered += 1;
-            for (a, b) in by_class.iter_mut().zip(s.by_class) {
-                *a += u64::from(b);
-            }
-            fallbacks += u64::from(s.fallbacks);
-            sum_us += s.latency_sum_us;
-            for (i, c) in &s.hist {
-                merged[usize::from(*i)] += u64::from(*c);
-            }
+        let slots: Vec<&Slot> = self.last(seconds).collect();
+        let covered = u32::try_from(slots.len()).unwrap_or(u32::MAX);
+        stats(slots, covered)
+    }
+
+    pub(crate) fn series(&self, seconds: u32) -> Vec<SlotSummary> {
+        self.last(seconds).map(summary).collect()
+    }
+}
+
+/// One slot as a chart point.
+pub(crate) fn summary(s: &Slot) -> SlotSummary {
+    let mut fine = vec![0u64; FINE_BUCKETS];
+    for (i, c) in &s.hist {
+        fine[usize::from(*i)] = u64::from(*c);
+    }
+    SlotSummary {
+        t: s.at_s,
+        requests: s.requests(),
+        errors: s.by_class[4],
+        fallbacks: s.fallbacks,
+        p99_ms: Quantiles::from_buckets(&fine).map(|q| q.ms(0.99)),
+    }
+}
+
+/// Aggregates over some slots, `covered` seconds long.
+pub(crate) fn stats<'a>(slots: impl IntoIterator<Item = &'a Slot>, covered: u32) -> WindowStats {
+    let mut by_class = [0u64; 5];
+    let (mut fallbacks, mut sum_us) = (0u64, 0u64);
+    let mut merged = vec![0u64; FINE_BUCKETS];
+    for s in slots {
+        for (a, b) in by_class.iter_mut().zip(s.by_class) {
+            *a += u64::from(b);
         }
+        fallbacks += u64::from(s.fallbacks);
+        sum_us += s.latency_sum_us;
+        for (i, c) in &s.hist {
+            merged[usize::from(*i)] += u64::from(*c);
+        }
+    }
+    {
         let requests: u64 = by_class.iter().sum();
         let errors = by_class[4];
         let q = Quantiles::from_buckets(&merged);
@@ -143,24 +222,6 @@ impl Ring {
             p99_ms: q.as_ref().map(|q| q.ms(0.99)),
             mean_ms: (requests > 0).then(|| sum_us as f64 / requests as f64 / 1000.0),
         }
-    }
-
-    pub(crate) fn series(&self, seconds: u32) -> Vec<SlotSummary> {
-        self.last_slots(seconds)
-            .map(|s| {
-                let mut fine = vec![0u64; FINE_BUCKETS];
-                for (i, c) in &s.hist {
-                    fine[usize::from(*i)] = u64::from(*c);
-                }
-                SlotSummary {
-                    t: s.at_s,
-                    requests: s.by_class.iter().sum(),
-                    errors: s.by_class[4],
-                    fallbacks: s.fallbacks,
-                    p99_ms: Quantiles::from_buckets(&fine).map(|q| q.ms(0.99)),
-                }
-            })
-            .collect()
     }
 }
 
