@@ -21,6 +21,9 @@ use crate::diff::{Comparison, Difference, Kind};
 use crate::noise::{classify, Rates, Thresholds, Verdict};
 use crate::sample::SampleData;
 
+/// Sample ids of a fleet's nodes differ in their residue modulo this.
+pub const NODE_SLOTS: i64 = 1024;
+
 /// Bounds of an [`Aggregator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -253,7 +256,10 @@ pub struct Aggregator {
     dropped_fields: u64,
     samples: HashMap<i64, Sample>,
     pending_samples: Vec<Sample>,
+    /// The counter part of the next sample id (see [`Aggregator::set_node_slot`]).
     next_id: i64,
+    /// This node's residue of sample ids modulo [`NODE_SLOTS`].
+    node_slot: i64,
 }
 
 impl Aggregator {
@@ -269,6 +275,7 @@ impl Aggregator {
             samples: HashMap::new(),
             pending_samples: Vec::new(),
             next_id: 1,
+            node_slot: 0,
         }
     }
 
@@ -365,9 +372,13 @@ impl Aggregator {
                 continue;
             };
             // Seeded from the clock so ids stay ahead of those stored before a restart even
-            // when nothing was loaded; monotonic within the process regardless.
+            // when nothing was loaded; monotonic within the process regardless. The node's
+            // slot keeps the ids of the nodes of a fleet apart.
             self.next_id = self.next_id.max(at_ms.saturating_mul(1000));
-            let id = self.next_id;
+            let id = self
+                .next_id
+                .saturating_mul(NODE_SLOTS)
+                .saturating_add(self.node_slot);
             self.next_id += 1;
             f.samples.push(id);
             let s = Sample {
@@ -500,6 +511,61 @@ impl Aggregator {
         self.samples.get(&id)
     }
 
+    /// Replaces the totals with `stored` (the store's counters, which the other nodes of a
+    /// fleet add to) plus `unstored` (a taken delta whose flush has not succeeded yet) plus
+    /// what is pending here: the fleet-wide counts, with nothing of this node's counted
+    /// twice or lost. Samples are left as they are.
+    pub fn refresh_counts(&mut self, stored: &Delta, unstored: &Delta) {
+        for eps in self.routes.values_mut() {
+            for ep in eps.values_mut() {
+                ep.total = ep.pending.unwrap_or_default();
+                for kinds in ep.fields.values_mut() {
+                    for f in kinds.iter_mut().flatten() {
+                        f.total = f.pending.unwrap_or_default();
+                    }
+                }
+            }
+        }
+        let limits = self.limits;
+        for row in stored.endpoints.iter().chain(&unstored.endpoints) {
+            let Some(ep) = endpoint_mut(
+                &mut self.routes,
+                &row.route,
+                &row.endpoint,
+                &mut self.endpoint_count,
+                limits.max_endpoints,
+            ) else {
+                self.dropped_endpoints += 1;
+                continue;
+            };
+            ep.total.add(&EpCounts {
+                compared: row.compared,
+                differing: row.differing,
+                noise_compared: row.noise_compared,
+                noise_differing: row.noise_differing,
+                last_ms: row.last_ms,
+            });
+        }
+        for row in stored.fields.iter().chain(&unstored.fields) {
+            let Some(f) = self.field_for_load(&row.route, &row.endpoint, &row.path, row.kind)
+            else {
+                continue;
+            };
+            f.total.add(&FieldCounts {
+                differing: row.differing,
+                noise_differing: row.noise_differing,
+                last_ms: row.last_ms,
+            });
+        }
+    }
+
+    /// Sets this node's slot (its registration number in the fleet, modulo [`NODE_SLOTS`]):
+    /// sample ids are `counter * NODE_SLOTS + slot`, so nodes sharing a store never pick
+    /// the same id for different samples.
+    pub fn set_node_slot(&mut self, seq: i64) {
+        self.node_slot = seq.rem_euclid(NODE_SLOTS);
+    }
+
     /// Forgets a route: counts, samples and pending increments (the store clears its rows).
     pub fn reset(&mut self, route: &str) {
         if let Some(eps) = self.routes.remove(route) {
@@ -590,7 +656,7 @@ impl Aggregator {
         let mut samples = state.samples;
         samples.sort_by_key(|s| s.id);
         for s in samples {
-            self.next_id = self.next_id.max(s.id.saturating_add(1));
+            self.next_id = self.next_id.max((s.id / NODE_SLOTS).saturating_add(1));
             if self.samples.len() >= limits.max_samples || self.samples.contains_key(&s.id) {
                 continue;
             }

@@ -27,7 +27,7 @@ pub mod sample;
 
 pub use aggregate::{
     Aggregator, Delta, EndpointReport, EndpointRow, FieldReport, FieldRow, Limits, Report,
-    RouteReport, Sample, MIN_ENDPOINT_NOISE,
+    RouteReport, Sample, MIN_ENDPOINT_NOISE, NODE_SLOTS,
 };
 pub use diff::{compare, Comparison, Difference, Exchange, Kind, UnknownKind, MAX_DIFFERENCES};
 pub use json::MAX_RENDER_CHARS;

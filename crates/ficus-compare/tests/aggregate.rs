@@ -573,3 +573,58 @@ fn an_endpoint_without_its_own_noise_sample_uses_the_routes_pooled_noise() {
         "the endpoint's own counts are still shown as they are"
     );
 }
+
+#[test]
+fn fleet_counts_are_the_stored_ones_plus_what_is_not_stored_yet() {
+    // Two nodes of a fleet compare the same endpoint; each flushes its deltas to the store
+    // (here: a Delta summed by hand) and refreshes from it.
+    let mut a = Aggregator::default();
+    let mut b = Aggregator::default();
+    a.set_node_slot(1);
+    b.set_node_slot(2);
+    for i in 0..3 {
+        a.record("r", "e", 10 + i, &diffs(&[("$.a", Kind::Value)]), None, || {
+            data("a")
+        });
+    }
+    for i in 0..5 {
+        b.record("r", "e", 20 + i, &Comparison::default(), None, || data("b"));
+    }
+    let da = a.take_delta();
+    let db = b.take_delta();
+    // Sample ids of the two nodes never collide.
+    let ids: Vec<i64> = da.samples.iter().chain(&db.samples).map(|s| s.id).collect();
+    assert!(ids.iter().all(|id| id.rem_euclid(ficus_compare::NODE_SLOTS) == 1));
+    let mut stored = da.clone();
+    stored.endpoints[0].compared += db.endpoints[0].compared;
+    stored.endpoints[0].last_ms = 24;
+    // a compares twice more before the refresh; b's flush of 5 is stored.
+    a.record("r", "e", 30, &Comparison::default(), None, || data("a"));
+    a.record("r", "e", 31, &diffs(&[("$.a", Kind::Value)]), None, || {
+        data("a")
+    });
+    a.refresh_counts(&stored, &Delta::default());
+    let r = a.report(Some("r"));
+    let e = &r.routes[0].endpoints[0];
+    assert_eq!((e.compared, e.differing), (3 + 5 + 2, 3 + 1));
+    assert_eq!(e.last_ms, 31);
+    assert_eq!(e.fields[0].differing, 4);
+    // A delta taken but not stored yet (its flush failed) still counts, once.
+    let pending = a.take_delta();
+    assert_eq!(pending.endpoints[0].compared, 2);
+    a.refresh_counts(&stored, &pending);
+    assert_eq!(a.report(Some("r")).routes[0].endpoints[0].compared, 10);
+    // Refreshing again changes nothing.
+    a.refresh_counts(&stored, &pending);
+    assert_eq!(a.report(Some("r")).routes[0].endpoints[0].compared, 10);
+    // Ids loaded from other nodes do not pull this node's ids into their slot.
+    let mut c = Aggregator::default();
+    c.set_node_slot(3);
+    c.load(db.clone());
+    c.record("r", "e", 40, &diffs(&[("$.z", Kind::Value)]), None, || {
+        data("c")
+    });
+    let dc = c.take_delta();
+    assert_eq!(dc.samples.len(), 1);
+    assert_eq!(dc.samples[0].id.rem_euclid(ficus_compare::NODE_SLOTS), 3);
+}

@@ -825,6 +825,16 @@ impl Store {
     /// meanwhile is either wholly in it or not at all. Sorted by key (byte order of route,
     /// endpoint, path, kind; samples by id), the same on both backends.
     pub async fn load_shadow(&self) -> Result<ShadowBatch, StoreError> {
+        self.load_shadow_rows(true).await
+    }
+
+    /// [`load_shadow`](Self::load_shadow) without the samples: the counters a node of a
+    /// fleet refreshes its view from after each flush.
+    pub async fn load_shadow_counts(&self) -> Result<ShadowBatch, StoreError> {
+        self.load_shadow_rows(false).await
+    }
+
+    async fn load_shadow_rows(&self, with_samples: bool) -> Result<ShadowBatch, StoreError> {
         let err = self.err();
         // SQLite (WAL): a deferred transaction reads one snapshot from its first read on.
         let begin = match self.inner.pool {
@@ -845,10 +855,14 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(|e| err.db("reading shadow fields", e))?;
-                let samples = sqlx::query_as::<_, ShadowSample>(SELECT_SHADOW_SAMPLE)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| err.db("reading shadow samples", e))?;
+                let samples = if with_samples {
+                    sqlx::query_as::<_, ShadowSample>(SELECT_SHADOW_SAMPLE)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| err.db("reading shadow samples", e))?
+                } else {
+                    Vec::new()
+                };
                 tx.commit()
                     .await
                     .map_err(|e| err.db("ending the read transaction", e))?;
