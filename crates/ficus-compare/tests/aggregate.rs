@@ -583,9 +583,14 @@ fn fleet_counts_are_the_stored_ones_plus_what_is_not_stored_yet() {
     a.set_node_slot(1);
     b.set_node_slot(2);
     for i in 0..3 {
-        a.record("r", "e", 10 + i, &diffs(&[("$.a", Kind::Value)]), None, || {
-            data("a")
-        });
+        a.record(
+            "r",
+            "e",
+            10 + i,
+            &diffs(&[("$.a", Kind::Value)]),
+            None,
+            || data("a"),
+        );
     }
     for i in 0..5 {
         b.record("r", "e", 20 + i, &Comparison::default(), None, || data("b"));
@@ -594,7 +599,9 @@ fn fleet_counts_are_the_stored_ones_plus_what_is_not_stored_yet() {
     let db = b.take_delta();
     // Sample ids of the two nodes never collide.
     let ids: Vec<i64> = da.samples.iter().chain(&db.samples).map(|s| s.id).collect();
-    assert!(ids.iter().all(|id| id.rem_euclid(ficus_compare::NODE_SLOTS) == 1));
+    assert!(ids
+        .iter()
+        .all(|id| id.rem_euclid(ficus_compare::NODE_SLOTS) == 1));
     let mut stored = da.clone();
     stored.endpoints[0].compared += db.endpoints[0].compared;
     stored.endpoints[0].last_ms = 24;

@@ -595,13 +595,13 @@ impl Store {
 
     /// Retention: per-second rows older than `seconds_before` (unix s), per-minute rows
     /// older than `minutes_before` (minute number), and nodes silent since `nodes_before`
-    /// (unix ms, database clock). Leader only.
+    /// (unix ms, database clock). With `Some(fence)`: only while that node leads.
     pub async fn prune_fleet(
         &self,
         seconds_before: i64,
         minutes_before: i64,
         nodes_before: i64,
-        fence: &Fence,
+        fence: Option<&Fence>,
     ) -> Result<Pruned, StoreError> {
         let err = self.err();
         with_pool!(self, p => async {
@@ -611,7 +611,7 @@ impl Store {
             }
             .map_err(|e| err.db("starting retention", e))?;
             let pg = matches!(self.pool(), Pool::Postgres(_));
-            check_fence!(self, tx, Some(fence), pg);
+            check_fence!(self, tx, fence, pg);
             let seconds = sqlx::query("DELETE FROM telemetry_seconds WHERE at_s < $1")
                 .bind(seconds_before)
                 .execute(&mut *tx)
@@ -636,6 +636,17 @@ impl Store {
         .await)
     }
 
+    /// The store's revision alone: the cheap check a node polls.
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        let err = self.err();
+        with_pool!(self, p => {
+            sqlx::query_scalar::<_, i64>("SELECT revision FROM store_meta WHERE id = 1")
+                .fetch_one(p)
+                .await
+        })
+        .map_err(|e| err.db("reading the store's revision", e))
+    }
+
     /// The last event handed to the webhook receivers.
     pub async fn webhook_cursor(&self) -> Result<i64, StoreError> {
         let err = self.err();
@@ -647,8 +658,13 @@ impl Store {
         .map_err(|e| err.db("reading the webhook cursor", e))
     }
 
-    /// Moves the webhook cursor (leader only; it never goes back).
-    pub async fn set_webhook_cursor(&self, event_id: i64, fence: &Fence) -> Result<(), StoreError> {
+    /// Moves the webhook cursor (it never goes back). With `Some(fence)`: only while that
+    /// node still leads.
+    pub async fn set_webhook_cursor(
+        &self,
+        event_id: i64,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         let err = self.err();
         with_pool!(self, p => async {
             let mut tx = match self.pool() {
@@ -657,7 +673,7 @@ impl Store {
             }
             .map_err(|e| err.db("starting a transaction", e))?;
             let pg = matches!(self.pool(), Pool::Postgres(_));
-            check_fence!(self, tx, Some(fence), pg);
+            check_fence!(self, tx, fence, pg);
             sqlx::query(
                 "UPDATE webhook_cursor SET event_id = $1 WHERE id = 1 AND event_id < $1",
             )
@@ -670,12 +686,12 @@ impl Store {
         .await)
     }
 
-    /// Publishes a route's rollout status (leader only).
+    /// Publishes a route's rollout status (with `Some(fence)`: only while that node leads).
     pub async fn put_rollout_status(
         &self,
         route: &str,
         data: &serde_json::Value,
-        fence: &Fence,
+        fence: Option<&Fence>,
     ) -> Result<(), StoreError> {
         let err = self.err();
         let now = now_sql(self.pool());
@@ -691,10 +707,10 @@ impl Store {
             }
             .map_err(|e| err.db("starting a transaction", e))?;
             let pg = matches!(self.pool(), Pool::Postgres(_));
-            check_fence!(self, tx, Some(fence), pg);
+            check_fence!(self, tx, fence, pg);
             sqlx::query(&sql)
                 .bind(route)
-                .bind(&fence.node_id)
+                .bind(fence.map_or_else(|| self.node().unwrap_or(""), |f| f.node_id.as_str()))
                 .bind(data)
                 .execute(&mut *tx)
                 .await

@@ -285,17 +285,17 @@ async fn one_leader_and_fenced_writes(db: Db) {
         Err(StoreError::Fenced(_))
     ));
     assert!(matches!(
-        store.set_webhook_cursor(5, &fence_a).await,
+        store.set_webhook_cursor(5, Some(&fence_a)).await,
         Err(StoreError::Fenced(_))
     ));
     assert!(matches!(
         store
-            .put_rollout_status("orders", &json!({}), &fence_a)
+            .put_rollout_status("orders", &json!({}), Some(&fence_a))
             .await,
         Err(StoreError::Fenced(_))
     ));
     assert!(matches!(
-        store.prune_fleet(0, 0, 0, &fence_a).await,
+        store.prune_fleet(0, 0, 0, Some(&fence_a)).await,
         Err(StoreError::Fenced(_))
     ));
     assert_eq!(store.sync_state().await.unwrap(), before);
@@ -421,7 +421,7 @@ async fn retention_prunes_old_rows_and_silent_nodes(db: Db) {
         node_id: "new".into(),
         epoch: 1,
     };
-    let pruned = store.prune_fleet(250, 3, cut, &fence).await.unwrap();
+    let pruned = store.prune_fleet(250, 3, cut, Some(&fence)).await.unwrap();
     assert_eq!(
         pruned,
         Pruned {
@@ -453,8 +453,8 @@ async fn webhook_cursor_only_moves_forward(db: Db) {
         node_id: "a".into(),
         epoch: 1,
     };
-    store.set_webhook_cursor(9, &fence).await.unwrap();
-    store.set_webhook_cursor(4, &fence).await.unwrap();
+    store.set_webhook_cursor(9, Some(&fence)).await.unwrap();
+    store.set_webhook_cursor(4, Some(&fence)).await.unwrap();
     assert_eq!(store.webhook_cursor().await.unwrap(), 9);
 }
 
@@ -469,15 +469,23 @@ async fn rollout_statuses_are_published_by_the_leader(db: Db) {
         epoch: 1,
     };
     store
-        .put_rollout_status("orders", &json!({"status": "running", "step": 0}), &fence)
+        .put_rollout_status(
+            "orders",
+            &json!({"status": "running", "step": 0}),
+            Some(&fence),
+        )
         .await
         .unwrap();
     store
-        .put_rollout_status("orders", &json!({"status": "running", "step": 1}), &fence)
+        .put_rollout_status(
+            "orders",
+            &json!({"status": "running", "step": 1}),
+            Some(&fence),
+        )
         .await
         .unwrap();
     store
-        .put_rollout_status("users", &json!({"status": "paused"}), &fence)
+        .put_rollout_status("users", &json!({"status": "paused"}), Some(&fence))
         .await
         .unwrap();
     let all = store.rollout_statuses().await.unwrap();
