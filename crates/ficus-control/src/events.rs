@@ -85,8 +85,9 @@ async fn write(control: &ControlPlane, batch: Vec<ficus_proxy::events::GatewayEv
 }
 
 impl ControlPlane {
-    /// Empties a route's response cache (or one path's entries) and records it as an event.
-    /// The event is written first: a purge the store refuses did not happen.
+    /// Empties a route's response cache (or one path's entries) and records it as an event,
+    /// which every other node of the fleet acts on too. The event is written first: a purge
+    /// the store refuses did not happen.
     pub async fn purge_cache(
         &self,
         route: &str,
@@ -94,25 +95,35 @@ impl ControlPlane {
         actor: &str,
         reason: &str,
     ) -> Result<ficus_store::Event, crate::ControlError> {
-        let table = self.gateway().table();
-        let Some(cache) = table
-            .routes()
-            .iter()
-            .find(|r| &*r.name == route)
-            .and_then(|r| r.cache.clone())
-        else {
+        if self.route_cache(route).is_none() {
             return Err(crate::ControlError::BadRequest(format!(
                 "route {route:?} has no response cache; add [route.cache] to it"
             )));
-        };
+        }
         let what = path.map_or_else(|| "every cached response".to_string(), |p| p.to_string());
         let event = NewEvent::new(actor, "cache.purged", reason)
             .with_route(route)
             .with_data(serde_json::json!({ "path": path, "purged": what }));
         let mut recorded = self.record_events(vec![event]).await?;
-        cache.purge(path);
-        // So the entry and byte counts shown right after reflect the purge.
-        cache.cache.run_pending_tasks().await;
+        self.purge_local_cache(route, path).await;
         Ok(recorded.remove(0))
+    }
+
+    /// Empties this node's cache of a route (a purge recorded here or by another node).
+    pub(crate) async fn purge_local_cache(&self, route: &str, path: Option<&str>) {
+        if let Some(cache) = self.route_cache(route) {
+            cache.purge(path);
+            // So the entry and byte counts shown right after reflect the purge.
+            cache.cache.run_pending_tasks().await;
+        }
+    }
+
+    fn route_cache(&self, route: &str) -> Option<std::sync::Arc<ficus_proxy::table::RouteCache>> {
+        let table = self.gateway().table();
+        table
+            .routes()
+            .iter()
+            .find(|r| &*r.name == route)
+            .and_then(|r| r.cache.clone())
     }
 }

@@ -11,7 +11,15 @@
 //!
 //! The state of a rollout (status and step) is the data of its latest `rollout.*` event, so
 //! it survives restarts with no table of its own: a restart resumes at the stored step with
-//! fresh windows. A rollback is terminal: the route goes to `on_rollback` (shadow by
+//! fresh windows.
+//!
+//! In a fleet the controller ticks on the leader only, judges the fleet's numbers (this
+//! node's own, exact, plus the seconds the other nodes flushed, from the step's start), and
+//! its changes are fenced by the lease: a node that lost the lead cannot act any more. A
+//! new leader adopts every rollout from its latest event, so no step is repeated or
+//! skipped. The leader publishes what it judged (`rollout_status`) for the other nodes to
+//! show; an operator's command through any node takes the stored state, and the leader
+//! re-reads a rollout when another node recorded an event about it. A rollback is terminal: the route goes to `on_rollback` (shadow by
 //! default) and stays there until `ficus rollout start`. Weights therefore only ever go up
 //! a step, or down to 0 once; flapping is impossible by construction. A step that holds
 //! longer than `max_step_time` pauses the rollout for an operator; it never promotes on a
@@ -19,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ficus_config::{RolloutPolicy, Route, Stage, Weight};
 use ficus_rollout::{judge, next_step, Decision, ShadowWindow, SideWindow, Verdict, Window};
@@ -93,8 +101,13 @@ pub struct RolloutView {
 struct Live {
     state: State,
     step_started: Instant,
-    /// Totals of (legacy, modern) when the step began.
+    /// When the step began (unix seconds): other nodes' seconds after it count.
+    step_started_s: u64,
+    /// This node's totals of (legacy, modern) when the step began.
     baseline: (ficus_telemetry::Totals, ficus_telemetry::Totals),
+    /// What the other nodes had sent of (legacy, modern) when the step began (for steps
+    /// longer than the 15 minutes of seconds kept).
+    remote_baseline: (ficus_telemetry::Totals, ficus_telemetry::Totals),
     /// The previous step's legacy window, for steps where legacy gets no traffic.
     prev_legacy: Option<SideWindow>,
     last_verdict: Option<Verdict>,
@@ -133,6 +146,7 @@ impl RolloutController {
         let (stop, mut stopped) = watch::channel(false);
         let me = inner.clone();
         let task = tokio::spawn(async move {
+            let mut led = false;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(me.tick) => {}
@@ -140,6 +154,15 @@ impl RolloutController {
                     _ = stopped.changed() => break,
                 }
                 let _g = me.busy.lock().await;
+                let leads = me.control.leadership().leads();
+                if leads != led {
+                    // Taking (or losing) the lead: what was known may be stale either way.
+                    me.live.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    led = leads;
+                }
+                if !leads {
+                    continue;
+                }
                 if let Err(e) = me.tick_once().await {
                     tracing::warn!(error = %e, "rollout tick failed; trying again next tick");
                 }
@@ -167,32 +190,44 @@ impl RolloutController {
         self.inner.tick_once().await
     }
 
-    /// Every route with a rollout and where it is.
+    /// Every route with a rollout and where it is, as this node's controller knows it
+    /// (the leader's, or a node alone).
     pub fn status(&self) -> Vec<RolloutView> {
         let snap = self.inner.control.snapshot();
         let live = self.inner.live.lock().unwrap_or_else(|p| p.into_inner());
         snap.effective
             .all_routes()
-            .filter_map(|r| {
-                let p = r.rollout.as_ref()?;
-                let l = live.get(&r.name)?;
-                Some(RolloutView {
-                    route: r.name.clone(),
-                    status: l.state.status,
-                    step: l.state.step,
-                    steps: p.spec.steps.clone(),
-                    weight: p.spec.steps.get(l.state.step).copied(),
-                    manual: p.manual.clone(),
-                    after: p.after.as_str().to_string(),
-                    on_rollback: p.on_rollback.as_str().to_string(),
-                    interval_s: p.spec.step.interval.as_secs_f64(),
-                    min_requests: p.spec.step.min_requests,
-                    max_step_time_s: p.max_step_time.as_secs_f64(),
-                    in_step_s: l.step_started.elapsed().as_secs_f64(),
-                    last_verdict: l.last_verdict.clone(),
-                })
-            })
+            .filter_map(|r| Some(view(r, r.rollout.as_ref()?, live.get(&r.name)?)))
             .collect()
+    }
+
+    /// Every rollout and where it is, as [`RolloutView`]s in JSON: from this node's
+    /// controller when it leads, else as the leader last published them (seconds in the
+    /// step counted on to now).
+    pub async fn view(&self) -> Result<Vec<serde_json::Value>, ControlError> {
+        if self.inner.control.leadership().leads() {
+            return Ok(self
+                .status()
+                .iter()
+                .filter_map(|v| serde_json::to_value(v).ok())
+                .collect());
+        }
+        let snap = self.inner.control.snapshot();
+        let stored = self.inner.control.store().rollout_statuses().await?;
+        let now = crate::unix_ms();
+        Ok(snap
+            .effective
+            .all_routes()
+            .filter(|r| r.rollout.is_some())
+            .filter_map(|r| {
+                let row = stored.iter().find(|s| s.route == r.name)?;
+                let mut v = row.data.clone();
+                let in_step = v.get("in_step_s").and_then(|x| x.as_f64()).unwrap_or(0.0);
+                v["in_step_s"] =
+                    serde_json::json!(in_step + (now - row.updated_at).max(0) as f64 / 1000.0);
+                Some(v)
+            })
+            .collect())
     }
 
     /// An operator's command: `pause`, `resume`, `promote`, `abort` or `start`.
@@ -229,6 +264,11 @@ impl Inner {
         (s.side(false).totals(), s.side(true).totals())
     }
 
+    fn remote_totals(&self, route: &str) -> (ficus_telemetry::Totals, ficus_telemetry::Totals) {
+        let t = self.control.gateway().telemetry();
+        (t.remote_totals(route, false), t.remote_totals(route, true))
+    }
+
     /// The state stored in the route's latest `rollout.*` event, if any.
     async fn stored(&self, route: &str) -> Result<Option<State>, ControlError> {
         let events = self
@@ -250,7 +290,9 @@ impl Inner {
         Live {
             state,
             step_started: Instant::now(),
+            step_started_s: unix_s(),
             baseline: self.totals(route),
+            remote_baseline: self.remote_totals(route),
             prev_legacy: None,
             last_verdict: None,
             last_hold: None,
@@ -258,6 +300,13 @@ impl Inner {
     }
 
     async fn tick_once(&self) -> Result<(), ControlError> {
+        // Rollouts another node changed (an operator's command): read them again.
+        for route in self.control.take_stale_rollouts() {
+            self.live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&route);
+        }
         let snap = self.control.snapshot();
         let routes: Vec<Route> = snap
             .effective
@@ -283,9 +332,32 @@ impl Inner {
                 .cloned();
             if let Some(current) = current {
                 self.judge_route(&current).await?;
+                self.publish(&current).await;
             }
         }
         Ok(())
+    }
+
+    /// Publishes what the controller knows of a rollout, for the other nodes to show.
+    async fn publish(&self, r: &Route) {
+        let Some(p) = r.rollout.as_ref() else { return };
+        let v = {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(l) = live.get(&r.name) else { return };
+            view(r, p, l)
+        };
+        let Ok(data) = serde_json::to_value(&v) else {
+            return;
+        };
+        let lead = self.control.leadership();
+        if let Err(e) = self
+            .control
+            .store()
+            .put_rollout_status(&r.name, &data, lead.fence())
+            .await
+        {
+            tracing::debug!(route = %r.name, error = %e, "cannot publish the rollout status");
+        }
     }
 
     /// First sight of a rollout (start, or after a restart): resume the stored state, or
@@ -398,7 +470,16 @@ impl Inner {
         let mut data = serde_json::json!({ "rollout": state });
         merge(&mut data, evidence);
         self.control
-            .change_route(&r.name, Some(stage), weight, actor, kind, message, data)
+            .change_route(
+                &r.name,
+                Some(stage),
+                weight,
+                actor,
+                kind,
+                message,
+                data,
+                actor == ROLLOUT_ACTOR,
+            )
             .await?;
         let live = self.fresh(&r.name, state);
         self.live
@@ -420,12 +501,14 @@ impl Inner {
     ) -> Result<ficus_store::Event, ControlError> {
         let mut data = serde_json::json!({ "rollout": state });
         merge(&mut data, evidence);
-        let mut ev = self
-            .control
-            .record_events(vec![NewEvent::new(actor, kind, message)
-                .with_route(route)
-                .with_data(data)])
-            .await?;
+        let event = NewEvent::new(actor, kind, message)
+            .with_route(route)
+            .with_data(data);
+        let mut ev = if actor == ROLLOUT_ACTOR {
+            self.control.record_events_as_leader(vec![event]).await?
+        } else {
+            self.control.record_events(vec![event]).await?
+        };
         if let Some(l) = self
             .live
             .lock()
@@ -437,25 +520,31 @@ impl Inner {
         Ok(ev.remove(0))
     }
 
-    /// The window of the current step: both sides' totals since it began.
+    /// The window of the current step: both sides' fleet-wide totals since it began (this
+    /// node's exactly; the other nodes' seconds since the step's start).
     fn window(&self, route: &str, l: &Live) -> Option<Window> {
-        let (legacy, modern) = self.totals(route);
-        let side = |now: &ficus_telemetry::Totals, then: &ficus_telemetry::Totals| {
-            let requests = now.requests().saturating_sub(then.requests());
+        let telemetry = self.control.gateway().telemetry();
+        let now_s = unix_s();
+        let since = |modern: bool,
+                     local_then: &ficus_telemetry::Totals,
+                     remote_then: &ficus_telemetry::Totals| {
+            let stats = telemetry.route(route);
+            let mut t = stats.side(modern).totals().since(local_then);
+            let remote = telemetry
+                .remote_since(route, modern, l.step_started_s, now_s)
+                .unwrap_or_else(|| telemetry.remote_totals(route, modern).since(remote_then));
+            t.add(&remote);
+            t
+        };
+        let side = |t: ficus_telemetry::Totals| {
+            let requests = t.requests();
             SideWindow {
                 requests,
-                errors: now.by_class[4]
-                    .saturating_sub(then.by_class[4])
-                    .min(requests),
-                latency: now
-                    .fine
-                    .iter()
-                    .zip(&then.fine)
-                    .map(|(a, b)| a.saturating_sub(*b))
-                    .collect(),
+                errors: t.by_class[4].min(requests),
+                latency: t.fine,
             }
         };
-        let mut legacy_w = side(&legacy, &l.baseline.0);
+        let mut legacy_w = side(since(false, &l.baseline.0, &l.remote_baseline.0));
         if let Some(prev) = &l.prev_legacy {
             if legacy_w.requests < prev.requests {
                 legacy_w = prev.clone();
@@ -468,7 +557,7 @@ impl Inner {
         });
         Some(Window {
             legacy: legacy_w,
-            modern: side(&modern, &l.baseline.1),
+            modern: side(since(true, &l.baseline.1, &l.remote_baseline.1)),
             shadow,
             elapsed_in_step: l.step_started.elapsed(),
             bucket_lower_us: (0..ficus_telemetry::FINE_BUCKETS)
@@ -695,6 +784,14 @@ impl Inner {
         message: &str,
     ) -> Result<Vec<ficus_store::Event>, ControlError> {
         let (r, p) = self.policy(route)?;
+        if !self.control.leadership().leads() {
+            // Not the leader: take the rollout's state from the store, not from a memory
+            // of it that the leader's steps have left behind.
+            self.live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(route);
+        }
         let known = self
             .live
             .lock()
@@ -850,6 +947,30 @@ impl Inner {
         events.retain(|e| e.kind.starts_with("rollout."));
         Ok(events)
     }
+}
+
+fn view(r: &Route, p: &RolloutPolicy, l: &Live) -> RolloutView {
+    RolloutView {
+        route: r.name.clone(),
+        status: l.state.status,
+        step: l.state.step,
+        steps: p.spec.steps.clone(),
+        weight: p.spec.steps.get(l.state.step).copied(),
+        manual: p.manual.clone(),
+        after: p.after.as_str().to_string(),
+        on_rollback: p.on_rollback.as_str().to_string(),
+        interval_s: p.spec.step.interval.as_secs_f64(),
+        min_requests: p.spec.step.min_requests,
+        max_step_time_s: p.max_step_time.as_secs_f64(),
+        in_step_s: l.step_started.elapsed().as_secs_f64(),
+        last_verdict: l.last_verdict.clone(),
+    }
+}
+
+fn unix_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn status_str(s: Status) -> &'static str {

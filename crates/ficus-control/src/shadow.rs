@@ -7,6 +7,12 @@
 //! deltas and adds them to the stored counters in one transaction; a failed flush keeps its
 //! batch and sends it again, before newer deltas, on the next tick. Flushes and resets are
 //! serialized so a batch taken before a reset cannot land after it.
+//!
+//! In a fleet every node flushes its own deltas, so the stored counters are the fleet's
+//! sums: after each flush a node refreshes its totals from them (keeping what it has not
+//! stored yet), so every node reports, and the judge reads, the whole fleet's comparisons.
+//! A reset made through another node reaches this one through the events it tails; until
+//! then, the store leaves out this node's rows of that route (they may predate the reset).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,11 +141,13 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Writes what the mirror learned since the last flush. Returns the rows written.
+    /// Writes what the mirror learned since the last flush, then (in a fleet) refreshes the
+    /// totals from the store's fleet-wide counters. Returns the rows written.
     pub async fn flush_shadow(&self) -> Result<usize, ControlError> {
         let mut st = self.shadow.lock().await;
+        let seen = Some(self.synced().last_event_id);
         if let Some(batch) = st.retry.take() {
-            if let Err(e) = self.store.flush_shadow(&batch).await {
+            if let Err(e) = self.store.flush_shadow_seen(&batch, seen).await {
                 st.retry = Some(batch);
                 return Err(e.into());
             }
@@ -153,14 +161,39 @@ impl ControlPlane {
             .take_delta();
         let batch = to_batch(&delta);
         let rows = batch.endpoints.len() + batch.fields.len() + batch.samples.len();
-        if rows == 0 {
-            return Ok(0);
+        if rows > 0 {
+            if let Err(e) = self.store.flush_shadow_seen(&batch, seen).await {
+                st.retry = Some(batch);
+                return Err(e.into());
+            }
         }
-        if let Err(e) = self.store.flush_shadow(&batch).await {
-            st.retry = Some(batch);
-            return Err(e.into());
+        if !self.single_node() {
+            let stored = from_batch(self.store.load_shadow_counts().await?);
+            self.gateway
+                .mirror()
+                .aggregator()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .refresh_counts(&stored, &ficus_compare::Delta::default());
         }
         Ok(rows)
+    }
+
+    /// Forgets a route's comparisons here after another node reset them (the store's rows
+    /// are gone already), with anything not yet flushed.
+    pub(crate) async fn forget_shadow(&self, route: &str) {
+        let mut st = self.shadow.lock().await;
+        if let Some(b) = st.retry.as_mut() {
+            b.endpoints.retain(|e| e.route != route);
+            b.fields.retain(|f| f.route != route);
+            b.samples.retain(|s| s.route != route);
+        }
+        self.gateway
+            .mirror()
+            .aggregator()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset(route);
     }
 
     /// Forgets a route's comparisons (in memory and in the store), as an event.

@@ -8,6 +8,10 @@
 //! reads the job list from the control plane's snapshot before every wait, so jobs added,
 //! changed or removed by an apply are picked up within a second. A job that fails (a bad
 //! URL, a missing table) records the error as its run and keeps its schedule.
+//!
+//! In a fleet only the leader runs jobs. A node that takes the lead over schedules each job
+//! `every` after its last recorded run (the old leader's), so a failover neither skips a
+//! run nor runs one again at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,15 +109,24 @@ async fn run(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut previous: HashMap<String, String> = match control.store().latest_verify_runs().await {
-        Ok(runs) => runs.into_iter().map(|r| (r.job, r.outcome)).collect(),
-        Err(e) => {
-            tracing::warn!("verify scheduler: cannot read previous runs: {e}");
-            HashMap::new()
-        }
-    };
+    let mut previous = previous_runs(&control).await;
     let mut jobs: HashMap<String, JobState> = HashMap::new();
+    let mut leadership = control.watch_leadership();
+    // Set once this node has waited for the lead: its jobs follow the old leader's runs.
+    let mut took_over = false;
     loop {
+        if !leadership.borrow_and_update().leads() {
+            jobs.clear();
+            took_over = true;
+            tokio::select! {
+                _ = leadership.changed() => {}
+                _ = stop.changed() => return,
+            }
+            if leadership.borrow().leads() {
+                previous = previous_runs(&control).await;
+            }
+            continue;
+        }
         // Follow the running config: new jobs are scheduled, changed ones rescheduled
         // (keeping their last outcome), removed ones forgotten.
         let now = Instant::now();
@@ -127,12 +140,22 @@ async fn run(
                     state.due = state.due.min(now + options.first_run_delay);
                 }
                 None => {
+                    let last = previous.remove(&job.name);
+                    let mut due = now + options.first_run_delay;
+                    if let (true, Some((_, finished_at))) = (took_over, &last) {
+                        // `every` after the old leader's last run, measured on the wall clock.
+                        let next_ms = finished_at.saturating_add(
+                            i64::try_from(job.every.as_millis()).unwrap_or(i64::MAX),
+                        );
+                        let wait = u64::try_from(next_ms.saturating_sub(unix_ms())).unwrap_or(0);
+                        due = due.max(now + Duration::from_millis(wait));
+                    }
                     jobs.insert(
                         job.name.clone(),
                         JobState {
                             job: job.clone(),
-                            due: now + options.first_run_delay,
-                            last: previous.remove(&job.name),
+                            due,
+                            last: last.map(|(outcome, _)| outcome),
                         },
                     );
                 }
@@ -179,12 +202,27 @@ async fn run(
                     if let Some(s) = jobs.get_mut(&job.name) {
                         s.job = job.clone();
                     } else {
-                        let last = previous.remove(&job.name);
+                        let last = previous.remove(&job.name).map(|(outcome, _)| outcome);
                         jobs.insert(job.name.clone(), JobState { job: job.clone(), due: now, last });
                     }
                 }
             }
+            _ = leadership.changed() => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Each job's latest recorded outcome and when that run finished (unix ms).
+async fn previous_runs(control: &ControlPlane) -> HashMap<String, (String, i64)> {
+    match control.store().latest_verify_runs().await {
+        Ok(runs) => runs
+            .into_iter()
+            .map(|r| (r.job, (r.outcome, r.finished_at)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!("verify scheduler: cannot read previous runs: {e}");
+            HashMap::new()
         }
     }
 }

@@ -1,38 +1,51 @@
-//! Webhooks: the events this process records (rollout decisions, applies, rollbacks, breaker
-//! changes, cache purges, verify outcomes) POSTed as JSON to the `[[webhook]]` receivers
-//! whose kind prefixes match, over `http://` or `https://`. The control plane offers each
-//! recorded event to a bounded queue without waiting; a task sorts them into one bounded lane
-//! per receiver, whose own task delivers them in order with a timeout and retries. A slow
-//! or dead receiver therefore never holds up a change, a rollback or the other receivers.
-//! When a queue is full the event is dropped for the webhooks (it is in the audit log all
-//! the same) and counted.
+//! Webhooks: the recorded events (rollout decisions, applies, rollbacks, breaker changes,
+//! cache purges, verify outcomes) POSTed as JSON to the `[[webhook]]` receivers whose kind
+//! prefixes match, over `http://` or `https://`.
+//!
+//! The store is the queue. The leader of the fleet (or a node alone) runs one lane per
+//! receiver: a task that reads the events after its position from the store and delivers
+//! the matching ones in order, with a timeout and retries, so every event reaches a
+//! receiver once per fleet, whichever node recorded it, and a slow or dead receiver never
+//! holds up a change, a rollback or the other receivers. A healthy receiver gets every
+//! event, however far behind it is; one whose last delivery failed gets only the newest
+//! [`QUEUE`] events, the older ones counted as dropped for it (the audit log keeps them all
+//! the same), so a receiver that comes back is not flooded with stale news. The leader stores the slowest lane's
+//! position as the cursor (fenced by its lease); a new leader starts every lane there, so a
+//! leader change may deliver an event a second time (receivers can tell by its `id`), never
+//! skip one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use ficus_config::Webhook;
-use ficus_store::Event;
+use ficus_store::{Event, EventFilter, StoreError};
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::mpsc;
+use tokio::sync::{watch, Notify};
 
 use crate::ControlPlane;
 
-/// Events waiting to be sorted into the receivers' lanes, and events waiting in each lane.
+/// How many of the newest events a failing receiver's lane still tries.
 pub const QUEUE: usize = 256;
+/// Events a lane reads from the store at a time.
+const PAGE: u32 = 64;
+/// How often lanes and the cursor look without being woken (other nodes record too).
+const POLL: Duration = Duration::from_secs(1);
 
 type HookClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// The queue of events for the receivers, held by the control plane.
+/// The delivery of events to the receivers, held by the control plane.
 pub struct Webhooks {
-    tx: mpsc::Sender<Event>,
-    /// Taken by the delivery task when it starts.
-    rx: Mutex<Option<mpsc::Receiver<Event>>>,
+    /// Counts this node's recorded events: lanes wake when it moves.
+    kick: watch::Sender<u64>,
+    /// Wakes the cursor keeper.
+    keeper: Arc<Notify>,
+    started: AtomicBool,
     counts: Arc<Counts>,
 }
 
@@ -49,59 +62,75 @@ impl Default for Webhooks {
     }
 }
 
+/// A receiver's lane: its task, and the last event id it has dealt with.
+struct Lane {
+    pos: Arc<AtomicI64>,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 impl Webhooks {
-    /// An empty queue; events offered before [`Webhooks::start`] wait in it (up to
-    /// [`QUEUE`]).
+    /// Delivery that has not started: events wait in the store.
     pub fn new() -> Webhooks {
-        let (tx, rx) = mpsc::channel(QUEUE);
         Webhooks {
-            tx,
-            rx: Mutex::new(Some(rx)),
+            kick: watch::channel(0).0,
+            keeper: Arc::new(Notify::new()),
+            started: AtomicBool::new(false),
             counts: Arc::default(),
         }
     }
 
     /// Starts delivering on the current runtime, once (later calls do nothing). Receivers are
-    /// read from the running config for each event, so an apply changes them. Each receiver
-    /// has a lane of its own (a queue of [`QUEUE`] and a task), so one that is slow or dead
-    /// delays only its own events. The tasks end when the control plane is dropped, and a
-    /// receiver's when an apply removes it and its queue is empty.
+    /// read from the running config as it changes: an apply adds a lane (starting at the
+    /// cursor) or ends one. Everything ends when the control plane is dropped.
     pub(crate) fn start(&self, control: Weak<ControlPlane>) {
-        let Some(mut rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        if self.started.swap(true, Ordering::SeqCst) {
             return;
-        };
+        }
         let counts = self.counts.clone();
+        let keeper = self.keeper.clone();
+        let kick = self.kick.subscribe();
         tokio::spawn(async move {
-            let mut lanes: HashMap<LaneKey, mpsc::Sender<(Event, Webhook)>> = HashMap::new();
-            while let Some(event) = rx.recv().await {
-                let Some(control) = control.upgrade() else {
-                    break;
-                };
-                let receivers = control.snapshot().effective.webhooks.clone();
-                drop(control);
-                // Dropping a removed receiver's sender lets its task finish what it holds.
-                lanes.retain(|k, _| receivers.iter().any(|w| lane_key(w) == *k));
-                for w in receivers
-                    .iter()
-                    .filter(|w| w.events.iter().any(|p| event.kind.starts_with(p.as_str())))
-                {
-                    let lane = lanes
-                        .entry(lane_key(w))
-                        .or_insert_with(|| lane(counts.clone()));
-                    if lane.try_send((event.clone(), w.clone())).is_err() {
-                        counts.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(url = %w.url, event = event.id, "webhook dropped: {QUEUE} events already wait for this receiver");
+            let mut lanes: HashMap<LaneKey, Lane> = HashMap::new();
+            loop {
+                let Some(cp) = control.upgrade() else { break };
+                let mut leadership = cp.watch_leadership();
+                let lead = leadership.borrow_and_update().clone();
+                if !lead.leads() {
+                    lanes.clear();
+                    drop(cp);
+                    if leadership.changed().await.is_err() {
+                        break;
                     }
+                    continue;
+                }
+                match keep_cursor(&cp, &lead, &mut lanes, &counts, &kick).await {
+                    Ok(()) => {}
+                    // Another node leads: the leadership will say so.
+                    Err(StoreError::Fenced(_)) => lanes.clear(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhooks: cannot reach the store; trying again")
+                    }
+                }
+                drop(cp);
+                tokio::select! {
+                    _ = keeper.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = leadership.changed() => {}
                 }
             }
         });
     }
 
-    /// Offers a recorded event without waiting.
-    pub fn offer(&self, event: &Event) {
-        if self.tx.try_send(event.clone()).is_err() {
-            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Wakes the delivery: the store holds new events.
+    pub fn kick(&self) {
+        self.kick.send_modify(|n| *n += 1);
+        self.keeper.notify_one();
     }
 
     /// The counts as a metric family, `ficus_webhook_events_total{outcome}`, for /metrics.
@@ -123,14 +152,14 @@ impl Webhooks {
             .collect();
             vec![ficus_telemetry::Family {
                 name: "ficus_webhook_events",
-                help: "Events for [[webhook]] receivers, one per event and receiver: delivered (a 2xx), failed (after the retries), dropped (a queue was full).",
+                help: "Events for [[webhook]] receivers, one per event and receiver: delivered (a 2xx), failed (after the retries), dropped (older than the newest 256 while the receiver fails).",
                 gauge: false,
                 samples,
             }]
         })
     }
 
-    /// (delivered, failed after retries, dropped because the queue was full).
+    /// (delivered, failed after retries, dropped while a receiver failed far behind).
     pub fn counts(&self) -> (u64, u64, u64) {
         (
             self.counts.delivered.load(Ordering::Relaxed),
@@ -140,6 +169,40 @@ impl Webhooks {
     }
 }
 
+/// Starts a lane for each receiver that has none (at the stored cursor), ends the lanes of
+/// removed receivers, and stores the slowest lane's position as the cursor.
+async fn keep_cursor(
+    cp: &Arc<ControlPlane>,
+    lead: &crate::Leadership,
+    lanes: &mut HashMap<LaneKey, Lane>,
+    counts: &Arc<Counts>,
+    kick: &watch::Receiver<u64>,
+) -> Result<(), StoreError> {
+    let cursor = cp.store().webhook_cursor().await?;
+    let receivers = cp.snapshot().effective.webhooks.clone();
+    lanes.retain(|k, _| receivers.iter().any(|w| lane_key(w) == *k));
+    for w in &receivers {
+        lanes.entry(lane_key(w)).or_insert_with(|| {
+            lane(
+                Arc::downgrade(cp),
+                lane_key(w),
+                cursor,
+                counts.clone(),
+                kick.clone(),
+            )
+        });
+    }
+    let slowest = match lanes.values().map(|l| l.pos.load(Ordering::Relaxed)).min() {
+        Some(p) => p,
+        // No receivers: nothing waits for the events recorded so far.
+        None => cp.synced().last_event_id.max(cursor),
+    };
+    if slowest > cursor {
+        cp.store().set_webhook_cursor(slowest, lead.fence()).await?;
+    }
+    Ok(())
+}
+
 /// What tells receivers apart: their address and the roots they are checked against.
 type LaneKey = (String, Option<std::path::PathBuf>);
 
@@ -147,27 +210,109 @@ fn lane_key(w: &Webhook) -> LaneKey {
     (w.url.to_string(), w.ca_file.clone())
 }
 
-/// One receiver's queue and the task that delivers from it, in order.
-fn lane(counts: Arc<Counts>) -> mpsc::Sender<(Event, Webhook)> {
-    let (tx, mut rx) = mpsc::channel::<(Event, Webhook)>(QUEUE);
+/// One receiver's lane: reads the events after `start` and delivers the matching ones in
+/// order, reading the receiver's settings from the running config for each event.
+fn lane(
+    control: Weak<ControlPlane>,
+    key: LaneKey,
+    start: i64,
+    counts: Arc<Counts>,
+    mut kick: watch::Receiver<u64>,
+) -> Lane {
+    let pos = Arc::new(AtomicI64::new(start));
+    let (stop, mut stopped) = watch::channel(false);
+    let at = pos.clone();
     tokio::spawn(async move {
-        while let Some((event, w)) = rx.recv().await {
-            let delivered = match client(&w).and_then(|c| Ok((c, secret(&w)?))) {
-                Ok((client, secret)) => post(&client, &w, secret.as_deref(), &event).await,
+        // Whether the receiver's last delivery failed (after its retries).
+        let mut failing = false;
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let Some(cp) = control.upgrade() else { return };
+            let after = at.load(Ordering::Relaxed);
+            let page = cp
+                .store()
+                .events(EventFilter {
+                    after_id: Some(after),
+                    limit: PAGE,
+                    ..EventFilter::default()
+                })
+                .await;
+            let page = match page {
+                Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(url = %w.url, event = event.id, "webhook not sent: {e}");
-                    false
+                    tracing::debug!(error = %e, "webhook lane: cannot read events");
+                    Vec::new()
                 }
             };
-            if delivered {
-                counts.delivered.fetch_add(1, Ordering::Relaxed);
-            } else {
-                counts.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(url = %w.url, event = event.id, "webhook not delivered after its retries");
+            // Too far behind: skip ahead to the newest QUEUE events, counting what is skipped.
+            let newest = match page.len() {
+                0 => 0,
+                n if n < PAGE as usize => page.last().map_or(0, |e| e.id),
+                _ => cp
+                    .store()
+                    .events(EventFilter {
+                        limit: 1,
+                        ..EventFilter::default()
+                    })
+                    .await
+                    .ok()
+                    .and_then(|e| e.first().map(|e| e.id))
+                    .unwrap_or(0),
+            };
+            let receiver = cp
+                .snapshot()
+                .effective
+                .webhooks
+                .iter()
+                .find(|w| lane_key(w) == key)
+                .cloned();
+            drop(cp);
+            let Some(w) = receiver else { return };
+            let wants = |e: &Event| w.events.iter().any(|p| e.kind.starts_with(p.as_str()));
+            for event in &page {
+                if *stopped.borrow() {
+                    return;
+                }
+                if wants(event) {
+                    if failing && newest - event.id >= QUEUE as i64 {
+                        counts.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(url = %w.url, event = event.id, "webhook dropped: the receiver fails and is more than {QUEUE} events behind");
+                    } else {
+                        failing = !deliver(&w, event, &counts).await;
+                    }
+                }
+                at.store(event.id, Ordering::Relaxed);
+            }
+            if page.len() < PAGE as usize {
+                tokio::select! {
+                    _ = kick.changed() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stopped.changed() => return,
+                }
             }
         }
     });
-    tx
+    Lane { pos, stop }
+}
+
+/// One event to one receiver, counted; whether it was delivered.
+async fn deliver(w: &Webhook, event: &Event, counts: &Counts) -> bool {
+    let delivered = match client(w).and_then(|c| Ok((c, secret(w)?))) {
+        Ok((client, secret)) => post(&client, w, secret.as_deref(), event).await,
+        Err(e) => {
+            tracing::warn!(url = %w.url, event = event.id, "webhook not sent: {e}");
+            false
+        }
+    };
+    if delivered {
+        counts.delivered.fetch_add(1, Ordering::Relaxed);
+    } else {
+        counts.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(url = %w.url, event = event.id, "webhook not delivered after its retries");
+    }
+    delivered
 }
 
 /// Checks that every `https://` receiver's `ca_file` holds usable certificates and every

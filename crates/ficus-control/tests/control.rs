@@ -130,7 +130,9 @@ async fn every_change_is_versioned_or_overridden_with_an_event_and_survives_rest
     assert_eq!(route_state(&cp, "users").0, Stage::Retired);
     assert_eq!(route_state(&cp, "orders").0, Stage::Legacy);
     let v2 = cp.store().version(2).await.unwrap().unwrap();
-    assert_eq!(v2.text, edited);
+    // What every node shares: the file without its node-local sections.
+    assert_eq!(v2.text, ficus_config::fleet_text(&edited).unwrap());
+    assert!(!v2.text.contains("[[listener]]") && !v2.text.contains("[access_log]"));
     assert_eq!(v2.author, "cli");
 
     // A change based on an old version is refused and changes nothing.

@@ -393,10 +393,10 @@ async fn counts_reach(cp: &ControlPlane, want: (u64, u64, u64)) -> (u64, u64, u6
 }
 
 #[tokio::test]
-async fn each_queue_holds_its_256_events_and_counts_what_it_drops() {
+async fn the_store_holds_events_until_delivery_and_each_lane_holds_256() {
     assert_eq!(ficus_control::webhook::QUEUE, 256);
-    // The shared queue: before delivery starts, the boot's event and 260 changes are
-    // offered; 256 wait, 5 are dropped, and the receiver then gets the 256 in order.
+    // The store is the queue: the boot's event and 260 changes recorded before delivery
+    // starts are all delivered once it does, in order, none dropped.
     let (port, got) = receiver(None).await;
     let dir = tempfile::tempdir().unwrap();
     let hooks = format!(
@@ -404,17 +404,26 @@ async fn each_queue_holds_its_256_events_and_counts_what_it_drops() {
     );
     let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
     changes(&cp, 260).await;
-    assert_eq!(cp.webhooks().counts(), (0, 0, 5));
+    assert_eq!(cp.webhooks().counts(), (0, 0, 0));
     cp.start_webhooks();
-    assert_eq!(counts_reach(&cp, (256, 0, 5)).await, (256, 0, 5));
+    assert_eq!(counts_reach(&cp, (261, 0, 0)).await, (261, 0, 0));
     let got = got.lock().unwrap().clone();
-    assert_eq!(got.len(), 256);
+    assert_eq!(got.len(), 261);
     assert_eq!(got[0].kind, "config.applied");
     assert!(got[1..].iter().all(|p| p.kind == "route.set"));
+    let ids: Vec<i64> = got
+        .iter()
+        .map(|p| {
+            serde_json::from_slice::<serde_json::Value>(&p.body).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order, each once");
 
-    // A receiver's own lane: one that never answers holds one event in flight and 256 in
-    // its queue; of 300 events the other 43 are dropped for it alone, while a live
-    // receiver gets all 300.
+    // A receiver's own lane: one that never answers holds up only itself (its first event
+    // in flight for a minute) while a live receiver gets all 300, and the stored cursor
+    // waits for the slowest receiver.
     let (hung_url, _held) = hung_receiver().await;
     let (live_port, live) = receiver(None).await;
     let dir = tempfile::tempdir().unwrap();
@@ -425,6 +434,26 @@ async fn each_queue_holds_its_256_events_and_counts_what_it_drops() {
     let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
     cp.start_webhooks();
     changes(&cp, 300).await;
-    assert_eq!(counts_reach(&cp, (300, 0, 43)).await, (300, 0, 43));
+    assert_eq!(counts_reach(&cp, (300, 0, 0)).await, (300, 0, 0));
     assert_eq!(live.lock().unwrap().len(), 300);
+    let cursor = cp.store().webhook_cursor().await.unwrap();
+    assert!(
+        cursor < 10,
+        "cursor {cursor} ran ahead of the hung receiver"
+    );
+
+    // A receiver that fails (nothing listens) and is far behind: after its first failure
+    // it tries only the newest 256 events (ids 46..=301 of 301) and drops the 43 older.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = format!(
+        "[[webhook]]\nurl = \"http://127.0.0.1:{dead}/hook\"\nevents = [\"route.\"]\nretries = 0\n"
+    );
+    let cp = boot(dir.path(), &config(&hooks)).await.unwrap();
+    changes(&cp, 300).await;
+    cp.start_webhooks();
+    assert_eq!(counts_reach(&cp, (0, 257, 43)).await, (0, 257, 43));
 }

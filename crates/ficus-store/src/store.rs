@@ -722,9 +722,9 @@ impl Store {
 
     /// [`flush_shadow`](Self::flush_shadow) for one node of a fleet, which learns of other
     /// nodes' resets by tailing the events: `seen` is the last event id the node has acted
-    /// on. The rows of a route reset by an event after `seen` are left out, since the node
-    /// counted them before it knew of the reset (a comparison from before a reset never
-    /// survives it). Returns the routes left out, sorted.
+    /// on. The rows of a route reset by another node in an event after `seen` are left out,
+    /// since the node counted them before it knew of the reset (a comparison from before a
+    /// reset never survives it). Returns the routes left out, sorted.
     pub async fn flush_shadow_seen(
         &self,
         batch: &ShadowBatch,
@@ -743,12 +743,14 @@ impl Store {
         let skipped = in_write_tx!(self, "flushing shadow aggregates", tx => {
             let mut skipped: Vec<String> = match seen {
                 // The write lock is held: no reset can commit between this read and ours.
+                // This node's own resets it applied to its aggregate as it made them.
                 Some(after) => sqlx::query_scalar(
                     "SELECT DISTINCT route FROM events WHERE kind = $1 AND id > $2 \
-                     AND route IS NOT NULL",
+                     AND route IS NOT NULL AND (node IS NULL OR node <> $3)",
                 )
                 .bind(SHADOW_RESET_KIND)
                 .bind(after)
+                .bind(self.node().unwrap_or(""))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| err.db("looking for shadow resets", e))?,

@@ -528,4 +528,14 @@ async fn shadow_flush_skips_routes_reset_unseen(db: Db) {
         .unwrap()
         .is_empty());
     assert_eq!(store.load_shadow().await.unwrap().endpoints.len(), 2);
+    // A node's own reset (applied to its aggregate as it made it) holds nothing back.
+    let own = db.open().await;
+    own.set_node("n-own");
+    let seen = own.sync_state().await.unwrap().last_event_id;
+    own.reset_shadow("b", "t", "own").await.unwrap();
+    assert!(own
+        .flush_shadow_seen(&batch, Some(seen))
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -121,6 +121,29 @@ impl Totals {
         }
     }
 
+    /// What was counted between `then` and `self` (cumulative totals of one side).
+    pub fn since(&self, then: &Totals) -> Totals {
+        let mut d = empty_totals();
+        for ((a, b), c) in self
+            .by_class
+            .iter()
+            .zip(then.by_class)
+            .zip(d.by_class.iter_mut())
+        {
+            *c = a.saturating_sub(b);
+        }
+        d.latency_sum_us = self.latency_sum_us.saturating_sub(then.latency_sum_us);
+        d.fallbacks = self.fallbacks.saturating_sub(then.fallbacks);
+        d.in_flight = self.in_flight;
+        for ((a, b), c) in self.fine.iter().zip(&then.fine).zip(d.fine.iter_mut()) {
+            *c = a.saturating_sub(*b);
+        }
+        for ((a, b), c) in self.prom.iter().zip(&then.prom).zip(d.prom.iter_mut()) {
+            *c = a.saturating_sub(*b);
+        }
+        d
+    }
+
     /// Adds another side's totals (a sum over nodes).
     pub fn add(&mut self, other: &Totals) {
         for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
@@ -213,6 +236,15 @@ impl Telemetry {
             t.add(&r.total);
         }
         t
+    }
+
+    /// Everything received from the other nodes since start, for one side of a route.
+    pub fn remote_totals(&self, route: &str, modern: bool) -> Totals {
+        let remote = self.remote.lock().unwrap_or_else(|p| p.into_inner());
+        remote
+            .sides
+            .get(&(Arc::from(route), modern))
+            .map_or_else(empty_totals, |r| r.total.clone())
     }
 
     /// The other nodes' seconds that end after `after_s`, summed; `None` when the kept
