@@ -148,7 +148,7 @@ pub fn parse_size(s: &str) -> Result<u64, UnitError> {
 /// Renders a size the way it is best written in the config: `"64KiB"`, `"10MiB"`, `"1000B"`.
 pub fn format_size(bytes: u64) -> String {
     for (unit, mult) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
-        if bytes >= mult && bytes % mult == 0 {
+        if bytes >= mult && bytes.is_multiple_of(mult) {
             return format!("{}{unit}", bytes / mult);
         }
     }
@@ -160,7 +160,7 @@ pub fn format_size(bytes: u64) -> String {
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     for (unit, mult) in [("h", 3_600_000u128), ("m", 60_000), ("s", 1000)] {
-        if ms >= mult && ms % mult == 0 {
+        if ms >= mult && ms.is_multiple_of(mult) {
             return format!("{}{unit}", ms / mult);
         }
     }

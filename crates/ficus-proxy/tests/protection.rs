@@ -433,7 +433,7 @@ async fn flaky() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
                     move |_req: http::Request<hyper::body::Incoming>| {
                         let n = counter.fetch_add(1, Ordering::SeqCst);
                         async move {
-                            let status = if n % 2 == 0 { 503 } else { 200 };
+                            let status = if n.is_multiple_of(2) { 503 } else { 200 };
                             Ok::<_, std::convert::Infallible>(
                                 http::Response::builder()
                                     .status(status)
