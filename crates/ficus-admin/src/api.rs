@@ -133,7 +133,7 @@ where
     }
 }
 
-type ApiResult<T> = Result<axum::Json<T>, Problem>;
+pub(crate) type ApiResult<T> = Result<axum::Json<T>, Problem>;
 
 /// One side's live numbers.
 #[derive(Serialize)]
@@ -234,8 +234,11 @@ pub struct FileState {
 #[derive(Serialize)]
 pub struct RoutesView {
     pub version: Option<i64>,
-    /// Set when the config file on disk differs from the running version.
+    /// Set when the config file on disk differs from the running version (or, in a fleet,
+    /// this node's file from the fleet's version).
     pub file_drift: Option<String>,
+    /// The nodes whose numbers are summed here (this one included), and this node.
+    pub fleet: crate::fleet::FleetSummary,
     pub window_seconds: u32,
     pub routes: Vec<RouteView>,
 }
@@ -250,17 +253,19 @@ pub async fn routes(State(st): State<Arc<AdminState>>) -> ApiResult<RoutesView> 
         .collect();
     Ok(axum::Json(RoutesView {
         version: snap.version,
-        file_drift: st.control.file_drift(),
+        file_drift: st.control.drift(),
+        fleet: crate::fleet::fleet_summary(&st),
         window_seconds: LIVE_WINDOW_S,
         routes,
     }))
 }
 
 fn route_view(st: &AdminState, base: &ficus_config::Config, order: usize, r: &Route) -> RouteView {
-    let stats = st.control.gateway().telemetry().route(&r.name);
+    // The whole fleet's numbers: this node's plus the seconds the others flushed.
+    let telemetry = st.control.gateway().telemetry();
     let (l, m) = (
-        stats.side(false).window(LIVE_WINDOW_S),
-        stats.side(true).window(LIVE_WINDOW_S),
+        telemetry.fleet_window(&r.name, false, LIVE_WINDOW_S),
+        telemetry.fleet_window(&r.name, true, LIVE_WINDOW_S),
     );
     let file = base.all_routes().find(|b| b.name == r.name);
     let total = l.requests + m.requests - m.fallbacks.min(m.requests);
@@ -329,7 +334,7 @@ pub async fn route(
         return Err(unknown_route(&name, &snap.effective));
     };
     let seconds = p.seconds.unwrap_or(900).min(900);
-    let stats = st.control.gateway().telemetry().route(&r.name);
+    let telemetry = st.control.gateway().telemetry();
     let events = st
         .control
         .store()
@@ -343,8 +348,8 @@ pub async fn route(
     Ok(axum::Json(RouteDetail {
         route: route_view(&st, &snap.base, i, r),
         series: Series {
-            legacy: stats.side(false).series(seconds),
-            modern: stats.side(true).series(seconds),
+            legacy: telemetry.fleet_series(&r.name, false, seconds),
+            modern: telemetry.fleet_series(&r.name, true, seconds),
         },
         events,
     }))
@@ -592,13 +597,12 @@ pub async fn version_diff(
     } else {
         None
     };
-    let old_text = from.as_ref().map_or("", |v| v.text.as_str());
-    let base = st
-        .control
-        .file()
-        .parent()
-        .unwrap_or_else(|| std::path::Path::new("."));
-    let parse = |t: &str| ficus_config::parse_str(t, "version", base).ok();
+    // Only the fleet-wide part: a version stored before fleet mode still holds the
+    // node-local sections of the node that stored it.
+    let fleet = |t: &str| ficus_config::fleet_text(t).unwrap_or_else(|_| t.to_string());
+    let old_text = from.as_ref().map_or(String::new(), |v| fleet(&v.text));
+    let new_text = fleet(&to.text);
+    let parse = |t: &str| st.control.parse_version(t, "version").ok();
     let changes = match (from.as_ref().and_then(|v| parse(&v.text)), parse(&to.text)) {
         (Some(a), Some(b)) => ficus_config::plan::plan(&a, &b)
             .iter()
@@ -606,7 +610,7 @@ pub async fn version_diff(
             .collect(),
         _ => Vec::new(),
     };
-    let lines = crate::diff::lines(old_text, &to.text);
+    let lines = crate::diff::lines(&old_text, &new_text);
     Ok(axum::Json(VersionDiff {
         from: from.as_ref().map(|v| v.number),
         to: n,
@@ -1003,13 +1007,12 @@ pub async fn purge_cache(
     }))
 }
 
-/// `GET /api/v1/rollouts`: every rollout and where it is.
-pub async fn rollouts(
-    State(st): State<Arc<AdminState>>,
-) -> ApiResult<Vec<ficus_control::rollout::RolloutView>> {
-    Ok(axum::Json(
-        st.rollouts.as_ref().map(|r| r.status()).unwrap_or_default(),
-    ))
+/// `GET /api/v1/rollouts`: every rollout and where it is (from the leader, on any node).
+pub async fn rollouts(State(st): State<Arc<AdminState>>) -> ApiResult<Vec<serde_json::Value>> {
+    Ok(axum::Json(match &st.rollouts {
+        Some(r) => r.view().await?,
+        None => Vec::new(),
+    }))
 }
 
 /// `POST /api/v1/rollouts/{route}/{command}`: pause, resume, promote, abort or start.

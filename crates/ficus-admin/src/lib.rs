@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 mod diff;
+pub mod fleet;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -38,16 +39,13 @@ pub struct AdminState {
     token: String,
     /// The actor recorded for API changes that do not name one (`x-ficus-actor`).
     pub default_actor: String,
+    /// This node's fleet tasks, when they run (`ficus run`).
+    pub fleet: Option<Arc<ficus_control::fleet::FleetStats>>,
 }
 
 impl AdminState {
     pub fn new(control: Arc<ControlPlane>, token: String) -> Arc<AdminState> {
-        Arc::new(AdminState {
-            control,
-            rollouts: None,
-            token,
-            default_actor: "api".into(),
-        })
+        AdminState::for_node(control, token, None, None)
     }
 
     /// The same, with the rollout controller the API commands go to.
@@ -56,11 +54,22 @@ impl AdminState {
         token: String,
         rollouts: Arc<ficus_control::rollout::RolloutController>,
     ) -> Arc<AdminState> {
+        AdminState::for_node(control, token, Some(rollouts), None)
+    }
+
+    /// The state of a node: its rollout controller and fleet tasks, when they run.
+    pub fn for_node(
+        control: Arc<ControlPlane>,
+        token: String,
+        rollouts: Option<Arc<ficus_control::rollout::RolloutController>>,
+        fleet: Option<Arc<ficus_control::fleet::FleetStats>>,
+    ) -> Arc<AdminState> {
         Arc::new(AdminState {
             control,
-            rollouts: Some(rollouts),
+            rollouts,
             token,
             default_actor: "api".into(),
+            fleet,
         })
     }
 }
@@ -93,6 +102,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/diffs/{route}/reset", post(api::reset_diffs))
         .route("/cache/{route}/purge", post(api::purge_cache))
         .route("/rollouts", get(api::rollouts))
+        .route("/fleet", get(fleet::fleet))
         .route("/rollouts/{route}/{command}", post(api::rollout_command));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -143,26 +153,27 @@ async fn not_found() -> Problem {
         .fix("the endpoints are listed in /api/v1/openapi.json")
 }
 
+/// Ready while the gateway serves: a node without its store still serves its last routes
+/// (fail static), so it stays in the load balancer; the body says whether the store
+/// answers, since changes are refused until it does.
 async fn readyz(State(st): State<Arc<AdminState>>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, st.control.store().health()).await {
-        Ok(Ok(())) => axum::Json(serde_json::json!({"ready": true})).into_response(),
-        Ok(Err(e)) => not_ready(format!("state store: {e}")),
-        Err(_) => not_ready(format!(
+    let store = match tokio::time::timeout(READY_TIMEOUT, st.control.store().health()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("state store: {e}")),
+        Err(_) => Some(format!(
             "state store did not answer within {READY_TIMEOUT:?}"
         )),
-    }
-}
-
-fn not_ready(reason: String) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(serde_json::json!({
-            "ready": false,
+    };
+    let body = match store {
+        None => serde_json::json!({"ready": true, "store": "ok"}),
+        Some(reason) => serde_json::json!({
+            "ready": true,
+            "store": "unavailable",
             "reason": reason,
             "serving": "the gateway keeps serving its current routes; changes are refused until the store answers",
-        })),
-    )
-        .into_response()
+        }),
+    };
+    axum::Json(body).into_response()
 }
 
 async fn metrics(State(st): State<Arc<AdminState>>) -> Response {

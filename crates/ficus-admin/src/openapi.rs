@@ -17,7 +17,7 @@ pub struct Endpoint {
 
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: "get", path: "/healthz", summary: "Liveness: the admin listener answers", mutation: false, body: &[] },
-    Endpoint { method: "get", path: "/readyz", summary: "Readiness: the gateway serves and the store answers (503 with the reason otherwise)", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/readyz", summary: "Readiness: 200 while the gateway serves, also without its store (it serves its last routes); the body says whether the store answers (store: ok or unavailable, with the reason)", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/metrics", summary: "Prometheus metrics (OpenMetrics text)", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/api/v1/openapi.json", summary: "This document", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/api/v1/routes", summary: "Every route in match order with its stage, weight, file state and live numbers per side", mutation: false, body: &[] },
@@ -41,6 +41,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: "post", path: "/api/v1/cache/{route}/purge", summary: "Forget a route's cached responses, or one path's (path: as clients send it, with the query); an event", mutation: true, body: &[("path", "string", false), ("message", "string", true)] },
     Endpoint { method: "get", path: "/api/v1/rollouts", summary: "Every route with [route.rollout]: status (running, paused, waiting, soaking, completed, rolled_back, aborted), step, weight, time in the step and the last verdict with every gate's numbers", mutation: false, body: &[] },
     Endpoint { method: "post", path: "/api/v1/rollouts/{route}/{command}", summary: "A rollout command: pause, resume, promote (past a manual gate, or now), abort (back to on_rollback) or start (again from the first step); answers the events it recorded", mutation: true, body: &[("message", "string", true)] },
+    Endpoint { method: "get", path: "/api/v1/fleet", summary: "Every node sharing the store: state (up, down, stopped), revision applied and skew, commit-to-apply lag, rate, drift; the leader and its lease; this node's listener, store and telemetry exchange", mutation: false, body: &[] },
     Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, after, limit); newest first, or oldest first after an id", mutation: false, body: &[] },
 ];
 

@@ -185,8 +185,11 @@ async fn a_lost_store_refuses_changes_keeps_serving_and_loses_nothing() {
     assert_eq!(call("GET", &format!("{admin}/readyz"), None).await.0, 200);
 
     relay.cut();
+    // Still ready: the node serves its last routes (fail static) and stays in the load
+    // balancer; the body says the store is away.
     let (s, v) = call("GET", &format!("{admin}/readyz"), None).await;
-    assert_eq!(s, 503, "{v}");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["store"], "unavailable", "{v}");
     assert!(v["reason"].as_str().unwrap().contains("state store"), "{v}");
     let (s, v) = call(
         "POST",
@@ -222,7 +225,7 @@ async fn a_lost_store_refuses_changes_keeps_serving_and_loses_nothing() {
     relay.restore().await;
     let mut ready = false;
     for _ in 0..50 {
-        if call("GET", &format!("{admin}/readyz"), None).await.0 == 200 {
+        if call("GET", &format!("{admin}/readyz"), None).await.1["store"] == "ok" {
             ready = true;
             break;
         }

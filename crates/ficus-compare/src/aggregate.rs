@@ -373,8 +373,10 @@ impl Aggregator {
             };
             // Seeded from the clock so ids stay ahead of those stored before a restart even
             // when nothing was loaded; monotonic within the process regardless. The node's
-            // slot keeps the ids of the nodes of a fleet apart.
-            self.next_id = self.next_id.max(at_ms.saturating_mul(1000));
+            // slot keeps the ids of the nodes of a fleet apart. Milliseconds times
+            // NODE_SLOTS stays below 2^53 (exact in JavaScript, which the dashboard reads
+            // the ids with) until the year 2248.
+            self.next_id = self.next_id.max(at_ms);
             let id = self
                 .next_id
                 .saturating_mul(NODE_SLOTS)

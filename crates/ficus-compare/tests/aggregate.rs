@@ -635,3 +635,23 @@ fn fleet_counts_are_the_stored_ones_plus_what_is_not_stored_yet() {
     assert_eq!(dc.samples.len(), 1);
     assert_eq!(dc.samples[0].id.rem_euclid(ficus_compare::NODE_SLOTS), 3);
 }
+
+#[test]
+fn sample_ids_stay_exact_in_javascript() {
+    // The dashboard reads ids as JavaScript numbers: exact only below 2^53.
+    let mut a = Aggregator::default();
+    a.set_node_slot(1023);
+    for at_ms in [1_800_000_000_000i64, 6_500_000_000_000] {
+        a.record(
+            "r",
+            &format!("e{at_ms}"),
+            at_ms,
+            &diffs(&[("$.a", Kind::Value)]),
+            None,
+            || data("x"),
+        );
+    }
+    let ids: Vec<i64> = a.take_delta().samples.iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|id| *id < (1i64 << 53)), "{ids:?}");
+}

@@ -52,6 +52,8 @@ pub struct FleetStats {
     pub store_ok: AtomicBool,
     /// The latest store error any fleet task met, while it lasts.
     pub store_error: Mutex<Option<String>>,
+    /// The registry as the last heartbeat read it.
+    pub last_state: Mutex<Option<ficus_store::FleetState>>,
 }
 
 /// What the API shows of this node's part in the fleet.
@@ -140,6 +142,17 @@ impl FleetRuntime {
             .set_extra("fleet", metrics(control.clone(), stats.clone()));
         let (stop, _) = watch::channel(false);
         let telemetry = Arc::new(tokio::sync::Mutex::new(TelemetryState::default()));
+        if control.single_node() {
+            // The one gateway of a SQLite store (it holds the file's lock): a lease left
+            // behind by its own earlier process (killed) is not waited out.
+            if let Err(e) = control
+                .store()
+                .force_lease(&control.node().id, settings.lease)
+                .await
+            {
+                tracing::warn!(error = %e, "fleet: cannot take the lease at start");
+            }
+        }
         let mut beat = Heartbeat::default();
         beat.run(&control, &stats, settings.lease).await;
         exchange_telemetry(&control, &stats, &telemetry).await;
@@ -349,12 +362,18 @@ impl Heartbeat {
         let beat = NodeBeat {
             revision: synced.revision,
             applied_at: synced.applied_at,
+            apply_lag_ms: synced.apply_lag_ms,
             config_version: snap.version,
             rate: rate(control),
             drift,
         };
         match store.heartbeat(&node.id, &beat).await {
-            Ok(true) => stats.store_answered(&mut self.last_log),
+            Ok(true) => {
+                stats.store_answered(&mut self.last_log);
+                if let Ok(state) = store.fleet().await {
+                    *stats.last_state.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                }
+            }
             Ok(false) => {
                 // Pruned while it could not reach the store: register again.
                 let again = NodeRegistration {
@@ -604,7 +623,7 @@ fn metrics(control: Arc<ControlPlane>, stats: Arc<FleetStats>) -> ficus_telemetr
             gauge(
                 "ficus_fleet_apply_lag_milliseconds",
                 "From the commit of the revision this node applied last to its applying it here (clocks of the two nodes).",
-                u64::try_from((synced.applied_at - synced.revision_at).max(0)).unwrap_or(0),
+                u64::try_from(synced.apply_lag_ms).unwrap_or(0),
             ),
             gauge(
                 "ficus_fleet_leader",

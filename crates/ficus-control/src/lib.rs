@@ -155,6 +155,9 @@ pub struct SyncInfo {
     pub revision: i64,
     pub revision_at: i64,
     pub applied_at: i64,
+    /// From the commit of the revision to its applying here, when this node caught up with
+    /// it from the store (0 for what it found at start).
+    pub apply_lag_ms: i64,
     /// The last event id looked at (other nodes' events are acted on: cache purges,
     /// shadow resets, rollout commands).
     pub last_event_id: i64,
@@ -294,6 +297,7 @@ impl ControlPlane {
                 revision: state.revision,
                 revision_at: state.revision_at,
                 applied_at: unix_ms(),
+                apply_lag_ms: 0,
                 last_event_id: state.last_event_id,
                 error: None,
                 raw_overrides: raw_overrides(&stored),
@@ -576,6 +580,12 @@ impl ControlPlane {
             )),
             _ => None,
         }
+    }
+
+    /// A stored version's text (or a file's fleet-wide part) as this node would run it,
+    /// with its own node-local settings.
+    pub fn parse_version(&self, text: &str, origin: &str) -> Result<Config, ControlError> {
+        parse_fleet(text, origin, &self.file, &self.local)
     }
 
     /// The route-level changes applying `text` would make to what runs now.
@@ -1120,8 +1130,9 @@ impl ControlPlane {
             }
         }
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        if state.revision != synced.revision || changed {
+        if state.revision > synced.revision || changed {
             synced.applied_at = unix_ms();
+            synced.apply_lag_ms = (synced.applied_at - state.revision_at).max(0);
         }
         synced.revision = synced.revision.max(state.revision);
         synced.revision_at = state.revision_at;

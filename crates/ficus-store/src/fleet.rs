@@ -68,6 +68,8 @@ pub struct NodeBeat {
     /// The revision it has applied, and when (unix ms, its own clock).
     pub revision: i64,
     pub applied_at: i64,
+    /// From the commit of that revision to its applying here (ms).
+    pub apply_lag_ms: i64,
     pub config_version: Option<i64>,
     /// Requests per second it served over the last seconds.
     pub rate: f64,
@@ -89,6 +91,7 @@ pub struct NodeRow {
     pub heartbeat_at: i64,
     pub revision: i64,
     pub applied_at: i64,
+    pub apply_lag_ms: i64,
     pub config_version: Option<i64>,
     pub rate: f64,
     pub drift: Option<String>,
@@ -353,7 +356,8 @@ impl Store {
         let now = now_sql(self.pool());
         let sql = format!(
             "UPDATE fleet_nodes SET heartbeat_at = {now}, revision = $2, applied_at = $3, \
-             config_version = $4, rate = $5, drift = $6, stopped_at = NULL WHERE id = $1"
+             config_version = $4, rate = $5, drift = $6, apply_lag_ms = $7, stopped_at = NULL \
+             WHERE id = $1"
         );
         let n = with_pool!(self, p => {
             sqlx::query(&sql)
@@ -363,6 +367,7 @@ impl Store {
                 .bind(beat.config_version)
                 .bind(beat.rate)
                 .bind(&beat.drift)
+                .bind(beat.apply_lag_ms)
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected())
@@ -405,8 +410,8 @@ impl Store {
             .map_err(|e| err.db("reading the leader lease", e))?;
             let nodes = sqlx::query_as::<_, NodeRow>(
                 "SELECT id, seq, name, host, pid, version, admin_url, started_at, \
-                 heartbeat_at, revision, applied_at, config_version, rate, drift, stopped_at \
-                 FROM fleet_nodes ORDER BY seq",
+                 heartbeat_at, revision, applied_at, apply_lag_ms, config_version, rate, drift, \
+                 stopped_at FROM fleet_nodes ORDER BY seq",
             )
             .fetch_all(p)
             .await
@@ -445,6 +450,26 @@ impl Store {
                 .bind(node_id)
                 .bind(ms(lease))
                 .fetch_optional(p)
+                .await
+        })
+        .map_err(|e| err.db("taking the leader lease", e))
+    }
+
+    /// Takes the leader lease whoever holds it (a new epoch): for a node that knows it is
+    /// alone, a SQLite store's one gateway (it holds the file's lock), after a restart
+    /// that left its old lease behind.
+    pub async fn force_lease(&self, node_id: &str, lease: Duration) -> Result<i64, StoreError> {
+        let err = self.err();
+        let now = now_sql(self.pool());
+        let sql = format!(
+            "UPDATE fleet_leader SET epoch = epoch + 1, acquired_at = {now}, node_id = $1, \
+             expires_at = {now} + $2 WHERE id = 1 RETURNING epoch"
+        );
+        with_pool!(self, p => {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(node_id)
+                .bind(ms(lease))
+                .fetch_one(p)
                 .await
         })
         .map_err(|e| err.db("taking the leader lease", e))

@@ -42,6 +42,8 @@ struct Inner {
     /// PostgreSQL only: how to open the dedicated LISTEN connection, and the schema that
     /// tells this store's notifications from those of other stores in the same database.
     listen: Option<crate::fleet::ListenTarget>,
+    /// SQLite on a file: its path (for the one-node lock).
+    sqlite_file: Option<std::path::PathBuf>,
     /// SQLite only: writers of this process queue here (in order, bounded by
     /// busy_timeout) before `BEGIN IMMEDIATE`, instead of all polling SQLite's busy handler
     /// at once. Writers of other processes are still held off by SQLite's own lock.
@@ -358,11 +360,15 @@ impl Store {
             statement_timeout: options.statement_timeout,
         };
         let mut listen = None;
+        let mut sqlite_file = None;
         let pool = match parsed.target {
             Target::Sqlite {
                 options: connect,
                 in_memory,
             } => {
+                if !in_memory {
+                    sqlite_file = Some(connect.get_filename().to_path_buf());
+                }
                 let mut pool = SqlitePoolOptions::new()
                     .max_connections(
                         options
@@ -449,6 +455,7 @@ impl Store {
                 err,
                 node: std::sync::OnceLock::new(),
                 listen,
+                sqlite_file,
                 write_queue: tokio::sync::Mutex::new(()),
             }),
         };
@@ -482,6 +489,52 @@ impl Store {
     /// The node set with [`Store::set_node`].
     pub fn node(&self) -> Option<&str> {
         self.inner.node.get().map(String::as_str)
+    }
+
+    /// A SQLite store has one node: the gateway process takes this lock (an exclusive lock
+    /// on `PATH.lock` beside the database, released when the returned file is dropped or
+    /// the process ends) so that a second `ficus run` on the same file is refused with a
+    /// clear error instead of two gateways silently diverging. `None` for PostgreSQL and
+    /// in-memory stores, where there is nothing to lock.
+    pub fn lock_single_node(&self) -> Result<Option<std::fs::File>, StoreError> {
+        let Some(db) = &self.inner.sqlite_file else {
+            return Ok(None);
+        };
+        let mut path = db.clone().into_os_string();
+        path.push(".lock");
+        let path = std::path::PathBuf::from(path);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                StoreError::Invalid(format!("cannot open the lock file {}: {e}", path.display()))
+            })?;
+        match file.try_lock() {
+            Ok(()) => {
+                use std::io::{Seek, Write};
+                let _ = file.set_len(0);
+                let _ = file.seek(std::io::SeekFrom::Start(0));
+                let _ = writeln!(file, "{}", std::process::id());
+                Ok(Some(file))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                Err(StoreError::Invalid(format!(
+                    "state store {} is in use by another ficus (pid {}): a SQLite store serves \
+                     one gateway; stop the other one, give this one its own store, or run \
+                     several gateways on one PostgreSQL store (docs/fleet.md)",
+                    self.url(),
+                    holder.trim()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Invalid(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     pub(crate) fn listen_target(&self) -> Option<&crate::fleet::ListenTarget> {

@@ -184,6 +184,7 @@ async fn nodes_register_beat_and_stop(db: Db) {
     let beat = NodeBeat {
         revision: 7,
         applied_at: 1234,
+        apply_lag_ms: 25,
         config_version: Some(3),
         rate: 12.5,
         drift: Some("differs".into()),
@@ -209,11 +210,12 @@ async fn nodes_register_beat_and_stop(db: Db) {
         (
             na.id.as_str(),
             na.revision,
+            na.apply_lag_ms,
             na.config_version,
             na.rate,
             na.drift.as_deref()
         ),
-        ("a", 7, Some(3), 12.5, Some("differs"))
+        ("a", 7, 25, Some(3), 12.5, Some("differs"))
     );
     assert!(na.stopped_at.is_none());
     assert!(
@@ -538,4 +540,38 @@ async fn shadow_flush_skips_routes_reset_unseen(db: Db) {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_sqlite_store_serves_one_gateway() {
+    let db = sqlite_db();
+    let a = db.open().await;
+    let b = db.open().await;
+    let held = a.lock_single_node().unwrap();
+    assert!(held.is_some());
+    match b.lock_single_node() {
+        Err(StoreError::Invalid(m)) => {
+            assert!(m.contains("in use by another ficus"), "{m}");
+            assert!(
+                m.contains(&std::process::id().to_string()),
+                "names the pid: {m}"
+            );
+            assert!(m.contains("PostgreSQL"), "says what to do: {m}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    drop(held);
+    assert!(
+        b.lock_single_node().unwrap().is_some(),
+        "free once released"
+    );
+    let mem = Store::open("sqlite::memory:").await.unwrap();
+    assert!(mem.lock_single_node().unwrap().is_none());
+    if let Some(pg) = postgres_db().await {
+        let s = pg.open().await;
+        assert!(s.lock_single_node().unwrap().is_none());
+        if let Some((base, schema)) = &pg.pg {
+            drop_schema(base, schema).await;
+        }
+    }
 }

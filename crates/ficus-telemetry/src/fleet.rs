@@ -58,7 +58,7 @@ pub fn encode_hist(hist: &[(u16, u32)]) -> Vec<u8> {
 /// The inverse of [`encode_hist`]; `None` for bytes it did not write (a length that is not
 /// a multiple of 6, an index beyond the buckets, indexes out of order).
 pub fn decode_hist(bytes: &[u8]) -> Option<Vec<(u16, u32)>> {
-    if bytes.len() % 6 != 0 {
+    if !bytes.len().is_multiple_of(6) {
         return None;
     }
     let mut out: Vec<(u16, u32)> = Vec::with_capacity(bytes.len() / 6);

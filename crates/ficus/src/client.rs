@@ -304,8 +304,19 @@ pub fn status(t: Target) -> ExitCode {
                 protection_cell(&r["protection"]),
             ]);
         }
+        let fleet = &v["fleet"];
+        let nodes = fleet["nodes"].as_u64().unwrap_or(1);
+        let whose = if nodes > 1 {
+            format!(
+                ", summed over {} of {nodes} nodes up; through node {}",
+                fleet["nodes_up"],
+                fleet["name"].as_str().unwrap_or("?")
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "config version {} (live numbers over the last {}s)",
+            "config version {} (live numbers over the last {}s{whose})",
             v["version"], v["window_seconds"]
         );
         print!("{}", table(rows));
@@ -359,6 +370,88 @@ fn protection_cell(p: &Value) -> String {
         "-".into()
     } else {
         parts.join(", ")
+    }
+}
+
+/// `ficus fleet`: every node sharing the store.
+pub fn fleet(t: Target) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c.call("GET", "/api/v1/fleet", None).await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let mut rows = vec![vec![
+            "NODE".into(),
+            "STATE".into(),
+            "LEADER".into(),
+            "HOST".into(),
+            "PID".into(),
+            "ADMIN".into(),
+            "VERSION".into(),
+            "REVISION".into(),
+            "LAG".into(),
+            "REQ/S".into(),
+            "HEARTBEAT".into(),
+            "DRIFT".into(),
+        ]];
+        for n in v["nodes"].as_array().into_iter().flatten() {
+            let me = if n["this"].as_bool().unwrap_or(false) {
+                " *"
+            } else {
+                ""
+            };
+            let skew = n["revision_skew"].as_i64().unwrap_or(0);
+            rows.push(vec![
+                format!("{}{me}", n["name"].as_str().unwrap_or("")),
+                n["state"].as_str().unwrap_or("").into(),
+                if n["leader"].as_bool().unwrap_or(false) {
+                    "yes".into()
+                } else {
+                    "".into()
+                },
+                n["host"].as_str().unwrap_or("").into(),
+                n["pid"].to_string(),
+                n["admin_url"].as_str().unwrap_or("-").into(),
+                n["config_version"]
+                    .as_i64()
+                    .map_or("-".into(), |x| x.to_string()),
+                if skew > 0 {
+                    format!("{} ({skew} behind)", n["revision"])
+                } else {
+                    n["revision"].to_string()
+                },
+                format!("{} ms", n["apply_lag_ms"]),
+                format!("{:.1}", n["rate"].as_f64().unwrap_or(0.0)),
+                format!(
+                    "{:.1}s ago",
+                    n["heartbeat_age_ms"].as_i64().unwrap_or(0) as f64 / 1000.0
+                ),
+                n["drift"].as_str().map_or("-".to_string(), |d| clip(d, 60)),
+            ]);
+        }
+        let leader = v["leader"]["node"].as_str().unwrap_or("nobody");
+        println!(
+            "store {} at revision {}; leader {leader} (epoch {})",
+            v["store"].as_str().unwrap_or("?"),
+            v["revision"],
+            v["leader"]["epoch"]
+        );
+        print!("{}", table(rows));
+        println!("* = the node that answered");
+        if let Some(s) = v["stale"].as_str() {
+            println!("note: {s}");
+        }
+        Ok(())
+    })
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
     }
 }
 

@@ -38,6 +38,11 @@ enum Command {
         /// Log format of ficus's own diagnostics (not the access log): text or json.
         #[arg(long, default_value = "text")]
         log_format: String,
+        /// On a PostgreSQL store shared by a fleet: store this file as the fleet's next
+        /// version when its fleet-wide part differs from the store's latest (at start and on
+        /// SIGHUP). Without it the node runs the store's version and reports the drift.
+        #[arg(long)]
+        apply_file: bool,
     },
     /// Check a config file; print every error as file:line:col with how to fix it (exit 1).
     Validate {
@@ -61,6 +66,8 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// The migration map: every route's stage, weight, file state and live numbers.
     Status(client::Target),
+    /// Every gateway sharing the store: state, leader, revision, lag, rate, drift.
+    Fleet(client::Target),
     /// The route-level changes applying the config file would make to what runs.
     Plan(client::Target),
     /// Apply the config file as the next version.
@@ -177,10 +184,15 @@ fn main() -> ExitCode {
         Command::Validate { config } => run::validate(&config),
         Command::Routes { config } => run::routes(&config),
         Command::Reload { config } => run::reload(&config),
-        Command::Run { config, log_format } => run::run(&config, &log_format),
+        Command::Run {
+            config,
+            log_format,
+            apply_file,
+        } => run::run(&config, &log_format, apply_file),
         Command::Demo(opts) => demo::main(opts),
         Command::Verify(args) => verify_cmd::main(args),
         Command::Status(t) => client::status(t),
+        Command::Fleet(t) => client::fleet(t),
         Command::Plan(t) => client::plan(t),
         Command::Apply {
             target,

@@ -200,15 +200,15 @@ pub fn worker_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-pub fn run(path: &Path, log_format: &str) -> ExitCode {
+pub fn run(path: &Path, log_format: &str, apply_file: bool) -> ExitCode {
     init_logging(log_format);
-    // The control thread (signals, reloads) runs on its own small runtime; traffic is served
-    // by the gateway's worker threads.
+    // The control thread (signals, reloads, the fleet's tasks) runs on its own small
+    // runtime; traffic is served by the gateway's worker threads.
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")
-        .and_then(|rt| rt.block_on(serve(path)));
+        .and_then(|rt| rt.block_on(serve(path, apply_file)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -219,23 +219,44 @@ pub fn run(path: &Path, log_format: &str) -> ExitCode {
     }
 }
 
-async fn serve(path: &Path) -> anyhow::Result<()> {
+async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    // Validate first, so a broken file says so before the store is touched.
+    // Every check that can refuse the start runs before anything is written or bound:
+    // the file validates, the admin token is usable, the store answers and (SQLite) no
+    // other gateway uses it.
     let cfg = ficus_config::load(path)?;
+    let config_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let admin_token = if cfg.admin.enabled {
+        Some(ficus_admin::auth::load_token(
+            cfg.admin.bind,
+            cfg.admin.token_file.as_deref(),
+            config_dir,
+        )?)
+    } else {
+        None
+    };
     let store = ficus_store::Store::open(&cfg.store).await?;
+    let _single_node = store.lock_single_node()?;
     tracing::info!(store = store.kind(), "state store open");
-    let boot = ControlPlane::boot(path, store).await?;
+    let boot =
+        ControlPlane::boot_with(path, store, ficus_control::BootOptions { apply_file }).await?;
     for e in &boot.events {
         tracing::info!(event = e.id, kind = %e.kind, "{}", e.message);
     }
+    if let Some(drift) = &boot.drift {
+        tracing::warn!("{drift}");
+    }
+    tracing::info!(node = %boot.node().id, "this process is node {}", boot.node().name);
     let cfg = boot.effective().clone();
     let pid_file = cfg.gateway.pid_file.clone();
     let admin = cfg.admin.clone();
     let workers = worker_threads();
     let gw = Arc::new(Gateway::start_with_workers(cfg, workers).await?);
     let control = ControlPlane::new(boot, gw.clone());
-    // Every event recorded from here on (and the boot's) goes to the [[webhook]] receivers.
+    // Follow the store, heartbeat, exchange telemetry; decide who leads.
+    let fleet = ficus_control::fleet::FleetRuntime::start(control.clone()).await;
+    // The leader delivers every recorded event (the boot's too) to the [[webhook]]
+    // receivers.
     control.start_webhooks();
     for a in gw.local_addrs() {
         tracing::info!(addr = %a, workers, "listening");
@@ -245,10 +266,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         control.clone(),
         ficus_control::rollout::TICK,
     );
-    let (admin_stop, admin_task) = if admin.enabled {
-        let config_dir = path.parent().unwrap_or_else(|| Path::new("."));
-        let (token, source) =
-            ficus_admin::auth::load_token(admin.bind, admin.token_file.as_deref(), config_dir)?;
+    let (admin_stop, admin_task) = if let Some((token, source)) = admin_token {
         let listener = tokio::net::TcpListener::bind(admin.bind)
             .await
             .with_context(|| {
@@ -259,8 +277,12 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
             })?;
         tracing::info!(addr = %listener.local_addr()?, token = ?source, "admin API, /metrics and dashboard listening");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state =
-            ficus_admin::AdminState::with_rollouts(control.clone(), token, rollouts.clone());
+        let state = ficus_admin::AdminState::for_node(
+            control.clone(),
+            token,
+            Some(rollouts.clone()),
+            Some(fleet.stats()),
+        );
         let task = tokio::spawn(ficus_admin::serve(listener, state, async move {
             let _ = rx.await;
         }));
@@ -306,6 +328,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     if let Some(p) = gateway_events {
         p.stop().await;
     }
+    // The last seconds of traffic, and the lease handed over at once.
+    fleet.stop().await;
     if let Some(tx) = admin_stop {
         let _ = tx.send(());
     }

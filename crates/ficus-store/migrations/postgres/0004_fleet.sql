@@ -30,6 +30,7 @@ CREATE TABLE fleet_nodes (
     heartbeat_at   BIGINT NOT NULL,
     revision       BIGINT NOT NULL DEFAULT 0,
     applied_at     BIGINT NOT NULL DEFAULT 0,
+    apply_lag_ms   BIGINT NOT NULL DEFAULT 0,
     config_version BIGINT,
     rate           DOUBLE PRECISION NOT NULL DEFAULT 0 CHECK (rate >= 0),
     drift          TEXT,

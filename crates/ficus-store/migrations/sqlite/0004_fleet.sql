@@ -21,6 +21,7 @@ CREATE TABLE fleet_nodes (
     heartbeat_at   INTEGER NOT NULL,
     revision       INTEGER NOT NULL DEFAULT 0,
     applied_at     INTEGER NOT NULL DEFAULT 0,
+    apply_lag_ms   INTEGER NOT NULL DEFAULT 0,
     config_version INTEGER,
     rate           REAL    NOT NULL DEFAULT 0 CHECK (rate >= 0),
     drift          TEXT,

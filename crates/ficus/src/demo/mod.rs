@@ -102,6 +102,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         admin_stop,
         admin_task,
         rollouts,
+        fleet,
     } = started;
     let cfg = control.snapshot().effective.clone();
     let gw = control.gateway().clone();
@@ -158,6 +159,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     let _ = admin_stop.send(());
     let _ = tokio::time::timeout(ADMIN_GRACE, admin_task).await;
+    fleet.stop().await;
     control.store().close().await;
     stop_services(legacy, modern).await;
     if left > 0 {
@@ -290,6 +292,7 @@ struct Started {
     admin_stop: tokio::sync::oneshot::Sender<()>,
     admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
     rollouts: Arc<ficus_control::rollout::RolloutController>,
+    fleet: ficus_control::fleet::FleetRuntime,
 }
 
 /// Binds the admin listener, writes the embedded config (with the real addresses) into the
@@ -334,7 +337,9 @@ async fn start_gateway(
         Err(e) => return Err(e).context("cannot start the gateway"),
     };
     let control = ControlPlane::new(boot, Arc::new(gw));
-    // Every event recorded from here on (and the boot's) goes to the [[webhook]] receivers.
+    // A fleet of one: the node registry, the lease and the per-second numbers, as `run`.
+    let fleet = ficus_control::fleet::FleetRuntime::start(control.clone()).await;
+    // Every recorded event (the boot's too) goes to the [[webhook]] receivers.
     control.start_webhooks();
     let (token, source) = ficus_admin::auth::load_token(admin, None, dir.path())?;
     let token_file = match source {
@@ -348,8 +353,12 @@ async fn start_gateway(
         control.clone(),
         ficus_control::rollout::TICK,
     );
-    let state =
-        ficus_admin::AdminState::with_rollouts(control.clone(), token.clone(), rollouts.clone());
+    let state = ficus_admin::AdminState::for_node(
+        control.clone(),
+        token.clone(),
+        Some(rollouts.clone()),
+        Some(fleet.stats()),
+    );
     let admin_task = tokio::spawn(ficus_admin::serve(listener, state, async move {
         let _ = stopped.await;
     }));
@@ -362,6 +371,7 @@ async fn start_gateway(
         admin_stop,
         admin_task,
         rollouts,
+        fleet,
     })
 }
 
