@@ -19,7 +19,8 @@ use crate::StoreError;
 
 /// The PostgreSQL channel every write that advances the revision notifies.
 pub const NOTIFY_CHANNEL: &str = "ficus_revision";
-/// `application_name` of the LISTEN connection (`pg_stat_activity` shows it).
+/// `application_name` of the LISTEN connection (`pg_stat_activity` shows it), followed by
+/// the store's schema (`public` without one).
 pub const LISTENER_APPLICATION: &str = "ficus-listener";
 /// Telemetry rows in one multi-row INSERT (13 parameters each).
 const TELEMETRY_ROWS_PER_INSERT: usize = 500;

@@ -392,10 +392,18 @@ impl Store {
                 options: connect,
                 schema,
             } => {
+                // `ficus-listener SCHEMA`: an operator (or a test) can tell this store's
+                // LISTEN connections apart in pg_stat_activity.
+                let name: String = format!(
+                    "{} {}",
+                    crate::fleet::LISTENER_APPLICATION,
+                    schema.as_deref().unwrap_or("public")
+                )
+                .chars()
+                .take(63)
+                .collect();
                 listen = Some(crate::fleet::ListenTarget {
-                    options: (*connect)
-                        .clone()
-                        .application_name(crate::fleet::LISTENER_APPLICATION),
+                    options: (*connect).clone().application_name(&name),
                     schema: schema.clone(),
                 });
                 // One direct connection first: the pool would retry a refused connection
