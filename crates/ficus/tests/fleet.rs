@@ -491,8 +491,11 @@ async fn three_nodes_act_as_one() {
     let legacy = upstream("legacy", false).await;
     let modern = upstream("modern", false).await;
     let (hook, hooked) = receiver().await;
+    // orders moves to modern; catalog is mirrored (compared) and cached.
     let fleet_wide = format!(
-        "{}\n[[webhook]]\nurl = \"{hook}\"\nevents = [\"config.\", \"route.\", \"cache.\"]\n",
+        "{}\n[[route]]\nname = \"catalog\"\npath_prefix = \"/catalog\"\nlegacy = \"legacy\"\n\
+         modern = \"modern\"\nstage = \"shadow\"\n[route.cache]\nttl = \"60s\"\n\n\
+         [[webhook]]\nurl = \"{hook}\"\nevents = [\"config.\", \"route.\", \"cache.\"]\n",
         routes(&legacy, &modern, "")
     );
     let store = pg.url(None);
@@ -608,10 +611,121 @@ async fn three_nodes_act_as_one() {
     got.sort_unstable();
     assert_eq!(got, want, "each event once, none twice");
 
+    // An apply through node 3 and a revert through node 1 run everywhere.
+    let (_, cfg) = call("GET", &nodes[2].url("/api/v1/config"), None).await;
+    let text = cfg["text"]
+        .as_str()
+        .unwrap()
+        .replace("ttl = \"60s\"", "ttl = \"30s\"");
+    let (s, v) = call(
+        "POST",
+        &nodes[2].url("/api/v1/config/apply"),
+        Some(json!({"text": text, "message": "a shorter cache"})),
+    )
+    .await;
+    assert_eq!((s, &v["version"]), (200, &json!(2)), "{v}");
+    for n in &nodes {
+        within(Duration::from_secs(5), "version 2 everywhere", || async {
+            let (_, v) = call("GET", &n.url("/api/v1/config"), None).await;
+            v["version"] == 2 && v["text"].as_str().unwrap_or("").contains("ttl = \"30s\"")
+        })
+        .await;
+    }
+    let (s, v) = call(
+        "POST",
+        &nodes[0].url("/api/v1/config/revert"),
+        Some(json!({"version": 1, "message": "back to 60s"})),
+    )
+    .await;
+    assert_eq!((s, &v["version"]), (200, &json!(3)), "{v}");
+    for n in &nodes {
+        within(Duration::from_secs(5), "the revert everywhere", || async {
+            let (_, v) = call("GET", &n.url("/api/v1/config"), None).await;
+            v["version"] == 3 && v["text"].as_str().unwrap_or("").contains("ttl = \"60s\"")
+        })
+        .await;
+    }
+
+    // Node 2 caches and compares catalog answers; every node shows its comparisons.
+    for i in 0..20 {
+        assert_eq!(nodes[1].side(&format!("/catalog/{i}"), &[]).await.0, 200);
+    }
+    // (hits, misses) of catalog's cache on a node.
+    let cache = |n: &Node| {
+        let url = n.url("/api/v1/routes");
+        async move {
+            let (_, v) = call("GET", &url, None).await;
+            let c = v["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["name"] == "catalog")
+                .map(|r| r["protection"]["cache"].clone())
+                .unwrap_or_default();
+            (
+                c["hits"].as_u64().unwrap_or(0),
+                c["misses"].as_u64().unwrap_or(0),
+            )
+        }
+    };
+    let compared = |n: &Node| {
+        let url = n.url("/api/v1/diffs?route=catalog");
+        async move {
+            let (_, v) = call("GET", &url, None).await;
+            v[0]["report"]["compared"].as_i64().unwrap_or(0)
+        }
+    };
+    assert_eq!(nodes[1].side("/catalog/0", &[]).await.0, 200);
+    assert_eq!(
+        cache(&nodes[1]).await,
+        (1, 20),
+        "answered from node 2's cache"
+    );
+    within(
+        Duration::from_secs(10),
+        "node 1 shows node 2's comparisons",
+        || async { compared(&nodes[0]).await >= 20 },
+    )
+    .await;
+    // A purge through node 1 empties node 2's cache: each probe asks for another path
+    // cached before, a hit until the purge arrives, then a miss.
+    let (s, v) = call(
+        "POST",
+        &nodes[0].url("/api/v1/cache/catalog/purge"),
+        Some(json!({"message": "stale prices"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let probe = AtomicU64::new(1);
+    within(Duration::from_secs(5), "node 2's cache purged", || async {
+        let (_, misses) = cache(&nodes[1]).await;
+        let i = probe.fetch_add(1, Ordering::Relaxed);
+        assert!(i < 20, "ran out of cached paths to probe");
+        nodes[1].side(&format!("/catalog/{i}"), &[]).await;
+        cache(&nodes[1]).await.1 == misses + 1
+    })
+    .await;
+    // A reset through node 3 forgets the comparisons on every node.
+    let (s, v) = call(
+        "POST",
+        &nodes[2].url("/api/v1/diffs/catalog/reset"),
+        Some(json!({"message": "modern v2 deployed"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    for n in &nodes {
+        within(
+            Duration::from_secs(5),
+            "the comparisons forgotten",
+            || async { compared(n).await == 0 },
+        )
+        .await;
+    }
+
     // Node 2 restarted with an older file: it runs the store's version, stores nothing,
     // and reports the drift.
     nodes[1].stop();
-    let older = fleet_wide.replace("weight = 100", "weight = 5");
+    let older = fleet_wide.replace("weight = 100", "weight = 0");
     let dir = root.join("n2");
     let text = std::fs::read_to_string(dir.join("ficus.toml")).unwrap();
     std::fs::write(dir.join("ficus.toml"), text.replace(&fleet_wide, &older)).unwrap();
@@ -619,12 +733,13 @@ async fn three_nodes_act_as_one() {
     let (_, versions) = call("GET", &nodes[0].url("/api/v1/config/versions"), None).await;
     assert_eq!(
         versions.as_array().unwrap().len(),
-        1,
+        3,
         "the older file stored nothing"
     );
+    // Its file says weight 0; the fleet's version (reverted to 1) says 100.
     assert_eq!(
         nodes[1].side("/orders/1", &[("x-user", "a")]).await.1,
-        "legacy"
+        "modern"
     );
     let (_, routes) = call("GET", &nodes[1].url("/api/v1/routes"), None).await;
     let drift = routes["file_drift"].as_str().unwrap_or("");
