@@ -136,6 +136,7 @@ struct Env {
     proxy: String,
     control: Arc<ControlPlane>,
     _rollouts: Arc<RolloutController>,
+    _fleet: ficus_control::fleet::FleetRuntime,
     _dir: tempfile::TempDir,
 }
 
@@ -162,6 +163,8 @@ async fn env() -> Env {
     let gw = Gateway::start(boot.effective().clone()).await.unwrap();
     let proxy = format!("http://{}", gw.local_addrs()[0]);
     let control = ControlPlane::new(boot, Arc::new(gw));
+    // A fleet of one node: the registry and the lease, as `ficus run` has them.
+    let fleet = ficus_control::fleet::FleetRuntime::start(control.clone()).await;
     // A recorded run of the orders job, for the data-integrity column.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -191,13 +194,19 @@ async fn env() -> Env {
     // The rollout controller, ticking fast: checkout starts at its first step at once and
     // holds there (it never gets its million requests).
     let rollouts = RolloutController::spawn(control.clone(), Duration::from_millis(100));
-    let state = AdminState::with_rollouts(control.clone(), TOKEN.into(), rollouts.clone());
+    let state = AdminState::for_node(
+        control.clone(),
+        TOKEN.into(),
+        Some(rollouts.clone()),
+        Some(fleet.stats()),
+    );
     tokio::spawn(ficus_admin::serve(l, state, std::future::pending()));
     Env {
         admin,
         proxy,
         control,
         _rollouts: rollouts,
+        _fleet: fleet,
         _dir: dir,
     }
 }
@@ -703,6 +712,17 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     )
     .await;
     page.screenshot(WIDTH, &screenshot_path("versions"))
+        .await
+        .unwrap();
+
+    // The fleet page: this one node, up, leading, at the store's revision.
+    page.click("nav a[data-nav=fleet]").await.unwrap();
+    page.wait_for(
+        "the node on the fleet page",
+        "document.querySelectorAll('#fleet tbody tr[data-state=up]').length === 1 && document.querySelector('#fleet tbody tr.this-node .leader-badge') && document.querySelector('#fleet-summary')?.textContent.includes('1 of 1 node(s) up on a sqlite store')",
+    )
+    .await;
+    page.screenshot(WIDTH, &screenshot_path("fleet"))
         .await
         .unwrap();
 

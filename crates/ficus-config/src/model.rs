@@ -199,6 +199,9 @@ pub struct Node {
 /// `[fleet]`: the timings of this node's part in a fleet (see docs/fleet.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetSettings {
+    /// LISTEN for changes (PostgreSQL NOTIFY); off behind a pooler that cannot, such as
+    /// PgBouncer in transaction mode: then changes arrive by polling alone.
+    pub listen: bool,
     pub poll_interval: Duration,
     pub heartbeat: Duration,
     pub dead_after: Duration,
@@ -210,6 +213,7 @@ pub struct FleetSettings {
 impl Default for FleetSettings {
     fn default() -> Self {
         FleetSettings {
+            listen: true,
             poll_interval: defaults::FLEET_POLL_INTERVAL,
             heartbeat: defaults::FLEET_HEARTBEAT,
             dead_after: defaults::FLEET_DEAD_AFTER,

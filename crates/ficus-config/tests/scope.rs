@@ -146,12 +146,13 @@ fn every_top_level_section_is_classified() {
 fn fleet_settings_default_and_parse() {
     let cfg = parse(&NODE_A.replace(
         "heartbeat = \"500ms\"",
-        "heartbeat = \"500ms\"\npoll_interval = \"1s\"\nlease = \"3s\"\ndead_after = \"4s\"\n\
+        "heartbeat = \"500ms\"\nlisten = false\npoll_interval = \"1s\"\nlease = \"3s\"\ndead_after = \"4s\"\n\
          prune_after = \"10m\"\nflush_interval = \"250ms\"",
     ));
     assert_eq!(
         cfg.fleet,
         FleetSettings {
+            listen: false,
             poll_interval: Duration::from_secs(1),
             heartbeat: Duration::from_millis(500),
             dead_after: Duration::from_secs(4),

@@ -44,6 +44,8 @@ pub struct FleetStats {
     pub syncs: AtomicU64,
     pub sync_errors: AtomicU64,
     pub notifications: AtomicU64,
+    /// `[fleet] listen`: whether this node LISTENs at all.
+    pub listen: AtomicBool,
     pub listener_up: AtomicBool,
     pub seconds_sent: AtomicU64,
     pub seconds_received: AtomicU64,
@@ -59,6 +61,7 @@ pub struct FleetStats {
 /// What the API shows of this node's part in the fleet.
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalView {
+    pub listen: bool,
     pub listener_up: bool,
     pub store_ok: bool,
     pub store_error: Option<String>,
@@ -73,6 +76,7 @@ pub struct LocalView {
 impl FleetStats {
     pub fn view(&self) -> LocalView {
         LocalView {
+            listen: self.listen.load(Ordering::Relaxed),
             listener_up: self.listener_up.load(Ordering::Relaxed),
             store_ok: self.store_ok.load(Ordering::Relaxed),
             store_error: self
@@ -135,6 +139,7 @@ impl FleetRuntime {
         let settings = control.local().fleet.clone();
         let stats = Arc::new(FleetStats::default());
         stats.store_ok.store(true, Ordering::Relaxed);
+        stats.listen.store(settings.listen, Ordering::Relaxed);
         control.set_leadership(Leadership::Follower);
         control
             .gateway()
@@ -161,6 +166,7 @@ impl FleetRuntime {
         tasks.push(tokio::spawn(follow(
             control.clone(),
             stats.clone(),
+            settings.listen,
             settings.poll_interval,
             stop.subscribe(),
         )));
@@ -238,10 +244,15 @@ impl FleetRuntime {
 async fn follow(
     control: Arc<ControlPlane>,
     stats: Arc<FleetStats>,
+    listen: bool,
     poll_interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut listener = control.store().listen();
+    let mut listener = if listen {
+        control.store().listen()
+    } else {
+        None
+    };
     let mut poll = tokio::time::interval(poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_log = None;

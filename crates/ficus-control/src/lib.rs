@@ -786,6 +786,7 @@ impl ControlPlane {
             );
             tracing::info!(actor, kind, version = ?committed.latest_version, "{message}");
             self.announce(&committed.events);
+            self.caught_up_after_own_change().await;
             return Ok(Applied {
                 version: committed.latest_version,
                 events: committed.events,
@@ -992,6 +993,7 @@ impl ControlPlane {
                 tracing::info!(actor, kind, "{}", c.describe());
             }
             self.announce(&committed.events);
+            self.caught_up_after_own_change().await;
             return Ok(Applied {
                 version: committed.latest_version,
                 events: committed.events,
@@ -1142,6 +1144,15 @@ impl ControlPlane {
             synced.raw_overrides = raw;
         }
         Ok(changed)
+    }
+
+    /// After this node's own commit: its revision (and what runs) is the store's now, unless
+    /// another node changed something in between, which this picks up as well. A failure
+    /// here changes nothing: the follow loop catches up later.
+    async fn caught_up_after_own_change(&self) {
+        if let Err(e) = self.sync_locked().await {
+            tracing::debug!(error = %e, "catching up after a change failed; the next poll will");
+        }
     }
 
     /// Acts on an event another node recorded.

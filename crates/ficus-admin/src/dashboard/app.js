@@ -436,6 +436,7 @@
     if ((m = hash.match(/^#\/routes\/(.+)$/))) show(routeView(decodeURIComponent(m[1])), 'map');
     else if (hash === '#/events') show(eventsView(), 'events');
     else if ((m = hash.match(/^#\/versions(?:\/(\d+))?$/))) show(versionsView(m[1] ? Number(m[1]) : null), 'versions');
+    else if (hash === '#/fleet') show(fleetView(), 'fleet');
     else show(mapView(), 'map');
   }
 
@@ -772,9 +773,10 @@
         routes = data.routes;
         error.replaceChildren();
         setVersion(data.version);
-        summary.textContent = `Routes in match order (first match wins) · live numbers over the last ${data.window_seconds} s · running config v${data.version ?? '?'}`;
+        const fleet = data.fleet && data.fleet.nodes > 1 ? ` · summed over ${data.fleet.nodes_up} of ${data.fleet.nodes} nodes` : '';
+        summary.textContent = `Routes in match order (first match wins) · live numbers over the last ${data.window_seconds} s${fleet} · running config v${data.version ?? '?'}`;
         drift.hidden = !data.file_drift;
-        drift.textContent = data.file_drift ? `The config file changed: ${data.file_drift}` : '';
+        drift.textContent = data.file_drift ? `The config file differs: ${data.file_drift}` : '';
         const now = Date.now();
         tbody.replaceChildren(...routes.map((r) => {
           const usesModern = r.stage !== 'legacy' || r.weight !== 0;
@@ -2065,6 +2067,58 @@
       },
       failed(e) {
         diffBox.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  // ---- the fleet: every gateway on the store
+
+  const nodeState = (s) => h('span', { class: `node-state node-${s}` }, s);
+
+  function fleetView() {
+    let tbody, head, local;
+    return {
+      mount(root) {
+        head = h('p', { class: 'sub', id: 'fleet-summary' }, 'Loading…');
+        tbody = h('tbody');
+        local = h('p', { class: 'muted small', id: 'fleet-local' });
+        root.append(
+          h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Fleet'), head)),
+          h('table', { class: 'events fleet', id: 'fleet' },
+            h('thead', {}, h('tr', {}, ['Node', 'State', 'Host', 'Admin API', 'Config', 'Revision', 'Apply lag', 'Req/s', 'Heartbeat', 'Up since', 'Drift'].map((t) => h('th', { scope: 'col' }, t)))),
+            tbody),
+          local);
+      },
+      async refresh() {
+        const f = await api('/api/v1/fleet');
+        const up = f.nodes.filter((n) => n.state === 'up').length;
+        const lead = f.nodes.find((n) => n.leader);
+        const behind = f.nodes.filter((n) => n.state === 'up' && n.revision_skew > 0).length;
+        head.replaceChildren(
+          `${up} of ${f.nodes.length} node(s) up on a ${f.store} store at revision ${f.revision}; `,
+          lead ? h('span', {}, 'leader ', h('strong', {}, lead.name), ` (epoch ${f.leader.epoch})`) : h('strong', { class: 'bad' }, 'no leader'),
+          behind ? h('span', { class: 'warn' }, ` · ${behind} node(s) behind the store`) : '',
+          f.stale ? h('span', { class: 'bad' }, ` · ${f.stale}`) : '');
+        tbody.replaceChildren(...f.nodes.map((n) => h('tr', { dataset: { node: n.id, state: n.state }, class: n.this ? 'this-node' : null },
+          h('td', {}, h('strong', {}, n.name), n.leader ? h('span', { class: 'leader-badge', title: 'runs the rollout controller, verify jobs, webhook delivery and retention' }, 'leader') : null,
+            n.this ? h('span', { class: 'muted small' }, ' (this page)') : null, h('div', { class: 'muted small' }, n.id)),
+          h('td', {}, nodeState(n.state)),
+          h('td', {}, `${n.host} · pid ${n.pid}`),
+          h('td', {}, n.admin_url ? h('a', { href: n.admin_url, rel: 'noopener' }, n.admin_url) : '-'),
+          h('td', {}, n.config_version ? `v${n.config_version}` : '-'),
+          h('td', { class: n.revision_skew > 0 ? 'warn' : null }, n.revision_skew > 0 ? `${n.revision} (${n.revision_skew} behind)` : String(n.revision)),
+          h('td', {}, `${num(n.apply_lag_ms, 0)} ms`),
+          h('td', {}, fmtRate(n.rate)),
+          h('td', {}, `${(n.heartbeat_age_ms / 1000).toFixed(1)} s ago`),
+          h('td', {}, fmtDateTime(n.started_at)),
+          h('td', { class: n.drift ? 'warn drift' : 'muted' }, n.drift || '-'))));
+        const l = f.local;
+        local.replaceChildren(l
+          ? `This node: changes heard ${f.store === 'sqlite' ? 'locally (a SQLite store has one node)' : !l.listen ? 'by polling ([fleet] listen = false)' : l.listener_up ? 'by LISTEN, and polling' : 'by polling only (LISTEN is down)'}; store ${l.store_ok ? 'answers' : 'does not answer' + (l.store_error ? `: ${l.store_error}` : '')}; traffic seconds sent ${num(l.seconds_sent, 0)}, received ${num(l.seconds_received, 0)}, dropped ${num(l.seconds_dropped, 0)}.`
+          : '');
+      },
+      failed(e) {
+        tbody.replaceChildren(h('tr', {}, h('td', { colspan: 11 }, problemNote(e))));
       },
     };
   }

@@ -10,6 +10,7 @@ use crate::units::format_duration;
 
 pub(super) const NODE_KEYS: &[&str] = &["name", "admin_url"];
 pub(super) const FLEET_KEYS: &[&str] = &[
+    "listen",
     "poll_interval",
     "heartbeat",
     "dead_after",
@@ -72,6 +73,7 @@ impl Validator<'_, '_> {
             return f;
         };
         self.unknown_keys(&sec, FLEET_KEYS, &[], "[fleet]");
+        f.listen = self.boolean(&sec, "listen", true);
         f.poll_interval = self.interval(&sec, "poll_interval", defaults::FLEET_POLL_INTERVAL);
         f.heartbeat = self.interval(&sec, "heartbeat", defaults::FLEET_HEARTBEAT);
         f.flush_interval = self.interval(&sec, "flush_interval", defaults::FLEET_FLUSH_INTERVAL);
