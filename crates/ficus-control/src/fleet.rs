@@ -123,8 +123,10 @@ pub struct FleetRuntime {
 
 #[derive(Default)]
 struct TelemetryState {
-    /// The end of the newest second written to the store.
-    flushed_s: u64,
+    /// The end of the newest second written to the store, per (route, modern).
+    flushed: std::collections::HashMap<(String, bool), u64>,
+    /// The last write failed (the store was away): seconds may have left the rings.
+    failing: bool,
     /// The last row of the other nodes read.
     seq: i64,
     last_log: Option<Instant>,
@@ -436,37 +438,44 @@ async fn exchange_telemetry(
     let st = &mut *st;
     let telemetry = control.gateway().telemetry();
     let node_id = control.node().id.clone();
-    let rows = telemetry.closed_after(st.flushed_s);
+    let rows = telemetry.closed_after(|route, modern| {
+        st.flushed
+            .get(&(route.to_string(), modern))
+            .copied()
+            .unwrap_or(0)
+    });
     if !rows.is_empty() {
-        let newest = rows.iter().map(|r| r.at_s).max().unwrap_or(st.flushed_s);
-        let oldest = rows.iter().map(|r| r.at_s).min().unwrap_or(newest);
         let seconds: Vec<TelemetrySlot> = rows.iter().map(|r| slot(&node_id, r, r.at_s)).collect();
         let minutes = minute_rows(&node_id, &rows, telemetry);
         match control.store().flush_telemetry(&seconds, &minutes).await {
             Ok(()) => {
-                // Seconds the rings let go of while the store was away.
-                if st.flushed_s > 0 && oldest > st.flushed_s + 1 {
-                    let lost = oldest - st.flushed_s - 1;
-                    if telemetry
-                        .newest_closed()
-                        .is_some_and(|n| n > st.flushed_s + ficus_telemetry::WINDOW_SLOTS as u64)
-                    {
-                        stats.seconds_dropped.fetch_add(lost, Ordering::Relaxed);
+                // Seconds the rings let go of while the store was away: a ring keeps
+                // WINDOW_SLOTS seconds, so what ended before those is gone.
+                let kept_from = telemetry
+                    .newest_closed()
+                    .unwrap_or(0)
+                    .saturating_sub(ficus_telemetry::WINDOW_SLOTS as u64);
+                for r in &rows {
+                    let mark = st.flushed.entry((r.route.clone(), r.modern)).or_insert(0);
+                    if st.failing && *mark > 0 && kept_from > *mark {
+                        stats
+                            .seconds_dropped
+                            .fetch_add(kept_from - *mark, Ordering::Relaxed);
                     }
+                    *mark = (*mark).max(r.at_s);
                 }
-                st.flushed_s = newest;
+                st.failing = false;
                 stats
                     .seconds_sent
                     .fetch_add(seconds.len() as u64, Ordering::Relaxed);
                 stats.store_answered(&mut st.last_log);
             }
             Err(e) => {
+                st.failing = true;
                 stats.store_failed("writing telemetry", &e, &mut st.last_log);
                 return;
             }
         }
-    } else if st.flushed_s == 0 {
-        st.flushed_s = telemetry.newest_closed().unwrap_or(0);
     }
     let now_s = unix_s();
     loop {
@@ -536,7 +545,7 @@ fn minute_rows(
         .map(|r| (r.route.clone(), r.modern, minute(r.at_s)))
         .collect();
     let mut sums: BTreeMap<(String, bool, u64), SlotRow> = BTreeMap::new();
-    for r in telemetry.closed_after(first * 60) {
+    for r in telemetry.closed_after(|_, _| first * 60) {
         let key = (r.route.clone(), r.modern, minute(r.at_s));
         if !touched.contains(&key) {
             continue;

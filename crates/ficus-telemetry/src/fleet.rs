@@ -162,14 +162,17 @@ impl Totals {
 }
 
 impl Telemetry {
-    /// This node's closed seconds that end after `after_s`, of every route and side, with
-    /// at least one request (an idle route sends nothing). Oldest first per side.
-    pub fn closed_after(&self, after_s: u64) -> Vec<SlotRow> {
+    /// This node's closed seconds that end after `after_s(route, modern)`, of every route
+    /// and side, with at least one request (an idle route sends nothing). Oldest first per
+    /// side. The mark is per side: the ticker closes the rings one after the other, so a
+    /// reader between two of them must not skip the second's slot of the later one.
+    pub fn closed_after(&self, after_s: impl Fn(&str, bool) -> u64) -> Vec<SlotRow> {
         let mut out = Vec::new();
         for r in self.routes() {
             for (modern, side) in [(false, r.side(false)), (true, r.side(true))] {
                 let ring = side.ring.lock().unwrap_or_else(|p| p.into_inner());
-                for s in ring.slots_after(after_s).filter(|s| s.requests() > 0) {
+                let after = after_s(&r.name, modern);
+                for s in ring.slots_after(after).filter(|s| s.requests() > 0) {
                     out.push(SlotRow {
                         route: r.name.to_string(),
                         modern,
@@ -346,10 +349,13 @@ mod tests {
         }
         a.tick(102);
 
-        let local = a.closed_after(0);
+        let local = a.closed_after(|_, _| 0);
         assert_eq!(local.len(), 2, "{local:?}");
         assert_eq!(local[0].requests(), 11);
-        assert!(a.closed_after(101).iter().all(|s| s.at_s == 102));
+        assert!(a.closed_after(|_, _| 101).iter().all(|s| s.at_s == 102));
+        assert!(a
+            .closed_after(|_, modern| if modern { 102 } else { 0 })
+            .is_empty());
         assert_eq!(a.newest_closed(), Some(102));
 
         let b = Telemetry::new(1);
@@ -366,7 +372,11 @@ mod tests {
             rc.side(true).record(0, 502, Duration::from_millis(30));
         }
         c.tick(101);
-        for row in b.closed_after(0).iter().chain(&c.closed_after(0)) {
+        for row in b
+            .closed_after(|_, _| 0)
+            .iter()
+            .chain(&c.closed_after(|_, _| 0))
+        {
             // Through the store's encoding.
             let back = decode_hist(&encode_hist(&row.hist)).unwrap();
             let row = SlotRow {
