@@ -523,7 +523,9 @@ pub async fn config(State(st): State<Arc<AdminState>>) -> ApiResult<ConfigView> 
     Ok(axum::Json(ConfigView {
         version: snap.version,
         sha256: snap.sha256.clone(),
-        text: snap.text.to_string(),
+        // Secrets (URL passwords, credential query values, webhook paths) never leave in a
+        // read: the reviewed file in git holds them.
+        text: ficus_config::secrets::mask_text(&snap.text),
         overrides: snap.overrides.clone(),
         file: st.control.file().display().to_string(),
         file_drift: st.control.file_drift(),
@@ -554,7 +556,10 @@ pub async fn version(
     Path(n): Path<i64>,
 ) -> ApiResult<ficus_store::ConfigVersion> {
     match st.control.store().version(n).await {
-        Ok(Some(v)) => Ok(axum::Json(v)),
+        Ok(Some(mut v)) => {
+            v.text = ficus_config::secrets::mask_text(&v.text);
+            Ok(axum::Json(v))
+        }
         Ok(None) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -599,7 +604,11 @@ pub async fn version_diff(
     };
     // Only the fleet-wide part: a version stored before fleet mode still holds the
     // node-local sections of the node that stored it.
-    let fleet = |t: &str| ficus_config::fleet_text(t).unwrap_or_else(|_| t.to_string());
+    let fleet = |t: &str| {
+        ficus_config::secrets::mask_text(
+            &ficus_config::fleet_text(t).unwrap_or_else(|_| t.to_string()),
+        )
+    };
     let old_text = from.as_ref().map_or(String::new(), |v| fleet(&v.text));
     let new_text = fleet(&to.text);
     let parse = |t: &str| st.control.parse_version(t, "version").ok();

@@ -1,15 +1,26 @@
-//! Who may change things: a bearer token for every mutation, compared in constant time.
+//! Who may change and read things: a bearer token for every mutation, compared in constant
+//! time, and (by default whenever the admin API listens beyond loopback) a token for reads
+//! too: the admin token or a read-only one.
 //!
 //! The token comes from `FICUS_ADMIN_TOKEN`, else from `[admin] token_file`, else (loopback
 //! admin addresses only) ficus makes one at startup and writes it, readable by its owner
 //! only, beside the config file, where the CLI finds it. A non-loopback admin address
-//! without a configured token is refused at startup.
+//! without a configured token, or with a weak one, is refused at startup. The read-only
+//! token comes from `FICUS_ADMIN_READ_TOKEN`, else `[admin] read_token_file`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Environment variable holding the admin token.
 pub const TOKEN_ENV: &str = "FICUS_ADMIN_TOKEN";
+/// Environment variable holding the read-only token.
+pub const READ_TOKEN_ENV: &str = "FICUS_ADMIN_READ_TOKEN";
+/// A token guarding an admin API that listens beyond loopback has at least this many
+/// characters...
+pub const MIN_TOKEN_CHARS: usize = 32;
+/// ...of at least this many classes (lower-case letters, upper-case letters, digits,
+/// other symbols). `openssl rand -hex 32` (64 characters, two classes) passes.
+pub const MIN_TOKEN_CLASSES: usize = 2;
 /// The file a generated token is written to, beside the config file.
 pub const GENERATED_TOKEN_FILE: &str = ".ficus-admin-token";
 
@@ -22,6 +33,13 @@ pub enum TokenError {
     Read { path: PathBuf, reason: String },
     #[error("the admin token file {0} is empty")]
     Empty(PathBuf),
+    #[error("the {what} ({source_name}) is too weak for an admin API listening on {bind}: {reason}; it needs at least {MIN_TOKEN_CHARS} characters of at least {MIN_TOKEN_CLASSES} kinds (lower-case, upper-case, digits, symbols): make one with `openssl rand -hex 32`, or bind the admin API to 127.0.0.1")]
+    Weak {
+        what: &'static str,
+        source_name: String,
+        bind: SocketAddr,
+        reason: String,
+    },
     #[error("cannot write the generated admin token to {path}: {reason}")]
     Write { path: PathBuf, reason: String },
 }
@@ -43,11 +61,14 @@ pub fn load_token(
     if let Ok(t) = std::env::var(TOKEN_ENV) {
         let t = t.trim().to_string();
         if !t.is_empty() {
+            check_strength(&t, bind, "admin token", TOKEN_ENV)?;
             return Ok((t, TokenSource::Env));
         }
     }
     if let Some(path) = token_file {
-        return Ok((read_token(path)?, TokenSource::File(path.to_path_buf())));
+        let t = read_token(path)?;
+        check_strength(&t, bind, "admin token", &path.display().to_string())?;
+        return Ok((t, TokenSource::File(path.to_path_buf())));
     }
     if !bind.ip().is_loopback() {
         return Err(TokenError::NonLoopbackWithoutToken(bind));
@@ -59,6 +80,76 @@ pub fn load_token(
         reason: e.to_string(),
     })?;
     Ok((token, TokenSource::Generated(path)))
+}
+
+/// The read-only token, if one is configured (`FICUS_ADMIN_READ_TOKEN`, else
+/// `[admin] read_token_file`), held to the same strength as the admin token.
+pub fn load_read_token(
+    bind: SocketAddr,
+    read_token_file: Option<&Path>,
+) -> Result<Option<String>, TokenError> {
+    if let Ok(t) = std::env::var(READ_TOKEN_ENV) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            check_strength(&t, bind, "read-only token", READ_TOKEN_ENV)?;
+            return Ok(Some(t));
+        }
+    }
+    match read_token_file {
+        Some(path) => {
+            let t = read_token(path)?;
+            check_strength(&t, bind, "read-only token", &path.display().to_string())?;
+            Ok(Some(t))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A token that guards an admin API beyond loopback must not be guessable: at least
+/// [`MIN_TOKEN_CHARS`] characters of at least [`MIN_TOKEN_CLASSES`] kinds. On loopback any
+/// token is taken (a developer's machine).
+pub fn check_strength(
+    token: &str,
+    bind: SocketAddr,
+    what: &'static str,
+    source_name: &str,
+) -> Result<(), TokenError> {
+    if bind.ip().is_loopback() {
+        return Ok(());
+    }
+    let chars = token.chars().count();
+    let classes = [
+        token.bytes().any(|b| b.is_ascii_lowercase()),
+        token.bytes().any(|b| b.is_ascii_uppercase()),
+        token.bytes().any(|b| b.is_ascii_digit()),
+        token.bytes().any(|b| !b.is_ascii_alphanumeric()),
+    ]
+    .iter()
+    .filter(|c| **c)
+    .count();
+    let reason = if chars < MIN_TOKEN_CHARS {
+        format!("it has {chars} characters")
+    } else if classes < MIN_TOKEN_CLASSES {
+        "it uses one kind of character".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(TokenError::Weak {
+        what,
+        source_name: source_name.to_string(),
+        bind,
+        reason,
+    })
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header; the scheme is case-insensitive
+/// (RFC 9110 11.1), so `bearer` and `BEARER` work too.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Reads a token file (the CLI uses the same rules as the server).
@@ -118,6 +209,40 @@ pub fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearer "), None);
+    }
+
+    #[test]
+    fn weak_tokens_are_refused_beyond_loopback_only() {
+        let wide: SocketAddr = "0.0.0.0:9901".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:9901".parse().unwrap();
+        assert!(check_strength("a", local, "admin token", "t").is_ok());
+        let e = check_strength("a", wide, "admin token", "FICUS_ADMIN_TOKEN").unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("it has 1 characters") && m.contains("openssl rand -hex 32"),
+            "{m}"
+        );
+        let one_kind = "a".repeat(40);
+        assert!(check_strength(&one_kind, wide, "admin token", "t")
+            .unwrap_err()
+            .to_string()
+            .contains("one kind"));
+        assert!(check_strength(&"ab12".repeat(8), wide, "admin token", "t").is_ok());
+        let hex = generate();
+        assert!(
+            check_strength(&hex, wide, "admin token", "t").is_ok(),
+            "a generated token passes"
+        );
+    }
 
     #[test]
     fn comparison() {

@@ -1,8 +1,10 @@
 //! ficus admin API: on its own listener (default `127.0.0.1:9901`), JSON under `/api/v1`,
 //! Prometheus metrics at `/metrics`, health at `/healthz` and `/readyz`, the OpenAPI
 //! document at `/api/v1/openapi.json`, the dashboard at `/` (its files under `/ui/`). Every
-//! mutation needs the bearer token; every change goes through the control plane and answers
-//! with the events it recorded.
+//! mutation needs the bearer token; reads of the API and `/metrics` need the token or the
+//! read-only token whenever the listener is beyond loopback (by default); requests whose
+//! `Host` is not one the listener answers are refused (DNS rebinding). Every change goes
+//! through the control plane and answers with the events it recorded.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -37,6 +39,12 @@ pub struct AdminState {
     /// The rollout controller, when one runs.
     pub rollouts: Option<Arc<ficus_control::rollout::RolloutController>>,
     token: String,
+    /// The read-only token, when one is configured.
+    read_token: Option<String>,
+    /// Whether reads of the API and `/metrics` need a token.
+    reads_need_token: bool,
+    /// The `Host` names answered (`None`: any).
+    hosts: Option<Vec<String>>,
     /// The actor recorded for API changes that do not name one (`x-ficus-actor`).
     pub default_actor: String,
     /// This node's fleet tasks, when they run (`ficus run`).
@@ -45,7 +53,7 @@ pub struct AdminState {
 
 impl AdminState {
     pub fn new(control: Arc<ControlPlane>, token: String) -> Arc<AdminState> {
-        AdminState::for_node(control, token, None, None)
+        AdminState::for_node(control, token, None, None, None)
     }
 
     /// The same, with the rollout controller the API commands go to.
@@ -54,23 +62,87 @@ impl AdminState {
         token: String,
         rollouts: Arc<ficus_control::rollout::RolloutController>,
     ) -> Arc<AdminState> {
-        AdminState::for_node(control, token, Some(rollouts), None)
+        AdminState::for_node(control, token, None, Some(rollouts), None)
     }
 
-    /// The state of a node: its rollout controller and fleet tasks, when they run.
+    /// The state of a node: its tokens (the read-only one when configured), its rollout
+    /// controller and fleet tasks, when they run. Who may read and which `Host` names are
+    /// answered follow the node's `[admin]` section.
     pub fn for_node(
         control: Arc<ControlPlane>,
         token: String,
+        read_token: Option<String>,
         rollouts: Option<Arc<ficus_control::rollout::RolloutController>>,
         fleet: Option<Arc<ficus_control::fleet::FleetStats>>,
     ) -> Arc<AdminState> {
+        let admin = control.local().admin.clone();
         Arc::new(AdminState {
+            reads_need_token: admin.reads_need_token(),
+            hosts: allowed_hosts(&admin),
             control,
             rollouts,
             token,
+            read_token,
             default_actor: "api".into(),
             fleet,
         })
+    }
+}
+
+/// The `Host` names the admin listener answers: the configured ones (any with `"*"`) plus
+/// the loopback names; by default the loopback names and the bind address, or any name when
+/// the bind is the unspecified address (reads then need a token).
+fn allowed_hosts(admin: &ficus_config::Admin) -> Option<Vec<String>> {
+    let loopback = ["localhost", "127.0.0.1", "::1"].map(String::from);
+    match &admin.allowed_hosts {
+        Some(list) if list.iter().any(|h| h == "*") => None,
+        Some(list) => Some(loopback.into_iter().chain(list.iter().cloned()).collect()),
+        None if admin.bind.ip().is_unspecified() => None,
+        None => Some(
+            loopback
+                .into_iter()
+                .chain([admin.bind.ip().to_string()])
+                .collect(),
+        ),
+    }
+}
+
+/// The host of a `Host` header or an `:authority`: lower case, without port, brackets or a
+/// trailing dot.
+fn host_name(authority: &str) -> String {
+    let a = authority.trim().to_ascii_lowercase();
+    let host = if let Some(rest) = a.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("").to_string()
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+            _ => a,
+        }
+    };
+    host.trim_end_matches('.').to_string()
+}
+
+impl AdminState {
+    /// Whether a request's `Host` is one this listener answers.
+    fn host_allowed(&self, req: &Request) -> Result<(), String> {
+        let Some(hosts) = &self.hosts else {
+            return Ok(());
+        };
+        let authority = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        let Some(authority) = authority else {
+            return Err("(none)".into());
+        };
+        let name = host_name(&authority);
+        if hosts.iter().any(|h| *h == name) {
+            Ok(())
+        } else {
+            Err(authority)
+        }
     }
 }
 
@@ -115,31 +187,74 @@ pub fn router(state: Arc<AdminState>) -> Router {
             state.clone(),
             require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            check_host,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-/// Every request that could change something needs the token, checked before routing so a
-/// 401 says nothing about whether the route or version exists. `/api/v1/config/plan` only
-/// reads, but takes a body, and is open like the other reads.
-async fn require_token(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
-    let read_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        || req.uri().path() == "/api/v1/config/plan";
-    if read_only {
-        return next.run(req).await;
+/// A request whose `Host` the listener does not answer is refused before anything else: a
+/// web page that re-points its own name at 127.0.0.1 (DNS rebinding) reads nothing.
+async fn check_host(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+    match st.host_allowed(&req) {
+        Ok(()) => next.run(req).await,
+        Err(host) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "host-not-allowed",
+            format!("the admin API does not answer for Host {host:?}"),
+        )
+        .fix("reach it by a loopback name or its bind address, or add the name to [admin] allowed_hosts")
+        .into_response(),
     }
+}
+
+/// Every request that could change something needs the admin token; reads of the API and
+/// `/metrics` need it or the read-only token when reads are not open. Checked before
+/// routing, so a 401 says nothing about whether the route or version exists.
+/// `/api/v1/config/plan` only reads, but takes a body. `/healthz`, `/readyz` (health probes)
+/// and the dashboard's own files are always open: the page asks for the token itself.
+async fn require_token(State(st): State<Arc<AdminState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || path == "/api/v1/config/plan";
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(auth::bearer)
         .unwrap_or("");
-    if auth::token_matches(presented.as_bytes(), st.token.as_bytes()) {
+    let admin = auth::token_matches(presented.as_bytes(), st.token.as_bytes());
+    if read_only {
+        let guarded = path.starts_with("/api/") || path == "/metrics";
+        let reader = st
+            .read_token
+            .as_ref()
+            .is_some_and(|t| auth::token_matches(presented.as_bytes(), t.as_bytes()));
+        if !guarded || !st.reads_need_token || admin || reader {
+            return next.run(req).await;
+        }
+        return unauthorized(
+            "reading the admin API needs a token here (it listens beyond loopback)",
+            format!(
+                "send Authorization: Bearer <token>: the admin token, or the read-only token ({} or [admin] read_token_file)",
+                auth::READ_TOKEN_ENV
+            ),
+        );
+    }
+    if admin {
         return next.run(req).await;
     }
-    let mut resp = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "this request changes the gateway and needs the admin bearer token")
-        .fix(format!("send Authorization: Bearer <token> (the token is in {} or [admin] token_file, or the generated {} beside the config file)", auth::TOKEN_ENV, auth::GENERATED_TOKEN_FILE))
+    unauthorized(
+        "this request changes the gateway and needs the admin bearer token",
+        format!("send Authorization: Bearer <token> (the token is in {} or [admin] token_file, or the generated {} beside the config file)", auth::TOKEN_ENV, auth::GENERATED_TOKEN_FILE),
+    )
+}
+
+fn unauthorized(detail: &str, fix: String) -> Response {
+    let mut resp = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        .fix(fix)
         .into_response();
     resp.headers_mut().insert(
         header::WWW_AUTHENTICATE,

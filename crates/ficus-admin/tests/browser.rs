@@ -197,6 +197,7 @@ async fn env() -> Env {
     let state = AdminState::for_node(
         control.clone(),
         TOKEN.into(),
+        None,
         Some(rollouts.clone()),
         Some(fleet.stats()),
     );

@@ -7,6 +7,7 @@ pub mod model;
 pub mod plan;
 mod raw;
 pub mod scope;
+pub mod secrets;
 mod suggest;
 pub mod units;
 mod validate;

@@ -849,6 +849,36 @@ pub struct Admin {
     pub bind: SocketAddr,
     /// A file holding the bearer token for mutations (`FICUS_ADMIN_TOKEN` wins when set).
     pub token_file: Option<PathBuf>,
+    /// A file holding a read-only token (`FICUS_ADMIN_READ_TOKEN` wins when set): it reads
+    /// the API and `/metrics`, and changes nothing.
+    pub read_token_file: Option<PathBuf>,
+    /// Whether reads need a token: `None` means the default, open on a loopback bind and
+    /// token-only otherwise.
+    pub reads: Option<ReadAccess>,
+    /// The `Host` names the admin listener answers (lower case, without port); `["*"]`
+    /// answers any. `None`: loopback names and the bind address (any, when the bind is the
+    /// unspecified address, since reads then need a token).
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// `[admin] reads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAccess {
+    /// Reads need no token.
+    Open,
+    /// Reads need the admin token or the read-only token.
+    Token,
+}
+
+impl Admin {
+    /// Whether reads of the API and `/metrics` need a token here.
+    pub fn reads_need_token(&self) -> bool {
+        match self.reads {
+            Some(ReadAccess::Open) => false,
+            Some(ReadAccess::Token) => true,
+            None => !self.bind.ip().is_loopback(),
+        }
+    }
 }
 
 impl Default for Admin {
@@ -859,6 +889,9 @@ impl Default for Admin {
                 .parse()
                 .expect("the default admin address parses"),
             token_file: None,
+            read_token_file: None,
+            reads: None,
+            allowed_hosts: None,
         }
     }
 }

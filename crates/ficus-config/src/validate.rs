@@ -18,6 +18,7 @@ use crate::suggest::{did_you_mean, nearest};
 use crate::units::{self, UnitError};
 use crate::{Diagnostic, Diagnostics};
 
+mod admin;
 mod fleet;
 
 const TOP_LEVEL: [(&str, &str); 14] = [
@@ -157,7 +158,6 @@ const FALLBACK_KEYS: &[&str] = &[
 ];
 const ACCESS_LOG_KEYS: &[&str] = &["enabled", "format", "path"];
 const TELEMETRY_KEYS: &[&str] = &["enabled"];
-const ADMIN_KEYS: &[&str] = &["enabled", "bind", "token_file"];
 const VERIFY_KEYS: &[&str] = &[
     "name",
     "route",
@@ -2803,30 +2803,6 @@ impl<'s> Validator<'s, '_> {
         Telemetry {
             enabled: self.boolean(&sec, "enabled", true),
         }
-    }
-
-    fn admin(&mut self, e: &Entry<'_, '_>) -> Admin {
-        let mut admin = Admin::default();
-        let Some(sec) = self.top_table(e, "[admin]", "[admin]") else {
-            return admin;
-        };
-        self.unknown_keys(&sec, ADMIN_KEYS, &[], "[admin]");
-        admin.enabled = self.boolean(&sec, "enabled", true);
-        if let Some((b, span)) = self.string(&sec, "bind") {
-            match b.parse::<SocketAddr>() {
-                Ok(a) => admin.bind = a,
-                Err(_) => self.error(
-                    &span,
-                    format!("[admin]: bind {:?} is not an address", clip(b)),
-                    Some(format!(
-                        "write IP:PORT, e.g. bind = {:?}",
-                        defaults::ADMIN_BIND
-                    )),
-                ),
-            }
-        }
-        admin.token_file = self.path(&sec, "token_file");
-        admin
     }
 
     fn store(&mut self, e: &Entry<'_, '_>) -> Option<String> {

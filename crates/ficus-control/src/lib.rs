@@ -701,6 +701,12 @@ impl ControlPlane {
         kind: &str,
         reverted_to: Option<i64>,
     ) -> Result<Applied, ControlError> {
+        if reverted_to.is_none() && ficus_config::secrets::contains_masked(text) {
+            return Err(ControlError::BadRequest(
+                "this text has secrets masked as *** (as the admin API shows a config):                  applying it would store the mask as the password; apply the reviewed file                  itself (ficus apply -c FILE)"
+                    .into(),
+            ));
+        }
         let _one_at_a_time = self.changes.lock().await;
         let stored_text = ficus_config::fleet_text(text).map_err(ControlError::BadRequest)?;
         let mut tries = 0;

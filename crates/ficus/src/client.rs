@@ -92,6 +92,14 @@ impl Client {
             .header("x-ficus-actor", actor());
         if method != "GET" {
             req = req.header("authorization", format!("Bearer {}", self.token()?));
+        } else if let Ok(t) = self.token().or_else(|_| {
+            // Reads beyond loopback need a token: the admin one, else a read-only one.
+            std::env::var(ficus_admin::auth::READ_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| anyhow::anyhow!("no token"))
+        }) {
+            req = req.header("authorization", format!("Bearer {}", t.trim()));
         }
         let req = match body {
             Some(b) => req

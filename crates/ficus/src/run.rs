@@ -227,11 +227,16 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     let cfg = ficus_config::load(path)?;
     let config_dir = path.parent().unwrap_or_else(|| Path::new("."));
     let admin_token = if cfg.admin.enabled {
-        Some(ficus_admin::auth::load_token(
+        let (token, source) = ficus_admin::auth::load_token(
             cfg.admin.bind,
             cfg.admin.token_file.as_deref(),
             config_dir,
-        )?)
+        )?;
+        let read = ficus_admin::auth::load_read_token(
+            cfg.admin.bind,
+            cfg.admin.read_token_file.as_deref(),
+        )?;
+        Some((token, read, source))
     } else {
         None
     };
@@ -266,7 +271,7 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
         control.clone(),
         ficus_control::rollout::TICK,
     );
-    let (admin_stop, admin_task) = if let Some((token, source)) = admin_token {
+    let (admin_stop, admin_task) = if let Some((token, read_token, source)) = admin_token {
         let listener = tokio::net::TcpListener::bind(admin.bind)
             .await
             .with_context(|| {
@@ -280,6 +285,7 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
         let state = ficus_admin::AdminState::for_node(
             control.clone(),
             token,
+            read_token,
             Some(rollouts.clone()),
             Some(fleet.stats()),
         );

@@ -147,7 +147,10 @@
   }
 
   async function api(path) {
-    const resp = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
+    // Reads need the token too when the admin API listens beyond loopback.
+    const headers = { accept: 'application/json' };
+    if (session.token) headers.authorization = `Bearer ${session.token}`;
+    const resp = await fetch(path, { headers, cache: 'no-store' });
     const body = await readBody(resp);
     if (!resp.ok) throw new ApiError(resp.status, body);
     return body;
@@ -444,7 +447,8 @@
     const p = (e && e.problem) || {};
     return h('div', { class: 'note note-bad', role: 'alert' },
       h('strong', {}, e && e.status ? `${e.status}: ${p.detail || e.message}` : `Cannot reach the admin API: ${e && e.message}`),
-      p.fix ? h('p', {}, p.fix) : null);
+      p.fix ? h('p', {}, p.fix) : null,
+      e && e.status === 401 ? h('button', { type: 'button', id: 'read-token', onclick: openTokenDialog }, 'Set the admin token') : null);
   }
 
   function sideCells(side, r, isModern) {

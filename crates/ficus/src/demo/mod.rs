@@ -356,6 +356,7 @@ async fn start_gateway(
     let state = ficus_admin::AdminState::for_node(
         control.clone(),
         token.clone(),
+        None,
         Some(rollouts.clone()),
         Some(fleet.stats()),
     );
