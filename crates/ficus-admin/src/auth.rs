@@ -82,6 +82,30 @@ pub fn load_token(
     Ok((token, TokenSource::Generated(path)))
 }
 
+/// What [`load_token`] and [`load_read_token`] would refuse, checked without writing a
+/// generated token (`ficus validate`, and `ficus run` before anything else).
+pub fn check_tokens(
+    bind: SocketAddr,
+    token_file: Option<&Path>,
+    read_token_file: Option<&Path>,
+) -> Result<(), TokenError> {
+    let env = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    match (env, token_file) {
+        (Some(t), _) => check_strength(t.trim(), bind, "admin token", TOKEN_ENV)?,
+        (None, Some(path)) => {
+            let t = read_token(path)?;
+            check_strength(&t, bind, "admin token", &path.display().to_string())?;
+        }
+        (None, None) if !bind.ip().is_loopback() => {
+            return Err(TokenError::NonLoopbackWithoutToken(bind))
+        }
+        (None, None) => {}
+    }
+    load_read_token(bind, read_token_file).map(|_| ())
+}
+
 /// The read-only token, if one is configured (`FICUS_ADMIN_READ_TOKEN`, else
 /// `[admin] read_token_file`), held to the same strength as the admin token.
 pub fn load_read_token(

@@ -328,6 +328,8 @@ impl ControlPlane {
                 .as_ref()
                 .and_then(|v| parse_fleet(&v.text, "the stored version", file, &local).ok());
             let new = parse_fleet(&mine, &file.display().to_string(), file, &local)?;
+            // Refused before anything is stored.
+            webhook::check(&new.webhooks).map_err(ControlError::BadRequest)?;
             let kept = match &old {
                 Some(old) => fitting(&new, surviving_overrides(old, &new, &overrides)),
                 None => fitting(&new, overrides.clone()),

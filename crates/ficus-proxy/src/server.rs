@@ -416,6 +416,41 @@ async fn tick(telemetry: Arc<Telemetry>) {
 
 /// A non-blocking listening socket; with `reuse_port`, several sockets (one per worker) can
 /// share the address and the kernel spreads connections over them.
+/// What can refuse [`Gateway::start_with_workers`], checked without serving anything: each
+/// listener's address can be bound (then released; port 0 always can), each TLS listener's
+/// files load, and the access log's folder exists. `ficus run` calls it before it writes to
+/// the store, so that a start refused for these reasons changes nothing.
+pub fn preflight(config: &Config) -> Result<(), GatewayError> {
+    for l in &config.listeners {
+        if let Some(t) = &l.tls {
+            tls_acceptor(&l.name, t)?;
+        }
+        if l.bind.port() != 0 {
+            // SO_REUSEPORT as the workers bind: a test socket must not fail where they would
+            // succeed (nor the other way round).
+            drop(bind(l.bind, true).map_err(|source| GatewayError::Bind {
+                name: l.name.clone(),
+                addr: l.bind,
+                source,
+            })?);
+        }
+    }
+    if let (true, Some(path)) = (config.access_log.enabled, &config.access_log.path) {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+            return Err(GatewayError::AccessLog(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "{}: its folder {} does not exist",
+                    path.display(),
+                    dir.display()
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;

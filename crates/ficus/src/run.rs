@@ -13,16 +13,18 @@ use ficus_proxy::Gateway;
 
 pub fn validate(path: &Path) -> ExitCode {
     match ficus_config::load(path) {
-        Ok(cfg) => {
-            println!(
-                "{}: ok ({} listener(s), {} upstream(s), {} route(s) + default)",
-                path.display(),
-                cfg.listeners.len(),
-                cfg.upstreams.len(),
-                cfg.routes.len()
-            );
-            ExitCode::SUCCESS
-        }
+        Ok(cfg) if cfg.admin.enabled => match ficus_admin::auth::check_tokens(
+            cfg.admin.bind,
+            cfg.admin.token_file.as_deref(),
+            cfg.admin.read_token_file.as_deref(),
+        ) {
+            Ok(()) => valid(path, &cfg),
+            Err(e) => {
+                eprintln!("{}: error: [admin]: {e}", path.display());
+                ExitCode::from(1)
+            }
+        },
+        Ok(cfg) => valid(path, &cfg),
         Err(e) => {
             eprintln!("{e}");
             if let LoadError::Invalid(d) = &e {
@@ -31,6 +33,17 @@ pub fn validate(path: &Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn valid(path: &Path, cfg: &Config) -> ExitCode {
+    println!(
+        "{}: ok ({} listener(s), {} upstream(s), {} route(s) + default)",
+        path.display(),
+        cfg.listeners.len(),
+        cfg.upstreams.len(),
+        cfg.routes.len()
+    );
+    ExitCode::SUCCESS
 }
 
 pub fn routes(path: &Path) -> ExitCode {
@@ -226,6 +239,24 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     // other gateway uses it.
     let cfg = ficus_config::load(path)?;
     let config_dir = path.parent().unwrap_or_else(|| Path::new("."));
+    ficus_proxy::server::preflight(&cfg)?;
+    if cfg.admin.enabled {
+        ficus_admin::auth::check_tokens(
+            cfg.admin.bind,
+            cfg.admin.token_file.as_deref(),
+            cfg.admin.read_token_file.as_deref(),
+        )?;
+        if cfg.admin.bind.port() != 0 {
+            drop(
+                std::net::TcpListener::bind(cfg.admin.bind).with_context(|| {
+                    format!(
+                        "cannot listen on {} for the admin API ([admin] bind)",
+                        cfg.admin.bind
+                    )
+                })?,
+            );
+        }
+    }
     let admin_token = if cfg.admin.enabled {
         let (token, source) = ficus_admin::auth::load_token(
             cfg.admin.bind,

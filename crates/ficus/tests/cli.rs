@@ -645,3 +645,61 @@ async fn rollout_commands_show_pause_resume_and_abort() {
     assert!(orders.contains("shadow"), "aborted to shadow: {out}");
     stop(child);
 }
+
+/// A start that is refused changes nothing: no state store written, no port bound.
+#[test]
+fn a_refused_start_writes_nothing_and_binds_nothing() {
+    let dir = temp_dir("refused");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held_port = held.local_addr().unwrap().port();
+    let write = |admin: &str| {
+        std::fs::write(
+            dir.join("ficus.toml"),
+            format!(
+                "[[listener]]\nbind = \"127.0.0.1:{port}\"\n[admin]\nbind = \"{admin}\"\n\
+                 [upstream.legacy]\nurl = \"http://127.0.0.1:9\"\n[default]\nlegacy = \"legacy\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    let start = |token: &str| {
+        ficus()
+            .args(["run", "-c"])
+            .arg(dir.join("ficus.toml"))
+            .env("FICUS_ADMIN_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    // A weak token on an admin API beyond loopback: validate says so, run refuses.
+    write("0.0.0.0:0");
+    let v = ficus()
+        .args(["validate", "-c"])
+        .arg(dir.join("ficus.toml"))
+        .env("FICUS_ADMIN_TOKEN", "a")
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert!(
+        err.contains("too weak") && err.contains("openssl rand -hex 32"),
+        "{err}"
+    );
+    let out = start("a");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too weak"));
+    assert!(!dir.join("ficus.db").exists(), "nothing stored");
+    // The admin address is taken: refused before the store is written or a listener bound.
+    write(&format!("127.0.0.1:{held_port}"));
+    let out = start("x");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[admin] bind"), "{err}");
+    assert!(!dir.join("ficus.db").exists(), "nothing stored");
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the gateway's port was never taken");
+    drop(held);
+}
