@@ -580,7 +580,60 @@ impl Inner {
                 l.last_hold.clone(),
             )
         };
+        // A revert or a hand change that moved the route leaves no rollout claiming a place
+        // the route is not in: it pauses (or, once completed, ends) with an event.
+        let moved = |what: &str| {
+            format!(
+                "the route was moved by hand (now {} {}) {what}",
+                r.stage.as_str(),
+                r.weight
+            )
+        };
         match state.status {
+            Status::Completed if !matches!(r.stage, Stage::Modern | Stage::Retired) => {
+                let ended = State {
+                    status: Status::Aborted,
+                    step: state.step,
+                };
+                let msg = moved(
+                    "after the rollout completed: it no longer holds; `ficus rollout start` begins again",
+                );
+                self.note(
+                    &r.name,
+                    ended,
+                    ROLLOUT_ACTOR,
+                    "rollout.aborted",
+                    &msg,
+                    serde_json::json!({}),
+                )
+                .await?;
+                return Ok(());
+            }
+            Status::Soaking | Status::Waiting
+                if (state.status == Status::Soaking && r.stage != Stage::Modern)
+                    || (state.status == Status::Waiting
+                        && (r.stage != Stage::Canary
+                            || (r.weight.percent()
+                                - p.spec.steps.get(state.step).copied().unwrap_or(100.0))
+                            .abs()
+                                > 1e-9)) =>
+            {
+                let paused = State {
+                    status: Status::Paused,
+                    step: state.step,
+                };
+                let msg = moved("; the rollout waits for `ficus rollout resume`");
+                self.note(
+                    &r.name,
+                    paused,
+                    ROLLOUT_ACTOR,
+                    "rollout.paused",
+                    &msg,
+                    serde_json::json!({}),
+                )
+                .await?;
+                return Ok(());
+            }
             Status::Soaking => {
                 if started.elapsed() >= p.retire_after.unwrap_or_default() {
                     let done = State {

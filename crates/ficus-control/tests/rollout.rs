@@ -526,3 +526,48 @@ async fn a_manual_gate_waits_and_a_restart_resumes_at_the_stored_step() {
     );
     ctl.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revert_after_completion_ends_the_rollout_and_every_surface_says_so() {
+    let (legacy, modern) = (service("legacy").await, service("modern").await);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ficus.toml"),
+        file(&legacy.url, &modern.url, ""),
+    )
+    .unwrap();
+    let cp = boot(dir.path()).await;
+    // Ticks are driven by hand.
+    let ctl = RolloutController::spawn(cp.clone(), Duration::from_secs(3600));
+    ctl.tick_now().await.unwrap();
+    for _ in 0..3 {
+        ctl.command("orders", "promote", "alice", "ship it")
+            .await
+            .unwrap();
+    }
+    assert_eq!(ctl.status()[0].status, Status::Completed);
+    assert_eq!(route(&cp).0, Stage::Modern);
+    // Reverting to version 1 puts the route back where the file had it.
+    cp.revert(1, "bob", "back to the file", None).await.unwrap();
+    assert_ne!(route(&cp).0, Stage::Modern);
+    ctl.tick_now().await.unwrap();
+    let view = &ctl.status()[0];
+    assert_eq!(
+        view.status,
+        Status::Aborted,
+        "not 'completed' on a route that is not on modern"
+    );
+    let last = rollout_events(&cp).await.into_iter().last().unwrap();
+    assert_eq!(last.kind, "rollout.aborted");
+    assert!(last.message.contains("moved by hand"), "{}", last.message);
+    // It stays ended: later ticks record nothing more.
+    let n = rollout_events(&cp).await.len();
+    ctl.tick_now().await.unwrap();
+    assert_eq!(rollout_events(&cp).await.len(), n);
+    // And `start` begins again from the first step.
+    ctl.command("orders", "start", "alice", "again")
+        .await
+        .unwrap();
+    assert_eq!(ctl.status()[0].status, Status::Running);
+    ctl.stop().await;
+}
