@@ -44,7 +44,11 @@
 //!
 //! The floor of 5 errors is not statistics: the bounds assume independent requests, and
 //! real failures come in bursts (a pod restarting fails a handful of requests in a row), so
-//! no breach is confirmed on "a couple of errors" however few requests there were.
+//! no breach is confirmed on "a couple of errors" however few requests there were. It holds
+//! at any traffic: with legacy at 0 errors, one to four modern errors never confirm (so never
+//! roll back) whatever either side's request count and the gate's limits
+//! (`tests/judge.rs`, `one_or_two_errors_never_roll_back_a_healthy_modern_at_any_traffic`,
+//! and a property over arbitrary windows in `tests/properties.rs`).
 //!
 //! **Practical significance.** Both latency results hold modern to legacy raised by
 //! `h(x) = max(x * ratio, x + min_delta)`: slower by the ratio **and** by `min_delta` (5 ms

@@ -5,7 +5,8 @@ mod support;
 
 use ficus_rollout::{
     judge, Decision, ErrorGate, GateResult, Gates, LatencyGate, Observed, Outcome, ShadowGate,
-    ShadowWindow, StepSpec, Verdict, Window, ERROR_RATE, LATENCY_P99, LATENCY_RANK, SHADOW_DIFF,
+    ShadowWindow, StepSpec, Verdict, Window, ERROR_RATE, LATENCY_P99, LATENCY_RANK,
+    MIN_CONFIRM_EVENTS, SHADOW_DIFF,
 };
 use std::time::Duration;
 use support::{side, spread, window};
@@ -406,6 +407,57 @@ fn a_modern_within_max_p99_always_passes_the_latency_gate() {
     assert_eq!(gate(&v, LATENCY_P99).outcome, Outcome::Inconclusive);
     assert_eq!(gate(&v, LATENCY_RANK).outcome, Outcome::Inconclusive);
     assert_eq!(v.decision, Decision::Hold);
+}
+
+#[test]
+fn one_or_two_errors_never_roll_back_a_healthy_modern_at_any_traffic() {
+    // Legacy at 0 errors, modern with one or two (up to four): whatever the traffic on either
+    // side, whatever the (valid) limits, never a rollback. Bursts are not independent trials.
+    let levels = [
+        1,
+        2,
+        3,
+        4,
+        5,
+        10,
+        50,
+        100,
+        1_000,
+        100_000,
+        10_000_000,
+        u64::MAX / 4,
+    ];
+    let strict = ErrorGate {
+        max_absolute: 0.0001,
+        max_relative: 1.0,
+        alpha: 0.5,
+        critical: true,
+    };
+    for gate_under_test in [ErrorGate::default(), strict] {
+        let gates = Gates {
+            error: Some(gate_under_test.clone()),
+            latency: None,
+            shadow: None,
+        };
+        for modern in levels {
+            for legacy in std::iter::once(0).chain(levels) {
+                for errors in 1..MIN_CONFIRM_EVENTS {
+                    let w = window(side(legacy, 0, &[]), side(modern, errors, &[]), 5);
+                    let v = judge(&spec(), &gates, &w);
+                    assert_ne!(
+                        v.decision,
+                        Decision::Rollback,
+                        "{errors} errors of {modern} against 0 of {legacy}: {}",
+                        v.reason
+                    );
+                    assert!(!gate(&v, ERROR_RATE).confirmed);
+                }
+            }
+        }
+        // The floor is the only thing in the way: five errors of five roll back.
+        let w = window(side(100_000, 0, &[]), side(5, 5, &[]), 5);
+        assert_eq!(judge(&spec(), &gates, &w).decision, Decision::Rollback);
+    }
 }
 
 #[test]

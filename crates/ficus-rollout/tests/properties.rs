@@ -1,13 +1,14 @@
 //! Properties of the judge over arbitrary inputs: it never panics, never puts a NaN in its
 //! evidence, never promotes without enough data on both sides, its decision always follows
-//! from its gates, and a latency within the budget or within `min_delta` of legacy's never
-//! fails.
+//! from its gates, fewer than five modern errors never confirm, and a latency within the
+//! budget or within `min_delta` of legacy's never fails.
 
 mod support;
 
 use ficus_rollout::{
     judge, next_step, validate, Decision, ErrorGate, Gates, LatencyGate, Observed, Outcome,
-    RolloutSpec, ShadowGate, ShadowWindow, SideWindow, StepSpec, Window,
+    RolloutSpec, ShadowGate, ShadowWindow, SideWindow, StepSpec, Window, ERROR_RATE,
+    MIN_CONFIRM_EVENTS,
 };
 use proptest::prelude::*;
 use std::time::Duration;
@@ -268,6 +269,20 @@ proptest! {
         let texts = std::iter::once(&v.reason).chain(v.gates.iter().map(|r| &r.detail));
         for t in texts {
             prop_assert!(!t.contains("NaN") && !t.contains("inf"), "{t}");
+        }
+    }
+
+    #[test]
+    fn fewer_than_five_modern_errors_never_confirm(
+        spec in step(),
+        g in gates(),
+        mut w in window(),
+        errors in 0..MIN_CONFIRM_EVENTS,
+    ) {
+        w.modern.errors = errors;
+        let v = judge(&spec, &g, &w);
+        for r in v.gates.iter().filter(|r| r.gate == ERROR_RATE) {
+            prop_assert!(!r.confirmed, "{r:#?}");
         }
     }
 
