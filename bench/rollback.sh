@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Rollback benchmark: how fast ficus's rollout controller takes a failing canary
-# back, and what the client sees meanwhile. A route with [route.rollout] sits at
-# its first step (10 % of users on modern, by x-user-id) under a fixed open-loop
-# load of RATE req/s (GET and POST mixed). After WARMUP seconds (healthy history
-# on both sides) the modern service starts answering 503 to a share of its
-# requests (t0). The load goes on until the rollout.rolled_back event appears on
-# the admin API, plus TAIL seconds. Reported per round: t0, the event's time,
-# the time to rollback, the modern requests between the two, the client's errors
-# by method (whole run and after t0) and the error gate's evidence from the event.
-# Goal (issue): rollback under GOAL_S (5) seconds, zero GET errors (GETs that
-# modern fails fall back to legacy; POSTs do not, by design).
+# back, what the client sees meanwhile, and how often it takes a healthy one back
+# (a false rollback). A route with [route.rollout] sits at its first step (10 % of
+# users on modern, by x-user-id) under a fixed open-loop load of RATE req/s (GET
+# and POST mixed). After WARMUP seconds (healthy history on both sides) the modern
+# service starts answering 503 to a share of its requests (t0). The load goes on
+# until the rollout.rolled_back event appears on the admin API, plus TAIL seconds.
+# A share of 0 in FAIL_RATES is a healthy round: modern never fails, the load runs
+# WARMUP + JITTER + MAX_WAIT seconds, and any rollback is a false rollback. A
+# rollback before t0 in a failing round is one too (its modern was still healthy).
+# False rollbacks are results: they are counted and reported, never retried.
+# Reported per round: t0, the event's time, the time to rollback, the modern
+# requests between the two, the client's errors by method (whole run and after
+# t0), the gates' evidence from the event, and the latency numbers of the last
+# verdict (what the judge saw in a healthy round and did not act on).
+# Goal: 0 false rollbacks; at the headline share (the first non-zero one, 30 %)
+# rollback under GOAL_S (5) seconds (median), zero GET errors (GETs that modern
+# fails fall back to legacy; POSTs do not, by design).
 # ficus is pinned to PROXY_CPUS; the load generator and both upstreams (small
 # Python services) to LOAD_CPU; everything on 127.0.0.1. See bench/README.md.
 #
 # Environment (defaults):
 #   ROUNDS=3            rounds; every round runs each FAIL_RATES once, fresh processes each
-#   FAIL_RATES="0.3 1.0" share of modern's answers that become 503 at t0; the first is
-#                       the headline (the issue's scenario)
+#   FAIL_RATES="0.3 0 1.0" share of modern's answers that become 503 at t0; 0 is a
+#                       healthy round (false rollbacks); the first non-zero share is the
+#                       headline (the issue's scenario)
 #   RATE=200            requests per second (open loop)
 #   POST_PCT=20         share of POSTs (the rest are GETs)
 #   USERS=10000         distinct x-user-id values (drawn at random per request)
@@ -35,9 +43,6 @@
 #   WORKER_THREADS=1    FICUS_WORKER_THREADS
 #   UPSTREAMS=separate  legacy and modern in two Python processes; "shared": one process
 #                       (one event loop) serving both ports
-#   MAX_ATTEMPTS=3      a run whose healthy modern is rolled back during the warm-up (a
-#                       false alarm, reported) is run again with fresh processes, up to
-#                       this many attempts per round and failure share
 #   FICUS_BIN=target/release/ficus (relative to the repository root)
 #   FICUS_COMMIT=       optional note for env.txt: what the binary was built from
 #   SKIP_INSTALL=0      1: do not apt-get install missing curl/taskset/python3
@@ -53,7 +58,7 @@ ROOT=$(dirname "$HERE")
 CONF="$HERE/conf"
 
 ROUNDS=${ROUNDS:-3}
-FAIL_RATES=${FAIL_RATES:-"0.3 1.0"}
+FAIL_RATES=${FAIL_RATES:-"0.3 0 1.0"}
 RATE=${RATE:-200}
 POST_PCT=${POST_PCT:-20}
 USERS=${USERS:-10000}
@@ -70,7 +75,6 @@ PROXY_CPUS=${PROXY_CPUS:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 WORKER_THREADS=${WORKER_THREADS:-1}
 UPSTREAMS=${UPSTREAMS:-separate}
-MAX_ATTEMPTS=${MAX_ATTEMPTS:-3}
 LEGACY_PORT=${LEGACY_PORT:-18380}
 MODERN_PORT=${MODERN_PORT:-18381}
 FICUS_PORT=${FICUS_PORT:-18384}
@@ -83,7 +87,8 @@ OUT_DIR=${OUT_DIR:-"$HERE/out/rollback-$STAMP"}
 
 
 # ---------------------------------------------------------------- checks
-for v in ROUNDS MAX_ATTEMPTS RATE USERS WARMUP TAIL MAX_WAIT POLL_MS MIN_REQUESTS LOAD_CPU WORKER_THREADS \
+[ -z "${MAX_ATTEMPTS:-}" ] || warn "MAX_ATTEMPTS is ignored: a false rollback is a result, reported, never retried"
+for v in ROUNDS RATE USERS WARMUP TAIL MAX_WAIT POLL_MS MIN_REQUESTS LOAD_CPU WORKER_THREADS \
     READY_TIMEOUT LEGACY_PORT MODERN_PORT FICUS_PORT ADMIN_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
@@ -91,7 +96,6 @@ for v in POST_PCT STEP GOAL_S JITTER; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number (got '${!v}')"
 done
 [ "$ROUNDS" -ge 1 ] || die "ROUNDS must be >= 1"
-[ "$MAX_ATTEMPTS" -ge 1 ] || die "MAX_ATTEMPTS must be >= 1"
 case "$UPSTREAMS" in separate | shared) ;; *) die "UPSTREAMS must be separate or shared (got '$UPSTREAMS')" ;; esac
 [ "$RATE" -ge 1 ] || die "RATE must be >= 1"
 [ "$USERS" -ge 1 ] || die "USERS must be >= 1"
@@ -102,9 +106,11 @@ awk -v p="$POST_PCT" 'BEGIN { exit !(p <= 100) }' || die "POST_PCT must be at mo
 [[ $INTERVAL =~ ^[0-9]+(ms|s|m|h)$ ]] || die "INTERVAL must be a ficus duration like 3600s or 60m"
 read -r -a RATES <<<"$FAIL_RATES"
 [ "${#RATES[@]}" -ge 1 ] || die "FAIL_RATES is empty"
+HEAD=
 for f in "${RATES[@]}"; do
-    [[ $f =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] && awk -v f="$f" 'BEGIN { exit !(f > 0) }' ||
-        die "every FAIL_RATES entry must be a share in (0, 1], like 0.3 (got '$f')"
+    [[ $f =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] ||
+        die "every FAIL_RATES entry must be a share in [0, 1], like 0.3, or 0 for a healthy round (got '$f')"
+    if [ -z "$HEAD" ] && awk -v f="$f" 'BEGIN { exit !(f > 0) }'; then HEAD=$f; fi
 done
 [[ $PROXY_CPUS =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] || die "PROXY_CPUS must be a taskset CPU list like 0 or 0,1 (got '$PROXY_CPUS')"
 [ "$(uname -s)" = Linux ] || die "Linux only (uses /proc and taskset)"
@@ -265,7 +271,7 @@ start_upstream() {
     say "date: $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
     say "host: $(uname -srm), $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     say "repository: HEAD $(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null || echo unknown); $(git -C "$ROOT" diff --name-only HEAD -- crates 2>/dev/null | wc -l) file(s) under crates/ differ from HEAD (the binary may come from elsewhere: see its sha256)"
-    say "settings: ROUNDS=$ROUNDS FAIL_RATES='$FAIL_RATES' RATE=$RATE POST_PCT=$POST_PCT USERS=$USERS STEP=$STEP WARMUP=${WARMUP}s JITTER=${JITTER}s TAIL=${TAIL}s MAX_WAIT=${MAX_WAIT}s POLL_MS=$POLL_MS INTERVAL=$INTERVAL MIN_REQUESTS=$MIN_REQUESTS PROXY_CPUS=$PROXY_CPUS LOAD_CPU=$LOAD_CPU WORKER_THREADS=$WORKER_THREADS UPSTREAMS=$UPSTREAMS MAX_ATTEMPTS=$MAX_ATTEMPTS"
+    say "settings: ROUNDS=$ROUNDS FAIL_RATES='$FAIL_RATES' RATE=$RATE POST_PCT=$POST_PCT USERS=$USERS STEP=$STEP WARMUP=${WARMUP}s JITTER=${JITTER}s TAIL=${TAIL}s MAX_WAIT=${MAX_WAIT}s POLL_MS=$POLL_MS INTERVAL=$INTERVAL MIN_REQUESTS=$MIN_REQUESTS PROXY_CPUS=$PROXY_CPUS LOAD_CPU=$LOAD_CPU WORKER_THREADS=$WORKER_THREADS UPSTREAMS=$UPSTREAMS"
     say "python: $PYTHON $("$PYTHON" -V 2>&1)"
     say "ficus: $FICUS_BIN $("$FICUS_BIN" --version 2>&1 | head -n1), modified $(date -u -r "$FICUS_BIN" '+%Y-%m-%dT%H:%M:%SZ'), sha256 $(sha256sum "$FICUS_BIN" | cut -c1-16)"
     [ -z "${FICUS_COMMIT:-}" ] || say "ficus built from: $FICUS_COMMIT"
@@ -275,14 +281,16 @@ cat "$OUT_DIR/env.txt"
 
 # ---------------------------------------------------------------- rounds
 RESULTS="$OUT_DIR/results.tsv"
-COLS=(round attempt fail_rate rolled_back early_rollback warmup_s t0_ms rb_ms seen_ms ttr_s requests offered_rps
+COLS=(round fail_rate rolled_back early_rollback false_rollback warmup_s t0_ms rb_ms seen_ms ttr_s requests offered_rps
     get get_err get_after_t0 get_err_after_t0 post post_err post_after_t0 post_err_after_t0 conn_errors
     client_t0_rb client_modern_t0_rb client_fallback_t0_rb client_err_after_rb last_err_minus_rb_ms
     modern_t0_rb modern_503_t0_rb modern_get_t0_rb modern_post_t0_rb modern_after_rb modern_before_t0
     ev_modern_requests ev_modern_errors ev_legacy_requests ev_legacy_errors ev_modern_rate
     ev_modern_lower_bound ev_legacy_upper_bound ev_confirm_limit gates_confirmed ev_in_step_s
-    ev_p99_ratio ev_latency_samples ev_median_ratio ev_rank_p error_kinds conns_peak conns_expired
-    busy_pct ficus_cpu_pct)
+    ev_p99_ratio ev_p99_delta_ms ev_latency_samples ev_median_ratio ev_rank_p
+    last_decision last_in_step_s last_latency_samples last_p99_modern_ms last_p99_legacy_ms last_p99_ratio
+    last_p99_delta_ms last_p99_outcome last_median_ratio last_median_delta_ms last_rank_p last_rank_outcome
+    error_kinds conns_peak conns_expired busy_pct ficus_cpu_pct)
 (
     IFS=$'\t'
     printf '%s\n' "${COLS[*]}"
@@ -290,11 +298,11 @@ COLS=(round attempt fail_rate rolled_back early_rollback warmup_s t0_ms rb_ms se
 
 LOAD_TIMEOUT=$((WARMUP + ${JITTER%.*} + MAX_WAIT + TAIL + 61))
 FAILED_RUNS=()
-EARLY_RUNS=()
+FALSE_RUNS=()
 
 # run_one ROUND FAIL_RATE TAG: one run with fresh processes. Returns 0 when the
-# load ran (rolled back after t0, or not at all), 2 when the rollout rolled back
-# before t0 (a false alarm in the warm-up), 1 when something failed.
+# load ran (whatever the rollout did: every outcome is recorded in results.tsv),
+# 1 when something failed.
 run_one() {
     local r=$1 fr=$2 tag=$3 dir="$TMP/$3" pids=() pid ficus_pid
     mkdir -p "$dir"
@@ -359,7 +367,6 @@ run_one() {
     for kv in $line; do W[${kv%%=*}]=${kv#*=}; done
     W[round]=$r
     W[fail_rate]=$fr
-    W[attempt]=${tag##*-a}
     W[busy_pct]=$(awk -v b="$((mb1 - mb0))" -v t="$((mt1 - mt0))" 'BEGIN { printf "%.0f", (t > 0) ? 100 * b / t : 0 }')
     W[ficus_cpu_pct]=$(awk -v d="$((ft1 - ft0))" -v hz="$CLK_TCK" -v ns="$((s1 - s0))" 'BEGIN { printf "%.1f", 100 * d / hz / (ns / 1e9) }')
     for c in "${COLS[@]}"; do row+=("${W[$c]:--}"); done
@@ -374,9 +381,17 @@ run_one() {
             "${W[ev_modern_lower_bound]}" "${W[ev_confirm_limit]}" "${W[busy_pct]}"
         return 0
     fi
-    if [ "${W[early_rollback]}" = 1 ]; then
-        warn "$tag: a healthy modern was rolled back during the warm-up, before t0 (confirmed: ${W[gates_confirmed]}; $(grep -m1 '^EVENT ' "$OUT_DIR/$tag.txt" | cut -c7-))"
-        return 2
+    if [ "${W[false_rollback]}" = 1 ]; then
+        FALSE_RUNS+=("$tag")
+        warn "$tag: FALSE ROLLBACK: a healthy modern was rolled back ${W[ev_in_step_s]} s into the step (confirmed: ${W[gates_confirmed]}; $(grep -m1 '^EVENT ' "$OUT_DIR/$tag.txt" | cut -c7-))"
+        return 0
+    fi
+    if [ "$fr" = 0 ] || awk -v f="$fr" 'BEGIN { exit !(f == 0) }'; then
+        printf 'fail %-4s healthy: not rolled back in %s s | last verdict %s: p99 modern %s ms vs legacy %s ms (x%s, %s ms), median x%s (%s ms) | client errors GET %s POST %s | machine %s%% busy\n' \
+            "$fr" "${W[last_in_step_s]}" "${W[last_decision]}" "${W[last_p99_modern_ms]}" "${W[last_p99_legacy_ms]}" \
+            "${W[last_p99_ratio]}" "${W[last_p99_delta_ms]}" "${W[last_median_ratio]}" "${W[last_median_delta_ms]}" \
+            "${W[get_err]}" "${W[post_err]}" "${W[busy_pct]}"
+        return 0
     fi
     warn "$tag: no rollback within ${MAX_WAIT}s of t0; see $OUT_DIR/$tag.events.json"
     return 0
@@ -389,22 +404,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     say ""
     say "== round $r/$ROUNDS: fail rates ${order[*]}"
     for fr in "${order[@]}"; do
-        for ((a = 1; a <= MAX_ATTEMPTS; a++)); do
-            tag="r$r-fail$fr-a$a"
-            run_one "$r" "$fr" "$tag"
-            rc=$?
-            case $rc in
-                0) break ;;
-                1)
-                    FAILED_RUNS+=("$tag")
-                    break
-                    ;;
-                2)
-                    EARLY_RUNS+=("$tag")
-                    [ "$a" -lt "$MAX_ATTEMPTS" ] && say "$tag: trying again with fresh processes"
-                    ;;
-            esac
-        done
+        tag="r$r-fail$fr"
+        run_one "$r" "$fr" "$tag" || FAILED_RUNS+=("$tag")
     done
 done
 
@@ -414,71 +415,141 @@ colnum() {
     local i
     for i in "${!COLS[@]}"; do [ "${COLS[$i]}" = "$1" ] && echo $((i + 1)) && return; done
 }
+is_zero() { awk -v f="$1" 'BEGIN { exit !(f == 0) }'; }
+# rows FAIL_RATE [FILTER_COLUMN]: the runs (data lines) of this share, all of them or those
+# whose FILTER_COLUMN is 1
+rows() { awk -F'\t' -v f="$1" -v fc="$(colnum fail_rate)" -v k="${2:+$(colnum "$2")}" 'NR > 1 && $fc + 0 == f + 0 && (k == "" || $k == 1)' "$RESULTS"; }
 # col FAIL_RATE NAME: the column over the runs that rolled back after t0
-col() { awk -F'\t' -v f="$1" -v fc="$(colnum fail_rate)" -v c="$(colnum "$2")" -v rb="$(colnum rolled_back)" 'NR > 1 && $fc == f && $rb == 1 { print $c }' "$RESULTS"; }
-colsum() { col "$1" "$2" | awk '{ s += $1 } END { print s + 0 }'; }
-# early FAIL_RATE: runs of this share whose healthy modern was rolled back before t0
-early() { awk -F'\t' -v f="$1" -v fc="$(colnum fail_rate)" -v e="$(colnum early_rollback)" 'NR > 1 && $fc == f && $e == 1' "$RESULTS" | wc -l; }
+col() { rows "$1" rolled_back | awk -F'\t' -v c="$(colnum "$2")" '$c != "-" { print $c }'; }
+# allcol FAIL_RATE NAME: the column over every run of this share
+allcol() { rows "$1" | awk -F'\t' -v c="$(colnum "$2")" '$c != "-" { print $c }'; }
+sum() { awk '{ s += $1 } END { print s + 0 }'; }
+count() { rows "$@" | wc -l; }
 pct() { awk -v f="$1" 'BEGIN { printf "%g %%", f * 100 }'; }
-HEAD=${RATES[0]}
+fmt_s() { awk '$1 != "-" { printf "%.2f s", $1; next } { print "-" }'; }
+
+# Every run whose healthy modern was rolled back: every rollback of a healthy round, and
+# every rollback before t0 of a failing one.
+false_total=0
+healthy_runs=0
+healthy_false=0
+for fr in "${RATES[@]}"; do
+    false_total=$((false_total + $(count "$fr" false_rollback)))
+    if is_zero "$fr"; then
+        healthy_runs=$((healthy_runs + $(count "$fr")))
+        healthy_false=$((healthy_false + $(count "$fr" false_rollback)))
+    fi
+done
+get_total=0
+for fr in "${RATES[@]}"; do get_total=$((get_total + $(allcol "$fr" get_err | sum))); done
 
 SUMMARY="$OUT_DIR/summary.md"
 {
     say "## Rollback benchmark $(date -u '+%Y-%m-%d %H:%M UTC')"
     say ""
-    say "$RATE req/s open loop ($POST_PCT % POST), $USERS users by \`x-user-id\`, rollout at $STEP % (default gates), ${WARMUP}-$(awk -v w="$WARMUP" -v j="$JITTER" 'BEGIN { print w + j }') s of healthy load, then modern answers 503 to a share of its requests (t0); $ROUNDS round(s) per failure share, fresh processes each (upstreams: $UPSTREAMS). Medians over the runs that rolled back after t0."
+    say "$RATE req/s open loop ($POST_PCT % POST), $USERS users by \`x-user-id\`, rollout at $STEP % (default gates), ${WARMUP}-$(awk -v w="$WARMUP" -v j="$JITTER" 'BEGIN { print w + j }') s of healthy load, then modern answers 503 to a share of its requests (t0); a share of 0 is a healthy round, judged for the whole run (up to $((WARMUP + ${JITTER%.*} + MAX_WAIT)) s). $ROUNDS round(s) per share, fresh processes each (upstreams: $UPSTREAMS). A false rollback (a healthy modern rolled back) is a result: never retried."
     say ""
-    say "| modern fails | rounds rolled back | time to rollback | modern requests t0 -> rollback (503s) | GET errors, whole run / after t0 | POST errors, whole run / after t0 | gate at rollback: modern errors / requests | lower bound vs confirm limit | false rollbacks in the warm-up |"
-    say "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for fr in "${RATES[@]}"; do
-        cnt=$(col "$fr" ttr_s | wc -l)
-        if [ "$cnt" -eq 0 ]; then
-            say "| $(pct "$fr") | 0/$ROUNDS | - | - | - | - | - | - | $(early "$fr") |"
-            continue
-        fi
-        say "| $(pct "$fr") | $cnt/$ROUNDS | $(col "$fr" ttr_s | median | awk '{ printf "%.2f s", $1 }') | $(col "$fr" modern_t0_rb | median) ($(col "$fr" modern_503_t0_rb | median)) | $(col "$fr" get_err | median) / $(col "$fr" get_err_after_t0 | median) | $(col "$fr" post_err | median) / $(col "$fr" post_err_after_t0 | median) | $(col "$fr" ev_modern_errors | median) / $(col "$fr" ev_modern_requests | median) | $(col "$fr" ev_modern_lower_bound | median | awk '{ printf "%.2f %%", $1 * 100 }') vs $(col "$fr" ev_confirm_limit | median | awk '{ printf "%.2f %%", $1 * 100 }') | $(early "$fr") |"
-    done
-    say ""
-    ok_rounds=$(col "$HEAD" ttr_s | wc -l)
-    med=$(col "$HEAD" ttr_s | median)
-    worst=$(col "$HEAD" ttr_s | sort -g | tail -n1)
-    get_total=0
-    for fr in "${RATES[@]}"; do get_total=$((get_total + $(colsum "$fr" get_err))); done
-    if [ "$ok_rounds" -eq 0 ]; then
-        say "**Goal (rollback under ${GOAL_S} s, zero GET errors): FAIL**: no run at $(pct "$HEAD") failures rolled back after t0."
-    else
-        verdict=PASS
-        awk -v m="$med" -v g="$GOAL_S" 'BEGIN { exit !(m < g) }' || verdict=FAIL
-        [ "$get_total" -eq 0 ] || verdict=FAIL
-        [ "$ok_rounds" -eq "$ROUNDS" ] || verdict=FAIL
-        say "**Goal (rollback under ${GOAL_S} s, zero GET errors): $verdict**: at $(pct "$HEAD") failures the median time to rollback is $(printf '%.2f' "$med") s (worst round $(printf '%.2f' "$worst") s, $ok_rounds/$ROUNDS rounds rolled back after t0); GET errors in the runs that rolled back, every failure share: $get_total."
+    say "| modern | rounds | rolled back | time to rollback, median (worst) | GET errors (all runs) |"
+    say "|---|---:|---:|---:|---:|"
+    if [ "$healthy_runs" -gt 0 ]; then
+        say "| healthy (fails 0 %) | $healthy_runs | **$healthy_false of $healthy_runs** (false rollbacks) | - | $(allcol 0 get_err | sum) |"
     fi
-    if [ "${#EARLY_RUNS[@]}" -gt 0 ]; then
+    if [ -n "$HEAD" ]; then
+        say "| fails $(pct "$HEAD") from t0 | $(count "$HEAD") | $(count "$HEAD" rolled_back) of $(count "$HEAD") after t0, $(count "$HEAD" early_rollback) before t0 (false) | **$(col "$HEAD" ttr_s | median | fmt_s)** ($(col "$HEAD" ttr_s | sort -g | tail -n1 | fmt_s)) | $(allcol "$HEAD" get_err | sum) |"
+    fi
+    say ""
+    verdict=PASS
+    why=()
+    [ "$false_total" -eq 0 ] || {
+        verdict=FAIL
+        why+=("$false_total false rollback(s)")
+    }
+    [ "$healthy_runs" -gt 0 ] || why+=("no healthy round was run (add 0 to FAIL_RATES)")
+    if [ -n "$HEAD" ]; then
+        ok_rounds=$(count "$HEAD" rolled_back)
+        med=$(col "$HEAD" ttr_s | median)
+        if [ "$ok_rounds" -ne "$ROUNDS" ]; then
+            verdict=FAIL
+            why+=("only $ok_rounds of $ROUNDS rounds at $(pct "$HEAD") rolled back after t0")
+        fi
+        if [ "$med" = - ] || ! awk -v m="$med" -v g="$GOAL_S" 'BEGIN { exit !(m < g) }'; then
+            verdict=FAIL
+            why+=("median time to rollback ${med} s, goal under ${GOAL_S} s")
+        fi
+    else
+        why+=("no failing share was run")
+    fi
+    [ "$get_total" -eq 0 ] || {
+        verdict=FAIL
+        why+=("$get_total GET error(s)")
+    }
+    because=""
+    for w in "${why[@]}"; do because+="${because:+; }$w"; done
+    say "**Goal (0 false rollbacks; at $(pct "${HEAD:-0.3}") failures the median time to rollback under ${GOAL_S} s; 0 GET errors): $verdict**${because:+ ($because)}."
+
+    failing=()
+    for fr in "${RATES[@]}"; do is_zero "$fr" || failing+=("$fr"); done
+    if [ "${#failing[@]}" -gt 0 ]; then
         say ""
-        say "**False rollbacks**: in ${#EARLY_RUNS[@]} run(s) the rollout rolled back a healthy modern during the warm-up, before t0 (each was run again, up to MAX_ATTEMPTS=$MAX_ATTEMPTS attempts):"
+        say "### Failing modern"
         say ""
-        say "| run | in the step | confirmed gates | latency samples modern/legacy | p99 ratio | median ratio | rank test p |"
-        say "|---|---:|---|---:|---:|---:|---:|"
+        say "Medians over the runs that rolled back after t0."
+        say ""
+        say "| modern fails | rounds rolled back | time to rollback | modern requests t0 -> rollback (503s) | GET errors, whole run / after t0 | POST errors, whole run / after t0 | gate at rollback: modern errors / requests | lower bound vs confirm limit | false rollbacks before t0 |"
+        say "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        for fr in "${failing[@]}"; do
+            cnt=$(count "$fr" rolled_back)
+            if [ "$cnt" -eq 0 ]; then
+                say "| $(pct "$fr") | 0/$ROUNDS | - | - | - | - | - | - | $(count "$fr" early_rollback) |"
+                continue
+            fi
+            say "| $(pct "$fr") | $cnt/$ROUNDS | $(col "$fr" ttr_s | median | fmt_s) | $(col "$fr" modern_t0_rb | median) ($(col "$fr" modern_503_t0_rb | median)) | $(col "$fr" get_err | median) / $(col "$fr" get_err_after_t0 | median) | $(col "$fr" post_err | median) / $(col "$fr" post_err_after_t0 | median) | $(col "$fr" ev_modern_errors | median) / $(col "$fr" ev_modern_requests | median) | $(col "$fr" ev_modern_lower_bound | median | awk '{ printf "%.2f %%", $1 * 100 }') vs $(col "$fr" ev_confirm_limit | median | awk '{ printf "%.2f %%", $1 * 100 }') | $(count "$fr" early_rollback) |"
+        done
+    fi
+    if [ "$healthy_runs" -gt 0 ]; then
+        say ""
+        say "### Healthy modern: what the judge saw and did not act on"
+        say ""
+        say "The latency gates' numbers in the last verdict of each healthy run that was not rolled back (medians, with the range over runs). A p99 counts as slower only above legacy's by the ratio (1.5) and by \`min_delta\` (5 ms); the rank test compares modern with legacy raised the same way."
+        say ""
+        say "| runs | judged for | modern / legacy samples | p99 modern / legacy | p99 ratio | p99 difference | median ratio | median difference | latency-p99 / latency-rank outcomes |"
+        say "|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        lastcol() { rows 0 | awk -F'\t' -v c="$(colnum "$1")" -v fb="$(colnum false_rollback)" '$fb != 1 && $c != "-" { print $c }'; }
+        range() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%s to %s", lo, hi; else printf "-" }'; }
+        signed() { awk '$1 != "-" { printf "%+.3f", $1; next } { print "-" }'; }
+        outcomes=$(rows 0 | awk -F'\t' -v p="$(colnum last_p99_outcome)" -v k="$(colnum last_rank_outcome)" -v fb="$(colnum false_rollback)" '$fb != 1 { n[$p " / " $k]++ } END { for (o in n) printf "%s%s: %d", (s++ ? ", " : ""), o, n[o] }')
+        say "| $((healthy_runs - healthy_false)) | $(lastcol last_in_step_s | median) s | $(lastcol last_latency_samples | awk -F/ '{ print $1 }' | median) / $(lastcol last_latency_samples | awk -F/ '{ print $2 }' | median) | $(lastcol last_p99_modern_ms | median) / $(lastcol last_p99_legacy_ms | median) ms | x$(lastcol last_p99_ratio | median) ($(lastcol last_p99_ratio | range)) | $(lastcol last_p99_delta_ms | median | signed) ms ($(lastcol last_p99_delta_ms | range)) | x$(lastcol last_median_ratio | median) ($(lastcol last_median_ratio | range)) | $(lastcol last_median_delta_ms | median | signed) ms | ${outcomes:--} |"
+    fi
+    if [ "$false_total" -gt 0 ]; then
+        say ""
+        say "### False rollbacks"
+        say ""
+        say "| run | in the step | before t0 | confirmed gates | latency samples modern/legacy | p99 ratio | p99 difference | median ratio | rank test p |"
+        say "|---|---:|---|---|---:|---:|---:|---:|---:|"
         awk -F'\t' '
             NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-            $c["early_rollback"] == 1 {
-                printf "| r%s-fail%s-a%s | %s s | %s | %s | %s | %s | %s |\n", $c["round"], $c["fail_rate"], $c["attempt"], $c["ev_in_step_s"], $c["gates_confirmed"], $c["ev_latency_samples"], $c["ev_p99_ratio"], $c["ev_median_ratio"], $c["ev_rank_p"]
+            $c["false_rollback"] == 1 {
+                printf "| r%s-fail%s | %s s | %s | %s | %s | %s | %s ms | %s | %s |\n", $c["round"], $c["fail_rate"], $c["ev_in_step_s"], ($c["early_rollback"] == 1 ? "yes" : "no"), $c["gates_confirmed"], $c["ev_latency_samples"], $c["ev_p99_ratio"], $c["ev_p99_delta_ms"], $c["ev_median_ratio"], $c["ev_rank_p"]
             }' "$RESULTS"
     fi
     say ""
     say "### Raw (every run)"
     say ""
-    say "| round | fails | t0 (unix ms) | rollback event (unix ms) | to rollback | seen by poll | modern reqs t0->rb (503) | client via modern / fallback t0->rb | GET err all / after t0 | POST err all / after t0 | last error - rollback | gate: errors/requests (legacy) | LB vs limit | latency at rollback: p99 ratio, median ratio | machine busy | ficus CPU |"
+    say "| round | fails | t0 (unix ms) | rollback event (unix ms) | to rollback | seen by poll | modern reqs t0->rb (503) | client via modern / fallback t0->rb | GET err all / after t0 | POST err all / after t0 | last error - rollback | gate: errors/requests (legacy) | LB vs limit | latency at rollback or at the end: p99 ratio, difference, median ratio | machine busy | ficus CPU |"
     say "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     awk -F'\t' '
         NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
         {
-            run = $c["round"] ($c["attempt"] > 1 ? " (attempt " $c["attempt"] ")" : "")
             if ($c["rolled_back"] != 1) {
-                printf "| %s | %s | %s | %s | %s | - | - | - | %s / %s | %s / %s | - | - | - | %s, %s | %s %% | %s %% |\n", run, $c["fail_rate"], $c["t0_ms"], $c["rb_ms"], ($c["early_rollback"] == 1 ? "rolled back before t0" : "no rollback"), $c["get_err"], $c["get_err_after_t0"], $c["post_err"], $c["post_err_after_t0"], $c["ev_p99_ratio"], $c["ev_median_ratio"], $c["busy_pct"], $c["ficus_cpu_pct"]
+                what = ($c["false_rollback"] == 1 ? "false rollback" : "no rollback")
+                if ($c["false_rollback"] == 1)
+                    lat = $c["ev_p99_ratio"] ", " $c["ev_p99_delta_ms"] " ms, " $c["ev_median_ratio"]
+                else
+                    lat = $c["last_p99_ratio"] ", " $c["last_p99_delta_ms"] " ms, " $c["last_median_ratio"]
+                printf "| %s | %s | %s | %s | %s | - | - | - | %s / %s | %s / %s | - | - | - | %s | %s %% | %s %% |\n", $c["round"], $c["fail_rate"], $c["t0_ms"], $c["rb_ms"], what, $c["get_err"], $c["get_err_after_t0"], $c["post_err"], $c["post_err_after_t0"], lat, $c["busy_pct"], $c["ficus_cpu_pct"]
                 next
             }
-            printf "| %s | %s | %s | %s | %.2f s | +%.0f ms | %s (%s) | %s / %s | %s / %s | %s / %s | %s ms | %s/%s (%s/%s) | %.2f %% > %.2f %% | %s, %s | %s %% | %s %% |\n", run, $c["fail_rate"], $c["t0_ms"], $c["rb_ms"], $c["ttr_s"], $c["seen_ms"] - $c["rb_ms"], $c["modern_t0_rb"], $c["modern_503_t0_rb"], $c["client_modern_t0_rb"], $c["client_fallback_t0_rb"], $c["get_err"], $c["get_err_after_t0"], $c["post_err"], $c["post_err_after_t0"], $c["last_err_minus_rb_ms"], $c["ev_modern_errors"], $c["ev_modern_requests"], $c["ev_legacy_errors"], $c["ev_legacy_requests"], $c["ev_modern_lower_bound"] * 100, $c["ev_confirm_limit"] * 100, $c["ev_p99_ratio"], $c["ev_median_ratio"], $c["busy_pct"], $c["ficus_cpu_pct"]
+            printf "| %s | %s | %s | %s | %.2f s | +%.0f ms | %s (%s) | %s / %s | %s / %s | %s / %s | %s ms | %s/%s (%s/%s) | %.2f %% > %.2f %% | %s, %s ms, %s | %s %% | %s %% |\n", $c["round"], $c["fail_rate"], $c["t0_ms"], $c["rb_ms"], $c["ttr_s"], $c["seen_ms"] - $c["rb_ms"], $c["modern_t0_rb"], $c["modern_503_t0_rb"], $c["client_modern_t0_rb"], $c["client_fallback_t0_rb"], $c["get_err"], $c["get_err_after_t0"], $c["post_err"], $c["post_err_after_t0"], $c["last_err_minus_rb_ms"], $c["ev_modern_errors"], $c["ev_modern_requests"], $c["ev_legacy_errors"], $c["ev_legacy_requests"], $c["ev_modern_lower_bound"] * 100, $c["ev_confirm_limit"] * 100, $c["ev_p99_ratio"], $c["ev_p99_delta_ms"], $c["ev_median_ratio"], $c["busy_pct"], $c["ficus_cpu_pct"]
         }' "$RESULTS"
     kinds=$(awk -F'\t' -v k="$(colnum error_kinds)" 'NR > 1 && $k != "-" { printf "%s%s", sep, $k; sep = "," }' "$RESULTS")
     if [ -n "$kinds" ]; then

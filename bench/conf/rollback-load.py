@@ -18,10 +18,15 @@ Timeline of a round:
      admin API every --poll-ms; once the event is seen, --tail more seconds, then stop. Without
      a rollback the load stops --max-wait seconds after t0.
 A rollback event that is already there before t0 (a false rollback during the warm-up) ends
-the round at once; it is reported as early_rollback=1.
+the round at once; it is reported as early_rollback=1. With --fail-rate 0 (a healthy round)
+modern never fails: the load runs the same timeline and any rollback, before or after t0,
+is a false rollback.
 
 Prints one line (key=value, no spaces in values):
-  ROLLBACK rolled_back=0|1 early_rollback=0|1 t0_ms= rb_ms= seen_ms= ttr_s= ...
+  ROLLBACK rolled_back=0|1 early_rollback=0|1 false_rollback=0|1 t0_ms= rb_ms= seen_ms= ttr_s= ...
+rolled_back is a rollback of a failing modern after t0; false_rollback a rollback of a healthy
+one (before t0, or at any time in a healthy round). last_* are the latency numbers of the
+rollout's last verdict at the end of the load (GET /api/v1/rollouts): what the judge saw.
 and writes PREFIX.requests.tsv, PREFIX.event.json (the rollback event), PREFIX.rollouts.json
 (GET /api/v1/rollouts just before t0) and PREFIX.modern.tsv (the modern service's log).
 
@@ -340,6 +345,17 @@ async def main():
     pool.close_all()
     stopped_ms = to_ms(loop.time())
 
+    # The rollout's last verdict: for a healthy round that was not rolled back, the latency
+    # difference the judge saw and did not act on.
+    last = {}
+    try:
+        status, body = await fetch(args.host, args.admin_port, "GET", "/api/v1/rollouts")
+        for r in json.loads(body) if status == 200 else []:
+            if r.get("route") == "bench":
+                last = {"in_step_s": r.get("in_step_s"), "verdict": r.get("last_verdict") or {}}
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as e:
+        print(f"rollback-load: GET /api/v1/rollouts at the end failed: {e}", file=sys.stderr)
+
     modern_log = []
     try:
         status, body = await fetch(args.host, args.modern_port, "GET", "/_control/log", timeout=10)
@@ -364,9 +380,11 @@ async def main():
     # ------------------------------------------------------------ the numbers
     t0 = st["t0_ms"]
     rb = float(ev["at"]) if ev is not None else None
+    healthy = args.fail_rate == 0.0
     out = {
-        "rolled_back": int(ev is not None and not st["early"]),
+        "rolled_back": int(ev is not None and not st["early"] and not healthy),
         "early_rollback": int(st["early"]),
+        "false_rollback": int(ev is not None and (st["early"] or healthy)),
         "t0_ms": f"{t0:.0f}" if t0 is not None else "-",
         "t0_client_ms": f"{st['t0_client_ms']:.0f}" if st["t0_client_ms"] is not None else "-",
         "rb_ms": f"{rb:.0f}" if rb is not None else "-",
@@ -454,11 +472,27 @@ async def main():
         return format(v, fmt) if isinstance(v, (int, float)) else "-"
 
     out["ev_p99_ratio"] = num(p99.get("ratio"), ".2f")
+    out["ev_p99_delta_ms"] = num(p99.get("delta_ms"), ".3f")
     out["ev_latency_samples"] = f"{p99.get('modern_samples', '-')}/{p99.get('legacy_samples', '-')}"
     out["ev_median_ratio"] = num(rank.get("median_ratio"), ".3f")
     out["ev_rank_p"] = num(rank.get("p_value"), ".2g")
     m = re.search(r"after ([0-9.]+) s of", str((ev or {}).get("message", "")))
     out["ev_in_step_s"] = m.group(1) if m else "-"
+    lv = {g.get("gate"): g for g in (last.get("verdict") or {}).get("gates", [])}
+    lp, lr = (lv.get("latency-p99") or {}), (lv.get("latency-rank") or {})
+    lpo, lro = (lp.get("observed") or {}), (lr.get("observed") or {})
+    out["last_decision"] = (last.get("verdict") or {}).get("decision", "-")
+    out["last_in_step_s"] = num(last.get("in_step_s"), ".1f")
+    out["last_latency_samples"] = f"{lpo.get('modern_samples', '-')}/{lpo.get('legacy_samples', '-')}"
+    out["last_p99_modern_ms"] = num(lpo.get("modern_p99_ms"), ".3f")
+    out["last_p99_legacy_ms"] = num(lpo.get("legacy_p99_ms"), ".3f")
+    out["last_p99_ratio"] = num(lpo.get("ratio"), ".2f")
+    out["last_p99_delta_ms"] = num(lpo.get("delta_ms"), ".3f")
+    out["last_p99_outcome"] = lp.get("outcome", "-")
+    out["last_median_ratio"] = num(lro.get("median_ratio"), ".3f")
+    out["last_median_delta_ms"] = num(lro.get("median_delta_ms"), ".3f")
+    out["last_rank_p"] = num(lro.get("p_value"), ".2g")
+    out["last_rank_outcome"] = lr.get("outcome", "-")
     print("ROLLBACK " + " ".join(f"{k}={v}" for k, v in out.items()), flush=True)
     if ev is not None:
         print("EVENT " + " ".join(str(ev.get("message", "")).split()), flush=True)

@@ -1986,6 +1986,8 @@ impl<'s> Validator<'s, '_> {
                     &lsec,
                     &[
                         "max_p99_ratio",
+                        "min_delta",
+                        "max_p99",
                         "rank_test",
                         "alpha",
                         "min_effect",
@@ -2004,6 +2006,13 @@ impl<'s> Validator<'s, '_> {
                 ) {
                     l.max_p99_ratio = n;
                 }
+                // A slowdown smaller than this never fails the gate, however significant.
+                l.min_delta = self.duration(&lsec, "min_delta", l.min_delta);
+                // An invalid budget is reported here; keeping none avoids a second error.
+                l.max_p99 = lsec
+                    .has("max_p99")
+                    .then(|| self.duration(&lsec, "max_p99", Duration::ZERO))
+                    .filter(|d| !d.is_zero());
                 l.rank_test = self.boolean(&lsec, "rank_test", l.rank_test);
                 if let Some(n) = self.number(
                     &lsec,

@@ -1908,3 +1908,91 @@ fn webhooks_parse_and_are_checked() {
         defaults::WEBHOOK_RETRIES
     )));
 }
+
+#[test]
+fn rollout_latency_gate_min_delta_and_max_p99() {
+    let route = |latency: &str| {
+        with_head(&format!(
+            "[[route]]\nname = \"orders\"\nlegacy = \"legacy\"\nmodern = \"modern\"\n\
+             [route.rollout]\n[route.rollout.gates]\nlatency = {latency}\n"
+        ))
+    };
+    let latency = |text: &str| {
+        let c = parse(text).unwrap_or_else(|d| panic!("{d}"));
+        c.routes[0]
+            .rollout
+            .as_ref()
+            .unwrap()
+            .spec
+            .gates
+            .latency
+            .clone()
+            .unwrap()
+    };
+    // Defaults: 5 ms, no budget, whether the gate is listed or comes recommended.
+    let l = latency(&route("{}"));
+    assert_eq!(l.min_delta, Duration::from_millis(5));
+    assert_eq!(l.min_delta, ficus_rollout::LatencyGate::DEFAULT_MIN_DELTA);
+    assert_eq!(l.max_p99, None);
+    let text = with_head(
+        "[[route]]\nname = \"orders\"\nlegacy = \"legacy\"\nmodern = \"modern\"\n[route.rollout]\n",
+    );
+    assert_eq!(latency(&text), ficus_rollout::LatencyGate::default());
+    // Both set.
+    let l = latency(&route(
+        "{ min_delta = \"2ms\", max_p99 = \"250ms\", max_p99_ratio = 2 }",
+    ));
+    assert_eq!(l.min_delta, Duration::from_millis(2));
+    assert_eq!(l.max_p99, Some(Duration::from_millis(250)));
+    assert_eq!(l.max_p99_ratio, 2.0);
+    assert_eq!(
+        (l.min_effect, l.alpha, l.rank_test),
+        (1.1, 0.01, true),
+        "the rest keeps its defaults"
+    );
+
+    // As a section of its own, as the reference shows.
+    let l = latency(&with_head(
+        "[[route]]\nname = \"orders\"\nlegacy = \"legacy\"\nmodern = \"modern\"\n\
+         [route.rollout]\n[route.rollout.gates.latency]\nmin_delta = \"1ms\"\n",
+    ));
+    assert_eq!((l.min_delta, l.max_p99), (Duration::from_millis(1), None));
+
+    // The reference says so.
+    let doc = include_str!("../../../docs/configuration.md");
+    for row in [
+        format!(
+            "| `latency.min_delta` | duration | `\"{}\"` |",
+            units::format_duration(ficus_rollout::LatencyGate::DEFAULT_MIN_DELTA)
+        ),
+        "| `latency.max_p99` | duration | none |".to_string(),
+    ] {
+        assert!(
+            doc.contains(&row),
+            "docs/configuration.md lacks the row {row:?}"
+        );
+    }
+
+    // Errors, with line:col and the fix.
+    assert_eq!(
+        errors(&route("{ min_delta = 5, max_p99 = \"0ms\" }")),
+        r#"ficus.toml:18:25: error: route "orders": rollout.gates.latency.min_delta 5 has no unit
+  help: durations are strings with a unit: min_delta = "5s" or "5ms"
+ficus.toml:18:38: error: route "orders": rollout.gates.latency.max_p99 "0ms" must be greater than zero
+  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+    );
+    assert_eq!(
+        errors(&route("{ min_delta = \"5 msec\", max_p99 = 250 }")),
+        r#"ficus.toml:18:25: error: route "orders": rollout.gates.latency.min_delta "5 msec" has an unknown unit "msec"
+  help: did you mean "5ms"? write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m"
+ficus.toml:18:45: error: route "orders": rollout.gates.latency.max_p99 250 has no unit
+  help: durations are strings with a unit: max_p99 = "250s" or "250ms""#
+    );
+    assert_eq!(
+        errors(&route("{ max_p99_ms = 250, min_delta = \"1.5ms\" }")),
+        r#"ficus.toml:18:13: error: route "orders": unknown key "rollout.gates.latency.max_p99_ms"
+  help: did you mean "rollout.gates.latency.max_p99"?
+ficus.toml:18:43: error: route "orders": rollout.gates.latency.min_delta "1.5ms" is not a whole number
+  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+    );
+}

@@ -122,27 +122,59 @@ impl ErrorGate {
     }
 }
 
-/// Modern's latency against legacy's: the p99 ratio and, optionally, a Mann-Whitney rank
-/// test on the whole distributions (the method of Kayenta's judge).
+/// Modern's latency against legacy's: the p99 and, optionally, a Mann-Whitney rank test on
+/// the whole distributions (the method of Kayenta's judge).
+///
+/// A slowdown counts only when it matters in absolute terms as well as relative ones: modern
+/// must be slower than legacy by more than `min_delta` **and** by more than the ratio, so
+/// that a tenth of a millisecond between two fast services, statistically certain as it may
+/// be with enough samples, never fails the gate. With a `max_p99` budget, a modern whose p99
+/// is within it passes whatever legacy does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyGate {
     /// Largest allowed `modern p99 / legacy p99`.
     pub max_p99_ratio: f64,
+    /// Largest allowed `modern p99 - legacy p99`, and the shift of legacy in the rank test
+    /// (seconds in serialized form). A p99 fails only when it is over both limits:
+    /// `p99_m > max(p99_l * max_p99_ratio, p99_l + min_delta)`.
+    #[serde(with = "crate::secs", default = "LatencyGate::default_min_delta")]
+    pub min_delta: Duration,
+    /// Modern's p99 at or under this always passes the latency gate, however it compares
+    /// with legacy's (seconds in serialized form); `None`: no budget.
+    #[serde(with = "crate::secs_opt", default)]
+    pub max_p99: Option<Duration>,
     /// Run the one-sided rank test "modern is slower". Without it the latency gate can hold
     /// but never confirm a breach (a p99 alone is not a sequential test).
     pub rank_test: bool,
     /// Significance level of the rank test.
     pub alpha: f64,
-    /// A significant slowdown fails only if `modern median / legacy median` exceeds this:
-    /// large samples make even a 1 % slowdown significant.
+    /// The rank test compares modern with legacy raised to `max(x * min_effect, x +
+    /// min_delta)`, and fails only if modern's median is above legacy's so raised: large
+    /// samples make even a 1 % slowdown significant.
     pub min_effect: f64,
     pub critical: bool,
+}
+
+impl LatencyGate {
+    /// The default `min_delta`, 5 ms. Two healthy services on a shared host differ by a few
+    /// milliseconds in their tails (scheduler time slices, a garbage collection, one more
+    /// network hop) without either being slower, and no user feels 5 ms (people notice
+    /// delays of about 100 ms); the regressions a canary is there to catch (a lost index, a
+    /// synchronous call, a cold cache) cost tens of milliseconds and more. Set it lower for
+    /// fast services that are called many times per user request.
+    pub const DEFAULT_MIN_DELTA: Duration = Duration::from_millis(5);
+
+    fn default_min_delta() -> Duration {
+        Self::DEFAULT_MIN_DELTA
+    }
 }
 
 impl Default for LatencyGate {
     fn default() -> Self {
         LatencyGate {
             max_p99_ratio: 1.5,
+            min_delta: Self::DEFAULT_MIN_DELTA,
+            max_p99: None,
             rank_test: true,
             alpha: 0.01,
             min_effect: 1.1,
@@ -155,6 +187,13 @@ impl LatencyGate {
     pub(crate) fn problems(&self, prefix: &str) -> Vec<SpecError> {
         let mut out = Vec::new();
         at_least_one(&mut out, prefix, "max_p99_ratio", self.max_p99_ratio, "1.5");
+        if self.max_p99 == Some(Duration::ZERO) {
+            out.push(SpecError::new(
+                &format!("{prefix}.max_p99"),
+                "is 0, so no modern could ever be within the budget",
+                "leave max_p99 out for no budget, or set the p99 your users accept, e.g. 250ms",
+            ));
+        }
         alpha(&mut out, prefix, self.alpha);
         at_least_one(&mut out, prefix, "min_effect", self.min_effect, "1.1");
         out

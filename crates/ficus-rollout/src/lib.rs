@@ -54,6 +54,28 @@ pub use judge::{
 pub use spec::{next_step, validate, RolloutSpec, SpecError, MAX_STEPS};
 pub use window::{ShadowWindow, SideWindow, Window};
 
+/// Optional durations as seconds (`f64`) or `null` in serialized form.
+mod secs_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => crate::secs::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Secs(#[serde(with = "crate::secs")] Duration);
+        Ok(Option::<Secs>::deserialize(d)?.map(|s| s.0))
+    }
+}
+
 /// Durations as seconds (`f64`) in serialized form: what people write in config and read in
 /// evidence, rather than serde's `{secs, nanos}`.
 mod secs {

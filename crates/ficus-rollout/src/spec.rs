@@ -190,6 +190,7 @@ mod tests {
                 }),
                 latency: Some(LatencyGate {
                     max_p99_ratio: 0.9,
+                    max_p99: Some(Duration::ZERO),
                     alpha: 1.0,
                     min_effect: f64::NAN,
                     ..LatencyGate::default()
@@ -212,6 +213,7 @@ mod tests {
                 "gates.error.max_absolute",
                 "gates.error.max_relative",
                 "gates.latency.max_p99_ratio",
+                "gates.latency.max_p99",
                 "gates.latency.alpha",
                 "gates.latency.min_effect",
                 "gates.shadow.max_rate",
@@ -223,6 +225,35 @@ mod tests {
         let msg = errs[2].to_string();
         assert!(msg.starts_with("gates.error.max_absolute: is 0"), "{msg}");
         assert!(msg.contains("e.g. 0.01"), "{msg}");
+        let msg = errs[5].to_string();
+        assert_eq!(
+            msg,
+            "gates.latency.max_p99: is 0, so no modern could ever be within the budget; leave \
+             max_p99 out for no budget, or set the p99 your users accept, e.g. 250ms"
+        );
+    }
+
+    #[test]
+    fn latency_durations_need_no_check_but_the_budget() {
+        // Any min_delta is meaningful (0: purely relative limits), any budget above 0 too.
+        for (min_delta, max_p99) in [
+            (Duration::ZERO, None),
+            (Duration::from_millis(5), Some(Duration::from_micros(1))),
+            (Duration::from_secs(3600), Some(Duration::from_secs(3600))),
+        ] {
+            let s = RolloutSpec {
+                gates: Gates {
+                    latency: Some(LatencyGate {
+                        min_delta,
+                        max_p99,
+                        ..LatencyGate::default()
+                    }),
+                    ..Gates::default()
+                },
+                ..RolloutSpec::default()
+            };
+            assert_eq!(validate(&s), Ok(()), "{min_delta:?} {max_p99:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@ mod support;
 
 use ficus_rollout::{
     judge, Decision, ErrorGate, GateResult, Gates, LatencyGate, Observed, Outcome, ShadowGate,
-    ShadowWindow, StepSpec, Verdict, Window, ERROR_RATE, LATENCY_P99, LATENCY_RANK, SHADOW_DIFF,
+    ShadowWindow, StepSpec, Verdict, Window, ERROR_RATE, LATENCY_P99, LATENCY_RANK,
+    MIN_CONFIRM_EVENTS, SHADOW_DIFF,
 };
 use std::time::Duration;
 use support::{side, spread, window};
@@ -230,7 +231,7 @@ fn a_slow_tail_alone_fails_the_p99_but_only_holds() {
     assert_eq!(v.missing, None, "nothing countable is missing");
     assert!(
         v.reason
-            .starts_with("hold: failing: latency-p99 (p99 ratio"),
+            .starts_with("hold: failing: latency-p99 (p99 103.77 ms vs limit 45.61 ms (ratio"),
         "{}",
         v.reason
     );
@@ -241,22 +242,222 @@ fn a_slow_tail_alone_fails_the_p99_but_only_holds() {
     );
 }
 
+/// The recommended gates with a latency gate of pure ratios (no absolute delta, no
+/// effect size): the rank test is the plain "is modern slower at all".
+fn plain_latency() -> Gates {
+    let mut g = Gates::recommended();
+    let l = g.latency.as_mut().unwrap();
+    l.min_delta = Duration::ZERO;
+    l.min_effect = 1.0;
+    g
+}
+
+fn rank(v: &Verdict) -> &ficus_rollout::RankEvidence {
+    match &gate(v, LATENCY_RANK).observed {
+        Observed::LatencyRank(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn p99(v: &Verdict) -> &ficus_rollout::P99Evidence {
+    match &gate(v, LATENCY_P99).observed {
+        Observed::LatencyP99(p) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_significant_but_tiny_slowdown_passes_the_rank_test() {
-    // 5 % slower everywhere, 20,000 samples a side: significant, below the 1.1 effect.
+    // 5 % slower everywhere, 20,000 samples a side.
     let w = window(
         side(20_000, 0, &spread(20_000, 10_000, 30_000)),
         side(20_000, 0, &spread(20_000, 10_500, 31_500)),
         400,
     );
+    // The plain test finds it, with a p far below alpha...
+    let v = judge(&spec(), &plain_latency(), &w);
+    assert!(rank(&v).p_value < 1e-6, "significant: {}", rank(&v).p_value);
+    assert_eq!(gate(&v, LATENCY_RANK).outcome, Outcome::Fail);
+    // ...but against legacy raised by the 1.1 effect (and the 5 ms delta) modern is faster.
     let v = judge(&spec(), &Gates::recommended(), &w);
-    let Observed::LatencyRank(r) = &gate(&v, LATENCY_RANK).observed else {
-        panic!()
-    };
-    assert!(r.p_value < 0.01, "significant: {}", r.p_value);
-    assert!(r.median_ratio.unwrap() < 1.1);
+    assert!(rank(&v).p_value > 0.5, "{}", rank(&v).p_value);
+    assert!(rank(&v).median_ratio.unwrap() < 1.1);
     assert_eq!(gate(&v, LATENCY_RANK).outcome, Outcome::Pass);
     assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
+}
+
+#[test]
+fn a_tenth_of_a_millisecond_between_fast_services_is_no_slowdown() {
+    // The warm-up: legacy 0.25-0.35 ms; modern 0.1 ms slower and with a longer tail
+    // (its slowest 3 % take 0.9-1.2 ms): median x1.33, p99 about x3, the plain rank test
+    // sure of it (p far below 1e-10) with 20,000 samples a side.
+    let legacy = spread(20_000, 250, 350);
+    let mut modern = spread(20_000, 350, 450);
+    for (i, v) in modern.iter_mut().rev().take(600).enumerate() {
+        *v = 900 + i as u64 / 2;
+    }
+    let w = window(side(20_000, 0, &legacy), side(20_000, 0, &modern), 400);
+    let plain = judge(&spec(), &plain_latency(), &w);
+    assert_eq!(plain.decision, Decision::Rollback, "{}", plain.reason);
+    assert!(rank(&plain).p_value < 1e-10);
+    assert!(p99(&plain).ratio.unwrap() > 2.5, "{:?}", p99(&plain));
+
+    // With the default 5 ms: both latency gates pass and the step promotes.
+    let v = judge(&spec(), &Gates::recommended(), &w);
+    assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
+    let p = p99(&v);
+    assert!(p.ratio.unwrap() > 2.5, "the ratio alone is over 1.5: {p:?}");
+    assert!(p.delta_ms.unwrap() < 1.0 && p.min_delta_ms == 5.0, "{p:?}");
+    let limit = p.limit_ms.unwrap();
+    assert!(
+        (limit - (p.legacy_p99_ms.unwrap() + 5.0)).abs() < 1e-9,
+        "the delta is the binding limit: {limit}"
+    );
+    assert!(!p.within_budget && p.max_p99_ms.is_none());
+    assert_eq!(gate(&v, LATENCY_P99).outcome, Outcome::Pass);
+    assert_eq!(gate(&v, LATENCY_RANK).outcome, Outcome::Pass);
+    assert!(rank(&v).p_value > 0.99, "{}", rank(&v).p_value);
+    assert!(
+        gate(&v, LATENCY_P99)
+            .detail
+            .contains("within the limit 5.35 ms = max(legacy x 1.5, legacy + 5.00 ms)"),
+        "{}",
+        gate(&v, LATENCY_P99).detail
+    );
+}
+
+#[test]
+fn min_delta_is_the_smallest_slowdown_that_counts() {
+    // Legacy 1-3 ms, modern 3-7 ms: more than twice as slow, by about 3 ms at the median
+    // and 4 ms at the p99.
+    let w = window(
+        side(5_000, 0, &spread(5_000, 1_000, 3_000)),
+        side(1_000, 0, &spread(1_000, 3_000, 7_000)),
+        400,
+    );
+    // Under the default 5 ms: not a slowdown anyone feels.
+    let v = judge(&spec(), &Gates::recommended(), &w);
+    assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
+    assert!(p99(&v).ratio.unwrap() > 2.0);
+    let d = p99(&v).delta_ms.unwrap();
+    assert!((3.5..5.0).contains(&d), "{d}");
+    // For a service called many times per user request, 2 ms: rolled back, by both gates.
+    let mut gates = Gates::recommended();
+    gates.latency.as_mut().unwrap().min_delta = Duration::from_millis(2);
+    let v = judge(&spec(), &gates, &w);
+    assert_eq!(v.decision, Decision::Rollback, "{}", v.reason);
+    assert!(gate(&v, LATENCY_P99).confirmed && gate(&v, LATENCY_RANK).confirmed);
+    assert_eq!(p99(&v).min_delta_ms, 2.0);
+    // The ratio still counts too: the same +4 ms on a 100-300 ms legacy is within x1.5.
+    let w = window(
+        side(5_000, 0, &spread(5_000, 100_000, 300_000)),
+        side(1_000, 0, &spread(1_000, 104_000, 304_000)),
+        400,
+    );
+    let v = judge(&spec(), &gates, &w);
+    assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
+}
+
+#[test]
+fn a_modern_within_max_p99_always_passes_the_latency_gate() {
+    // Modern three times slower (30-90 ms against 10-30 ms): rolled back by default...
+    let w = window(
+        side(2_000, 0, &spread(2_000, 10_000, 30_000)),
+        side(1_000, 0, &spread(1_000, 30_000, 90_000)),
+        400,
+    );
+    assert_eq!(
+        judge(&spec(), &Gates::recommended(), &w).decision,
+        Decision::Rollback
+    );
+    // ...but its p99 (about 89 ms) is within a 250 ms budget: both gates pass.
+    let mut gates = Gates::recommended();
+    gates.latency.as_mut().unwrap().max_p99 = Some(Duration::from_millis(250));
+    let v = judge(&spec(), &gates, &w);
+    assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
+    assert!(p99(&v).within_budget && rank(&v).within_budget);
+    assert_eq!(p99(&v).max_p99_ms, Some(250.0));
+    assert!(
+        rank(&v).p_value < 1e-10,
+        "still significant: {}",
+        rank(&v).p_value
+    );
+    for name in [LATENCY_P99, LATENCY_RANK] {
+        let g = gate(&v, name);
+        assert_eq!((g.outcome, g.confirmed), (Outcome::Pass, false), "{name}");
+        assert!(
+            g.detail.contains("is within the budget max_p99 250.00 ms"),
+            "{}",
+            g.detail
+        );
+    }
+    // A budget the p99 is over changes nothing.
+    gates.latency.as_mut().unwrap().max_p99 = Some(Duration::from_millis(50));
+    let v = judge(&spec(), &gates, &w);
+    assert_eq!(v.decision, Decision::Rollback, "{}", v.reason);
+    assert!(!p99(&v).within_budget);
+    // And no data is still no data: 10 samples under budget stay inconclusive.
+    gates.latency.as_mut().unwrap().max_p99 = Some(Duration::from_millis(250));
+    let w = window(
+        side(2_000, 0, &spread(2_000, 10_000, 30_000)),
+        side(10, 0, &spread(10, 30_000, 90_000)),
+        400,
+    );
+    let v = judge(&spec(), &gates, &w);
+    assert_eq!(gate(&v, LATENCY_P99).outcome, Outcome::Inconclusive);
+    assert_eq!(gate(&v, LATENCY_RANK).outcome, Outcome::Inconclusive);
+    assert_eq!(v.decision, Decision::Hold);
+}
+
+#[test]
+fn one_or_two_errors_never_roll_back_a_healthy_modern_at_any_traffic() {
+    // Legacy at 0 errors, modern with one or two (up to four): whatever the traffic on either
+    // side, whatever the (valid) limits, never a rollback. Bursts are not independent trials.
+    let levels = [
+        1,
+        2,
+        3,
+        4,
+        5,
+        10,
+        50,
+        100,
+        1_000,
+        100_000,
+        10_000_000,
+        u64::MAX / 4,
+    ];
+    let strict = ErrorGate {
+        max_absolute: 0.0001,
+        max_relative: 1.0,
+        alpha: 0.5,
+        critical: true,
+    };
+    for gate_under_test in [ErrorGate::default(), strict] {
+        let gates = Gates {
+            error: Some(gate_under_test.clone()),
+            latency: None,
+            shadow: None,
+        };
+        for modern in levels {
+            for legacy in std::iter::once(0).chain(levels) {
+                for errors in 1..MIN_CONFIRM_EVENTS {
+                    let w = window(side(legacy, 0, &[]), side(modern, errors, &[]), 5);
+                    let v = judge(&spec(), &gates, &w);
+                    assert_ne!(
+                        v.decision,
+                        Decision::Rollback,
+                        "{errors} errors of {modern} against 0 of {legacy}: {}",
+                        v.reason
+                    );
+                    assert!(!gate(&v, ERROR_RATE).confirmed);
+                }
+            }
+        }
+        // The floor is the only thing in the way: five errors of five roll back.
+        let w = window(side(100_000, 0, &[]), side(5, 5, &[]), 5);
+        assert_eq!(judge(&spec(), &gates, &w).decision, Decision::Rollback);
+    }
 }
 
 #[test]
@@ -363,20 +564,22 @@ fn zero_requests_on_one_side() {
 
 #[test]
 fn identical_histograms_are_a_tie() {
+    // Without an effect size or delta the rank test compares the histograms as they are.
     let h = spread(600, 5_000, 50_000);
     let w = window(side(600, 0, &h), side(600, 0, &h), 400);
-    let v = judge(&spec(), &Gates::recommended(), &w);
-    let Observed::LatencyRank(r) = &gate(&v, LATENCY_RANK).observed else {
-        panic!()
-    };
+    let v = judge(&spec(), &plain_latency(), &w);
+    let r = rank(&v);
     assert_eq!(r.u, 600.0 * 600.0 / 2.0);
     assert_eq!(r.u, r.u_expected);
     assert_eq!((r.z, r.p_value), (0.0, 0.5));
     assert_eq!(r.median_ratio, Some(1.0));
-    let Observed::LatencyP99(p) = &gate(&v, LATENCY_P99).observed else {
-        panic!()
-    };
-    assert_eq!(p.ratio, Some(1.0));
+    assert_eq!(r.median_delta_ms, Some(0.0));
+    assert_eq!(p99(&v).ratio, Some(1.0));
+    assert_eq!(p99(&v).delta_ms, Some(0.0));
+    assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
+    // With the defaults legacy is raised by max(x 1.1, + 5 ms): modern looks faster.
+    let v = judge(&spec(), &Gates::recommended(), &w);
+    assert!(rank(&v).u < rank(&v).u_expected && rank(&v).p_value > 0.99);
     assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
 
     // Every sample in the same bucket on both sides: all tied, no evidence either way.
@@ -385,11 +588,13 @@ fn identical_histograms_are_a_tie() {
         side(500, 0, &[7_000; 500]),
         400,
     );
-    let v = judge(&spec(), &Gates::recommended(), &w);
-    let Observed::LatencyRank(r) = &gate(&v, LATENCY_RANK).observed else {
-        panic!()
-    };
+    let v = judge(&spec(), &plain_latency(), &w);
+    let r = rank(&v);
     assert_eq!((r.u, r.z, r.p_value), (150_000.0, 0.0, 0.5));
+    assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
+    // Raised by 5 ms, every legacy value is above every modern one.
+    let v = judge(&spec(), &Gates::recommended(), &w);
+    assert_eq!(rank(&v).u, 0.0);
     assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
 }
 
@@ -599,6 +804,15 @@ fn the_verdict_serializes_as_evidence() {
     assert_eq!(j["gates"][0]["observed"]["modern_errors"], 30);
     assert_eq!(j["gates"][0]["observed"]["limit"], 0.02);
     assert_eq!(j["gates"][1]["observed"]["max_ratio"], 1.5);
+    assert_eq!(j["gates"][1]["observed"]["min_delta_ms"], 5.0);
+    assert_eq!(
+        j["gates"][1]["observed"]["max_p99_ms"],
+        serde_json::Value::Null
+    );
+    assert_eq!(j["gates"][1]["observed"]["within_budget"], false);
+    assert!(j["gates"][1]["observed"]["limit_ms"].is_f64());
+    assert_eq!(j["gates"][2]["observed"]["min_delta_ms"], 5.0);
+    assert!(j["gates"][2]["observed"]["median_delta_ms"].is_f64());
     assert_eq!(j["gates"][2]["outcome"], "pass");
     assert!(j["gates"][2]["observed"]["p_value"].is_f64());
     assert_eq!(j["missing"], serde_json::Value::Null);
@@ -621,6 +835,23 @@ fn inputs_round_trip_with_durations_in_seconds() {
     assert_eq!(j["elapsed_in_step"], 400.0);
     let back: Window = serde_json::from_value(j).unwrap();
     assert_eq!(back, w);
+    // Gates too: durations in seconds, and a latency gate written before min_delta and
+    // max_p99 existed reads with their defaults.
+    let mut gates = Gates::recommended();
+    gates.latency.as_mut().unwrap().max_p99 = Some(Duration::from_millis(250));
+    let j = serde_json::to_value(&gates).unwrap();
+    assert_eq!(j["latency"]["min_delta"], 0.005);
+    assert_eq!(j["latency"]["max_p99"], 0.25);
+    let back: Gates = serde_json::from_value(j).unwrap();
+    assert_eq!(back, gates);
+    let old = serde_json::json!({ "max_p99_ratio": 2.0, "rank_test": true, "alpha": 0.01,
+        "min_effect": 1.1, "critical": true });
+    let l: LatencyGate = serde_json::from_value(old).unwrap();
+    assert_eq!(l.min_delta, LatencyGate::DEFAULT_MIN_DELTA);
+    assert_eq!((l.max_p99, l.max_p99_ratio), (None, 2.0));
+    let none = serde_json::to_value(LatencyGate::default()).unwrap();
+    assert_eq!(none["max_p99"], serde_json::Value::Null);
+
     let bad = serde_json::json!({ "min_requests": 1, "interval": -1.0 });
     let err = serde_json::from_value::<StepSpec>(bad)
         .unwrap_err()

@@ -1,12 +1,14 @@
 //! Properties of the judge over arbitrary inputs: it never panics, never puts a NaN in its
-//! evidence, never promotes without enough data on both sides, and its decision always
-//! follows from its gates.
+//! evidence, never promotes without enough data on both sides, its decision always follows
+//! from its gates, fewer than five modern errors never confirm, and a latency within the
+//! budget or within `min_delta` of legacy's never fails.
 
 mod support;
 
 use ficus_rollout::{
-    judge, next_step, validate, Decision, ErrorGate, Gates, LatencyGate, Outcome, RolloutSpec,
-    ShadowGate, ShadowWindow, SideWindow, StepSpec, Window,
+    judge, next_step, validate, Decision, ErrorGate, Gates, LatencyGate, Observed, Outcome,
+    RolloutSpec, ShadowGate, ShadowWindow, SideWindow, StepSpec, Window, ERROR_RATE,
+    MIN_CONFIRM_EVENTS,
 };
 use proptest::prelude::*;
 use std::time::Duration;
@@ -135,18 +137,24 @@ fn gates_with(wild: bool) -> impl Strategy<Value = Gates> {
         });
     let latency = (
         threshold(1.0, 4.0, wild),
+        0..50_000u64,
+        prop::option::of(u64::from(!wild)..1_000_000u64),
         any::<bool>(),
         threshold(0.001, 0.1, wild),
         threshold(1.0, 2.0, wild),
         any::<bool>(),
     )
         .prop_map(
-            |(max_p99_ratio, rank_test, alpha, min_effect, critical)| LatencyGate {
-                max_p99_ratio,
-                rank_test,
-                alpha,
-                min_effect,
-                critical,
+            |(max_p99_ratio, min_delta_us, max_p99_us, rank_test, alpha, min_effect, critical)| {
+                LatencyGate {
+                    max_p99_ratio,
+                    min_delta: Duration::from_micros(min_delta_us),
+                    max_p99: max_p99_us.map(Duration::from_micros),
+                    rank_test,
+                    alpha,
+                    min_effect,
+                    critical,
+                }
             },
         );
     let shadow = (
@@ -261,6 +269,46 @@ proptest! {
         let texts = std::iter::once(&v.reason).chain(v.gates.iter().map(|r| &r.detail));
         for t in texts {
             prop_assert!(!t.contains("NaN") && !t.contains("inf"), "{t}");
+        }
+    }
+
+    #[test]
+    fn fewer_than_five_modern_errors_never_confirm(
+        spec in step(),
+        g in gates(),
+        mut w in window(),
+        errors in 0..MIN_CONFIRM_EVENTS,
+    ) {
+        w.modern.errors = errors;
+        let v = judge(&spec, &g, &w);
+        for r in v.gates.iter().filter(|r| r.gate == ERROR_RATE) {
+            prop_assert!(!r.confirmed, "{r:#?}");
+        }
+    }
+
+    #[test]
+    fn latency_within_the_budget_or_min_delta_never_fails(
+        spec in step(),
+        g in gates(),
+        w in window(),
+    ) {
+        let v = judge(&spec, &g, &w);
+        for r in &v.gates {
+            let (budget, small) = match &r.observed {
+                Observed::LatencyP99(p) => (
+                    p.within_budget,
+                    p.delta_ms.is_some_and(|d| d < p.min_delta_ms),
+                ),
+                Observed::LatencyRank(k) => (
+                    k.within_budget,
+                    k.median_delta_ms.is_some_and(|d| d < k.min_delta_ms),
+                ),
+                _ => continue,
+            };
+            if budget || small {
+                prop_assert_ne!(r.outcome, Outcome::Fail, "{:#?}", r);
+                prop_assert!(!r.confirmed);
+            }
         }
     }
 

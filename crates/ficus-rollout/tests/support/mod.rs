@@ -127,6 +127,10 @@ pub fn numbers(v: &Verdict) -> Vec<f64> {
                 out.extend(p.legacy_p99_ms);
                 out.extend(p.ratio);
                 out.push(p.max_ratio);
+                out.extend(p.delta_ms);
+                out.push(p.min_delta_ms);
+                out.extend(p.limit_ms);
+                out.extend(p.max_p99_ms);
             }
             Observed::LatencyRank(r) => {
                 out.extend([r.u, r.u_expected, r.z, r.p_value, r.alpha, r.confirm_alpha]);
@@ -134,6 +138,9 @@ pub fn numbers(v: &Verdict) -> Vec<f64> {
                 out.extend(r.legacy_median_ms);
                 out.extend(r.median_ratio);
                 out.push(r.min_effect);
+                out.extend(r.median_delta_ms);
+                out.push(r.min_delta_ms);
+                out.extend(r.max_p99_ms);
             }
             Observed::ShadowDiff(s) => {
                 out.extend([s.differing_rate, s.max_rate, s.lower_bound, s.alpha]);
