@@ -318,6 +318,7 @@ fn full_config_parses_into_the_model() {
             enabled: true,
             bind: "0.0.0.0:9911".parse().unwrap(),
             token_file: Some(PathBuf::from("/etc/ficus/secrets/admin.token")),
+            ..Admin::default()
         },
         store: "postgres://ficus@db.internal/ficus".into(),
         verify: Vec::new(),
@@ -410,6 +411,7 @@ fn minimal_config_gets_every_default() {
             enabled: true,
             bind: "127.0.0.1:9901".parse().unwrap(),
             token_file: None,
+            ..Admin::default()
         },
         store: "sqlite:///etc/ficus/ficus.db".into(),
         verify: Vec::new(),
