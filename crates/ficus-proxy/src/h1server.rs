@@ -16,7 +16,8 @@
 //!
 //! Everything else goes to hyper, with the bytes read so far: a larger body, a chunked one
 //! (`Transfer-Encoding`), a `Content-Length` list or conflict, `Expect`, `Upgrade`, HTTP/0.9 or
-//! 2+ on the request line, absolute-form or `CONNECT` targets, an HTTP/2 preface (h2c), a head over
+//! 2+ on the request line, absolute-form or `CONNECT` targets, the whole HTTP/2 preface (h2c; a
+//! part of it waits here under the header read timeout, like any incomplete head), a head over
 //! `max_header_bytes` or with more than [`MAX_HEADERS`] fields, or anything that does not
 //! parse. hyper then serves the rest of that connection, with its own limits and error
 //! responses (400, 431), exactly as before. TLS listeners are hyper's throughout.
@@ -122,20 +123,24 @@ pub async fn serve(
             .reset(tokio::time::Instant::now() + header_read_timeout);
         let (parts, keep_alive, http10, body) = loop {
             if !rbuf.is_empty() && rbuf.len() >= need {
-                if looks_like_h2(&rbuf) {
-                    return Ended::Handover(stream, rbuf.freeze());
-                }
-                match parse(&mut rbuf, max_header_bytes) {
-                    Parsed::Request(parts, keep_alive, http10, body) => {
-                        need = 0;
-                        break (parts, keep_alive, http10, body);
-                    }
-                    Parsed::NeedBody(total) => need = total,
-                    Parsed::Hyper => return Ended::Handover(stream, rbuf.freeze()),
-                    Parsed::NeedMore if rbuf.len() > max_header_bytes => {
-                        return Ended::Handover(stream, rbuf.freeze())
-                    }
-                    Parsed::NeedMore => {}
+                match h2_preface(&rbuf) {
+                    // h2c by prior knowledge: hyper's from here on.
+                    Preface::Whole => return Ended::Handover(stream, rbuf.freeze()),
+                    // Part of it: wait for the rest under the header read timeout, as for
+                    // any incomplete head (hyper's version detection would wait forever).
+                    Preface::Part => {}
+                    Preface::No => match parse(&mut rbuf, max_header_bytes) {
+                        Parsed::Request(parts, keep_alive, http10, body) => {
+                            need = 0;
+                            break (parts, keep_alive, http10, body);
+                        }
+                        Parsed::NeedBody(total) => need = total,
+                        Parsed::Hyper => return Ended::Handover(stream, rbuf.freeze()),
+                        Parsed::NeedMore if rbuf.len() > max_header_bytes => {
+                            return Ended::Handover(stream, rbuf.freeze())
+                        }
+                        Parsed::NeedMore => {}
+                    },
                 }
             }
             if need > rbuf.len() {
@@ -211,11 +216,33 @@ pub async fn serve(
     }
 }
 
-/// Whether the buffer starts like the HTTP/2 connection preface (`PRI * HTTP/2.0`).
-fn looks_like_h2(buf: &[u8]) -> bool {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0";
-    let n = buf.len().min(PREFACE.len());
-    buf[..n] == PREFACE[..n]
+/// How the buffer compares with the HTTP/2 connection preface.
+#[derive(Debug, PartialEq, Eq)]
+enum Preface {
+    /// It starts with the whole preface: an h2c client with prior knowledge.
+    Whole,
+    /// It is a strict prefix of the preface: more bytes decide.
+    Part,
+    No,
+}
+
+/// The HTTP/2 client connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the buffer holds the HTTP/2 connection preface, part of it, or something else.
+/// Only the whole preface goes to hyper: a prefix of it waits here, under the header read
+/// timeout, so that a client sending `P` and nothing more is closed like any slow head.
+fn h2_preface(buf: &[u8]) -> Preface {
+    // The usual first byte of an HTTP/1 request decides at once.
+    if buf.first() != Some(&b'P') || buf.get(1).is_some_and(|&b| b != b'R') {
+        return Preface::No;
+    }
+    let n = buf.len().min(H2_PREFACE.len());
+    match (buf[..n] == H2_PREFACE[..n], n == H2_PREFACE.len()) {
+        (true, true) => Preface::Whole,
+        (true, false) => Preface::Part,
+        (false, _) => Preface::No,
+    }
 }
 
 /// Parses one request head from the front of `rbuf`, taking it (and its body) out of the
@@ -567,11 +594,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn h2_preface_is_recognised_from_its_first_bytes() {
-        assert!(looks_like_h2(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-        assert!(looks_like_h2(b"PR"));
-        assert!(!looks_like_h2(b"GET / HTTP/1.1\r\n"));
-        assert!(!looks_like_h2(b"POST / HTTP/1.1\r\n"));
+    fn h2_preface_is_recognised_only_whole() {
+        assert_eq!(
+            h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Preface::Whole
+        );
+        assert_eq!(
+            h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"),
+            Preface::Whole
+        );
+        for part in [
+            &b"P"[..],
+            b"PR",
+            b"PRI * HTTP/2.0\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n",
+        ] {
+            assert_eq!(h2_preface(part), Preface::Part, "{part:?}");
+        }
+        for no in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"POST / HTTP/1.1\r\n",
+            b"PUT / HTTP/1.1\r\n",
+            b"PRIX / HTTP/1.1\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nXX",
+        ] {
+            assert_eq!(h2_preface(no), Preface::No, "{no:?}");
+        }
     }
 
     #[test]
