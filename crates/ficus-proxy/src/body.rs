@@ -3,7 +3,7 @@
 //! path allocates nothing for them.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -23,6 +23,107 @@ pub struct BodyTooLarge {
     pub limit: u64,
 }
 
+/// What a client did wrong with its request body: its own fault, never the upstream's (no
+/// breaker failure, no 5xx in the upstream's telemetry, no fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// The body is not valid HTTP framing (a bad chunk size, a DATA frame beyond an HTTP/2
+    /// `content-length`): 400.
+    Malformed,
+    /// The client went away before its body was complete: logged as 499, as nginx does.
+    Gone,
+    /// The client stopped sending its body: 408.
+    Slow,
+}
+
+impl ClientFault {
+    /// The status ficus answers (and logs) for this fault.
+    pub fn status(self) -> u16 {
+        match self {
+            ClientFault::Malformed => 400,
+            ClientFault::Gone => 499,
+            ClientFault::Slow => 408,
+        }
+    }
+
+    /// What a failed read of a client's body (hyper's error) says about the client.
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> ClientFault {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_canceled() {
+                    return ClientFault::Gone;
+                }
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                if matches!(
+                    io.kind(),
+                    UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+                ) {
+                    return ClientFault::Gone;
+                }
+            }
+            // HTTP/2: the client reset its stream (h2's own error type is not ours to name).
+            if e.to_string().starts_with("stream error received") {
+                return ClientFault::Gone;
+            }
+            cur = e.source();
+        }
+        ClientFault::Malformed
+    }
+}
+
+/// Reading the client's request body failed: the client's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client's request body failed: {source}")]
+pub struct ClientBodyError {
+    pub fault: ClientFault,
+    #[source]
+    pub source: BoxError,
+}
+
+impl ClientBodyError {
+    pub fn new(source: BoxError) -> ClientBodyError {
+        ClientBodyError {
+            fault: ClientFault::of(&*source),
+            source,
+        }
+    }
+}
+
+/// Whether an error (or anything in its source chain) is the client's body failing, and how.
+pub fn client_fault(err: &(dyn std::error::Error + 'static)) -> Option<ClientFault> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(c) = e.downcast_ref::<ClientBodyError>() {
+            return Some(c.fault);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Where a streamed client body is, for a request that timed out: was ficus waiting for the
+/// client's next bytes (the client is slow), or for the upstream (which was slow to read)?
+#[derive(Debug, Default)]
+pub struct BodyProgress(AtomicU8);
+
+const SENDING: u8 = 0;
+const WAITING_FOR_CLIENT: u8 = 1;
+const ENDED: u8 = 2;
+
+impl BodyProgress {
+    /// The last read of the body found nothing from the client yet.
+    pub fn waiting_for_client(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == WAITING_FOR_CLIENT
+    }
+
+    fn set(&self, v: u8) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
 /// A client body that fails once more than `limit` bytes went through it (for bodies whose
 /// length was not announced, so the limit cannot be checked up front).
 #[derive(Debug)]
@@ -32,6 +133,8 @@ pub struct Capped {
     limit: u64,
     /// The mirror's copy of the body, when this request is mirrored.
     tee: Option<Arc<Capture>>,
+    /// Where the body is, when someone asked ([`RequestBody::progress`]).
+    progress: Option<Arc<BodyProgress>>,
 }
 
 impl Capped {
@@ -41,6 +144,7 @@ impl Capped {
             seen: 0,
             limit,
             tee: None,
+            progress: None,
         }
     }
 
@@ -56,6 +160,25 @@ impl Capped {
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = self.poll_inner(cx);
+        if let Some(p) = &self.progress {
+            p.set(match &polled {
+                Poll::Pending => WAITING_FOR_CLIENT,
+                Poll::Ready(Some(Ok(_))) if !self.inner.is_end_stream() => SENDING,
+                _ => ENDED,
+            });
+        }
+        polled
+    }
+
+    /// Where this body is, from now on.
+    fn progress(&mut self) -> Arc<BodyProgress> {
+        self.progress
+            .get_or_insert_with(|| Arc::new(BodyProgress::default()))
+            .clone()
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -74,7 +197,9 @@ impl Capped {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(Box::new(ClientBodyError::new(Box::new(e))))))
+            }
             Poll::Ready(None) => {
                 if let Some(t) = &self.tee {
                     t.complete();
@@ -131,6 +256,16 @@ impl RequestBody {
         match self {
             RequestBody::Stream(c) if c.inner.is_end_stream() => RequestBody::Empty,
             other => other,
+        }
+    }
+
+    /// For a body streamed from the client: where it is while it is being sent (`None` for
+    /// a body held whole, which never waits for the client).
+    pub fn progress(&mut self) -> Option<Arc<BodyProgress>> {
+        match self {
+            RequestBody::Stream(c) => Some(c.progress()),
+            RequestBody::Shared(r) => r.slot.lock().ok()?.as_mut().map(Capped::progress),
+            _ => None,
         }
     }
 

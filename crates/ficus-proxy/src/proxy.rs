@@ -94,6 +94,9 @@ enum Outcome {
     Open(std::time::Duration),
     /// Not sent: the upstream is at its concurrency limit and the request was shed.
     Shed(ficus_protect::Shed),
+    /// The client's body failed (malformed, the client left, or it stalled): the client's
+    /// fault, never counted against the upstream.
+    Client(body::ClientFault),
 }
 
 /// Handles one client request (as hyper's server hands it over) end to end.
@@ -466,6 +469,9 @@ pub(crate) async fn proxy_to(
             }
         },
         Outcome::BodyTooLarge(limit) => return (too_large(route, limit), Answered::Gateway),
+        Outcome::Client(fault) => {
+            return (client_fault(route, Some(modern), fault), Answered::Gateway)
+        }
     };
     let headers = std::mem::take(&mut parts.headers);
     if let Some(stats) = &route.stats {
@@ -549,7 +555,7 @@ async fn prepare_resendable(
                     {
                         too_large(route, route.max_body_bytes)
                     } else {
-                        body_unreadable(route, &*e)
+                        client_fault(route, None, body::ClientFault::of(&*e))
                     },
                 ),
             }
@@ -694,18 +700,27 @@ async fn send(
     if let HostRewrite::Set(h) = &up.host_rewrite {
         headers.insert(header::HOST, h.clone());
     }
+    // A streamed body tells whether a timeout found ficus waiting for the client.
+    let mut body = body;
+    let progress = body.progress();
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = Uri::from(up.path_for(parts.uri.path_and_query()));
     *req.headers_mut() = headers;
     let deadline = tokio::time::Instant::from_std(started + up.request_timeout());
     let outcome = match tokio::time::timeout_at(deadline, up.send(req, started, raw)).await {
-        Err(_) => Outcome::Timeout,
+        Err(_) => match progress {
+            Some(p) if p.waiting_for_client() => Outcome::Client(body::ClientFault::Slow),
+            _ => Outcome::Timeout,
+        },
         Ok(Ok(resp)) => Outcome::Response(resp),
         Ok(Err(CallError::Connect(e))) => Outcome::Connect(e),
         Ok(Err(CallError::Failed(e))) => match body::is_body_too_large(&*e) {
             Some(limit) => Outcome::BodyTooLarge(limit),
-            None => Outcome::Failed(e),
+            None => match body::client_fault(&*e) {
+                Some(fault) => Outcome::Client(fault),
+                None => Outcome::Failed(e),
+            },
         },
     };
     // What the client would see from this side: ficus's own 502/504 for failures.
@@ -715,14 +730,18 @@ async fn send(
         Outcome::Timeout => 504,
         Outcome::BodyTooLarge(_) => 413,
         Outcome::Open(_) | Outcome::Shed(_) => 503,
+        Outcome::Client(f) => f.status(),
     };
-    if let Some(s) = stats {
+    // A client's fault says nothing about the upstream: not in its numbers (which the
+    // rollout judge reads), not in its breaker.
+    let client = matches!(outcome, Outcome::Client(_));
+    if let Some(s) = stats.filter(|_| !client) {
         s.record(w, status, started.elapsed());
     }
     if let Some(probe) = probe {
         // A body over the route's limit is the client's doing, not the upstream's.
         let failed = match &outcome {
-            Outcome::BodyTooLarge(_) => None,
+            Outcome::BodyTooLarge(_) | Outcome::Client(_) => None,
             _ => Some(matches!(status, 502..=504)),
         };
         record_breaker(up, started, failed, probe);
@@ -838,6 +857,7 @@ fn failure(
                 ))
                 .into_response(),
         Outcome::BodyTooLarge(limit) => too_large(route, limit),
+        Outcome::Client(fault) => client_fault(route, Some(up), fault),
         Outcome::Open(retry_after) =>
             unavailable(
                 Problem::new(
@@ -912,21 +932,47 @@ fn connect_refused(route: &CompiledRoute) -> Response<ResponseBody> {
     .into_response()
 }
 
+/// The answer to a client whose request body failed. `up`: the upstream the body was being
+/// sent to (whose request_timeout ran out for a [`body::ClientFault::Slow`] body).
 #[cold]
 #[inline(never)]
-fn body_unreadable(
+pub(crate) fn client_fault(
     route: &CompiledRoute,
-    e: &(dyn std::error::Error + 'static),
+    up: Option<&UpstreamClient>,
+    fault: body::ClientFault,
 ) -> Response<ResponseBody> {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "client-body-error",
-        "Could not read the request body",
-    )
-    .route(&route.name)
-    .detail(format!("reading the request body failed: {e}"))
-    .fix("send the complete body announced by Content-Length")
-    .into_response()
+    let status = StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let p = match fault {
+        body::ClientFault::Malformed => Problem::new(
+            status,
+            "client-body-invalid",
+            "Malformed request body",
+        )
+        .detail("the request body is not validly framed (a bad chunk size or chunk delimiter, or more data than its Content-Length)")
+        .fix("send the body as HTTP requires: exactly Content-Length bytes, or valid chunked encoding"),
+        body::ClientFault::Gone => Problem::new(
+            status,
+            "client-closed-request",
+            "Client closed the request",
+        )
+        .detail("the client closed the connection before its request body was complete")
+        .fix("nothing to fix on the gateway: the client gave up (a cancelled upload or a client-side timeout)"),
+        body::ClientFault::Slow => {
+            let within = match up {
+                Some(u) => format!(
+                    "upstream \"{}\"'s request_timeout of {:?}",
+                    u.name, u.config.request_timeout
+                ),
+                None => "gateway's client_body_timeout".to_string(),
+            };
+            Problem::new(status, "client-body-timeout", "Request body too slow")
+                .detail(format!(
+                    "the client was still sending its request body when the {within} ran out"
+                ))
+                .fix("send the body without pausing, or raise the timeout named above")
+        }
+    };
+    p.route(&route.name).into_response()
 }
 
 /// Whole seconds for `Retry-After`: rounded up, at least 1.

@@ -129,3 +129,167 @@ async fn bytes_of_the_h2_preface_are_closed_at_the_header_read_timeout() {
     assert_eq!(gw.gateway().open_connections(), 0);
     assert!(requests(&up).is_empty());
 }
+
+// ---- 2. client faults are not the upstream's -----------------------------------------------
+
+const CANARY: &str = r#"
+[gateway]
+header_read_timeout = "2s"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+request_timeout = "400ms"
+[upstream.modern.breaker]
+consecutive_failures = 3
+open_for = "10s"
+[access_log]
+format = "text"
+path = "{log}"
+[[route]]
+name = "api"
+path_prefix = "/"
+legacy = "legacy"
+modern = "modern"
+stage = "modern"
+debug_header = true
+[default]
+legacy = "legacy"
+"#;
+
+struct Canary {
+    legacy: Upstream,
+    modern: Upstream,
+    gw: TestGateway,
+    log: std::path::PathBuf,
+    events: tokio::sync::mpsc::Receiver<ficus_proxy::events::GatewayEvent>,
+}
+
+async fn canary(tag: &str) -> Canary {
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let log = std::env::temp_dir().join(format!(
+        "ficus-hostile-{tag}-{}-{}.log",
+        std::process::id(),
+        modern.addr.port()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let gw = TestGateway::start(
+        CANARY,
+        &[
+            ("legacy", legacy.url()),
+            ("modern", modern.url()),
+            ("log", log.display().to_string()),
+        ],
+    )
+    .await;
+    let events = gw.gateway().events().take_receiver().unwrap();
+    Canary {
+        legacy,
+        modern,
+        gw,
+        log,
+        events,
+    }
+}
+
+impl Canary {
+    /// Modern still answers, its breaker never opened, and it has no 5xx in its telemetry.
+    async fn modern_is_unblamed(&mut self) {
+        let (s, h, _) = get(&self.gw.url("/after"), &[]).await;
+        assert_eq!(
+            (s.as_u16(), header(&h, "x-ficus-upstream")),
+            (200, "modern")
+        );
+        let kinds: Vec<String> = std::iter::from_fn(|| self.events.try_recv().ok())
+            .map(|e| e.kind)
+            .collect();
+        assert!(kinds.is_empty(), "no breaker event: {kinds:?}");
+        let metrics = self.gw.gateway().telemetry().prometheus();
+        assert!(
+            metrics.contains(
+                "ficus_requests_total{route=\"api\",side=\"modern\",code_class=\"5xx\"} 0"
+            ),
+            "{metrics}"
+        );
+        assert_eq!(self.legacy.hits(), 0, "nothing fell back to legacy");
+    }
+
+    /// The access log's lines so far (waits for `n`).
+    async fn log_lines(&self, n: usize) -> Vec<String> {
+        for _ in 0..100 {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if lines.len() >= n {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("fewer than {n} access log lines");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_400_and_not_modern_s_failure() {
+    let mut c = canary("chunk").await;
+    for _ in 0..3 {
+        let resp = exchange(
+            c.gw.addr,
+            b"POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n",
+        )
+        .await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+        assert!(resp.contains("application/problem+json"), "{resp}");
+        assert!(
+            resp.contains("urn:ficus:problem:client-body-invalid"),
+            "{resp}"
+        );
+        assert!(!resp.contains("check the logs of upstream"), "{resp}");
+    }
+    c.modern_is_unblamed().await;
+}
+
+#[tokio::test]
+async fn a_slow_upload_is_a_408_and_not_modern_s_failure() {
+    let mut c = canary("slow").await;
+    for _ in 0..3 {
+        // Larger than the 64 KiB kept for a re-send: streamed to modern as it comes.
+        let mut s = TcpStream::connect(c.gw.addr).await.unwrap();
+        s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 200000\r\n\r\n")
+            .await
+            .unwrap();
+        s.write_all(&[b'a'; 1000]).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        let resp = String::from_utf8_lossy(&out);
+        assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+        assert!(
+            resp.contains("urn:ficus:problem:client-body-timeout"),
+            "{resp}"
+        );
+    }
+    c.modern_is_unblamed().await;
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_upload_is_logged_499_and_not_modern_s_failure() {
+    let mut c = canary("gone").await;
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(c.gw.addr).await.unwrap();
+        s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 200000\r\n\r\n")
+            .await
+            .unwrap();
+        s.write_all(&[b'a'; 1000]).await.unwrap();
+        // Let the body start streaming to modern, then leave.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(s);
+    }
+    let lines = c.log_lines(3).await;
+    for l in &lines[..3] {
+        assert!(l.contains("\"POST /upload\" 499 "), "{l}");
+    }
+    c.modern_is_unblamed().await;
+    assert!(c.modern.hits() >= 1);
+}
