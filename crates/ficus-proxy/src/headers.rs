@@ -111,6 +111,9 @@ fn strip_present(headers: &mut HeaderMap, mut present: u16, keep_upgrade: bool) 
             .filter(|n| !n.is_empty())
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+            // The authority the request was routed by is forwarded whatever the client's
+            // Connection lists.
+            .filter(|n| n != header::HOST)
             .collect();
         for n in named {
             headers.remove(n);
@@ -126,6 +129,141 @@ fn strip_present(headers: &mut HeaderMap, mut present: u16, keep_upgrade: bool) 
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Why a request has no one authority to route and forward by (RFC 9112 3.2, RFC 9113
+/// 8.3.1): each is answered 400 before anything is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    /// More than one `Host` field line.
+    Repeated,
+    /// An HTTP/1.1 request without `Host`.
+    Missing,
+    /// A `Host` (or target authority) that is not a valid `host[:port]`.
+    Invalid,
+    /// HTTP/2 `:authority` and `host` that name different authorities.
+    Conflict,
+}
+
+impl HostError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostError::Repeated => "the request has more than one Host header",
+            HostError::Missing => "an HTTP/1.1 request must have a Host header",
+            HostError::Invalid => "the Host header is not a valid host[:port]",
+            HostError::Conflict => "the :authority and host of the HTTP/2 request differ",
+        }
+    }
+}
+
+/// Decides the one authority of a request, used both to route it and to forward it: the
+/// `Host` header afterwards holds it, normalised, and is the only one. An absolute-form
+/// target's authority replaces `Host` (RFC 9112 3.2.2), HTTP/2's `:authority` is used when
+/// there is no `host` or when both agree; a trailing dot of the host name is removed
+/// (`admin.example.` is `admin.example`). The usual request (one valid `Host`, origin-form)
+/// costs one lookup and a scan of the value, and changes nothing.
+pub fn decide_authority(parts: &mut http::request::Parts) -> Result<(), HostError> {
+    let mut all = parts.headers.get_all(header::HOST).iter();
+    let host = all.next();
+    if all.next().is_some() {
+        return Err(HostError::Repeated);
+    }
+    let target = parts.uri.authority();
+    let value: &[u8] = match (target, host) {
+        (None, Some(h)) => h.as_bytes(),
+        (Some(a), Some(h)) if parts.version == http::Version::HTTP_2 => {
+            if !a.as_str().as_bytes().eq_ignore_ascii_case(h.as_bytes()) {
+                return Err(HostError::Conflict);
+            }
+            h.as_bytes()
+        }
+        (Some(_), None) if parts.version == http::Version::HTTP_11 => {
+            return Err(HostError::Missing)
+        }
+        (Some(a), _) => a.as_str().as_bytes(),
+        (None, None) if parts.version == http::Version::HTTP_11 => return Err(HostError::Missing),
+        (None, None) => return Ok(()),
+    };
+    if !valid_authority(value) {
+        return Err(HostError::Invalid);
+    }
+    let normalised = without_trailing_dot(value);
+    let same = host.is_some_and(|h| h.as_bytes() == normalised.as_ref());
+    if !same {
+        let v = HeaderValue::from_bytes(&normalised).map_err(|_| HostError::Invalid)?;
+        parts.headers.insert(header::HOST, v);
+    }
+    Ok(())
+}
+
+/// `host[:port]` as RFC 3986 allows it in an authority (no userinfo): a reg-name or IPv4
+/// address, or an IP literal in brackets, and an optional port of digits.
+fn valid_authority(v: &[u8]) -> bool {
+    let (host, port) = match v.first() {
+        Some(b'[') => match v.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let inner = &v[1..end];
+                if inner.is_empty()
+                    || !inner
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                {
+                    return false;
+                }
+                (&v[..=end], &v[end + 1..])
+            }
+            None => return false,
+        },
+        _ => match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &[][..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    let host_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && host.iter().all(|&b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'.'
+                            | b'_'
+                            | b'~'
+                            | b'%'
+                            | b'!'
+                            | b'$'
+                            | b'&'
+                            | b'\''
+                            | b'('
+                            | b')'
+                            | b'*'
+                            | b'+'
+                            | b','
+                            | b';'
+                            | b'='
+                    )
+            }));
+    port_ok && host_ok
+}
+
+/// The authority without a trailing dot on its host name (`a.example.:80` -> `a.example:80`).
+fn without_trailing_dot(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if v.first() == Some(&b'[') {
+        return v.into();
+    }
+    let end = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+    if end > 1 && v[end - 1] == b'.' {
+        let mut out = Vec::with_capacity(v.len() - 1);
+        out.extend_from_slice(&v[..end - 1]);
+        out.extend_from_slice(&v[end..]);
+        out.into()
+    } else {
+        v.into()
     }
 }
 
@@ -407,6 +545,86 @@ mod tests {
         assert_eq!(h["host"], "api.test:8443");
         assert_eq!(h["x-forwarded-host"], "api.test:8443");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    }
+
+    #[test]
+    fn one_authority_is_decided() {
+        fn decide(req: http::Request<()>) -> Result<Option<String>, HostError> {
+            let (mut parts, ()) = req.into_parts();
+            decide_authority(&mut parts)?;
+            let hosts: Vec<_> = parts.headers.get_all("host").iter().collect();
+            assert!(hosts.len() <= 1);
+            Ok(hosts.first().map(|h| h.to_str().unwrap().to_string()))
+        }
+        let get = |uri: &str| http::Request::get(uri);
+        let ok = |r: Result<Option<String>, HostError>| r.unwrap().unwrap();
+        assert_eq!(
+            ok(decide(get("/").header("host", "a.test").body(()).unwrap())),
+            "a.test"
+        );
+        assert_eq!(
+            ok(decide(
+                get("http://b.test/")
+                    .header("host", "a.test")
+                    .body(())
+                    .unwrap()
+            )),
+            "b.test"
+        );
+        assert_eq!(
+            ok(decide(get("/").header("host", "a.test.").body(()).unwrap())),
+            "a.test"
+        );
+        assert_eq!(
+            ok(decide(
+                get("/").header("host", "A.test.:8080").body(()).unwrap()
+            )),
+            "A.test:8080"
+        );
+        assert_eq!(
+            ok(decide(
+                get("/").header("host", "[::1]:8080").body(()).unwrap()
+            )),
+            "[::1]:8080"
+        );
+        let two = get("/")
+            .header("host", "a")
+            .header("host", "a")
+            .body(())
+            .unwrap();
+        assert_eq!(decide(two), Err(HostError::Repeated));
+        assert_eq!(decide(get("/").body(()).unwrap()), Err(HostError::Missing));
+        assert_eq!(
+            decide(get("http://b.test/").body(()).unwrap()),
+            Err(HostError::Missing)
+        );
+        for bad in ["a b", "", "a:x", "u@a", "[zz]", "a:123456", ":80"] {
+            let r = get("/").header("host", bad).body(()).unwrap();
+            assert_eq!(decide(r), Err(HostError::Invalid), "{bad:?}");
+        }
+        let old = get("/").version(http::Version::HTTP_10).body(()).unwrap();
+        assert_eq!(decide(old), Ok(None));
+        let h2 = |host: Option<&str>| {
+            let mut b = get("http://a.test/").version(http::Version::HTTP_2);
+            if let Some(h) = host {
+                b = b.header("host", h);
+            }
+            decide(b.body(()).unwrap())
+        };
+        assert_eq!(ok(h2(None)), "a.test");
+        assert_eq!(ok(h2(Some("A.test"))), "A.test");
+        assert_eq!(h2(Some("b.test")), Err(HostError::Conflict));
+    }
+
+    #[test]
+    fn connection_never_removes_host() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("a.test"));
+        h.insert("connection", HeaderValue::from_static("host, x-a"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["host"], "a.test");
     }
 
     #[test]

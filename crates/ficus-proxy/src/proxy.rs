@@ -133,6 +133,9 @@ pub async fn handle_parts(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let table = shared.table.load_full();
+    if let Err(e) = headers::decide_authority(&mut parts) {
+        return bad_host(shared, &table, conn, &parts, e, started);
+    }
 
     let route = {
         let view = RequestView {
@@ -916,6 +919,43 @@ fn failure(
                 ))
                 .into_response(),
     }
+}
+
+/// A request without one authority (two Hosts, none on HTTP/1.1, an invalid one, or HTTP/2
+/// `:authority` and `host` that disagree): 400 before any route is chosen, logged under
+/// the route name `-`.
+#[cold]
+#[inline(never)]
+fn bad_host(
+    shared: &Shared,
+    table: &RouteTable,
+    conn: &ConnInfo,
+    parts: &Parts,
+    e: headers::HostError,
+    started: Instant,
+) -> Response<ResponseBody> {
+    let resp = Problem::new(StatusCode::BAD_REQUEST, "bad-host", "Bad Host header")
+        .detail(e.as_str())
+        .fix("send exactly one Host header with the host (and port) the request is for; over HTTP/2, a host header must match :authority")
+        .into_response();
+    if let Some(tx) = shared
+        .access_log
+        .as_ref()
+        .filter(|_| table.config.access_log.enabled)
+    {
+        tx.send(AccessRecord {
+            at: std::time::SystemTime::now(),
+            duration: started.elapsed(),
+            client: conn.peer.ip(),
+            method: parts.method.clone(),
+            path: parts.uri.path_and_query().cloned(),
+            route: Arc::from("-"),
+            answered: Answered::Gateway,
+            status: 400,
+            request_id: HeaderValue::from_static("-"),
+        });
+    }
+    resp
 }
 
 #[cold]

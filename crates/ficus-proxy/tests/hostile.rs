@@ -293,3 +293,247 @@ async fn a_client_hanging_up_mid_upload_is_logged_499_and_not_modern_s_failure()
     c.modern_is_unblamed().await;
     assert!(c.modern.hits() >= 1);
 }
+
+// ---- 3. one authority for routing and forwarding -------------------------------------------
+
+const HOSTS: &str = r#"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.admin]
+url = "{admin}"
+[upstream.public]
+url = "{public}"
+[[route]]
+name = "admin"
+host = "admin.example"
+path_prefix = "/"
+legacy = "admin"
+[[route]]
+name = "public"
+host = "public.example"
+path_prefix = "/"
+legacy = "public"
+[default]
+legacy = "public"
+"#;
+
+async fn hosts() -> (Raw, Raw, TestGateway) {
+    let admin = recorder("admin").await;
+    let public = recorder("public").await;
+    let gw = TestGateway::start(
+        HOSTS,
+        &[("admin", admin.url.clone()), ("public", public.url.clone())],
+    )
+    .await;
+    (admin, public, gw)
+}
+
+fn host_lines(req: &str) -> Vec<String> {
+    req.lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("host:"))
+        .map(|l| l[5..].trim().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_decides_the_host_for_routing_and_forwarding() {
+    let (admin, public, gw) = hosts().await;
+    let resp = exchange(
+        gw.addr,
+        b"GET http://public.example/x HTTP/1.1\r\nHost: admin.example\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.ends_with("up:public:/x"), "{resp}");
+    let got = requests(&public);
+    assert_eq!(host_lines(&got[0]), ["public.example"], "{got:?}");
+    assert!(requests(&admin).is_empty());
+
+    let resp = exchange(
+        gw.addr,
+        b"GET http://admin.example/y HTTP/1.1\r\nHost: public.example\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.ends_with("up:admin:/y"), "{resp}");
+    let got = requests(&admin);
+    assert_eq!(host_lines(&got[0]), ["admin.example"], "{got:?}");
+}
+
+#[tokio::test]
+async fn two_hosts_or_none_on_http_1_1_are_400_and_go_nowhere() {
+    let (admin, public, gw) = hosts().await;
+    for bad in [
+        &b"GET /x HTTP/1.1\r\nHost: public.example\r\nHost: admin.example\r\nconnection: close\r\n\r\n"[..],
+        b"GET /x HTTP/1.1\r\nHost: admin.example\r\nhost: admin.example\r\nconnection: close\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nconnection: close\r\n\r\n",
+        b"POST /x HTTP/1.1\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n",
+        b"GET http://admin.example/x HTTP/1.1\r\nconnection: close\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: bad host\r\nconnection: close\r\n\r\n",
+    ] {
+        let resp = exchange(gw.addr, bad).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 400"),
+            "{}\n=> {resp}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(resp.contains("application/problem+json"), "{resp}");
+    }
+    assert!(requests(&admin).is_empty(), "{:?}", requests(&admin));
+    assert!(requests(&public).is_empty(), "{:?}", requests(&public));
+    // HTTP/1.0 needs no Host.
+    let resp = exchange(gw.addr, b"GET /old HTTP/1.0\r\n\r\n").await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("up:public:/old"), "{resp}");
+}
+
+#[tokio::test]
+async fn connection_host_keeps_the_host_and_a_trailing_dot_is_normalised() {
+    let (admin, _public, gw) = hosts().await;
+    let resp = exchange(
+        gw.addr,
+        b"GET /a HTTP/1.1\r\nHost: admin.example\r\nConnection: host, close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.ends_with("up:admin:/a"), "{resp}");
+    let resp = exchange(
+        gw.addr,
+        b"GET /b HTTP/1.1\r\nHost: admin.example.\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.ends_with("up:admin:/b"), "{resp}");
+    let resp = exchange(
+        gw.addr,
+        b"GET /c HTTP/1.1\r\nHost: ADMIN.example.:80\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.ends_with("up:admin:/c"), "{resp}");
+    let got = requests(&admin);
+    assert_eq!(host_lines(&got[0]), ["admin.example"], "{got:?}");
+    assert_eq!(host_lines(&got[1]), ["admin.example"], "{got:?}");
+    assert_eq!(host_lines(&got[2]), ["ADMIN.example:80"], "{got:?}");
+}
+
+/// One HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(9 + payload.len());
+    let len = payload.len() as u32;
+    f.extend_from_slice(&len.to_be_bytes()[1..]);
+    f.push(kind);
+    f.push(flags);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK literal header field without indexing: by static table index, or a new name.
+fn hpack(out: &mut Vec<u8>, index: u8, name: &str, value: &str) {
+    if index == 0 {
+        out.push(0);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+    } else if index < 15 {
+        out.push(index);
+    } else {
+        out.push(15);
+        out.push(index - 15);
+    }
+    out.push(value.len() as u8);
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// Sends one HTTP/2 request over prior knowledge (HEADERS with `fields`, then `data` when
+/// given) and returns the frames the gateway sent back within a second: `(type, stream,
+/// payload)`.
+async fn h2_request(
+    addr: std::net::SocketAddr,
+    fields: &[(u8, &str, &str)],
+    data: Option<&[u8]>,
+) -> Vec<(u8, u32, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    let mut block = Vec::new();
+    for (i, n, v) in fields {
+        hpack(&mut block, *i, n, v);
+    }
+    // END_HEADERS, and END_STREAM when there is no DATA frame.
+    let flags = if data.is_some() { 0x4 } else { 0x5 };
+    out.extend(frame(1, flags, 1, &block));
+    if let Some(d) = data {
+        out.extend(frame(0, 0x1, 1, d));
+    }
+    s.write_all(&out).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline.into(), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let mut frames = Vec::new();
+    let mut b = &got[..];
+    while b.len() >= 9 {
+        let len = u32::from_be_bytes([0, b[0], b[1], b[2]]) as usize;
+        let stream = u32::from_be_bytes([b[5], b[6], b[7], b[8]]) & 0x7fff_ffff;
+        if b.len() < 9 + len {
+            break;
+        }
+        frames.push((b[3], stream, b[9..9 + len].to_vec()));
+        b = &b[9 + len..];
+    }
+    frames
+}
+
+/// Whether the frames answer stream 1 with `:status 400` (HPACK static index 12) or reset it.
+fn refused(frames: &[(u8, u32, Vec<u8>)]) -> bool {
+    frames
+        .iter()
+        .any(|(t, s, p)| *s == 1 && ((*t == 1 && p.first() == Some(&0x8c)) || *t == 3))
+}
+
+#[tokio::test]
+async fn h2_authority_and_host_that_disagree_are_400() {
+    let (admin, public, gw) = hosts().await;
+    let frames = h2_request(
+        gw.addr,
+        &[
+            (2, ":method", "GET"),
+            (6, ":scheme", "http"),
+            (4, ":path", "/x"),
+            (1, ":authority", "public.example"),
+            (38, "host", "admin.example"),
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        frames
+            .iter()
+            .any(|(t, s, p)| *s == 1 && *t == 1 && p.first() == Some(&0x8c)),
+        "a 400 HEADERS frame: {frames:?}"
+    );
+    // Agreeing ones pass, forwarded with one Host.
+    let frames = h2_request(
+        gw.addr,
+        &[
+            (2, ":method", "GET"),
+            (6, ":scheme", "http"),
+            (4, ":path", "/y"),
+            (1, ":authority", "admin.example"),
+            (38, "host", "admin.example"),
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        frames
+            .iter()
+            .any(|(t, s, p)| *s == 1 && *t == 1 && p.first() == Some(&0x88)),
+        "a 200: {frames:?}"
+    );
+    let got = requests(&admin);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(host_lines(&got[0]), ["admin.example"]);
+    assert!(requests(&public).is_empty());
+}
