@@ -14,7 +14,10 @@
 //!
 //! Message framing follows RFC 9112 section 6: no body after a HEAD request or for 1xx, 204
 //! and 304; `Transfer-Encoding: chunked`; `Content-Length`; otherwise until the upstream
-//! closes. Interim 1xx responses other than 101 are skipped. Limits:
+//! closes. `Transfer-Encoding` wins over `Content-Length` (RFC 9112 6.3), which is then not
+//! passed on (the client's copy is framed again; passed on, the rest of the body would be
+//! read as the next response), and a transfer coding other than `chunked` (final, once) and
+//! `identity` is a 502: ficus could not decode it for the client. Interim 1xx responses other than 101 are skipped. Limits:
 //! [`MAX_RESPONSE_HEAD`] bytes and [`MAX_RESPONSE_HEADERS`] headers per response head,
 //! [`MAX_CHUNK_LINE`] bytes per chunk-size line and [`MAX_TRAILERS`] bytes of trailers; an
 //! upstream that exceeds one gets a 502 `upstream-failed` problem naming the limit.
@@ -559,10 +562,26 @@ impl FramingHeaders {
         Ok(())
     }
 
-    fn transfer_encoding(&mut self, value: &[u8]) {
+    /// Takes in a `Transfer-Encoding` line. ficus reads `chunked` (which must be the final
+    /// coding, and only once) and `identity`; any other coding would reach the client
+    /// undecoded once ficus re-frames the body, so it fails the exchange (502).
+    fn transfer_encoding(&mut self, value: &[u8]) -> Result<(), H1Error> {
         self.coded = true;
-        // Only the last coding decides; chunked must be last to frame the body.
-        self.chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
+        for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if self.chunked {
+                return Err(H1Error::Invalid(
+                    "transfer coding after chunked (chunked must be the final transfer coding)",
+                ));
+            }
+            if t.eq_ignore_ascii_case(b"chunked") {
+                self.chunked = true;
+            } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"identity") {
+                return Err(H1Error::Invalid(
+                    "unsupported transfer coding (ficus reads chunked and identity)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Takes in a `Connection` header's `close` and `keep-alive`; calls `other` with each
@@ -621,7 +640,7 @@ fn header_map(
         if name == CONTENT_LENGTH {
             fr.content_length(h.value)?;
         } else if name == TRANSFER_ENCODING {
-            fr.transfer_encoding(h.value);
+            fr.transfer_encoding(h.value)?;
         } else if name == CONNECTION {
             fr.connection(h.value, |t| {
                 if let Ok(n) = HeaderName::from_bytes(t) {
@@ -640,6 +659,12 @@ fn header_map(
         for n in named {
             headers.remove(n);
         }
+    }
+    if fr.coded && fr.length.is_some() {
+        // Transfer-Encoding wins (RFC 9112 6.3): the length is not the body's, and passed
+        // on it would frame the client's copy wrongly (the rest of the body read as the
+        // next response: response splitting).
+        headers.remove(CONTENT_LENGTH);
     }
     Ok((headers, fr))
 }
@@ -680,7 +705,7 @@ fn raw_lines(
                 false
             }
             Some(HOP_TRANSFER_ENCODING) => {
-                fr.transfer_encoding(h.value);
+                fr.transfer_encoding(h.value)?;
                 false
             }
             Some(_) => false,
@@ -1117,11 +1142,6 @@ pub(crate) fn parse_length(v: &[u8]) -> Option<u64> {
     result
 }
 
-/// The last comma-separated token of a header value, trimmed.
-fn last_token(v: &[u8]) -> &[u8] {
-    v.rsplit(|&b| b == b',').next().unwrap_or(v).trim_ascii()
-}
-
 /// The size of a chunk-size line (without its LF): hex digits, then optional extensions
 /// after `;`, then an optional CR.
 fn parse_chunk_size(line: &[u8]) -> Option<u64> {
@@ -1294,9 +1314,47 @@ mod tests {
     }
 
     #[test]
-    fn last_tokens() {
-        assert_eq!(last_token(b"gzip, chunked"), b"chunked");
-        assert_eq!(last_token(b"chunked"), b"chunked");
-        assert_eq!(last_token(b"chunked, gzip"), b"gzip");
+    fn transfer_codings() {
+        let fr = |lines: &[&[u8]]| {
+            let mut f = FramingHeaders::new(1);
+            for l in lines {
+                f.transfer_encoding(l)?;
+            }
+            Ok::<_, H1Error>(f.framing())
+        };
+        assert_eq!(fr(&[b"chunked"]).unwrap(), Framing::Chunked(Chunk::Size));
+        assert_eq!(
+            fr(&[b"Identity, Chunked"]).unwrap(),
+            Framing::Chunked(Chunk::Size)
+        );
+        assert_eq!(fr(&[b"identity"]).unwrap(), Framing::Close);
+        assert_eq!(
+            fr(&[b"identity", b"chunked"]).unwrap(),
+            Framing::Chunked(Chunk::Size)
+        );
+        for bad in [
+            &[&b"gzip, chunked"[..]][..],
+            &[b"x-custom"],
+            &[b"chunked, chunked"],
+            &[b"chunked, identity"],
+            &[b"chunked", b"identity"],
+        ] {
+            assert!(fr(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_removes_content_length_from_the_map() {
+        let all = Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n",
+        );
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut resp = httparse::Response::new(&mut slots);
+        resp.parse(&all).unwrap();
+        let (map, mut fr) = header_map(&all, resp.headers, false, 1).unwrap();
+        assert!(!map.contains_key(CONTENT_LENGTH), "{map:?}");
+        assert_eq!(map["x-a"], "1");
+        assert_eq!(fr.framing(), Framing::Chunked(Chunk::Size));
+        assert!(fr.close, "not reused after both framing headers");
     }
 }

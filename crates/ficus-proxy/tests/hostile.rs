@@ -537,3 +537,100 @@ async fn h2_authority_and_host_that_disagree_are_400() {
     assert_eq!(host_lines(&got[0]), ["admin.example"]);
     assert!(requests(&public).is_empty());
 }
+
+// ---- 4. response splitting by an upstream ---------------------------------------------------
+
+/// The fake response an upstream tries to smuggle inside a chunk.
+const SMUGGLED: &str = "HTTP/1.1 200 OK\r\ncontent-length: 8\r\nx-smuggled: yes\r\n\r\nSMUGGLED";
+
+#[tokio::test]
+async fn transfer_encoding_wins_over_content_length_and_nothing_is_smuggled() {
+    let up = raw(script(|req| {
+        if req.starts_with("GET /split") {
+            let chunk = format!("{:x}\r\n{SMUGGLED}\r\n0\r\n\r\n", SMUGGLED.len());
+            (
+                format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n{chunk}"
+                )
+                .into_bytes(),
+                true,
+            )
+        } else if req.starts_with("GET /identity") {
+            (
+                format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\n{SMUGGLED}"
+                )
+                .into_bytes(),
+                true,
+            )
+        } else {
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal".to_vec(),
+                false,
+            )
+        }
+    }))
+    .await;
+    let gw = TestGateway::start(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    for path in ["/split", "/identity"] {
+        // Pipelined on one connection, through the own loop; then through hyper (a request
+        // with a chunked body).
+        for first in [
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n"),
+            format!(
+                "GET {path} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+        ] {
+            let mut s = TcpStream::connect(gw.addr).await.unwrap();
+            let req = format!("{first}GET /next HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+            let got = responses(&out);
+            assert_eq!(got.len(), 2, "{path}: {:?}", String::from_utf8_lossy(&out));
+            assert!(got[0].0.starts_with("http/1.1 200"), "{got:?}");
+            assert!(!got[0].0.contains("content-length: 5"), "{got:?}");
+            assert_eq!(String::from_utf8_lossy(&got[0].1), SMUGGLED, "{got:?}");
+            assert!(!got[1].0.contains("x-smuggled"), "{got:?}");
+            assert_eq!(got[1].1, b"real", "{got:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_transfer_coding_from_an_upstream_is_a_502() {
+    let up = raw(script(|req| {
+        let coding = if req.starts_with("GET /a") {
+            "x-custom"
+        } else {
+            "x-custom, chunked"
+        };
+        (
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            )
+            .into_bytes(),
+            true,
+        )
+    }))
+    .await;
+    let gw = TestGateway::start(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    for path in ["/a", "/b"] {
+        let (s, h, b) = get(&gw.url(path), &[]).await;
+        assert_eq!(s, 502, "{path}");
+        assert_eq!(header(&h, "content-type"), "application/problem+json");
+        let p: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert!(
+            p["detail"].as_str().unwrap().contains("transfer coding"),
+            "{p}"
+        );
+    }
+}
