@@ -38,6 +38,10 @@ pub mod defaults {
     /// to legacy; larger (or unknown-length) bodies stream and are only re-sent when nothing was
     /// sent upstream yet.
     pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
+    /// The longest client `X-Request-Id` ficus accepts (and forwards and logs); a longer one,
+    /// or one with a character outside `A-Z a-z 0-9 - _ . : + / =`, is replaced by a
+    /// generated id (32 hex digits).
+    pub const REQUEST_ID_MAX_LEN: usize = 128;
     /// Records queued for the access-log writer; when full, records are dropped and counted.
     pub const ACCESS_LOG_QUEUE: usize = 8192;
     /// Where the admin API, `/metrics` and the dashboard listen.

@@ -313,7 +313,7 @@ pub fn prepare_request(
             headers.insert(X_FORWARDED_HOST.clone(), h);
         }
     }
-    if request_id {
+    if request_id && acceptable_request_id(headers) {
         want_id.then(|| ensure_request_id(headers))
     } else {
         let id = new_request_id();
@@ -362,6 +362,26 @@ pub fn set_forwarded(
     if let Some(h) = host {
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }
+}
+
+/// Whether the client's `X-Request-Id` may be kept: one field of 1 to
+/// [`REQUEST_ID_MAX_LEN`](ficus_config::defaults::REQUEST_ID_MAX_LEN) characters from
+/// `A-Z a-z 0-9 - _ . : + / =` (UUIDs, ULIDs, hex and base64 ids, W3C trace ids), so that it
+/// can neither forge access-log fields nor grow every log line and upstream request. Any
+/// other is replaced by a generated id.
+fn acceptable_request_id(headers: &HeaderMap) -> bool {
+    let mut all = headers.get_all(&X_REQUEST_ID).iter();
+    let Some(v) = all.next() else { return false };
+    all.next().is_none() && valid_request_id(v.as_bytes())
+}
+
+/// See [`acceptable_request_id`].
+pub fn valid_request_id(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= ficus_config::defaults::REQUEST_ID_MAX_LEN
+        && v.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'/' | b'=')
+        })
 }
 
 /// Returns the request id, adding a fresh one when the client sent none.
@@ -740,6 +760,40 @@ mod tests {
         for bad in ["", "bad name", "a:b", "\u{1}"] {
             assert!(wire_name(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_plain_short_request_ids_are_kept() {
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let proto = HeaderValue::from_static("http");
+        let long = "a".repeat(ficus_config::defaults::REQUEST_ID_MAX_LEN + 1);
+        let max = "a".repeat(ficus_config::defaults::REQUEST_ID_MAX_LEN);
+        for (given, kept) in [
+            ("abc status=200 route=forged", false),
+            ("a\"b", false),
+            ("", false),
+            (long.as_str(), false),
+            (max.as_str(), true),
+            ("req-42_x.y:z", true),
+            ("YWJj+/==", true),
+            ("01ARZ3NDEKTSV4RRFFQ69G5FAV", true),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-request-id", HeaderValue::from_str(given).unwrap());
+            let id = prepare_request(&mut h, None, false, &ip, &proto, true).unwrap();
+            assert_eq!(h["x-request-id"], id);
+            assert_eq!(id == given, kept, "{given:?} -> {id:?}");
+            if !kept {
+                assert_eq!(id.len(), 32);
+            }
+        }
+        let mut h = HeaderMap::new();
+        h.append("x-request-id", HeaderValue::from_static("a"));
+        h.append("x-request-id", HeaderValue::from_static("b"));
+        let id = prepare_request(&mut h, None, false, &ip, &proto, false);
+        assert!(id.is_none());
+        assert_eq!(h.get_all("x-request-id").iter().count(), 1);
+        assert_eq!(h["x-request-id"].len(), 32);
     }
 
     #[test]

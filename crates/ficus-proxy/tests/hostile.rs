@@ -634,3 +634,83 @@ async fn an_unknown_transfer_coding_from_an_upstream_is_a_502() {
         );
     }
 }
+
+// ---- 5. X-Request-Id and the access log ----------------------------------------------------
+
+#[tokio::test]
+async fn request_ids_that_could_forge_log_fields_are_replaced() {
+    let up = recorder("legacy").await;
+    let log = std::env::temp_dir().join(format!(
+        "ficus-hostile-rid-{}-{}.log",
+        std::process::id(),
+        up.url.rsplit(':').next().unwrap()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let gw = TestGateway::start(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[access_log]\nformat = \"text\"\npath = \"{log}\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone()), ("log", log.display().to_string())],
+    )
+    .await;
+    let long = "a".repeat(10 * 1024);
+    let cases = [
+        ("abc status=200 route=forged", false),
+        (long.as_str(), false),
+        ("a\"b", false),
+        ("req-42_x.y:z", true),
+        ("4bf92f3577b34da6a3ce929d0e0e4736", true),
+    ];
+    for (id, _) in &cases {
+        let resp = exchange(
+            gw.addr,
+            format!(
+                "GET /p HTTP/1.1\r\nhost: x\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    }
+    // A path with a quote cannot end the quoted field early.
+    let resp = exchange(
+        gw.addr,
+        b"GET /q\"x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let got = requests(&up);
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        if lines.len() == cases.len() + 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(lines.len(), cases.len() + 1, "{lines:?}");
+    for (i, (id, kept)) in cases.iter().enumerate() {
+        let sent = got[i]
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap()
+            .to_string();
+        let logged = lines[i].rsplit_once("request_id=").unwrap().1;
+        if *kept {
+            assert_eq!(sent, *id);
+        } else {
+            assert_eq!(sent.len(), 32, "a generated id: {sent}");
+            assert!(sent.bytes().all(|b| b.is_ascii_hexdigit()), "{sent}");
+        }
+        assert_eq!(logged, sent, "{}", lines[i]);
+        assert_eq!(lines[i].matches("status=").count(), 0, "{}", lines[i]);
+        assert_eq!(lines[i].matches("route=").count(), 1, "{}", lines[i]);
+    }
+    assert!(
+        lines[cases.len()].contains("\"GET /q\\\"x\" 200 "),
+        "{}",
+        lines[cases.len()]
+    );
+}
