@@ -25,6 +25,10 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// How long SIGTERM/SIGINT waits for in-flight requests before closing connections.
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+    /// How long a request body ficus reads before sending it (a body kept for a re-send to
+    /// legacy, an HTTP/2 `content-length: 0` body's end) may go without a byte (then 408),
+    /// as nginx's `client_body_timeout`.
+    pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Time from sending the request upstream until the response head arrives (then 504).
@@ -175,6 +179,8 @@ pub struct Gateway {
     pub shutdown_grace: Duration,
     /// Where `ficus run` writes its process id (used by `ficus reload`).
     pub pid_file: Option<PathBuf>,
+    /// Idle time allowed between two reads of a request body ficus reads before sending.
+    pub client_body_timeout: Duration,
 }
 
 impl Default for Gateway {
@@ -185,6 +191,7 @@ impl Default for Gateway {
             max_connections: defaults::MAX_CONNECTIONS,
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             pid_file: None,
+            client_body_timeout: defaults::CLIENT_BODY_TIMEOUT,
         }
     }
 }

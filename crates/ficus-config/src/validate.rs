@@ -38,6 +38,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "max_connections",
     "shutdown_grace",
     "pid_file",
+    "client_body_timeout",
 ];
 const LISTENER_KEYS: &[&str] = &["name", "bind", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -829,6 +830,8 @@ impl<'s> Validator<'s, '_> {
             }
         }
         g.shutdown_grace = self.duration(&sec, "shutdown_grace", defaults::SHUTDOWN_GRACE);
+        g.client_body_timeout =
+            self.duration(&sec, "client_body_timeout", defaults::CLIENT_BODY_TIMEOUT);
         g.pid_file = self.path(&sec, "pid_file");
         g
     }

@@ -171,6 +171,7 @@ fn full_config_parses_into_the_model() {
             max_connections: 500,
             shutdown_grace: Duration::from_secs(60),
             pid_file: Some(PathBuf::from("/etc/ficus/run/ficus.pid")),
+            client_body_timeout: defaults::CLIENT_BODY_TIMEOUT,
         },
         listeners: vec![
             Listener {
@@ -357,6 +358,7 @@ fn minimal_config_gets_every_default() {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(30),
             pid_file: None,
+            client_body_timeout: Duration::from_secs(60),
         },
         listeners: vec![Listener {
             name: "listener-1".into(),
@@ -1167,6 +1169,19 @@ fn the_documented_example_is_valid() {
 }
 
 #[test]
+fn idle_timeouts_parse_and_zero_is_refused() {
+    let text = format!("[gateway]\nclient_body_timeout = \"5s\"\n{HEAD}");
+    let config = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.gateway.client_body_timeout, Duration::from_secs(5));
+    let text = format!("[gateway]\nclient_body_timeout = \"0s\"\n{HEAD}");
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:2:23: error: [gateway]: client_body_timeout "0s" must be greater than zero
+  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+    );
+}
+
+#[test]
 fn the_documented_defaults_are_the_code_defaults() {
     let doc = include_str!("../../../docs/configuration.md");
     let row = |key: &str| {
@@ -1183,6 +1198,7 @@ fn the_documented_defaults_are_the_code_defaults() {
     assert!(row("max_header_bytes").contains(&s(defaults::MIN_HEADER_BYTES)));
     assert!(row("max_connections").contains(&format!("`{}`", defaults::MAX_CONNECTIONS)));
     assert!(row("shutdown_grace").contains(&d(defaults::SHUTDOWN_GRACE)));
+    assert!(row("client_body_timeout").contains(&d(defaults::CLIENT_BODY_TIMEOUT)));
     assert!(row("connect_timeout").contains(&d(defaults::CONNECT_TIMEOUT)));
     assert!(row("request_timeout").contains(&d(defaults::REQUEST_TIMEOUT)));
     assert!(row("max_idle_connections").contains(&format!("`{}`", defaults::MAX_IDLE_CONNECTIONS)));

@@ -8,7 +8,7 @@ use std::time::Instant;
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -546,27 +546,40 @@ async fn prepare_resendable(
         return Ok(RequestBody::Empty);
     }
     match body.size_hint().exact() {
-        Some(n) if n <= route.max_buffered_body => {
-            match Limited::new(body, route.max_body_bytes as usize)
-                .collect()
-                .await
-            {
-                Ok(collected) => Ok(RequestBody::Full(Some(collected.to_bytes()))),
-                Err(e) => Err(
-                    if body::is_body_too_large(&*e).is_some()
-                        || e.is::<http_body_util::LengthLimitError>()
-                    {
-                        too_large(route, route.max_body_bytes)
-                    } else {
-                        client_fault(route, None, body::ClientFault::of(&*e))
-                    },
-                ),
-            }
-        }
+        Some(n) if n <= route.max_buffered_body => match read_whole(route, body, n).await {
+            Ok(b) => Ok(RequestBody::Full(Some(b))),
+            Err(Err(fault)) => Err(client_fault(route, None, fault)),
+            Err(Ok(limit)) => Err(too_large(route, limit)),
+        },
         _ => Ok(RequestBody::Shared(Reclaimable::new(Capped::new(
             body,
             route.max_body_bytes,
         )))),
+    }
+}
+
+/// Reads a client's body of `len` announced bytes whole, allowing the route's
+/// `client_body_timeout` between two reads (nginx's `client_body_timeout`). `Err(Ok(limit))`:
+/// more than the route's `max_body`; `Err(Err(fault))`: the client's body failed or stalled.
+async fn read_whole(
+    route: &CompiledRoute,
+    mut body: Incoming,
+    len: u64,
+) -> Result<bytes::Bytes, Result<u64, body::ClientFault>> {
+    let mut buf = bytes::BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
+    loop {
+        let frame = match tokio::time::timeout(route.body_timeout, body.frame()).await {
+            Err(_) => return Err(Err(body::ClientFault::Slow)),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => return Err(Err(body::ClientFault::of(&e))),
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(d) = frame.into_data() {
+            if (buf.len() + d.len()) as u64 > route.max_body_bytes {
+                return Err(Ok(route.max_body_bytes));
+            }
+            buf.extend_from_slice(&d);
+        }
     }
 }
 
@@ -1003,7 +1016,7 @@ pub(crate) fn client_fault(
                     "upstream \"{}\"'s request_timeout of {:?}",
                     u.name, u.config.request_timeout
                 ),
-                None => "gateway's client_body_timeout".to_string(),
+                None => format!("client_body_timeout of {:?} ([gateway])", route.body_timeout),
             };
             Problem::new(status, "client-body-timeout", "Request body too slow")
                 .detail(format!(

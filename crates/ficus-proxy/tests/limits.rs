@@ -208,3 +208,54 @@ async fn connect_tunnels_are_refused_with_405() {
     );
     assert_eq!(legacy.hits(), 0);
 }
+
+/// A canary route: bodies up to `max_buffered_body` are read whole before modern is called.
+const CANARY: &str = r#"
+[gateway]
+header_read_timeout = "300ms"
+client_body_timeout = "300ms"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+[[route]]
+name = "api"
+path_prefix = "/"
+legacy = "legacy"
+modern = "modern"
+stage = "modern"
+[default]
+legacy = "legacy"
+"#;
+
+#[tokio::test]
+async fn a_stalled_buffered_body_gets_408_at_the_client_body_timeout() {
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let gw = TestGateway::start(
+        CANARY,
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
+    let t = Instant::now();
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(r.is_ok(), "answered and closed");
+    let resp = String::from_utf8_lossy(&out);
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(
+        resp.contains("urn:ficus:problem:client-body-timeout"),
+        "{resp}"
+    );
+    assert!(resp.contains("client_body_timeout"), "{resp}");
+    // The own loop's 300 ms for the small body, then 300 ms without a byte.
+    let waited = t.elapsed();
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert_eq!((legacy.hits(), modern.hits()), (0, 0));
+}
