@@ -297,6 +297,19 @@ async fn forward(
     if parts.method == http::Method::CONNECT {
         return (connect_refused(route), Answered::Gateway);
     }
+    // HTTP/2 announces an empty body with `content-length: 0`, but the stream may still
+    // carry DATA: it must end without any before the request goes anywhere.
+    let body = match body {
+        Inbound::Body(b)
+            if parts.version == http::Version::HTTP_2 && b.size_hint().exact() == Some(0) =>
+        {
+            match h2_empty_body(route, b).await {
+                Ok(()) => Inbound::Empty,
+                Err(fault) => return (client_fault(route, None, fault), Answered::Gateway),
+            }
+        }
+        other => other,
+    };
     // hyper parsed Content-Length already: an announced body over the limit is refused
     // before anything is read or sent.
     if body.size_hint().lower() > route.max_body_bytes {
@@ -555,6 +568,44 @@ async fn prepare_resendable(
             body,
             route.max_body_bytes,
         )))),
+    }
+}
+
+/// Whether an HTTP/2 body announced as `content-length: 0` ends without data: at once for
+/// a stream that ended with its HEADERS (one poll, no allocation); otherwise its end is
+/// awaited (boxed, under `client_body_timeout`). A DATA frame with bytes is a malformed
+/// request (RFC 9113 8.1.1), refused before anything is sent upstream.
+async fn h2_empty_body(route: &CompiledRoute, mut b: Incoming) -> Result<(), body::ClientFault> {
+    let first = {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::Pin::new(&mut b).poll_frame(&mut cx)
+    };
+    match first {
+        std::task::Poll::Ready(None) => Ok(()),
+        std::task::Poll::Ready(Some(Err(e))) => Err(body::ClientFault::of(&e)),
+        std::task::Poll::Ready(Some(Ok(f))) if f.data_ref().is_some_and(|d| !d.is_empty()) => {
+            Err(body::ClientFault::Malformed)
+        }
+        _ => Box::pin(h2_empty_body_end(route, b)).await,
+    }
+}
+
+#[cold]
+#[inline(never)]
+async fn h2_empty_body_end(
+    route: &CompiledRoute,
+    mut b: Incoming,
+) -> Result<(), body::ClientFault> {
+    loop {
+        match tokio::time::timeout(route.body_timeout, b.frame()).await {
+            Err(_) => return Err(body::ClientFault::Slow),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(body::ClientFault::of(&e)),
+            Ok(Some(Ok(f))) if f.data_ref().is_some_and(|d| !d.is_empty()) => {
+                return Err(body::ClientFault::Malformed)
+            }
+            Ok(Some(Ok(_))) => {}
+        }
     }
 }
 

@@ -714,3 +714,51 @@ async fn request_ids_that_could_forge_log_fields_are_replaced() {
         lines[cases.len()]
     );
 }
+
+// ---- 6. HTTP/2 content-length: 0 with a DATA frame -----------------------------------------
+
+#[tokio::test]
+async fn h2_content_length_zero_with_data_never_reaches_the_upstream() {
+    let up = recorder("legacy").await;
+    let gw = TestGateway::start(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    let frames = h2_request(
+        gw.addr,
+        &[
+            (3, ":method", "POST"),
+            (6, ":scheme", "http"),
+            (4, ":path", "/x"),
+            (1, ":authority", "x"),
+            (28, "content-length", "0"),
+        ],
+        Some(b"hello"),
+    )
+    .await;
+    assert!(refused(&frames), "{frames:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(requests(&up).is_empty(), "{:?}", requests(&up));
+    assert_eq!(up.conns.load(Ordering::SeqCst), 0);
+    // A POST whose empty body ends with an empty DATA frame still passes.
+    let frames = h2_request(
+        gw.addr,
+        &[
+            (3, ":method", "POST"),
+            (6, ":scheme", "http"),
+            (4, ":path", "/y"),
+            (1, ":authority", "x"),
+            (28, "content-length", "0"),
+        ],
+        Some(b""),
+    )
+    .await;
+    assert!(
+        frames
+            .iter()
+            .any(|(t, s, p)| *s == 1 && *t == 1 && p.first() == Some(&0x88)),
+        "{frames:?}"
+    );
+    assert_eq!(requests(&up).len(), 1);
+}
