@@ -35,6 +35,10 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub const MAX_IDLE_CONNECTIONS: usize = 64;
     pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+    /// How long an upstream may send nothing while ficus waits for the next bytes of its
+    /// response body (then the client's connection is closed, the response being cut
+    /// short), as nginx's `proxy_read_timeout`.
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
     /// Largest request body a route accepts (413 above it).
     pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
@@ -222,6 +226,8 @@ pub struct Upstream {
     pub request_timeout: Duration,
     pub max_idle_connections: usize,
     pub pool_idle_timeout: Duration,
+    /// Idle time allowed between two reads of a response body from this upstream.
+    pub read_timeout: Duration,
     /// Speak HTTP/2 to this upstream (prior knowledge for http://, ALPN for https://).
     pub http2: bool,
     pub host: HostHeader,

@@ -48,6 +48,7 @@ const UPSTREAM_KEYS: &[&str] = &[
     "request_timeout",
     "max_idle_connections",
     "pool_idle_timeout",
+    "read_timeout",
     "http2",
     "host",
     "ca_file",
@@ -1188,6 +1189,7 @@ impl<'s> Validator<'s, '_> {
         }
         let pool_idle_timeout =
             self.duration(sec, "pool_idle_timeout", defaults::POOL_IDLE_TIMEOUT);
+        let read_timeout = self.duration(sec, "read_timeout", defaults::READ_TIMEOUT);
         let http2 = self.boolean(sec, "http2", false);
         let host = match self.string(sec, "host") {
             None => HostHeader::Preserve,
@@ -1229,6 +1231,7 @@ impl<'s> Validator<'s, '_> {
             request_timeout,
             max_idle_connections,
             pool_idle_timeout,
+            read_timeout,
             http2,
             host,
             ca_file,

@@ -196,6 +196,7 @@ fn full_config_parses_into_the_model() {
                 request_timeout: defaults::REQUEST_TIMEOUT,
                 max_idle_connections: defaults::MAX_IDLE_CONNECTIONS,
                 pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                read_timeout: defaults::READ_TIMEOUT,
                 http2: false,
                 host: HostHeader::Preserve,
                 ca_file: None,
@@ -209,6 +210,7 @@ fn full_config_parses_into_the_model() {
                 request_timeout: Duration::from_secs(10),
                 max_idle_connections: 0,
                 pool_idle_timeout: Duration::from_secs(120),
+                read_timeout: defaults::READ_TIMEOUT,
                 http2: true,
                 host: HostHeader::Upstream,
                 ca_file: Some(PathBuf::from("/etc/ficus/ca.pem")),
@@ -222,6 +224,7 @@ fn full_config_parses_into_the_model() {
                 request_timeout: defaults::REQUEST_TIMEOUT,
                 max_idle_connections: defaults::MAX_IDLE_CONNECTIONS,
                 pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                read_timeout: defaults::READ_TIMEOUT,
                 http2: false,
                 host: HostHeader::Fixed("billing.example.com".into()),
                 ca_file: None,
@@ -345,6 +348,7 @@ fn minimal_config_gets_every_default() {
         request_timeout: Duration::from_secs(30),
         max_idle_connections: 64,
         pool_idle_timeout: Duration::from_secs(90),
+        read_timeout: Duration::from_secs(60),
         http2: false,
         host: HostHeader::Preserve,
         ca_file: None,
@@ -1170,9 +1174,13 @@ fn the_documented_example_is_valid() {
 
 #[test]
 fn idle_timeouts_parse_and_zero_is_refused() {
-    let text = format!("[gateway]\nclient_body_timeout = \"5s\"\n{HEAD}");
+    let text = format!("[gateway]\nclient_body_timeout = \"5s\"\n{HEAD}").replace(
+        "url = \"http://127.0.0.1:9001\"",
+        "url = \"http://127.0.0.1:9001\"\nread_timeout = \"2m\"",
+    );
     let config = parse(&text).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(config.gateway.client_body_timeout, Duration::from_secs(5));
+    assert_eq!(config.upstreams[0].read_timeout, Duration::from_secs(120));
     let text = format!("[gateway]\nclient_body_timeout = \"0s\"\n{HEAD}");
     assert_eq!(
         errors(&text),
@@ -1203,6 +1211,7 @@ fn the_documented_defaults_are_the_code_defaults() {
     assert!(row("request_timeout").contains(&d(defaults::REQUEST_TIMEOUT)));
     assert!(row("max_idle_connections").contains(&format!("`{}`", defaults::MAX_IDLE_CONNECTIONS)));
     assert!(row("pool_idle_timeout").contains(&d(defaults::POOL_IDLE_TIMEOUT)));
+    assert!(row("read_timeout").contains(&d(defaults::READ_TIMEOUT)));
     assert!(row("max_body").contains(&s(defaults::MAX_BODY_BYTES)));
     assert!(row("max_buffered_body").contains(&s(defaults::MAX_BUFFERED_BODY)));
     assert!(doc.contains(&format!("queue of {}", defaults::ACCESS_LOG_QUEUE)));

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -343,6 +344,8 @@ pub enum ResponseBody {
         tap: Option<Box<Tap>>,
         /// The upstream's concurrency slot, freed when the body ends or is dropped.
         permit: Option<ficus_protect::Permit>,
+        /// The upstream's `read_timeout` while waiting for its next bytes.
+        idle: ReadTimer,
     },
     Full(Option<Bytes>),
     /// Bytes already read, then the rest (a response too large for the cache).
@@ -371,6 +374,7 @@ impl ResponseBody {
             body,
             tap: None,
             permit: None,
+            idle: ReadTimer::default(),
         }
     }
 
@@ -380,8 +384,14 @@ impl ResponseBody {
         body: UpstreamBody,
         permit: Option<ficus_protect::Permit>,
         tap: Option<Box<Tap>>,
+        read_timeout: Duration,
     ) -> ResponseBody {
-        ResponseBody::Upstream { body, tap, permit }
+        ResponseBody::Upstream {
+            body,
+            tap,
+            permit,
+            idle: ReadTimer::new(read_timeout),
+        }
     }
 
     pub fn chain(head: Bytes, rest: ResponseBody) -> ResponseBody {
@@ -418,8 +428,24 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ResponseBody::Upstream { body, tap, permit } => {
+            ResponseBody::Upstream {
+                body,
+                tap,
+                permit,
+                idle,
+            } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
+                if polled.is_pending() {
+                    if idle.expired(cx) {
+                        drop(tap.take());
+                        drop(permit.take());
+                        return Poll::Ready(Some(Err(Box::new(UpstreamIdle {
+                            timeout: idle.timeout.unwrap_or_default(),
+                        }))));
+                    }
+                } else {
+                    idle.progress();
+                }
                 match &polled {
                     Poll::Ready(None) => {
                         finish(tap);
@@ -472,6 +498,59 @@ impl Body for ResponseBody {
                 h
             }
         }
+    }
+}
+
+/// The upstream sent nothing for its `read_timeout` while its response body was awaited.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the upstream sent nothing for {timeout:?} in the middle of its response body (read_timeout)"
+)]
+pub struct UpstreamIdle {
+    pub timeout: Duration,
+}
+
+/// An upstream's `read_timeout` over its response body: armed when a read finds nothing
+/// (not before: a response whose bytes are all there never touches the timer), re-armed
+/// after each read that brought something, so only time spent waiting for the upstream
+/// counts, never the time the client takes to read what it was sent.
+#[derive(Debug, Default)]
+pub struct ReadTimer {
+    timeout: Option<Duration>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl ReadTimer {
+    fn new(timeout: Duration) -> ReadTimer {
+        ReadTimer {
+            timeout: Some(timeout),
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// A read found nothing: whether the upstream has now been silent for too long.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(timeout) = self.timeout else {
+            return false;
+        };
+        if !self.armed {
+            let deadline = tokio::time::Instant::now() + timeout;
+            match &mut self.sleep {
+                Some(s) => s.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        self.sleep
+            .as_mut()
+            .is_some_and(|s| std::future::Future::poll(s.as_mut(), cx).is_ready())
+    }
+
+    /// A read brought something (or the end).
+    fn progress(&mut self) {
+        self.armed = false;
     }
 }
 

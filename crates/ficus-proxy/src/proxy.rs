@@ -868,7 +868,7 @@ fn answer(
                 t
             });
             (
-                response.map(|b| ResponseBody::held(b, permit, tap)),
+                response.map(|b| ResponseBody::held(b, permit, tap, up.config.read_timeout)),
                 answered,
             )
         }
@@ -896,7 +896,9 @@ fn failure(
         ""
     };
     match outcome {
-        Outcome::Response(r) => r.response.map(|b| ResponseBody::held(b, r.permit, None)),
+        Outcome::Response(r) => r
+            .response
+            .map(|b| ResponseBody::held(b, r.permit, None, up.config.read_timeout)),
         Outcome::Connect(e) =>
             Problem::new(StatusCode::BAD_GATEWAY, "upstream-unreachable", "Upstream unreachable")
                 .route(&route.name)

@@ -259,3 +259,40 @@ async fn a_stalled_buffered_body_gets_408_at_the_client_body_timeout() {
     assert!(waited < Duration::from_secs(3), "{waited:?}");
     assert_eq!((legacy.hits(), modern.hits()), (0, 0));
 }
+
+#[tokio::test]
+async fn an_upstream_silent_mid_body_is_cut_off_at_its_read_timeout() {
+    // The head and 3 of 100 bytes, then nothing (the connection stays open).
+    let up = support::raw(script(|_| {
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc".to_vec(),
+            false,
+        )
+    }))
+    .await;
+    let gw = TestGateway::start(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\nread_timeout = \"300ms\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    for request in [
+        // The own loop, then hyper (a request with a chunked body).
+        &b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+        b"POST /a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        assert!(r.is_ok(), "the gateway closed the connection");
+        let resp = String::from_utf8_lossy(&out);
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(resp.ends_with("abc"), "the response was cut short: {resp}");
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+    }
+}
