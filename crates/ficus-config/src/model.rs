@@ -29,6 +29,9 @@ pub mod defaults {
     /// legacy, an HTTP/2 `content-length: 0` body's end) may go without a byte (then 408),
     /// as nginx's `client_body_timeout`.
     pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// How long a client may leave a response unread (no byte of it accepted by the
+    /// connection) before its connection is closed, as nginx's `send_timeout`.
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Time from sending the request upstream until the response head arrives (then 504).
@@ -185,6 +188,8 @@ pub struct Gateway {
     pub pid_file: Option<PathBuf>,
     /// Idle time allowed between two reads of a request body ficus reads before sending.
     pub client_body_timeout: Duration,
+    /// Idle time allowed between two writes to a client that does not read.
+    pub send_timeout: Duration,
 }
 
 impl Default for Gateway {
@@ -196,6 +201,7 @@ impl Default for Gateway {
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             pid_file: None,
             client_body_timeout: defaults::CLIENT_BODY_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
         }
     }
 }

@@ -39,6 +39,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "shutdown_grace",
     "pid_file",
     "client_body_timeout",
+    "send_timeout",
 ];
 const LISTENER_KEYS: &[&str] = &["name", "bind", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -833,6 +834,7 @@ impl<'s> Validator<'s, '_> {
         g.shutdown_grace = self.duration(&sec, "shutdown_grace", defaults::SHUTDOWN_GRACE);
         g.client_body_timeout =
             self.duration(&sec, "client_body_timeout", defaults::CLIENT_BODY_TIMEOUT);
+        g.send_timeout = self.duration(&sec, "send_timeout", defaults::SEND_TIMEOUT);
         g.pid_file = self.path(&sec, "pid_file");
         g
     }

@@ -172,6 +172,7 @@ fn full_config_parses_into_the_model() {
             shutdown_grace: Duration::from_secs(60),
             pid_file: Some(PathBuf::from("/etc/ficus/run/ficus.pid")),
             client_body_timeout: defaults::CLIENT_BODY_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
         },
         listeners: vec![
             Listener {
@@ -363,6 +364,7 @@ fn minimal_config_gets_every_default() {
             shutdown_grace: Duration::from_secs(30),
             pid_file: None,
             client_body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
         },
         listeners: vec![Listener {
             name: "listener-1".into(),
@@ -1174,12 +1176,14 @@ fn the_documented_example_is_valid() {
 
 #[test]
 fn idle_timeouts_parse_and_zero_is_refused() {
-    let text = format!("[gateway]\nclient_body_timeout = \"5s\"\n{HEAD}").replace(
-        "url = \"http://127.0.0.1:9001\"",
-        "url = \"http://127.0.0.1:9001\"\nread_timeout = \"2m\"",
-    );
+    let text = format!("[gateway]\nclient_body_timeout = \"5s\"\nsend_timeout = \"90s\"\n{HEAD}")
+        .replace(
+            "url = \"http://127.0.0.1:9001\"",
+            "url = \"http://127.0.0.1:9001\"\nread_timeout = \"2m\"",
+        );
     let config = parse(&text).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(config.gateway.client_body_timeout, Duration::from_secs(5));
+    assert_eq!(config.gateway.send_timeout, Duration::from_secs(90));
     assert_eq!(config.upstreams[0].read_timeout, Duration::from_secs(120));
     let text = format!("[gateway]\nclient_body_timeout = \"0s\"\n{HEAD}");
     assert_eq!(
@@ -1207,6 +1211,7 @@ fn the_documented_defaults_are_the_code_defaults() {
     assert!(row("max_connections").contains(&format!("`{}`", defaults::MAX_CONNECTIONS)));
     assert!(row("shutdown_grace").contains(&d(defaults::SHUTDOWN_GRACE)));
     assert!(row("client_body_timeout").contains(&d(defaults::CLIENT_BODY_TIMEOUT)));
+    assert!(row("send_timeout").contains(&d(defaults::SEND_TIMEOUT)));
     assert!(row("connect_timeout").contains(&d(defaults::CONNECT_TIMEOUT)));
     assert!(row("request_timeout").contains(&d(defaults::REQUEST_TIMEOUT)));
     assert!(row("max_idle_connections").contains(&format!("`{}`", defaults::MAX_IDLE_CONNECTIONS)));

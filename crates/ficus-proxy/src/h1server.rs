@@ -110,6 +110,7 @@ pub async fn serve(
     stop: &mut tokio::sync::oneshot::Receiver<()>,
     header_read_timeout: Duration,
     max_header_bytes: usize,
+    send_timeout: Duration,
 ) -> Ended {
     let mut rbuf = BytesMut::with_capacity(READ_ROOM);
     let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
@@ -207,6 +208,7 @@ pub async fn serve(
             head_request,
             keep_alive,
             http10,
+            send_timeout,
         )
         .await;
         if !matches!(written, Ok(true)) {
@@ -375,6 +377,7 @@ async fn write_response(
     head_request: bool,
     keep_alive: bool,
     http10: bool,
+    send_timeout: Duration,
 ) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     // An upstream's header lines as they came (their hop-by-hop headers left out already);
@@ -446,7 +449,7 @@ async fn write_response(
     w.extend_from_slice(b"\r\n");
     recycle_map(parts.headers);
     if !framed {
-        stream.write_all(w).await?;
+        send(stream, w, send_timeout).await?;
         return Ok(keep_alive);
     }
     // `w` holds what is not sent yet: the head, then small frames (and chunk framing) ride
@@ -463,7 +466,7 @@ async fn write_response(
             },
         };
         if w.is_empty() && !chunked {
-            stream.write_all(&data).await?;
+            send(stream, &data, send_timeout).await?;
             continue;
         }
         if chunked {
@@ -479,12 +482,12 @@ async fn write_response(
             if body.is_end_stream() {
                 break;
             }
-            stream.write_all(w).await?;
+            send(stream, w, send_timeout).await?;
             w.clear();
         } else {
-            stream.write_all(w).await?;
+            send(stream, w, send_timeout).await?;
             w.clear();
-            stream.write_all(&data).await?;
+            send(stream, &data, send_timeout).await?;
             if chunked {
                 w.extend_from_slice(b"\r\n");
             }
@@ -494,9 +497,44 @@ async fn write_response(
         w.extend_from_slice(b"0\r\n\r\n");
     }
     if !w.is_empty() {
-        stream.write_all(w).await?;
+        send(stream, w, send_timeout).await?;
     }
     Ok(keep_alive)
+}
+
+/// Writes all of `buf` to the client. A write the socket takes at once costs what
+/// `write_all` costs, and no timer; only when the client's receive window is full does a
+/// timer start: no byte taken within `send_timeout` (nginx's `send_timeout`) ends the
+/// connection.
+async fn send(
+    stream: &mut TcpStream,
+    mut buf: &[u8],
+    send_timeout: Duration,
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match stream.try_write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Box::pin(writable(stream, send_timeout)).await?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the client takes bytes again, at most `send_timeout`.
+#[cold]
+#[inline(never)]
+async fn writable(stream: &TcpStream, send_timeout: Duration) -> std::io::Result<()> {
+    match tokio::time::timeout(send_timeout, stream.writable()).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client read nothing within send_timeout",
+        )),
+    }
 }
 
 /// The current time as an IMF-fixdate, formatted once per second per thread.
@@ -525,19 +563,59 @@ fn date(w: &mut Vec<u8>) {
     });
 }
 
-/// A stream that first yields bytes already read from it (handed over to hyper).
-pub struct Prefixed {
+/// A client connection hyper serves: first the bytes already read from it (handed over by
+/// this loop), and writes under `send_timeout` (a write the client leaves pending that long
+/// fails, which ends hyper's connection). Also wraps TLS connections, with no prefix.
+pub struct Prefixed<S> {
     prefix: Bytes,
-    stream: TcpStream,
+    stream: S,
+    send_timeout: Duration,
+    /// Started when a write finds the client's window full; reset by any progress.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
 }
 
-impl Prefixed {
-    pub fn new(prefix: Bytes, stream: TcpStream) -> Prefixed {
-        Prefixed { prefix, stream }
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Bytes, stream: S, send_timeout: Duration) -> Prefixed<S> {
+        Prefixed {
+            prefix,
+            stream,
+            send_timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// A write or flush returned `polled`: a pending one counts against `send_timeout`.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::future::Future;
+        if polled.is_ready() {
+            self.armed = false;
+            return polled;
+        }
+        if !self.armed {
+            let deadline = tokio::time::Instant::now() + self.send_timeout;
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        match self.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+            Some(std::task::Poll::Ready(())) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing within send_timeout",
+            ))),
+            _ => std::task::Poll::Pending,
+        }
     }
 }
 
-impl tokio::io::AsyncRead for Prefixed {
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<S> {
     fn poll_read(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -553,13 +631,15 @@ impl tokio::io::AsyncRead for Prefixed {
     }
 }
 
-impl tokio::io::AsyncWrite for Prefixed {
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<S> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -567,7 +647,9 @@ impl tokio::io::AsyncWrite for Prefixed {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -578,7 +660,9 @@ impl tokio::io::AsyncWrite for Prefixed {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.stream).poll_flush(cx);
+        this.watch(cx, polled)
     }
 
     fn poll_shutdown(

@@ -296,3 +296,50 @@ async fn an_upstream_silent_mid_body_is_cut_off_at_its_read_timeout() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_at_the_send_timeout() {
+    // 64 MiB: far more than the socket buffers between client, gateway and upstream hold.
+    const BIG: usize = 64 << 20;
+    let up = support::raw(script(|_| {
+        let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n").into_bytes();
+        r.resize(r.len() + BIG, b'x');
+        (r, false)
+    }))
+    .await;
+    let gw = TestGateway::start(
+        "[gateway]\nsend_timeout = \"300ms\"\n[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    for request in [
+        // The own loop, then hyper (a request with a chunked body).
+        &b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+        b"POST /big HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let t = Instant::now();
+        while gw.gateway().open_connections() == 0 {
+            assert!(t.elapsed() < Duration::from_secs(2), "never accepted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Never read: the gateway must give up on this client by itself.
+        while gw.gateway().open_connections() > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the connection is still open after {:?}",
+                t.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await;
+        assert!(got.len() < BIG, "the response was cut short");
+    }
+}
