@@ -54,6 +54,9 @@ pub(crate) const READ_ROOM: usize = 8 * 1024;
 pub enum Io {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Bytes in memory, for the fuzz target (`fuzz/`, built with `--cfg fuzzing`).
+    #[cfg(fuzzing)]
+    Mem(fuzzing::MemIo),
 }
 
 impl AsyncRead for Io {
@@ -65,6 +68,8 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -78,6 +83,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -89,6 +96,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -96,6 +105,8 @@ impl AsyncWrite for Io {
         match self {
             Io::Tcp(s) => s.is_write_vectored(),
             Io::Tls(s) => s.is_write_vectored(),
+            #[cfg(fuzzing)]
+            Io::Mem(_) => false,
         }
     }
 
@@ -103,6 +114,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -110,6 +123,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -1210,6 +1225,125 @@ where
         return;
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
+/// What the fuzz target (`fuzz/fuzz_targets/h1_response.rs`) drives: the codec reading an
+/// upstream's response from bytes in memory. Only in builds with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+    use std::future::Future;
+
+    /// An upstream connection whose response is `input`, read at most `step` bytes at a time
+    /// (so heads and chunks arrive split); what ficus writes is dropped.
+    pub struct MemIo {
+        input: Bytes,
+        step: usize,
+    }
+
+    impl AsyncRead for MemIo {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = self.get_mut();
+            let n = this.input.len().min(this.step).min(buf.remaining());
+            buf.put_slice(&this.input.split_to(n));
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for MemIo {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// What a response came to: its status, and its body bytes or the point where it failed.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Outcome {
+        Failed,
+        Response {
+            status: u16,
+            body: Vec<u8>,
+            body_failed: bool,
+        },
+    }
+
+    /// Sends a request (a HEAD one with `head_request`) and reads `input` as the response,
+    /// with the head as header lines (`raw`) or as a map, reads at most `step` bytes long.
+    pub fn exchange(input: &[u8], step: usize, raw: bool, head_request: bool) -> Outcome {
+        let conn = Conn::new(Io::Mem(MemIo {
+            input: Bytes::copy_from_slice(input),
+            step: step.max(1),
+        }));
+        // The memory stream is always ready: one poll drives the whole exchange.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut fut = std::pin::pin!(run(conn, raw, head_request));
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(o) => o,
+            Poll::Pending => panic!("an exchange over bytes in memory never waits"),
+        }
+    }
+
+    async fn run(mut conn: Box<Conn>, raw: bool, head_request: bool) -> Outcome {
+        let method = if head_request {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        let (parts, ()) = http::Request::builder()
+            .method(method)
+            .uri("/")
+            .header("host", "up")
+            .body(())
+            .expect("a valid request")
+            .into_parts();
+        let mode = conn.encode_head(&parts, "/", &RequestBody::Empty);
+        let head = match conn.exchange(RequestBody::Empty, mode, raw).await {
+            Ok(h) => h,
+            Err(_) => return Outcome::Failed,
+        };
+        let response = head.into_response(conn, head_request, None);
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        let mut body_failed = false;
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            match frame {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        assert!(!d.is_empty() || body.is_end_stream(), "an empty data frame");
+                        bytes.extend_from_slice(&d);
+                    }
+                }
+                Err(_) => {
+                    body_failed = true;
+                    break;
+                }
+            }
+        }
+        Outcome::Response {
+            status,
+            body: bytes,
+            body_failed,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -673,6 +673,61 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<S> {
     }
 }
 
+/// What the fuzz target (`fuzz/fuzz_targets/h1_server.rs`) drives: the own loop's parser over
+/// a buffer of pipelined requests, as the loop calls it. Only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Parses `input` as the loop would: request after request while they parse here, each
+    /// time checking what the loop relies on (bytes left for hyper or for more reading are
+    /// left as they were; a request takes bytes off the front). Returns the requests served.
+    pub fn parse_all(input: &[u8], max_head: usize) -> usize {
+        let max_head = max_head.max(1);
+        let mut buf = BytesMut::from(input);
+        let mut served = 0;
+        loop {
+            if buf.is_empty() {
+                return served;
+            }
+            if h2_preface(&buf) != Preface::No {
+                return served;
+            }
+            let before = buf.clone().freeze();
+            match parse(&mut buf, max_head) {
+                Parsed::Request(parts, _, http10, body) => {
+                    assert!(buf.len() < before.len(), "a request took no bytes");
+                    assert!(
+                        before.ends_with(&buf),
+                        "what follows a request stays in order"
+                    );
+                    assert_eq!(http10, parts.version == http::Version::HTTP_10);
+                    assert!(parts.uri.path().starts_with('/'));
+                    let len = body.as_ref().map_or(0, |b| b.len());
+                    assert!(len <= MAX_INLINE_REQUEST_BODY);
+                    if let Some(cl) = parts.headers.get(CONTENT_LENGTH) {
+                        assert_eq!(crate::h1::parse_length(cl.as_bytes()), Some(len as u64));
+                    } else {
+                        assert_eq!(len, 0);
+                    }
+                    assert!(!parts.headers.contains_key(TRANSFER_ENCODING));
+                    served += 1;
+                }
+                Parsed::NeedBody(total) => {
+                    assert!(total > buf.len(), "the whole request was there");
+                    assert_eq!(buf, before, "nothing taken while the body is on its way");
+                    return served;
+                }
+                Parsed::NeedMore | Parsed::Hyper => {
+                    assert_eq!(buf, before, "the bytes are left as they came");
+                    return served;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
