@@ -163,6 +163,7 @@ impl HostError {
 /// there is no `host` or when both agree; a trailing dot of the host name is removed
 /// (`admin.example.` is `admin.example`). The usual request (one valid `Host`, origin-form)
 /// costs one lookup and a scan of the value, and changes nothing.
+#[inline(never)]
 pub fn decide_authority(parts: &mut http::request::Parts) -> Result<(), HostError> {
     let mut all = parts.headers.get_all(header::HOST).iter();
     let host = all.next();
@@ -195,6 +196,76 @@ pub fn decide_authority(parts: &mut http::request::Parts) -> Result<(), HostErro
         parts.headers.insert(header::HOST, v);
     }
     Ok(())
+}
+
+/// Bytes of a plain `name[:port]` authority (RFC 3986 reg-name characters and `:`).
+static PLAIN_AUTHORITY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+            );
+        c += 1;
+    }
+    t
+};
+
+/// The usual request's host, without its port, when [`decide_authority`] would change
+/// nothing: HTTP/1.x in origin-form with exactly one `Host` that is a plain `name[:port]`
+/// without a trailing dot. One lookup and one table-driven scan; `None` sends the request
+/// through [`decide_authority`] (absolute-form, HTTP/2, IP literals, a trailing dot, and
+/// everything it refuses).
+#[inline]
+pub fn plain_host(parts: &http::request::Parts) -> Option<&str> {
+    if parts.uri.authority().is_some() {
+        return None;
+    }
+    let mut all = parts.headers.get_all(header::HOST).iter();
+    let h = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let b = h.as_bytes();
+    let mut colon = b.len();
+    for (i, &c) in b.iter().enumerate() {
+        if !PLAIN_AUTHORITY[usize::from(c)] {
+            return None;
+        }
+        if c == b':' {
+            if colon != b.len() {
+                return None;
+            }
+            colon = i;
+        }
+    }
+    let port = b.get(colon + 1..).unwrap_or_default();
+    if colon == 0
+        || b[colon - 1] == b'.'
+        || (colon < b.len()
+            && (port.is_empty() || port.len() > 5 || !port.iter().all(u8::is_ascii_digit)))
+    {
+        return None;
+    }
+    std::str::from_utf8(&b[..colon]).ok()
 }
 
 /// `host[:port]` as RFC 3986 allows it in an authority (no userinfo): a reg-name or IPv4
@@ -634,6 +705,43 @@ mod tests {
         assert_eq!(ok(h2(None)), "a.test");
         assert_eq!(ok(h2(Some("A.test"))), "A.test");
         assert_eq!(h2(Some("b.test")), Err(HostError::Conflict));
+    }
+
+    #[test]
+    fn the_plain_host_fast_path_agrees_with_decide_authority() {
+        for host in [
+            "a.test",
+            "a.test:8080",
+            "A-b_c.test",
+            "127.0.0.1:18284",
+            "a.test.",
+            "a.test.:80",
+            "a.test:",
+            "a.test:123456",
+            "a:b:c",
+            ":80",
+            "[::1]:80",
+            "a b",
+            "u@a",
+        ] {
+            let (mut parts, ()) = http::Request::get("/x")
+                .header("host", host)
+                .body(())
+                .unwrap()
+                .into_parts();
+            let fast = plain_host(&parts).map(str::to_string);
+            let before = parts.headers.clone();
+            let decided = decide_authority(&mut parts);
+            if let Some(h) = fast {
+                assert_eq!(decided, Ok(()), "{host}");
+                assert_eq!(parts.headers, before, "{host}: nothing to change");
+                let uri: http::Uri = "/x".parse().unwrap();
+                assert_eq!(
+                    crate::router::request_host(&uri, &parts.headers),
+                    Some(h.as_str())
+                );
+            }
+        }
     }
 
     #[test]

@@ -133,14 +133,21 @@ pub async fn handle_parts(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let table = shared.table.load_full();
-    if let Err(e) = headers::decide_authority(&mut parts) {
-        return bad_host(shared, &table, conn, &parts, e, started);
-    }
-
     let route = {
+        // One authority for routing and forwarding (`headers::decide_authority`); the usual
+        // request's is read as it is.
+        let host = match headers::plain_host(&parts) {
+            Some(h) => Some(h),
+            None => {
+                if let Err(e) = headers::decide_authority(&mut parts) {
+                    return bad_host(shared, &table, conn, &parts, e, started);
+                }
+                router::request_host(&parts.uri, &parts.headers)
+            }
+        };
         let view = RequestView {
             method: &parts.method,
-            host: router::request_host(&parts.uri, &parts.headers),
+            host,
             path: parts.uri.path(),
             headers: &parts.headers,
         };
