@@ -399,15 +399,22 @@ fn is_plain_keep_alive_or_close(v: &HeaderValue) -> bool {
     b.eq_ignore_ascii_case(b"keep-alive") || b.eq_ignore_ascii_case(b"close")
 }
 
-/// Whether the request asks to switch protocols (`Connection: upgrade` plus `Upgrade`).
+/// Whether the request asks to switch protocols (`Connection: upgrade` plus `Upgrade`) to
+/// something ficus passes through (WebSocket and the like). `Upgrade: h2c` is not: passed
+/// on, an upstream that accepts it would speak HTTP/2 with the client on a tunnel outside
+/// ficus's routing, limits and logs (h2c smuggling); such a request goes upstream as a
+/// plain request, its `Upgrade` and `HTTP2-Settings` removed as hop-by-hop, as nginx does.
 pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    headers.get(header::UPGRADE).is_some_and(|u| {
+        u.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| !t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+    }) && headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
@@ -753,6 +760,30 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["host"], "a.test");
+    }
+
+    #[test]
+    fn h2c_is_no_upgrade_to_pass_on() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        assert!(!is_upgrade_request(&h));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("H2C, websocket"));
+        assert!(
+            is_upgrade_request(&h),
+            "one of the offered protocols is not h2c"
+        );
     }
 
     #[test]

@@ -762,3 +762,27 @@ async fn h2_content_length_zero_with_data_never_reaches_the_upstream() {
     );
     assert_eq!(requests(&up).len(), 1);
 }
+
+// ---- where ficus follows nginx: Upgrade: h2c ----------------------------------------------
+
+#[tokio::test]
+async fn an_h2c_upgrade_goes_upstream_as_a_plain_request() {
+    let up = recorder("legacy").await;
+    let gw = TestGateway::start(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    let resp = exchange(
+        gw.addr,
+        b"GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let got = requests(&up);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let head = got[0].to_ascii_lowercase();
+    for gone in ["upgrade", "http2-settings", "connection:"] {
+        assert!(!head.contains(gone), "{gone} was forwarded: {head}");
+    }
+}
