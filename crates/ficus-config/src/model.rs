@@ -25,12 +25,23 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// How long SIGTERM/SIGINT waits for in-flight requests before closing connections.
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+    /// How long a request body ficus reads before sending it (a body kept for a re-send to
+    /// legacy, an HTTP/2 `content-length: 0` body's end) may go without a byte (then 408),
+    /// as nginx's `client_body_timeout`.
+    pub const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// How long a client may leave a response unread (no byte of it accepted by the
+    /// connection) before its connection is closed, as nginx's `send_timeout`.
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Time from sending the request upstream until the response head arrives (then 504).
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
     pub const MAX_IDLE_CONNECTIONS: usize = 64;
     pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+    /// How long an upstream may send nothing while ficus waits for the next bytes of its
+    /// response body (then the client's connection is closed, the response being cut
+    /// short), as nginx's `proxy_read_timeout`.
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
     /// Largest request body a route accepts (413 above it).
     pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
@@ -38,6 +49,10 @@ pub mod defaults {
     /// to legacy; larger (or unknown-length) bodies stream and are only re-sent when nothing was
     /// sent upstream yet.
     pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
+    /// The longest client `X-Request-Id` ficus accepts (and forwards and logs); a longer one,
+    /// or one with a character outside `A-Z a-z 0-9 - _ . : + / =`, is replaced by a
+    /// generated id (32 hex digits).
+    pub const REQUEST_ID_MAX_LEN: usize = 128;
     /// Records queued for the access-log writer; when full, records are dropped and counted.
     pub const ACCESS_LOG_QUEUE: usize = 8192;
     /// Where the admin API, `/metrics` and the dashboard listen.
@@ -233,6 +248,10 @@ pub struct Gateway {
     pub shutdown_grace: Duration,
     /// Where `ficus run` writes its process id (used by `ficus reload`).
     pub pid_file: Option<PathBuf>,
+    /// Idle time allowed between two reads of a request body ficus reads before sending.
+    pub client_body_timeout: Duration,
+    /// Idle time allowed between two writes to a client that does not read.
+    pub send_timeout: Duration,
 }
 
 impl Default for Gateway {
@@ -243,6 +262,8 @@ impl Default for Gateway {
             max_connections: defaults::MAX_CONNECTIONS,
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             pid_file: None,
+            client_body_timeout: defaults::CLIENT_BODY_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
         }
     }
 }
@@ -273,6 +294,8 @@ pub struct Upstream {
     pub request_timeout: Duration,
     pub max_idle_connections: usize,
     pub pool_idle_timeout: Duration,
+    /// Idle time allowed between two reads of a response body from this upstream.
+    pub read_timeout: Duration,
     /// Speak HTTP/2 to this upstream (prior knowledge for http://, ALPN for https://).
     pub http2: bool,
     pub host: HostHeader,

@@ -43,6 +43,8 @@ const GATEWAY_KEYS: &[&str] = &[
     "max_connections",
     "shutdown_grace",
     "pid_file",
+    "client_body_timeout",
+    "send_timeout",
 ];
 const LISTENER_KEYS: &[&str] = &["name", "bind", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -52,6 +54,7 @@ const UPSTREAM_KEYS: &[&str] = &[
     "request_timeout",
     "max_idle_connections",
     "pool_idle_timeout",
+    "read_timeout",
     "http2",
     "host",
     "ca_file",
@@ -859,6 +862,9 @@ impl<'s> Validator<'s, '_> {
             }
         }
         g.shutdown_grace = self.duration(&sec, "shutdown_grace", defaults::SHUTDOWN_GRACE);
+        g.client_body_timeout =
+            self.duration(&sec, "client_body_timeout", defaults::CLIENT_BODY_TIMEOUT);
+        g.send_timeout = self.duration(&sec, "send_timeout", defaults::SEND_TIMEOUT);
         g.pid_file = self.path(&sec, "pid_file");
         g
     }
@@ -1215,6 +1221,7 @@ impl<'s> Validator<'s, '_> {
         }
         let pool_idle_timeout =
             self.duration(sec, "pool_idle_timeout", defaults::POOL_IDLE_TIMEOUT);
+        let read_timeout = self.duration(sec, "read_timeout", defaults::READ_TIMEOUT);
         let http2 = self.boolean(sec, "http2", false);
         let host = match self.string(sec, "host") {
             None => HostHeader::Preserve,
@@ -1256,6 +1263,7 @@ impl<'s> Validator<'s, '_> {
             request_timeout,
             max_idle_connections,
             pool_idle_timeout,
+            read_timeout,
             http2,
             host,
             ca_file,

@@ -171,6 +171,8 @@ fn full_config_parses_into_the_model() {
             max_connections: 500,
             shutdown_grace: Duration::from_secs(60),
             pid_file: Some(PathBuf::from("/etc/ficus/run/ficus.pid")),
+            client_body_timeout: defaults::CLIENT_BODY_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
         },
         listeners: vec![
             Listener {
@@ -195,6 +197,7 @@ fn full_config_parses_into_the_model() {
                 request_timeout: defaults::REQUEST_TIMEOUT,
                 max_idle_connections: defaults::MAX_IDLE_CONNECTIONS,
                 pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                read_timeout: defaults::READ_TIMEOUT,
                 http2: false,
                 host: HostHeader::Preserve,
                 ca_file: None,
@@ -208,6 +211,7 @@ fn full_config_parses_into_the_model() {
                 request_timeout: Duration::from_secs(10),
                 max_idle_connections: 0,
                 pool_idle_timeout: Duration::from_secs(120),
+                read_timeout: defaults::READ_TIMEOUT,
                 http2: true,
                 host: HostHeader::Upstream,
                 ca_file: Some(PathBuf::from("/etc/ficus/ca.pem")),
@@ -221,6 +225,7 @@ fn full_config_parses_into_the_model() {
                 request_timeout: defaults::REQUEST_TIMEOUT,
                 max_idle_connections: defaults::MAX_IDLE_CONNECTIONS,
                 pool_idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                read_timeout: defaults::READ_TIMEOUT,
                 http2: false,
                 host: HostHeader::Fixed("billing.example.com".into()),
                 ca_file: None,
@@ -347,6 +352,7 @@ fn minimal_config_gets_every_default() {
         request_timeout: Duration::from_secs(30),
         max_idle_connections: 64,
         pool_idle_timeout: Duration::from_secs(90),
+        read_timeout: Duration::from_secs(60),
         http2: false,
         host: HostHeader::Preserve,
         ca_file: None,
@@ -360,6 +366,8 @@ fn minimal_config_gets_every_default() {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(30),
             pid_file: None,
+            client_body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
         },
         listeners: vec![Listener {
             name: "listener-1".into(),
@@ -1173,6 +1181,25 @@ fn the_documented_example_is_valid() {
 }
 
 #[test]
+fn idle_timeouts_parse_and_zero_is_refused() {
+    let text = format!("[gateway]\nclient_body_timeout = \"5s\"\nsend_timeout = \"90s\"\n{HEAD}")
+        .replace(
+            "url = \"http://127.0.0.1:9001\"",
+            "url = \"http://127.0.0.1:9001\"\nread_timeout = \"2m\"",
+        );
+    let config = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.gateway.client_body_timeout, Duration::from_secs(5));
+    assert_eq!(config.gateway.send_timeout, Duration::from_secs(90));
+    assert_eq!(config.upstreams[0].read_timeout, Duration::from_secs(120));
+    let text = format!("[gateway]\nclient_body_timeout = \"0s\"\n{HEAD}");
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:2:23: error: [gateway]: client_body_timeout "0s" must be greater than zero
+  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+    );
+}
+
+#[test]
 fn the_documented_defaults_are_the_code_defaults() {
     let doc = include_str!("../../../docs/configuration.md");
     let row = |key: &str| {
@@ -1189,10 +1216,13 @@ fn the_documented_defaults_are_the_code_defaults() {
     assert!(row("max_header_bytes").contains(&s(defaults::MIN_HEADER_BYTES)));
     assert!(row("max_connections").contains(&format!("`{}`", defaults::MAX_CONNECTIONS)));
     assert!(row("shutdown_grace").contains(&d(defaults::SHUTDOWN_GRACE)));
+    assert!(row("client_body_timeout").contains(&d(defaults::CLIENT_BODY_TIMEOUT)));
+    assert!(row("send_timeout").contains(&d(defaults::SEND_TIMEOUT)));
     assert!(row("connect_timeout").contains(&d(defaults::CONNECT_TIMEOUT)));
     assert!(row("request_timeout").contains(&d(defaults::REQUEST_TIMEOUT)));
     assert!(row("max_idle_connections").contains(&format!("`{}`", defaults::MAX_IDLE_CONNECTIONS)));
     assert!(row("pool_idle_timeout").contains(&d(defaults::POOL_IDLE_TIMEOUT)));
+    assert!(row("read_timeout").contains(&d(defaults::READ_TIMEOUT)));
     assert!(row("max_body").contains(&s(defaults::MAX_BODY_BYTES)));
     assert!(row("max_buffered_body").contains(&s(defaults::MAX_BUFFERED_BODY)));
     assert!(doc.contains(&format!("queue of {}", defaults::ACCESS_LOG_QUEUE)));

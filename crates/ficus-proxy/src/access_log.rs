@@ -132,16 +132,34 @@ pub fn format_record(line: &mut String, r: &AccessRecord, format: LogFormat) {
     let fallback = r.answered == Answered::LegacyFallback;
     match format {
         LogFormat::Text => {
-            let _ = writeln!(
+            // Values a client chose are escaped, so no value can end its field early and
+            // forge the ones after it.
+            let _ = write!(
                 line,
-                "{ts} {client} \"{method} {uri}\" {status} route={route} upstream={up} fallback={fallback} duration_ms={ms:.3} request_id={rid}",
+                "{ts} {client} \"{method} ",
                 client = r.client,
-                method = r.method,
+                method = r.method
+            );
+            escape_into(line, uri);
+            let _ = write!(
+                line,
+                "\" {status} route={route} upstream={up} fallback={fallback} duration_ms={ms:.3} request_id=",
                 status = r.status,
                 route = r.route,
                 up = r.answered.as_str(),
                 ms = r.duration.as_secs_f64() * 1000.0,
             );
+            if rid
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            {
+                line.push_str(rid);
+            } else {
+                line.push('"');
+                escape_into(line, rid);
+                line.push('"');
+            }
+            line.push('\n');
         }
         LogFormat::Json => {
             let v = serde_json::json!({
@@ -157,6 +175,21 @@ pub fn format_record(line: &mut String, r: &AccessRecord, format: LogFormat) {
                 "request_id": rid,
             });
             let _ = writeln!(line, "{v}");
+        }
+    }
+}
+
+/// Appends `s` with `"` and `\\` escaped by a backslash and control characters as `\\xNN`.
+fn escape_into(line: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    for c in s.chars() {
+        match c {
+            '"' => line.push_str("\\\""),
+            '\\' => line.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(line, "\\x{:02x}", c as u32);
+            }
+            c => line.push(c),
         }
     }
 }
@@ -220,6 +253,19 @@ mod tests {
             s,
             "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET /orders/1?x=2\" 200 route=orders upstream=legacy-fallback fallback=true duration_ms=1.500 request_id=abc\n"
         );
+        // Values a client chose cannot end their field early.
+        let forged = AccessRecord {
+            path: Some(PathAndQuery::from_static("/a\"b")),
+            request_id: HeaderValue::from_static("x status=500"),
+            ..rec
+        };
+        s.clear();
+        format_record(&mut s, &forged, LogFormat::Text);
+        assert!(
+            s.ends_with("\"GET /a\\\"b\" 200 route=orders upstream=legacy-fallback fallback=true duration_ms=1.500 request_id=\"x status=500\"\n"),
+            "{s}"
+        );
+        let rec = forged;
         s.clear();
         format_record(&mut s, &rec, LogFormat::Json);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();

@@ -3,9 +3,10 @@
 //! path allocates nothing for them.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -23,6 +24,107 @@ pub struct BodyTooLarge {
     pub limit: u64,
 }
 
+/// What a client did wrong with its request body: its own fault, never the upstream's (no
+/// breaker failure, no 5xx in the upstream's telemetry, no fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// The body is not valid HTTP framing (a bad chunk size, a DATA frame beyond an HTTP/2
+    /// `content-length`): 400.
+    Malformed,
+    /// The client went away before its body was complete: logged as 499, as nginx does.
+    Gone,
+    /// The client stopped sending its body: 408.
+    Slow,
+}
+
+impl ClientFault {
+    /// The status ficus answers (and logs) for this fault.
+    pub fn status(self) -> u16 {
+        match self {
+            ClientFault::Malformed => 400,
+            ClientFault::Gone => 499,
+            ClientFault::Slow => 408,
+        }
+    }
+
+    /// What a failed read of a client's body (hyper's error) says about the client.
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> ClientFault {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_canceled() {
+                    return ClientFault::Gone;
+                }
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                if matches!(
+                    io.kind(),
+                    UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+                ) {
+                    return ClientFault::Gone;
+                }
+            }
+            // HTTP/2: the client reset its stream (h2's own error type is not ours to name).
+            if e.to_string().starts_with("stream error received") {
+                return ClientFault::Gone;
+            }
+            cur = e.source();
+        }
+        ClientFault::Malformed
+    }
+}
+
+/// Reading the client's request body failed: the client's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client's request body failed: {source}")]
+pub struct ClientBodyError {
+    pub fault: ClientFault,
+    #[source]
+    pub source: BoxError,
+}
+
+impl ClientBodyError {
+    pub fn new(source: BoxError) -> ClientBodyError {
+        ClientBodyError {
+            fault: ClientFault::of(&*source),
+            source,
+        }
+    }
+}
+
+/// Whether an error (or anything in its source chain) is the client's body failing, and how.
+pub fn client_fault(err: &(dyn std::error::Error + 'static)) -> Option<ClientFault> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(c) = e.downcast_ref::<ClientBodyError>() {
+            return Some(c.fault);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// Where a streamed client body is, for a request that timed out: was ficus waiting for the
+/// client's next bytes (the client is slow), or for the upstream (which was slow to read)?
+#[derive(Debug, Default)]
+pub struct BodyProgress(AtomicU8);
+
+const SENDING: u8 = 0;
+const WAITING_FOR_CLIENT: u8 = 1;
+const ENDED: u8 = 2;
+
+impl BodyProgress {
+    /// The last read of the body found nothing from the client yet.
+    pub fn waiting_for_client(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == WAITING_FOR_CLIENT
+    }
+
+    fn set(&self, v: u8) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
 /// A client body that fails once more than `limit` bytes went through it (for bodies whose
 /// length was not announced, so the limit cannot be checked up front).
 #[derive(Debug)]
@@ -32,6 +134,8 @@ pub struct Capped {
     limit: u64,
     /// The mirror's copy of the body, when this request is mirrored.
     tee: Option<Arc<Capture>>,
+    /// Where the body is, when someone asked ([`RequestBody::progress`]).
+    progress: Option<Arc<BodyProgress>>,
 }
 
 impl Capped {
@@ -41,6 +145,7 @@ impl Capped {
             seen: 0,
             limit,
             tee: None,
+            progress: None,
         }
     }
 
@@ -56,6 +161,25 @@ impl Capped {
     }
 
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = self.poll_inner(cx);
+        if let Some(p) = &self.progress {
+            p.set(match &polled {
+                Poll::Pending => WAITING_FOR_CLIENT,
+                Poll::Ready(Some(Ok(_))) if !self.inner.is_end_stream() => SENDING,
+                _ => ENDED,
+            });
+        }
+        polled
+    }
+
+    /// Where this body is, from now on.
+    fn progress(&mut self) -> Arc<BodyProgress> {
+        self.progress
+            .get_or_insert_with(|| Arc::new(BodyProgress::default()))
+            .clone()
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -74,7 +198,9 @@ impl Capped {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(Box::new(ClientBodyError::new(Box::new(e))))))
+            }
             Poll::Ready(None) => {
                 if let Some(t) = &self.tee {
                     t.complete();
@@ -131,6 +257,16 @@ impl RequestBody {
         match self {
             RequestBody::Stream(c) if c.inner.is_end_stream() => RequestBody::Empty,
             other => other,
+        }
+    }
+
+    /// For a body streamed from the client: where it is while it is being sent (`None` for
+    /// a body held whole, which never waits for the client).
+    pub fn progress(&mut self) -> Option<Arc<BodyProgress>> {
+        match self {
+            RequestBody::Stream(c) => Some(c.progress()),
+            RequestBody::Shared(r) => r.slot.lock().ok()?.as_mut().map(Capped::progress),
+            _ => None,
         }
     }
 
@@ -208,6 +344,8 @@ pub enum ResponseBody {
         tap: Option<Box<Tap>>,
         /// The upstream's concurrency slot, freed when the body ends or is dropped.
         permit: Option<ficus_protect::Permit>,
+        /// The upstream's `read_timeout` while waiting for its next bytes.
+        idle: ReadTimer,
     },
     Full(Option<Bytes>),
     /// Bytes already read, then the rest (a response too large for the cache).
@@ -236,6 +374,7 @@ impl ResponseBody {
             body,
             tap: None,
             permit: None,
+            idle: ReadTimer::default(),
         }
     }
 
@@ -245,8 +384,14 @@ impl ResponseBody {
         body: UpstreamBody,
         permit: Option<ficus_protect::Permit>,
         tap: Option<Box<Tap>>,
+        read_timeout: Duration,
     ) -> ResponseBody {
-        ResponseBody::Upstream { body, tap, permit }
+        ResponseBody::Upstream {
+            body,
+            tap,
+            permit,
+            idle: ReadTimer::new(read_timeout),
+        }
     }
 
     pub fn chain(head: Bytes, rest: ResponseBody) -> ResponseBody {
@@ -283,8 +428,24 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ResponseBody::Upstream { body, tap, permit } => {
+            ResponseBody::Upstream {
+                body,
+                tap,
+                permit,
+                idle,
+            } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
+                if polled.is_pending() {
+                    if idle.expired(cx) {
+                        drop(tap.take());
+                        drop(permit.take());
+                        return Poll::Ready(Some(Err(Box::new(UpstreamIdle {
+                            timeout: idle.timeout.unwrap_or_default(),
+                        }))));
+                    }
+                } else {
+                    idle.progress();
+                }
                 match &polled {
                     Poll::Ready(None) => {
                         finish(tap);
@@ -337,6 +498,59 @@ impl Body for ResponseBody {
                 h
             }
         }
+    }
+}
+
+/// The upstream sent nothing for its `read_timeout` while its response body was awaited.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the upstream sent nothing for {timeout:?} in the middle of its response body (read_timeout)"
+)]
+pub struct UpstreamIdle {
+    pub timeout: Duration,
+}
+
+/// An upstream's `read_timeout` over its response body: armed when a read finds nothing
+/// (not before: a response whose bytes are all there never touches the timer), re-armed
+/// after each read that brought something, so only time spent waiting for the upstream
+/// counts, never the time the client takes to read what it was sent.
+#[derive(Debug, Default)]
+pub struct ReadTimer {
+    timeout: Option<Duration>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl ReadTimer {
+    fn new(timeout: Duration) -> ReadTimer {
+        ReadTimer {
+            timeout: Some(timeout),
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    /// A read found nothing: whether the upstream has now been silent for too long.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(timeout) = self.timeout else {
+            return false;
+        };
+        if !self.armed {
+            let deadline = tokio::time::Instant::now() + timeout;
+            match &mut self.sleep {
+                Some(s) => s.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        self.sleep
+            .as_mut()
+            .is_some_and(|s| std::future::Future::poll(s.as_mut(), cx).is_ready())
+    }
+
+    /// A read brought something (or the end).
+    fn progress(&mut self) {
+        self.armed = false;
     }
 }
 

@@ -14,7 +14,10 @@
 //!
 //! Message framing follows RFC 9112 section 6: no body after a HEAD request or for 1xx, 204
 //! and 304; `Transfer-Encoding: chunked`; `Content-Length`; otherwise until the upstream
-//! closes. Interim 1xx responses other than 101 are skipped. Limits:
+//! closes. `Transfer-Encoding` wins over `Content-Length` (RFC 9112 6.3), which is then not
+//! passed on (the client's copy is framed again; passed on, the rest of the body would be
+//! read as the next response), and a transfer coding other than `chunked` (final, once) and
+//! `identity` is a 502: ficus could not decode it for the client. Interim 1xx responses other than 101 are skipped. Limits:
 //! [`MAX_RESPONSE_HEAD`] bytes and [`MAX_RESPONSE_HEADERS`] headers per response head,
 //! [`MAX_CHUNK_LINE`] bytes per chunk-size line and [`MAX_TRAILERS`] bytes of trailers; an
 //! upstream that exceeds one gets a 502 `upstream-failed` problem naming the limit.
@@ -51,6 +54,9 @@ pub(crate) const READ_ROOM: usize = 8 * 1024;
 pub enum Io {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Bytes in memory, for the fuzz target (`fuzz/`, built with `--cfg fuzzing`).
+    #[cfg(fuzzing)]
+    Mem(fuzzing::MemIo),
 }
 
 impl AsyncRead for Io {
@@ -62,6 +68,8 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -75,6 +83,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -86,6 +96,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -93,6 +105,8 @@ impl AsyncWrite for Io {
         match self {
             Io::Tcp(s) => s.is_write_vectored(),
             Io::Tls(s) => s.is_write_vectored(),
+            #[cfg(fuzzing)]
+            Io::Mem(_) => false,
         }
     }
 
@@ -100,6 +114,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -107,6 +123,8 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(fuzzing)]
+            Io::Mem(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -559,10 +577,26 @@ impl FramingHeaders {
         Ok(())
     }
 
-    fn transfer_encoding(&mut self, value: &[u8]) {
+    /// Takes in a `Transfer-Encoding` line. ficus reads `chunked` (which must be the final
+    /// coding, and only once) and `identity`; any other coding would reach the client
+    /// undecoded once ficus re-frames the body, so it fails the exchange (502).
+    fn transfer_encoding(&mut self, value: &[u8]) -> Result<(), H1Error> {
         self.coded = true;
-        // Only the last coding decides; chunked must be last to frame the body.
-        self.chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
+        for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if self.chunked {
+                return Err(H1Error::Invalid(
+                    "transfer coding after chunked (chunked must be the final transfer coding)",
+                ));
+            }
+            if t.eq_ignore_ascii_case(b"chunked") {
+                self.chunked = true;
+            } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"identity") {
+                return Err(H1Error::Invalid(
+                    "unsupported transfer coding (ficus reads chunked and identity)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Takes in a `Connection` header's `close` and `keep-alive`; calls `other` with each
@@ -621,7 +655,7 @@ fn header_map(
         if name == CONTENT_LENGTH {
             fr.content_length(h.value)?;
         } else if name == TRANSFER_ENCODING {
-            fr.transfer_encoding(h.value);
+            fr.transfer_encoding(h.value)?;
         } else if name == CONNECTION {
             fr.connection(h.value, |t| {
                 if let Ok(n) = HeaderName::from_bytes(t) {
@@ -640,6 +674,12 @@ fn header_map(
         for n in named {
             headers.remove(n);
         }
+    }
+    if fr.coded && fr.length.is_some() {
+        // Transfer-Encoding wins (RFC 9112 6.3): the length is not the body's, and passed
+        // on it would frame the client's copy wrongly (the rest of the body read as the
+        // next response: response splitting).
+        headers.remove(CONTENT_LENGTH);
     }
     Ok((headers, fr))
 }
@@ -680,7 +720,7 @@ fn raw_lines(
                 false
             }
             Some(HOP_TRANSFER_ENCODING) => {
-                fr.transfer_encoding(h.value);
+                fr.transfer_encoding(h.value)?;
                 false
             }
             Some(_) => false,
@@ -1117,11 +1157,6 @@ pub(crate) fn parse_length(v: &[u8]) -> Option<u64> {
     result
 }
 
-/// The last comma-separated token of a header value, trimmed.
-fn last_token(v: &[u8]) -> &[u8] {
-    v.rsplit(|&b| b == b',').next().unwrap_or(v).trim_ascii()
-}
-
 /// The size of a chunk-size line (without its LF): hex digits, then optional extensions
 /// after `;`, then an optional CR.
 fn parse_chunk_size(line: &[u8]) -> Option<u64> {
@@ -1190,6 +1225,125 @@ where
         return;
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
+/// What the fuzz target (`fuzz/fuzz_targets/h1_response.rs`) drives: the codec reading an
+/// upstream's response from bytes in memory. Only in builds with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+    use std::future::Future;
+
+    /// An upstream connection whose response is `input`, read at most `step` bytes at a time
+    /// (so heads and chunks arrive split); what ficus writes is dropped.
+    pub struct MemIo {
+        input: Bytes,
+        step: usize,
+    }
+
+    impl AsyncRead for MemIo {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = self.get_mut();
+            let n = this.input.len().min(this.step).min(buf.remaining());
+            buf.put_slice(&this.input.split_to(n));
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for MemIo {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// What a response came to: its status, and its body bytes or the point where it failed.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Outcome {
+        Failed,
+        Response {
+            status: u16,
+            body: Vec<u8>,
+            body_failed: bool,
+        },
+    }
+
+    /// Sends a request (a HEAD one with `head_request`) and reads `input` as the response,
+    /// with the head as header lines (`raw`) or as a map, reads at most `step` bytes long.
+    pub fn exchange(input: &[u8], step: usize, raw: bool, head_request: bool) -> Outcome {
+        let conn = Conn::new(Io::Mem(MemIo {
+            input: Bytes::copy_from_slice(input),
+            step: step.max(1),
+        }));
+        // The memory stream is always ready: one poll drives the whole exchange.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut fut = std::pin::pin!(run(conn, raw, head_request));
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(o) => o,
+            Poll::Pending => panic!("an exchange over bytes in memory never waits"),
+        }
+    }
+
+    async fn run(mut conn: Box<Conn>, raw: bool, head_request: bool) -> Outcome {
+        let method = if head_request {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        let (parts, ()) = http::Request::builder()
+            .method(method)
+            .uri("/")
+            .header("host", "up")
+            .body(())
+            .expect("a valid request")
+            .into_parts();
+        let mode = conn.encode_head(&parts, "/", &RequestBody::Empty);
+        let head = match conn.exchange(RequestBody::Empty, mode, raw).await {
+            Ok(h) => h,
+            Err(_) => return Outcome::Failed,
+        };
+        let response = head.into_response(conn, head_request, None);
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        let mut body_failed = false;
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            match frame {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        assert!(!d.is_empty() || body.is_end_stream(), "an empty data frame");
+                        bytes.extend_from_slice(&d);
+                    }
+                }
+                Err(_) => {
+                    body_failed = true;
+                    break;
+                }
+            }
+        }
+        Outcome::Response {
+            status,
+            body: bytes,
+            body_failed,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1294,9 +1448,47 @@ mod tests {
     }
 
     #[test]
-    fn last_tokens() {
-        assert_eq!(last_token(b"gzip, chunked"), b"chunked");
-        assert_eq!(last_token(b"chunked"), b"chunked");
-        assert_eq!(last_token(b"chunked, gzip"), b"gzip");
+    fn transfer_codings() {
+        let fr = |lines: &[&[u8]]| {
+            let mut f = FramingHeaders::new(1);
+            for l in lines {
+                f.transfer_encoding(l)?;
+            }
+            Ok::<_, H1Error>(f.framing())
+        };
+        assert_eq!(fr(&[b"chunked"]).unwrap(), Framing::Chunked(Chunk::Size));
+        assert_eq!(
+            fr(&[b"Identity, Chunked"]).unwrap(),
+            Framing::Chunked(Chunk::Size)
+        );
+        assert_eq!(fr(&[b"identity"]).unwrap(), Framing::Close);
+        assert_eq!(
+            fr(&[b"identity", b"chunked"]).unwrap(),
+            Framing::Chunked(Chunk::Size)
+        );
+        for bad in [
+            &[&b"gzip, chunked"[..]][..],
+            &[b"x-custom"],
+            &[b"chunked, chunked"],
+            &[b"chunked, identity"],
+            &[b"chunked", b"identity"],
+        ] {
+            assert!(fr(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_removes_content_length_from_the_map() {
+        let all = Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n",
+        );
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut resp = httparse::Response::new(&mut slots);
+        resp.parse(&all).unwrap();
+        let (map, mut fr) = header_map(&all, resp.headers, false, 1).unwrap();
+        assert!(!map.contains_key(CONTENT_LENGTH), "{map:?}");
+        assert_eq!(map["x-a"], "1");
+        assert_eq!(fr.framing(), Framing::Chunked(Chunk::Size));
+        assert!(fr.close, "not reused after both framing headers");
     }
 }

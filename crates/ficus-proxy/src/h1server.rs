@@ -16,7 +16,8 @@
 //!
 //! Everything else goes to hyper, with the bytes read so far: a larger body, a chunked one
 //! (`Transfer-Encoding`), a `Content-Length` list or conflict, `Expect`, `Upgrade`, HTTP/0.9 or
-//! 2+ on the request line, absolute-form or `CONNECT` targets, an HTTP/2 preface (h2c), a head over
+//! 2+ on the request line, absolute-form or `CONNECT` targets, the whole HTTP/2 preface (h2c; a
+//! part of it waits here under the header read timeout, like any incomplete head), a head over
 //! `max_header_bytes` or with more than [`MAX_HEADERS`] fields, or anything that does not
 //! parse. hyper then serves the rest of that connection, with its own limits and error
 //! responses (400, 431), exactly as before. TLS listeners are hyper's throughout.
@@ -109,6 +110,7 @@ pub async fn serve(
     stop: &mut tokio::sync::oneshot::Receiver<()>,
     header_read_timeout: Duration,
     max_header_bytes: usize,
+    send_timeout: Duration,
 ) -> Ended {
     let mut rbuf = BytesMut::with_capacity(READ_ROOM);
     let mut wbuf: Vec<u8> = Vec::with_capacity(2048);
@@ -122,20 +124,24 @@ pub async fn serve(
             .reset(tokio::time::Instant::now() + header_read_timeout);
         let (parts, keep_alive, http10, body) = loop {
             if !rbuf.is_empty() && rbuf.len() >= need {
-                if looks_like_h2(&rbuf) {
-                    return Ended::Handover(stream, rbuf.freeze());
-                }
-                match parse(&mut rbuf, max_header_bytes) {
-                    Parsed::Request(parts, keep_alive, http10, body) => {
-                        need = 0;
-                        break (parts, keep_alive, http10, body);
-                    }
-                    Parsed::NeedBody(total) => need = total,
-                    Parsed::Hyper => return Ended::Handover(stream, rbuf.freeze()),
-                    Parsed::NeedMore if rbuf.len() > max_header_bytes => {
-                        return Ended::Handover(stream, rbuf.freeze())
-                    }
-                    Parsed::NeedMore => {}
+                match h2_preface(&rbuf) {
+                    // h2c by prior knowledge: hyper's from here on.
+                    Preface::Whole => return Ended::Handover(stream, rbuf.freeze()),
+                    // Part of it: wait for the rest under the header read timeout, as for
+                    // any incomplete head (hyper's version detection would wait forever).
+                    Preface::Part => {}
+                    Preface::No => match parse(&mut rbuf, max_header_bytes) {
+                        Parsed::Request(parts, keep_alive, http10, body) => {
+                            need = 0;
+                            break (parts, keep_alive, http10, body);
+                        }
+                        Parsed::NeedBody(total) => need = total,
+                        Parsed::Hyper => return Ended::Handover(stream, rbuf.freeze()),
+                        Parsed::NeedMore if rbuf.len() > max_header_bytes => {
+                            return Ended::Handover(stream, rbuf.freeze())
+                        }
+                        Parsed::NeedMore => {}
+                    },
                 }
             }
             if need > rbuf.len() {
@@ -202,6 +208,7 @@ pub async fn serve(
             head_request,
             keep_alive,
             http10,
+            send_timeout,
         )
         .await;
         if !matches!(written, Ok(true)) {
@@ -211,11 +218,33 @@ pub async fn serve(
     }
 }
 
-/// Whether the buffer starts like the HTTP/2 connection preface (`PRI * HTTP/2.0`).
-fn looks_like_h2(buf: &[u8]) -> bool {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0";
-    let n = buf.len().min(PREFACE.len());
-    buf[..n] == PREFACE[..n]
+/// How the buffer compares with the HTTP/2 connection preface.
+#[derive(Debug, PartialEq, Eq)]
+enum Preface {
+    /// It starts with the whole preface: an h2c client with prior knowledge.
+    Whole,
+    /// It is a strict prefix of the preface: more bytes decide.
+    Part,
+    No,
+}
+
+/// The HTTP/2 client connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the buffer holds the HTTP/2 connection preface, part of it, or something else.
+/// Only the whole preface goes to hyper: a prefix of it waits here, under the header read
+/// timeout, so that a client sending `P` and nothing more is closed like any slow head.
+fn h2_preface(buf: &[u8]) -> Preface {
+    // The usual first byte of an HTTP/1 request decides at once.
+    if buf.first() != Some(&b'P') || buf.get(1).is_some_and(|&b| b != b'R') {
+        return Preface::No;
+    }
+    let n = buf.len().min(H2_PREFACE.len());
+    match (buf[..n] == H2_PREFACE[..n], n == H2_PREFACE.len()) {
+        (true, true) => Preface::Whole,
+        (true, false) => Preface::Part,
+        (false, _) => Preface::No,
+    }
 }
 
 /// Parses one request head from the front of `rbuf`, taking it (and its body) out of the
@@ -348,6 +377,7 @@ async fn write_response(
     head_request: bool,
     keep_alive: bool,
     http10: bool,
+    send_timeout: Duration,
 ) -> std::io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     // An upstream's header lines as they came (their hop-by-hop headers left out already);
@@ -419,7 +449,7 @@ async fn write_response(
     w.extend_from_slice(b"\r\n");
     recycle_map(parts.headers);
     if !framed {
-        stream.write_all(w).await?;
+        send(stream, w, send_timeout).await?;
         return Ok(keep_alive);
     }
     // `w` holds what is not sent yet: the head, then small frames (and chunk framing) ride
@@ -436,7 +466,7 @@ async fn write_response(
             },
         };
         if w.is_empty() && !chunked {
-            stream.write_all(&data).await?;
+            send(stream, &data, send_timeout).await?;
             continue;
         }
         if chunked {
@@ -452,12 +482,12 @@ async fn write_response(
             if body.is_end_stream() {
                 break;
             }
-            stream.write_all(w).await?;
+            send(stream, w, send_timeout).await?;
             w.clear();
         } else {
-            stream.write_all(w).await?;
+            send(stream, w, send_timeout).await?;
             w.clear();
-            stream.write_all(&data).await?;
+            send(stream, &data, send_timeout).await?;
             if chunked {
                 w.extend_from_slice(b"\r\n");
             }
@@ -467,9 +497,44 @@ async fn write_response(
         w.extend_from_slice(b"0\r\n\r\n");
     }
     if !w.is_empty() {
-        stream.write_all(w).await?;
+        send(stream, w, send_timeout).await?;
     }
     Ok(keep_alive)
+}
+
+/// Writes all of `buf` to the client. A write the socket takes at once costs what
+/// `write_all` costs, and no timer; only when the client's receive window is full does a
+/// timer start: no byte taken within `send_timeout` (nginx's `send_timeout`) ends the
+/// connection.
+async fn send(
+    stream: &mut TcpStream,
+    mut buf: &[u8],
+    send_timeout: Duration,
+) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match stream.try_write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Box::pin(writable(stream, send_timeout)).await?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the client takes bytes again, at most `send_timeout`.
+#[cold]
+#[inline(never)]
+async fn writable(stream: &TcpStream, send_timeout: Duration) -> std::io::Result<()> {
+    match tokio::time::timeout(send_timeout, stream.writable()).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client read nothing within send_timeout",
+        )),
+    }
 }
 
 /// The current time as an IMF-fixdate, formatted once per second per thread.
@@ -498,19 +563,59 @@ fn date(w: &mut Vec<u8>) {
     });
 }
 
-/// A stream that first yields bytes already read from it (handed over to hyper).
-pub struct Prefixed {
+/// A client connection hyper serves: first the bytes already read from it (handed over by
+/// this loop), and writes under `send_timeout` (a write the client leaves pending that long
+/// fails, which ends hyper's connection). Also wraps TLS connections, with no prefix.
+pub struct Prefixed<S> {
     prefix: Bytes,
-    stream: TcpStream,
+    stream: S,
+    send_timeout: Duration,
+    /// Started when a write finds the client's window full; reset by any progress.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
 }
 
-impl Prefixed {
-    pub fn new(prefix: Bytes, stream: TcpStream) -> Prefixed {
-        Prefixed { prefix, stream }
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Bytes, stream: S, send_timeout: Duration) -> Prefixed<S> {
+        Prefixed {
+            prefix,
+            stream,
+            send_timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// A write or flush returned `polled`: a pending one counts against `send_timeout`.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::future::Future;
+        if polled.is_ready() {
+            self.armed = false;
+            return polled;
+        }
+        if !self.armed {
+            let deadline = tokio::time::Instant::now() + self.send_timeout;
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+            self.armed = true;
+        }
+        match self.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+            Some(std::task::Poll::Ready(())) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing within send_timeout",
+            ))),
+            _ => std::task::Poll::Pending,
+        }
     }
 }
 
-impl tokio::io::AsyncRead for Prefixed {
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<S> {
     fn poll_read(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -526,13 +631,15 @@ impl tokio::io::AsyncRead for Prefixed {
     }
 }
 
-impl tokio::io::AsyncWrite for Prefixed {
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<S> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -540,7 +647,9 @@ impl tokio::io::AsyncWrite for Prefixed {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -551,7 +660,9 @@ impl tokio::io::AsyncWrite for Prefixed {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.stream).poll_flush(cx);
+        this.watch(cx, polled)
     }
 
     fn poll_shutdown(
@@ -562,16 +673,92 @@ impl tokio::io::AsyncWrite for Prefixed {
     }
 }
 
+/// What the fuzz target (`fuzz/fuzz_targets/h1_server.rs`) drives: the own loop's parser over
+/// a buffer of pipelined requests, as the loop calls it. Only with `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Parses `input` as the loop would: request after request while they parse here, each
+    /// time checking what the loop relies on (bytes left for hyper or for more reading are
+    /// left as they were; a request takes bytes off the front). Returns the requests served.
+    pub fn parse_all(input: &[u8], max_head: usize) -> usize {
+        let max_head = max_head.max(1);
+        let mut buf = BytesMut::from(input);
+        let mut served = 0;
+        loop {
+            if buf.is_empty() {
+                return served;
+            }
+            if h2_preface(&buf) != Preface::No {
+                return served;
+            }
+            let before = buf.clone().freeze();
+            match parse(&mut buf, max_head) {
+                Parsed::Request(parts, _, http10, body) => {
+                    assert!(buf.len() < before.len(), "a request took no bytes");
+                    assert!(
+                        before.ends_with(&buf),
+                        "what follows a request stays in order"
+                    );
+                    assert_eq!(http10, parts.version == http::Version::HTTP_10);
+                    assert!(parts.uri.path().starts_with('/'));
+                    let len = body.as_ref().map_or(0, |b| b.len());
+                    assert!(len <= MAX_INLINE_REQUEST_BODY);
+                    if let Some(cl) = parts.headers.get(CONTENT_LENGTH) {
+                        assert_eq!(crate::h1::parse_length(cl.as_bytes()), Some(len as u64));
+                    } else {
+                        assert_eq!(len, 0);
+                    }
+                    assert!(!parts.headers.contains_key(TRANSFER_ENCODING));
+                    served += 1;
+                }
+                Parsed::NeedBody(total) => {
+                    assert!(total > buf.len(), "the whole request was there");
+                    assert_eq!(buf, before, "nothing taken while the body is on its way");
+                    return served;
+                }
+                Parsed::NeedMore | Parsed::Hyper => {
+                    assert_eq!(buf, before, "the bytes are left as they came");
+                    return served;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn h2_preface_is_recognised_from_its_first_bytes() {
-        assert!(looks_like_h2(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-        assert!(looks_like_h2(b"PR"));
-        assert!(!looks_like_h2(b"GET / HTTP/1.1\r\n"));
-        assert!(!looks_like_h2(b"POST / HTTP/1.1\r\n"));
+    fn h2_preface_is_recognised_only_whole() {
+        assert_eq!(
+            h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Preface::Whole
+        );
+        assert_eq!(
+            h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"),
+            Preface::Whole
+        );
+        for part in [
+            &b"P"[..],
+            b"PR",
+            b"PRI * HTTP/2.0\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n",
+        ] {
+            assert_eq!(h2_preface(part), Preface::Part, "{part:?}");
+        }
+        for no in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"POST / HTTP/1.1\r\n",
+            b"PUT / HTTP/1.1\r\n",
+            b"PRIX / HTTP/1.1\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nXX",
+        ] {
+            assert_eq!(h2_preface(no), Preface::No, "{no:?}");
+        }
     }
 
     #[test]

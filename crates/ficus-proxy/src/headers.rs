@@ -111,6 +111,9 @@ fn strip_present(headers: &mut HeaderMap, mut present: u16, keep_upgrade: bool) 
             .filter(|n| !n.is_empty())
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+            // The authority the request was routed by is forwarded whatever the client's
+            // Connection lists.
+            .filter(|n| n != header::HOST)
             .collect();
         for n in named {
             headers.remove(n);
@@ -126,6 +129,212 @@ fn strip_present(headers: &mut HeaderMap, mut present: u16, keep_upgrade: bool) 
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Why a request has no one authority to route and forward by (RFC 9112 3.2, RFC 9113
+/// 8.3.1): each is answered 400 before anything is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    /// More than one `Host` field line.
+    Repeated,
+    /// An HTTP/1.1 request without `Host`.
+    Missing,
+    /// A `Host` (or target authority) that is not a valid `host[:port]`.
+    Invalid,
+    /// HTTP/2 `:authority` and `host` that name different authorities.
+    Conflict,
+}
+
+impl HostError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostError::Repeated => "the request has more than one Host header",
+            HostError::Missing => "an HTTP/1.1 request must have a Host header",
+            HostError::Invalid => "the Host header is not a valid host[:port]",
+            HostError::Conflict => "the :authority and host of the HTTP/2 request differ",
+        }
+    }
+}
+
+/// Decides the one authority of a request, used both to route it and to forward it: the
+/// `Host` header afterwards holds it, normalised, and is the only one. An absolute-form
+/// target's authority replaces `Host` (RFC 9112 3.2.2), HTTP/2's `:authority` is used when
+/// there is no `host` or when both agree; a trailing dot of the host name is removed
+/// (`admin.example.` is `admin.example`). The usual request (one valid `Host`, origin-form)
+/// costs one lookup and a scan of the value, and changes nothing.
+#[inline(never)]
+pub fn decide_authority(parts: &mut http::request::Parts) -> Result<(), HostError> {
+    let mut all = parts.headers.get_all(header::HOST).iter();
+    let host = all.next();
+    if all.next().is_some() {
+        return Err(HostError::Repeated);
+    }
+    let target = parts.uri.authority();
+    let value: &[u8] = match (target, host) {
+        (None, Some(h)) => h.as_bytes(),
+        (Some(a), Some(h)) if parts.version == http::Version::HTTP_2 => {
+            if !a.as_str().as_bytes().eq_ignore_ascii_case(h.as_bytes()) {
+                return Err(HostError::Conflict);
+            }
+            h.as_bytes()
+        }
+        (Some(_), None) if parts.version == http::Version::HTTP_11 => {
+            return Err(HostError::Missing)
+        }
+        (Some(a), _) => a.as_str().as_bytes(),
+        (None, None) if parts.version == http::Version::HTTP_11 => return Err(HostError::Missing),
+        (None, None) => return Ok(()),
+    };
+    if !valid_authority(value) {
+        return Err(HostError::Invalid);
+    }
+    let normalised = without_trailing_dot(value);
+    let same = host.is_some_and(|h| h.as_bytes() == normalised.as_ref());
+    if !same {
+        let v = HeaderValue::from_bytes(&normalised).map_err(|_| HostError::Invalid)?;
+        parts.headers.insert(header::HOST, v);
+    }
+    Ok(())
+}
+
+/// Bytes of a plain `name[:port]` authority (RFC 3986 reg-name characters and `:`).
+static PLAIN_AUTHORITY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+            );
+        c += 1;
+    }
+    t
+};
+
+/// The usual request's host, without its port, when [`decide_authority`] would change
+/// nothing: HTTP/1.x in origin-form with exactly one `Host` that is a plain `name[:port]`
+/// without a trailing dot. One lookup and one table-driven scan; `None` sends the request
+/// through [`decide_authority`] (absolute-form, HTTP/2, IP literals, a trailing dot, and
+/// everything it refuses).
+#[inline]
+pub fn plain_host(parts: &http::request::Parts) -> Option<&str> {
+    if parts.uri.authority().is_some() {
+        return None;
+    }
+    let mut all = parts.headers.get_all(header::HOST).iter();
+    let h = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let b = h.as_bytes();
+    let mut colon = b.len();
+    for (i, &c) in b.iter().enumerate() {
+        if !PLAIN_AUTHORITY[usize::from(c)] {
+            return None;
+        }
+        if c == b':' {
+            if colon != b.len() {
+                return None;
+            }
+            colon = i;
+        }
+    }
+    let port = b.get(colon + 1..).unwrap_or_default();
+    if colon == 0
+        || b[colon - 1] == b'.'
+        || (colon < b.len()
+            && (port.is_empty() || port.len() > 5 || !port.iter().all(u8::is_ascii_digit)))
+    {
+        return None;
+    }
+    std::str::from_utf8(&b[..colon]).ok()
+}
+
+/// `host[:port]` as RFC 3986 allows it in an authority (no userinfo): a reg-name or IPv4
+/// address, or an IP literal in brackets, and an optional port of digits.
+fn valid_authority(v: &[u8]) -> bool {
+    let (host, port) = match v.first() {
+        Some(b'[') => match v.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let inner = &v[1..end];
+                if inner.is_empty()
+                    || !inner
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                {
+                    return false;
+                }
+                (&v[..=end], &v[end + 1..])
+            }
+            None => return false,
+        },
+        _ => match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &[][..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    let host_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && host.iter().all(|&b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'.'
+                            | b'_'
+                            | b'~'
+                            | b'%'
+                            | b'!'
+                            | b'$'
+                            | b'&'
+                            | b'\''
+                            | b'('
+                            | b')'
+                            | b'*'
+                            | b'+'
+                            | b','
+                            | b';'
+                            | b'='
+                    )
+            }));
+    port_ok && host_ok
+}
+
+/// The authority without a trailing dot on its host name (`a.example.:80` -> `a.example:80`).
+fn without_trailing_dot(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if v.first() == Some(&b'[') {
+        return v.into();
+    }
+    let end = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+    if end > 1 && v[end - 1] == b'.' {
+        let mut out = Vec::with_capacity(v.len() - 1);
+        out.extend_from_slice(&v[..end - 1]);
+        out.extend_from_slice(&v[end..]);
+        out.into()
+    } else {
+        v.into()
     }
 }
 
@@ -175,7 +384,7 @@ pub fn prepare_request(
             headers.insert(X_FORWARDED_HOST.clone(), h);
         }
     }
-    if request_id {
+    if request_id && acceptable_request_id(headers) {
         want_id.then(|| ensure_request_id(headers))
     } else {
         let id = new_request_id();
@@ -190,15 +399,22 @@ fn is_plain_keep_alive_or_close(v: &HeaderValue) -> bool {
     b.eq_ignore_ascii_case(b"keep-alive") || b.eq_ignore_ascii_case(b"close")
 }
 
-/// Whether the request asks to switch protocols (`Connection: upgrade` plus `Upgrade`).
+/// Whether the request asks to switch protocols (`Connection: upgrade` plus `Upgrade`) to
+/// something ficus passes through (WebSocket and the like). `Upgrade: h2c` is not: passed
+/// on, an upstream that accepts it would speak HTTP/2 with the client on a tunnel outside
+/// ficus's routing, limits and logs (h2c smuggling); such a request goes upstream as a
+/// plain request, its `Upgrade` and `HTTP2-Settings` removed as hop-by-hop, as nginx does.
 pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    headers.get(header::UPGRADE).is_some_and(|u| {
+        u.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| !t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+    }) && headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Appends the client address to `X-Forwarded-For` and sets `X-Forwarded-Proto` and
@@ -224,6 +440,26 @@ pub fn set_forwarded(
     if let Some(h) = host {
         headers.insert(X_FORWARDED_HOST.clone(), h);
     }
+}
+
+/// Whether the client's `X-Request-Id` may be kept: one field of 1 to
+/// [`REQUEST_ID_MAX_LEN`](ficus_config::defaults::REQUEST_ID_MAX_LEN) characters from
+/// `A-Z a-z 0-9 - _ . : + / =` (UUIDs, ULIDs, hex and base64 ids, W3C trace ids), so that it
+/// can neither forge access-log fields nor grow every log line and upstream request. Any
+/// other is replaced by a generated id.
+fn acceptable_request_id(headers: &HeaderMap) -> bool {
+    let mut all = headers.get_all(&X_REQUEST_ID).iter();
+    let Some(v) = all.next() else { return false };
+    all.next().is_none() && valid_request_id(v.as_bytes())
+}
+
+/// See [`acceptable_request_id`].
+pub fn valid_request_id(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= ficus_config::defaults::REQUEST_ID_MAX_LEN
+        && v.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'/' | b'=')
+        })
 }
 
 /// Returns the request id, adding a fresh one when the client sent none.
@@ -410,6 +646,147 @@ mod tests {
     }
 
     #[test]
+    fn one_authority_is_decided() {
+        fn decide(req: http::Request<()>) -> Result<Option<String>, HostError> {
+            let (mut parts, ()) = req.into_parts();
+            decide_authority(&mut parts)?;
+            let hosts: Vec<_> = parts.headers.get_all("host").iter().collect();
+            assert!(hosts.len() <= 1);
+            Ok(hosts.first().map(|h| h.to_str().unwrap().to_string()))
+        }
+        let get = |uri: &str| http::Request::get(uri);
+        let ok = |r: Result<Option<String>, HostError>| r.unwrap().unwrap();
+        assert_eq!(
+            ok(decide(get("/").header("host", "a.test").body(()).unwrap())),
+            "a.test"
+        );
+        assert_eq!(
+            ok(decide(
+                get("http://b.test/")
+                    .header("host", "a.test")
+                    .body(())
+                    .unwrap()
+            )),
+            "b.test"
+        );
+        assert_eq!(
+            ok(decide(get("/").header("host", "a.test.").body(()).unwrap())),
+            "a.test"
+        );
+        assert_eq!(
+            ok(decide(
+                get("/").header("host", "A.test.:8080").body(()).unwrap()
+            )),
+            "A.test:8080"
+        );
+        assert_eq!(
+            ok(decide(
+                get("/").header("host", "[::1]:8080").body(()).unwrap()
+            )),
+            "[::1]:8080"
+        );
+        let two = get("/")
+            .header("host", "a")
+            .header("host", "a")
+            .body(())
+            .unwrap();
+        assert_eq!(decide(two), Err(HostError::Repeated));
+        assert_eq!(decide(get("/").body(()).unwrap()), Err(HostError::Missing));
+        assert_eq!(
+            decide(get("http://b.test/").body(()).unwrap()),
+            Err(HostError::Missing)
+        );
+        for bad in ["a b", "", "a:x", "u@a", "[zz]", "a:123456", ":80"] {
+            let r = get("/").header("host", bad).body(()).unwrap();
+            assert_eq!(decide(r), Err(HostError::Invalid), "{bad:?}");
+        }
+        let old = get("/").version(http::Version::HTTP_10).body(()).unwrap();
+        assert_eq!(decide(old), Ok(None));
+        let h2 = |host: Option<&str>| {
+            let mut b = get("http://a.test/").version(http::Version::HTTP_2);
+            if let Some(h) = host {
+                b = b.header("host", h);
+            }
+            decide(b.body(()).unwrap())
+        };
+        assert_eq!(ok(h2(None)), "a.test");
+        assert_eq!(ok(h2(Some("A.test"))), "A.test");
+        assert_eq!(h2(Some("b.test")), Err(HostError::Conflict));
+    }
+
+    #[test]
+    fn the_plain_host_fast_path_agrees_with_decide_authority() {
+        for host in [
+            "a.test",
+            "a.test:8080",
+            "A-b_c.test",
+            "127.0.0.1:18284",
+            "a.test.",
+            "a.test.:80",
+            "a.test:",
+            "a.test:123456",
+            "a:b:c",
+            ":80",
+            "[::1]:80",
+            "a b",
+            "u@a",
+        ] {
+            let (mut parts, ()) = http::Request::get("/x")
+                .header("host", host)
+                .body(())
+                .unwrap()
+                .into_parts();
+            let fast = plain_host(&parts).map(str::to_string);
+            let before = parts.headers.clone();
+            let decided = decide_authority(&mut parts);
+            if let Some(h) = fast {
+                assert_eq!(decided, Ok(()), "{host}");
+                assert_eq!(parts.headers, before, "{host}: nothing to change");
+                let uri: http::Uri = "/x".parse().unwrap();
+                assert_eq!(
+                    crate::router::request_host(&uri, &parts.headers),
+                    Some(h.as_str())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn connection_never_removes_host() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("a.test"));
+        h.insert("connection", HeaderValue::from_static("host, x-a"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["host"], "a.test");
+    }
+
+    #[test]
+    fn h2c_is_no_upgrade_to_pass_on() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        assert!(!is_upgrade_request(&h));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("H2C, websocket"));
+        assert!(
+            is_upgrade_request(&h),
+            "one of the offered protocols is not h2c"
+        );
+    }
+
+    #[test]
     fn upgrade_survives_when_kept() {
         let mut h = HeaderMap::new();
         h.insert("connection", HeaderValue::from_static("Upgrade"));
@@ -522,6 +899,40 @@ mod tests {
         for bad in ["", "bad name", "a:b", "\u{1}"] {
             assert!(wire_name(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn only_plain_short_request_ids_are_kept() {
+        let ip = HeaderValue::from_static("127.0.0.1");
+        let proto = HeaderValue::from_static("http");
+        let long = "a".repeat(ficus_config::defaults::REQUEST_ID_MAX_LEN + 1);
+        let max = "a".repeat(ficus_config::defaults::REQUEST_ID_MAX_LEN);
+        for (given, kept) in [
+            ("abc status=200 route=forged", false),
+            ("a\"b", false),
+            ("", false),
+            (long.as_str(), false),
+            (max.as_str(), true),
+            ("req-42_x.y:z", true),
+            ("YWJj+/==", true),
+            ("01ARZ3NDEKTSV4RRFFQ69G5FAV", true),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-request-id", HeaderValue::from_str(given).unwrap());
+            let id = prepare_request(&mut h, None, false, &ip, &proto, true).unwrap();
+            assert_eq!(h["x-request-id"], id);
+            assert_eq!(id == given, kept, "{given:?} -> {id:?}");
+            if !kept {
+                assert_eq!(id.len(), 32);
+            }
+        }
+        let mut h = HeaderMap::new();
+        h.append("x-request-id", HeaderValue::from_static("a"));
+        h.append("x-request-id", HeaderValue::from_static("b"));
+        let id = prepare_request(&mut h, None, false, &ip, &proto, false);
+        assert!(id.is_none());
+        assert_eq!(h.get_all("x-request-id").iter().count(), 1);
+        assert_eq!(h["x-request-id"].len(), 32);
     }
 
     #[test]

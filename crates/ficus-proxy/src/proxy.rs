@@ -8,7 +8,7 @@ use std::time::Instant;
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -94,6 +94,9 @@ enum Outcome {
     Open(std::time::Duration),
     /// Not sent: the upstream is at its concurrency limit and the request was shed.
     Shed(ficus_protect::Shed),
+    /// The client's body failed (malformed, the client left, or it stalled): the client's
+    /// fault, never counted against the upstream.
+    Client(body::ClientFault),
 }
 
 /// Handles one client request (as hyper's server hands it over) end to end.
@@ -130,11 +133,21 @@ pub async fn handle_parts(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let table = shared.table.load_full();
-
     let route = {
+        // One authority for routing and forwarding (`headers::decide_authority`); the usual
+        // request's is read as it is.
+        let host = match headers::plain_host(&parts) {
+            Some(h) => Some(h),
+            None => {
+                if let Err(e) = headers::decide_authority(&mut parts) {
+                    return bad_host(shared, &table, conn, &parts, e, started);
+                }
+                router::request_host(&parts.uri, &parts.headers)
+            }
+        };
         let view = RequestView {
             method: &parts.method,
-            host: router::request_host(&parts.uri, &parts.headers),
+            host,
             path: parts.uri.path(),
             headers: &parts.headers,
         };
@@ -291,6 +304,19 @@ async fn forward(
     if parts.method == http::Method::CONNECT {
         return (connect_refused(route), Answered::Gateway);
     }
+    // HTTP/2 announces an empty body with `content-length: 0`, but the stream may still
+    // carry DATA: it must end without any before the request goes anywhere.
+    let body = match body {
+        Inbound::Body(b)
+            if parts.version == http::Version::HTTP_2 && b.size_hint().exact() == Some(0) =>
+        {
+            match h2_empty_body(route, b).await {
+                Ok(()) => Inbound::Empty,
+                Err(fault) => return (client_fault(route, None, fault), Answered::Gateway),
+            }
+        }
+        other => other,
+    };
     // hyper parsed Content-Length already: an announced body over the limit is refused
     // before anything is read or sent.
     if body.size_hint().lower() > route.max_body_bytes {
@@ -466,6 +492,9 @@ pub(crate) async fn proxy_to(
             }
         },
         Outcome::BodyTooLarge(limit) => return (too_large(route, limit), Answered::Gateway),
+        Outcome::Client(fault) => {
+            return (client_fault(route, Some(modern), fault), Answered::Gateway)
+        }
     };
     let headers = std::mem::take(&mut parts.headers);
     if let Some(stats) = &route.stats {
@@ -537,27 +566,78 @@ async fn prepare_resendable(
         return Ok(RequestBody::Empty);
     }
     match body.size_hint().exact() {
-        Some(n) if n <= route.max_buffered_body => {
-            match Limited::new(body, route.max_body_bytes as usize)
-                .collect()
-                .await
-            {
-                Ok(collected) => Ok(RequestBody::Full(Some(collected.to_bytes()))),
-                Err(e) => Err(
-                    if body::is_body_too_large(&*e).is_some()
-                        || e.is::<http_body_util::LengthLimitError>()
-                    {
-                        too_large(route, route.max_body_bytes)
-                    } else {
-                        body_unreadable(route, &*e)
-                    },
-                ),
-            }
-        }
+        Some(n) if n <= route.max_buffered_body => match read_whole(route, body, n).await {
+            Ok(b) => Ok(RequestBody::Full(Some(b))),
+            Err(Err(fault)) => Err(client_fault(route, None, fault)),
+            Err(Ok(limit)) => Err(too_large(route, limit)),
+        },
         _ => Ok(RequestBody::Shared(Reclaimable::new(Capped::new(
             body,
             route.max_body_bytes,
         )))),
+    }
+}
+
+/// Whether an HTTP/2 body announced as `content-length: 0` ends without data: at once for
+/// a stream that ended with its HEADERS (one poll, no allocation); otherwise its end is
+/// awaited (boxed, under `client_body_timeout`). A DATA frame with bytes is a malformed
+/// request (RFC 9113 8.1.1), refused before anything is sent upstream.
+async fn h2_empty_body(route: &CompiledRoute, mut b: Incoming) -> Result<(), body::ClientFault> {
+    let first = {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::Pin::new(&mut b).poll_frame(&mut cx)
+    };
+    match first {
+        std::task::Poll::Ready(None) => Ok(()),
+        std::task::Poll::Ready(Some(Err(e))) => Err(body::ClientFault::of(&e)),
+        std::task::Poll::Ready(Some(Ok(f))) if f.data_ref().is_some_and(|d| !d.is_empty()) => {
+            Err(body::ClientFault::Malformed)
+        }
+        _ => Box::pin(h2_empty_body_end(route, b)).await,
+    }
+}
+
+#[cold]
+#[inline(never)]
+async fn h2_empty_body_end(
+    route: &CompiledRoute,
+    mut b: Incoming,
+) -> Result<(), body::ClientFault> {
+    loop {
+        match tokio::time::timeout(route.body_timeout, b.frame()).await {
+            Err(_) => return Err(body::ClientFault::Slow),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(body::ClientFault::of(&e)),
+            Ok(Some(Ok(f))) if f.data_ref().is_some_and(|d| !d.is_empty()) => {
+                return Err(body::ClientFault::Malformed)
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// Reads a client's body of `len` announced bytes whole, allowing the route's
+/// `client_body_timeout` between two reads (nginx's `client_body_timeout`). `Err(Ok(limit))`:
+/// more than the route's `max_body`; `Err(Err(fault))`: the client's body failed or stalled.
+async fn read_whole(
+    route: &CompiledRoute,
+    mut body: Incoming,
+    len: u64,
+) -> Result<bytes::Bytes, Result<u64, body::ClientFault>> {
+    let mut buf = bytes::BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
+    loop {
+        let frame = match tokio::time::timeout(route.body_timeout, body.frame()).await {
+            Err(_) => return Err(Err(body::ClientFault::Slow)),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => return Err(Err(body::ClientFault::of(&e))),
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(d) = frame.into_data() {
+            if (buf.len() + d.len()) as u64 > route.max_body_bytes {
+                return Err(Ok(route.max_body_bytes));
+            }
+            buf.extend_from_slice(&d);
+        }
     }
 }
 
@@ -694,18 +774,27 @@ async fn send(
     if let HostRewrite::Set(h) = &up.host_rewrite {
         headers.insert(header::HOST, h.clone());
     }
+    // A streamed body tells whether a timeout found ficus waiting for the client.
+    let mut body = body;
+    let progress = body.progress();
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = Uri::from(up.path_for(parts.uri.path_and_query()));
     *req.headers_mut() = headers;
     let deadline = tokio::time::Instant::from_std(started + up.request_timeout());
     let outcome = match tokio::time::timeout_at(deadline, up.send(req, started, raw)).await {
-        Err(_) => Outcome::Timeout,
+        Err(_) => match progress {
+            Some(p) if p.waiting_for_client() => Outcome::Client(body::ClientFault::Slow),
+            _ => Outcome::Timeout,
+        },
         Ok(Ok(resp)) => Outcome::Response(resp),
         Ok(Err(CallError::Connect(e))) => Outcome::Connect(e),
         Ok(Err(CallError::Failed(e))) => match body::is_body_too_large(&*e) {
             Some(limit) => Outcome::BodyTooLarge(limit),
-            None => Outcome::Failed(e),
+            None => match body::client_fault(&*e) {
+                Some(fault) => Outcome::Client(fault),
+                None => Outcome::Failed(e),
+            },
         },
     };
     // What the client would see from this side: ficus's own 502/504 for failures.
@@ -715,14 +804,18 @@ async fn send(
         Outcome::Timeout => 504,
         Outcome::BodyTooLarge(_) => 413,
         Outcome::Open(_) | Outcome::Shed(_) => 503,
+        Outcome::Client(f) => f.status(),
     };
-    if let Some(s) = stats {
+    // A client's fault says nothing about the upstream: not in its numbers (which the
+    // rollout judge reads), not in its breaker.
+    let client = matches!(outcome, Outcome::Client(_));
+    if let Some(s) = stats.filter(|_| !client) {
         s.record(w, status, started.elapsed());
     }
     if let Some(probe) = probe {
         // A body over the route's limit is the client's doing, not the upstream's.
         let failed = match &outcome {
-            Outcome::BodyTooLarge(_) => None,
+            Outcome::BodyTooLarge(_) | Outcome::Client(_) => None,
             _ => Some(matches!(status, 502..=504)),
         };
         record_breaker(up, started, failed, probe);
@@ -782,7 +875,7 @@ fn answer(
                 t
             });
             (
-                response.map(|b| ResponseBody::held(b, permit, tap)),
+                response.map(|b| ResponseBody::held(b, permit, tap, up.config.read_timeout)),
                 answered,
             )
         }
@@ -810,7 +903,9 @@ fn failure(
         ""
     };
     match outcome {
-        Outcome::Response(r) => r.response.map(|b| ResponseBody::held(b, r.permit, None)),
+        Outcome::Response(r) => r
+            .response
+            .map(|b| ResponseBody::held(b, r.permit, None, up.config.read_timeout)),
         Outcome::Connect(e) =>
             Problem::new(StatusCode::BAD_GATEWAY, "upstream-unreachable", "Upstream unreachable")
                 .route(&route.name)
@@ -838,6 +933,7 @@ fn failure(
                 ))
                 .into_response(),
         Outcome::BodyTooLarge(limit) => too_large(route, limit),
+        Outcome::Client(fault) => client_fault(route, Some(up), fault),
         Outcome::Open(retry_after) =>
             unavailable(
                 Problem::new(
@@ -898,6 +994,43 @@ fn failure(
     }
 }
 
+/// A request without one authority (two Hosts, none on HTTP/1.1, an invalid one, or HTTP/2
+/// `:authority` and `host` that disagree): 400 before any route is chosen, logged under
+/// the route name `-`.
+#[cold]
+#[inline(never)]
+fn bad_host(
+    shared: &Shared,
+    table: &RouteTable,
+    conn: &ConnInfo,
+    parts: &Parts,
+    e: headers::HostError,
+    started: Instant,
+) -> Response<ResponseBody> {
+    let resp = Problem::new(StatusCode::BAD_REQUEST, "bad-host", "Bad Host header")
+        .detail(e.as_str())
+        .fix("send exactly one Host header with the host (and port) the request is for; over HTTP/2, a host header must match :authority")
+        .into_response();
+    if let Some(tx) = shared
+        .access_log
+        .as_ref()
+        .filter(|_| table.config.access_log.enabled)
+    {
+        tx.send(AccessRecord {
+            at: std::time::SystemTime::now(),
+            duration: started.elapsed(),
+            client: conn.peer.ip(),
+            method: parts.method.clone(),
+            path: parts.uri.path_and_query().cloned(),
+            route: Arc::from("-"),
+            answered: Answered::Gateway,
+            status: 400,
+            request_id: HeaderValue::from_static("-"),
+        });
+    }
+    resp
+}
+
 #[cold]
 #[inline(never)]
 fn connect_refused(route: &CompiledRoute) -> Response<ResponseBody> {
@@ -912,21 +1045,47 @@ fn connect_refused(route: &CompiledRoute) -> Response<ResponseBody> {
     .into_response()
 }
 
+/// The answer to a client whose request body failed. `up`: the upstream the body was being
+/// sent to (whose request_timeout ran out for a [`body::ClientFault::Slow`] body).
 #[cold]
 #[inline(never)]
-fn body_unreadable(
+pub(crate) fn client_fault(
     route: &CompiledRoute,
-    e: &(dyn std::error::Error + 'static),
+    up: Option<&UpstreamClient>,
+    fault: body::ClientFault,
 ) -> Response<ResponseBody> {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "client-body-error",
-        "Could not read the request body",
-    )
-    .route(&route.name)
-    .detail(format!("reading the request body failed: {e}"))
-    .fix("send the complete body announced by Content-Length")
-    .into_response()
+    let status = StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let p = match fault {
+        body::ClientFault::Malformed => Problem::new(
+            status,
+            "client-body-invalid",
+            "Malformed request body",
+        )
+        .detail("the request body is not validly framed (a bad chunk size or chunk delimiter, or more data than its Content-Length)")
+        .fix("send the body as HTTP requires: exactly Content-Length bytes, or valid chunked encoding"),
+        body::ClientFault::Gone => Problem::new(
+            status,
+            "client-closed-request",
+            "Client closed the request",
+        )
+        .detail("the client closed the connection before its request body was complete")
+        .fix("nothing to fix on the gateway: the client gave up (a cancelled upload or a client-side timeout)"),
+        body::ClientFault::Slow => {
+            let within = match up {
+                Some(u) => format!(
+                    "upstream \"{}\"'s request_timeout of {:?}",
+                    u.name, u.config.request_timeout
+                ),
+                None => format!("client_body_timeout of {:?} ([gateway])", route.body_timeout),
+            };
+            Problem::new(status, "client-body-timeout", "Request body too slow")
+                .detail(format!(
+                    "the client was still sending its request body when the {within} ran out"
+                ))
+                .fix("send the body without pausing, or raise the timeout named above")
+        }
+    };
+    p.route(&route.name).into_response()
 }
 
 /// Whole seconds for `Retry-After`: rounded up, at least 1.

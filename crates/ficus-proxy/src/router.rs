@@ -134,12 +134,14 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.strip_prefix('/').unwrap_or(path).split('/')
 }
 
-/// The host a request is for, without port: the URI authority (HTTP/2, absolute-form) or the
-/// Host header. Returns `None` when absent or not valid UTF-8.
+/// The host a request is for, without port: the Host header, else the URI authority.
+/// Returns `None` when absent or not valid UTF-8.
 pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    let raw = match uri.host() {
-        Some(h) => h,
-        None => headers.get(http::header::HOST)?.to_str().ok()?,
+    // The Host header first: `headers::decide_authority` made it the request's one
+    // authority (from an absolute-form target or `:authority` too), normalised.
+    let raw = match headers.get(http::header::HOST) {
+        Some(h) => h.to_str().ok()?,
+        None => uri.host()?,
     };
     Some(strip_port(raw))
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use ficus_config::{defaults, Config, Listener};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -579,12 +580,13 @@ async fn serve_connection(
                 &mut stop,
                 gw.header_read_timeout,
                 usize::try_from(gw.max_header_bytes).unwrap_or(usize::MAX),
+                gw.send_timeout,
             )
             .await;
             drain.unregister(id);
             if let crate::h1server::Ended::Handover(stream, read) = ended {
                 let builder = server_builder(&gw);
-                let io = crate::h1server::Prefixed::new(read, stream);
+                let io = crate::h1server::Prefixed::new(read, stream, gw.send_timeout);
                 // Boxed here and below: hyper's connection future is large, and inlined into
                 // this one it spread ficus's own request loop over a 30 KB function, a cost
                 // in instruction cache misses on every request.
@@ -600,14 +602,8 @@ async fn serve_connection(
                 return;
             };
             let conn = Arc::new(ConnInfo::new(peer, true));
-            Box::pin(drive(
-                builder,
-                TokioIo::new(tls_stream),
-                conn,
-                shared,
-                drain,
-            ))
-            .await;
+            let io = crate::h1server::Prefixed::new(Bytes::new(), tls_stream, gw.send_timeout);
+            Box::pin(drive(builder, TokioIo::new(io), conn, shared, drain)).await;
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct CompiledRoute {
     pub fallback_on_timeout: bool,
     pub max_buffered_body: u64,
     pub max_body_bytes: u64,
+    /// `[gateway] client_body_timeout`: idle time allowed while ficus reads a body whole.
+    pub body_timeout: std::time::Duration,
     pub debug_header: bool,
     /// Present when the route mirrors requests to modern (see [`crate::mirror`]).
     pub mirror: Option<Arc<MirrorRoute>>,
@@ -220,6 +222,7 @@ fn compile_route(
         fallback_on_timeout: r.fallback.on_timeout,
         max_buffered_body: r.fallback.max_buffered_body.min(r.max_body_bytes),
         max_body_bytes: r.max_body_bytes,
+        body_timeout: ficus_config::defaults::CLIENT_BODY_TIMEOUT,
         debug_header: r.debug_header,
         mirror,
         priority: match r.priority {
@@ -376,6 +379,7 @@ impl RouteTable {
             route.retry = retry;
             route.cache = cache;
             route.index = routes.len();
+            route.body_timeout = config.gateway.client_body_timeout;
             routes.push(route);
         }
         Ok(RouteTable {

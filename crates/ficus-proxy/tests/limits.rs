@@ -208,3 +208,138 @@ async fn connect_tunnels_are_refused_with_405() {
     );
     assert_eq!(legacy.hits(), 0);
 }
+
+/// A canary route: bodies up to `max_buffered_body` are read whole before modern is called.
+const CANARY: &str = r#"
+[gateway]
+header_read_timeout = "300ms"
+client_body_timeout = "300ms"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+[[route]]
+name = "api"
+path_prefix = "/"
+legacy = "legacy"
+modern = "modern"
+stage = "modern"
+[default]
+legacy = "legacy"
+"#;
+
+#[tokio::test]
+async fn a_stalled_buffered_body_gets_408_at_the_client_body_timeout() {
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let gw = TestGateway::start(
+        CANARY,
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
+    let t = Instant::now();
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(r.is_ok(), "answered and closed");
+    let resp = String::from_utf8_lossy(&out);
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(
+        resp.contains("urn:ficus:problem:client-body-timeout"),
+        "{resp}"
+    );
+    assert!(resp.contains("client_body_timeout"), "{resp}");
+    // The own loop's 300 ms for the small body, then 300 ms without a byte.
+    let waited = t.elapsed();
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert_eq!((legacy.hits(), modern.hits()), (0, 0));
+}
+
+#[tokio::test]
+async fn an_upstream_silent_mid_body_is_cut_off_at_its_read_timeout() {
+    // The head and 3 of 100 bytes, then nothing (the connection stays open).
+    let up = support::raw(script(|_| {
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc".to_vec(),
+            false,
+        )
+    }))
+    .await;
+    let gw = TestGateway::start(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\nread_timeout = \"300ms\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    for request in [
+        // The own loop, then hyper (a request with a chunked body).
+        &b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+        b"POST /a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        assert!(r.is_ok(), "the gateway closed the connection");
+        let resp = String::from_utf8_lossy(&out);
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(resp.ends_with("abc"), "the response was cut short: {resp}");
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_at_the_send_timeout() {
+    // 64 MiB: far more than the socket buffers between client, gateway and upstream hold.
+    const BIG: usize = 64 << 20;
+    let up = support::raw(script(|_| {
+        let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n").into_bytes();
+        r.resize(r.len() + BIG, b'x');
+        (r, false)
+    }))
+    .await;
+    let gw = TestGateway::start(
+        "[gateway]\nsend_timeout = \"300ms\"\n[[listener]]\nbind = \"127.0.0.1:0\"\n[upstream.legacy]\nurl = \"{legacy}\"\n[default]\nlegacy = \"legacy\"\n",
+        &[("legacy", up.url.clone())],
+    )
+    .await;
+    for request in [
+        // The own loop, then hyper (a request with a chunked body).
+        &b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+        b"POST /big HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let t = Instant::now();
+        while gw.gateway().open_connections() == 0 {
+            assert!(t.elapsed() < Duration::from_secs(2), "never accepted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Never read: the gateway must give up on this client by itself.
+        while gw.gateway().open_connections() > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the connection is still open after {:?}",
+                t.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await;
+        assert!(got.len() < BIG, "the response was cut short");
+    }
+}
