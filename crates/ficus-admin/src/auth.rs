@@ -302,9 +302,17 @@ mod tests {
         let err = load_token("0.0.0.0:9901".parse().unwrap(), None, dir.path()).unwrap_err();
         assert!(err.to_string().contains("not a loopback address"), "{err}");
         let file = dir.path().join("tok");
-        std::fs::write(&file, "  abc \n").unwrap();
+        let strong = "0123456789abcdef0123456789abcdef";
+        std::fs::write(&file, format!("  {strong} \n")).unwrap();
         let (t, src) =
             load_token("0.0.0.0:9901".parse().unwrap(), Some(&file), dir.path()).unwrap();
-        assert_eq!((t.as_str(), src), ("abc", TokenSource::File(file)));
+        assert_eq!((t.as_str(), src), (strong, TokenSource::File(file.clone())));
+        // A weak token beyond loopback is refused; on loopback it is taken.
+        std::fs::write(&file, "abc\n").unwrap();
+        let err = load_token("0.0.0.0:9901".parse().unwrap(), Some(&file), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("too weak"), "{err}");
+        let (t, _) =
+            load_token("127.0.0.1:9901".parse().unwrap(), Some(&file), dir.path()).unwrap();
+        assert_eq!(t, "abc");
     }
 }

@@ -1241,7 +1241,7 @@ fn admin_store_and_telemetry_problems() {
 ficus.toml:14:8: error: [admin]: bind "localhost" is not an address
   help: write IP:PORT, e.g. bind = "127.0.0.1:9901"
 ficus.toml:15:1: error: [admin]: unknown key "port"
-  help: [admin] keys are: enabled, bind, token_file
+  help: [admin] keys are: enabled, bind, token_file, read_token_file, reads, allowed_hosts
 ficus.toml:18:11: error: [telemetry]: enabled must be true or false, found string "yes"
   help: write enabled = true or enabled = false"#
     );
