@@ -138,7 +138,7 @@ impl AdminState {
             return Err("(none)".into());
         };
         let name = host_name(&authority);
-        if hosts.iter().any(|h| *h == name) {
+        if hosts.contains(&name) {
             Ok(())
         } else {
             Err(authority)
