@@ -33,7 +33,10 @@ pub use diff::{compare, Comparison, Difference, Exchange, Kind, UnknownKind, MAX
 pub use json::MAX_RENDER_CHARS;
 pub use noise::{classify, Rates, Thresholds, Verdict};
 pub use path::{parse_path, PathPattern, Segment};
-pub use redact::{default_sensitive, redact, DEFAULT_SENSITIVE, REDACTED};
+pub use redact::{
+    default_sensitive, redact, redact_query, sensitive_query, DEFAULT_SENSITIVE,
+    DEFAULT_SENSITIVE_QUERY, REDACTED,
+};
 pub use rules::{
     is_never_compared, CompiledRules, RuleError, Rules, TextOptions, DEFAULT_HEADERS,
     NEVER_COMPARED, NEVER_COMPARED_PREFIX,

@@ -40,19 +40,21 @@ pub struct ResponseSample {
 }
 
 impl RequestSample {
-    /// Captures a request: headers redacted, body cut to `max_body` bytes.
+    /// Captures a request: headers (`sensitive`) and query values (`sensitive_query`)
+    /// redacted, body cut to `max_body` bytes.
     pub fn capture(
         method: &str,
         uri: &str,
         headers: &HeaderMap,
         body: &[u8],
         sensitive: &[String],
+        sensitive_query: &[String],
         max_body: usize,
     ) -> RequestSample {
         let (body, truncated) = body_text(body, max_body);
         RequestSample {
             method: method.to_owned(),
-            uri: uri.to_owned(),
+            uri: crate::redact::redact_query(uri, sensitive_query).into_owned(),
             headers: redact(headers, sensitive),
             body,
             truncated,
@@ -153,12 +155,24 @@ mod tests {
     fn capture_redacts_and_clip_bounds() {
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_static("Bearer x"));
-        let r =
-            RequestSample::capture("GET", "/a?b=1", &h, b"{}", &crate::default_sensitive(), 100);
+        h.insert("x-auth-token", HeaderValue::from_static("t0k3n"));
+        let r = RequestSample::capture(
+            "GET",
+            "/a?b=1&api_key=s3cret",
+            &h,
+            b"{}",
+            &crate::default_sensitive(),
+            &crate::sensitive_query(&[]),
+            100,
+        );
         assert_eq!(
             r.headers,
-            vec![("authorization".into(), "[redacted]".into())]
+            vec![
+                ("authorization".into(), "[redacted]".into()),
+                ("x-auth-token".into(), "[redacted]".into())
+            ]
         );
+        assert_eq!(r.uri, "/a?b=1&api_key=[redacted]");
         let mut d = SampleData {
             request: r,
             legacy: ResponseSample::capture(200, &h, "ééé".as_bytes(), &[], 100),

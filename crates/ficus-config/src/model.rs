@@ -187,6 +187,33 @@ pub struct Config {
     pub node: Node,
     /// `[fleet]`: how this process takes part in a fleet (node-local).
     pub fleet: FleetSettings,
+    /// `[redact]`: names whose values never leave ficus, beside the built-in ones.
+    pub redact: Redaction,
+}
+
+/// `[redact]`: header and query parameter names (lower case) whose values are replaced by
+/// `[redacted]` in shadow samples, the access log and the logs, added to
+/// `ficus_compare::DEFAULT_SENSITIVE` and `DEFAULT_SENSITIVE_QUERY`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Redaction {
+    pub headers: Vec<String>,
+    pub query: Vec<String>,
+}
+
+impl Redaction {
+    /// Every sensitive header name: the built-in list and these.
+    pub fn all_headers(&self) -> Vec<String> {
+        ficus_compare::DEFAULT_SENSITIVE
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.headers.iter().cloned())
+            .collect()
+    }
+
+    /// Every sensitive query parameter name: the built-in list and these.
+    pub fn all_query(&self) -> Vec<String> {
+        ficus_compare::sensitive_query(&self.query)
+    }
 }
 
 impl Config {

@@ -13,29 +13,8 @@ use toml_edit::{DocumentMut, Item, Value};
 pub const MASK: &str = "***";
 
 /// Query parameters whose values are credentials, wherever they appear (compared without
-/// case). The access log and shadow samples use the same list.
-pub const SECRET_QUERY_PARAMS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "pass",
-    "secret",
-    "client_secret",
-    "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "api_key",
-    "apikey",
-    "api-key",
-    "key",
-    "auth",
-    "sig",
-    "signature",
-    "x-amz-signature",
-    "x-amz-security-token",
-    "sslpassword",
-];
+/// case): the list shadow samples and the access log use too.
+pub const SECRET_QUERY_PARAMS: &[&str] = ficus_compare::DEFAULT_SENSITIVE_QUERY;
 
 /// Whether a query parameter's value is a credential.
 pub fn is_secret_param(name: &str) -> bool {

@@ -20,8 +20,9 @@ use crate::{Diagnostic, Diagnostics};
 
 mod admin;
 mod fleet;
+mod redact;
 
-const TOP_LEVEL: [(&str, &str); 14] = [
+const TOP_LEVEL: [(&str, &str); 15] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -36,6 +37,7 @@ const TOP_LEVEL: [(&str, &str); 14] = [
     ("webhook", "[[webhook]]"),
     ("node", "[node]"),
     ("fleet", "[fleet]"),
+    ("redact", "[redact]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -687,6 +689,10 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.fleet(e),
             None => FleetSettings::default(),
         };
+        let redact = match find("redact") {
+            Some(e) => self.redaction(e),
+            None => Redaction::default(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -736,6 +742,7 @@ impl<'s> Validator<'s, '_> {
             webhooks,
             node,
             fleet,
+            redact,
         })
     }
 

@@ -222,3 +222,24 @@ fn fleet_and_node_problems_are_reported_at_their_keys() {
     let ok = parse(&NODE_A.replace("name = \"gw-a\"", "admin_url = \"http://10.0.0.5:9901/\""));
     assert_eq!(ok.node.admin_url.as_deref(), Some("http://10.0.0.5:9901"));
 }
+
+#[test]
+fn redact_lists_add_to_the_built_in_ones() {
+    let cfg = parse(&format!(
+        "{NODE_A}\n[redact]\nheaders = [\"X-My-Secret\"]\nquery = [\"session_id\"]\n"
+    ));
+    assert_eq!(cfg.redact.headers, ["x-my-secret"]);
+    let headers = cfg.redact.all_headers();
+    assert!(headers.contains(&"x-auth-token".to_string()));
+    assert!(headers.contains(&"x-my-secret".to_string()));
+    let query = cfg.redact.all_query();
+    assert!(query.contains(&"api_key".to_string()) && query.contains(&"session_id".to_string()));
+    let e = errors(&format!(
+        "{NODE_A}\n[redact]\nquery = [\"a=b\"]\nheadrs = []\n"
+    ));
+    assert!(
+        e.iter().any(|m| m.contains("query \"a=b\" is not a name")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.contains("headrs")), "{e:?}");
+}

@@ -331,6 +331,7 @@ fn full_config_parses_into_the_model() {
         webhooks: Vec::new(),
         node: Node::default(),
         fleet: FleetSettings::default(),
+        redact: Redaction::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -427,6 +428,7 @@ fn minimal_config_gets_every_default() {
         webhooks: Vec::new(),
         node: Node::default(),
         fleet: FleetSettings::default(),
+        redact: Redaction::default(),
     };
     assert_eq!(config, expected);
 }

@@ -100,10 +100,15 @@ impl ControlPlane {
                 "route {route:?} has no response cache; add [route.cache] to it"
             )));
         }
-        let what = path.map_or_else(|| "every cached response".to_string(), |p| p.to_string());
+        // The audit log keeps the path without the values of credential query parameters.
+        let sensitive = self.snapshot().effective.redact.all_query();
+        let shown = path.map(|p| ficus_compare::redact_query(p, &sensitive).into_owned());
+        let what = shown
+            .clone()
+            .unwrap_or_else(|| "every cached response".to_string());
         let event = NewEvent::new(actor, "cache.purged", reason)
             .with_route(route)
-            .with_data(serde_json::json!({ "path": path, "purged": what }));
+            .with_data(serde_json::json!({ "path": shown, "purged": what }));
         let mut recorded = self.record_events(vec![event]).await?;
         self.purge_local_cache(route, path).await;
         Ok(recorded.remove(0))

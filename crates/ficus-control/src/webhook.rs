@@ -203,6 +203,12 @@ async fn keep_cursor(
     Ok(())
 }
 
+/// A receiver's URL as logs show it: a webhook URL is usually a capability (the path or a
+/// `?token=` is the secret), so only its scheme and host appear.
+fn shown(w: &Webhook) -> String {
+    ficus_config::secrets::mask_url(&w.url.to_string(), true)
+}
+
 /// What tells receivers apart: their address and the roots they are checked against.
 type LaneKey = (String, Option<std::path::PathBuf>);
 
@@ -278,7 +284,7 @@ fn lane(
                 if wants(event) {
                     if failing && newest - event.id >= QUEUE as i64 {
                         counts.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(url = %w.url, event = event.id, "webhook dropped: the receiver fails and is more than {QUEUE} events behind");
+                        tracing::warn!(url = %shown(&w), event = event.id, "webhook dropped: the receiver fails and is more than {QUEUE} events behind");
                     } else {
                         failing = !deliver(&w, event, &counts).await;
                     }
@@ -302,7 +308,7 @@ async fn deliver(w: &Webhook, event: &Event, counts: &Counts) -> bool {
     let delivered = match client(w).and_then(|c| Ok((c, secret(w)?))) {
         Ok((client, secret)) => post(&client, w, secret.as_deref(), event).await,
         Err(e) => {
-            tracing::warn!(url = %w.url, event = event.id, "webhook not sent: {e}");
+            tracing::warn!(url = %shown(w), event = event.id, "webhook not sent: {e}");
             false
         }
     };
@@ -310,7 +316,7 @@ async fn deliver(w: &Webhook, event: &Event, counts: &Counts) -> bool {
         counts.delivered.fetch_add(1, Ordering::Relaxed);
     } else {
         counts.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(url = %w.url, event = event.id, "webhook not delivered after its retries");
+        tracing::warn!(url = %shown(w), event = event.id, "webhook not delivered after its retries");
     }
     delivered
 }
@@ -322,7 +328,7 @@ pub fn check(receivers: &[Webhook]) -> Result<(), String> {
     for (i, w) in receivers.iter().enumerate() {
         roots(w)
             .and_then(|_| secret(w))
-            .map_err(|e| format!("webhook #{} ({}): {e}", i + 1, w.url))?;
+            .map_err(|e| format!("webhook #{} ({}): {e}", i + 1, shown(w)))?;
     }
     Ok(())
 }
@@ -405,10 +411,10 @@ async fn post(client: &HookClient, w: &Webhook, key: Option<&[u8]>, event: &Even
         match tokio::time::timeout(w.timeout, client.request(req)).await {
             Ok(Ok(resp)) if resp.status().is_success() => return true,
             Ok(Ok(resp)) => {
-                tracing::debug!(url = %w.url, status = resp.status().as_u16(), attempt, "webhook refused")
+                tracing::debug!(url = %shown(w), status = resp.status().as_u16(), attempt, "webhook refused")
             }
-            Ok(Err(e)) => tracing::debug!(url = %w.url, attempt, "webhook failed: {e}"),
-            Err(_) => tracing::debug!(url = %w.url, attempt, "webhook timed out"),
+            Ok(Err(e)) => tracing::debug!(url = %shown(w), attempt, "webhook failed: {e}"),
+            Err(_) => tracing::debug!(url = %shown(w), attempt, "webhook timed out"),
         }
     }
     false

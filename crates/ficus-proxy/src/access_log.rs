@@ -75,9 +75,12 @@ impl AccessLogSender {
 
 /// Starts the writer task; returns the sender and the task (which ends when every sender is
 /// dropped, after writing what was queued).
+/// The values of the `redact_query` parameters (`[redact]` and the built-in list, taken at
+/// start) are written as `[redacted]`.
 pub fn start(
     cfg: &AccessLog,
     queue: usize,
+    redact_query: Vec<String>,
 ) -> std::io::Result<(AccessLogSender, tokio::task::JoinHandle<()>)> {
     let out: Box<dyn Write + Send> = match &cfg.path {
         None => Box::new(std::io::stdout()),
@@ -104,7 +107,7 @@ pub fn start(
                 }
             };
             line.clear();
-            format_record(&mut line, &rec, format);
+            format_record(&mut line, &rec, format, &redact_query);
             let _ = out.write_all(line.as_bytes());
             // Flush when the queue is drained, so lines appear promptly under light load and
             // are batched under heavy load.
@@ -123,12 +126,20 @@ pub fn start(
     ))
 }
 
-/// Formats one record, newline-terminated.
-pub fn format_record(line: &mut String, r: &AccessRecord, format: LogFormat) {
+/// Formats one record, newline-terminated, the values of the `redact_query` parameters of
+/// its target replaced.
+pub fn format_record(
+    line: &mut String,
+    r: &AccessRecord,
+    format: LogFormat,
+    redact_query: &[String],
+) {
     use std::fmt::Write as _;
     let ts = rfc3339(r.at);
     let rid = r.request_id.to_str().unwrap_or("-");
-    let uri = r.path.as_ref().map_or("/", |p| p.as_str());
+    let uri =
+        ficus_compare::redact_query(r.path.as_ref().map_or("/", |p| p.as_str()), redact_query);
+    let uri = uri.as_ref();
     let fallback = r.answered == Answered::LegacyFallback;
     match format {
         LogFormat::Text => {
@@ -248,7 +259,7 @@ mod tests {
             request_id: HeaderValue::from_static("abc"),
         };
         let mut s = String::new();
-        format_record(&mut s, &rec, LogFormat::Text);
+        format_record(&mut s, &rec, LogFormat::Text, &[]);
         assert_eq!(
             s,
             "1970-01-01T00:00:00.000Z 127.0.0.1 \"GET /orders/1?x=2\" 200 route=orders upstream=legacy-fallback fallback=true duration_ms=1.500 request_id=abc\n"
@@ -260,17 +271,44 @@ mod tests {
             ..rec
         };
         s.clear();
-        format_record(&mut s, &forged, LogFormat::Text);
+        format_record(&mut s, &forged, LogFormat::Text, &[]);
         assert!(
             s.ends_with("\"GET /a\\\"b\" 200 route=orders upstream=legacy-fallback fallback=true duration_ms=1.500 request_id=\"x status=500\"\n"),
             "{s}"
         );
         let rec = forged;
         s.clear();
-        format_record(&mut s, &rec, LogFormat::Json);
+        format_record(&mut s, &rec, LogFormat::Json, &[]);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["route"], "orders");
         assert_eq!(v["fallback"], true);
         assert_eq!(v["duration_ms"], 1.5);
+    }
+
+    #[test]
+    fn credential_query_values_never_reach_the_log() {
+        let rec = AccessRecord {
+            at: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_micros(1500),
+            client: "127.0.0.1".parse().unwrap(),
+            method: Method::GET,
+            path: Some(PathAndQuery::from_static(
+                "/orders?api_key=s3cret&page=2&my_tok=x",
+            )),
+            route: Arc::from("orders"),
+            answered: Answered::Legacy,
+            status: 200,
+            request_id: HeaderValue::from_static("abc"),
+        };
+        let sensitive = ficus_compare::sensitive_query(&["my_tok".into()]);
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let mut s = String::new();
+            format_record(&mut s, &rec, format, &sensitive);
+            assert!(!s.contains("s3cret") && !s.contains("my_tok=x"), "{s}");
+            assert!(
+                s.contains("api_key=[redacted]&page=2&my_tok=[redacted]"),
+                "{s}"
+            );
+        }
     }
 }

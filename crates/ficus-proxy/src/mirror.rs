@@ -162,6 +162,8 @@ pub struct MirrorRoute {
     sticky: StickyKey,
     rules: CompiledRules,
     redact: Vec<String>,
+    /// Query parameters whose values a sample's request target hides.
+    redact_query: Vec<String>,
     pub stats: Arc<RouteStats>,
     legacy: Arc<UpstreamClient>,
     modern: Arc<UpstreamClient>,
@@ -185,9 +187,11 @@ pub fn mirrors(stage: Stage, policy: &ShadowPolicy) -> bool {
 
 impl MirrorRoute {
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: Arc<str>,
         policy: &ShadowPolicy,
+        redaction: &ficus_config::Redaction,
         writes: bool,
         sticky: StickyKey,
         stats: Arc<RouteStats>,
@@ -208,11 +212,12 @@ impl MirrorRoute {
             },
         }
         .compile()?;
-        let redact = ficus_compare::DEFAULT_SENSITIVE
-            .iter()
-            .map(|s| s.to_string())
+        let redact = redaction
+            .all_headers()
+            .into_iter()
             .chain(policy.redact.iter().cloned())
             .collect();
+        let redact_query = redaction.all_query();
         Ok(MirrorRoute {
             seed: format!("{name}#shadow"),
             name,
@@ -222,6 +227,7 @@ impl MirrorRoute {
             sticky,
             rules,
             redact,
+            redact_query,
             stats,
             legacy,
             modern,
@@ -540,7 +546,7 @@ impl Worker {
             .at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let sample = || sample_data(&route.redact, &job, &legacy, &modern);
+        let sample = || sample_data(&route.redact, &route.redact_query, &job, &legacy, &modern);
         self.aggregator
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -604,6 +610,7 @@ enum Failure {
 
 fn sample_data(
     redact: &[String],
+    redact_query: &[String],
     job: &Job,
     legacy: &Received,
     modern: &Received,
@@ -623,6 +630,7 @@ fn sample_data(
             &job.headers,
             &job.request_body,
             redact,
+            redact_query,
             max,
         ),
         legacy: response(legacy),

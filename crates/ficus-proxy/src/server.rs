@@ -152,7 +152,11 @@ impl Gateway {
             &events,
         )?;
         let cfg = table.config.clone();
-        let access_log = match access_log::start(&cfg.access_log, defaults::ACCESS_LOG_QUEUE) {
+        let access_log = match access_log::start(
+            &cfg.access_log,
+            defaults::ACCESS_LOG_QUEUE,
+            cfg.redact.all_query(),
+        ) {
             Ok((tx, _writer)) => Some(tx),
             Err(e) => return Err(GatewayError::AccessLog(e)),
         };

@@ -320,6 +320,7 @@ impl RouteTable {
                     MirrorRoute::new(
                         name.clone(),
                         &r.shadow,
+                        &config.redact,
                         r.shadow_writes,
                         r.sticky.clone(),
                         // Mirror counters are kept even with telemetry off: drops must show.
