@@ -24,7 +24,8 @@
 #   PROXY_CPU; wrk, the upstream and the other nodes to LOAD_CPU)
 #   PG_URL=$FICUS_TEST_POSTGRES_URL or postgres://postgres@127.0.0.1:5432/test
 #   FICUS=target/release/ficus (built when missing)
-#   OUT_DIR=bench/results/fleet-<time>
+#   PARTS="propagation idle request"   which parts to run
+#   OUT_DIR=bench/out/fleet-<time>
 # Everything runs on 127.0.0.1, bounded in time, and stops by itself.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +46,8 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PG_URL=${PG_URL:-${FICUS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}}
 FICUS=${FICUS:-$ROOT/target/release/ficus}
-OUT_DIR=${OUT_DIR:-$ROOT/bench/results/fleet-$(date -u +%Y%m%dT%H%M%SZ)}
+PARTS=${PARTS:-"propagation idle request"}
+OUT_DIR=${OUT_DIR:-$ROOT/bench/out/fleet-$(date -u +%Y%m%dT%H%M%SZ)}
 READY_TIMEOUT=30
 TOKEN=bench-fleet-token-0123456789abcdef
 SCHEMA=ficus_bench_fleet_$$
@@ -144,9 +146,11 @@ say "ficus: $("$FICUS" --version); PostgreSQL: $(psql "$PG_URL" -Atc 'show serve
 say "nodes: $NODES; changes: $CHANGES; poll_interval: $POLL_INTERVAL"
 say
 
+wants() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
 # ---------------------------------------------------------------- 1. propagation
 declare -A P50 P99 MAX
-for mode in notify poll; do
+wants propagation && for mode in notify poll; do
     listen=true
     [ "$mode" = poll ] && listen=false
     drop_schema
@@ -165,16 +169,19 @@ for mode in notify poll; do
     MAX[$mode]=$(cut -f4 "$OUT_DIR/propagation-$mode.tsv" | pct 1.0)
     stop_nodes
 done
-say "## Propagation: from the API's answer to every other node running the change (ms)"
-say
-say "| mode | pairs | p50 | p99 | max |"
-say "|---|---:|---:|---:|---:|"
-for mode in notify poll; do
-    say "| $mode | $(wc -l <"$OUT_DIR/propagation-$mode.tsv") | ${P50[$mode]} | ${P99[$mode]} | ${MAX[$mode]} |"
-done
-say
+if wants propagation; then
+    say "## Propagation: from the API's answer to every other node running the change (ms)"
+    say
+    say "| mode | pairs | p50 | p99 | max |"
+    say "|---|---:|---:|---:|---:|"
+    for mode in notify poll; do
+        say "| $mode | $(wc -l <"$OUT_DIR/propagation-$mode.tsv") | ${P50[$mode]} | ${P99[$mode]} | ${MAX[$mode]} |"
+    done
+    say
+fi
 
 # ---------------------------------------------------------------- 2. idle cost
+wants idle || wants request || exit 0
 NODE_PIDS=()
 for ((n = 1; n <= NODES; n++)); do
     start_node "n$n" "${PG_URL}?schema=$SCHEMA" true "$LOAD_CPU"
@@ -183,10 +190,11 @@ done
 start_node single "sqlite://$TMP/single.db" true "$LOAD_CPU"
 SINGLE_PID=$NODE_PID
 sleep 3
+HZ=$(getconf CLK_TCK)
+if wants idle; then
 declare -A T0
 for pid in "${NODE_PIDS[@]}" "$SINGLE_PID"; do T0[$pid]=$(tree_ticks "$pid" | cut -d' ' -f1); done
 sleep "$IDLE_SECONDS"
-HZ=$(getconf CLK_TCK)
 say "## Idle cost: CPU per second with no traffic, over ${IDLE_SECONDS}s"
 say
 say "| node | store | CPU ms/s |"
@@ -200,6 +208,8 @@ done
 t1=$(tree_ticks "$SINGLE_PID" | cut -d' ' -f1)
 say "| single | sqlite | $(awk -v a="${T0[$SINGLE_PID]}" -v b="$t1" -v hz="$HZ" -v s="$IDLE_SECONDS" 'BEGIN { printf "%.2f", (b - a) * 1000 / hz / s }') |"
 say
+fi
+wants request || exit 0
 
 # ---------------------------------------------------------------- 3. request path
 # The fleet's node n1 moves to PROXY_CPU for the load; the single node is already there.
@@ -237,10 +247,13 @@ ratio_stats=$(awk '{ print $2 / $3 }' "$OUT_DIR/request-cpu.tsv" | sort -g | awk
     END {
         n = NR; if (n == 0) exit
         med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-        # distribution-free 95 % interval of the median (sign test): the k-th smallest to
-        # the k-th largest, k from the binomial(n, 1/2) quantile (normal approximation)
-        k = int(n / 2 - 0.98 * sqrt(n)); if (k < 1) k = 1
-        printf "%.3f %.3f-%.3f", med, v[k], v[n + 1 - k]
+        # The distribution-free 95 % interval of the median (sign test), as bench/proxy.sh:
+        # the k-th smallest to the k-th largest, k the largest with
+        # P(Binomial(n, 1/2) < k) <= 0.025 (none under 6 rounds).
+        k = 0; term = 0.5 ^ n; cum = term
+        while (cum <= 0.025) { k++; term = term * (n - k + 1) / k; cum += term }
+        if (k > 0) printf "%.3f (%.3f-%.3f)", med, v[k], v[n + 1 - k]
+        else printf "%.3f (under 6 rounds: no interval)", med
     }')
 say "## Request path: CPU per proxied GET, a node of the fleet against one alone on SQLite"
 say

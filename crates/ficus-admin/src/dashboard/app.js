@@ -1018,14 +1018,16 @@
         return [
           c(`p99 ${fmtMs(o.modern_p99_ms)}`, sub(`${num(o.modern_samples, 0)} samples`)),
           c(`p99 ${fmtMs(o.legacy_p99_ms)}`, sub(`${num(o.legacy_samples, 0)} samples`)),
-          c(`ratio ≤ ${num(o.max_ratio, 2)}`, sub(`now ${fmtX(o.ratio)}`)),
-          c(h('span', { class: 'muted' }, '—')),
+          c(o.limit_ms === null || o.limit_ms === undefined ? `ratio ≤ ${num(o.max_ratio, 2)}` : `p99 ≤ ${fmtMs(o.limit_ms)}`,
+            sub(`legacy × ${num(o.max_ratio, 2)} or + ${fmtMs(o.min_delta_ms)}, the larger · now ${fmtX(o.ratio)}${o.delta_ms === null || o.delta_ms === undefined ? '' : `, ${o.delta_ms >= 0 ? '+' : ''}${fmtMs(o.delta_ms)}`}`)),
+          c(o.max_p99_ms === null || o.max_p99_ms === undefined ? h('span', { class: 'muted' }, '—') : `budget ${fmtMs(o.max_p99_ms)}`,
+            o.max_p99_ms === null || o.max_p99_ms === undefined ? null : sub(o.within_budget ? 'within: passes' : 'over the budget')),
         ];
       case 'latency-rank':
         return [
           c(`median ${fmtMs(o.modern_median_ms)}`, sub(`${num(o.modern_samples, 0)} samples`)),
           c(`median ${fmtMs(o.legacy_median_ms)}`, sub(`${num(o.legacy_samples, 0)} samples`)),
-          c(`median ratio > ${num(o.min_effect, 2)}`, sub(`now ${fmtX(o.median_ratio)}`)),
+          c(`slower than legacy × ${num(o.min_effect, 2)} or + ${fmtMs(o.min_delta_ms)}`, sub(`now ${fmtX(o.median_ratio)}${o.median_delta_ms === null || o.median_delta_ms === undefined ? '' : `, ${o.median_delta_ms >= 0 ? '+' : ''}${fmtMs(o.median_delta_ms)}`}${o.within_budget ? ' · within the p99 budget: passes' : ''}`)),
           c(`p = ${fmtP(o.p_value)}`, sub(`slower if p < ${o.alpha}, confirms < ${fmtP(o.confirm_alpha)} · z ${num(o.z, 2)} · U ${num(o.u, 1)} (${num(o.u_expected, 1)} expected)`)),
         ];
       case 'shadow-diff':
