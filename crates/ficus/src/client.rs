@@ -107,6 +107,14 @@ impl Client {
         let bytes = resp.into_body().collect().await?.to_bytes();
         let v: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        // Everything printed from here on comes from this value: for a terminal, every
+        // string is escaped once, here (`--json` prints the API's JSON as it is; an error
+        // is always text).
+        let v = if self.target.json && status.is_success() {
+            v
+        } else {
+            crate::safe::value(v)
+        };
         if !status.is_success() {
             let detail = v["detail"]
                 .as_str()

@@ -179,7 +179,9 @@ pub fn init_logging(format: &str) {
     if format == "json" {
         b.json().init();
     } else {
-        b.init();
+        // Every field and message escaped: nothing logged can start a line of its own or
+        // drive the terminal (see `safe`).
+        b.fmt_fields(crate::safe::LogFields).init();
     }
 }
 

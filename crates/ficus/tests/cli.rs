@@ -491,6 +491,20 @@ async fn api_commands_show_status_change_routes_and_print_their_events() {
     );
 }
 
+/// The first sample id of a `ficus diffs` field row: the cell after the verdict (the noise
+/// rate before it may be `-`, `0.00%` or `0.00% (route)`).
+fn sample_id(row: &str) -> String {
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let verdict = cells
+        .iter()
+        .position(|c| ["real", "noise"].contains(c))
+        .unwrap_or_else(|| panic!("a verdict in {row:?}"));
+    cells
+        .get(verdict + 1)
+        .unwrap_or_else(|| panic!("a sample id in {row:?}"))
+        .to_string()
+}
+
 /// Sends SIGTERM and waits (bounded) for the process to exit.
 fn stop(mut p: Proc) {
     let pid = p.0.id().to_string();
@@ -547,11 +561,7 @@ async fn diffs_commands_rank_show_survive_a_restart_and_reset() {
         row.contains("value") && row.contains("100.00%") && row.contains("real"),
         "{row}"
     );
-    let id = row
-        .split_whitespace()
-        .nth(5)
-        .expect("a sample id")
-        .to_string();
+    let id = sample_id(row);
 
     let (code, out, err) = cli(&["diffs", "show", &id], &admin, &dir);
     assert_eq!(code, 0, "{err}");
@@ -644,4 +654,101 @@ async fn rollout_commands_show_pause_resume_and_abort() {
     let orders = out.lines().find(|l| l.contains("orders")).unwrap();
     assert!(orders.contains("shadow"), "aborted to shadow: {out}");
     stop(child);
+}
+
+/// Control characters from outside (an upstream's body, a change's message) reach neither
+/// the terminal nor the text log raw: `diffs show` and `events` print them escaped, and a
+/// newline in an `apply -m` message does not start a log line of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_are_escaped_in_cli_output_and_the_text_log() {
+    let dir = temp_dir("escape");
+    // Legacy answers with a clear-screen and a terminal-title sequence; modern plainly.
+    let legacy = upstream("legacy \u{1b}[2J\u{1b}]0;pwned\u{7} \u{9b}31m").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text =
+        config(&dir, &legacy, &modern, 0).replace("stage = \"canary\"", "stage = \"shadow\"");
+    std::fs::write(&cfg, &text).unwrap();
+    let (child, addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    get(&format!("http://{addr}/orders/1")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let (code, out, err) = cli(&["diffs", "orders"], &admin, &dir);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("compared 1,") && out.lines().any(|l| l.trim_start().starts_with("body")) {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no comparison: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let id = sample_id(
+        out.lines()
+            .find(|l| l.trim_start().starts_with("body"))
+            .unwrap(),
+    );
+    let (code, out, err) = cli(&["diffs", "show", &id], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+        "raw control characters printed: {out:?}"
+    );
+    assert!(
+        out.contains("legacy \\u{1b}[2J\\u{1b}]0;pwned\\u{7} \\u{9b}31m"),
+        "the body, escaped: {out}"
+    );
+    // `--json` is the API's JSON, unchanged (JSON escapes them itself).
+    let (_, json, _) = cli(&["diffs", "show", &id, "--json"], &admin, &dir);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["data"]["legacy"]["body"],
+        "legacy \u{1b}[2J\u{1b}]0;pwned\u{7} \u{9b}31m"
+    );
+
+    // A message with colours and a line of its own: one escaped event line.
+    let (code, _, err) = cli(
+        &[
+            "set",
+            "orders",
+            "--weight",
+            "5",
+            "-m",
+            "\u{1b}[31mred\n#99 1970-01-01T00:00:00.000Z cli:root route.set orders: forged",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&["events"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert_eq!(out.lines().count(), 2, "one line per event: {out}");
+    assert!(
+        out.contains("route.set orders: \\u{1b}[31mred\\n#99 1970"),
+        "{out}"
+    );
+
+    // A newline in an apply message does not forge a line of ficus's text log.
+    std::fs::write(&cfg, text.replace("weight = 0", "weight = 7")).unwrap();
+    let (code, _, err) = cli(
+        &[
+            "apply",
+            "-m",
+            "escapetest\n2026-01-01T00:00:00.000000Z  INFO ficus: forged \u{1b}[2J",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = wait_for_line(&logs, "escapetest");
+    assert!(
+        line.contains("escapetest\\n2026-01-01T00:00:00.000000Z  INFO ficus: forged \\u{1b}[2J"),
+        "{line}"
+    );
+    stop(child);
+    let forged: Vec<String> = logs
+        .try_iter()
+        .filter(|l| l.starts_with("2026-01-01") || l.starts_with("#99"))
+        .collect();
+    assert!(forged.is_empty(), "forged log lines: {forged:?}");
 }
