@@ -708,6 +708,21 @@ fn rate(v: &Value) -> String {
     }
 }
 
+/// A field's noise rate as the dashboard shows it: `-` before any legacy-vs-legacy
+/// comparison, `(route)` when it is the route's pooled noise (the endpoint has too few
+/// comparisons of its own).
+fn noise_cell(f: &Value) -> String {
+    if f["noise_compared"].as_i64().unwrap_or(0) <= 0 {
+        return "-".into();
+    }
+    let pooled = if f["noise_scope"] == "route" {
+        " (route)"
+    } else {
+        ""
+    };
+    format!("{}{pooled}", rate(&f["noise_rate"]))
+}
+
 pub fn diffs(t: Target, route: Option<String>, per_endpoint: usize) -> ExitCode {
     run(async move {
         let c = Client::new(&t)?;
@@ -788,7 +803,7 @@ pub fn diffs(t: Target, route: Option<String>, per_endpoint: usize) -> ExitCode 
                         format!("    {}", f["path"].as_str().unwrap_or("")),
                         f["kind"].as_str().unwrap_or("").into(),
                         rate(&f["rate"]),
-                        rate(&f["noise_rate"]),
+                        noise_cell(f),
                         f["verdict"].as_str().unwrap_or("").into(),
                         ids.join(" "),
                     ]);

@@ -1585,6 +1585,24 @@
           rows(noise)) : null));
   }
 
+  /**
+   * The noise a field was judged against, as `ficus diffs` shows it: the endpoint's own
+   * legacy-vs-legacy rate, or the route's pooled one (marked "route") while the endpoint has
+   * too few comparisons of its own; "—" before any.
+   */
+  function noiseCell(f, ratio) {
+    if (!(f.noise_compared > 0)) {
+      return h('td', { class: 'num noise', title: 'no legacy-vs-legacy comparison yet ([route.shadow] noise_sample)' }, h('span', { class: 'muted' }, '—'));
+    }
+    const pooled = f.noise_scope === 'route';
+    const title = pooled
+      ? `differs in ${f.noise_differing} of the route's ${f.noise_compared} legacy-vs-legacy comparisons (pooled over its endpoints: this one has too few of its own); over the whole route, modern differs here in ${fmtDiffRate(f.route_rate ?? 0)} of the comparisons`
+      : `differs in ${f.noise_differing} of ${f.noise_compared} legacy-vs-legacy comparisons`;
+    return h('td', { class: 'num noise', title, dataset: { scope: f.noise_scope } },
+      fmtDiffRate(f.noise_rate), pooled ? h('span', { class: 'muted small' }, ' (route)') : null,
+      ratio(f.noise_differing, f.noise_compared));
+  }
+
   function fieldRow(f, ep, openSample, selected) {
     const ratio = (a, b) => h('div', { class: 'muted small' }, `${num(a, 0)} / ${num(b, 0)}`);
     return h('tr', { class: `field field-${f.verdict}`, dataset: { path: f.path, kind: f.kind, verdict: f.verdict, rate: f.rate } },
@@ -1592,8 +1610,7 @@
       h('td', {}, diffKind(f.kind)),
       h('td', { class: 'num', title: `differs in ${f.differing} of ${ep.compared} legacy-vs-modern comparisons` },
         h('span', { class: f.verdict === 'real' ? rateClass(f.rate) : null }, fmtDiffRate(f.rate)), ratio(f.differing, ep.compared)),
-      h('td', { class: 'num', title: ep.noise_compared ? `differs in ${f.noise_differing} of ${ep.noise_compared} legacy-vs-legacy comparisons` : 'no legacy-vs-legacy comparison yet ([route.shadow] noise_sample)' },
-        ep.noise_compared ? [fmtDiffRate(f.noise_rate), ratio(f.noise_differing, ep.noise_compared)] : h('span', { class: 'muted' }, '—')),
+      noiseCell(f, ratio),
       h('td', {}, verdictBadge(f.verdict)),
       h('td', { class: 'samples' }, f.sample_ids.length
         ? f.sample_ids.map((id, n) => h('button', {
