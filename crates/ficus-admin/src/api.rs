@@ -624,6 +624,24 @@ pub async fn version_diff(
 pub struct TextBody {
     /// The full config file.
     pub text: String,
+    /// What diagnostics call the text (`FILE:line:col`): the caller's file name. Default:
+    /// this node's config file.
+    pub origin: Option<String>,
+}
+
+/// Longest `origin` accepted (a path; Linux's PATH_MAX).
+pub const MAX_ORIGIN_BYTES: usize = 4096;
+
+fn origin(o: &Option<String>) -> Result<Option<&str>, Problem> {
+    match o.as_deref() {
+        Some(o) if o.is_empty() || o.len() > MAX_ORIGIN_BYTES => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-payload",
+            format!("origin: the file name, 1 to {MAX_ORIGIN_BYTES} bytes"),
+        )
+        .fix("leave origin out to have errors name the gateway's own config file")),
+        o => Ok(o),
+    }
 }
 
 #[derive(Serialize)]
@@ -637,7 +655,7 @@ pub async fn plan(
     State(st): State<Arc<AdminState>>,
     Body(b): Body<TextBody>,
 ) -> ApiResult<PlanView> {
-    let changes = st.control.plan(&b.text)?;
+    let changes = st.control.plan_from(&b.text, origin(&b.origin)?)?;
     Ok(axum::Json(PlanView {
         version: st.control.snapshot().version,
         summary: changes.iter().map(RouteChange::describe).collect(),
@@ -649,6 +667,8 @@ pub async fn plan(
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
     pub text: String,
+    /// As in [`TextBody::origin`].
+    pub origin: Option<String>,
     pub message: String,
     /// The version the change is based on: 409 when the running version differs.
     pub expected_version: Option<i64>,
@@ -662,7 +682,13 @@ pub async fn apply(
     let msg = message(&b.message)?;
     let applied = st
         .control
-        .apply_text(&b.text, &actor(&st, &headers), msg, b.expected_version)
+        .apply_text_from(
+            &b.text,
+            origin(&b.origin)?,
+            &actor(&st, &headers),
+            msg,
+            b.expected_version,
+        )
         .await?;
     Ok(axum::Json(applied.into()))
 }

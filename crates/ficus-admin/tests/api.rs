@@ -248,6 +248,31 @@ async fn bad_payloads_get_400_naming_the_field() {
         v["detail"].as_str().unwrap().contains(":2:8: error:"),
         "{v}"
     );
+    // The caller's file name in the diagnostics, for plan and apply alike.
+    for (path, token, extra) in [
+        ("plan", None, json!({})),
+        ("apply", Some(TOKEN), json!({"message": "bad"})),
+    ] {
+        let mut body = json!({"text": "[[route]]\nname = 1\n", "origin": "mine/ficus.toml"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (s, v) = call(
+            "POST",
+            &format!("{}/api/v1/config/{path}", e.admin),
+            token,
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 400, "{path}: {v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("mine/ficus.toml:2:8: error:"),
+            "{path}: {v}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -590,12 +590,17 @@ impl ControlPlane {
 
     /// The route-level changes applying `text` would make to what runs now.
     pub fn plan(&self, text: &str) -> Result<Vec<RouteChange>, ControlError> {
-        let new = parse_fleet(
-            text,
-            &self.file.display().to_string(),
-            &self.file,
-            &self.local,
-        )?;
+        self.plan_from(text, None)
+    }
+
+    /// [`ControlPlane::plan`], with diagnostics naming the text `origin` (the caller's file)
+    /// rather than this node's config file.
+    pub fn plan_from(
+        &self,
+        text: &str,
+        origin: Option<&str>,
+    ) -> Result<Vec<RouteChange>, ControlError> {
+        let new = parse_fleet(text, &self.origin(origin), &self.file, &self.local)?;
         let snap = self.snapshot();
         let kept = fitting(&new, surviving_overrides(&snap.base, &new, &snap.overrides));
         let effective =
@@ -613,15 +618,34 @@ impl ControlPlane {
         message: &str,
         expected_version: Option<i64>,
     ) -> Result<Applied, ControlError> {
+        self.apply_text_from(text, None, actor, message, expected_version)
+            .await
+    }
+
+    /// [`ControlPlane::apply_text`], with diagnostics naming the text `origin` (the
+    /// caller's file) rather than this node's config file.
+    pub async fn apply_text_from(
+        &self,
+        text: &str,
+        origin: Option<&str>,
+        actor: &str,
+        message: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Applied, ControlError> {
         self.apply_version(
             text,
+            &self.origin(origin),
             actor,
             message,
             expected_version,
-            "config.applied",
             None,
         )
         .await
+    }
+
+    /// What diagnostics call a text: the caller's name for it, else this node's file.
+    fn origin(&self, origin: Option<&str>) -> String {
+        origin.map_or_else(|| self.file.display().to_string(), str::to_string)
     }
 
     /// Reads the config file again (SIGHUP, `ficus reload`) and applies it, when this node
@@ -651,7 +675,7 @@ impl ControlPlane {
         }
         let message = format!("{} reloaded", self.file.display());
         let applied = self
-            .apply_version(&text, actor, &message, None, "config.applied", None)
+            .apply_version(&text, &self.origin(None), actor, &message, None, None)
             .await?;
         *self.drift.write().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(applied)
@@ -683,10 +707,10 @@ impl ControlPlane {
         })?;
         self.apply_version(
             &old.text,
+            &format!("config version {version}"),
             actor,
             message,
             expected_version,
-            "config.reverted",
             Some(version),
         )
         .await
@@ -695,12 +719,16 @@ impl ControlPlane {
     async fn apply_version(
         &self,
         text: &str,
+        origin: &str,
         actor: &str,
         message: &str,
         expected_version: Option<i64>,
-        kind: &str,
         reverted_to: Option<i64>,
     ) -> Result<Applied, ControlError> {
+        let kind = match reverted_to {
+            None => "config.applied",
+            Some(_) => "config.reverted",
+        };
         let _one_at_a_time = self.changes.lock().await;
         let stored_text = ficus_config::fleet_text(text).map_err(ControlError::BadRequest)?;
         let mut tries = 0;
@@ -710,12 +738,7 @@ impl ControlPlane {
             self.sync_locked().await?;
             let snap = self.snapshot();
             check_expected(expected_version, snap.version)?;
-            let new = parse_fleet(
-                text,
-                &self.file.display().to_string(),
-                &self.file,
-                &self.local,
-            )?;
+            let new = parse_fleet(text, origin, &self.file, &self.local)?;
             if reverted_to.is_none() && sha256_hex(&stored_text) == snap.sha256 {
                 return Ok(Applied::nothing(snap.version));
             }

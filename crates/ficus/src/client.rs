@@ -485,7 +485,11 @@ pub fn plan(t: Target) -> ExitCode {
             .with_context(|| format!("cannot read {}", t.config.display()))?;
         let c = Client::new(&t)?;
         let v = c
-            .call("POST", "/api/v1/config/plan", Some(json!({"text": text})))
+            .call(
+                "POST",
+                "/api/v1/config/plan",
+                Some(json!({"text": text, "origin": t.config.display().to_string()})),
+            )
             .await?;
         if t.json {
             print_json(&v);
@@ -516,9 +520,12 @@ pub fn apply(t: Target, message: String, expected_version: Option<i64>) -> ExitC
             .call(
                 "POST",
                 "/api/v1/config/apply",
-                Some(
-                    json!({"text": text, "message": message, "expected_version": expected_version}),
-                ),
+                Some(json!({
+                    "text": text,
+                    "origin": t.config.display().to_string(),
+                    "message": message,
+                    "expected_version": expected_version,
+                })),
             )
             .await?;
         print_change(&v, t.json);

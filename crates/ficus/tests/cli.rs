@@ -752,3 +752,48 @@ async fn control_characters_are_escaped_in_cli_output_and_the_text_log() {
         .collect();
     assert!(forged.is_empty(), "forged log lines: {forged:?}");
 }
+
+/// `ficus plan` and `apply` send the text of the user's file: its errors name that file,
+/// not the gateway's own config file (issue 19, item 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_apply_errors_name_the_clients_file() {
+    let dir = temp_dir("origin");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text = config(&dir, &legacy, &modern, 10);
+    std::fs::write(&cfg, &text).unwrap();
+    let (child, _addr, logs) = start(&cfg);
+    let admin = format!("http://{}", wait_for_addr(&logs, "admin API"));
+    let token = dir.join(".ficus-admin-token");
+    let elsewhere = temp_dir("origin-mine");
+    let mine = elsewhere.join("mine.toml");
+    std::fs::write(
+        &mine,
+        text.replace("modern = \"modern\"\nstage", "modern = \"modrn\"\nstage"),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .position(|l| l == "modern = \"modern\"")
+        .unwrap()
+        + 1;
+    for args in [vec!["plan"], vec!["apply", "-m", "typo"]] {
+        let out = ficus()
+            .args(&args)
+            .arg("-c")
+            .arg(&mine)
+            .args(["--admin", &admin, "--token-file"])
+            .arg(&token)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{}:{line}:10: error: ", mine.display())),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(cfg.to_str().unwrap()), "{args:?}: {err}");
+    }
+    stop(child);
+}
