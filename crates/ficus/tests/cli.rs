@@ -634,6 +634,18 @@ async fn rollout_commands_show_pause_resume_and_abort() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(out.contains("at step 1 of 2 ([10%] -> 100%)"), "{out}");
+    let verdict = loop {
+        let (_, out, _) = cli(&["rollout", "status"], &admin, &dir);
+        if let Some(l) = out.lines().find(|l| l.contains("last verdict")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no verdict yet: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        verdict.contains("last verdict: hold (needs "),
+        "the decision said once: {verdict}"
+    );
     let (code, out, err) = cli(&["rollout", "pause", "orders", "-m", "lunch"], &admin, &dir);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("rollout.paused orders: lunch"), "{out}");
