@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -129,6 +129,28 @@ where
                 "bad-query",
                 r.body_text(),
             )),
+        }
+    }
+}
+
+/// `Path` whose rejections are problems (`/config/versions/abc`: a number was expected).
+pub struct Segments<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Segments<T>
+where
+    Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Segments(v)),
+            Err(r) => Err(Problem::new(r.status(), "bad-path", r.body_text())
+                .fix("the endpoints and their path parameters (a config version is a number) are listed in /api/v1/openapi.json")),
         }
     }
 }
@@ -321,7 +343,7 @@ pub struct SeriesParams {
 
 pub async fn route(
     State(st): State<Arc<AdminState>>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Params(p): Params<SeriesParams>,
 ) -> ApiResult<RouteDetail> {
     let snap = st.control.snapshot();
@@ -428,7 +450,7 @@ fn message(m: &str) -> Result<&str, Problem> {
 pub async fn set_route(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<SetBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -480,7 +502,7 @@ pub struct MessageBody {
 pub async fn rollback_route(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<MessageBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -551,7 +573,7 @@ pub async fn versions(
 
 pub async fn version(
     State(st): State<Arc<AdminState>>,
-    Path(n): Path<i64>,
+    Segments(n): Segments<i64>,
 ) -> ApiResult<ficus_store::ConfigVersion> {
     match st.control.store().version(n).await {
         Ok(Some(v)) => Ok(axum::Json(v)),
@@ -575,7 +597,7 @@ pub struct VersionDiff {
 
 pub async fn version_diff(
     State(st): State<Arc<AdminState>>,
-    Path(n): Path<i64>,
+    Segments(n): Segments<i64>,
 ) -> ApiResult<VersionDiff> {
     let store = st.control.store();
     let to = match store.version(n).await {
@@ -842,7 +864,7 @@ pub struct VerifyJobRuns {
 /// `GET /api/v1/verify/{job}`: the job's recent runs (query: limit, default 20, at most 100).
 pub async fn verify_job(
     State(st): State<Arc<AdminState>>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Params(p): Params<VerifyRunParams>,
 ) -> ApiResult<VerifyJobRuns> {
     let snap = st.control.snapshot();
@@ -946,7 +968,7 @@ pub async fn diffs(
 /// `GET /api/v1/diffs/samples/{id}`: one sample exchange, request and both responses.
 pub async fn diff_sample(
     State(st): State<Arc<AdminState>>,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> ApiResult<ficus_compare::Sample> {
     let n: i64 = id.parse().map_err(|_| {
         Problem::new(
@@ -972,7 +994,7 @@ pub async fn diff_sample(
 pub async fn reset_diffs(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<MessageBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -1005,7 +1027,7 @@ pub struct PurgeBody {
 pub async fn purge_cache(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<PurgeBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -1045,7 +1067,7 @@ pub async fn rollouts(State(st): State<Arc<AdminState>>) -> ApiResult<Vec<serde_
 pub async fn rollout_command(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path((name, command)): Path<(String, String)>,
+    Segments((name, command)): Segments<(String, String)>,
     Body(b): Body<MessageBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;

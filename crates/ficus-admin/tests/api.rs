@@ -273,6 +273,16 @@ async fn bad_payloads_get_400_naming_the_field() {
             "{path}: {v}"
         );
     }
+    // A path parameter that is not what the endpoint takes: a problem too.
+    for url in [
+        "/api/v1/config/versions/abc",
+        "/api/v1/config/versions/abc/diff",
+    ] {
+        let (s, v) = call("GET", &format!("{}{url}", e.admin), None, None).await;
+        assert_eq!(s, 400, "{url}: {v}");
+        assert_eq!(v["type"], "urn:ficus:problem:bad-path", "{url}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("abc"), "{v}");
+    }
 }
 
 #[tokio::test]
