@@ -101,7 +101,7 @@ where
                 "body-too-large",
                 format!("the admin API reads request bodies up to {} bytes", crate::MAX_BODY_BYTES),
             )
-            .fix("a config file is far smaller: check that the right file is being sent")),
+            .fix(format!("that is twice the largest config ({} bytes) and more: check that the right file is being sent", ficus_config::defaults::MAX_CONFIG_BYTES))),
             Err(r) => Err(Problem::new(StatusCode::BAD_REQUEST, "bad-payload", r.body_text())
                 .fix("send a JSON object with the fields the OpenAPI document (/api/v1/openapi.json) lists for this endpoint")),
         }

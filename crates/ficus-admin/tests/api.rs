@@ -510,8 +510,68 @@ async fn an_oversized_body_gets_413_naming_the_limit() {
     assert_eq!(s, 413, "{v}");
     assert_eq!(v["type"], "urn:ficus:problem:body-too-large");
     assert!(
-        v["detail"].as_str().unwrap().contains("1048576 bytes"),
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} bytes", ficus_admin::MAX_BODY_BYTES)),
         "{v}"
+    );
+}
+
+/// One limit for a config's size holds everywhere: what validation accepts (the file for
+/// `ficus run`), what the admin API reads, and what the store keeps. A config of exactly
+/// the limit, written so that JSON escapes it to nearly twice its size, is applied through
+/// the API; one byte more is refused by validation with the limit named, not with a 413.
+#[tokio::test]
+async fn a_config_as_large_as_validation_accepts_is_applied_through_the_api() {
+    let max = ficus_config::defaults::MAX_CONFIG_BYTES;
+    assert_eq!(ficus_store::limits::MAX_CONFIG_BYTES, max);
+    let e = env().await;
+    let cfg = call("GET", &format!("{}/api/v1/config", e.admin), None, None)
+        .await
+        .1;
+    let base = format!("{}\n", cfg["text"].as_str().unwrap().trim_end());
+    // Comment lines of quotes: every byte but the `#` doubles in JSON.
+    let line = format!("#{}\n", "\"".repeat(99));
+    let mut text = base.clone();
+    while text.len() + line.len() <= max {
+        text.push_str(&line);
+    }
+    text.push_str(&"#".repeat(max - text.len()));
+    assert_eq!(text.len(), max);
+    assert!(ficus_config::parse_str(&text, "big.toml", std::path::Path::new(".")).is_ok());
+    let body = json!({"text": text, "message": "as large as it gets"});
+    assert!(
+        body.to_string().len() > max * 19 / 10,
+        "JSON nearly doubles it"
+    );
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 2, "{v}");
+
+    text.push('#');
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(json!({"text": text, "origin": "big.toml", "message": "one byte more"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["type"], "urn:ficus:problem:invalid-config");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "big.toml:1:1: error: the config is {} bytes, more than {max} bytes (4MiB)",
+            max + 1
+        )),
+        "{detail}"
     );
 }
 

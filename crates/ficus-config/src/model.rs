@@ -40,6 +40,11 @@ pub mod defaults {
     pub const MAX_BUFFERED_BODY: u64 = 64 * 1024;
     /// Records queued for the access-log writer; when full, records are dropped and counted.
     pub const ACCESS_LOG_QUEUE: usize = 8192;
+    /// The largest config text, in bytes, anywhere: a file `ficus run`, `validate` or
+    /// `reload` reads, a text the admin API plans or applies, a version the state store
+    /// keeps (its own `limits::MAX_CONFIG_BYTES` is the same number). Validation refuses a
+    /// larger one.
+    pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
     /// Where the admin API, `/metrics` and the dashboard listen.
     pub const ADMIN_BIND: &str = "127.0.0.1:9901";
     /// The state store when the config names none: a SQLite file beside the config file.

@@ -26,7 +26,7 @@ pub fn validate(path: &Path) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             if let LoadError::Invalid(d) = &e {
-                eprintln!("{}: {} error(s)", path.display(), d.items.len());
+                eprintln!("{}: {} error(s)", path.display(), d.count());
             }
             ExitCode::from(1)
         }

@@ -207,6 +207,34 @@ fn validate_reports_file_line_col_and_exits_1() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A file of typos: the first errors, a count of the rest, the total; not a line per typo.
+    let typos = dir.join("typos.toml");
+    let text: String = (0..20_000)
+        .map(|i| format!("[gatewy{i}]\nfoo = 1\n"))
+        .collect();
+    std::fs::write(&typos, text).unwrap();
+    let out = ficus()
+        .args(["validate", "-c"])
+        .arg(&typos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.lines().count() < 150, "{} lines", err.lines().count());
+    assert!(
+        err.contains(&format!(
+            "{}: ... and 19953 more error(s) not shown",
+            typos.display()
+        )),
+        "{}",
+        &err[err.len().saturating_sub(400)..]
+    );
+    // The typos and the three sections the file lacks (listener, upstream, default).
+    assert!(
+        err.ends_with(&format!("{}: 20003 error(s)\n", typos.display())),
+        "{err}"
+    );
+
     let missing = ficus()
         .args(["validate", "-c", "/nonexistent/ficus.toml"])
         .output()
