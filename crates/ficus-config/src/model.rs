@@ -441,6 +441,17 @@ impl Stage {
     pub fn uses_modern(self) -> bool {
         !matches!(self, Stage::Legacy)
     }
+
+    /// The share of sticky keys modern answers on this stage with `weight`: none on legacy
+    /// and shadow, the weight on canary, all on modern and retired (where the weight is
+    /// kept but not used).
+    pub fn modern_keys(self, weight: Weight) -> Weight {
+        match self {
+            Stage::Legacy | Stage::Shadow => Weight::ZERO,
+            Stage::Canary => weight,
+            Stage::Modern | Stage::Retired => Weight::MAX,
+        }
+    }
 }
 
 impl serde::Serialize for Stage {
@@ -892,4 +903,25 @@ pub struct VerifyJob {
     pub tolerance: Vec<(String, f64)>,
     pub every: Duration,
     pub max_connections: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_of_keys_on_modern_follows_the_stage() {
+        let w = Weight::from_percent(30.0).unwrap();
+        let table = [
+            (Stage::Legacy, Weight::ZERO),
+            (Stage::Shadow, Weight::ZERO),
+            (Stage::Canary, w),
+            (Stage::Modern, Weight::MAX),
+            (Stage::Retired, Weight::MAX),
+        ];
+        for (stage, keys) in table {
+            assert_eq!(stage.modern_keys(w), keys, "{stage:?}");
+        }
+        assert_eq!(Stage::Modern.modern_keys(Weight::ZERO).to_string(), "100%");
+    }
 }

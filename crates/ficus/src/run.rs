@@ -97,7 +97,7 @@ pub fn route_table(cfg: &Config) -> String {
             r.name.clone(),
             r.matcher.to_string(),
             r.stage.to_string(),
-            r.weight.to_string(),
+            r.stage.modern_keys(r.weight).to_string(),
             answers,
             fallback,
             r.sticky.to_string(),

@@ -384,6 +384,9 @@ fn cli(args: &[&str], admin: &str, dir: &Path) -> (i32, String, String) {
         .args(["--admin", &format!("http://{admin}"), "-c"])
         .arg(dir.join("ficus.toml"))
         .env("USER", "tester")
+        .env_remove("FICUS_ADMIN")
+        .env_remove("FICUS_ADMIN_TOKEN")
+        .env_remove("FICUS_ADMIN_TOKEN_FILE")
         .output()
         .unwrap();
     (
@@ -835,5 +838,117 @@ async fn plan_and_apply_errors_name_the_clients_file() {
         );
         assert!(!err.contains(cfg.to_str().unwrap()), "{args:?}: {err}");
     }
+    stop(child);
+}
+
+/// Runs the CLI in `cwd` with only the given FICUS_ADMIN* variables and user names;
+/// returns (exit code, stdout, stderr).
+fn cli_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = ficus();
+    c.current_dir(cwd).args(args);
+    for v in [
+        "FICUS_ADMIN",
+        "FICUS_ADMIN_TOKEN",
+        "FICUS_ADMIN_TOKEN_FILE",
+        "USER",
+        "LOGNAME",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a newcomer types, as the README and the demo show it: the admin API from
+/// FICUS_ADMIN (with or without http://), the token from FICUS_ADMIN_TOKEN_FILE, plan
+/// without a token, the cause of a failure said once, a modern route's weight, and the
+/// audit actor when USER is not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomers_commands_just_work() {
+    let dir = temp_dir("newcomer");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text = config(&dir, &legacy, &modern, 10);
+    std::fs::write(&cfg, &text).unwrap();
+    let (child, _addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    let token_file = dir.join(".ficus-admin-token");
+    let token_file = token_file.to_str().unwrap();
+    // Elsewhere: no ficus.toml here, no token beside it.
+    let home = temp_dir("newcomer-home");
+
+    // No admin API named anywhere: the reason, said once.
+    let (code, _, err) = cli_env(&home, &["status"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot find the admin API"), "{err}");
+    assert!(
+        err.contains("FICUS_ADMIN"),
+        "the fix names the variable: {err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    // FICUS_ADMIN, with or without http://; --admin likewise.
+    let url = format!("http://{admin}");
+    for env in [admin.as_str(), url.as_str()] {
+        let (code, out, err) = cli_env(&home, &["status"], &[("FICUS_ADMIN", env)]);
+        assert_eq!(code, 0, "FICUS_ADMIN={env}: {err}");
+        assert!(out.starts_with("config version 1 "), "{out}");
+    }
+    let (code, _, err) = cli_env(&home, &["status", "--admin", &admin], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli_env(&home, &["status", "--admin", "ftp://127.0.0.1:1"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("expected HOST:PORT or http://HOST:PORT") && err.contains("127.0.0.1:9901"),
+        "{err}"
+    );
+
+    // plan reads: no token needed (none is to be found from here).
+    let mine = home.join("mine.toml");
+    std::fs::write(&mine, text.replace("weight = 10", "weight = 20")).unwrap();
+    let mine_s = mine.to_str().unwrap();
+    let (code, out, err) = cli_env(&home, &["plan", "-c", mine_s], &[("FICUS_ADMIN", &admin)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("weight 10% -> 20%"), "{out}");
+    // A change without a token: the 401, and where a token would have come from.
+    let (code, _, err) = cli_env(
+        &home,
+        &["set", "orders", "--stage", "modern", "-m", "all in"],
+        &[("FICUS_ADMIN", &admin)],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("401") && err.contains("no admin token was found"),
+        "{err}"
+    );
+    // With FICUS_ADMIN_TOKEN_FILE, and no USER: the actor is LOGNAME's.
+    let env = [
+        ("FICUS_ADMIN", admin.as_str()),
+        ("FICUS_ADMIN_TOKEN_FILE", token_file),
+        ("LOGNAME", "newcomer"),
+    ];
+    let (code, out, err) = cli_env(
+        &home,
+        &["set", "orders", "--stage", "modern", "-m", "all in"],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("api:cli:newcomer route.set orders: all in"),
+        "{out}"
+    );
+    // A route on stage modern: every key on modern, whatever weight it keeps.
+    let (_, out, _) = cli_env(&home, &["status"], &env);
+    let orders = out.lines().find(|l| l.contains("orders")).unwrap();
+    assert!(orders.contains(" modern  100%  "), "{out}");
+
     stop(child);
 }
