@@ -1247,3 +1247,68 @@ async fn a_field_judged_on_its_routes_pooled_noise_shows_that_noise() {
         "{cell} vs {field}"
     );
 }
+
+/// Changes in the same second are one chart marker (the latest one's label with "+N", every
+/// change in its title), not labels drawn over each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_in_the_same_second_are_one_chart_marker() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium");
+        return;
+    };
+    let e = env().await;
+    // Three changes of orders within a second, well after the boot's config.applied.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (path, body) in [
+        (
+            "set",
+            serde_json::json!({"weight": 60, "message": "marker one"}),
+        ),
+        ("rollback", serde_json::json!({"message": "marker two"})),
+        (
+            "set",
+            serde_json::json!({"stage": "canary", "weight": 5, "message": "marker three"}),
+        ),
+    ] {
+        let (status, v) = post(&format!("{}/api/v1/routes/orders/{path}", e.admin), body).await;
+        assert_eq!(status, 200, "{v}");
+    }
+
+    let browser = Browser::launch(&chromium).await.unwrap();
+    let mut page = match browser.page().await {
+        Ok(p) => p,
+        Err(err) => panic!("{err}\n{}", browser.log()),
+    };
+    page.viewport(WIDTH, 900).await.unwrap();
+    page.navigate(&format!("{}/#/routes/orders", e.admin))
+        .await
+        .unwrap();
+    let markers = page
+        .wait_for(
+            "the three changes as one marker",
+            "(() => { const m = [...document.querySelectorAll('#chart-requests g.marker')].map(g => ({ count: Number(g.dataset.count), label: g.querySelector('text').textContent, title: g.querySelector('title').textContent })); return m.some(x => x.count === 3) && m; })()",
+        )
+        .await;
+    let markers = markers.as_array().unwrap();
+    assert_eq!(
+        markers.len(),
+        2,
+        "config.applied, then the group: {markers:?}"
+    );
+    let group = markers.iter().find(|m| m["count"] == 3).unwrap();
+    assert_eq!(group["label"], "set +2", "{group}");
+    let title = group["title"].as_str().unwrap();
+    for m in ["marker one", "marker two", "marker three"] {
+        assert!(title.contains(m), "{title}");
+    }
+    assert_eq!(title.lines().count(), 3, "{title}");
+    assert_eq!(
+        markers.iter().find(|m| m["count"] == 1).unwrap()["label"],
+        "v1"
+    );
+}
