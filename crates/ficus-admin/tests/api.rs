@@ -265,13 +265,13 @@ async fn bad_payloads_get_400_naming_the_field() {
         )
         .await;
         assert_eq!(s, 400, "{path}: {v}");
+        let detail = v["detail"].as_str().unwrap();
         assert!(
-            v["detail"]
-                .as_str()
-                .unwrap()
-                .starts_with("mine/ficus.toml:2:8: error:"),
+            detail.contains("mine/ficus.toml:2:8: error:"),
             "{path}: {v}"
         );
+        let server_file = e.control.file().display().to_string();
+        assert!(!detail.contains(&server_file), "{path}: {v}");
     }
     // A path parameter that is not what the endpoint takes: a problem too.
     for url in [
@@ -521,7 +521,9 @@ async fn an_oversized_body_gets_413_naming_the_limit() {
 /// One limit for a config's size holds everywhere: what validation accepts (the file for
 /// `ficus run`), what the admin API reads, and what the store keeps. A config of exactly
 /// the limit, written so that JSON escapes it to nearly twice its size, is applied through
-/// the API; one byte more is refused by validation with the limit named, not with a 413.
+/// the API; one byte more is refused by validation with the limit named, not with a 413;
+/// and a text that only normalising (a final newline) would take over the limit is refused
+/// the same way, before the store would.
 #[tokio::test]
 async fn a_config_as_large_as_validation_accepts_is_applied_through_the_api() {
     let max = ficus_config::defaults::MAX_CONFIG_BYTES;
@@ -530,16 +532,16 @@ async fn a_config_as_large_as_validation_accepts_is_applied_through_the_api() {
     let cfg = call("GET", &format!("{}/api/v1/config", e.admin), None, None)
         .await
         .1;
-    let base = format!("{}\n", cfg["text"].as_str().unwrap().trim_end());
-    // Comment lines of quotes: every byte but the `#` doubles in JSON.
-    let line = format!("#{}\n", "\"".repeat(99));
-    let mut text = base.clone();
+    // The stored text is normalised already: comment lines added at its end stay as they are.
+    let mut text = cfg["text"].as_str().unwrap().to_string();
+    // Comment lines of quotes: every byte but the `#` and the newline doubles in JSON.
+    let line = format!("#{}\n", "\"".repeat(98));
     while text.len() + line.len() <= max {
         text.push_str(&line);
     }
-    text.push_str(&"#".repeat(max - text.len()));
+    text.push_str(&"#".repeat(max - text.len() - 1));
+    text.push('\n');
     assert_eq!(text.len(), max);
-    assert!(ficus_config::parse_str(&text, "big.toml", std::path::Path::new(".")).is_ok());
     let body = json!({"text": text, "message": "as large as it gets"});
     assert!(
         body.to_string().len() > max * 19 / 10,
@@ -554,7 +556,17 @@ async fn a_config_as_large_as_validation_accepts_is_applied_through_the_api() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["version"], 2, "{v}");
+    let stored = call(
+        "GET",
+        &format!("{}/api/v1/config/versions/2", e.admin),
+        None,
+        None,
+    )
+    .await
+    .1;
+    assert_eq!(stored["text"].as_str().unwrap().len(), max);
 
+    // One byte more: refused by validation.
     text.push('#');
     let (s, v) = call(
         "POST",
@@ -572,6 +584,24 @@ async fn a_config_as_large_as_validation_accepts_is_applied_through_the_api() {
             max + 1
         )),
         "{detail}"
+    );
+    // The limit without the final newline, which the stored text gets: refused as well.
+    text.truncate(max - 1);
+    text.push('#');
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(json!({"text": text, "origin": "big.toml", "message": "no newline"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["type"], "urn:ficus:problem:invalid-config");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("big.toml (as stored):1:1: error: the config is ")
+            && detail.contains(&format!("bytes, more than {max} bytes (4MiB)")),
+        "{v}"
     );
 }
 

@@ -98,6 +98,14 @@ pub fn parse_str(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Di
     validate::parse(text, origin, base_dir, validate::Scope::File)
 }
 
+/// Refuses a config text over [`defaults::MAX_CONFIG_BYTES`], at 1:1 of `origin`, naming the
+/// limit. Validation checks every text it reads with it; the control plane checks the
+/// fleet-wide part it stores too, which normalising can make a little longer than the text
+/// it came from (a blank line before each table, a final newline).
+pub fn check_size(text: &str, origin: &str) -> Result<(), Diagnostics> {
+    validate::check_size(text.len(), origin)
+}
+
 /// Reads, parses and validates a config file: at most [`defaults::MAX_CONFIG_BYTES`] of
 /// UTF-8 text (a larger file is not read beyond the limit; a byte that is not UTF-8, as in
 /// a binary file, is reported at its line and column).

@@ -198,9 +198,7 @@ pub(crate) fn parse(
     base_dir: &Path,
     scope: Scope,
 ) -> Result<Config, Diagnostics> {
-    if text.len() > defaults::MAX_CONFIG_BYTES {
-        return Err(too_large(origin, Some(text.len())));
-    }
+    check_size(text.len(), origin)?;
     let mut v = Validator {
         lines: LineIndex::new(text),
         diags: Vec::new(),
@@ -292,6 +290,15 @@ pub(crate) fn text(bytes: Vec<u8>, origin: &str) -> Result<String, Diagnostics> 
              an archive; an editor can save it as UTF-8",
         )
     })
+}
+
+/// Refuses a config text of `len` bytes over [`defaults::MAX_CONFIG_BYTES`] (see
+/// [`crate::check_size`]).
+pub(crate) fn check_size(len: usize, origin: &str) -> Result<(), Diagnostics> {
+    if len > defaults::MAX_CONFIG_BYTES {
+        return Err(too_large(origin, Some(len)));
+    }
+    Ok(())
 }
 
 /// The text is larger than one config may be (`size` when known).

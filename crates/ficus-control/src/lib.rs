@@ -739,6 +739,10 @@ impl ControlPlane {
             let snap = self.snapshot();
             check_expected(expected_version, snap.version)?;
             let new = parse_fleet(text, origin, &self.file, &self.local)?;
+            // Normalising can lengthen a text that validation accepted (a final newline, a
+            // blank line before each table): the stored text is held to the same limit.
+            ficus_config::check_size(&stored_text, &format!("{origin} (as stored)"))
+                .map_err(ControlError::Invalid)?;
             if reverted_to.is_none() && sha256_hex(&stored_text) == snap.sha256 {
                 return Ok(Applied::nothing(snap.version));
             }
