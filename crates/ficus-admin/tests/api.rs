@@ -273,6 +273,21 @@ async fn bad_payloads_get_400_naming_the_field() {
         let server_file = e.control.file().display().to_string();
         assert!(!detail.contains(&server_file), "{path}: {v}");
     }
+    // An origin is a file name: 1 to MAX_ORIGIN_BYTES bytes.
+    for origin in [
+        String::new(),
+        "x".repeat(ficus_admin::api::MAX_ORIGIN_BYTES + 1),
+    ] {
+        let (s, v) = call(
+            "POST",
+            &format!("{}/api/v1/config/plan", e.admin),
+            None,
+            Some(json!({"text": "", "origin": origin})),
+        )
+        .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(v["detail"].as_str().unwrap().starts_with("origin: "), "{v}");
+    }
     // A path parameter that is not what the endpoint takes: a problem too.
     for url in [
         "/api/v1/config/versions/abc",
