@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -101,7 +101,7 @@ where
                 "body-too-large",
                 format!("the admin API reads request bodies up to {} bytes", crate::MAX_BODY_BYTES),
             )
-            .fix("a config file is far smaller: check that the right file is being sent")),
+            .fix(format!("that is twice the largest config ({} bytes) and more: check that the right file is being sent", ficus_config::defaults::MAX_CONFIG_BYTES))),
             Err(r) => Err(Problem::new(StatusCode::BAD_REQUEST, "bad-payload", r.body_text())
                 .fix("send a JSON object with the fields the OpenAPI document (/api/v1/openapi.json) lists for this endpoint")),
         }
@@ -129,6 +129,28 @@ where
                 "bad-query",
                 r.body_text(),
             )),
+        }
+    }
+}
+
+/// `Path` whose rejections are problems (`/config/versions/abc`: a number was expected).
+pub struct Segments<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Segments<T>
+where
+    Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Segments(v)),
+            Err(r) => Err(Problem::new(r.status(), "bad-path", r.body_text())
+                .fix("the endpoints and their path parameters (a config version is a number) are listed in /api/v1/openapi.json")),
         }
     }
 }
@@ -321,7 +343,7 @@ pub struct SeriesParams {
 
 pub async fn route(
     State(st): State<Arc<AdminState>>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Params(p): Params<SeriesParams>,
 ) -> ApiResult<RouteDetail> {
     let snap = st.control.snapshot();
@@ -428,7 +450,7 @@ fn message(m: &str) -> Result<&str, Problem> {
 pub async fn set_route(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<SetBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -480,7 +502,7 @@ pub struct MessageBody {
 pub async fn rollback_route(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<MessageBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -553,7 +575,7 @@ pub async fn versions(
 
 pub async fn version(
     State(st): State<Arc<AdminState>>,
-    Path(n): Path<i64>,
+    Segments(n): Segments<i64>,
 ) -> ApiResult<ficus_store::ConfigVersion> {
     match st.control.store().version(n).await {
         Ok(Some(mut v)) => {
@@ -580,7 +602,7 @@ pub struct VersionDiff {
 
 pub async fn version_diff(
     State(st): State<Arc<AdminState>>,
-    Path(n): Path<i64>,
+    Segments(n): Segments<i64>,
 ) -> ApiResult<VersionDiff> {
     let store = st.control.store();
     let to = match store.version(n).await {
@@ -633,6 +655,24 @@ pub async fn version_diff(
 pub struct TextBody {
     /// The full config file.
     pub text: String,
+    /// What diagnostics call the text (`FILE:line:col`): the caller's file name. Default:
+    /// this node's config file.
+    pub origin: Option<String>,
+}
+
+/// Longest `origin` accepted (a path; Linux's PATH_MAX).
+pub const MAX_ORIGIN_BYTES: usize = 4096;
+
+fn origin(o: &Option<String>) -> Result<Option<&str>, Problem> {
+    match o.as_deref() {
+        Some(o) if o.is_empty() || o.len() > MAX_ORIGIN_BYTES => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-payload",
+            format!("origin: the file name, 1 to {MAX_ORIGIN_BYTES} bytes"),
+        )
+        .fix("leave origin out to have errors name the gateway's own config file")),
+        o => Ok(o),
+    }
 }
 
 #[derive(Serialize)]
@@ -646,7 +686,7 @@ pub async fn plan(
     State(st): State<Arc<AdminState>>,
     Body(b): Body<TextBody>,
 ) -> ApiResult<PlanView> {
-    let changes = st.control.plan(&b.text)?;
+    let changes = st.control.plan_from(&b.text, origin(&b.origin)?)?;
     Ok(axum::Json(PlanView {
         version: st.control.snapshot().version,
         summary: changes.iter().map(RouteChange::describe).collect(),
@@ -658,6 +698,8 @@ pub async fn plan(
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
     pub text: String,
+    /// As in [`TextBody::origin`].
+    pub origin: Option<String>,
     pub message: String,
     /// The version the change is based on: 409 when the running version differs.
     pub expected_version: Option<i64>,
@@ -671,7 +713,13 @@ pub async fn apply(
     let msg = message(&b.message)?;
     let applied = st
         .control
-        .apply_text(&b.text, &actor(&st, &headers), msg, b.expected_version)
+        .apply_text_from(
+            &b.text,
+            origin(&b.origin)?,
+            &actor(&st, &headers),
+            msg,
+            b.expected_version,
+        )
         .await?;
     Ok(axum::Json(applied.into()))
 }
@@ -825,7 +873,7 @@ pub struct VerifyJobRuns {
 /// `GET /api/v1/verify/{job}`: the job's recent runs (query: limit, default 20, at most 100).
 pub async fn verify_job(
     State(st): State<Arc<AdminState>>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Params(p): Params<VerifyRunParams>,
 ) -> ApiResult<VerifyJobRuns> {
     let snap = st.control.snapshot();
@@ -929,7 +977,7 @@ pub async fn diffs(
 /// `GET /api/v1/diffs/samples/{id}`: one sample exchange, request and both responses.
 pub async fn diff_sample(
     State(st): State<Arc<AdminState>>,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> ApiResult<ficus_compare::Sample> {
     let n: i64 = id.parse().map_err(|_| {
         Problem::new(
@@ -955,7 +1003,7 @@ pub async fn diff_sample(
 pub async fn reset_diffs(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<MessageBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -988,7 +1036,7 @@ pub struct PurgeBody {
 pub async fn purge_cache(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     Body(b): Body<PurgeBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;
@@ -1028,7 +1076,7 @@ pub async fn rollouts(State(st): State<Arc<AdminState>>) -> ApiResult<Vec<serde_
 pub async fn rollout_command(
     State(st): State<Arc<AdminState>>,
     headers: axum::http::HeaderMap,
-    Path((name, command)): Path<(String, String)>,
+    Segments((name, command)): Segments<(String, String)>,
     Body(b): Body<MessageBody>,
 ) -> ApiResult<ChangeView> {
     let msg = message(&b.message)?;

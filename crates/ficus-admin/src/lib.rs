@@ -28,8 +28,13 @@ use ficus_control::ControlPlane;
 
 use crate::api::Problem;
 
-/// Largest request body the admin API reads (a config file is far smaller).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest request body the admin API reads: room for the largest config text
+/// (`ficus_config::defaults::MAX_CONFIG_BYTES`) once JSON has escaped it (at most twice its
+/// size: a TOML file holds no control character but newline, tab and carriage return, each
+/// escaped in two bytes, as are quotes and backslashes), plus 64 KiB for the other fields.
+/// So every config that validates can be planned and applied; a larger text is refused by
+/// validation, naming the limit, rather than by this one.
+pub const MAX_BODY_BYTES: usize = 2 * ficus_config::defaults::MAX_CONFIG_BYTES + 64 * 1024;
 /// How long `/readyz` waits for the store.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 

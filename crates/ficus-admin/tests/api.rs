@@ -248,6 +248,56 @@ async fn bad_payloads_get_400_naming_the_field() {
         v["detail"].as_str().unwrap().contains(":2:8: error:"),
         "{v}"
     );
+    // The caller's file name in the diagnostics, for plan and apply alike.
+    for (path, token, extra) in [
+        ("plan", None, json!({})),
+        ("apply", Some(TOKEN), json!({"message": "bad"})),
+    ] {
+        let mut body = json!({"text": "[[route]]\nname = 1\n", "origin": "mine/ficus.toml"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (s, v) = call(
+            "POST",
+            &format!("{}/api/v1/config/{path}", e.admin),
+            token,
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 400, "{path}: {v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("mine/ficus.toml:2:8: error:"),
+            "{path}: {v}"
+        );
+        let server_file = e.control.file().display().to_string();
+        assert!(!detail.contains(&server_file), "{path}: {v}");
+    }
+    // An origin is a file name: 1 to MAX_ORIGIN_BYTES bytes.
+    for origin in [
+        String::new(),
+        "x".repeat(ficus_admin::api::MAX_ORIGIN_BYTES + 1),
+    ] {
+        let (s, v) = call(
+            "POST",
+            &format!("{}/api/v1/config/plan", e.admin),
+            None,
+            Some(json!({"text": "", "origin": origin})),
+        )
+        .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(v["detail"].as_str().unwrap().starts_with("origin: "), "{v}");
+    }
+    // A path parameter that is not what the endpoint takes: a problem too.
+    for url in [
+        "/api/v1/config/versions/abc",
+        "/api/v1/config/versions/abc/diff",
+    ] {
+        let (s, v) = call("GET", &format!("{}{url}", e.admin), None, None).await;
+        assert_eq!(s, 400, "{url}: {v}");
+        assert_eq!(v["type"], "urn:ficus:problem:bad-path", "{url}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("abc"), "{v}");
+    }
 }
 
 #[tokio::test]
@@ -475,7 +525,97 @@ async fn an_oversized_body_gets_413_naming_the_limit() {
     assert_eq!(s, 413, "{v}");
     assert_eq!(v["type"], "urn:ficus:problem:body-too-large");
     assert!(
-        v["detail"].as_str().unwrap().contains("1048576 bytes"),
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} bytes", ficus_admin::MAX_BODY_BYTES)),
+        "{v}"
+    );
+}
+
+/// One limit for a config's size holds everywhere: what validation accepts (the file for
+/// `ficus run`), what the admin API reads, and what the store keeps. A config of exactly
+/// the limit, written so that JSON escapes it to nearly twice its size, is applied through
+/// the API; one byte more is refused by validation with the limit named, not with a 413;
+/// and a text that only normalising (a final newline) would take over the limit is refused
+/// the same way, before the store would.
+#[tokio::test]
+async fn a_config_as_large_as_validation_accepts_is_applied_through_the_api() {
+    let max = ficus_config::defaults::MAX_CONFIG_BYTES;
+    assert_eq!(ficus_store::limits::MAX_CONFIG_BYTES, max);
+    let e = env().await;
+    let cfg = call("GET", &format!("{}/api/v1/config", e.admin), None, None)
+        .await
+        .1;
+    // The stored text is normalised already: comment lines added at its end stay as they are.
+    let mut text = cfg["text"].as_str().unwrap().to_string();
+    // Comment lines of quotes: every byte but the `#` and the newline doubles in JSON.
+    let line = format!("#{}\n", "\"".repeat(98));
+    while text.len() + line.len() <= max {
+        text.push_str(&line);
+    }
+    text.push_str(&"#".repeat(max - text.len() - 1));
+    text.push('\n');
+    assert_eq!(text.len(), max);
+    let body = json!({"text": text, "message": "as large as it gets"});
+    assert!(
+        body.to_string().len() > max * 19 / 10,
+        "JSON nearly doubles it"
+    );
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 2, "{v}");
+    let stored = call(
+        "GET",
+        &format!("{}/api/v1/config/versions/2", e.admin),
+        None,
+        None,
+    )
+    .await
+    .1;
+    assert_eq!(stored["text"].as_str().unwrap().len(), max);
+
+    // One byte more: refused by validation.
+    text.push('#');
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(json!({"text": text, "origin": "big.toml", "message": "one byte more"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["type"], "urn:ficus:problem:invalid-config");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "big.toml:1:1: error: the config is {} bytes, more than {max} bytes (4MiB)",
+            max + 1
+        )),
+        "{detail}"
+    );
+    // The limit without the final newline, which the stored text gets: refused as well.
+    text.truncate(max - 1);
+    text.push('#');
+    let (s, v) = call(
+        "POST",
+        &format!("{}/api/v1/config/apply", e.admin),
+        Some(TOKEN),
+        Some(json!({"text": text, "origin": "big.toml", "message": "no newline"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["type"], "urn:ficus:problem:invalid-config");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("big.toml (as stored):1:1: error: the config is ")
+            && detail.contains(&format!("bytes, more than {max} bytes (4MiB)")),
         "{v}"
     );
 }

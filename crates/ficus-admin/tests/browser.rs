@@ -141,6 +141,11 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with("").await
+}
+
+/// [`env`] with `routes` added before `[default]`.
+async fn env_with(routes: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let (legacy, modern) = (upstream("legacy").await, upstream("modern").await);
     let (catalog_legacy, catalog_modern) = (
@@ -150,7 +155,8 @@ async fn env() -> Env {
     let file = dir.path().join("ficus.toml");
     std::fs::write(
         &file,
-        config(&legacy, &modern, &catalog_legacy, &catalog_modern),
+        config(&legacy, &modern, &catalog_legacy, &catalog_modern)
+            .replace("[default]\n", &format!("{routes}[default]\n")),
     )
     .unwrap();
     let store = Store::open(&format!(
@@ -1149,4 +1155,161 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     );
     drop(page);
     drop(browser);
+}
+
+/// A field judged against its route's pooled noise (its endpoint has too few legacy-vs-legacy
+/// comparisons of its own) shows that noise rate, marked "route", with its counts: the
+/// figure `ficus diffs` prints, not "—".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_judged_on_its_routes_pooled_noise_shows_that_noise() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium");
+        return;
+    };
+    // A shadow route whose paths are not ids: each is its own endpoint, and only about half
+    // the requests are asked of legacy twice.
+    let e = env_with(
+        "[[route]]\nname = \"prices\"\npath_prefix = \"/prices\"\nlegacy = \"catalog-legacy\"\n\
+         modern = \"catalog-modern\"\nstage = \"shadow\"\n[route.shadow]\nnoise_sample = 50\n",
+    )
+    .await;
+    // Until one endpoint has no noise sample of its own while the route has some (each
+    // request is its own endpoint: a few suffice, bounded).
+    let mut sent = 0;
+    let (endpoint, field) = loop {
+        assert!(sent < 200, "no endpoint without its own noise sample");
+        for _ in 0..4 {
+            let word: String = (0..3)
+                .map(|i| (b'a' + ((sent >> (2 * i)) % 4) as u8 + 4 * i) as char)
+                .collect();
+            let (status, _) = get(&format!("{}/prices/{word}", e.proxy), "u").await;
+            assert_eq!(status, 200);
+            sent += 1;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let v = loop {
+            let v = api(&format!("{}/api/v1/diffs?route=prices", e.admin)).await;
+            if v[0]["counters"]["compared"].as_u64() >= Some(sent) {
+                break v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let rep = &v[0]["report"];
+        let own_less =
+            rep["endpoints"].as_array().unwrap().iter().find(|ep| {
+                ep["noise_compared"] == 0 && !ep["fields"].as_array().unwrap().is_empty()
+            });
+        if let (Some(ep), true) = (own_less, rep["noise_compared"].as_u64() > Some(0)) {
+            let f = ep["fields"][0].clone();
+            break (ep["endpoint"].as_str().unwrap().to_string(), f);
+        }
+    };
+    assert_eq!(field["noise_scope"], "route", "{field}");
+    assert!(field["noise_compared"].as_u64() > Some(0), "{field}");
+
+    let browser = Browser::launch(&chromium).await.unwrap();
+    let mut page = match browser.page().await {
+        Ok(p) => p,
+        Err(err) => panic!("{err}\n{}", browser.log()),
+    };
+    page.viewport(WIDTH, 900).await.unwrap();
+    // The pooled noise of the field, as the API (and so `ficus diffs`) gives it.
+    page.navigate(&format!("{}/#/routes/prices", e.admin))
+        .await
+        .unwrap();
+    let row = format!(
+        "tr.field[data-path=\"{}\"][data-kind=\"{}\"] td.noise",
+        field["path"].as_str().unwrap(),
+        field["kind"].as_str().unwrap()
+    );
+    let cell = page
+        .wait_for(
+            "the noise cell of the endpoint without its own noise sample",
+            &format!(
+                "(() => {{ const ep = [...document.querySelectorAll('#route-shadow .endpoint')].find(b => b.dataset.endpoint === {endpoint:?}); const td = ep && ep.querySelector({row:?}); return td && {{ text: td.innerText, scope: td.dataset.scope || null, title: td.title }}; }})()"
+            ),
+        )
+        .await;
+    let text = cell["text"].as_str().unwrap();
+    assert!(!text.contains('—'), "{cell}");
+    assert_eq!(cell["scope"], "route", "{cell}");
+    assert!(text.contains("(route)"), "{cell}");
+    assert!(
+        text.contains(&format!(
+            "{} / {}",
+            field["noise_differing"], field["noise_compared"]
+        )),
+        "{cell} vs {field}"
+    );
+}
+
+/// Changes in the same second are one chart marker (the latest one's label with "+N", every
+/// change in its title), not labels drawn over each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_in_the_same_second_are_one_chart_marker() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium");
+        return;
+    };
+    let e = env().await;
+    // Three changes of orders within a second, well after the boot's config.applied.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (path, body) in [
+        (
+            "set",
+            serde_json::json!({"weight": 60, "message": "marker one"}),
+        ),
+        ("rollback", serde_json::json!({"message": "marker two"})),
+        (
+            "set",
+            serde_json::json!({"stage": "canary", "weight": 5, "message": "marker three"}),
+        ),
+    ] {
+        let (status, v) = post(&format!("{}/api/v1/routes/orders/{path}", e.admin), body).await;
+        assert_eq!(status, 200, "{v}");
+    }
+
+    let browser = Browser::launch(&chromium).await.unwrap();
+    let mut page = match browser.page().await {
+        Ok(p) => p,
+        Err(err) => panic!("{err}\n{}", browser.log()),
+    };
+    page.viewport(WIDTH, 900).await.unwrap();
+    page.navigate(&format!("{}/#/routes/orders", e.admin))
+        .await
+        .unwrap();
+    let markers = page
+        .wait_for(
+            "the three changes as one marker",
+            "(() => { const m = [...document.querySelectorAll('#chart-requests g.marker')].map(g => ({ count: Number(g.dataset.count), label: g.querySelector('text').textContent, title: g.querySelector('title').textContent })); return m.some(x => x.count === 3) && m; })()",
+        )
+        .await;
+    let markers = markers.as_array().unwrap();
+    assert_eq!(
+        markers.len(),
+        2,
+        "config.applied, then the group: {markers:?}"
+    );
+    let group = markers.iter().find(|m| m["count"] == 3).unwrap();
+    assert_eq!(group["label"], "set +2", "{group}");
+    let title = group["title"].as_str().unwrap();
+    for m in ["marker one", "marker two", "marker three"] {
+        assert!(title.contains(m), "{title}");
+    }
+    assert_eq!(title.lines().count(), 3, "{title}");
+    assert_eq!(
+        markers.iter().find(|m| m["count"] == 1).unwrap()["label"],
+        "v1"
+    );
 }

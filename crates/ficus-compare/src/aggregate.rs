@@ -171,13 +171,31 @@ pub struct FieldReport {
     pub differing: i64,
     /// `differing / compared` of the endpoint.
     pub rate: f64,
+    /// Where the noise this field is judged against was measured: the endpoint's own
+    /// legacy-vs-legacy comparisons, or (fewer than [`MIN_ENDPOINT_NOISE`] of them) the
+    /// route's, pooled over its endpoints.
+    pub noise_scope: NoiseScope,
+    /// Legacy-vs-legacy comparisons in that scope ...
+    pub noise_compared: i64,
+    /// ... of which differed at this field.
     pub noise_differing: i64,
-    /// `noise_differing / noise_compared` of the endpoint.
+    /// `noise_differing / noise_compared`.
     pub noise_rate: f64,
+    /// With a route scope: how often the field differs over all of the route's
+    /// comparisons, which the verdict weighs too.
+    pub route_rate: Option<f64>,
     pub verdict: Verdict,
     pub last_ms: i64,
     /// Ascending.
     pub sample_ids: Vec<i64>,
+}
+
+/// Where a field's noise was measured (see [`FieldReport::noise_scope`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseScope {
+    Endpoint,
+    Route,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -402,45 +420,65 @@ impl Aggregator {
     /// worst real rate, fields real first, each by rate.
     ///
     /// An endpoint with fewer than [`MIN_ENDPOINT_NOISE`] legacy-vs-legacy comparisons of its
-    /// own is judged against its route's pooled noise instead: what legacy changes between
-    /// two answers (a timestamp, a trace id) is a trait of the service more than of one URL,
-    /// and endpoints whose paths hold ids that are not numbers (`/catalog/sku-1001`) would
-    /// otherwise each need their own noise sample before a timestamp stops looking real.
+    /// own is judged against its route's noise, pooled over its endpoints: what legacy
+    /// changes between two answers (a timestamp, a trace id) is a trait of the service more
+    /// than of one URL. Such a field is real only when it is real both at the endpoint (its
+    /// rate against the pooled noise) and over the route (the route's rate for the field
+    /// against the same noise): a field that is noise on the route's pooled sample is not
+    /// called real on an endpoint whose few comparisons happened to differ more often.
     pub fn report(&self, route: Option<&str>) -> Report {
         let mut routes = Vec::new();
         for (name, eps) in &self.routes {
             if route.is_some_and(|r| r != name) {
                 continue;
             }
-            // The route's noise, pooled over its endpoints, per (path, kind).
-            let pooled_compared: i64 = eps.values().map(|e| e.total.noise_compared).sum();
-            let mut pooled: HashMap<(&str, Kind), i64> = HashMap::new();
+            // The route's counts, pooled over its endpoints, per (path, kind).
+            let pooled_compared: i64 = eps.values().map(|e| e.total.compared).sum();
+            let pooled_noise_compared: i64 = eps.values().map(|e| e.total.noise_compared).sum();
+            let mut pooled: HashMap<(&str, Kind), FieldCounts> = HashMap::new();
             for ep in eps.values() {
                 for (path, kinds) in &ep.fields {
                     for (kind, f) in Kind::ALL.into_iter().zip(kinds) {
                         if let Some(f) = f {
-                            *pooled.entry((path.as_str(), kind)).or_default() +=
-                                f.total.noise_differing;
+                            pooled
+                                .entry((path.as_str(), kind))
+                                .or_default()
+                                .add(&f.total);
                         }
                     }
                 }
             }
-            let rates = |ep: &EndpointAgg, path: &str, kind: Kind, f: &FieldAgg| {
-                let (noise_compared, noise_differing) =
-                    if ep.total.noise_compared >= MIN_ENDPOINT_NOISE {
-                        (ep.total.noise_compared, f.total.noise_differing)
-                    } else {
-                        (
-                            pooled_compared,
-                            pooled.get(&(path, kind)).copied().unwrap_or(0),
-                        )
-                    };
-                Rates {
+            let judge = |ep: &EndpointAgg, path: &str, kind: Kind, f: &FieldAgg| {
+                let own = |differing: i64, noise_compared: i64, noise_differing: i64| Rates {
                     compared: non_negative(ep.total.compared),
-                    differing: non_negative(f.total.differing),
+                    differing: non_negative(differing),
                     noise_compared: non_negative(noise_compared),
                     noise_differing: non_negative(noise_differing),
+                };
+                if ep.total.noise_compared >= MIN_ENDPOINT_NOISE {
+                    let r = own(
+                        f.total.differing,
+                        ep.total.noise_compared,
+                        f.total.noise_differing,
+                    );
+                    return (
+                        r,
+                        NoiseScope::Endpoint,
+                        None,
+                        classify(&r, &self.thresholds),
+                    );
                 }
+                let p = pooled.get(&(path, kind)).copied().unwrap_or_default();
+                let r = own(f.total.differing, pooled_noise_compared, p.noise_differing);
+                let over_route = Rates {
+                    compared: non_negative(pooled_compared),
+                    differing: non_negative(p.differing),
+                    ..r
+                };
+                // Verdicts order real < noise < equal: the less real of the two.
+                let verdict =
+                    classify(&r, &self.thresholds).max(classify(&over_route, &self.thresholds));
+                (r, NoiseScope::Route, Some(over_route.raw()), verdict)
             };
             let mut endpoints = Vec::with_capacity(eps.len());
             for (ename, ep) in eps {
@@ -451,7 +489,7 @@ impl Aggregator {
                         if f.total.differing <= 0 {
                             continue;
                         }
-                        let r = rates(ep, path, kind, f);
+                        let (r, noise_scope, route_rate, verdict) = judge(ep, path, kind, f);
                         let mut sample_ids = f.samples.clone();
                         sample_ids.sort_unstable();
                         fields.push(FieldReport {
@@ -459,9 +497,12 @@ impl Aggregator {
                             kind,
                             differing: f.total.differing,
                             rate: r.raw(),
-                            noise_differing: f.total.noise_differing,
+                            noise_scope,
+                            noise_compared: r.noise_compared as i64,
+                            noise_differing: r.noise_differing as i64,
                             noise_rate: r.noise(),
-                            verdict: classify(&r, &self.thresholds),
+                            route_rate,
+                            verdict,
                             last_ms: f.total.last_ms,
                             sample_ids,
                         });

@@ -26,8 +26,8 @@ pub mod rules;
 pub mod sample;
 
 pub use aggregate::{
-    Aggregator, Delta, EndpointReport, EndpointRow, FieldReport, FieldRow, Limits, Report,
-    RouteReport, Sample, MIN_ENDPOINT_NOISE, NODE_SLOTS,
+    Aggregator, Delta, EndpointReport, EndpointRow, FieldReport, FieldRow, Limits, NoiseScope,
+    Report, RouteReport, Sample, MIN_ENDPOINT_NOISE, NODE_SLOTS,
 };
 pub use diff::{compare, Comparison, Difference, Exchange, Kind, UnknownKind, MAX_DIFFERENCES};
 pub use json::MAX_RENDER_CHARS;

@@ -655,3 +655,69 @@ fn sample_ids_stay_exact_in_javascript() {
     assert_eq!(ids.len(), 2);
     assert!(ids.iter().all(|id| *id < (1i64 << 53)), "{ids:?}");
 }
+
+/// The demo's catalog: many endpoints with a few comparisons each, a timestamp that legacy
+/// changes between two of its own answers about as often as modern differs from it, and a
+/// price that modern really gets wrong. The timestamp is noise on the route's pooled sample,
+/// so no endpoint may call it real, even one whose three comparisons all differed.
+#[test]
+fn a_field_that_is_noise_over_the_route_is_noise_on_every_endpoint_without_its_own_sample() {
+    let mut agg = Aggregator::new(Limits::default(), Thresholds::default());
+    let body = |ts: u32, price: &str| format!(r#"{{"ts":{ts},"price":{price}}}"#);
+    for e in 0..18u32 {
+        let endpoint = format!("GET /catalog/sku-{}", 1000 + e);
+        for i in 0..3u32 {
+            // The first 6 endpoints differ at ts every time, the others 2 times in 3.
+            let ts_differs = e < 6 || i > 0;
+            let p = cmp(
+                &body(1, "4.5"),
+                &body(if ts_differs { 2 } else { 1 }, "\"4.50\""),
+            );
+            // One legacy-vs-legacy comparison per endpoint; ts differs in 14 of 18.
+            let n =
+                (i == 0).then(|| cmp(&body(1, "4.5"), &body(if e < 14 { 3 } else { 1 }, "4.5")));
+            agg.record("catalog", &endpoint, i64::from(i), &p, n.as_ref(), || {
+                data("{}")
+            });
+        }
+    }
+    // One endpoint where modern also drops a field: real there, whatever the others do.
+    for i in 0..3 {
+        let p = cmp(
+            r#"{"ts":1,"price":4.5,"stock":3}"#,
+            r#"{"ts":2,"price":"4.50"}"#,
+        );
+        agg.record("catalog", "GET /catalog/sku-1000", 10 + i, &p, None, || {
+            data("{}")
+        });
+    }
+    let report = agg.report(Some("catalog"));
+    let route = &report.routes[0];
+    assert_eq!(route.endpoints.len(), 18);
+    for ep in &route.endpoints {
+        let field = |path: &str| ep.fields.iter().find(|f| f.path == path).unwrap();
+        let ts = field("$.ts");
+        assert_eq!(
+            ts.verdict,
+            Verdict::Noise,
+            "{}: $.ts at {} against {}",
+            ep.endpoint,
+            ts.rate,
+            ts.noise_rate
+        );
+        // The noise shown is what it was judged against: the route's, with its counts.
+        assert_eq!(ts.noise_scope, ficus_compare::NoiseScope::Route);
+        assert_eq!((ts.noise_differing, ts.noise_compared), (14, 18));
+        assert!((ts.noise_rate - 14.0 / 18.0).abs() < 1e-9);
+        let over_route = (6.0 * 3.0 + 12.0 * 2.0 + 3.0) / 57.0;
+        assert!((ts.route_rate.unwrap() - over_route).abs() < 1e-9, "{ts:?}");
+        assert_eq!(field("$.price").verdict, Verdict::Real, "{}", ep.endpoint);
+        let stock = ep.fields.iter().find(|f| f.path == "$.stock");
+        assert_eq!(
+            stock.map(|f| f.verdict),
+            (ep.endpoint == "GET /catalog/sku-1000").then_some(Verdict::Real),
+            "{}",
+            ep.endpoint
+        );
+    }
+}

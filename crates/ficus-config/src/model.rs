@@ -55,6 +55,11 @@ pub mod defaults {
     pub const REQUEST_ID_MAX_LEN: usize = 128;
     /// Records queued for the access-log writer; when full, records are dropped and counted.
     pub const ACCESS_LOG_QUEUE: usize = 8192;
+    /// The largest config text, in bytes, anywhere: a file `ficus run`, `validate` or
+    /// `reload` reads, a text the admin API plans or applies, a version the state store
+    /// keeps (its own `limits::MAX_CONFIG_BYTES` is the same number). Validation refuses a
+    /// larger one.
+    pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
     /// Where the admin API, `/metrics` and the dashboard listen.
     pub const ADMIN_BIND: &str = "127.0.0.1:9901";
     /// The state store when the config names none: a SQLite file beside the config file.
@@ -485,6 +490,17 @@ impl Stage {
     /// Whether this stage ever calls the modern upstream (and so needs one).
     pub fn uses_modern(self) -> bool {
         !matches!(self, Stage::Legacy)
+    }
+
+    /// The share of sticky keys modern answers on this stage with `weight`: none on legacy
+    /// and shadow, the weight on canary, all on modern and retired (where the weight is
+    /// kept but not used).
+    pub fn modern_keys(self, weight: Weight) -> Weight {
+        match self {
+            Stage::Legacy | Stage::Shadow => Weight::ZERO,
+            Stage::Canary => weight,
+            Stage::Modern | Stage::Retired => Weight::MAX,
+        }
     }
 }
 
@@ -970,4 +986,25 @@ pub struct VerifyJob {
     pub tolerance: Vec<(String, f64)>,
     pub every: Duration,
     pub max_connections: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_of_keys_on_modern_follows_the_stage() {
+        let w = Weight::from_percent(30.0).unwrap();
+        let table = [
+            (Stage::Legacy, Weight::ZERO),
+            (Stage::Shadow, Weight::ZERO),
+            (Stage::Canary, w),
+            (Stage::Modern, Weight::MAX),
+            (Stage::Retired, Weight::MAX),
+        ];
+        for (stage, keys) in table {
+            assert_eq!(stage.modern_keys(w), keys, "{stage:?}");
+        }
+        assert_eq!(Stage::Modern.modern_keys(Weight::ZERO).to_string(), "100%");
+    }
 }

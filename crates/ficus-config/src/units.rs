@@ -3,13 +3,21 @@
 
 use std::time::Duration;
 
-/// How to write a duration; shown as the `help` of duration errors.
-pub const DURATION_HELP: &str =
-    "write a whole number and a unit (ms, s, m or h), e.g. \"250ms\", \"10s\", \"5m\"";
+/// How to write the duration `key`; the `help` of duration errors.
+pub fn duration_help(key: &str) -> String {
+    format!(
+        "write {key} = \"10s\": a whole number and a unit (ms, s, m or h), e.g. \"250ms\", \
+         \"10s\", \"5m\""
+    )
+}
 
-/// How to write a size; shown as the `help` of size errors.
-pub const SIZE_HELP: &str = "write a number of bytes (e.g. 65536) or a whole number and a \
-     binary unit (B, KiB, MiB or GiB), e.g. \"64KiB\", \"10MiB\"";
+/// How to write the size `key`; the `help` of size errors.
+pub fn size_help(key: &str) -> String {
+    format!(
+        "write {key} = 65536 (bytes), or a whole number and a binary unit (B, KiB, MiB or GiB) \
+         in quotes, e.g. {key} = \"64KiB\""
+    )
+}
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;

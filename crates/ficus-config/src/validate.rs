@@ -16,7 +16,7 @@ use crate::model::*;
 use crate::raw::{clip, describe, entries, Entry, LineIndex, Span};
 use crate::suggest::{did_you_mean, nearest};
 use crate::units::{self, UnitError};
-use crate::{Diagnostic, Diagnostics};
+use crate::{Diagnostic, Diagnostics, MAX_DIAGNOSTICS};
 
 mod admin;
 mod fleet;
@@ -203,9 +203,11 @@ pub(crate) fn parse(
     base_dir: &Path,
     scope: Scope,
 ) -> Result<Config, Diagnostics> {
+    check_size(text.len(), origin)?;
     let mut v = Validator {
         lines: LineIndex::new(text),
         diags: Vec::new(),
+        omitted: 0,
         base_dir,
         scope,
     };
@@ -224,8 +226,116 @@ pub(crate) fn parse(
             Err(Diagnostics {
                 origin: origin.to_string(),
                 items,
+                omitted: v.omitted,
             })
         }
+    }
+}
+
+/// How to fix a TOML syntax error, from the parser's message and the line it is on.
+fn syntax_help(msg: &str, line: &str) -> String {
+    // `key = value`, the value without a trailing comment.
+    let pair = line.split_once('=').map(|(k, v)| {
+        let v = v.split(" #").next().unwrap_or(v);
+        (k.trim(), v.trim())
+    });
+    if msg.starts_with("string values must be quoted") {
+        return match pair {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => {
+                format!("put the text in quotes: {k} = \"{}\"", clip(v))
+            }
+            Some((k, _)) if !k.is_empty() => format!(
+                "give {k} a value after the =: text in quotes (\"...\"), a number, true or false"
+            ),
+            _ => "text values are quoted: name = \"orders\"".to_string(),
+        };
+    }
+    let help = if msg.starts_with("unclosed table") {
+        "close the header with ]: [gateway], [upstream.NAME], and [[route]] before each route"
+    } else if msg.starts_with("invalid basic string") || msg.starts_with("invalid literal string") {
+        "close the string on the same line with the quote that opened it: \"...\" or '...' \
+         (inside \"...\", write a backslash as \\\\, or use '...')"
+    } else if msg.starts_with("key with no value") {
+        "write key = value; a key with spaces or dots in its name needs quotes: \"a key\" = 1"
+    } else if msg.starts_with("unclosed array") {
+        "close the array with ] and separate its items with commas: methods = [\"GET\", \"POST\"]"
+    } else if msg.starts_with("unclosed inline table") {
+        "close the inline table with } on the same line and separate its keys with commas: \
+         breaker = { consecutive_failures = 5, open_for = \"30s\" }"
+    } else {
+        "each line is a [section] header, a key = value pair or a # comment, and text values \
+         are quoted; the TOML syntax is at https://toml.io"
+    };
+    help.to_string()
+}
+
+/// A config file's bytes as text: refused beyond [`defaults::MAX_CONFIG_BYTES`] (the caller
+/// reads at most one byte more), or when they are not UTF-8, at the line and column of the
+/// first byte that is not.
+pub(crate) fn text(bytes: Vec<u8>, origin: &str) -> Result<String, Diagnostics> {
+    if bytes.len() > defaults::MAX_CONFIG_BYTES {
+        return Err(too_large(origin, None));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        // Valid UTF-8 up to `at`, by definition.
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or("");
+        let (line, col) = LineIndex::new(before).line_col(before.len());
+        one(
+            origin,
+            line,
+            col,
+            format!(
+                "byte 0x{:02x} is not UTF-8 text: a config file is TOML, in UTF-8 (is this a \
+                 binary file?)",
+                bytes[at]
+            ),
+            "check that this is the config file (ficus.toml), not the state store, a log or \
+             an archive; an editor can save it as UTF-8",
+        )
+    })
+}
+
+/// Refuses a config text of `len` bytes over [`defaults::MAX_CONFIG_BYTES`] (see
+/// [`crate::check_size`]).
+pub(crate) fn check_size(len: usize, origin: &str) -> Result<(), Diagnostics> {
+    if len > defaults::MAX_CONFIG_BYTES {
+        return Err(too_large(origin, Some(len)));
+    }
+    Ok(())
+}
+
+/// The text is larger than one config may be (`size` when known).
+fn too_large(origin: &str, size: Option<usize>) -> Diagnostics {
+    let max = defaults::MAX_CONFIG_BYTES;
+    let what = size.map_or_else(
+        || "more than".to_string(),
+        |n| format!("{n} bytes, more than"),
+    );
+    one(
+        origin,
+        1,
+        1,
+        format!(
+            "the config is {what} {max} bytes ({}), the largest ficus accepts",
+            units::format_size(max as u64)
+        ),
+        "that is the largest config version the state store keeps: check that this is the \
+         config file; a generated one must stay under the limit",
+    )
+}
+
+fn one(origin: &str, line: usize, col: usize, message: String, help: &str) -> Diagnostics {
+    Diagnostics {
+        origin: origin.to_string(),
+        items: vec![Diagnostic {
+            line,
+            col,
+            message,
+            help: Some(help.to_string()),
+        }],
+        omitted: 0,
     }
 }
 
@@ -273,7 +383,10 @@ struct Upstreams {
 
 struct Validator<'s, 'b> {
     lines: LineIndex<'s>,
+    /// At most [`MAX_DIAGNOSTICS`], the first in file order.
     diags: Vec<Diagnostic>,
+    /// Found beyond the cap.
+    omitted: usize,
     base_dir: &'b Path,
     scope: Scope,
 }
@@ -283,12 +396,30 @@ impl<'s> Validator<'s, '_> {
 
     fn error(&mut self, span: &Span, message: impl Into<String>, help: Option<String>) {
         let (line, col) = self.lines.line_col(span.start);
-        self.diags.push(Diagnostic {
+        let d = Diagnostic {
             line,
             col,
             message: message.into(),
             help,
-        });
+        };
+        if self.diags.len() < MAX_DIAGNOSTICS {
+            self.diags.push(d);
+            return;
+        }
+        // Full: keep the first ones in file order, the new one in place of the last kept
+        // when it comes before it.
+        self.omitted += 1;
+        let last = self
+            .diags
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, k)| (k.line, k.col))
+            .map(|(i, k)| (i, (k.line, k.col)));
+        if let Some((i, at)) = last {
+            if (line, col) < at {
+                self.diags[i] = d;
+            }
+        }
     }
 
     fn line(&self, span: &Span) -> usize {
@@ -306,7 +437,13 @@ impl<'s> Validator<'s, '_> {
                 Some("a key can appear only once in a table; remove or rename one of them".into()),
             );
         } else {
-            self.error(&span, format!("TOML syntax error: {msg}"), None);
+            let (line, _) = self.lines.line_col(span.start);
+            let text = self.lines.text().lines().nth(line - 1).unwrap_or("");
+            self.error(
+                &span,
+                format!("TOML syntax error: {msg}"),
+                Some(syntax_help(&msg, text)),
+            );
         }
     }
 
@@ -328,15 +465,18 @@ impl<'s> Validator<'s, '_> {
             }
             (_, "a string") => format!("write {} = \"...\"", e.key),
             (_, "a table") => format!("write {} = {{ ... }}, or a section of its own", e.key),
-            (_, "an array of strings") => format!("write {} = [\"GET\", \"POST\"]", e.key),
-            (_, "a number from 0 to 100") => {
-                "write the percentage as a bare number, e.g. weight = 25 or weight = 2.5"
-                    .to_string()
+            (DeValue::String(s), "an array of strings") => {
+                format!("put it in brackets: {} = [{:?}]", e.key, clip(s))
             }
+            (_, "an array of strings") => format!("write {} = [\"...\", \"...\"]", e.key),
+            (_, "a number from 0 to 100") => format!(
+                "write the percentage as a bare number, e.g. {} = 25 or {} = 2.5",
+                e.key, e.key
+            ),
             (_, "an array of status codes") => format!("write {} = [502, 503, 504]", e.key),
             (_, "a number") => format!("write a bare number, e.g. {} = 50", e.key),
-            (_, "a duration such as \"10s\"") => units::DURATION_HELP.to_string(),
-            (_, "a size such as \"64KiB\"") => units::SIZE_HELP.to_string(),
+            (_, "a duration such as \"10s\"") => units::duration_help(e.key),
+            (_, "a size such as \"64KiB\"") => units::size_help(e.key),
             _ => String::new(),
         };
         self.error(
@@ -466,8 +606,10 @@ impl<'s> Validator<'s, '_> {
                 Ok(d) => d,
                 Err(err) => {
                     let help = match err.suggestion() {
-                        Some(fixed) => format!("did you mean {fixed:?}? {}", units::DURATION_HELP),
-                        None => units::DURATION_HELP.to_string(),
+                        Some(fixed) => {
+                            format!("did you mean {fixed:?}? {}", units::duration_help(e.key))
+                        }
+                        None => units::duration_help(e.key),
                     };
                     self.error(
                         &e.span,
@@ -516,7 +658,7 @@ impl<'s> Validator<'s, '_> {
                             suggestion: Some(fixed),
                             ..
                         } => format!("did you mean {fixed:?}? units are case-sensitive"),
-                        _ => units::SIZE_HELP.to_string(),
+                        _ => units::size_help(e.key),
                     };
                     self.error(
                         &e.span,
@@ -536,7 +678,7 @@ impl<'s> Validator<'s, '_> {
                             sec.ctx,
                             self.raw(&e.span)
                         ),
-                        Some(units::SIZE_HELP.to_string()),
+                        Some(units::size_help(e.key)),
                     );
                     None
                 }

@@ -694,11 +694,11 @@ legacy = "legacy"
     assert_eq!(
         errors(text),
         r#"ficus.toml:6:19: error: upstream "legacy": connect_timeout "10 parsecs" has an unknown unit "parsecs"
-  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m"
+  help: write connect_timeout = "10s": a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m"
 ficus.toml:7:19: error: upstream "legacy": request_timeout 30 has no unit
   help: durations are strings with a unit: request_timeout = "30s" or "30ms"
 ficus.toml:8:21: error: upstream "legacy": pool_idle_timeout "90sec" has an unknown unit "sec"
-  help: did you mean "90s"? write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+  help: did you mean "90s"? write pool_idle_timeout = "10s": a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
     );
 }
 
@@ -721,7 +721,7 @@ max_body = "lots"
         r#"ficus.toml:15:12: error: route "uploads": max_body "10MB" has an unknown unit "MB"
   help: did you mean "10MiB"? sizes use binary units (1KiB = 1024 bytes): B, KiB, MiB, GiB; decimal units such as MB are not accepted
 ficus.toml:20:12: error: route "avatars": max_body "lots" does not start with a number
-  help: write a number of bytes (e.g. 65536) or a whole number and a binary unit (B, KiB, MiB or GiB), e.g. "64KiB", "10MiB""#
+  help: write max_body = 65536 (bytes), or a whole number and a binary unit (B, KiB, MiB or GiB) in quotes, e.g. max_body = "64KiB""#
     );
 }
 
@@ -867,7 +867,7 @@ fn toml_syntax_error() {
     let text = "[gateway]\nmax_connections = \n";
     assert_eq!(
         errors(text),
-        "ficus.toml:2:19: error: TOML syntax error: string values must be quoted, expected literal string"
+        "ficus.toml:2:19: error: TOML syntax error: string values must be quoted, expected literal string\n  help: give max_connections a value after the =: text in quotes (\"...\"), a number, true or false"
     );
     let text = with_head("[default]\nlegacy = \"modern\"\n");
     assert_eq!(
@@ -1228,6 +1228,12 @@ fn the_documented_defaults_are_the_code_defaults() {
     assert!(row("max_body").contains(&s(defaults::MAX_BODY_BYTES)));
     assert!(row("max_buffered_body").contains(&s(defaults::MAX_BUFFERED_BODY)));
     assert!(doc.contains(&format!("queue of {}", defaults::ACCESS_LOG_QUEUE)));
+    assert!(doc.contains(&format!("first {MAX_DIAGNOSTICS} problems")));
+    assert!(doc.contains(&format!(
+        "at most {} ({} bytes",
+        units::format_size(defaults::MAX_CONFIG_BYTES as u64),
+        defaults::MAX_CONFIG_BYTES
+    )));
 }
 
 #[test]
@@ -1477,7 +1483,7 @@ ficus.toml:26:9: error: [shadow]: queue 0 is out of range
 ficus.toml:27:18: error: [shadow]: noise_relative 150 is out of range
   help: noise_relative is how much more often (percent of its own rate) a field must differ legacy-vs-modern than legacy-vs-legacy to count as real: from 0 to 100
 ficus.toml:28:18: error: [shadow]: flush_interval "0s" must be greater than zero
-  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+  help: write flush_interval = "10s": a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
     );
 }
 
@@ -2029,4 +2035,156 @@ ficus.toml:18:45: error: route "orders": rollout.gates.latency.max_p99 250 has n
 ficus.toml:18:43: error: route "orders": rollout.gates.latency.min_delta "1.5ms" is not a whole number
   help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
     );
+}
+
+#[test]
+fn at_most_max_diagnostics_are_reported_the_first_in_file_order_with_a_count_of_the_rest() {
+    // 2,000 misspelled sections, each an error.
+    let typos: String = (0..2000).map(|i| format!("[gatewy{i}]\n")).collect();
+    let d = parse(&with_head(&typos)).unwrap_err();
+    assert_eq!(d.items.len(), MAX_DIAGNOSTICS);
+    assert_eq!(d.count(), 2000);
+    assert_eq!(d.omitted, 2000 - MAX_DIAGNOSTICS);
+    let lines: Vec<usize> = d.items.iter().map(|i| i.line).collect();
+    assert_eq!(lines, (12..12 + MAX_DIAGNOSTICS).collect::<Vec<_>>());
+    let text = d.to_string();
+    assert!(
+        text.ends_with(&format!(
+            "ficus.toml: ... and {} more error(s) not shown (at most {MAX_DIAGNOSTICS} are \
+             reported: fix these and check again)",
+            2000 - MAX_DIAGNOSTICS
+        )),
+        "{}",
+        &text[text.len() - 300..]
+    );
+    assert!(text.lines().count() <= 2 * MAX_DIAGNOSTICS + 1);
+}
+
+#[test]
+fn a_syntax_error_says_how_to_fix_it() {
+    for (line, help) in [
+        (
+            "stage = canary",
+            "help: put the text in quotes: stage = \"canary\"",
+        ),
+        ("[route", "help: close the header with ]"),
+        ("name = \"abc", "help: close the string on the same line"),
+        ("a b = 1", "help: write key = value"),
+        ("methods = [\"GET\"", "help: close the array with ]"),
+        ("x = 1 2", "help: put the text in quotes: x = \"1 2\""),
+        ("weight = 1.2.3", "help: each line is a [section] header"),
+    ] {
+        let e = errors(&with_head(&format!("{line}\n")));
+        assert!(e.starts_with("ficus.toml:12:"), "{line}: {e}");
+        assert!(e.contains("TOML syntax error: "), "{line}: {e}");
+        assert!(e.contains(help), "{line}: {e}");
+    }
+}
+
+#[test]
+fn load_reports_a_binary_file_at_its_first_byte_that_is_not_utf8() {
+    let dir = std::env::temp_dir().join(format!("ficus-config-binary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ficus.db");
+    std::fs::write(&file, b"SQLite format 3\0\n\x01\x02 ok\n\xff\xfe rest").unwrap();
+    let err = load(&file).unwrap_err();
+    let LoadError::Invalid(d) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((d.items[0].line, d.items[0].col), (3, 1), "{d}");
+    let text = d.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{}:3:1: error: byte 0xff is not UTF-8 text",
+            file.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("help: check that this is the config file"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn one_size_limit_for_every_config_text() {
+    let max = defaults::MAX_CONFIG_BYTES;
+    assert_eq!(max, 4 * 1024 * 1024);
+    // Exactly the limit: valid.
+    let mut text = with_head("");
+    text.push_str(&"#".repeat(max - text.len()));
+    assert!(parse(&text).is_ok());
+    // One byte more: refused at 1:1, naming the limit.
+    text.push('#');
+    let e = errors(&text);
+    assert!(
+        e.starts_with(&format!(
+            "ficus.toml:1:1: error: the config is {} bytes, more than {max} bytes (4MiB), the \
+             largest ficus accepts",
+            max + 1
+        )),
+        "{e}"
+    );
+    // A file is not read beyond the limit (nor all of a huge one).
+    let dir = std::env::temp_dir().join(format!("ficus-config-size-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ficus.toml");
+    std::fs::write(&file, &text).unwrap();
+    let err = load(&file).unwrap_err().to_string();
+    assert!(
+        err.contains(":1:1: error: the config is more than 4194304 bytes (4MiB)"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_type_error_help_names_its_own_key() {
+    let verify = |key: &str| {
+        with_head(&format!(
+            "[[verify]]\nname = \"t\"\nsource = \"sqlite://a.db\"\ntarget = \"sqlite://b.db\"\n\
+             source_table = \"a\"\ntarget_table = \"b\"\n{key}\n"
+        ))
+    };
+    let e = errors(&verify("key = \"id\""));
+    assert!(
+        e.contains("help: put it in brackets: key = [\"id\"]"),
+        "{e}"
+    );
+    assert!(!e.contains("GET"), "not the help of methods: {e}");
+    let e = errors(&verify("key = 5"));
+    assert!(e.contains("help: write key = [\"...\", \"...\"]"), "{e}");
+    let route = |kv: &str| {
+        with_head(&format!(
+            "[[route]]\nname = \"r\"\npath_prefix = \"/r\"\nlegacy = \"legacy\"\n{kv}\n"
+        ))
+    };
+    for (kv, help) in [
+        (
+            "methods = \"GET\"",
+            "help: put it in brackets: methods = [\"GET\"]",
+        ),
+        ("max_body = true", "help: write max_body = 65536 (bytes)"),
+        ("weight = \"25\"", "e.g. weight = 25"),
+        (
+            "fallback = { on_timeout = \"yes\" }",
+            "write on_timeout = true or on_timeout = false",
+        ),
+        (
+            "shadow = { sample = \"5\" }",
+            "e.g. sample = 25 or sample = 2.5",
+        ),
+    ] {
+        let e = errors(&route(kv));
+        assert!(e.contains(help), "{kv}: {e}");
+    }
+    let e = errors(&with_head(
+        "[upstream.other]\nurl = \"http://x:1\"\nrequest_timeout = true\n",
+    ));
+    assert!(e.contains("help: write request_timeout = \"10s\""), "{e}");
+    let e = errors(&with_head(
+        "[upstream.other]\nurl = \"http://x:1\"\nrequest_timeout = \"10 sec\"\n",
+    ));
+    assert!(e.contains("write request_timeout = \"10s\""), "{e}");
 }

@@ -592,12 +592,17 @@ impl ControlPlane {
 
     /// The route-level changes applying `text` would make to what runs now.
     pub fn plan(&self, text: &str) -> Result<Vec<RouteChange>, ControlError> {
-        let new = parse_fleet(
-            text,
-            &self.file.display().to_string(),
-            &self.file,
-            &self.local,
-        )?;
+        self.plan_from(text, None)
+    }
+
+    /// [`ControlPlane::plan`], with diagnostics naming the text `origin` (the caller's file)
+    /// rather than this node's config file.
+    pub fn plan_from(
+        &self,
+        text: &str,
+        origin: Option<&str>,
+    ) -> Result<Vec<RouteChange>, ControlError> {
+        let new = parse_fleet(text, &self.origin(origin), &self.file, &self.local)?;
         let snap = self.snapshot();
         let kept = fitting(&new, surviving_overrides(&snap.base, &new, &snap.overrides));
         let effective =
@@ -615,15 +620,34 @@ impl ControlPlane {
         message: &str,
         expected_version: Option<i64>,
     ) -> Result<Applied, ControlError> {
+        self.apply_text_from(text, None, actor, message, expected_version)
+            .await
+    }
+
+    /// [`ControlPlane::apply_text`], with diagnostics naming the text `origin` (the
+    /// caller's file) rather than this node's config file.
+    pub async fn apply_text_from(
+        &self,
+        text: &str,
+        origin: Option<&str>,
+        actor: &str,
+        message: &str,
+        expected_version: Option<i64>,
+    ) -> Result<Applied, ControlError> {
         self.apply_version(
             text,
+            &self.origin(origin),
             actor,
             message,
             expected_version,
-            "config.applied",
             None,
         )
         .await
+    }
+
+    /// What diagnostics call a text: the caller's name for it, else this node's file.
+    fn origin(&self, origin: Option<&str>) -> String {
+        origin.map_or_else(|| self.file.display().to_string(), str::to_string)
     }
 
     /// Reads the config file again (SIGHUP, `ficus reload`) and applies it, when this node
@@ -653,7 +677,7 @@ impl ControlPlane {
         }
         let message = format!("{} reloaded", self.file.display());
         let applied = self
-            .apply_version(&text, actor, &message, None, "config.applied", None)
+            .apply_version(&text, &self.origin(None), actor, &message, None, None)
             .await?;
         *self.drift.write().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(applied)
@@ -685,10 +709,10 @@ impl ControlPlane {
         })?;
         self.apply_version(
             &old.text,
+            &format!("config version {version}"),
             actor,
             message,
             expected_version,
-            "config.reverted",
             Some(version),
         )
         .await
@@ -697,18 +721,24 @@ impl ControlPlane {
     async fn apply_version(
         &self,
         text: &str,
+        origin: &str,
         actor: &str,
         message: &str,
         expected_version: Option<i64>,
-        kind: &str,
         reverted_to: Option<i64>,
     ) -> Result<Applied, ControlError> {
         if reverted_to.is_none() && ficus_config::secrets::contains_masked(text) {
             return Err(ControlError::BadRequest(
-                "this text has secrets masked as *** (as the admin API shows a config):                  applying it would store the mask as the password; apply the reviewed file                  itself (ficus apply -c FILE)"
+                "this text has secrets masked as *** (as the admin API shows a config): applying \
+                 it would store the mask as the password; apply the reviewed file itself \
+                 (ficus apply -c FILE)"
                     .into(),
             ));
         }
+        let kind = match reverted_to {
+            None => "config.applied",
+            Some(_) => "config.reverted",
+        };
         let _one_at_a_time = self.changes.lock().await;
         let stored_text = ficus_config::fleet_text(text).map_err(ControlError::BadRequest)?;
         let mut tries = 0;
@@ -718,12 +748,11 @@ impl ControlPlane {
             self.sync_locked().await?;
             let snap = self.snapshot();
             check_expected(expected_version, snap.version)?;
-            let new = parse_fleet(
-                text,
-                &self.file.display().to_string(),
-                &self.file,
-                &self.local,
-            )?;
+            let new = parse_fleet(text, origin, &self.file, &self.local)?;
+            // Normalising can lengthen a text that validation accepted (a final newline, a
+            // blank line before each table): the stored text is held to the same limit.
+            ficus_config::check_size(&stored_text, &format!("{origin} (as stored)"))
+                .map_err(ControlError::Invalid)?;
             if reverted_to.is_none() && sha256_hex(&stored_text) == snap.sha256 {
                 return Ok(Applied::nothing(snap.version));
             }

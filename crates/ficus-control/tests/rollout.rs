@@ -463,7 +463,12 @@ async fn too_little_traffic_holds_and_says_what_is_missing() {
         "{}",
         hold.data
     );
-    assert!(hold.message.contains("holding at 10%"), "{}", hold.message);
+    // The decision is said once: "holding at 10%: needs ...", not "holding at 10%: hold: ...".
+    assert!(
+        hold.message.starts_with("holding at 10%: needs "),
+        "{}",
+        hold.message
+    );
     // 30 ticks of holding are a handful of events, not one per tick.
     let holds = ev.iter().filter(|e| e.kind == "rollout.hold").count();
     assert!(holds <= 5, "{holds} hold events in 1.5 s");

@@ -189,7 +189,8 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
     pub decision: Decision,
-    /// One sentence with the numbers behind the decision.
+    /// One sentence with the numbers behind the decision (not the decision itself, which
+    /// every reader shows from `decision`).
     pub reason: String,
     /// Every enabled gate, in the order error-rate, latency-p99, latency-rank, shadow-diff.
     pub gates: Vec<GateResult>,
@@ -351,8 +352,7 @@ fn decide(spec: &StepSpec, gates: &Gates, w: &Window, results: Vec<GateResult>) 
         let names = join_names(breaches.iter().map(|r| r.gate));
         let details: Vec<&str> = breaches.iter().map(|r| r.detail.as_str()).collect();
         let reason = format!(
-            "roll back: {names} breached with high confidence after {elapsed} of {} in the step: {}",
-            secs(spec.interval),
+            "{names} breached with high confidence after {elapsed} in the step: {}",
             details.join("; ")
         );
         return Verdict {
@@ -389,7 +389,7 @@ fn decide(spec: &StepSpec, gates: &Gates, w: &Window, results: Vec<GateResult>) 
     let all_pass = results.iter().all(|r| r.outcome == Outcome::Pass);
     if all_pass && modern.requests >= min && legacy.requests >= min && missing.time.is_zero() {
         let reason = format!(
-            "promote: {} with {} modern and {} legacy requests after {elapsed} in the step",
+            "{} with {} modern and {} legacy requests after {elapsed} in the step",
             match results.len() {
                 0 => "no gate is enabled".to_owned(),
                 1 => format!("gate {} passes", results[0].gate),
@@ -453,7 +453,7 @@ fn decide(spec: &StepSpec, gates: &Gates, w: &Window, results: Vec<GateResult>) 
     }
     Verdict {
         decision: Decision::Hold,
-        reason: format!("hold: {}", parts.join("; ")),
+        reason: parts.join("; "),
         gates: results,
         missing: (!missing.is_nothing()).then_some(missing),
     }

@@ -59,7 +59,7 @@ fn promotes_when_every_gate_passes_with_enough_data_and_time() {
         .all(|g| g.outcome == Outcome::Pass && !g.confirmed));
     assert_eq!(
         v.reason,
-        "promote: all 3 gates pass with 1000 modern and 10000 legacy requests after 400.0 s in \
+        "all 3 gates pass with 1000 modern and 10000 legacy requests after 400.0 s in \
          the step"
     );
 }
@@ -82,7 +82,7 @@ fn holds_with_the_missing_requests_and_time() {
     assert_eq!(m.time, Duration::from_secs(120));
     assert_eq!(
         v.reason,
-        "hold: needs 380 more modern requests and 120.0 s more in the step"
+        "needs 380 more modern requests and 120.0 s more in the step"
     );
 }
 
@@ -136,7 +136,7 @@ fn rolls_back_on_errors_mid_interval() {
     assert!(ev.modern_lower_bound > ev.confirm_limit && ev.modern_lower_bound < 0.3);
     assert!(
         v.reason
-            .starts_with("roll back: error-rate breached with high confidence after 10.0 s"),
+            .starts_with("error-rate breached with high confidence after 10.0 s in the step: "),
         "{}",
         v.reason
     );
@@ -231,7 +231,7 @@ fn a_slow_tail_alone_fails_the_p99_but_only_holds() {
     assert_eq!(v.missing, None, "nothing countable is missing");
     assert!(
         v.reason
-            .starts_with("hold: failing: latency-p99 (p99 103.77 ms vs limit 45.61 ms (ratio"),
+            .starts_with("failing: latency-p99 (p99 103.77 ms vs limit 45.61 ms (ratio"),
         "{}",
         v.reason
     );

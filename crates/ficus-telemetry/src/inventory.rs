@@ -1,5 +1,6 @@
 //! The traffic inventory ("map what you actually have"): every distinct endpoint seen, as
-//! method + path template with numeric ids and UUIDs folded to `{id}`, with its route,
+//! method + path template with ids folded to `{id}` ([`is_id`]: numbers, UUIDs, prefixed ids
+//! such as `sku-1001`, long tokens), with its route,
 //! counts per side and when it was last seen. Bounded: at most [`MAX_ENDPOINTS`] endpoints
 //! are tracked; requests to endpoints beyond the cap are counted as overflow.
 //!
@@ -189,17 +190,51 @@ impl Inventory {
     }
 }
 
-/// Whether a path segment is an id: all digits, or a UUID (8-4-4-4-12 hex digits).
+/// Whether a path segment is an id, folded to `{id}` so that one endpoint is counted (and,
+/// in the shadow comparison, noise-sampled) once rather than once per record. An id is:
+/// - all digits: `42`, `20240601`;
+/// - a UUID: 8-4-4-4-12 hex digits;
+/// - letters and digits with a prefix, in groups joined by `-` or `_` whose last group is
+///   all digits or a [token](is_token) of 8 or more characters: `sku-1001`, `INV-2024-0001`,
+///   `user_42`, `2024-06-01`, `cus_Nffrf1Kx2M3d`;
+/// - one token of 16 or more characters: `507f1f77bcf86cd799439011` (an ObjectId),
+///   `01ARZ3NDEKTSV4RRFFQ69G5FAV` (a ULID).
+///
+/// Words stay as they are (`orders`, `v2`, `daily`, `order-items`, `report_q3`), and so do
+/// names with a dot (`main.3f2a9c1b.js`). Allocation-free: it runs on the request path.
 pub fn is_id(seg: &str) -> bool {
     let b = seg.as_bytes();
-    if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() {
+        return false;
+    }
+    if b.iter().all(u8::is_ascii_digit) {
         return true;
     }
-    b.len() == 36
+    let uuid = b.len() == 36
         && b.iter().enumerate().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => *c == b'-',
             _ => c.is_ascii_hexdigit(),
-        })
+        });
+    if uuid || (b.len() >= 16 && is_token(b)) {
+        return true;
+    }
+    let mut groups = 0;
+    let mut last: &[u8] = &[];
+    for g in b.split(|c| *c == b'-' || *c == b'_') {
+        if g.is_empty() || !g.iter().all(u8::is_ascii_alphanumeric) {
+            return false;
+        }
+        groups += 1;
+        last = g;
+    }
+    groups >= 2 && (last.iter().all(u8::is_ascii_digit) || (last.len() >= 8 && is_token(last)))
+}
+
+/// Letters and digits only, with at least one of each.
+fn is_token(b: &[u8]) -> bool {
+    b.iter().all(u8::is_ascii_alphanumeric)
+        && b.iter().any(u8::is_ascii_digit)
+        && b.iter().any(u8::is_ascii_alphabetic)
 }
 
 /// The path with id segments replaced by `{id}`.
@@ -248,7 +283,61 @@ mod tests {
         assert_eq!(fold("/"), "/");
         assert!(!is_id("12a"));
         assert!(!is_id(""));
-        assert!(!is_id("3f2b8c1e-9d4a-4b7e-8f00-1234567890az"));
+        // Not a UUID (a `z`), but an id all the same: groups of letters and digits.
+        assert!(is_id("3f2b8c1e-9d4a-4b7e-8f00-1234567890az"));
+    }
+
+    #[test]
+    fn id_like_segments_fold_and_words_do_not() {
+        assert_eq!(fold("/catalog/sku-1001"), "/catalog/{id}");
+        assert_eq!(fold("/stock/sku-1039/levels"), "/stock/{id}/levels");
+        for id in [
+            "sku-1001",
+            "SKU_7",
+            "INV-2024-0001",
+            "user_42",
+            "2024-06-01",
+            "cus_Nffrf1Kx2M3d",
+            "507f1f77bcf86cd799439011",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        ] {
+            assert!(is_id(id), "{id} is an id");
+        }
+        for word in [
+            "orders",
+            "v2",
+            "daily",
+            "order-items",
+            "report_q3",
+            "sku-",
+            "-1001",
+            "sku--1001",
+            "main.3f2a9c1b.js",
+            "12a",
+            "oauth2",
+            "internationalization",
+        ] {
+            assert!(!is_id(word), "{word} is not an id");
+        }
+    }
+
+    #[test]
+    fn records_with_prefixed_ids_are_one_endpoint_in_the_inventory() {
+        let inv = Inventory::new(1, 100);
+        let catalog: Arc<str> = Arc::from("catalog");
+        for i in 0..40 {
+            inv.observe(
+                0,
+                &catalog,
+                "GET",
+                &format!("/catalog/sku-{}", 1000 + i),
+                false,
+            );
+        }
+        let v = inv.view();
+        assert_eq!(v.endpoints.len(), 1, "{:?}", v.endpoints);
+        assert_eq!(v.endpoints[0].template, "/catalog/{id}");
+        assert_eq!(v.endpoints[0].legacy, 40);
     }
 
     #[test]

@@ -9,19 +9,25 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
+/// The environment variable naming the admin API (as `--admin`).
+pub const ADMIN_ENV: &str = "FICUS_ADMIN";
+/// The environment variable naming the admin token's file (as `--token-file`).
+pub const TOKEN_FILE_ENV: &str = "FICUS_ADMIN_TOKEN_FILE";
+
 /// Where the admin API is and how to authenticate, shared by every API command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Target {
-    /// The config file: its [admin] bind says where the API is, and its folder holds the
-    /// generated token.
+    /// The config file: its [admin] bind says where the API is (unless --admin or
+    /// FICUS_ADMIN does), its folder holds the generated token; plan and apply send it.
     #[arg(short, long, default_value = "ficus.toml")]
     pub config: PathBuf,
-    /// The admin API's base URL (overrides the config file's [admin] bind).
-    #[arg(long)]
+    /// The admin API: HOST:PORT or http://HOST:PORT (else the config file's [admin] bind).
+    #[arg(long, env = ADMIN_ENV, value_name = "URL")]
     pub admin: Option<String>,
     /// A file holding the admin token (else FICUS_ADMIN_TOKEN, [admin] token_file, or the
-    /// token ficus generated beside the config file).
-    #[arg(long)]
+    /// token ficus generated beside the config file). Reads need no token on an open admin
+    /// API: the CLI sends one when it has one.
+    #[arg(long, env = TOKEN_FILE_ENV, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Print the API's JSON instead of tables.
     #[arg(long)]
@@ -33,13 +39,40 @@ struct Client {
     target: Target,
 }
 
+/// The admin API's base URL from `--admin` / `FICUS_ADMIN`: `http://HOST:PORT`, or
+/// `HOST:PORT`, which means the same (the admin API speaks plain HTTP).
+fn admin_base(given: &str) -> anyhow::Result<String> {
+    let s = given.trim().trim_end_matches('/');
+    let url = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let ok = url.parse::<hyper::Uri>().is_ok_and(|u| {
+        u.scheme_str() == Some("http")
+            && u.authority().is_some_and(|a| a.port().is_some())
+            && matches!(u.path(), "" | "/")
+            && u.query().is_none()
+    });
+    if !ok {
+        bail!(
+            "--admin (or {ADMIN_ENV}) {given:?}: expected HOST:PORT or http://HOST:PORT, the \
+             admin API's [admin] bind, e.g. 127.0.0.1:9901 (it speaks plain HTTP)"
+        );
+    }
+    Ok(url)
+}
+
 impl Client {
     fn new(target: &Target) -> anyhow::Result<Client> {
         let base = match &target.admin {
-            Some(a) => a.trim_end_matches('/').to_string(),
+            Some(a) => admin_base(a)?,
             None => {
                 let cfg = ficus_config::load(&target.config).with_context(|| {
-                    "cannot find the admin API: pass --admin URL or -c FILE with its [admin] section"
+                    format!(
+                        "cannot find the admin API: pass --admin HOST:PORT or set {ADMIN_ENV}, \
+                         or -c FILE with its [admin] section"
+                    )
                 })?;
                 let mut bind = cfg.admin.bind;
                 if bind.ip().is_unspecified() {
@@ -54,13 +87,17 @@ impl Client {
         })
     }
 
-    fn token(&self) -> anyhow::Result<String> {
+    /// The admin token, when there is one: `--token-file` / `FICUS_ADMIN_TOKEN_FILE` (an
+    /// error when that file cannot be read), `FICUS_ADMIN_TOKEN`, the config file's
+    /// `[admin] token_file`, or the token ficus generated beside the config file. `None`
+    /// when none is found: an open endpoint needs none, and a closed one answers 401.
+    fn token(&self) -> anyhow::Result<Option<String>> {
         if let Some(f) = &self.target.token_file {
-            return Ok(ficus_admin::auth::read_token(f)?);
+            return Ok(Some(ficus_admin::auth::read_token(f)?));
         }
         if let Ok(t) = std::env::var(ficus_admin::auth::TOKEN_ENV) {
             if !t.trim().is_empty() {
-                return Ok(t.trim().to_string());
+                return Ok(Some(t.trim().to_string()));
             }
         }
         let configured = ficus_config::load(&self.target.config)
@@ -73,12 +110,7 @@ impl Client {
                 .unwrap_or_else(|| Path::new("."))
                 .join(ficus_admin::auth::GENERATED_TOKEN_FILE)
         });
-        ficus_admin::auth::read_token(&file).with_context(|| {
-            format!(
-                "no admin token: set {} or pass --token-file",
-                ficus_admin::auth::TOKEN_ENV
-            )
-        })
+        Ok(ficus_admin::auth::read_token(&file).ok())
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -90,16 +122,16 @@ impl Client {
             .method(method)
             .uri(&url)
             .header("x-ficus-actor", actor());
-        if method != "GET" {
-            req = req.header("authorization", format!("Bearer {}", self.token()?));
-        } else if let Ok(t) = self.token().or_else(|_| {
-            // Reads beyond loopback need a token: the admin one, else a read-only one.
-            std::env::var(ficus_admin::auth::READ_TOKEN_ENV)
+        // Reads beyond loopback take a read-only token too.
+        let token = match self.token()? {
+            Some(t) => Some(t),
+            None => std::env::var(ficus_admin::auth::READ_TOKEN_ENV)
                 .ok()
-                .filter(|t| !t.trim().is_empty())
-                .ok_or_else(|| anyhow::anyhow!("no token"))
-        }) {
-            req = req.header("authorization", format!("Bearer {}", t.trim()));
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+        };
+        if let Some(t) = &token {
+            req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
             Some(b) => req
@@ -115,6 +147,14 @@ impl Client {
         let bytes = resp.into_body().collect().await?.to_bytes();
         let v: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        // Everything printed from here on comes from this value: for a terminal, every
+        // string is escaped once, here (`--json` prints the API's JSON as it is; an error
+        // is always text).
+        let v = if self.target.json && status.is_success() {
+            v
+        } else {
+            crate::safe::value(v)
+        };
         if !status.is_success() {
             let detail = v["detail"]
                 .as_str()
@@ -124,17 +164,46 @@ impl Client {
                 .as_str()
                 .map(|f| format!("\n  fix: {f}"))
                 .unwrap_or_default();
-            bail!("{status}: {detail}{fix}");
+            let no_token = if status == hyper::StatusCode::UNAUTHORIZED && token.is_none() {
+                format!(
+                    "\n  no admin token was found to send: pass --token-file FILE (or set {} or \
+                     {}), or -c the config file beside which ficus generated {}",
+                    TOKEN_FILE_ENV,
+                    ficus_admin::auth::TOKEN_ENV,
+                    ficus_admin::auth::GENERATED_TOKEN_FILE
+                )
+            } else {
+                String::new()
+            };
+            bail!("{status}: {detail}{fix}{no_token}");
         }
         Ok(v)
     }
 }
 
-/// `cli:USER`, from the environment, for the audit log.
+/// `cli:USER` for the audit log (which records it as `api:cli:USER`: the admin API
+/// prefixes every name a client gives itself). USER, else LOGNAME, else the name of the
+/// user this process runs as (`/etc/passwd`), else `uid-N`.
 fn actor() -> String {
-    let user = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_graphic()));
+    let valid = |u: &str| {
+        !u.is_empty() && u.len() <= 32 && u.chars().all(|c| c.is_ascii_graphic() && c != ':')
+    };
+    let from_env = ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| valid(u));
+    let user = from_env.or_else(|| {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to the user this process runs as.
+        let uid = std::fs::metadata("/proc/self").ok()?.uid();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let named = passwd.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid.to_string() && valid(name)).then(|| name.to_string())
+        });
+        Some(named.unwrap_or_else(|| format!("uid-{uid}")))
+    });
     format!("cli:{}", user.unwrap_or_else(|| "unknown".into()))
 }
 
@@ -203,6 +272,17 @@ fn event_line(e: &Value) -> String {
 /// A weight as people write it: `10%`, `12.5%`.
 fn pct(v: &Value) -> String {
     format!("{}%", v.as_f64().unwrap_or(0.0))
+}
+
+/// The share of keys modern answers for a route's stage and weight: the weight on canary,
+/// 100% on modern and retired, 0% on legacy and shadow (`Stage::modern_keys`).
+fn keys_on_modern(stage: &Value, weight: &Value) -> String {
+    let stage = stage.as_str().and_then(ficus_config::Stage::parse);
+    let weight = weight.as_f64().and_then(ficus_config::Weight::from_percent);
+    match (stage, weight) {
+        (Some(s), Some(w)) => s.modern_keys(w).to_string(),
+        _ => "?".into(),
+    }
 }
 
 fn show(v: &Value, key: &str) -> String {
@@ -294,7 +374,7 @@ pub fn status(t: Target) -> ExitCode {
                 format!(
                     "{} {} (overridden)",
                     r["file"]["stage"].as_str().unwrap_or(""),
-                    pct(&r["file"]["weight"])
+                    keys_on_modern(&r["file"]["stage"], &r["file"]["weight"])
                 )
             } else {
                 "=".into()
@@ -304,7 +384,7 @@ pub fn status(t: Target) -> ExitCode {
                 r["name"].as_str().unwrap_or("").into(),
                 r["match"].as_str().unwrap_or("").into(),
                 r["stage"].as_str().unwrap_or("").into(),
-                pct(&r["weight"]),
+                keys_on_modern(&r["stage"], &r["weight"]),
                 file,
                 format!("{:.1}%", r["modern_share"].as_f64().unwrap_or(0.0)),
                 side_cell(&r["legacy"]),
@@ -485,7 +565,11 @@ pub fn plan(t: Target) -> ExitCode {
             .with_context(|| format!("cannot read {}", t.config.display()))?;
         let c = Client::new(&t)?;
         let v = c
-            .call("POST", "/api/v1/config/plan", Some(json!({"text": text})))
+            .call(
+                "POST",
+                "/api/v1/config/plan",
+                Some(json!({"text": text, "origin": t.config.display().to_string()})),
+            )
             .await?;
         if t.json {
             print_json(&v);
@@ -516,9 +600,12 @@ pub fn apply(t: Target, message: String, expected_version: Option<i64>) -> ExitC
             .call(
                 "POST",
                 "/api/v1/config/apply",
-                Some(
-                    json!({"text": text, "message": message, "expected_version": expected_version}),
-                ),
+                Some(json!({
+                    "text": text,
+                    "origin": t.config.display().to_string(),
+                    "message": message,
+                    "expected_version": expected_version,
+                })),
             )
             .await?;
         print_change(&v, t.json);
@@ -708,6 +795,21 @@ fn rate(v: &Value) -> String {
     }
 }
 
+/// A field's noise rate as the dashboard shows it: `-` before any legacy-vs-legacy
+/// comparison, `(route)` when it is the route's pooled noise (the endpoint has too few
+/// comparisons of its own).
+fn noise_cell(f: &Value) -> String {
+    if f["noise_compared"].as_i64().unwrap_or(0) <= 0 {
+        return "-".into();
+    }
+    let pooled = if f["noise_scope"] == "route" {
+        " (route)"
+    } else {
+        ""
+    };
+    format!("{}{pooled}", rate(&f["noise_rate"]))
+}
+
 pub fn diffs(t: Target, route: Option<String>, per_endpoint: usize) -> ExitCode {
     run(async move {
         let c = Client::new(&t)?;
@@ -788,7 +890,7 @@ pub fn diffs(t: Target, route: Option<String>, per_endpoint: usize) -> ExitCode 
                         format!("    {}", f["path"].as_str().unwrap_or("")),
                         f["kind"].as_str().unwrap_or("").into(),
                         rate(&f["rate"]),
-                        rate(&f["noise_rate"]),
+                        noise_cell(f),
                         f["verdict"].as_str().unwrap_or("").into(),
                         ids.join(" "),
                     ]);

@@ -5,6 +5,7 @@
 mod client;
 mod demo;
 mod run;
+mod safe;
 mod verify_cmd;
 
 use std::path::PathBuf;

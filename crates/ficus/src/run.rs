@@ -28,7 +28,7 @@ pub fn validate(path: &Path) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             if let LoadError::Invalid(d) = &e {
-                eprintln!("{}: {} error(s)", path.display(), d.items.len());
+                eprintln!("{}: {} error(s)", path.display(), d.count());
             }
             ExitCode::from(1)
         }
@@ -110,7 +110,7 @@ pub fn route_table(cfg: &Config) -> String {
             r.name.clone(),
             r.matcher.to_string(),
             r.stage.to_string(),
-            r.weight.to_string(),
+            r.stage.modern_keys(r.weight).to_string(),
             answers,
             fallback,
             r.sticky.to_string(),
@@ -192,7 +192,9 @@ pub fn init_logging(format: &str) {
     if format == "json" {
         b.json().init();
     } else {
-        b.init();
+        // Every field and message escaped: nothing logged can start a line of its own or
+        // drive the terminal (see `safe`).
+        b.fmt_fields(crate::safe::LogFields).init();
     }
 }
 

@@ -200,18 +200,23 @@ fn on_progress(pb: &ProgressBar, p: &Progress, started: Instant) {
     ));
 }
 
+/// A database value for the terminal: SQL-quoted, control characters escaped (see `safe`).
 fn show(v: &Option<String>) -> String {
     match v {
         None => "NULL".into(),
-        Some(s) => format!("'{}'", s.replace('\'', "''")),
+        Some(s) => format!("'{}'", crate::safe::escape(&s.replace('\'', "''"))),
     }
 }
 
+/// A row's key for the terminal, values escaped like [`show`].
 fn key_text(report: &Report, d: &Difference) -> String {
     report
         .key
         .iter()
-        .map(|k| format!("{k}={}", d.key.get(k).map(String::as_str).unwrap_or("?")))
+        .map(|k| {
+            let v = d.key.get(k).map(String::as_str).unwrap_or("?");
+            format!("{k}={}", crate::safe::escape(v))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

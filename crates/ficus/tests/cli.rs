@@ -207,6 +207,34 @@ fn validate_reports_file_line_col_and_exits_1() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A file of typos: the first errors, a count of the rest, the total; not a line per typo.
+    let typos = dir.join("typos.toml");
+    let text: String = (0..20_000)
+        .map(|i| format!("[gatewy{i}]\nfoo = 1\n"))
+        .collect();
+    std::fs::write(&typos, text).unwrap();
+    let out = ficus()
+        .args(["validate", "-c"])
+        .arg(&typos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.lines().count() < 150, "{} lines", err.lines().count());
+    assert!(
+        err.contains(&format!(
+            "{}: ... and 19953 more error(s) not shown",
+            typos.display()
+        )),
+        "{}",
+        &err[err.len().saturating_sub(400)..]
+    );
+    // The typos and the three sections the file lacks (listener, upstream, default).
+    assert!(
+        err.ends_with(&format!("{}: 20003 error(s)\n", typos.display())),
+        "{err}"
+    );
+
     let missing = ficus()
         .args(["validate", "-c", "/nonexistent/ficus.toml"])
         .output()
@@ -356,6 +384,9 @@ fn cli(args: &[&str], admin: &str, dir: &Path) -> (i32, String, String) {
         .args(["--admin", &format!("http://{admin}"), "-c"])
         .arg(dir.join("ficus.toml"))
         .env("USER", "tester")
+        .env_remove("FICUS_ADMIN")
+        .env_remove("FICUS_ADMIN_TOKEN")
+        .env_remove("FICUS_ADMIN_TOKEN_FILE")
         .output()
         .unwrap();
     (
@@ -491,6 +522,20 @@ async fn api_commands_show_status_change_routes_and_print_their_events() {
     );
 }
 
+/// The first sample id of a `ficus diffs` field row: the cell after the verdict (the noise
+/// rate before it may be `-`, `0.00%` or `0.00% (route)`).
+fn sample_id(row: &str) -> String {
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let verdict = cells
+        .iter()
+        .position(|c| ["real", "noise"].contains(c))
+        .unwrap_or_else(|| panic!("a verdict in {row:?}"));
+    cells
+        .get(verdict + 1)
+        .unwrap_or_else(|| panic!("a sample id in {row:?}"))
+        .to_string()
+}
+
 /// Sends SIGTERM and waits (bounded) for the process to exit.
 fn stop(mut p: Proc) {
     let pid = p.0.id().to_string();
@@ -547,11 +592,7 @@ async fn diffs_commands_rank_show_survive_a_restart_and_reset() {
         row.contains("value") && row.contains("100.00%") && row.contains("real"),
         "{row}"
     );
-    let id = row
-        .split_whitespace()
-        .nth(5)
-        .expect("a sample id")
-        .to_string();
+    let id = sample_id(row);
 
     let (code, out, err) = cli(&["diffs", "show", &id], &admin, &dir);
     assert_eq!(code, 0, "{err}");
@@ -624,6 +665,18 @@ async fn rollout_commands_show_pause_resume_and_abort() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(out.contains("at step 1 of 2 ([10%] -> 100%)"), "{out}");
+    let verdict = loop {
+        let (_, out, _) = cli(&["rollout", "status"], &admin, &dir);
+        if let Some(l) = out.lines().find(|l| l.contains("last verdict")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no verdict yet: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        verdict.contains("last verdict: hold (needs "),
+        "the decision said once: {verdict}"
+    );
     let (code, out, err) = cli(&["rollout", "pause", "orders", "-m", "lunch"], &admin, &dir);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("rollout.paused orders: lunch"), "{out}");
@@ -702,4 +755,258 @@ fn a_refused_start_writes_nothing_and_binds_nothing() {
     assert!(!dir.join("ficus.db").exists(), "nothing stored");
     std::net::TcpListener::bind(("127.0.0.1", port)).expect("the gateway's port was never taken");
     drop(held);
+}
+
+/// Control characters from outside (an upstream's body, a change's message) reach neither
+/// the terminal nor the text log raw: `diffs show` and `events` print them escaped, and a
+/// newline in an `apply -m` message does not start a log line of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_are_escaped_in_cli_output_and_the_text_log() {
+    let dir = temp_dir("escape");
+    // Legacy answers with a clear-screen and a terminal-title sequence; modern plainly.
+    let legacy = upstream("legacy \u{1b}[2J\u{1b}]0;pwned\u{7} \u{9b}31m").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text =
+        config(&dir, &legacy, &modern, 0).replace("stage = \"canary\"", "stage = \"shadow\"");
+    std::fs::write(&cfg, &text).unwrap();
+    let (child, addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    get(&format!("http://{addr}/orders/1")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let (code, out, err) = cli(&["diffs", "orders"], &admin, &dir);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("compared 1,") && out.lines().any(|l| l.trim_start().starts_with("body")) {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no comparison: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let id = sample_id(
+        out.lines()
+            .find(|l| l.trim_start().starts_with("body"))
+            .unwrap(),
+    );
+    let (code, out, err) = cli(&["diffs", "show", &id], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+        "raw control characters printed: {out:?}"
+    );
+    assert!(
+        out.contains("legacy \\u{1b}[2J\\u{1b}]0;pwned\\u{7} \\u{9b}31m"),
+        "the body, escaped: {out}"
+    );
+    // `--json` is the API's JSON, unchanged (JSON escapes them itself).
+    let (_, json, _) = cli(&["diffs", "show", &id, "--json"], &admin, &dir);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["data"]["legacy"]["body"],
+        "legacy \u{1b}[2J\u{1b}]0;pwned\u{7} \u{9b}31m"
+    );
+
+    // A message with colours and a line of its own: one escaped event line.
+    let (code, _, err) = cli(
+        &[
+            "set",
+            "orders",
+            "--weight",
+            "5",
+            "-m",
+            "\u{1b}[31mred\n#99 1970-01-01T00:00:00.000Z cli:root route.set orders: forged",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&["events"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert_eq!(out.lines().count(), 2, "one line per event: {out}");
+    assert!(
+        out.contains("route.set orders: \\u{1b}[31mred\\n#99 1970"),
+        "{out}"
+    );
+
+    // A newline in an apply message does not forge a line of ficus's text log.
+    std::fs::write(&cfg, text.replace("weight = 0", "weight = 7")).unwrap();
+    let (code, _, err) = cli(
+        &[
+            "apply",
+            "-m",
+            "escapetest\n2026-01-01T00:00:00.000000Z  INFO ficus: forged \u{1b}[2J",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = wait_for_line(&logs, "escapetest");
+    assert!(
+        line.contains("escapetest\\n2026-01-01T00:00:00.000000Z  INFO ficus: forged \\u{1b}[2J"),
+        "{line}"
+    );
+    stop(child);
+    let forged: Vec<String> = logs
+        .try_iter()
+        .filter(|l| l.starts_with("2026-01-01") || l.starts_with("#99"))
+        .collect();
+    assert!(forged.is_empty(), "forged log lines: {forged:?}");
+}
+
+/// `ficus plan` and `apply` send the text of the user's file: its errors name that file,
+/// not the gateway's own config file (issue 19, item 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_apply_errors_name_the_clients_file() {
+    let dir = temp_dir("origin");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text = config(&dir, &legacy, &modern, 10);
+    std::fs::write(&cfg, &text).unwrap();
+    let (child, _addr, logs) = start(&cfg);
+    let admin = format!("http://{}", wait_for_addr(&logs, "admin API"));
+    let token = dir.join(".ficus-admin-token");
+    let elsewhere = temp_dir("origin-mine");
+    let mine = elsewhere.join("mine.toml");
+    std::fs::write(
+        &mine,
+        text.replace("modern = \"modern\"\nstage", "modern = \"modrn\"\nstage"),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .position(|l| l == "modern = \"modern\"")
+        .unwrap()
+        + 1;
+    for args in [vec!["plan"], vec!["apply", "-m", "typo"]] {
+        let out = ficus()
+            .args(&args)
+            .arg("-c")
+            .arg(&mine)
+            .args(["--admin", &admin, "--token-file"])
+            .arg(&token)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{}:{line}:10: error: ", mine.display())),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(cfg.to_str().unwrap()), "{args:?}: {err}");
+    }
+    stop(child);
+}
+
+/// Runs the CLI in `cwd` with only the given FICUS_ADMIN* variables and user names;
+/// returns (exit code, stdout, stderr).
+fn cli_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = ficus();
+    c.current_dir(cwd).args(args);
+    for v in [
+        "FICUS_ADMIN",
+        "FICUS_ADMIN_TOKEN",
+        "FICUS_ADMIN_TOKEN_FILE",
+        "USER",
+        "LOGNAME",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a newcomer types, as the README and the demo show it: the admin API from
+/// FICUS_ADMIN (with or without http://), the token from FICUS_ADMIN_TOKEN_FILE, plan
+/// without a token, the cause of a failure said once, a modern route's weight, and the
+/// audit actor when USER is not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomers_commands_just_work() {
+    let dir = temp_dir("newcomer");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text = config(&dir, &legacy, &modern, 10);
+    std::fs::write(&cfg, &text).unwrap();
+    let (child, _addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    let token_file = dir.join(".ficus-admin-token");
+    let token_file = token_file.to_str().unwrap();
+    // Elsewhere: no ficus.toml here, no token beside it.
+    let home = temp_dir("newcomer-home");
+
+    // No admin API named anywhere: the reason, said once.
+    let (code, _, err) = cli_env(&home, &["status"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot find the admin API"), "{err}");
+    assert!(
+        err.contains("FICUS_ADMIN"),
+        "the fix names the variable: {err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    // FICUS_ADMIN, with or without http://; --admin likewise.
+    let url = format!("http://{admin}");
+    for env in [admin.as_str(), url.as_str()] {
+        let (code, out, err) = cli_env(&home, &["status"], &[("FICUS_ADMIN", env)]);
+        assert_eq!(code, 0, "FICUS_ADMIN={env}: {err}");
+        assert!(out.starts_with("config version 1 "), "{out}");
+    }
+    let (code, _, err) = cli_env(&home, &["status", "--admin", &admin], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli_env(&home, &["status", "--admin", "ftp://127.0.0.1:1"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("expected HOST:PORT or http://HOST:PORT") && err.contains("127.0.0.1:9901"),
+        "{err}"
+    );
+
+    // plan reads: no token needed (none is to be found from here).
+    let mine = home.join("mine.toml");
+    std::fs::write(&mine, text.replace("weight = 10", "weight = 20")).unwrap();
+    let mine_s = mine.to_str().unwrap();
+    let (code, out, err) = cli_env(&home, &["plan", "-c", mine_s], &[("FICUS_ADMIN", &admin)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("weight 10% -> 20%"), "{out}");
+    // A change without a token: the 401, and where a token would have come from.
+    let (code, _, err) = cli_env(
+        &home,
+        &["set", "orders", "--stage", "modern", "-m", "all in"],
+        &[("FICUS_ADMIN", &admin)],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("401") && err.contains("no admin token was found"),
+        "{err}"
+    );
+    // With FICUS_ADMIN_TOKEN_FILE, and no USER: the actor is LOGNAME's.
+    let env = [
+        ("FICUS_ADMIN", admin.as_str()),
+        ("FICUS_ADMIN_TOKEN_FILE", token_file),
+        ("LOGNAME", "newcomer"),
+    ];
+    let (code, out, err) = cli_env(
+        &home,
+        &["set", "orders", "--stage", "modern", "-m", "all in"],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("api:cli:newcomer route.set orders: all in"),
+        "{out}"
+    );
+    // A route on stage modern: every key on modern, whatever weight it keeps.
+    let (_, out, _) = cli_env(&home, &["status"], &env);
+    let orders = out.lines().find(|l| l.contains("orders")).unwrap();
+    assert!(orders.contains(" modern  100%  "), "{out}");
+
+    stop(child);
 }

@@ -130,9 +130,11 @@ fn demo_runs_routes_through_both_sides_and_exits_cleanly() {
     for expected in [
         "dashboard  http://127.0.0.1:",
         "admin token  ",
-        " status --admin http://127.0.0.1:",
-        " rollback orders -m \"modern errors\" --admin http://127.0.0.1:",
-        "--token-file ",
+        "config file  /",
+        "  export FICUS_ADMIN=http://127.0.0.1:",
+        " FICUS_ADMIN_TOKEN_FILE=/",
+        " status\n",
+        " rollback orders -m \"modern errors\"\n",
     ] {
         assert!(
             run.stdout.contains(expected),
@@ -236,9 +238,14 @@ fn arg_after<'a>(line: &'a str, flag: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {flag} in {line:?}"))
 }
 
-fn ficus(args: &[&str]) -> (bool, String) {
+/// Runs ficus as the demo says: in another folder, with the printed `export` line's
+/// variables.
+fn ficus(args: &[&str], env: &[(String, String)]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ficus"))
         .args(args)
+        .current_dir(std::env::temp_dir())
+        .env_remove("FICUS_ADMIN_TOKEN")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run ficus");
     (
@@ -288,10 +295,7 @@ fn the_demo_serves_the_dashboard_and_its_printed_commands_work() {
     // The instructions, up to the last printed CLI command.
     let mut intro = Vec::new();
     let started = Instant::now();
-    while !intro
-        .iter()
-        .any(|l: &String| l.contains(" events --admin "))
-    {
+    while !intro.iter().any(|l: &String| l.ends_with(" history")) {
         let left = DEADLINE.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok(line) => intro.push(line),
@@ -311,9 +315,28 @@ fn the_demo_serves_the_dashboard_and_its_printed_commands_work() {
         .nth(1)
         .unwrap()
         .to_string();
-    let rollback = find(" rollback orders ");
-    let admin = arg_after(&rollback, "--admin").to_string();
-    let token_file = std::path::PathBuf::from(arg_after(&rollback, "--token-file"));
+    // One export line, then every command as it is printed.
+    let export: Vec<(String, String)> = find("  export FICUS_ADMIN=")
+        .trim()
+        .strip_prefix("export ")
+        .unwrap()
+        .split(' ')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let var = |k: &str| {
+        export
+            .iter()
+            .find(|(name, _)| name == k)
+            .unwrap_or_else(|| panic!("no {k} in the export line\n{text}"))
+            .1
+            .clone()
+    };
+    let admin = var("FICUS_ADMIN");
+    let token_file = std::path::PathBuf::from(var("FICUS_ADMIN_TOKEN_FILE"));
+    let config_file = arg_after(&find("  config file  "), "file").to_string();
     assert_eq!(dashboard, format!("{admin}/"), "{text}");
     let token = std::fs::read_to_string(&token_file).expect("the printed token file");
     assert!(
@@ -345,27 +368,20 @@ fn the_demo_serves_the_dashboard_and_its_printed_commands_work() {
     );
 
     // The printed commands, as printed (with this test's binary).
-    let (ok, out) = ficus(&["status", "--admin", &admin]);
+    let (ok, out) = ficus(&["status"], &export);
     assert!(
         ok && out.contains("orders") && out.contains("canary"),
         "{out}"
     );
-    let (ok, out) = ficus(&[
-        "rollback",
-        "orders",
-        "-m",
-        "modern errors",
-        "--admin",
-        &admin,
-        "--token-file",
-        token_file.to_str().unwrap(),
-    ]);
+    let (ok, out) = ficus(&["plan", "-c", &config_file], &export);
+    assert!(ok && out.contains("no changes"), "{out}");
+    let (ok, out) = ficus(&["rollback", "orders", "-m", "modern errors"], &export);
     assert!(ok && out.contains("route.rollback"), "{out}");
     let (_, body) = http_get(&admin, "/api/v1/routes");
     let routes: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(routes["routes"][1]["name"], "orders");
     assert_eq!(routes["routes"][1]["stage"], "legacy", "{body}");
-    let (ok, out) = ficus(&["events", "--admin", &admin]);
+    let (ok, out) = ficus(&["events"], &export);
     assert!(ok && out.contains("modern errors"), "{out}");
 
     // It ends by itself and takes its temporary folder with it.

@@ -1591,6 +1591,24 @@
           rows(noise)) : null));
   }
 
+  /**
+   * The noise a field was judged against, as `ficus diffs` shows it: the endpoint's own
+   * legacy-vs-legacy rate, or the route's pooled one (marked "route") while the endpoint has
+   * too few comparisons of its own; "—" before any.
+   */
+  function noiseCell(f, ratio) {
+    if (!(f.noise_compared > 0)) {
+      return h('td', { class: 'num noise', title: 'no legacy-vs-legacy comparison yet ([route.shadow] noise_sample)' }, h('span', { class: 'muted' }, '—'));
+    }
+    const pooled = f.noise_scope === 'route';
+    const title = pooled
+      ? `differs in ${f.noise_differing} of the route's ${f.noise_compared} legacy-vs-legacy comparisons (pooled over its endpoints: this one has too few of its own); over the whole route, modern differs here in ${fmtDiffRate(f.route_rate ?? 0)} of the comparisons`
+      : `differs in ${f.noise_differing} of ${f.noise_compared} legacy-vs-legacy comparisons`;
+    return h('td', { class: 'num noise', title, dataset: { scope: f.noise_scope } },
+      fmtDiffRate(f.noise_rate), pooled ? h('span', { class: 'muted small' }, ' (route)') : null,
+      ratio(f.noise_differing, f.noise_compared));
+  }
+
   function fieldRow(f, ep, openSample, selected) {
     const ratio = (a, b) => h('div', { class: 'muted small' }, `${num(a, 0)} / ${num(b, 0)}`);
     return h('tr', { class: `field field-${f.verdict}`, dataset: { path: f.path, kind: f.kind, verdict: f.verdict, rate: f.rate } },
@@ -1598,8 +1616,7 @@
       h('td', {}, diffKind(f.kind)),
       h('td', { class: 'num', title: `differs in ${f.differing} of ${ep.compared} legacy-vs-modern comparisons` },
         h('span', { class: f.verdict === 'real' ? rateClass(f.rate) : null }, fmtDiffRate(f.rate)), ratio(f.differing, ep.compared)),
-      h('td', { class: 'num', title: ep.noise_compared ? `differs in ${f.noise_differing} of ${ep.noise_compared} legacy-vs-legacy comparisons` : 'no legacy-vs-legacy comparison yet ([route.shadow] noise_sample)' },
-        ep.noise_compared ? [fmtDiffRate(f.noise_rate), ratio(f.noise_differing, ep.noise_compared)] : h('span', { class: 'muted' }, '—')),
+      noiseCell(f, ratio),
       h('td', {}, verdictBadge(f.verdict)),
       h('td', { class: 'samples' }, f.sample_ids.length
         ? f.sample_ids.map((id, n) => h('button', {
@@ -1837,6 +1854,34 @@
     return 600;
   }
 
+  /** Pixels apart under which markers are drawn as one (the width of a marker's hover area). */
+  const MARKER_GROUP_PX = 10;
+
+  /**
+   * Markers (sorted by time) grouped where their lines would be closer than MARKER_GROUP_PX:
+   * each group drawn once at its latest change, labelled `label +N`, titled with every change.
+   */
+  function markerGroups(markers, xOf) {
+    const groups = [];
+    for (const mk of markers) {
+      const x = xOf(mk.t);
+      const g = groups[groups.length - 1];
+      if (g && x - g.firstX < MARKER_GROUP_PX) g.members.push(mk);
+      else groups.push({ firstX: x, members: [mk] });
+    }
+    return groups.map(({ members }) => {
+      const last = members[members.length - 1];
+      const n = members.length;
+      return {
+        x: xOf(last.t),
+        kind: last.kind,
+        count: n,
+        label: n > 1 ? `${last.label} +${n - 1}` : last.label,
+        title: members.map((m) => m.title).join('\n'),
+      };
+    });
+  }
+
   function drawCharts(container, title, note, r, markers) {
     const legacy = r.series.legacy || [];
     const modern = r.series.modern || [];
@@ -1909,18 +1954,19 @@
     }
 
     // Markers: a dashed line per change; labels take the first of two lanes above the plot
-    // where they do not overlap the previous one.
+    // where they do not overlap the previous one. Changes closer together than a marker is
+    // wide (a rollback and its events in the same second) are one marker: the latest one's
+    // line and label with "+N", every change in its title.
     const laneEnd = [-Infinity, -Infinity];
-    for (const mk of c.markers) {
-      if (mk.t < c.t0 || mk.t > c.t1 + 1) continue;
-      const x = X(Math.min(mk.t, c.t1));
+    for (const mk of markerGroups(c.markers.filter((mk) => mk.t >= c.t0 && mk.t <= c.t1 + 1), (t) => X(Math.min(t, c.t1)))) {
+      const x = mk.x;
       const w = 7 * mk.label.length + 6;
       const right = x + 3 + w > W;
       const [from, to] = right ? [x - 3 - w, x] : [x, x + 3 + w];
       let lane = laneEnd.findIndex((end) => end < from);
       if (lane < 0) lane = laneEnd[0] <= laneEnd[1] ? 0 : 1;
       laneEnd[lane] = to;
-      root.append(svg('g', { class: `marker marker-${mk.kind}`, tabindex: 0, 'aria-label': mk.title },
+      root.append(svg('g', { class: `marker marker-${mk.kind}${mk.count > 1 ? ' marker-group' : ''}`, tabindex: 0, 'aria-label': mk.title, 'data-count': mk.count },
         svg('title', {}, mk.title),
         svg('line', { x1: x, x2: x, y1: m.t - 18 + lane * 14, y2: m.t + ih }),
         svg('rect', { x: x - 5, y: m.t - 30, width: 10, height: ih + 30, class: 'marker-hit' }),

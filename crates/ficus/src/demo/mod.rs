@@ -55,8 +55,10 @@ pub struct DemoOptions {
     /// Stop after this many seconds (default: on Ctrl-C, at the latest after 600).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=600))]
     pub duration: Option<u64>,
-    /// Requests per second the synthetic client sends through the gateway.
-    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    /// Requests per second the synthetic client sends through the gateway. The judge of a
+    /// rollout decides on evidence, not time: with less traffic, it takes longer to be sure
+    /// (the default rolls stock back a few seconds after modern breaks it; at 20, about 15).
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub rate: u32,
     /// No periodic summary lines; only the instructions and the final summary.
     #[arg(long)]
@@ -121,6 +123,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             note: admin_note,
             token: &token,
             token_file: token_file.as_deref(),
+            config_file: &dir.path().join("ficus.toml"),
             program: program_name(),
         },
         rate: opts.rate,
@@ -136,7 +139,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         tokio::time::sleep(STOCK_FAULT_AT).await;
         switch.fail(STOCK_FAULT_RATE, Some("/stock"));
         screen::emit(&format!(
-            "\n{}s: the modern service now fails {:.0}% of /stock requests; watch the judge roll route stock back (`ficus rollout status`); fallback keeps every GET answered\n",
+            "\n{}s: the modern service now fails {:.0}% of /stock requests; watch the judge roll route stock back (`ficus rollout status`) as soon as modern's errors are beyond doubt: seconds at the default --rate, longer with less traffic; fallback keeps every GET answered\n",
             STOCK_FAULT_AT.as_secs(),
             STOCK_FAULT_RATE * 100.0
         ));

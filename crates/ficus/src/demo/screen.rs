@@ -36,6 +36,8 @@ pub struct Admin<'a> {
     pub token: &'a str,
     /// Where the token is (`None` when it came from `FICUS_ADMIN_TOKEN`).
     pub token_file: Option<&'a Path>,
+    /// The demo's config file, which `plan`, `apply`, `history` and `revert` work with.
+    pub config_file: &'a Path,
     /// How to call ficus in the printed commands.
     pub program: String,
 }
@@ -96,11 +98,12 @@ pub fn intro(s: &Setup<'_>) -> String {
     ));
     tries.push((
         format!("curl -i {gw}/accounts/7 -H 'x-user-id: u-7'"),
-        "automated rollout: the judge takes modern from 20% to 100% in about a minute".into(),
+        "automated rollout: the judge takes modern from 20% to 100% in about half a minute".into(),
     ));
     tries.push((
         format!("curl -i {gw}/stock/sku-1001 -H 'x-user-id: u-7'"),
-        "automated rollout that modern breaks 25 s in: rolled back by the judge".into(),
+        "automated rollout that modern breaks 25 s in: rolled back by the judge seconds later"
+            .into(),
     ));
     tries.push((format!("curl -i {gw}/reports/daily"), "stage legacy".into()));
     commands(
@@ -132,18 +135,17 @@ pub fn intro(s: &Setup<'_>) -> String {
     );
     control(&mut out, &s.admin);
     let p = &s.admin.program;
-    let url = &s.admin.url;
     commands(
         &mut out,
         "What the shadow comparison of /catalog finds (real differences apart from noise such as\n\
          generated_at and trace, which legacy changes on every answer too):",
         &[
             (
-                format!("{p} diffs catalog --admin {url}"),
+                format!("{p} diffs catalog"),
                 "field paths ranked by difference rate".into(),
             ),
             (
-                format!("{p} diffs show ID --admin {url}"),
+                format!("{p} diffs show ID"),
                 "one sample side by side (ids in the list)".into(),
             ),
             (
@@ -168,7 +170,8 @@ pub fn intro(s: &Setup<'_>) -> String {
     out
 }
 
-/// How to change routes at runtime: the token, and the CLI over the admin API.
+/// How to change routes at runtime: the token, the config file, one `export` line that
+/// points the CLI at this demo, and the CLI over the admin API.
 fn control(out: &mut String, a: &Admin<'_>) {
     let _ = writeln!(
         out,
@@ -180,37 +183,48 @@ fn control(out: &mut String, a: &Admin<'_>) {
         "  admin token  {}   (paste it into the dashboard's \"Admin token\" button)",
         a.token
     );
-    let auth = match a.token_file {
+    let mut export = format!("export FICUS_ADMIN={}", a.url);
+    match a.token_file {
         Some(f) => {
-            let _ = writeln!(out, "  token file   {}\n", f.display());
-            format!(" --token-file {}", f.display())
+            let _ = writeln!(out, "  token file   {}", f.display());
+            export.push_str(&format!(" FICUS_ADMIN_TOKEN_FILE={}", f.display()));
         }
         None => {
-            let _ = writeln!(out, "  (the token comes from FICUS_ADMIN_TOKEN)\n");
-            String::new()
+            let _ = writeln!(out, "  (the token comes from FICUS_ADMIN_TOKEN)");
         }
-    };
-    let (p, url) = (&a.program, &a.url);
-    // Comment above command: the token file makes these too long to align comments after.
-    out.push_str("From another terminal:\n\n");
+    }
+    let _ = writeln!(
+        out,
+        "  config file  {}   (for plan and apply; it goes when the demo ends)\n",
+        a.config_file.display()
+    );
+    let (p, file) = (&a.program, a.config_file.display());
+    // Comment above command: the paths make these too long to align comments after.
+    let _ = writeln!(
+        out,
+        "From another terminal, first point the CLI at this demo (the admin API and its token):\n\n  \
+         {export}\n\nthen:\n"
+    );
     for (comment, command) in [
-        (
-            "the migration map with live numbers",
-            format!("{p} status --admin {url}"),
-        ),
+        ("the migration map with live numbers", format!("{p} status")),
         (
             "half the users on modern",
-            format!("{p} set orders --weight 50 -m \"step up\" --admin {url}{auth}"),
+            format!("{p} set orders --weight 50 -m \"step up\""),
         ),
         (
             "orders back to legacy, for the very next request",
-            format!("{p} rollback orders -m \"modern errors\" --admin {url}{auth}"),
+            format!("{p} rollback orders -m \"modern errors\""),
         ),
-        ("the audit log", format!("{p} events --admin {url}")),
+        ("the audit log", format!("{p} events")),
         (
             "the automated rollouts: steps, status, each gate's numbers",
-            format!("{p} rollout status --admin {url}"),
+            format!("{p} rollout status"),
         ),
+        (
+            "what applying the config file would change, once you edit it (then: apply -c ... -m WHY)",
+            format!("{p} plan -c {file}"),
+        ),
+        ("the config versions", format!("{p} history")),
     ] {
         let _ = writeln!(out, "  # {comment}\n  {command}");
     }
