@@ -1197,7 +1197,7 @@ fn idle_timeouts_parse_and_zero_is_refused() {
     assert_eq!(
         errors(&text),
         r#"ficus.toml:2:23: error: [gateway]: client_body_timeout "0s" must be greater than zero
-  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+  help: write client_body_timeout = "10s": a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
     );
 }
 
@@ -2019,12 +2019,12 @@ fn rollout_latency_gate_min_delta_and_max_p99() {
         r#"ficus.toml:18:25: error: route "orders": rollout.gates.latency.min_delta 5 has no unit
   help: durations are strings with a unit: min_delta = "5s" or "5ms"
 ficus.toml:18:38: error: route "orders": rollout.gates.latency.max_p99 "0ms" must be greater than zero
-  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+  help: write max_p99 = "10s": a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
     );
     assert_eq!(
         errors(&route("{ min_delta = \"5 msec\", max_p99 = 250 }")),
         r#"ficus.toml:18:25: error: route "orders": rollout.gates.latency.min_delta "5 msec" has an unknown unit "msec"
-  help: did you mean "5ms"? write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m"
+  help: did you mean "5ms"? write min_delta = "10s": a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m"
 ficus.toml:18:45: error: route "orders": rollout.gates.latency.max_p99 250 has no unit
   help: durations are strings with a unit: max_p99 = "250s" or "250ms""#
     );
@@ -2033,7 +2033,7 @@ ficus.toml:18:45: error: route "orders": rollout.gates.latency.max_p99 250 has n
         r#"ficus.toml:18:13: error: route "orders": unknown key "rollout.gates.latency.max_p99_ms"
   help: did you mean "rollout.gates.latency.max_p99"?
 ficus.toml:18:43: error: route "orders": rollout.gates.latency.min_delta "1.5ms" is not a whole number
-  help: write a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
+  help: write min_delta = "10s": a whole number and a unit (ms, s, m or h), e.g. "250ms", "10s", "5m""#
     );
 }
 
