@@ -4,7 +4,7 @@
 //! afterwards.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +20,9 @@ use serde_json::{json, Value};
 mod upstream;
 use upstream::upstream;
 
+#[path = "support/relay.rs"]
+mod relay;
+use relay::Relay;
 const TOKEN: &str = "fault-token";
 
 fn postgres_url() -> Option<String> {
@@ -33,57 +36,6 @@ fn postgres_url() -> Option<String> {
             eprintln!("note: FICUS_TEST_POSTGRES_URL unset; skipping the store outage test");
             None
         }
-    }
-}
-
-/// A TCP relay to PostgreSQL on a fixed local port that can be cut (closing every relayed
-/// connection and the listener) and restored.
-struct Relay {
-    addr: SocketAddr,
-    target: SocketAddr,
-    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Relay {
-    async fn start(target: SocketAddr) -> Relay {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let r = Relay {
-            addr: l.local_addr().unwrap(),
-            target,
-            tasks: Arc::default(),
-        };
-        r.serve(l);
-        r
-    }
-
-    fn serve(&self, l: tokio::net::TcpListener) {
-        let (target, tasks) = (self.target, self.tasks.clone());
-        let inner = tasks.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut a, _)) = l.accept().await else {
-                    continue;
-                };
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut b) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-                    }
-                });
-                inner.lock().unwrap().push(conn);
-            }
-        });
-        tasks.lock().unwrap().push(accept);
-    }
-
-    fn cut(&self) {
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-
-    async fn restore(&self) {
-        let l = tokio::net::TcpListener::bind(self.addr).await.unwrap();
-        self.serve(l);
     }
 }
 

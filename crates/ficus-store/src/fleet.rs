@@ -256,6 +256,43 @@ macro_rules! with_pool {
     };
 }
 
+/// Opens a write transaction on `$p` (SQLite: `BEGIN IMMEDIATE`, so the write lock is taken
+/// before anything is read) and checks the leader fence in it, when there is one.
+macro_rules! fenced_tx {
+    ($store:expr, $p:ident, $fence:expr, $doing:expr) => {{
+        let store: &Store = $store;
+        let (begin, pg) = match store.pool() {
+            Pool::Sqlite(_) => ("BEGIN IMMEDIATE", false),
+            Pool::Postgres(_) => ("BEGIN", true),
+        };
+        let mut tx = $p
+            .begin_with(begin)
+            .await
+            .map_err(|e| store.err().db($doing, e))?;
+        check_fence!(store, tx, $fence, pg);
+        tx
+    }};
+}
+
+/// Binds a telemetry row's columns, from `node_id` to `hist`, in table order.
+macro_rules! push_slot {
+    ($row:ident, $s:expr) => {{
+        let s: &TelemetrySlot = $s;
+        $row.push_bind(&s.node_id)
+            .push_bind(&s.route)
+            .push_bind(s.side)
+            .push_bind(s.at)
+            .push_bind(s.by_class[0])
+            .push_bind(s.by_class[1])
+            .push_bind(s.by_class[2])
+            .push_bind(s.by_class[3])
+            .push_bind(s.by_class[4])
+            .push_bind(s.fallbacks)
+            .push_bind(s.latency_sum_us)
+            .push_bind(&s.hist);
+    }};
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -494,12 +531,8 @@ impl Store {
         let err = self.err();
         let n = i64::try_from(seconds.len()).unwrap_or(i64::MAX);
         with_pool!(self, p => async {
-            let mut tx = match self.pool() {
-                // One writer at a time on SQLite: take the lock before reading the counter.
-                Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await,
-                Pool::Postgres(_) => p.begin_with("BEGIN").await,
-            }
-            .map_err(|e| err.db("starting a telemetry flush", e))?;
+            // One writer at a time on SQLite: the lock is taken before the counter is read.
+            let mut tx = fenced_tx!(self, p, None, "starting a telemetry flush");
             // Locks the counter row until commit: flushes take turns, seqs commit in order.
             let last: i64 = sqlx::query_scalar(
                 "UPDATE telemetry_meta SET seq = seq + $1 WHERE id = 1 RETURNING seq",
@@ -517,19 +550,8 @@ impl Store {
                      c2xx, c3xx, c4xx, c5xx, fallbacks, latency_sum_us, hist) ",
                 );
                 q.push_values(chunk, |mut row, (seq, s)| {
-                    row.push_bind(*seq)
-                        .push_bind(&s.node_id)
-                        .push_bind(&s.route)
-                        .push_bind(s.side)
-                        .push_bind(s.at)
-                        .push_bind(s.by_class[0])
-                        .push_bind(s.by_class[1])
-                        .push_bind(s.by_class[2])
-                        .push_bind(s.by_class[3])
-                        .push_bind(s.by_class[4])
-                        .push_bind(s.fallbacks)
-                        .push_bind(s.latency_sum_us)
-                        .push_bind(&s.hist);
+                    row.push_bind(*seq);
+                    push_slot!(row, s);
                 });
                 q.push(" ON CONFLICT (node_id, route, side, at_s) DO NOTHING");
                 q.build()
@@ -544,18 +566,7 @@ impl Store {
                      c3xx, c4xx, c5xx, fallbacks, latency_sum_us, hist) ",
                 );
                 q.push_values(chunk, |mut row, s| {
-                    row.push_bind(&s.node_id)
-                        .push_bind(&s.route)
-                        .push_bind(s.side)
-                        .push_bind(s.at)
-                        .push_bind(s.by_class[0])
-                        .push_bind(s.by_class[1])
-                        .push_bind(s.by_class[2])
-                        .push_bind(s.by_class[3])
-                        .push_bind(s.by_class[4])
-                        .push_bind(s.fallbacks)
-                        .push_bind(s.latency_sum_us)
-                        .push_bind(&s.hist);
+                    push_slot!(row, s);
                 });
                 q.push(
                     " ON CONFLICT (node_id, route, side, minute) DO UPDATE SET \
@@ -631,13 +642,7 @@ impl Store {
     ) -> Result<Pruned, StoreError> {
         let err = self.err();
         with_pool!(self, p => async {
-            let mut tx = match self.pool() {
-                Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await,
-                Pool::Postgres(_) => p.begin_with("BEGIN").await,
-            }
-            .map_err(|e| err.db("starting retention", e))?;
-            let pg = matches!(self.pool(), Pool::Postgres(_));
-            check_fence!(self, tx, fence, pg);
+            let mut tx = fenced_tx!(self, p, fence, "starting retention");
             let seconds = sqlx::query("DELETE FROM telemetry_seconds WHERE at_s < $1")
                 .bind(seconds_before)
                 .execute(&mut *tx)
@@ -693,13 +698,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let err = self.err();
         with_pool!(self, p => async {
-            let mut tx = match self.pool() {
-                Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await,
-                Pool::Postgres(_) => p.begin_with("BEGIN").await,
-            }
-            .map_err(|e| err.db("starting a transaction", e))?;
-            let pg = matches!(self.pool(), Pool::Postgres(_));
-            check_fence!(self, tx, fence, pg);
+            let mut tx = fenced_tx!(self, p, fence, "starting a transaction");
             sqlx::query(
                 "UPDATE webhook_cursor SET event_id = $1 WHERE id = 1 AND event_id < $1",
             )
@@ -727,13 +726,7 @@ impl Store {
              node_id = excluded.node_id, data = excluded.data, updated_at = excluded.updated_at"
         );
         with_pool!(self, p => async {
-            let mut tx = match self.pool() {
-                Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await,
-                Pool::Postgres(_) => p.begin_with("BEGIN").await,
-            }
-            .map_err(|e| err.db("starting a transaction", e))?;
-            let pg = matches!(self.pool(), Pool::Postgres(_));
-            check_fence!(self, tx, fence, pg);
+            let mut tx = fenced_tx!(self, p, fence, "starting a transaction");
             sqlx::query(&sql)
                 .bind(route)
                 .bind(fence.map_or_else(|| self.node().unwrap_or(""), |f| f.node_id.as_str()))

@@ -26,6 +26,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
+// The store going away: the relay of ficus-admin's fault tests.
+#[path = "../../ficus-admin/tests/support/relay.rs"]
+mod relay;
+use relay::Relay;
+
 const TOKEN: &str = "fleet-test-token-0123456789abcdef";
 
 // ---------------------------------------------------------------------------------------
@@ -162,57 +167,6 @@ async fn receiver() -> (String, Arc<Mutex<Vec<i64>>>) {
         }
     });
     (format!("http://{addr}/hook"), got)
-}
-
-/// A TCP relay to PostgreSQL the test can cut (connections dropped, new ones refused) and
-/// restore, standing in for the store going away.
-struct Relay {
-    addr: SocketAddr,
-    target: SocketAddr,
-    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Relay {
-    async fn start(target: SocketAddr) -> Relay {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let r = Relay {
-            addr: l.local_addr().unwrap(),
-            target,
-            tasks: Arc::default(),
-        };
-        r.serve(l);
-        r
-    }
-
-    fn serve(&self, l: tokio::net::TcpListener) {
-        let (target, tasks) = (self.target, self.tasks.clone());
-        let inner = tasks.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut a, _)) = l.accept().await else {
-                    continue;
-                };
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut b) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-                    }
-                });
-                inner.lock().unwrap().push(conn);
-            }
-        });
-        tasks.lock().unwrap().push(accept);
-    }
-
-    fn cut(&self) {
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-
-    async fn restore(&self) {
-        let l = tokio::net::TcpListener::bind(self.addr).await.unwrap();
-        self.serve(l);
-    }
 }
 
 // ---------------------------------------------------------------------------------------
