@@ -228,12 +228,25 @@ pub struct Family {
 /// Produces extra families at scrape time.
 pub type ExtraMetrics = Box<dyn Fn() -> Vec<Family> + Send + Sync>;
 
+/// A gauge family with fractional values, computed at scrape time (a route's weight in
+/// percent, which has two decimals).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaugeFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+/// Produces extra fractional gauge families at scrape time.
+pub type ExtraGauges = Box<dyn Fn() -> Vec<GaugeFamily> + Send + Sync>;
+
 /// Every route's statistics, kept across reloads by route name.
 pub struct Telemetry {
     shards: usize,
     routes: Mutex<HashMap<Arc<str>, Arc<RouteStats>>>,
     inventory: inventory::Inventory,
     extra: Mutex<Vec<(&'static str, ExtraMetrics)>>,
+    extra_gauges: Mutex<Vec<(&'static str, ExtraGauges)>>,
     /// The other nodes' seconds, for the fleet-wide view (see [`fleet`]).
     remote: Mutex<fleet::Remote>,
 }
@@ -254,6 +267,7 @@ impl Telemetry {
             routes: Mutex::new(HashMap::new()),
             inventory: inventory::Inventory::new(shards, inventory::MAX_ENDPOINTS),
             extra: Mutex::new(Vec::new()),
+            extra_gauges: Mutex::new(Vec::new()),
             remote: Mutex::new(fleet::Remote::default()),
         })
     }
@@ -271,6 +285,26 @@ impl Telemetry {
     /// The extra families now, of every producer in the order they were added.
     pub fn extra(&self) -> Vec<Family> {
         self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flat_map(|(_, f)| f())
+            .collect()
+    }
+
+    /// Sets the producer of fractional gauge families under `key` (the control plane's
+    /// route weights), replacing an earlier one of that key.
+    pub fn set_extra_gauges(&self, key: &'static str, f: ExtraGauges) {
+        let mut extra = self.extra_gauges.lock().unwrap_or_else(|p| p.into_inner());
+        match extra.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = f,
+            None => extra.push((key, f)),
+        }
+    }
+
+    /// The fractional gauge families now, of every producer in the order they were added.
+    pub fn extra_gauges(&self) -> Vec<GaugeFamily> {
+        self.extra_gauges
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()

@@ -168,6 +168,14 @@ impl Collector for Exposition {
                 }
             }
         }
+        for f in self.0.extra_gauges() {
+            let mut m = encoder.encode_descriptor(f.name, f.help, None, MetricType::Gauge)?;
+            for (labels, v) in &f.samples {
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                m.encode_family(&labels)?.encode_gauge(v)?;
+            }
+        }
         Ok(())
     }
 }
@@ -244,5 +252,28 @@ mod tests {
             1,
             "{text}"
         );
+    }
+
+    #[test]
+    fn fractional_gauges_keep_their_decimals() {
+        let t = Telemetry::new(1);
+        let family = |v: f64| -> crate::ExtraGauges {
+            Box::new(move || {
+                vec![crate::GaugeFamily {
+                    name: "ficus_test_weight",
+                    help: "a test gauge",
+                    samples: vec![(vec![("route", "orders".to_string())], v)],
+                }]
+            })
+        };
+        t.set_extra_gauges("w", family(5.25));
+        t.set_extra_gauges("w", family(12.5));
+        let text = t.prometheus();
+        assert!(text.contains("# TYPE ficus_test_weight gauge"), "{text}");
+        assert!(
+            text.contains("ficus_test_weight{route=\"orders\"} 12.5"),
+            "{text}"
+        );
+        assert_eq!(text.matches("ficus_test_weight{").count(), 1, "{text}");
     }
 }
