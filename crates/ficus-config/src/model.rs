@@ -162,6 +162,23 @@ pub mod defaults {
     pub const FLEET_MIN_INTERVAL: Duration = Duration::from_millis(100);
     /// Fleet: the longest poll_interval, heartbeat and flush_interval accepted.
     pub const FLEET_MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+    /// Tracing: the share of new traces (no sampled parent) that are recorded. OpenTelemetry's
+    /// default sampler records every trace; lower it for heavy traffic.
+    pub const TRACING_SAMPLE_RATIO: f64 = 1.0;
+    /// Tracing: the service name spans carry (`service.name`).
+    pub const TRACING_SERVICE_NAME: &str = "ficus";
+    /// Tracing: finished spans waiting for export; more are dropped and counted (the
+    /// OpenTelemetry batch processor's default).
+    pub const TRACING_QUEUE: usize = 2048;
+    /// Tracing: the most spans in one export request.
+    pub const TRACING_BATCH: usize = 512;
+    /// Tracing: the longest a finished span waits before its batch is sent.
+    pub const TRACING_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+    /// Tracing: how long one export request may take (OpenTelemetry's default).
+    pub const TRACING_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Tracing: the largest `queue` and `batch` accepted.
+    pub const TRACING_MAX_QUEUE: usize = 1_000_000;
 }
 
 /// The whole, validated configuration.
@@ -194,6 +211,37 @@ pub struct Config {
     pub fleet: FleetSettings,
     /// `[redact]`: names whose values never leave ficus, beside the built-in ones.
     pub redact: Redaction,
+    /// `[tracing]`: W3C trace context and spans exported over OTLP (node-local).
+    pub tracing: Tracing,
+}
+
+/// `[tracing]`: trace context (W3C `traceparent`) and spans exported over OTLP/HTTP. Every
+/// setting left out may come from the standard `OTEL_*` environment variables, read when
+/// the gateway starts (`ficus_trace::Settings::resolve`); a setting in the file wins.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tracing {
+    /// `Some(false)`: off, whatever the environment says. `None`: on when an endpoint is set
+    /// here or in `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+    pub enabled: Option<bool>,
+    /// The collector's OTLP/HTTP base URL (`/v1/traces` is appended), e.g.
+    /// `http://127.0.0.1:4318`.
+    pub endpoint: Option<Uri>,
+    /// Extra headers on each export request (an API key, say).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The share of new traces recorded, 0 to 1.
+    pub sample_ratio: Option<f64>,
+    /// Follow the caller's sampling decision when a request carries a `traceparent`
+    /// (default true).
+    pub parent_based: Option<bool>,
+    pub service_name: Option<String>,
+    /// More resource attributes (`deployment.environment`, ...).
+    pub resource: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub queue: Option<usize>,
+    pub batch: Option<usize>,
+    pub flush_interval: Option<Duration>,
+    /// Extra trusted roots (PEM) for an `https://` collector.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[redact]`: header and query parameter names (lower case) whose values are replaced by

@@ -23,6 +23,7 @@ pub const NODE_LOCAL: &[(&str, Option<&str>)] = &[
     ("telemetry", None),
     ("node", None),
     ("fleet", None),
+    ("tracing", None),
     ("gateway", Some("max_connections")),
     ("gateway", Some("shutdown_grace")),
     ("gateway", Some("pid_file")),
@@ -123,6 +124,7 @@ impl Config {
         self.telemetry = local.telemetry.clone();
         self.node = local.node.clone();
         self.fleet = local.fleet.clone();
+        self.tracing = local.tracing.clone();
         self.gateway.max_connections = local.gateway.max_connections;
         self.gateway.shutdown_grace = local.gateway.shutdown_grace;
         self.gateway.pid_file = local.gateway.pid_file.clone();

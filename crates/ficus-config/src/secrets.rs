@@ -86,6 +86,9 @@ pub fn mask_text(text: &str) -> String {
     for (key, item) in doc.as_table_mut().iter_mut() {
         let webhook = key.get() == "webhook";
         mask_item(item, webhook, false);
+        if key.get() == "tracing" {
+            mask_header_values(item);
+        }
     }
     doc.to_string()
 }
@@ -95,7 +98,33 @@ pub fn mask_text(text: &str) -> String {
 pub fn contains_masked(text: &str) -> bool {
     text.contains(&format!(":{MASK}@"))
         || text.contains(&format!("={MASK}"))
+        || text.contains(&format!("\"{MASK}\""))
         || text.contains(&format!("/{MASK}\""))
+}
+
+/// `[tracing] headers`: every value, since a collector's headers are usually credentials
+/// (an API key, a bearer token).
+fn mask_header_values(section: &mut Item) {
+    let Some(headers) = section.get_mut("headers") else {
+        return;
+    };
+    let mask = |v: &mut Value| {
+        if let Value::String(s) = v {
+            let decor = s.decor().clone();
+            let mut new = toml_edit::Formatted::new(MASK.to_string());
+            *new.decor_mut() = decor;
+            *s = new;
+        }
+    };
+    match headers {
+        Item::Table(t) => t.iter_mut().for_each(|(_, i)| {
+            if let Item::Value(v) = i {
+                mask(v)
+            }
+        }),
+        Item::Value(Value::InlineTable(t)) => t.iter_mut().for_each(|(_, v)| mask(v)),
+        _ => {}
+    }
 }
 
 fn mask_item(item: &mut Item, webhook: bool, url_key: bool) {
@@ -162,6 +191,22 @@ fn mask_words(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_collectors_headers_are_masked_and_cannot_be_applied_back() {
+        let text = "[tracing]\nendpoint = \"https://otlp.example\"\nheaders = { \"x-api-key\" = \"k3y\" } # vendor key\n\n[tracing.resource]\nteam = \"payments\"\n";
+        let masked = mask_text(text);
+        assert!(!masked.contains("k3y"), "{masked}");
+        assert!(masked.contains("\"x-api-key\" = \"***\""), "{masked}");
+        assert!(masked.contains("# vendor key"), "{masked}");
+        assert!(masked.contains("team = \"payments\""), "{masked}");
+        assert!(contains_masked(&masked));
+        let table = "[tracing.headers]\nauthorization = \"Bearer abc\"\n";
+        assert_eq!(
+            mask_text(table),
+            "[tracing.headers]\nauthorization = \"***\"\n"
+        );
+    }
 
     #[test]
     fn urls_lose_their_passwords_and_credential_values() {

@@ -21,8 +21,9 @@ use crate::{Diagnostic, Diagnostics, MAX_DIAGNOSTICS};
 mod admin;
 mod fleet;
 mod redact;
+mod tracing;
 
-const TOP_LEVEL: [(&str, &str); 15] = [
+const TOP_LEVEL: [(&str, &str); 16] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -38,6 +39,7 @@ const TOP_LEVEL: [(&str, &str); 15] = [
     ("node", "[node]"),
     ("fleet", "[fleet]"),
     ("redact", "[redact]"),
+    ("tracing", "[tracing]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -835,6 +837,10 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.redaction(e),
             None => Redaction::default(),
         };
+        let tracing = match find("tracing") {
+            Some(e) => self.tracing(e),
+            None => Tracing::default(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -885,6 +891,7 @@ impl<'s> Validator<'s, '_> {
             node,
             fleet,
             redact,
+            tracing,
         })
     }
 

@@ -332,6 +332,7 @@ fn full_config_parses_into_the_model() {
         node: Node::default(),
         fleet: FleetSettings::default(),
         redact: Redaction::default(),
+        tracing: Tracing::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -429,6 +430,7 @@ fn minimal_config_gets_every_default() {
         node: Node::default(),
         fleet: FleetSettings::default(),
         redact: Redaction::default(),
+        tracing: Tracing::default(),
     };
     assert_eq!(config, expected);
 }
@@ -2187,4 +2189,62 @@ fn every_type_error_help_names_its_own_key() {
         "[upstream.other]\nurl = \"http://x:1\"\nrequest_timeout = \"10 sec\"\n",
     ));
     assert!(e.contains("write request_timeout = \"10s\""), "{e}");
+}
+
+#[test]
+fn tracing_is_read_with_every_key() {
+    let text = format!(
+        "{HEAD}\n[tracing]\nendpoint = \"https://otlp.example:4318\"\nheaders = {{ \"x-api-key\" = \"k\" }}\n\
+         sample_ratio = 0.05\nparent_based = false\nservice_name = \"edge\"\ntimeout = \"3s\"\n\
+         queue = 4096\nbatch = 256\nflush_interval = \"500ms\"\nca_file = \"ca.pem\"\n\
+         [tracing.resource]\n\"deployment.environment\" = \"prod\"\n"
+    );
+    let t = parse(&text).unwrap_or_else(|d| panic!("{d}")).tracing;
+    assert_eq!(t.enabled, None);
+    assert_eq!(t.endpoint.unwrap(), "https://otlp.example:4318/");
+    assert_eq!(t.headers.len(), 1);
+    assert_eq!(t.sample_ratio, Some(0.05));
+    assert_eq!(t.parent_based, Some(false));
+    assert_eq!(t.service_name.as_deref(), Some("edge"));
+    assert_eq!(t.timeout, Some(Duration::from_secs(3)));
+    assert_eq!((t.queue, t.batch), (Some(4096), Some(256)));
+    assert_eq!(t.flush_interval, Some(Duration::from_millis(500)));
+    assert_eq!(t.ca_file, Some(PathBuf::from("/etc/ficus/ca.pem")));
+    assert_eq!(
+        t.resource,
+        vec![("deployment.environment".to_string(), "prod".to_string())]
+    );
+}
+
+#[test]
+fn tracing_mistakes_are_named_with_their_fix() {
+    let e = errors(&format!(
+        "{HEAD}\n[tracing]\nendpoint = \"udp://c:4317\"\nsample_ratio = 1.5\ntimeout = \"1ms\"\n\
+         queue = 0\nservice_name = \"\"\nsampler = \"x\"\nresource = {{ team = 3 }}\n"
+    ));
+    for needle in [
+        "[tracing]: endpoint \"udp://c:4317\" is not an http(s) URL",
+        "/v1/traces is appended",
+        "[tracing]: sample_ratio 1.5 is out of range",
+        "[tracing]: timeout 1ms is out of range",
+        "[tracing]: queue 0 is out of range",
+        "[tracing]: service_name \"\" is not a name",
+        "unknown key \"sampler\"",
+        "resource attribute \"team\" must be a string",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+    // ca_file only for an https collector.
+    let e = errors(&format!(
+        "{HEAD}\n[tracing]\nendpoint = \"http://c:4318\"\nca_file = \"ca.pem\"\n"
+    ));
+    assert!(e.contains("ca_file is set but url is not https"), "{e}");
+}
+
+#[test]
+fn tracing_is_node_local() {
+    assert!(ficus_config::is_node_local("tracing", None));
+    let text = format!("{HEAD}\n[tracing]\nendpoint = \"http://c:4318\"\n");
+    let fleet = ficus_config::fleet_text(&text).unwrap();
+    assert!(!fleet.contains("[tracing]"), "{fleet}");
 }

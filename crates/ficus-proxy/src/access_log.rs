@@ -29,6 +29,8 @@ pub struct AccessRecord {
     pub answered: Answered,
     pub status: u16,
     pub request_id: HeaderValue,
+    /// The request's trace (tracing on): written as 32 hex digits; no field when off.
+    pub trace_id: Option<ficus_trace::TraceId>,
 }
 
 /// What the writer receives.
@@ -170,10 +172,14 @@ pub fn format_record(
                 escape_into(line, rid);
                 line.push('"');
             }
+            if let Some(t) = &r.trace_id {
+                line.push_str(" trace_id=");
+                line.push_str(&ficus_trace::hex(t));
+            }
             line.push('\n');
         }
         LogFormat::Json => {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "ts": ts,
                 "client": r.client.to_string(),
                 "method": r.method.as_str(),
@@ -185,6 +191,9 @@ pub fn format_record(
                 "duration_ms": (r.duration.as_secs_f64() * 1e6).round() / 1e3,
                 "request_id": rid,
             });
+            if let (Some(t), Some(o)) = (&r.trace_id, v.as_object_mut()) {
+                o.insert("trace_id".into(), ficus_trace::hex(t).into());
+            }
             let _ = writeln!(line, "{v}");
         }
     }
@@ -257,6 +266,7 @@ mod tests {
             answered: Answered::LegacyFallback,
             status: 200,
             request_id: HeaderValue::from_static("abc"),
+            trace_id: None,
         };
         let mut s = String::new();
         format_record(&mut s, &rec, LogFormat::Text, &[]);
@@ -283,6 +293,22 @@ mod tests {
         assert_eq!(v["route"], "orders");
         assert_eq!(v["fallback"], true);
         assert_eq!(v["duration_ms"], 1.5);
+        assert!(v.get("trace_id").is_none());
+        // Tracing on: the trace id joins the line, so a log line leads to its trace.
+        let traced = AccessRecord {
+            trace_id: Some([0xab; 16]),
+            ..rec
+        };
+        s.clear();
+        format_record(&mut s, &traced, LogFormat::Text, &[]);
+        assert!(
+            s.ends_with(" trace_id=abababababababababababababababab\n"),
+            "{s}"
+        );
+        s.clear();
+        format_record(&mut s, &traced, LogFormat::Json, &[]);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["trace_id"], "abababababababababababababababab");
     }
 
     #[test]
@@ -299,6 +325,7 @@ mod tests {
             answered: Answered::Legacy,
             status: 200,
             request_id: HeaderValue::from_static("abc"),
+            trace_id: None,
         };
         let sensitive = ficus_compare::sensitive_query(&["my_tok".into()]);
         for format in [LogFormat::Text, LogFormat::Json] {

@@ -24,6 +24,7 @@ use crate::headers::X_FICUS_CACHE;
 use crate::proxy::{proxy_to, Answered, ConnInfo, Inbound};
 use crate::split::Side;
 use crate::table::{CompiledRoute, RouteCache, RouteTable};
+use crate::trace::Trace;
 
 /// Why a fetched response is not handed to the cache: it is served as it is.
 pub(crate) struct Passthrough(Response<ResponseBody>, Answered);
@@ -35,12 +36,14 @@ impl std::fmt::Debug for Passthrough {
 }
 
 /// Answers a cacheable request from the route's cache.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve(
     table: &Arc<RouteTable>,
     route: &CompiledRoute,
     cache: &Arc<RouteCache>,
     conn: &ConnInfo,
     parts: &Parts,
+    trace: &mut Trace<'_>,
     side: Side,
     started: Instant,
 ) -> (Response<ResponseBody>, Answered) {
@@ -49,11 +52,13 @@ pub(crate) async fn serve(
         route,
         conn,
         parts,
+        trace,
         side,
         started,
         cache.policy.max_entry_bytes,
     );
-    match cache.cache.get_or_fetch(&key, &parts.headers, fetch).await {
+    let served = cache.cache.get_or_fetch(&key, &parts.headers, fetch).await;
+    match served {
         Ok(served) => {
             if let Served::Stale { .. } = served {
                 refresh(table, route, cache, conn, parts, side);
@@ -68,6 +73,7 @@ pub(crate) async fn serve(
                 Served::Fetched { .. } => answered_by(side),
                 _ => Answered::Cache,
             };
+            trace.cache(label);
             let mut resp = respond(&served);
             if route.debug_header {
                 resp.headers_mut()
@@ -75,15 +81,20 @@ pub(crate) async fn serve(
             }
             (resp, answered)
         }
-        Err(FetchError::Fetch(Passthrough(resp, answered))) => (resp, answered),
+        Err(FetchError::Fetch(Passthrough(resp, answered))) => {
+            trace.cache("miss");
+            (resp, answered)
+        }
         // The coalesced fetch this request waited for failed (or was too large to share):
         // fetch for this request alone, past the cache.
         Err(FetchError::Leader) => {
             let mut own = copy(parts);
+            trace.cache("miss");
             proxy_to(
                 route,
                 conn,
                 &mut own,
+                trace,
                 Inbound::Empty,
                 side,
                 false,
@@ -142,6 +153,7 @@ async fn fetch(
     route: &CompiledRoute,
     conn: &ConnInfo,
     parts: &Parts,
+    trace: &mut Trace<'_>,
     side: Side,
     started: Instant,
     max_entry: u64,
@@ -151,6 +163,7 @@ async fn fetch(
         route,
         conn,
         &mut own,
+        trace,
         Inbound::Empty,
         side,
         false,
@@ -210,10 +223,13 @@ fn refresh(
     tokio::spawn(async move {
         let route = &table.routes()[index];
         let key = key(&cache, &parts, side);
+        // The client has its answer: the refresh is no part of its trace.
+        let mut off = Trace::OFF;
         let f = fetch(
             route,
             &conn,
             &parts,
+            &mut off,
             side,
             Instant::now(),
             cache.policy.max_entry_bytes,

@@ -20,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod split;
 pub mod table;
+pub mod trace;
 pub mod upstream;
 
 pub use server::{Gateway, GatewayError};

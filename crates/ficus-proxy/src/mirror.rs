@@ -26,8 +26,9 @@ use http_body_util::{BodyExt, Limited};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::body::{RequestBody, ResponseBody};
-use crate::split;
+use crate::split::{self, Side};
 use crate::table::sticky_key;
+use crate::trace::ShadowTrace;
 use crate::upstream::{CallError, HostRewrite, UpstreamClient};
 
 /// Marks a mirrored request (to modern, and the noise copy to legacy), so either service can
@@ -56,7 +57,13 @@ impl std::fmt::Debug for Mirror {
 impl Mirror {
     /// Starts the mirror worker thread; its upstream calls use connection pool `pool` of
     /// every upstream (one no request worker uses).
-    pub fn start(settings: ShadowSettings, pool: usize) -> std::io::Result<Arc<Mirror>> {
+    /// With a `tracer`, each copy of a traced request gets a trace of its own, linked to the
+    /// request's.
+    pub fn start(
+        settings: ShadowSettings,
+        pool: usize,
+        tracer: Option<Arc<ficus_trace::Tracer>>,
+    ) -> std::io::Result<Arc<Mirror>> {
         let (tx, rx) = mpsc::channel(settings.queue.max(1));
         let aggregator = Arc::new(Mutex::new(Aggregator::new(
             ficus_compare::Limits {
@@ -75,6 +82,7 @@ impl Mirror {
             aggregator: aggregator.clone(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             max_body: settings.max_body,
+            tracer,
         };
         let thread = std::thread::Builder::new()
             .name("ficus-mirror".into())
@@ -242,6 +250,7 @@ impl MirrorRoute {
         parts: &http::request::Parts,
         body_hint: Option<u64>,
         client_ip: &[u8],
+        link: Option<ficus_trace::Link>,
     ) -> Option<Box<Tap>> {
         if !(is_safe(&parts.method) || self.writes) {
             return None;
@@ -272,6 +281,7 @@ impl MirrorRoute {
             response_headers: HeaderMap::new(),
             at: SystemTime::now(),
             done: false,
+            link,
         }))
     }
 }
@@ -367,6 +377,8 @@ pub struct Tap {
     response_headers: HeaderMap,
     at: SystemTime,
     done: bool,
+    /// The request's span, which the copy's trace links to (tracing on).
+    link: Option<ficus_trace::Link>,
 }
 
 impl std::fmt::Debug for Tap {
@@ -413,6 +425,7 @@ impl Tap {
             legacy_headers: std::mem::take(&mut self.response_headers),
             legacy_body: response_body,
             at: self.at,
+            link: self.link,
         };
         self.route.mirror.offer(job);
     }
@@ -438,6 +451,7 @@ struct Job {
     legacy_headers: HeaderMap,
     legacy_body: Bytes,
     at: SystemTime,
+    link: Option<ficus_trace::Link>,
 }
 
 /// A response as the mirror received it.
@@ -462,6 +476,7 @@ struct Worker {
     aggregator: Arc<Mutex<Aggregator>>,
     in_flight: Arc<Semaphore>,
     max_body: u64,
+    tracer: Option<Arc<ficus_trace::Tracer>>,
 }
 
 impl Worker {
@@ -502,15 +517,47 @@ impl Worker {
             && route.noise_sample != Weight::ZERO
             && ((crate::rand::next_u64() % u64::from(split::BUCKETS)) as u16)
                 < route.noise_sample.basis_points();
-        let modern = self.call(&route.modern, &job);
+        let mut shadow = match (&self.tracer, job.link) {
+            (Some(t), Some(link)) => Some(ShadowTrace::new(t, link)),
+            _ => None,
+        };
+        let modern_call = shadow.as_ref().map(ShadowTrace::call);
+        let legacy_call = shadow.as_ref().filter(|_| noise).map(ShadowTrace::call);
+        let modern = self.call(&route.modern, &job, modern_call.as_ref().map(|c| &c.0));
         let again = async {
             if noise {
-                self.call(&route.legacy, &job).await.ok()
+                self.call(&route.legacy, &job, legacy_call.as_ref().map(|c| &c.0))
+                    .await
+                    .ok()
             } else {
                 None
             }
         };
         let (modern, again) = tokio::join!(modern, again);
+        if let Some(s) = &mut shadow {
+            let status = |r: &Result<Received, Failure>| match r {
+                Ok(r) => r.status.as_u16(),
+                Err(Failure::TooLarge) => 413,
+                Err(Failure::Failed(s)) => s.as_u16(),
+            };
+            let at = modern_call.and_then(|c| c.1);
+            s.call_end(
+                at,
+                &route.modern,
+                &job.method,
+                Side::Modern,
+                status(&modern),
+            );
+            if let (Some(a), Some((_, at))) = (&again, legacy_call) {
+                s.call_end(
+                    at,
+                    &route.legacy,
+                    &job.method,
+                    Side::Legacy,
+                    a.status.as_u16(),
+                );
+            }
+        }
         let modern = match modern {
             Ok(r) => r,
             Err(Failure::TooLarge) => {
@@ -540,6 +587,9 @@ impl Worker {
             .stats
             .shadow
             .compared(!primary.differences.is_empty(), noise_cmp.is_some());
+        if let Some(s) = shadow {
+            s.finish(&route.name, &job.method, primary.differences.len());
+        }
         let path = job.pq.as_ref().map_or("/", |pq| pq.path());
         let endpoint = format!("{} {}", job.method, ficus_telemetry::inventory::fold(path));
         let at_ms = job
@@ -561,9 +611,19 @@ impl Worker {
     }
 
     /// Sends the job's request to one side and reads the whole response (up to max_body).
-    async fn call(&self, up: &UpstreamClient, job: &Job) -> Result<Received, Failure> {
+    /// `traceparent`: the copy's own (tracing on), in place of the client's.
+    async fn call(
+        &self,
+        up: &UpstreamClient,
+        job: &Job,
+        traceparent: Option<&HeaderValue>,
+    ) -> Result<Received, Failure> {
         let mut headers = job.headers.clone();
         headers.insert(X_FICUS_SHADOW.clone(), HeaderValue::from_static("1"));
+        if let Some(tp) = traceparent {
+            headers.insert(crate::trace::TRACEPARENT.clone(), tp.clone());
+            headers.remove(&crate::trace::TRACESTATE);
+        }
         if let HostRewrite::Set(h) = &up.host_rewrite {
             headers.insert(header::HOST, h.clone());
         }

@@ -20,13 +20,16 @@ use crate::problem::Problem;
 use crate::router::{self, RequestView};
 use crate::split::Side;
 use crate::table::{CompiledRoute, RouteTable};
+use crate::trace::{AttemptEnd, Served, Trace};
 use crate::upstream::{worker, CallError, HostRewrite, UpstreamClient, UpstreamResponse};
 
-/// State shared by every connection: the current table and the access-log channel.
+/// State shared by every connection: the current table, the access-log channel and the
+/// tracer (`[tracing]`, fixed at start).
 pub struct Shared {
     pub table: arc_swap::ArcSwap<RouteTable>,
     pub access_log: Option<AccessLogSender>,
     pub telemetry: std::sync::Arc<ficus_telemetry::Telemetry>,
+    pub tracer: Option<Arc<ficus_trace::Tracer>>,
 }
 
 /// What is known about a client connection, computed once per connection.
@@ -99,6 +102,34 @@ enum Outcome {
     Client(body::ClientFault),
 }
 
+impl Outcome {
+    /// What the client would see from this side: ficus's own 502/504 for failures.
+    fn status(&self) -> u16 {
+        match self {
+            Outcome::Response(r) => r.response.status().as_u16(),
+            Outcome::Connect(_) | Outcome::Failed(_) => 502,
+            Outcome::Timeout => 504,
+            Outcome::BodyTooLarge(_) => 413,
+            Outcome::Open(_) | Outcome::Shed(_) => 503,
+            Outcome::Client(f) => f.status(),
+        }
+    }
+
+    /// Why there is no response, as a trace span's `error.type` says it.
+    fn error_type(&self) -> Option<&'static str> {
+        match self {
+            Outcome::Response(_) => None,
+            Outcome::Connect(_) => Some("connect"),
+            Outcome::Timeout => Some("timeout"),
+            Outcome::BodyTooLarge(_) => Some("body_too_large"),
+            Outcome::Failed(_) => Some("failed"),
+            Outcome::Open(_) => Some("breaker_open"),
+            Outcome::Shed(_) => Some("shed"),
+            Outcome::Client(_) => Some("client_fault"),
+        }
+    }
+}
+
 /// Handles one client request (as hyper's server hands it over) end to end.
 pub async fn handle(
     shared: &Shared,
@@ -165,11 +196,13 @@ pub async fn handle_parts(
             )
         });
 
+    let mut trace = Trace::begin(shared.tracer.as_deref(), &parts.headers, started);
     let (mut resp, answered, request_id) = route_request(
         &table,
         route,
         conn,
         &mut parts,
+        &mut trace,
         body,
         upgrade,
         client_upgrade,
@@ -195,6 +228,14 @@ pub async fn handle_parts(
         h.insert(X_FICUS_UPSTREAM.clone(), answered.header());
         h.insert(X_FICUS_ROUTE.clone(), route.name_header.clone());
     }
+    let trace_id = trace.trace_id();
+    trace.finish(Served {
+        route,
+        parts: &parts,
+        conn,
+        status: resp.status().as_u16(),
+        answered,
+    });
     if let Some((tx, method, path)) = log {
         tx.send(AccessRecord {
             at: std::time::SystemTime::now(),
@@ -206,6 +247,7 @@ pub async fn handle_parts(
             answered,
             status: resp.status().as_u16(),
             request_id: request_id.unwrap_or_else(|| HeaderValue::from_static("-")),
+            trace_id,
         });
     }
     resp
@@ -217,6 +259,7 @@ async fn route_request(
     route: &CompiledRoute,
     conn: &ConnInfo,
     parts: &mut Parts,
+    trace: &mut Trace<'_>,
     body: Inbound,
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -238,6 +281,7 @@ async fn route_request(
         route,
         conn,
         parts,
+        trace,
         body,
         upgrade,
         client_upgrade,
@@ -295,6 +339,7 @@ async fn forward(
     route: &CompiledRoute,
     conn: &ConnInfo,
     parts: &mut Parts,
+    trace: &mut Trace<'_>,
     body: Inbound,
     upgrade: bool,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -334,6 +379,7 @@ async fn forward(
         }
     }
     let side = route.decide(&parts.headers, parts.uri.query(), conn.peer_ip.as_bytes());
+    trace.side(side);
     if let Some(cache) = &route.cache {
         if !upgrade
             && body.size_hint().exact() == Some(0)
@@ -342,7 +388,7 @@ async fn forward(
             // Boxed: the cache's future is large and must not be carried (and copied) by
             // every request's future, cached or not.
             return Box::pin(crate::cached::serve(
-                table, route, cache, conn, parts, side, started,
+                table, route, cache, conn, parts, trace, side, started,
             ))
             .await;
         }
@@ -351,6 +397,7 @@ async fn forward(
         route,
         conn,
         parts,
+        trace,
         body,
         side,
         upgrade,
@@ -369,6 +416,7 @@ pub(crate) async fn proxy_to(
     route: &CompiledRoute,
     conn: &ConnInfo,
     parts: &mut Parts,
+    trace: &mut Trace<'_>,
     body: Inbound,
     side: Side,
     upgrade: bool,
@@ -380,9 +428,12 @@ pub(crate) async fn proxy_to(
         (Side::Modern, Some(m)) => m,
         _ => {
             let tap = match &route.mirror {
-                Some(m) if !upgrade => {
-                    m.tap(parts, body.size_hint().exact(), conn.peer_ip.as_bytes())
-                }
+                Some(m) if !upgrade => m.tap(
+                    parts,
+                    body.size_hint().exact(),
+                    conn.peer_ip.as_bytes(),
+                    trace.link(),
+                ),
                 _ => None,
             };
             let body = body.stream(
@@ -391,8 +442,17 @@ pub(crate) async fn proxy_to(
             );
             let headers = std::mem::take(&mut parts.headers);
             let raw = raw && tap.is_none();
-            let outcome =
-                send_retrying(route, Side::Legacy, raw, parts, headers, body, started).await;
+            let outcome = send_retrying(
+                route,
+                Side::Legacy,
+                raw,
+                parts,
+                trace,
+                headers,
+                body,
+                started,
+            )
+            .await;
             return answer(
                 route,
                 &route.legacy,
@@ -408,7 +468,17 @@ pub(crate) async fn proxy_to(
     if !can_fall_back {
         let body = body.stream(route.max_body_bytes, None);
         let headers = std::mem::take(&mut parts.headers);
-        let outcome = send_retrying(route, Side::Modern, raw, parts, headers, body, started).await;
+        let outcome = send_retrying(
+            route,
+            Side::Modern,
+            raw,
+            parts,
+            trace,
+            headers,
+            body,
+            started,
+        )
+        .await;
         return answer(
             route,
             modern,
@@ -431,6 +501,7 @@ pub(crate) async fn proxy_to(
         Side::Modern,
         raw,
         parts,
+        trace,
         parts.headers.clone(),
         body,
         Instant::now(),
@@ -505,6 +576,7 @@ pub(crate) async fn proxy_to(
         Side::Legacy,
         raw,
         parts,
+        trace,
         headers,
         retry_body,
         Instant::now(),
@@ -648,22 +720,24 @@ async fn read_whole(
 /// request timeout. A circuit breaker's refusal or a shed request is not retried: both mean
 /// "send less". Modern's failures on a route with fallback go to legacy instead (see
 /// [`forward`]), which is why the first modern call there is a plain [`send`].
+#[allow(clippy::too_many_arguments)]
 async fn send_retrying(
     route: &CompiledRoute,
     side: Side,
     raw: bool,
     parts: &Parts,
+    trace: &mut Trace<'_>,
     headers: HeaderMap,
     body: RequestBody,
     started: Instant,
 ) -> Outcome {
     match &route.retry {
-        None => send(route, side, raw, parts, headers, body, started).await,
+        None => send(route, side, raw, parts, trace, headers, body, started).await,
         // Boxed, like the cache: a route without retries must not carry the retry loop's
         // state in its request future.
         Some(retry) => {
             Box::pin(send_with_retries(
-                route, retry, side, raw, parts, headers, body, started,
+                route, retry, side, raw, parts, trace, headers, body, started,
             ))
             .await
         }
@@ -677,6 +751,7 @@ async fn send_with_retries(
     side: Side,
     raw: bool,
     parts: &Parts,
+    trace: &mut Trace<'_>,
     headers: HeaderMap,
     body: RequestBody,
     started: Instant,
@@ -685,9 +760,19 @@ async fn send_with_retries(
     let body = body.settled();
     let again = match body.try_clone() {
         Some(b) if ficus_protect::retryable(&parts.method, &[]) => b,
-        _ => return send(route, side, raw, parts, headers, body, started).await,
+        _ => return send(route, side, raw, parts, trace, headers, body, started).await,
     };
-    let mut outcome = send(route, side, raw, parts, headers.clone(), body, started).await;
+    let mut outcome = send(
+        route,
+        side,
+        raw,
+        parts,
+        trace,
+        headers.clone(),
+        body,
+        started,
+    )
+    .await;
     let mut spare = Some(again);
     for attempt in 0..retry.spec.attempts {
         let failed = match &outcome {
@@ -716,6 +801,7 @@ async fn send_with_retries(
             side,
             raw,
             parts,
+            trace,
             headers.clone(),
             body,
             Instant::now(),
@@ -728,11 +814,13 @@ async fn send_with_retries(
 /// Sends one request to an upstream. Its request timeout counts from `started`: the arrival
 /// of the request for a plain call (saving a clock read per request), the moment of sending
 /// for a call after ficus buffered the body or after a failed first attempt.
+#[allow(clippy::too_many_arguments)]
 async fn send(
     route: &CompiledRoute,
     side: Side,
     raw: bool,
     parts: &Parts,
+    trace: &mut Trace<'_>,
     mut headers: HeaderMap,
     body: RequestBody,
     started: Instant,
@@ -741,6 +829,34 @@ async fn send(
         (Side::Modern, Some(m)) => m,
         _ => &route.legacy,
     };
+    let attempt = trace.attempt(&mut headers, side);
+    let outcome = call(route, up, side, raw, parts, headers, body, started).await;
+    trace.attempt_end(
+        attempt,
+        AttemptEnd {
+            method: &parts.method,
+            upstream: up,
+            path: parts.uri.path(),
+            status: outcome.status(),
+            error: outcome.error_type(),
+        },
+    );
+    outcome
+}
+
+/// One call to `up`: its breaker, its concurrency limit, the exchange, and what the
+/// outcome teaches its numbers and its breaker.
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    route: &CompiledRoute,
+    up: &UpstreamClient,
+    side: Side,
+    raw: bool,
+    parts: &Parts,
+    mut headers: HeaderMap,
+    body: RequestBody,
+    started: Instant,
+) -> Outcome {
     // The breaker first (an open one costs nothing downstream), then a concurrency slot.
     let probe = match &up.breaker {
         None => None,
@@ -797,15 +913,7 @@ async fn send(
             },
         },
     };
-    // What the client would see from this side: ficus's own 502/504 for failures.
-    let status = match &outcome {
-        Outcome::Response(r) => r.response.status().as_u16(),
-        Outcome::Connect(_) | Outcome::Failed(_) => 502,
-        Outcome::Timeout => 504,
-        Outcome::BodyTooLarge(_) => 413,
-        Outcome::Open(_) | Outcome::Shed(_) => 503,
-        Outcome::Client(f) => f.status(),
-    };
+    let status = outcome.status();
     // A client's fault says nothing about the upstream: not in its numbers (which the
     // rollout judge reads), not in its breaker.
     let client = matches!(outcome, Outcome::Client(_));
@@ -1026,6 +1134,7 @@ fn bad_host(
             answered: Answered::Gateway,
             status: 400,
             request_id: HeaderValue::from_static("-"),
+            trace_id: None,
         });
     }
     resp

@@ -51,6 +51,8 @@ pub enum GatewayError {
     Mirror(std::io::Error),
     #[error("route \"{route}\": {reason}")]
     Protection { route: String, reason: String },
+    #[error("{0}")]
+    Tracing(String),
 }
 
 /// A running gateway.
@@ -139,9 +141,10 @@ impl Gateway {
         workers: usize,
     ) -> Result<Gateway, GatewayError> {
         let telemetry = Telemetry::new(workers.max(1));
+        let tracer = start_tracer(&config)?;
         // Pools 0..workers serve the request workers; the last one is the mirror thread's.
-        let mirror =
-            Mirror::start(config.shadow.clone(), workers.max(1)).map_err(GatewayError::Mirror)?;
+        let mirror = Mirror::start(config.shadow.clone(), workers.max(1), tracer.clone())
+            .map_err(GatewayError::Mirror)?;
         let events = crate::events::Events::new(crate::events::QUEUE);
         let table = RouteTable::compile(
             config,
@@ -160,10 +163,14 @@ impl Gateway {
             Ok((tx, _writer)) => Some(tx),
             Err(e) => return Err(GatewayError::AccessLog(e)),
         };
+        if let Some(t) = &tracer {
+            telemetry.set_extra("tracing", trace_metrics(t.clone()));
+        }
         let shared = Arc::new(Shared {
             table: ArcSwap::from_pointee(table),
             access_log,
             telemetry: telemetry.clone(),
+            tracer,
         });
         // Weak: the telemetry is shared with `shared`, which must not keep itself alive.
         let weak = Arc::downgrade(&shared);
@@ -346,6 +353,9 @@ impl Gateway {
         if config.shadow != current.config.shadow {
             return Err(GatewayError::NeedsRestart("[shadow]"));
         }
+        if config.tracing != current.config.tracing {
+            return Err(GatewayError::NeedsRestart("[tracing]"));
+        }
         RouteTable::compile(
             config,
             Some(&current),
@@ -402,8 +412,79 @@ impl Gateway {
         }
         let mirror = self.mirror.clone();
         let _ = tokio::task::spawn_blocking(move || mirror.stop()).await;
+        if let Some(t) = self.shared.tracer.clone() {
+            // The spans of the last requests, at most two seconds more.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown(Duration::from_secs(2))).await;
+        }
         left
     }
+}
+
+/// The settings `[tracing]` and the `OTEL_*` variables give, and the TLS roots for an
+/// `https://` collector: checked by [`preflight`] before `ficus run` writes anything.
+fn tracing_settings(
+    config: &Config,
+) -> Result<Option<(ficus_trace::Settings, rustls::ClientConfig)>, GatewayError> {
+    let settings =
+        ficus_trace::Settings::resolve(&config.tracing, config.node.name.as_deref(), |k| {
+            std::env::var(k).ok()
+        })
+        .map_err(GatewayError::Tracing)?;
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let roots = crate::upstream::trusted_roots(settings.ca_file.as_deref()).map_err(|e| {
+        let path = settings
+            .ca_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        GatewayError::Tracing(format!("tracing: ca_file {}: {e}", path.display()))
+    })?;
+    let tls = crate::upstream::client_tls(roots, Vec::new())
+        .map_err(|e| GatewayError::Tracing(format!("tracing: TLS: {e}")))?;
+    Ok(Some((settings, tls)))
+}
+
+fn start_tracer(config: &Config) -> Result<Option<Arc<ficus_trace::Tracer>>, GatewayError> {
+    let Some((settings, tls)) = tracing_settings(config)? else {
+        return Ok(None);
+    };
+    let url = settings.url.clone();
+    let tracer = ficus_trace::Tracer::start(settings, tls).map_err(|e| {
+        GatewayError::Tracing(format!("tracing: cannot start the export thread: {e}"))
+    })?;
+    tracing::info!(collector = %url, "tracing: spans are exported over OTLP/HTTP");
+    Ok(Some(tracer))
+}
+
+/// The exporter's counters for `/metrics`.
+fn trace_metrics(t: Arc<ficus_trace::Tracer>) -> ficus_telemetry::ExtraMetrics {
+    Box::new(move || {
+        let s = t.stats();
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = |v: &str| vec![("outcome", v.to_string())];
+        vec![
+            ficus_telemetry::Family {
+                name: "ficus_trace_spans",
+                help: "Finished spans: exported (accepted by the collector), dropped because the queue was full, or lost with a failed export.",
+                gauge: false,
+                samples: vec![
+                    (outcome("exported"), n(&s.exported)),
+                    (outcome("queue_full"), n(&s.dropped_queue_full)),
+                    (outcome("export_failed"), n(&s.dropped_export_failed)),
+                ],
+            },
+            ficus_telemetry::Family {
+                name: "ficus_trace_exports",
+                help: "Export requests to the collector, by outcome.",
+                gauge: false,
+                samples: vec![
+                    (outcome("ok"), n(&s.batches_ok)),
+                    (outcome("error"), n(&s.batches_failed)),
+                ],
+            },
+        ]
+    })
 }
 
 /// Closes a one-second telemetry slot every second, on the second.
@@ -426,6 +507,7 @@ async fn tick(telemetry: Arc<Telemetry>) {
 /// files load, and the access log's folder exists. `ficus run` calls it before it writes to
 /// the store, so that a start refused for these reasons changes nothing.
 pub fn preflight(config: &Config) -> Result<(), GatewayError> {
+    tracing_settings(config)?;
     for l in &config.listeners {
         if let Some(t) = &l.tls {
             tls_acceptor(&l.name, t)?;

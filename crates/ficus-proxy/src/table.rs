@@ -50,6 +50,9 @@ pub struct CompiledRoute {
     pub cache: Option<Arc<RouteCache>>,
     /// The route's position in its table (for tasks that outlive the request).
     pub index: usize,
+    /// The path pattern it matches, as trace spans name it (`http.route`): `/orders/{id}`,
+    /// `/orders/*` for a prefix; `None` for a route that matches any path.
+    pub http_route: Option<Arc<str>>,
 }
 
 /// A route's response cache. Keys carry the side, so a canary never crosses its answers.
@@ -234,6 +237,17 @@ fn compile_route(
         retry: None,
         cache: None,
         index: 0,
+        http_route: http_route(&r.matcher.path),
+    }
+}
+
+fn http_route(p: &ficus_config::PathMatch) -> Option<Arc<str>> {
+    match p {
+        ficus_config::PathMatch::Any => None,
+        ficus_config::PathMatch::Prefix(p) => Some(format!("{}/*", p.trim_end_matches('/')).into()),
+        ficus_config::PathMatch::Exact(p) | ficus_config::PathMatch::Template(p) => {
+            Some(p.as_str().into())
+        }
     }
 }
 

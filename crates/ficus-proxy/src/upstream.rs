@@ -212,6 +212,20 @@ impl UpstreamClient {
         self.config.request_timeout
     }
 
+    /// The host it connects to (no brackets around an IPv6 address), for trace spans.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `scheme://authority`, for trace spans' `url.full`.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+
     /// The path (and query) to send for a client's path: the upstream's prefix prepended.
     pub fn path_for(&self, pq: Option<&PathAndQuery>) -> PathAndQuery {
         match (self.prefix.is_empty(), pq) {

@@ -755,6 +755,22 @@ fn a_refused_start_writes_nothing_and_binds_nothing() {
     assert!(!dir.join("ficus.db").exists(), "nothing stored");
     std::net::TcpListener::bind(("127.0.0.1", port)).expect("the gateway's port was never taken");
     drop(held);
+    // A tracing setting from the environment ficus cannot honour: named, nothing written.
+    write("127.0.0.1:0");
+    let out = ficus()
+        .args(["run", "-c"])
+        .arg(dir.join("ficus.toml"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && err.contains("http/protobuf"),
+        "{err}"
+    );
+    assert!(!dir.join("ficus.db").exists(), "nothing stored");
 }
 
 /// Control characters from outside (an upstream's body, a change's message) reach neither
