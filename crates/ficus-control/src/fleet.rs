@@ -636,6 +636,16 @@ fn metrics(control: Arc<ControlPlane>, stats: Arc<FleetStats>) -> ficus_telemetr
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         vec![
             gauge(
+                "ficus_store_up",
+                "1 while the state store answers this node's fleet tasks (heartbeat, revision polls, syncs, telemetry), 0 since one failed: the node serves its last routes and refuses changes.",
+                u64::from(stats.store_ok.load(Ordering::Relaxed)),
+            ),
+            gauge(
+                "ficus_fleet_apply_error",
+                "1 while the store's latest config version cannot run on this node (it keeps serving the one before, with the overrides laid over it).",
+                u64::from(synced.error.is_some()),
+            ),
+            gauge(
                 "ficus_fleet_revision",
                 "The store revision this node has applied.",
                 u64::try_from(synced.revision).unwrap_or(0),

@@ -15,6 +15,7 @@
 
 pub mod events;
 pub mod fleet;
+pub mod metrics;
 pub mod rollout;
 pub mod shadow;
 pub mod verify;
@@ -254,6 +255,8 @@ pub struct ControlPlane {
     leadership: watch::Sender<Leadership>,
     /// Routes whose rollout another node changed (a command): the leader re-reads them.
     stale_rollouts: Mutex<HashSet<String>>,
+    /// Rollbacks this node committed, for `/metrics`.
+    rollbacks: metrics::Rollbacks,
 }
 
 /// Tries of a change that meets a concurrent change of another node (a version applied
@@ -415,7 +418,7 @@ impl ControlPlane {
             .unwrap_or_else(|p| p.into_inner())
             .set_node_slot(boot.node.seq);
         let single = boot.store.kind() == "sqlite";
-        Arc::new(ControlPlane {
+        let control = Arc::new(ControlPlane {
             gateway,
             store: boot.store,
             file: boot.file,
@@ -431,7 +434,10 @@ impl ControlPlane {
             drift: RwLock::new(boot.drift),
             leadership: watch::channel(Leadership::Solo).0,
             stale_rollouts: Mutex::new(HashSet::new()),
-        })
+            rollbacks: metrics::Rollbacks::default(),
+        });
+        metrics::register(&control);
+        control
     }
 
     /// Starts delivering recorded events to the webhooks on the current runtime (once; later
@@ -1004,6 +1010,11 @@ impl ControlPlane {
                 Err(e) => return Err(e.into()),
             };
             self.gateway.swap(table);
+            if let Some(by) = metrics::rollback_by(kind) {
+                for o in &set {
+                    self.rollbacks.count(&o.route, by);
+                }
+            }
             let mut raw = self.synced().raw_overrides;
             for s in sets {
                 match raw.iter_mut().find(|r| r.0 == s.route) {

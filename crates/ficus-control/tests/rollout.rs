@@ -364,6 +364,16 @@ async fn a_modern_failing_30_percent_is_rolled_back_and_no_get_fails() {
         "{}",
         back.message
     );
+    // /metrics counts the judge's rollback once, as the rollout's, and the route's stage.
+    let text = cp.gateway().telemetry().prometheus();
+    for line in [
+        "ficus_rollbacks_total{route=\"orders\",by=\"rollout\"} 1\n",
+        "ficus_rollbacks_total{route=\"orders\",by=\"manual\"} 0\n",
+        "ficus_route_stage{route=\"orders\",stage=\"shadow\"} 1\n",
+        "ficus_route_weight{route=\"orders\"} 0.0\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
     // The webhook got the decisions as JSON, the dead one did not stop anything.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
