@@ -668,3 +668,33 @@ async fn retries_are_client_spans_with_their_resend_count() {
         traceparents(&legacy).iter().map(|t| ids(t).1).collect();
     assert_eq!(parents.len(), 3);
 }
+
+#[tokio::test]
+async fn spans_still_queued_at_shutdown_are_exported() {
+    let collector = Collector::start(Mode::Accept).await;
+    let (legacy, modern) = (
+        Upstream::start("legacy").await,
+        Upstream::start("modern").await,
+    );
+    // A batch would wait a minute to fill: only the shutdown sends it.
+    let text = config("", "").replace("flush_interval = \"20ms\"", "flush_interval = \"60s\"");
+    let mut gw = TestGateway::start(
+        &text,
+        &[
+            ("legacy", legacy.url()),
+            ("modern", modern.url()),
+            ("collector", collector.url()),
+        ],
+    )
+    .await;
+    let (s, _, _) = get(&gw.url("/api/last"), &[]).await;
+    assert_eq!(s.as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        collector.spans().is_empty(),
+        "nothing sent before the batch is due"
+    );
+    gw.gw.take().unwrap().shutdown(Duration::from_secs(1)).await;
+    let spans = collector.wait_for(2).await;
+    assert_eq!(spans.len(), 2);
+}

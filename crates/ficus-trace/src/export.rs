@@ -347,3 +347,59 @@ fn rejected_spans(body: &[u8]) -> u64 {
         .and_then(|r| r.partial_success)
         .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracer(ratio: f64) -> Arc<Tracer> {
+        let settings = Settings::resolve(
+            &ficus_config::Tracing {
+                endpoint: Some("http://127.0.0.1:9".parse().unwrap()),
+                sample_ratio: Some(ratio),
+                ..Default::default()
+            },
+            None,
+            |_| None,
+        )
+        .unwrap()
+        .unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        Tracer::start(settings, tls).unwrap()
+    }
+
+    fn id(n: u64) -> TraceId {
+        // Spread the counter over the id as a random id would be.
+        let mut id = [0u8; 16];
+        let x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n >> 7);
+        id[8..].copy_from_slice(&x.to_be_bytes());
+        id[..8].copy_from_slice(&(!x).to_be_bytes());
+        id
+    }
+
+    #[test]
+    fn sampling_is_a_function_of_the_trace_id_alone() {
+        let (none, all, tenth) = (tracer(0.0), tracer(1.0), tracer(0.1));
+        let other = tracer(0.1);
+        let mut kept = 0;
+        for n in 0..10_000u64 {
+            let t = id(n);
+            assert!(!none.samples(&t));
+            assert!(all.samples(&t));
+            // Two tracers (two nodes) with one ratio decide alike for one trace.
+            assert_eq!(tenth.samples(&t), other.samples(&t));
+            kept += usize::from(tenth.samples(&t));
+        }
+        assert!((800..=1200).contains(&kept), "{kept} of 10000 at 0.1");
+        assert!(all.samples(&[0xff; 16]), "the largest id at ratio 1");
+        for t in [none, all, tenth, other] {
+            t.shutdown(Duration::from_secs(1));
+        }
+    }
+}
