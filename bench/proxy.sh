@@ -18,7 +18,10 @@
 #                 N req/s in all, each connection waiting 0 to 2*CONNS*1000/N ms (drawn
 #                 anew each time) after each response, so that nothing saturates
 #   PROXIES="nginx haproxy envoy ficus ficus-notel"; also ficus-pgo, the profile-guided
-#                 build of bench/pgo.sh, in the same run
+#                 build of bench/pgo.sh, in the same run; and the traced variants
+#                 ficus-trace1 / ficus-trace100 (ficus's [tracing] at 1 % and 100 % sampling)
+#                 and envoy-trace1 / envoy-trace100 (Envoy's OpenTelemetry tracer, the same),
+#                 all exporting OTLP/HTTP to one sink (bench/conf/otlp-sink.py) on LOAD_CPU
 #   PROXY_CPU=0 LOAD_CPU=1
 #   RESTART=1     1: each run starts its proxy and stops it after. 0: every proxy starts
 #                 once and stays up (idle while the others are measured), so rounds are
@@ -32,7 +35,9 @@
 #   OUT_DIR=bench/out/proxy-<timestamp>
 #   UPSTREAM_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082
 #   ENVOY_PORT=18083 FICUS_PORT=18084 ENVOY_ADMIN_PORT=18090 (ficus-notel and ficus-pgo
-#   take the two ports after FICUS_PORT)
+#   take the two ports after FICUS_PORT, ficus-trace1 and ficus-trace100 the two after
+#   those; envoy-trace1 and envoy-trace100 listen on 18091 and 18092 with admin ports
+#   18093 and 18094) COLLECTOR_PORT=18095
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -58,6 +63,7 @@ HAPROXY_PORT=${HAPROXY_PORT:-18082}
 ENVOY_PORT=${ENVOY_PORT:-18083}
 FICUS_PORT=${FICUS_PORT:-18084}
 ENVOY_ADMIN_PORT=${ENVOY_ADMIN_PORT:-18090}
+COLLECTOR_PORT=${COLLECTOR_PORT:-18095}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
 FICUS_PGO_BIN=${FICUS_PGO_BIN:-target/pgo/release/ficus}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
@@ -153,14 +159,16 @@ trap 'exit 143' TERM
 PAYLOAD=$(make_payload)
 [ "${#PAYLOAD}" -eq 1024 ] || die "payload is ${#PAYLOAD} bytes, expected 1024"
 
-# render TEMPLATE DEST PORT
+# render TEMPLATE DEST PORT [ADMIN_PORT [SAMPLE]]
 render() {
     local text
     text=$(<"$1")
     text=${text//@DIR@/$(dirname "$2")}
     text=${text//@PORT@/$3}
     text=${text//@UPSTREAM_PORT@/$UPSTREAM_PORT}
-    text=${text//@ADMIN_PORT@/$ENVOY_ADMIN_PORT}
+    text=${text//@ADMIN_PORT@/${4:-$ENVOY_ADMIN_PORT}}
+    text=${text//@SAMPLE@/${5:-100}}
+    text=${text//@COLLECTOR_PORT@/$COLLECTOR_PORT}
     text=${text//@PAYLOAD@/$PAYLOAD}
     printf '%s\n' "$text" >"$2"
 }
@@ -202,11 +210,21 @@ start_proxy() {
             taskset -c "$PROXY_CPU" "$ENVOY" -c "$dir/envoy.yaml" --concurrency 1 \
                 --disable-hot-restart --log-level warn >"$logf" 2>&1 &
             ;;
-        ficus | ficus-notel | ficus-pgo)
+        envoy-trace1 | envoy-trace100)
+            render "$CONF/envoy-trace.yaml" "$dir/envoy.yaml" "$port" "$((port + 2))" "${name#envoy-trace}"
+            taskset -c "$PROXY_CPU" "$ENVOY" -c "$dir/envoy.yaml" --concurrency 1 \
+                --disable-hot-restart --log-level warn >"$logf" 2>&1 &
+            ;;
+        ficus | ficus-notel | ficus-pgo | ficus-trace1 | ficus-trace100)
             render "$CONF/ficus.toml" "$dir/ficus.toml" "$port"
             # The same gateway with per (route, side) telemetry off: the pair measures
             # what telemetry costs per request.
             [ "$name" = ficus-notel ] && printf '\n[telemetry]\nenabled = false\n' >>"$dir/ficus.toml"
+            # Traces to the sink, 1 % or every request sampled.
+            case "$name" in
+                ficus-trace1) printf '\n[tracing]\nendpoint = "http://127.0.0.1:%s"\nsample_ratio = 0.01\n' "$COLLECTOR_PORT" >>"$dir/ficus.toml" ;;
+                ficus-trace100) printf '\n[tracing]\nendpoint = "http://127.0.0.1:%s"\nsample_ratio = 1.0\n' "$COLLECTOR_PORT" >>"$dir/ficus.toml" ;;
+            esac
             local bin=$FICUS_BIN
             [ "$name" = ficus-pgo ] && bin=$FICUS_PGO_BIN
             FICUS_WORKER_THREADS=1 RUST_LOG=${RUST_LOG:-warn} \
@@ -232,15 +250,16 @@ run_wrk() {
 }
 
 # ---------------------------------------------------------------- availability
-PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$((FICUS_PORT + 1)) [ficus-pgo]=$((FICUS_PORT + 2)))
+PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$((FICUS_PORT + 1)) [ficus-pgo]=$((FICUS_PORT + 2))
+    [ficus-trace1]=$((FICUS_PORT + 3)) [ficus-trace100]=$((FICUS_PORT + 4)) [envoy-trace1]=18091 [envoy-trace100]=18092)
 read -r -a ALL <<<"$PROXIES"
 RUN=()
 for p in "${ALL[@]}"; do
     case "$p" in
         nginx) STATUS[$p]=ok ;;
         haproxy) if [ -x "$HAPROXY" ]; then STATUS[$p]=ok; else STATUS[$p]="not installed"; fi ;;
-        envoy) if [ -n "$ENVOY" ]; then STATUS[$p]=ok; else STATUS[$p]="not installed"; fi ;;
-        ficus | ficus-notel)
+        envoy | envoy-trace1 | envoy-trace100) if [ -n "$ENVOY" ]; then STATUS[$p]=ok; else STATUS[$p]="not installed"; fi ;;
+        ficus | ficus-notel | ficus-trace1 | ficus-trace100)
             if [ -x "$FICUS_BIN" ]; then
                 STATUS[$p]=ok
             else
@@ -295,6 +314,18 @@ UP_PID=$!
 STARTED+=("$UP_PID")
 wait_ready "$UPSTREAM_PORT" "$UP_PID" "$UP_DIR/log" || die "upstream did not start"
 say "upstream: nginx pid $UP_PID on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU), 1024-byte JSON"
+
+# ---------------------------------------------------------------- collector (traced runs)
+if [[ " ${RUN[*]} " == *"-trace"* ]]; then
+    port_busy "$COLLECTOR_PORT" && die "collector port $COLLECTOR_PORT is already in use"
+    taskset -c "$LOAD_CPU" python3 "$CONF/otlp-sink.py" "$COLLECTOR_PORT" "$OUT_DIR/collector.txt" \
+        >"$TMP/collector.log" 2>&1 &
+    COLLECTOR_PID=$!
+    STARTED+=("$COLLECTOR_PID")
+    for _ in $(seq 100); do port_busy "$COLLECTOR_PORT" && break; sleep 0.1; done
+    port_busy "$COLLECTOR_PORT" || die "the OTLP sink did not start: $(cat "$TMP/collector.log")"
+    say "collector: OTLP/HTTP sink pid $COLLECTOR_PID on 127.0.0.1:$COLLECTOR_PORT (CPU $LOAD_CPU)"
+fi
 
 # ---------------------------------------------------------------- rounds
 RESULTS="$OUT_DIR/results.tsv"
@@ -486,6 +517,28 @@ SUMMARY="$OUT_DIR/summary.md"
             say "| $p | $label | $cr | $(interval "$clo" "$chi") | $lc of $n | $pr | $(interval "$plo" "$phi") | $lp of $n |"
         done
     done
+    traced=0
+    for v in ficus-notel:ficus ficus-trace1:ficus ficus-trace100:ficus envoy-trace1:envoy envoy-trace100:envoy; do
+        a=${v%%:*} b=${v#*:}
+        [ "${STATUS[$a]:-}" = ok ] && [ "${STATUS[$b]:-}" = ok ] || continue
+        read -r n cr clo chi lc pr plo phi lp <<<"$(pair "$a" "$b")"
+        [ -n "${n:-}" ] || continue
+        if [ "$traced" = 0 ]; then
+            say ""
+            say "### What a feature costs: each variant against its own base, round by round"
+            say ""
+            say "CPU per request of the variant over its base's within one round, median over rounds, with its 95 % interval; ficus-notel is ficus with telemetry off, the -trace variants sample 1 % or 100 % of requests and export to the same OTLP/HTTP sink."
+            say ""
+            say "| variant | base | rounds | CPU us/req ratio | 95 % interval | p99 ratio | 95 % interval |"
+            say "|---|---|---:|---:|---:|---:|---:|"
+            traced=1
+        fi
+        say "| $a | $b | $n | $cr | $(interval "$clo" "$chi") | $pr | $(interval "$plo" "$phi") |"
+    done
+    if [ -s "$OUT_DIR/collector.txt" ]; then
+        say ""
+        say "OTLP sink: $(cat "$OUT_DIR/collector.txt") (export requests and protobuf bytes received, all runs)."
+    fi
     say ""
     say "### Raw (every round)"
     say ""
