@@ -829,34 +829,8 @@ async fn send(
         (Side::Modern, Some(m)) => m,
         _ => &route.legacy,
     };
+    // The attempt's traceparent (tracing on); its span ends with the outcome (sampled).
     let attempt = trace.attempt(&mut headers, side);
-    let outcome = call(route, up, side, raw, parts, headers, body, started).await;
-    trace.attempt_end(
-        attempt,
-        AttemptEnd {
-            method: &parts.method,
-            upstream: up,
-            path: parts.uri.path(),
-            status: outcome.status(),
-            error: outcome.error_type(),
-        },
-    );
-    outcome
-}
-
-/// One call to `up`: its breaker, its concurrency limit, the exchange, and what the
-/// outcome teaches its numbers and its breaker.
-#[allow(clippy::too_many_arguments)]
-async fn call(
-    route: &CompiledRoute,
-    up: &UpstreamClient,
-    side: Side,
-    raw: bool,
-    parts: &Parts,
-    mut headers: HeaderMap,
-    body: RequestBody,
-    started: Instant,
-) -> Outcome {
     // The breaker first (an open one costs nothing downstream), then a concurrency slot.
     let probe = match &up.breaker {
         None => None,
@@ -868,7 +842,9 @@ async fn call(
                 }
                 Some(true)
             }
-            ficus_protect::Admit::Reject { retry_after } => return Outcome::Open(retry_after),
+            ficus_protect::Admit::Reject { retry_after } => {
+                return ended(trace, attempt, parts, up, Outcome::Open(retry_after))
+            }
         },
     };
     let permit = match &up.limit {
@@ -880,7 +856,7 @@ async fn call(
                     // Give the probe slot back: nothing was learnt about the upstream.
                     record_breaker(up, started, None, true);
                 }
-                return Outcome::Shed(shed);
+                return ended(trace, attempt, parts, up, Outcome::Shed(shed));
             }
         },
     };
@@ -928,6 +904,9 @@ async fn call(
         };
         record_breaker(up, started, failed, probe);
     }
+    if attempt.recording() {
+        trace_attempt(trace, attempt, parts, up, &outcome);
+    }
     match outcome {
         Outcome::Response(mut r) => {
             r.permit = permit;
@@ -935,6 +914,42 @@ async fn call(
         }
         other => other,
     }
+}
+
+/// An attempt that ended before anything was sent (an open breaker, shed).
+fn ended(
+    trace: &mut Trace<'_>,
+    attempt: crate::trace::Attempt,
+    parts: &Parts,
+    up: &UpstreamClient,
+    outcome: Outcome,
+) -> Outcome {
+    if attempt.recording() {
+        trace_attempt(trace, attempt, parts, up, &outcome);
+    }
+    outcome
+}
+
+/// Ends a sampled attempt's client span.
+#[cold]
+#[inline(never)]
+fn trace_attempt(
+    trace: &mut Trace<'_>,
+    attempt: crate::trace::Attempt,
+    parts: &Parts,
+    up: &UpstreamClient,
+    outcome: &Outcome,
+) {
+    trace.attempt_end(
+        attempt,
+        AttemptEnd {
+            method: &parts.method,
+            upstream: up,
+            path: parts.uri.path(),
+            status: outcome.status(),
+            error: outcome.error_type(),
+        },
+    );
 }
 
 /// Tells the upstream's breaker how a call went (`None`: nothing learnt, which only frees a

@@ -30,9 +30,9 @@ pub struct Parent {
 /// Context, level 1: version `00` exactly 55 characters, a later version at least that,
 /// lower-case hex, ids not all zero; version `ff` is invalid).
 pub fn parent(headers: &HeaderMap) -> Option<Parent> {
-    let mut all = headers.get_all(&TRACEPARENT).iter();
-    let v = all.next()?;
-    if all.next().is_some() {
+    // One lookup for the usual request, which has none.
+    let v = headers.get(&TRACEPARENT)?;
+    if headers.get_all(&TRACEPARENT).iter().nth(1).is_some() {
         return None;
     }
     parse_traceparent(v.as_bytes())
@@ -130,10 +130,14 @@ pub struct Trace<'t>(State<'t>);
 
 enum State<'t> {
     Off,
-    /// Propagated, not recorded: the `traceparent` every attempt carries.
+    /// Propagated, not recorded. A caller's unsampled `traceparent` (`continued`) is in the
+    /// request's headers already and goes on as it came. A trace started here: `header` is
+    /// its `traceparent` until the first attempt takes it (no copy); a later attempt (a retry,
+    /// the fallback) gets one of its own.
     Unsampled {
         trace_id: TraceId,
-        header: HeaderValue,
+        continued: bool,
+        header: Option<HeaderValue>,
     },
     Sampled(Box<Recording<'t>>),
 }
@@ -158,6 +162,14 @@ struct Recording<'t> {
 /// A client span started by [`Trace::attempt`], ended by [`Trace::attempt_end`].
 #[must_use]
 pub struct Attempt(Option<(SpanId, Instant, Side, u32, bool)>);
+
+impl Attempt {
+    /// Whether a span is being recorded (the trace is sampled).
+    #[inline]
+    pub fn recording(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 /// What an upstream attempt came to, for its span.
 pub struct AttemptEnd<'a> {
@@ -200,12 +212,13 @@ impl<'t> Trace<'t> {
             _ => tracer.samples(&trace_id),
         };
         if !sampled {
-            // Continuing a caller's unsampled trace: its header goes on as it came.
-            let header = match (parent, headers.get(&TRACEPARENT)) {
-                (Some(_), Some(h)) => h.clone(),
-                _ => traceparent(&trace_id, &new_span_id(), false),
-            };
-            return Trace(State::Unsampled { trace_id, header });
+            let continued = parent.is_some();
+            let header = (!continued).then(|| traceparent(&trace_id, &new_span_id(), false));
+            return Trace(State::Unsampled {
+                trace_id,
+                continued,
+                header,
+            });
         }
         // The caller's tracestate belongs to the caller's trace only.
         let trace_state = parent
@@ -273,10 +286,18 @@ impl<'t> Trace<'t> {
     pub fn attempt(&mut self, headers: &mut HeaderMap, side: Side) -> Attempt {
         match &mut self.0 {
             State::Off => Attempt(None),
-            State::Unsampled { header, .. } => {
-                headers.insert(TRACEPARENT.clone(), header.clone());
+            State::Unsampled {
+                trace_id,
+                continued: false,
+                header,
+            } => {
+                let h = header
+                    .take()
+                    .unwrap_or_else(|| traceparent(trace_id, &new_span_id(), false));
+                headers.insert(TRACEPARENT.clone(), h);
                 Attempt(None)
             }
+            State::Unsampled { .. } => Attempt(None),
             State::Sampled(r) => {
                 let span_id = new_span_id();
                 headers.insert(
