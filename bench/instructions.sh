@@ -8,6 +8,10 @@
 #   BODY=1024 bash bench/instructions.sh       # POSTs with a 1,024-byte body instead of GETs
 #   CACHE_SIM=1 bash bench/instructions.sh     # also L1 instruction and data cache misses
 #   CONNS=1 bash bench/instructions.sh         # one request at a time (every request wakes the proxy)
+#   PROXIES="ficus ficus-trace1 ficus-trace100" bash bench/instructions.sh
+#                                              # [tracing] at 1 % and 100 %, spans to an OTLP sink
+#   PROXIES="ficus ficus-base" FICUS_BASE_BIN=/path/to/other/ficus bash bench/instructions.sh
+#                                              # this build against one built at another commit
 #
 # Each proxy runs under callgrind with one worker; ab sends N keep-alive requests (CONNS,
 # default 8, connections) after a 1,000-request warm-up that is not counted (callgrind_control -z/-d
@@ -19,6 +23,8 @@ cd "$(dirname "$0")/.."
 N=${N:-20000}
 PROXIES=${PROXIES:-"ficus ficus-notel nginx haproxy"}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
+FICUS_BASE_BIN=${FICUS_BASE_BIN:-}
+SINK_PORT=${SINK_PORT:-18295}
 UP_PORT=${UP_PORT:-18280}
 PX_PORT=${PX_PORT:-18284}
 BODY=${BODY:-0}
@@ -121,6 +127,17 @@ CONF
 }
 ficus_conf on true
 ficus_conf off false
+# Traced: the same, exporting to an OTLP/HTTP sink (bench/conf/otlp-sink.py). The exporter
+# thread's instructions count too: callgrind counts every thread of the process.
+for ratio in 1 100; do
+    ficus_conf "trace$ratio" true
+    printf '[tracing]\nendpoint = "http://127.0.0.1:%s"\nsample_ratio = %s\n' "$SINK_PORT" \
+        "$(awk -v r="$ratio" 'BEGIN { print r / 100 }')" >>"$TMP/ficus-trace$ratio.toml"
+done
+if [[ " $PROXIES " == *" ficus-trace"* ]]; then
+    python3 "$(dirname "$0")/conf/otlp-sink.py" "$SINK_PORT" "$TMP/sink.counts" &
+    PIDS+=($!)
+fi
 cat >"$TMP/px.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -164,11 +181,19 @@ for p in $PROXIES; do
     case $p in
     ficus) FICUS_WORKER_THREADS=1 measure ficus "$FICUS_BIN" run -c "$TMP/ficus-on.toml" ;;
     ficus-notel) FICUS_WORKER_THREADS=1 measure ficus-notel "$FICUS_BIN" run -c "$TMP/ficus-off.toml" ;;
+    ficus-trace1 | ficus-trace100)
+        FICUS_WORKER_THREADS=1 measure "$p" "$FICUS_BIN" run -c "$TMP/$p.toml"
+        ;;
+    ficus-base)
+        [ -x "$FICUS_BASE_BIN" ] || { echo "ficus-base: set FICUS_BASE_BIN to a ficus binary" >&2; continue; }
+        FICUS_WORKER_THREADS=1 measure ficus-base "$FICUS_BASE_BIN" run -c "$TMP/ficus-on.toml"
+        ;;
     nginx) measure nginx nginx -c "$TMP/px.conf" -p "$TMP" ;;
     haproxy) measure haproxy haproxy -db -f "$TMP/haproxy.cfg" ;;
-    *) echo "unknown proxy $p (ficus, ficus-notel, nginx, haproxy)" >&2 ;;
+    *) echo "unknown proxy $p (ficus, ficus-notel, ficus-trace1, ficus-trace100, ficus-base, nginx, haproxy)" >&2 ;;
     esac
 done
+[ -s "$TMP/sink.counts" ] && echo "OTLP sink: $(cat "$TMP/sink.counts")"
 if [ -n "${KEEP_DIR:-}" ]; then
     mkdir -p "$KEEP_DIR"
     cp "$TMP"/*.cg.1 "$KEEP_DIR"/ 2>/dev/null || true

