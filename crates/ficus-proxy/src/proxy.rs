@@ -196,7 +196,7 @@ pub async fn handle_parts(
             )
         });
 
-    let mut trace = Trace::begin(shared.tracer.as_deref(), &parts.headers, started);
+    let mut trace = Trace::begin(shared.tracer.as_deref(), &mut parts.headers, started);
     let (mut resp, answered, request_id) = route_request(
         &table,
         route,

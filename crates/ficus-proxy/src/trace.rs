@@ -130,14 +130,9 @@ pub struct Trace<'t>(State<'t>);
 
 enum State<'t> {
     Off,
-    /// Propagated, not recorded. A caller's unsampled `traceparent` (`continued`) is in the
-    /// request's headers already and goes on as it came. A trace started here: `header` is
-    /// its `traceparent` until the first attempt takes it (no copy); a later attempt (a retry,
-    /// the fallback) gets one of its own.
+    /// Propagated, not recorded: the request's headers carry its `traceparent` (`begin`).
     Unsampled {
         trace_id: TraceId,
-        continued: bool,
-        header: Option<HeaderValue>,
     },
     Sampled(Box<Recording<'t>>),
 }
@@ -196,7 +191,17 @@ impl<'t> Trace<'t> {
 
     /// The trace of a request with these headers: the caller's continued or a new one,
     /// sampled by the caller's flag (parent-based) or by the tracer's ratio.
-    pub fn begin(tracer: Option<&'t Tracer>, headers: &HeaderMap, started: Instant) -> Trace<'t> {
+    ///
+    /// An unsampled trace's `traceparent` is settled here, in the request's `headers`, for
+    /// every attempt to carry (nothing is recorded, so one parent id serves them all): the
+    /// caller's as it came, or the new trace's in place of none or of an invalid one (whose
+    /// `tracestate` goes too: it belongs to another trace). One lookup of the header for the
+    /// usual request, which has none.
+    pub fn begin(
+        tracer: Option<&'t Tracer>,
+        headers: &mut HeaderMap,
+        started: Instant,
+    ) -> Trace<'t> {
         let Some(tracer) = tracer else {
             return Trace(State::Off);
         };
@@ -204,27 +209,60 @@ impl<'t> Trace<'t> {
     }
 
     #[inline(never)]
-    fn start(tracer: &'t Tracer, headers: &HeaderMap, started: Instant) -> Trace<'t> {
-        let parent = parent(headers);
+    fn start(tracer: &'t Tracer, headers: &mut HeaderMap, started: Instant) -> Trace<'t> {
+        use http::header::Entry;
+        let (parent, invalid) = match headers.entry(&TRACEPARENT) {
+            Entry::Vacant(slot) => {
+                let trace_id = new_trace_id();
+                if !tracer.samples(&trace_id) {
+                    slot.insert(traceparent(&trace_id, &new_span_id(), false));
+                    return Trace(State::Unsampled { trace_id });
+                }
+                return Trace::recording(tracer, None, trace_id, None, started);
+            }
+            Entry::Occupied(e) => {
+                let mut values = e.iter();
+                let first = values.next();
+                let p = match values.next() {
+                    None => first.and_then(|v| parse_traceparent(v.as_bytes())),
+                    Some(_) => None,
+                };
+                (p, p.is_none())
+            }
+        };
+        if invalid {
+            headers.remove(&TRACESTATE);
+        }
         let trace_id = parent.map_or_else(new_trace_id, |p| p.trace_id);
         let sampled = match parent {
             Some(p) if tracer.parent_based() => p.sampled,
             _ => tracer.samples(&trace_id),
         };
         if !sampled {
-            let continued = parent.is_some();
-            let header = (!continued).then(|| traceparent(&trace_id, &new_span_id(), false));
-            return Trace(State::Unsampled {
-                trace_id,
-                continued,
-                header,
-            });
+            if invalid {
+                headers.insert(
+                    TRACEPARENT.clone(),
+                    traceparent(&trace_id, &new_span_id(), false),
+                );
+            }
+            return Trace(State::Unsampled { trace_id });
         }
         // The caller's tracestate belongs to the caller's trace only.
         let trace_state = parent
             .and_then(|_| headers.get(&TRACESTATE))
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        Trace::recording(tracer, parent, trace_id, trace_state, started)
+    }
+
+    /// A sampled trace: each attempt will carry a `traceparent` of its own.
+    fn recording(
+        tracer: &'t Tracer,
+        parent: Option<Parent>,
+        trace_id: TraceId,
+        trace_state: Option<String>,
+        started: Instant,
+    ) -> Trace<'t> {
         Trace(State::Sampled(Box::new(Recording {
             tracer,
             trace_id,
@@ -286,17 +324,7 @@ impl<'t> Trace<'t> {
     pub fn attempt(&mut self, headers: &mut HeaderMap, side: Side) -> Attempt {
         match &mut self.0 {
             State::Off => Attempt(None),
-            State::Unsampled {
-                trace_id,
-                continued: false,
-                header,
-            } => {
-                let h = header
-                    .take()
-                    .unwrap_or_else(|| traceparent(trace_id, &new_span_id(), false));
-                headers.insert(TRACEPARENT.clone(), h);
-                Attempt(None)
-            }
+            // Its traceparent is in the request's headers already (`begin`).
             State::Unsampled { .. } => Attempt(None),
             State::Sampled(r) => {
                 let span_id = new_span_id();

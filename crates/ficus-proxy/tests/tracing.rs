@@ -452,6 +452,15 @@ async fn an_incoming_traceparent_is_continued_not_replaced() {
         .expect("a new trace for the invalid traceparent");
     assert!(fresh.parent_span_id.is_empty());
     assert!(fresh.trace_state.is_empty());
+    let seen = legacy.seen.lock().unwrap()[2].headers.clone();
+    assert_eq!(
+        ids(seen["traceparent"].to_str().unwrap()).0,
+        hex(&fresh.trace_id)
+    );
+    assert!(
+        seen.get("tracestate").is_none(),
+        "the invalid parent's tracestate is not passed on"
+    );
     assert_eq!(
         spans.len(),
         4,
