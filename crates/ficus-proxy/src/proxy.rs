@@ -945,7 +945,7 @@ fn trace_attempt(
         AttemptEnd {
             method: &parts.method,
             upstream: up,
-            path: parts.uri.path(),
+            uri: &parts.uri,
             status: outcome.status(),
             error: outcome.error_type(),
         },

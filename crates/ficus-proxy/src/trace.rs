@@ -170,7 +170,9 @@ impl Attempt {
 pub struct AttemptEnd<'a> {
     pub method: &'a Method,
     pub upstream: &'a crate::upstream::UpstreamClient,
-    pub path: &'a str,
+    /// The client's request target (its path goes into `url.full`, after the upstream's
+    /// origin and prefix).
+    pub uri: &'a http::Uri,
     /// The response status, or ficus's own for a failure.
     pub status: u16,
     /// Why there was no response (`timeout`, `connect`, ...), if so.
@@ -352,12 +354,9 @@ impl<'t> Trace<'t> {
         let up = end.upstream;
         let mut attributes: Vec<(&'static str, Value)> = vec![
             ("http.request.method", method_value(end.method)),
-            (
-                "server.address",
-                Value::Str(Cow::Owned(up.host().to_string())),
-            ),
+            ("server.address", up.host_name.clone().into()),
             ("server.port", i64::from(up.port()).into()),
-            ("url.full", format!("{}{}", up.origin(), end.path).into()),
+            ("url.full", Value::Url(up.origin.clone(), end.uri.clone())),
             ("ficus.upstream", up.name.clone().into()),
             ("ficus.side", side_name(side).into()),
         ];
@@ -414,7 +413,7 @@ impl Recording<'_> {
         let route = s.route;
         let mut attributes: Vec<(&'static str, Value)> = vec![
             ("http.request.method", method_value(&s.parts.method)),
-            ("url.path", s.parts.uri.path().to_string().into()),
+            ("url.path", Value::Path(s.parts.uri.clone())),
             (
                 "url.scheme",
                 if s.conn.proto.as_bytes() == b"https" {
@@ -424,7 +423,7 @@ impl Recording<'_> {
                 }
                 .into(),
             ),
-            ("client.address", s.conn.peer.ip().to_string().into()),
+            ("client.address", Value::Ip(s.conn.peer.ip())),
             (
                 "network.protocol.version",
                 match s.parts.version {
@@ -568,7 +567,7 @@ impl<'t> ShadowTrace<'t> {
         let Some((span_id, began)) = span else { return };
         let mut attributes: Vec<(&'static str, Value)> = vec![
             ("http.request.method", method_value(method)),
-            ("server.address", up.host().to_string().into()),
+            ("server.address", up.host_name.clone().into()),
             ("server.port", i64::from(up.port()).into()),
             ("ficus.upstream", up.name.clone().into()),
             ("ficus.side", side_name(side).into()),

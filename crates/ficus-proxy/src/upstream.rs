@@ -95,6 +95,10 @@ pub struct UpstreamClient {
     pub breaker: Option<ficus_protect::Breaker>,
     /// Where breaker state changes go (to become events).
     pub events: crate::events::Events,
+    /// `scheme://authority` and the path prefix, and the host it connects to (no brackets
+    /// around an IPv6 address), as trace spans name them.
+    pub origin: Arc<str>,
+    pub host_name: Arc<str>,
 }
 
 impl std::fmt::Debug for UpstreamClient {
@@ -187,7 +191,10 @@ impl UpstreamClient {
             })
             .transpose()
             .map_err(protect)?;
+        let prefix = cfg.path_prefix().to_string();
         Ok(UpstreamClient {
+            origin: format!("{scheme}://{authority}{prefix}").into(),
+            host_name: host.as_str().into(),
             limit,
             breaker,
             events: events.clone(),
@@ -197,7 +204,7 @@ impl UpstreamClient {
             authority,
             host,
             port,
-            prefix: cfg.path_prefix().to_string(),
+            prefix,
             host_rewrite,
             tls,
             pools,
@@ -212,18 +219,9 @@ impl UpstreamClient {
         self.config.request_timeout
     }
 
-    /// The host it connects to (no brackets around an IPv6 address), for trace spans.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
+    /// The port it connects to, for trace spans.
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// `scheme://authority`, for trace spans' `url.full`.
-    pub fn origin(&self) -> String {
-        format!("{}://{}", self.scheme, self.authority)
     }
 
     /// The path (and query) to send for a client's path: the upstream's prefix prepended.

@@ -19,7 +19,9 @@ pub enum Kind {
     Client,
 }
 
-/// An attribute value.
+/// An attribute value. The request path hands over what it has (an address, a URI, a
+/// header value: reference-counted or plain data) and the exporter's thread writes it out,
+/// so a sampled request formats no text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Cow<'static, str>),
@@ -27,6 +29,28 @@ pub enum Value {
     Shared(Arc<str>),
     Int(i64),
     Bool(bool),
+    Ip(std::net::IpAddr),
+    /// The path of a URI.
+    Path(http::Uri),
+    /// An origin (`http://host:port` and any path prefix) followed by a URI's path.
+    Url(Arc<str>, http::Uri),
+    /// A header's value, as text (invalid UTF-8 lossily).
+    Header(http::HeaderValue),
+}
+
+impl Value {
+    /// The value as text (`None` for a number or a boolean).
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        Some(match self {
+            Value::Str(s) => Cow::Borrowed(s),
+            Value::Shared(s) => Cow::Borrowed(s),
+            Value::Ip(ip) => Cow::Owned(ip.to_string()),
+            Value::Path(u) => Cow::Borrowed(u.path()),
+            Value::Url(origin, u) => Cow::Owned(format!("{origin}{}", u.path())),
+            Value::Header(h) => String::from_utf8_lossy(h.as_bytes()),
+            Value::Int(_) | Value::Bool(_) => return None,
+        })
+    }
 }
 
 impl From<&'static str> for Value {
