@@ -5,7 +5,7 @@
 //!
 //! Cost, by design: tracing off is one branch per request. On, an unsampled request costs
 //! one id and one header value (none when it continues a caller's unsampled trace); only a
-//! sampled one takes clock readings, builds spans and `try_send`s them.
+//! sampled one takes clock readings, builds spans and pushes them to the exporter.
 
 use std::borrow::Cow;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

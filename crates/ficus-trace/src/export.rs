@@ -1,12 +1,13 @@
-//! The exporter: finished spans go into a bounded queue with `try_send` (the request path's
-//! only touch, never a wait), and a thread of its own batches them and POSTs each batch to
-//! the collector as OTLP/HTTP protobuf. A full queue drops the span and counts it; a
-//! collector that refuses, fails or hangs costs the batch (counted) and never a request.
+//! The exporter: finished spans go into a bounded buffer (a short uncontended lock and a
+//! push: the request path's only touch, never a wait, never a system call), and a thread of
+//! its own takes the whole buffer every `flush_interval`, or as soon as a batch is full
+//! (one wake-up per batch, not per span), and POSTs it to the collector as OTLP/HTTP
+//! protobuf. A full buffer drops the span and counts it; a collector that refuses, fails or
+//! hangs costs the batch (counted) and never a request.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request};
@@ -29,14 +30,6 @@ const BACKOFF: Duration = Duration::from_millis(250);
 
 type OtlpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-enum Msg {
-    Span(Box<SpanRecord>),
-    /// Send what is batched now, then acknowledge.
-    Flush(mpsc::Sender<()>),
-    /// Send what is queued, acknowledge and end the thread.
-    Stop(mpsc::Sender<()>),
-}
-
 /// What happened to spans, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -52,15 +45,28 @@ pub struct Stats {
     pub batches_failed: AtomicU64,
 }
 
+/// What the request path and the export thread share.
+struct Shared {
+    /// Finished spans, at most `queue` of them; allocated once at that size.
+    spans: Mutex<Vec<SpanRecord>>,
+    capacity: usize,
+    batch: usize,
+    /// Acknowledgements owed for a flush or a stop, sent once what was queued went out.
+    waiting: Mutex<Vec<mpsc::Sender<()>>>,
+    stop: AtomicBool,
+    stats: Arc<Stats>,
+}
+
 /// The process's tracer: sampling thresholds and the exporter's queue.
 pub struct Tracer {
-    tx: SyncSender<Msg>,
-    stats: Arc<Stats>,
+    shared: Arc<Shared>,
+    /// The export thread, woken when a batch is full or a flush is asked for.
+    thread: std::thread::Thread,
     /// New traces with the low 56 bits of their id under this are recorded.
     threshold: u64,
     parent_based: bool,
     settings: Settings,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    handle: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Tracer {
@@ -75,8 +81,15 @@ impl Tracer {
     /// Starts the export thread. `tls`: the client configuration for an `https://`
     /// collector (the caller's roots and `ca_file`); plain `http://` needs none.
     pub fn start(settings: Settings, tls: rustls::ClientConfig) -> std::io::Result<Arc<Tracer>> {
-        let (tx, rx) = mpsc::sync_channel(settings.queue);
         let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            spans: Mutex::new(Vec::with_capacity(settings.queue)),
+            capacity: settings.queue,
+            batch: settings.batch.max(1),
+            waiting: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+            stats: stats.clone(),
+        });
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -87,9 +100,10 @@ impl Tracer {
             resource: ResourceInfo {
                 attributes: settings.resource.clone(),
             },
-            stats: stats.clone(),
+            stats,
         };
-        let thread = std::thread::Builder::new()
+        let queue = shared.clone();
+        let handle = std::thread::Builder::new()
             .name("ficus-trace".into())
             .spawn(move || {
                 let rt = match tokio::runtime::Builder::new_current_thread()
@@ -105,18 +119,18 @@ impl Tracer {
                 let client: OtlpClient = rt.block_on(async {
                     Client::builder(TokioExecutor::new()).build(connector)
                 });
-                exporter.run(&rt, &client, rx);
+                exporter.run(&rt, &client, &queue);
             })?;
         // The threshold of a ratio over the 56 random low bits of a trace id (W3C trace
         // context level 2's "random" part): 1.0 records every trace, 0 none.
         let threshold = (settings.sample_ratio.clamp(0.0, 1.0) * (1u64 << 56) as f64) as u64;
         Ok(Arc::new(Tracer {
-            tx,
-            stats,
+            shared,
+            thread: handle.thread().clone(),
             threshold,
             parent_based: settings.parent_based,
             settings,
-            thread: Mutex::new(Some(thread)),
+            handle: Mutex::new(Some(handle)),
         }))
     }
 
@@ -140,57 +154,53 @@ impl Tracer {
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.shared.stats
     }
 
-    /// Queues a finished span for export, or drops and counts it when the queue is full.
+    /// Queues a finished span for export, or drops and counts it when the queue is full
+    /// (or the exporter has stopped). Wakes the export thread when a batch is complete.
     pub fn export(&self, span: SpanRecord) {
-        match self.tx.try_send(Msg::Span(Box::new(span))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+        let q = &self.shared;
+        let mut spans = q.spans.lock().unwrap_or_else(|p| p.into_inner());
+        if spans.len() >= q.capacity || q.stop.load(Ordering::Relaxed) {
+            drop(spans);
+            q.stats.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        spans.push(span);
+        let full = spans.len() == q.batch;
+        drop(spans);
+        if full {
+            self.thread.unpark();
         }
     }
 
-    /// Sends what is batched now and waits (at most `timeout`) until that is done.
+    /// Sends what is queued now and waits (at most `timeout`) until that is done.
     /// Blocking: call it off any runtime's worker (tests, shutdown).
     pub fn flush(&self, timeout: Duration) -> bool {
-        let (ack, done) = mpsc::channel();
-        self.control(Msg::Flush(ack), done, timeout)
+        self.ask(timeout)
     }
 
     /// Exports what is queued (waiting at most `timeout`) and stops the export thread.
     /// Spans offered later are dropped. Blocking, like [`Tracer::flush`].
     pub fn shutdown(&self, timeout: Duration) {
-        let (ack, done) = mpsc::channel();
-        if self.control(Msg::Stop(ack), done, timeout) {
-            if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if self.ask(timeout) {
+            if let Some(t) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = t.join();
             }
         }
     }
 
-    fn control(&self, msg: Msg, done: mpsc::Receiver<()>, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut msg = msg;
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return false,
-                Err(TrySendError::Full(m)) => {
-                    if Instant::now() >= deadline {
-                        return false;
-                    }
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-        done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+    fn ask(&self, timeout: Duration) -> bool {
+        let (ack, done) = mpsc::channel();
+        self.shared
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ack);
+        self.thread.unpark();
+        done.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -202,53 +212,23 @@ struct Exporter {
 }
 
 impl Exporter {
-    fn run(&self, rt: &tokio::runtime::Runtime, client: &OtlpClient, rx: mpsc::Receiver<Msg>) {
-        let mut batch: Vec<SpanRecord> = Vec::with_capacity(self.settings.batch);
+    /// Every `flush_interval`, or when woken (a full batch, a flush, a stop): takes what is
+    /// queued and sends it, `batch` spans per request.
+    fn run(&self, rt: &tokio::runtime::Runtime, client: &OtlpClient, q: &Shared) {
+        let mut taken: Vec<SpanRecord> = Vec::with_capacity(q.capacity);
         loop {
-            // Wait for the first span of a batch, then at most flush_interval for the rest.
-            let first = match rx.recv() {
-                Ok(m) => m,
-                Err(_) => return,
-            };
-            let mut ack = None;
-            let mut stop = false;
-            let mut next = Some(first);
-            let deadline = Instant::now() + self.settings.flush_interval;
-            loop {
-                match next.take() {
-                    Some(Msg::Span(s)) => batch.push(*s),
-                    Some(Msg::Flush(a)) => {
-                        ack = Some(a);
-                        break;
-                    }
-                    Some(Msg::Stop(a)) => {
-                        // What is queued behind the stop was offered before it: keep it.
-                        while let Ok(Msg::Span(s)) = rx.try_recv() {
-                            batch.push(*s);
-                        }
-                        ack = Some(a);
-                        stop = true;
-                        break;
-                    }
-                    None => {}
-                }
-                if batch.len() >= self.settings.batch {
-                    break;
-                }
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(m) => next = Some(m),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        stop = true;
-                        break;
-                    }
-                }
-            }
-            for chunk in batch.chunks(self.settings.batch.max(1)) {
+            std::thread::park_timeout(self.settings.flush_interval);
+            let stop = q.stop.load(Ordering::SeqCst);
+            let acks = std::mem::take(&mut *q.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+            std::mem::swap(
+                &mut *q.spans.lock().unwrap_or_else(|p| p.into_inner()),
+                &mut taken,
+            );
+            for chunk in taken.chunks(q.batch) {
                 rt.block_on(self.send(client, chunk));
             }
-            batch.clear();
-            if let Some(a) = ack {
+            taken.clear();
+            for a in acks {
                 let _ = a.send(());
             }
             if stop {
