@@ -6,8 +6,8 @@
 //! request makes) lives in `ficus-proxy::trace`; this crate knows nothing of routes.
 //! It speaks the OpenTelemetry protocol (the wire format `opentelemetry-proto` defines, which
 //! its tests decode with) but not the SDK's pipeline: one span costs a push into a bounded
-//! buffer on the request path, and the exporter's thread and its limits are ficus's to account for in
-//! `/metrics`.
+//! buffer on the request path, and the exporter's thread and its limits are ficus's to
+//! account for in `/metrics`.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
