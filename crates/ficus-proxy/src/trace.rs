@@ -26,16 +26,15 @@ pub struct Parent {
     pub sampled: bool,
 }
 
-/// The request's `traceparent`, when there is exactly one and it is valid (W3C Trace
-/// Context, level 1: version `00` exactly 55 characters, a later version at least that,
-/// lower-case hex, ids not all zero; version `ff` is invalid).
-pub fn parent(headers: &HeaderMap) -> Option<Parent> {
-    // One lookup for the usual request, which has none.
-    let v = headers.get(&TRACEPARENT)?;
-    if headers.get_all(&TRACEPARENT).iter().nth(1).is_some() {
-        return None;
+/// The caller's span from a request's `traceparent` values: exactly one, and valid (W3C
+/// Trace Context, level 1: version `00` exactly 55 characters, a later version at least
+/// that, lower-case hex, ids not all zero; version `ff` is invalid).
+pub fn parent<'a>(mut values: impl Iterator<Item = &'a HeaderValue>) -> Option<Parent> {
+    let first = values.next()?;
+    match values.next() {
+        None => parse_traceparent(first.as_bytes()),
+        Some(_) => None,
     }
-    parse_traceparent(v.as_bytes())
 }
 
 pub fn parse_traceparent(b: &[u8]) -> Option<Parent> {
@@ -125,6 +124,41 @@ fn unix_ns(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// Span times: one wall-clock reading when a trace begins, monotonic instants after it.
+struct Clock {
+    wall: SystemTime,
+    started: Instant,
+}
+
+impl Clock {
+    fn ns_at(&self, t: Instant) -> u64 {
+        let since = t.saturating_duration_since(self.started);
+        unix_ns(self.wall) + u64::try_from(since.as_nanos()).unwrap_or(0)
+    }
+}
+
+/// What every client span says of its call: method, upstream, side.
+fn call_attributes(
+    up: &crate::upstream::UpstreamClient,
+    method: &Method,
+    side: Side,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("http.request.method", method_value(method)),
+        ("server.address", up.host_name.clone().into()),
+        ("server.port", i64::from(up.port()).into()),
+        ("ficus.upstream", up.name.clone().into()),
+        ("ficus.side", side_name(side).into()),
+    ]
+}
+
+/// A span's `error.type`: why there was no response, or a 5xx status.
+fn error_type(status: u16, error: Option<&'static str>) -> Option<Cow<'static, str>> {
+    error
+        .map(Cow::Borrowed)
+        .or_else(|| (status >= 500).then(|| Cow::Owned(status.to_string())))
+}
+
 /// One request's trace: nothing when tracing is off.
 pub struct Trace<'t>(State<'t>);
 
@@ -145,8 +179,7 @@ struct Recording<'t> {
     span_id: SpanId,
     parent: Option<SpanId>,
     trace_state: Option<String>,
-    wall: SystemTime,
-    started: Instant,
+    clock: Clock,
     side: Option<Side>,
     cache: Option<&'static str>,
     /// Attempts so far, per side (legacy, modern).
@@ -223,12 +256,7 @@ impl<'t> Trace<'t> {
                 return Trace::recording(tracer, None, trace_id, None, started);
             }
             Entry::Occupied(e) => {
-                let mut values = e.iter();
-                let first = values.next();
-                let p = match values.next() {
-                    None => first.and_then(|v| parse_traceparent(v.as_bytes())),
-                    Some(_) => None,
-                };
+                let p = parent(e.iter());
                 (p, p.is_none())
             }
         };
@@ -271,8 +299,10 @@ impl<'t> Trace<'t> {
             span_id: new_span_id(),
             parent: parent.map(|p| p.span_id),
             trace_state,
-            wall: SystemTime::now(),
-            started,
+            clock: Clock {
+                wall: SystemTime::now(),
+                started,
+            },
             side: None,
             cache: None,
             attempts: [0, 0],
@@ -352,14 +382,8 @@ impl<'t> Trace<'t> {
             return;
         };
         let up = end.upstream;
-        let mut attributes: Vec<(&'static str, Value)> = vec![
-            ("http.request.method", method_value(end.method)),
-            ("server.address", up.host_name.clone().into()),
-            ("server.port", i64::from(up.port()).into()),
-            ("url.full", Value::Url(up.origin.clone(), end.uri.clone())),
-            ("ficus.upstream", up.name.clone().into()),
-            ("ficus.side", side_name(side).into()),
-        ];
+        let mut attributes = call_attributes(up, end.method, side);
+        attributes.push(("url.full", Value::Url(up.origin.clone(), end.uri.clone())));
         if end.error.is_none() {
             attributes.push(("http.response.status_code", i64::from(end.status).into()));
         }
@@ -369,14 +393,11 @@ impl<'t> Trace<'t> {
         if fallback {
             attributes.push(("ficus.fallback", true.into()));
         }
-        let error = end
-            .error
-            .map(Cow::Borrowed)
-            .or_else(|| (end.status >= 500).then(|| Cow::Owned(end.status.to_string())));
+        let error = error_type(end.status, end.error);
         if let Some(e) = &error {
             attributes.push(("error.type", Value::Str(e.clone())));
         }
-        let start_ns = r.ns_at(began);
+        let start_ns = r.clock.ns_at(began);
         r.spans.push(SpanRecord {
             trace_id: r.trace_id,
             span_id,
@@ -385,7 +406,7 @@ impl<'t> Trace<'t> {
             name: method_name(end.method),
             kind: Kind::Client,
             start_ns,
-            end_ns: r.ns_at(Instant::now()),
+            end_ns: r.clock.ns_at(Instant::now()),
             attributes,
             status: error.map_or(Status::Unset, Status::Error),
             links: Vec::new(),
@@ -402,11 +423,6 @@ impl<'t> Trace<'t> {
 }
 
 impl Recording<'_> {
-    fn ns_at(&self, t: Instant) -> u64 {
-        let since = t.saturating_duration_since(self.started);
-        unix_ns(self.wall) + u64::try_from(since.as_nanos()).unwrap_or(0)
-    }
-
     #[cold]
     fn finish(mut self, s: Served<'_>) {
         let r = &mut self;
@@ -469,8 +485,8 @@ impl Recording<'_> {
             trace_state: r.trace_state.take(),
             name,
             kind: Kind::Server,
-            start_ns: unix_ns(r.wall),
-            end_ns: r.ns_at(Instant::now()),
+            start_ns: unix_ns(r.clock.wall),
+            end_ns: r.clock.ns_at(Instant::now()),
             attributes,
             status: error.map_or(Status::Unset, |e| Status::Error(Cow::Owned(e))),
             links: Vec::new(),
@@ -525,8 +541,7 @@ pub struct ShadowTrace<'t> {
     /// The root span: the whole copy, its calls and the comparison.
     pub span_id: SpanId,
     link: Link,
-    wall: SystemTime,
-    started: Instant,
+    clock: Clock,
     spans: Vec<SpanRecord>,
 }
 
@@ -537,8 +552,10 @@ impl<'t> ShadowTrace<'t> {
             trace_id: new_trace_id(),
             span_id: new_span_id(),
             link,
-            wall: SystemTime::now(),
-            started: Instant::now(),
+            clock: Clock {
+                wall: SystemTime::now(),
+                started: Instant::now(),
+            },
             spans: Vec::new(),
         }
     }
@@ -548,11 +565,6 @@ impl<'t> ShadowTrace<'t> {
         let span_id = new_span_id();
         let header = traceparent(&self.trace_id, &span_id, self.link.sampled);
         (header, self.link.sampled.then(|| (span_id, Instant::now())))
-    }
-
-    fn ns_at(&self, t: Instant) -> u64 {
-        unix_ns(self.wall)
-            + u64::try_from(t.saturating_duration_since(self.started).as_nanos()).unwrap_or(0)
     }
 
     /// A call of the copy ended with `status` (ficus's own 502/504 for a failure).
@@ -565,17 +577,11 @@ impl<'t> ShadowTrace<'t> {
         status: u16,
     ) {
         let Some((span_id, began)) = span else { return };
-        let mut attributes: Vec<(&'static str, Value)> = vec![
-            ("http.request.method", method_value(method)),
-            ("server.address", up.host_name.clone().into()),
-            ("server.port", i64::from(up.port()).into()),
-            ("ficus.upstream", up.name.clone().into()),
-            ("ficus.side", side_name(side).into()),
-            ("http.response.status_code", i64::from(status).into()),
-        ];
-        let error = (status >= 500).then(|| status.to_string());
+        let mut attributes = call_attributes(up, method, side);
+        attributes.push(("http.response.status_code", i64::from(status).into()));
+        let error = error_type(status, None);
         if let Some(e) = &error {
-            attributes.push(("error.type", e.clone().into()));
+            attributes.push(("error.type", Value::Str(e.clone())));
         }
         self.spans.push(SpanRecord {
             trace_id: self.trace_id,
@@ -584,10 +590,10 @@ impl<'t> ShadowTrace<'t> {
             trace_state: None,
             name: method_name(method),
             kind: Kind::Client,
-            start_ns: self.ns_at(began),
-            end_ns: self.ns_at(Instant::now()),
+            start_ns: self.clock.ns_at(began),
+            end_ns: self.clock.ns_at(Instant::now()),
             attributes,
-            status: error.map_or(Status::Unset, |e| Status::Error(Cow::Owned(e))),
+            status: error.map_or(Status::Unset, Status::Error),
             links: Vec::new(),
         });
     }
@@ -604,8 +610,8 @@ impl<'t> ShadowTrace<'t> {
             trace_state: None,
             name: Cow::Owned(format!("shadow {}", method_name(method))),
             kind: Kind::Internal,
-            start_ns: unix_ns(self.wall),
-            end_ns: self.ns_at(Instant::now()),
+            start_ns: unix_ns(self.clock.wall),
+            end_ns: self.clock.ns_at(Instant::now()),
             attributes: vec![
                 ("ficus.route", route.clone().into()),
                 ("ficus.shadow", true.into()),
@@ -675,12 +681,12 @@ mod tests {
             &TRACEPARENT,
             HeaderValue::from_static(std::str::from_utf8(ok).unwrap()),
         );
-        assert!(parent(&h).is_some());
+        assert!(parent(h.get_all(&TRACEPARENT).iter()).is_some());
         h.append(
             &TRACEPARENT,
             HeaderValue::from_static(std::str::from_utf8(ok).unwrap()),
         );
-        assert_eq!(parent(&h), None);
+        assert_eq!(parent(h.get_all(&TRACEPARENT).iter()), None);
     }
 
     #[test]

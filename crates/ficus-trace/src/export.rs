@@ -51,7 +51,7 @@ struct Shared {
     spans: Mutex<Vec<SpanRecord>>,
     capacity: usize,
     batch: usize,
-    /// Acknowledgements owed for a flush or a stop, sent once what was queued went out.
+    /// Acknowledgements owed for a stop, sent once what was queued went out.
     waiting: Mutex<Vec<mpsc::Sender<()>>>,
     stop: AtomicBool,
     stats: Arc<Stats>,
@@ -60,7 +60,7 @@ struct Shared {
 /// The process's tracer: sampling thresholds and the exporter's queue.
 pub struct Tracer {
     shared: Arc<Shared>,
-    /// The export thread, woken when a batch is full or a flush is asked for.
+    /// The export thread, woken when a batch is full or a stop is asked for.
     thread: std::thread::Thread,
     /// New traces with the low 56 bits of their id under this are recorded.
     threshold: u64,
@@ -175,14 +175,8 @@ impl Tracer {
         }
     }
 
-    /// Sends what is queued now and waits (at most `timeout`) until that is done.
-    /// Blocking: call it off any runtime's worker (tests, shutdown).
-    pub fn flush(&self, timeout: Duration) -> bool {
-        self.ask(timeout)
-    }
-
     /// Exports what is queued (waiting at most `timeout`) and stops the export thread.
-    /// Spans offered later are dropped. Blocking, like [`Tracer::flush`].
+    /// Spans offered later are dropped. Blocking: call it off any runtime's worker.
     pub fn shutdown(&self, timeout: Duration) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if self.ask(timeout) {
@@ -212,7 +206,7 @@ struct Exporter {
 }
 
 impl Exporter {
-    /// Every `flush_interval`, or when woken (a full batch, a flush, a stop): takes what is
+    /// Every `flush_interval`, or when woken (a full batch, a stop): takes what is
     /// queued and sends it, `batch` spans per request.
     fn run(&self, rt: &tokio::runtime::Runtime, client: &OtlpClient, q: &Shared) {
         let mut taken: Vec<SpanRecord> = Vec::with_capacity(q.capacity);
