@@ -239,6 +239,14 @@ flush_interval = "20ms"
     )
 }
 
+/// The two test upstreams every test routes to.
+async fn upstreams() -> (Upstream, Upstream) {
+    (
+        Upstream::start("legacy").await,
+        Upstream::start("modern").await,
+    )
+}
+
 async fn gateway(
     legacy: &Upstream,
     modern: &Upstream,
@@ -260,10 +268,7 @@ async fn gateway(
 #[tokio::test]
 async fn a_fallback_is_one_trace_a_server_span_and_a_client_span_per_attempt() {
     let collector = Collector::start(Mode::Accept).await;
-    let (legacy, modern) = (
-        Upstream::start("legacy").await,
-        Upstream::start("modern").await,
-    );
+    let (legacy, modern) = upstreams().await;
     modern.set_status(503);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
@@ -381,10 +386,7 @@ async fn a_fallback_is_one_trace_a_server_span_and_a_client_span_per_attempt() {
 #[tokio::test]
 async fn an_incoming_traceparent_is_continued_not_replaced() {
     let collector = Collector::start(Mode::Accept).await;
-    let (legacy, modern) = (
-        Upstream::start("legacy").await,
-        Upstream::start("modern").await,
-    );
+    let (legacy, modern) = upstreams().await;
     let gw = gateway(&legacy, &modern, &collector.url(), "", "").await;
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
@@ -471,10 +473,7 @@ async fn an_incoming_traceparent_is_continued_not_replaced() {
 #[tokio::test]
 async fn the_sample_ratio_decides_new_traces_and_every_request_still_carries_one() {
     let collector = Collector::start(Mode::Accept).await;
-    let (legacy, modern) = (
-        Upstream::start("legacy").await,
-        Upstream::start("modern").await,
-    );
+    let (legacy, modern) = upstreams().await;
     let gw = gateway(
         &legacy,
         &modern,
@@ -515,10 +514,7 @@ async fn the_sample_ratio_decides_new_traces_and_every_request_still_carries_one
 #[tokio::test]
 async fn a_collector_that_hangs_or_refuses_never_holds_up_a_request() {
     let hung = Collector::start(Mode::Hang).await;
-    let (legacy, modern) = (
-        Upstream::start("legacy").await,
-        Upstream::start("modern").await,
-    );
+    let (legacy, modern) = upstreams().await;
     // One span per export request and a tiny queue: the exporter is stuck on the hung
     // collector after the first span, and the rest overflows.
     let gw = gateway(
@@ -594,10 +590,7 @@ async fn a_collector_that_hangs_or_refuses_never_holds_up_a_request() {
 #[tokio::test]
 async fn a_shadow_copy_is_a_trace_of_its_own_linked_to_the_request() {
     let collector = Collector::start(Mode::Accept).await;
-    let (legacy, modern) = (
-        Upstream::start("legacy").await,
-        Upstream::start("modern").await,
-    );
+    let (legacy, modern) = upstreams().await;
     let gw = gateway(&legacy, &modern, &collector.url(), "stage = \"shadow\"", "").await;
     let (s, h, _) = get(&gw.url("/api/items"), &[]).await;
     assert_eq!(
@@ -639,10 +632,7 @@ async fn a_shadow_copy_is_a_trace_of_its_own_linked_to_the_request() {
 #[tokio::test]
 async fn retries_are_client_spans_with_their_resend_count() {
     let collector = Collector::start(Mode::Accept).await;
-    let (legacy, modern) = (
-        Upstream::start("legacy").await,
-        Upstream::start("modern").await,
-    );
+    let (legacy, modern) = upstreams().await;
     legacy.set_status(503);
     let gw = gateway(
         &legacy,
@@ -681,10 +671,7 @@ async fn retries_are_client_spans_with_their_resend_count() {
 #[tokio::test]
 async fn spans_still_queued_at_shutdown_are_exported() {
     let collector = Collector::start(Mode::Accept).await;
-    let (legacy, modern) = (
-        Upstream::start("legacy").await,
-        Upstream::start("modern").await,
-    );
+    let (legacy, modern) = upstreams().await;
     // A batch would wait a minute to fill: only the shutdown sends it.
     let text = config("", "").replace("flush_interval = \"20ms\"", "flush_interval = \"60s\"");
     let mut gw = TestGateway::start(
