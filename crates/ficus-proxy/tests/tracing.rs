@@ -562,6 +562,22 @@ async fn a_collector_that_hangs_or_refuses_never_holds_up_a_request() {
         let (s, _, _) = get(&gw.url(&format!("/api/r{i}")), &[]).await;
         assert_eq!(s.as_u16(), 200);
     }
+    wait_export_failed(&gw, 10).await;
+    // Refused with 503, each batch was tried again before it was given up.
+    assert!(refusing.requests.load(Ordering::SeqCst) > 5);
+
+    // No collector at all (connection refused): the same.
+    let gw = gateway(&legacy, &modern, &dead_url().await, "", "batch = 2").await;
+    for i in 0..3 {
+        let (s, _, _) = get(&gw.url(&format!("/api/d{i}")), &[]).await;
+        assert_eq!(s.as_u16(), 200);
+    }
+    wait_export_failed(&gw, 6).await;
+}
+
+/// Waits (bounded) until `n` spans are counted as lost with failed exports, and the failed
+/// export requests too.
+async fn wait_export_failed(gw: &TestGateway, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let metrics = gw.gateway().telemetry().prometheus();
@@ -570,12 +586,12 @@ async fn a_collector_that_hangs_or_refuses_never_holds_up_a_request() {
             .find(|l| l.starts_with("ficus_trace_spans_total{outcome=\"export_failed\"}"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .unwrap_or(0);
-        if failed == 10 {
+        if failed == n {
             assert!(
                 metrics.contains("ficus_trace_exports_total{outcome=\"error\"}"),
                 "{metrics}"
             );
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -583,8 +599,28 @@ async fn a_collector_that_hangs_or_refuses_never_holds_up_a_request() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Refused with 503, each batch was tried again before it was given up.
-    assert!(refusing.requests.load(Ordering::SeqCst) > 5);
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_tracing_is_refused_as_needing_a_restart() {
+    let collector = Collector::start(Mode::Accept).await;
+    let (legacy, modern) = upstreams().await;
+    let vars = [
+        ("legacy", legacy.url()),
+        ("modern", modern.url()),
+        ("collector", collector.url()),
+    ];
+    let gw = TestGateway::start(&config("", ""), &vars).await;
+    let changed = support::config(&config("", "sample_ratio = 0.5"), &vars);
+    let err = gw.gateway().reload(changed).unwrap_err().to_string();
+    assert!(
+        err.contains("[tracing]") && err.contains("restart"),
+        "{err}"
+    );
+    // The same [tracing] reloads.
+    gw.gateway()
+        .reload(support::config(&config("", ""), &vars))
+        .unwrap();
 }
 
 #[tokio::test]
