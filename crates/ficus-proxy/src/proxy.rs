@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::access_log::{AccessLogSender, AccessRecord};
+use ficus_telemetry::SliScope;
 use crate::body::{self, Capped, Reclaimable, RequestBody, ResponseBody};
 use crate::headers::{self, X_FICUS_ROUTE, X_FICUS_UPSTREAM};
 use crate::mirror::Tap;
@@ -213,6 +214,12 @@ pub async fn handle_parts(
     )
     .await;
 
+    if let Some(stats) = &route.stats {
+        // The route's SLI: each client request once, as the client saw it.
+        stats
+            .sli(SliScope::Route)
+            .record(worker(), resp.status().as_u16(), started.elapsed());
+    }
     if route.stats.is_some() && answered != Answered::Gateway {
         let modern = answered == Answered::Modern;
         shared.telemetry.inventory().observe(
@@ -843,7 +850,8 @@ async fn send(
                 Some(true)
             }
             ficus_protect::Admit::Reject { retry_after } => {
-                return ended(trace, attempt, parts, up, Outcome::Open(retry_after))
+                side_sli(route, side, started);
+                return ended(trace, attempt, parts, up, Outcome::Open(retry_after));
             }
         },
     };
@@ -856,6 +864,7 @@ async fn send(
                     // Give the probe slot back: nothing was learnt about the upstream.
                     record_breaker(up, started, None, true);
                 }
+                side_sli(route, side, started);
                 return ended(trace, attempt, parts, up, Outcome::Shed(shed));
             }
         },
@@ -894,7 +903,12 @@ async fn send(
     // rollout judge reads), not in its breaker.
     let client = matches!(outcome, Outcome::Client(_));
     if let Some(s) = stats.filter(|_| !client) {
-        s.record(w, status, started.elapsed());
+        let latency = started.elapsed();
+        s.record(w, status, latency);
+        if let Some(r) = &route.stats {
+            r.sli(SliScope::side(side == Side::Modern))
+                .record(w, status, latency);
+        }
     }
     if let Some(probe) = probe {
         // A body over the route's limit is the client's doing, not the upstream's.
@@ -913,6 +927,15 @@ async fn send(
             Outcome::Response(r)
         }
         other => other,
+    }
+}
+
+/// A side's SLI counts an attempt refused before it was sent (an open breaker, shed) as the
+/// 503 the client would get from it.
+fn side_sli(route: &CompiledRoute, side: Side, started: Instant) {
+    if let Some(r) = &route.stats {
+        r.sli(SliScope::side(side == Side::Modern))
+            .record(worker(), 503, started.elapsed());
     }
 }
 

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod inventory;
 mod prom;
 pub mod shadow;
+pub mod sli;
 mod window;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use buckets::{fine_index, fine_lower_us, fine_upper_us, FINE_BUCKETS, PROM_BUCKETS_SECONDS};
 pub use fleet::{decode_hist, encode_hist, SlotRow};
 pub use shadow::{DropReason, ShadowCounters, ShadowTotals};
+pub use sli::{SliCounters, SliCounts, SliMinute, SliScope};
 pub use window::{SlotSummary, WindowStats, WINDOW_SLOTS};
 
 use window::Ring;
@@ -203,6 +205,8 @@ pub struct RouteStats {
     sides: [SideStats; 2],
     /// The route's mirror (shadow traffic) counters.
     pub shadow: ShadowCounters,
+    /// SLI counts by scope (route, legacy, modern), counted while an SLO covers the scope.
+    sli: [SliCounters; 3],
 }
 
 impl RouteStats {
@@ -210,6 +214,16 @@ impl RouteStats {
     #[inline]
     pub fn side(&self, modern: bool) -> &SideStats {
         &self.sides[usize::from(modern)]
+    }
+
+    /// The SLI counters of one scope.
+    #[inline]
+    pub fn sli(&self, scope: SliScope) -> &SliCounters {
+        &self.sli[match scope {
+            SliScope::Route => 0,
+            SliScope::Legacy => 1,
+            SliScope::Modern => 2,
+        }]
     }
 }
 
@@ -324,6 +338,7 @@ impl Telemetry {
             name: name.clone(),
             sides: [SideStats::new(self.shards), SideStats::new(self.shards)],
             shadow: ShadowCounters::default(),
+            sli: std::array::from_fn(|_| SliCounters::new(self.shards)),
         });
         routes.insert(name, stats.clone());
         stats
@@ -350,7 +365,29 @@ impl Telemetry {
             for s in &r.sides {
                 s.tick(now_s);
             }
+            for s in &r.sli {
+                s.tick(now_s);
+            }
         }
+    }
+
+    /// Every route's per-minute SLI sums from minute `since` (unix seconds / 60) on, of the
+    /// last [`sli::MINUTES_KEPT`] minutes; minutes without requests are left out.
+    pub fn sli_minutes(&self, since: u64) -> Vec<SliMinute> {
+        let mut out = Vec::new();
+        for r in self.routes() {
+            for scope in SliScope::ALL {
+                for (minute, counts) in r.sli(scope).minutes_since(since) {
+                    out.push(SliMinute {
+                        route: r.name.to_string(),
+                        scope,
+                        minute,
+                        counts,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The traffic inventory.
