@@ -274,6 +274,10 @@ macro_rules! fenced_tx {
     }};
 }
 
+// After the macros, which it uses.
+mod slo;
+pub use slo::{SliRow, SloStatusRow, MAX_SLI_THRESHOLDS};
+
 /// Binds a telemetry row's columns, from `node_id` to `hist`, in table order.
 macro_rules! push_slot {
     ($row:ident, $s:expr) => {{
@@ -655,6 +659,13 @@ impl Store {
                 .await
                 .map_err(|e| err.db("pruning telemetry minutes", e))?
                 .rows_affected();
+            for table in ["sli_minutes", "sli_slow_minutes"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE minute < $1"))
+                    .bind(minutes_before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("pruning SLI minutes", e))?;
+            }
             let nodes = sqlx::query("DELETE FROM fleet_nodes WHERE heartbeat_at < $1")
                 .bind(nodes_before)
                 .execute(&mut *tx)

@@ -25,7 +25,7 @@ mod validate;
 pub use error::StoreError;
 pub use fleet::{
     Fence, FleetState, LeaderRow, NodeBeat, NodeRegistration, NodeRow, Notice, Pruned,
-    RevisionListener, RolloutStatusRow, SyncState, TelemetrySlot,
+    RevisionListener, RolloutStatusRow, SliRow, SloStatusRow, SyncState, TelemetrySlot,
 };
 pub use options::{
     limits, StoreOptions, DEFAULT_BUSY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PG_CONNECTIONS,
