@@ -179,6 +179,19 @@ pub mod defaults {
     pub const TRACING_TIMEOUT: Duration = Duration::from_secs(10);
     /// Tracing: the largest `queue` and `batch` accepted.
     pub const TRACING_MAX_QUEUE: usize = 1_000_000;
+
+    /// SLOs: how often the leader evaluates every SLO's burn rates.
+    pub const SLO_EVALUATE_EVERY: Duration = Duration::from_secs(5);
+    /// SLOs: a burn-rate rule fires only when both its windows hold at least this many
+    /// requests (the minimum-traffic guard).
+    pub const SLO_MIN_REQUESTS: u64 = 100;
+    /// SLOs: a rollout does not promote while a route's SLO has less of its error budget left
+    /// than this share (0: only an exhausted budget holds it).
+    pub const SLO_ROLLOUT_MIN_BUDGET: f64 = 0.0;
+    /// SLOs: latency thresholds counted per scope (route, legacy, modern) of a route.
+    pub const SLO_MAX_THRESHOLDS: usize = 4;
+    /// SLOs: the rolling window when none is given.
+    pub const SLO_WINDOW_DAYS: u32 = 30;
 }
 
 /// The whole, validated configuration.
@@ -213,6 +226,83 @@ pub struct Config {
     pub redact: Redaction,
     /// `[tracing]`: W3C trace context and spans exported over OTLP (node-local).
     pub tracing: Tracing,
+    /// `[slo]`: the burn-rate table, the SLOs of every route, evaluation settings.
+    pub slo: SloSettings,
+}
+
+/// `[slo]`: settings every SLO shares, and the SLOs of every route that has none of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloSettings {
+    /// How often the leader evaluates.
+    pub evaluate_every: Duration,
+    /// The minimum-traffic guard of SLOs that give none.
+    pub min_requests: u64,
+    /// A rollout does not promote while the route's budget left is under this share.
+    pub rollout_min_budget: f64,
+    /// `[[slo.burn_rate]]`: the multi-window, multi-burn-rate table (default: the SRE
+    /// workbook's).
+    pub burn_rates: Vec<ficus_slo::BurnRule>,
+    /// `[[slo.default]]`: the SLOs of every route (the default route included) without
+    /// `[[route.slo]]` of its own.
+    pub defaults: Vec<SloDef>,
+}
+
+impl Default for SloSettings {
+    fn default() -> Self {
+        SloSettings {
+            evaluate_every: defaults::SLO_EVALUATE_EVERY,
+            min_requests: defaults::SLO_MIN_REQUESTS,
+            rollout_min_budget: defaults::SLO_ROLLOUT_MIN_BUDGET,
+            burn_rates: ficus_slo::default_burn_rules(),
+            defaults: Vec::new(),
+        }
+    }
+}
+
+/// One SLO as the file writes it (`[[route.slo]]` or `[[slo.default]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloDef {
+    /// Unique among the route's SLOs.
+    pub name: String,
+    pub scope: ficus_slo::Scope,
+    pub sli: ficus_slo::Sli,
+    /// Percent of good requests, e.g. 99.9.
+    pub objective: f64,
+    pub window: ficus_slo::Window,
+    /// The minimum-traffic guard (`None`: `[slo] min_requests`).
+    pub min_requests: Option<u64>,
+}
+
+impl Config {
+    /// Every route's SLOs as the evaluator takes them: a route's own `[[route.slo]]`, else
+    /// `[[slo.default]]`, with the shared burn-rate table and guard.
+    pub fn slo_specs(&self) -> Vec<ficus_slo::Spec> {
+        let mut out = Vec::new();
+        for r in self
+            .routes
+            .iter()
+            .chain(std::iter::once(&self.default_route))
+        {
+            let defs = if r.slos.is_empty() {
+                &self.slo.defaults
+            } else {
+                &r.slos
+            };
+            for d in defs {
+                out.push(ficus_slo::Spec {
+                    name: d.name.clone(),
+                    route: r.name.clone(),
+                    scope: d.scope,
+                    sli: d.sli.clone(),
+                    objective: d.objective,
+                    window: d.window,
+                    rules: self.slo.burn_rates.clone(),
+                    min_requests: d.min_requests.unwrap_or(self.slo.min_requests),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// `[tracing]`: trace context (W3C `traceparent`) and spans exported over OTLP/HTTP. Every
@@ -700,6 +790,8 @@ pub struct Route {
     pub cache: Option<CachePolicy>,
     /// `[route.rollout]` (`None`: the weight only changes by hand).
     pub rollout: Option<RolloutPolicy>,
+    /// `[[route.slo]]`: the route's SLOs (empty: `[[slo.default]]` applies).
+    pub slos: Vec<SloDef>,
 }
 
 /// `[[webhook]]`: events whose kind starts with one of `events` are POSTed to `url` as JSON.

@@ -21,9 +21,10 @@ use crate::{Diagnostic, Diagnostics, MAX_DIAGNOSTICS};
 mod admin;
 mod fleet;
 mod redact;
+mod slo;
 mod tracing;
 
-const TOP_LEVEL: [(&str, &str); 16] = [
+const TOP_LEVEL: [(&str, &str); 17] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -40,6 +41,7 @@ const TOP_LEVEL: [(&str, &str); 16] = [
     ("fleet", "[fleet]"),
     ("redact", "[redact]"),
     ("tracing", "[tracing]"),
+    ("slo", "[slo]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -131,6 +133,7 @@ const ROUTE_KEYS: &[&str] = &[
     "retry",
     "cache",
     "rollout",
+    "slo",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -841,6 +844,10 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.tracing(e),
             None => Tracing::default(),
         };
+        let slo = match find("slo") {
+            Some(e) => self.slo_settings(e),
+            None => SloSettings::default(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -892,6 +899,7 @@ impl<'s> Validator<'s, '_> {
             fleet,
             redact,
             tracing,
+            slo,
         })
     }
 
@@ -2010,6 +2018,7 @@ impl<'s> Validator<'s, '_> {
             }
             None => None,
         };
+        let slos = self.route_slos(sec);
         let rate_limit = match self.table(sec, "rate_limit") {
             Some((t, span)) => {
                 let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
@@ -2052,6 +2061,7 @@ impl<'s> Validator<'s, '_> {
             retry,
             cache,
             rollout,
+            slos,
         }
     }
 

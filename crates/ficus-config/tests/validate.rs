@@ -158,6 +158,7 @@ fn route(name: &str, legacy: &str) -> Route {
         retry: None,
         cache: None,
         rollout: None,
+        slos: Vec::new(),
     }
 }
 
@@ -333,6 +334,7 @@ fn full_config_parses_into_the_model() {
         fleet: FleetSettings::default(),
         redact: Redaction::default(),
         tracing: Tracing::default(),
+        slo: SloSettings::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -410,6 +412,7 @@ fn minimal_config_gets_every_default() {
             retry: None,
             cache: None,
             rollout: None,
+            slos: Vec::new(),
         },
         access_log: AccessLog {
             enabled: true,
@@ -431,6 +434,7 @@ fn minimal_config_gets_every_default() {
         fleet: FleetSettings::default(),
         redact: Redaction::default(),
         tracing: Tracing::default(),
+        slo: SloSettings::default(),
     };
     assert_eq!(config, expected);
 }

@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::access_log::{AccessLogSender, AccessRecord};
-use ficus_telemetry::SliScope;
 use crate::body::{self, Capped, Reclaimable, RequestBody, ResponseBody};
 use crate::headers::{self, X_FICUS_ROUTE, X_FICUS_UPSTREAM};
 use crate::mirror::Tap;
@@ -23,6 +22,7 @@ use crate::split::Side;
 use crate::table::{CompiledRoute, RouteTable};
 use crate::trace::{AttemptEnd, Served, Trace};
 use crate::upstream::{worker, CallError, HostRewrite, UpstreamClient, UpstreamResponse};
+use ficus_telemetry::SliScope;
 
 /// State shared by every connection: the current table, the access-log channel and the
 /// tracer (`[tracing]`, fixed at start).

@@ -154,6 +154,7 @@ impl Gateway {
             &mirror,
             &events,
         )?;
+        configure_sli(&table, &telemetry);
         let cfg = table.config.clone();
         let access_log = match access_log::start(
             &cfg.access_log,
@@ -368,6 +369,7 @@ impl Gateway {
 
     /// Makes a prepared table live: the very next request uses it.
     pub fn swap(&self, table: RouteTable) {
+        configure_sli(&table, &self.telemetry);
         self.shared.table.store(Arc::new(table));
     }
 
@@ -443,6 +445,42 @@ fn tracing_settings(
     let tls = crate::upstream::client_tls(roots, Vec::new())
         .map_err(|e| GatewayError::Tracing(format!("tracing: TLS: {e}")))?;
     Ok(Some((settings, tls)))
+}
+
+/// Counts the SLI of every route scope an SLO covers, at the latency thresholds its SLOs
+/// name, and nothing of the others.
+fn configure_sli(table: &RouteTable, telemetry: &Telemetry) {
+    let specs = table.config.slo_specs();
+    for route in table
+        .config
+        .routes
+        .iter()
+        .chain(std::iter::once(&table.config.default_route))
+    {
+        let stats = telemetry.route(&route.name);
+        for scope in ficus_telemetry::SliScope::ALL {
+            let mine: Vec<&ficus_slo::Spec> = specs
+                .iter()
+                .filter(|s| s.route == route.name && sli_scope(s.scope) == scope)
+                .collect();
+            let thresholds: Vec<u64> = mine
+                .iter()
+                .filter_map(|s| match s.sli {
+                    ficus_slo::Sli::Latency { threshold_us } => Some(threshold_us),
+                    ficus_slo::Sli::Availability { .. } => None,
+                })
+                .collect();
+            stats.sli(scope).configure(!mine.is_empty(), &thresholds);
+        }
+    }
+}
+
+fn sli_scope(scope: ficus_slo::Scope) -> ficus_telemetry::SliScope {
+    match scope {
+        ficus_slo::Scope::Route => ficus_telemetry::SliScope::Route,
+        ficus_slo::Scope::Legacy => ficus_telemetry::SliScope::Legacy,
+        ficus_slo::Scope::Modern => ficus_telemetry::SliScope::Modern,
+    }
 }
 
 fn start_tracer(config: &Config) -> Result<Option<Arc<ficus_trace::Tracer>>, GatewayError> {

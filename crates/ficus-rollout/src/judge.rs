@@ -153,6 +153,9 @@ pub const LATENCY_P99: &str = "latency-p99";
 pub const LATENCY_RANK: &str = "latency-rank";
 /// Gate name of the shadow difference rate.
 pub const SHADOW_DIFF: &str = "shadow-diff";
+/// Gate name of the route's SLOs (added by the controller from the SLO evaluator: the judge
+/// itself never produces it).
+pub const SLO: &str = "slo";
 
 /// Latency samples per side below which the rank test is inconclusive.
 pub const MIN_RANK_SAMPLES: u64 = 20;
@@ -242,6 +245,10 @@ pub enum Observed {
     LatencyP99(P99Evidence),
     LatencyRank(RankEvidence),
     ShadowDiff(ShadowEvidence),
+    /// The SLO whose alert or budget stands against promoting.
+    Slo {
+        slo: String,
+    },
     /// No numbers: the gate's limits or its input are unusable, or its input is absent.
     Unavailable {
         problem: String,
@@ -870,7 +877,9 @@ fn headline(r: &GateResult) -> String {
             s.compared,
             pct(s.max_rate)
         ),
-        Observed::LatencyRank(_) | Observed::Unavailable { .. } => r.detail.clone(),
+        Observed::LatencyRank(_) | Observed::Slo { .. } | Observed::Unavailable { .. } => {
+            r.detail.clone()
+        }
     }
 }
 

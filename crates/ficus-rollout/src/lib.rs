@@ -49,7 +49,7 @@ pub use gates::{ErrorGate, Gates, LatencyGate, ShadowGate, StepSpec};
 pub use judge::{
     judge, Decision, ErrorEvidence, GateResult, Missing, Observed, Outcome, P99Evidence,
     RankEvidence, ShadowEvidence, Verdict, CONFIRM_ALPHA_DIVISOR, ERROR_RATE, LATENCY_P99,
-    LATENCY_RANK, MIN_CONFIRM_EVENTS, MIN_P99_SAMPLES, MIN_RANK_SAMPLES, SHADOW_DIFF,
+    LATENCY_RANK, MIN_CONFIRM_EVENTS, MIN_P99_SAMPLES, MIN_RANK_SAMPLES, SHADOW_DIFF, SLO,
 };
 pub use spec::{next_step, validate, RolloutSpec, SpecError, MAX_STEPS};
 pub use window::{ShadowWindow, SideWindow, Window};

@@ -145,7 +145,7 @@ pub fn numbers(v: &Verdict) -> Vec<f64> {
             Observed::ShadowDiff(s) => {
                 out.extend([s.differing_rate, s.max_rate, s.lower_bound, s.alpha]);
             }
-            Observed::Unavailable { .. } => {}
+            Observed::Slo { .. } | Observed::Unavailable { .. } => {}
         }
     }
     out
