@@ -14,6 +14,7 @@ pub mod dashboard;
 mod diff;
 pub mod fleet;
 pub mod openapi;
+pub mod slo;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +180,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/diffs/{route}/reset", post(api::reset_diffs))
         .route("/cache/{route}/purge", post(api::purge_cache))
         .route("/rollouts", get(api::rollouts))
+        .route("/slo", get(slo::list))
+        .route("/slo/{route}", get(slo::route))
+        .route("/slo-rules", get(slo::rules))
         .route("/fleet", get(fleet::fleet))
         .route("/rollouts/{route}/{command}", post(api::rollout_command));
     Router::new()

@@ -807,6 +807,19 @@ pub struct Webhook {
     pub events: Vec<String>,
     pub timeout: Duration,
     pub retries: u32,
+    /// What each POST carries.
+    pub format: WebhookFormat,
+}
+
+/// `[[webhook]] format`: what each POST carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookFormat {
+    /// The event as JSON (id, at, actor, kind, route, message, data).
+    #[default]
+    Ficus,
+    /// For SLO alerts only (`slo.firing`, `slo.resolved`): the body Alertmanager sends to
+    /// webhook receivers (version 4), so receivers built for Alertmanager take ficus's alerts.
+    Alertmanager,
 }
 
 /// `[route.rollout]`: an automated progressive rollout of the route.

@@ -917,6 +917,7 @@ impl<'s> Validator<'s, '_> {
                     "retries",
                     "ca_file",
                     "secret_file",
+                    "format",
                 ],
                 &[],
                 "[[webhook]]",
@@ -951,8 +952,26 @@ impl<'s> Validator<'s, '_> {
             };
             let ca_file = self.ca_file(&sec, url.as_ref(), "receiver");
             let secret_file = self.path(&sec, "secret_file");
+            let format = match self.string(&sec, "format") {
+                None | Some(("ficus", _)) => WebhookFormat::Ficus,
+                Some(("alertmanager", _)) => WebhookFormat::Alertmanager,
+                Some((other, span)) => {
+                    self.error(
+                        &span,
+                        format!("{}: unknown format {:?}", sec.ctx, clip(other)),
+                        Some(
+                            "format is \"ficus\" (each event as JSON, the default) or \
+                             \"alertmanager\" (SLO alerts in the body Alertmanager sends to \
+                             webhook receivers)"
+                                .into(),
+                        ),
+                    );
+                    WebhookFormat::Ficus
+                }
+            };
             let events = match self.strings(&sec, "events") {
                 Some((items, _)) => items.into_iter().map(|(s, _)| s.to_string()).collect(),
+                None if format == WebhookFormat::Alertmanager => vec!["slo.".to_string()],
                 None => vec!["rollout.".to_string()],
             };
             let timeout = self.duration(&sec, "timeout", defaults::WEBHOOK_TIMEOUT);
@@ -973,6 +992,7 @@ impl<'s> Validator<'s, '_> {
                     events,
                     timeout,
                     retries,
+                    format,
                 });
             }
         }

@@ -129,6 +129,9 @@ struct TelemetryState {
     failing: bool,
     /// The last row of the other nodes read.
     seq: i64,
+    /// The first minute of SLI counts to write next (the newest written is written again
+    /// as it fills).
+    sli_since: u64,
     last_log: Option<Instant>,
 }
 
@@ -477,6 +480,18 @@ async fn exchange_telemetry(
             }
         }
     }
+    let sli = telemetry.sli_minutes(st.sli_since);
+    if let Some(newest) = sli.iter().map(|m| m.minute).max() {
+        let rows: Vec<ficus_store::SliRow> = sli.iter().map(|m| sli_row(&node_id, m)).collect();
+        match control.store().flush_sli(&rows).await {
+            Ok(()) => st.sli_since = newest,
+            Err(e) => {
+                st.failing = true;
+                stats.store_failed("writing SLI minutes", &e, &mut st.last_log);
+                return;
+            }
+        }
+    }
     let now_s = unix_s();
     loop {
         let page = match control
@@ -512,6 +527,21 @@ async fn exchange_telemetry(
         if page.len() < PULL_PAGE as usize {
             break;
         }
+    }
+}
+
+fn sli_row(node_id: &str, m: &ficus_telemetry::SliMinute) -> ficus_store::SliRow {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    ficus_store::SliRow {
+        node_id: node_id.to_string(),
+        route: m.route.clone(),
+        scope: m.scope.code(),
+        minute: n(m.minute),
+        total: n(m.counts.total),
+        c5xx: n(m.counts.c5xx),
+        c429: n(m.counts.c429),
+        c4xx: n(m.counts.c4xx),
+        slow: m.counts.slow.iter().map(|(t, c)| (n(*t), n(*c))).collect(),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod rollout;
 pub mod shadow;
+pub mod slo;
 pub mod verify;
 pub mod webhook;
 
@@ -257,6 +258,8 @@ pub struct ControlPlane {
     stale_rollouts: Mutex<HashSet<String>>,
     /// Rollbacks this node committed, for `/metrics`.
     rollbacks: metrics::Rollbacks,
+    /// The SLO controller's latest evaluations (while this node leads).
+    slo_board: slo::Board,
 }
 
 /// Tries of a change that meets a concurrent change of another node (a version applied
@@ -435,6 +438,7 @@ impl ControlPlane {
             leadership: watch::channel(Leadership::Solo).0,
             stale_rollouts: Mutex::new(HashSet::new()),
             rollbacks: metrics::Rollbacks::default(),
+            slo_board: slo::Board::default(),
         });
         metrics::register(&control);
         control
@@ -513,6 +517,11 @@ impl ControlPlane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The SLO controller's latest evaluations (empty unless this node leads).
+    pub fn slo_board(&self) -> &slo::Board {
+        &self.slo_board
     }
 
     /// Who runs the controllers, as this node sees it now.
@@ -1380,7 +1389,7 @@ pub fn fleet_sha(text: &str) -> String {
 }
 
 /// Now in unix milliseconds.
-pub(crate) fn unix_ms() -> i64 {
+pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -670,7 +670,12 @@ impl Inner {
             return Ok(());
         }
         let Some(window) = window else { return Ok(()) };
-        let verdict = judge(&p.spec.step, &p.spec.gates, &window);
+        let mut verdict = judge(&p.spec.step, &p.spec.gates, &window);
+        let min_budget = self.control.snapshot().effective.slo.rollout_min_budget;
+        slo_gate(
+            &mut verdict,
+            self.control.slo_board().gate(&r.name, min_budget),
+        );
         let evidence = serde_json::json!({ "verdict": verdict, "step_weight": want });
         if let Some(l) = self
             .live
@@ -999,6 +1004,36 @@ impl Inner {
         let mut events = events_since(before).await?;
         events.retain(|e| e.kind.starts_with("rollout."));
         Ok(events)
+    }
+}
+
+/// Lays the route's SLO gate over the judge's verdict: modern's page alert rolls back
+/// whatever the judge said; another page alert of the route, or too little budget left,
+/// turns a promotion into a hold. Either way the verdict names the SLO.
+fn slo_gate(verdict: &mut Verdict, gate: crate::slo::Gate) {
+    use crate::slo::Gate;
+    let (slo, reason, rollback) = match gate {
+        Gate::Clear => return,
+        Gate::Hold { slo, reason } => (slo, reason, false),
+        Gate::Rollback { slo, reason } => (slo, reason, true),
+    };
+    verdict.gates.push(ficus_rollout::GateResult {
+        gate: ficus_rollout::SLO,
+        critical: rollback,
+        outcome: ficus_rollout::Outcome::Fail,
+        confirmed: rollback,
+        observed: ficus_rollout::Observed::Slo { slo },
+        detail: reason.clone(),
+    });
+    if rollback {
+        verdict.decision = Decision::Rollback;
+        verdict.reason = reason;
+        verdict.missing = None;
+    } else if verdict.decision == Decision::Promote {
+        verdict.decision = Decision::Hold;
+        verdict.reason = reason;
+    } else if verdict.decision == Decision::Hold {
+        verdict.reason = format!("{}; {reason}", verdict.reason);
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ficus_config::Webhook;
+use ficus_config::{Webhook, WebhookFormat};
 use ficus_store::{Event, EventFilter, StoreError};
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -276,7 +276,10 @@ fn lane(
                 .cloned();
             drop(cp);
             let Some(w) = receiver else { return };
-            let wants = |e: &Event| w.events.iter().any(|p| e.kind.starts_with(p.as_str()));
+            let wants = |e: &Event| {
+                w.events.iter().any(|p| e.kind.starts_with(p.as_str()))
+                    && (w.format == WebhookFormat::Ficus || e.data.get("alertmanager").is_some())
+            };
             for event in &page {
                 if *stopped.borrow() {
                     return;
@@ -394,7 +397,12 @@ fn roots(w: &Webhook) -> Result<rustls::RootCertStore, String> {
 /// One event to one receiver, signed when it has a key: any 2xx is delivered; otherwise
 /// tried `retries` more times, 200 ms, 400 ms, ... apart.
 async fn post(client: &HookClient, w: &Webhook, key: Option<&[u8]>, event: &Event) -> bool {
-    let body = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
+    let body = match w.format {
+        WebhookFormat::Ficus => serde_json::to_vec(event),
+        // Only events that carry one are sent to such a receiver (see `wants`).
+        WebhookFormat::Alertmanager => serde_json::to_vec(&event.data["alertmanager"]),
+    };
+    let body = Bytes::from(body.unwrap_or_default());
     let signed = key.map(|k| signature(k, &body));
     for attempt in 0..=w.retries {
         if attempt > 0 {

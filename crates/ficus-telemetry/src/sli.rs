@@ -227,7 +227,8 @@ impl SliCounters {
         }
         let mut m = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(last) = m.last.as_mut() {
-            last.slow.retain(|(t, _)| *t != 0 && self.slot_of(*t).is_some());
+            last.slow
+                .retain(|(t, _)| *t != 0 && self.slot_of(*t).is_some());
         }
     }
 
@@ -347,11 +348,7 @@ mod tests {
             c.record(w, s, Duration::from_millis(1));
         }
         let t = c.totals();
-        assert_eq!(
-            (t.total, t.c5xx, t.c429, t.c4xx),
-            (10, 5, 1, 1),
-            "{t:?}"
-        );
+        assert_eq!((t.total, t.c5xx, t.c429, t.c4xx), (10, 5, 1, 1), "{t:?}");
     }
 
     #[test]

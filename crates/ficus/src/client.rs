@@ -1060,6 +1060,219 @@ pub fn rollout_status(t: Target, route: Option<String>) -> ExitCode {
     })
 }
 
+/// `ficus slo [ROUTE]`
+pub fn slo(t: Target, route: Option<String>) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let Some(route) = route else {
+            let v = c.call("GET", "/api/v1/slo", None).await?;
+            if t.json {
+                print_json(&v);
+                return Ok(());
+            }
+            let all = v.as_array().cloned().unwrap_or_default();
+            if all.is_empty() {
+                println!("no SLO: add [[route.slo]] or [[slo.default]] (see docs/slo.md)");
+                return Ok(());
+            }
+            let mut rows = vec![[
+                "SLO",
+                "SCOPE",
+                "OBJECTIVE",
+                "WINDOW",
+                "SLI",
+                "SLI 5M",
+                "BUDGET LEFT",
+                "BURN 1H",
+                "EXHAUSTED IN",
+                "ALERTS",
+            ]
+            .map(String::from)
+            .to_vec()];
+            for s in &all {
+                rows.push(slo_row(s).to_vec());
+            }
+            print!("{}", table(rows));
+            return Ok(());
+        };
+        let v = c
+            .call("GET", &format!("/api/v1/slo/{}", encode(&route)), None)
+            .await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let slos = v["slos"].as_array().cloned().unwrap_or_default();
+        if slos.is_empty() {
+            println!("{route}: no SLO: add [[route.slo]] or [[slo.default]] (see docs/slo.md)");
+        }
+        for s in &slos {
+            let r = slo_row(s);
+            println!("{} ({} scope): {} over {}", r[0], r[1], r[2], r[3]);
+            let e = &s["evaluation"];
+            if !e.is_object() {
+                println!("  not evaluated yet (the leader evaluates every [slo] evaluate_every)");
+                continue;
+            }
+            println!(
+                "  SLI {} over the window ({} requests, {} bad), {} over the last 5 minutes",
+                r[4],
+                e["window"]["total"].as_u64().unwrap_or(0),
+                e["window"]["bad"].as_u64().unwrap_or(0),
+                r[5]
+            );
+            println!(
+                "  error budget left: {}; spent in: {} (at the 1h burn rate)",
+                r[6], r[8]
+            );
+            let burns: Vec<String> = e["burn_rates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    format!(
+                        "{} {}",
+                        window_name(b["seconds"].as_u64().unwrap_or(0)),
+                        b["burn_rate"]
+                            .as_f64()
+                            .map_or("-".to_string(), |x| format!("{x:.2}x"))
+                    )
+                })
+                .collect();
+            println!("  burn rate: {}", burns.join(", "));
+            for rule in e["rules"].as_array().into_iter().flatten() {
+                let state = if rule["firing"] == true {
+                    "FIRING"
+                } else if rule["guarded"] == true {
+                    "too little traffic"
+                } else {
+                    "ok"
+                };
+                println!(
+                    "    {:<6} {:>3} and {:>3} over {}x: {:.2}x and {:.2}x  {state}",
+                    rule["severity"].as_str().unwrap_or(""),
+                    window_name(rule["long_s"].as_u64().unwrap_or(0)),
+                    window_name(rule["short_s"].as_u64().unwrap_or(0)),
+                    rule["factor"].as_f64().unwrap_or(0.0),
+                    rule["long"]["burn_rate"].as_f64().unwrap_or(0.0),
+                    rule["short"]["burn_rate"].as_f64().unwrap_or(0.0),
+                );
+            }
+            for m in s["compliance"].as_array().into_iter().flatten() {
+                println!(
+                    "  month from {}: SLI {} ({} requests): {}",
+                    m["month_start"].as_i64().map_or(String::new(), date_of),
+                    m["sli"]
+                        .as_f64()
+                        .map_or("-".into(), |x| format!("{:.4}%", x * 100.0)),
+                    m["total"].as_u64().unwrap_or(0),
+                    if m["met"] == true { "met" } else { "missed" }
+                );
+            }
+        }
+        let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
+        if !alerts.is_empty() {
+            println!("alerts (newest first):");
+            for a in alerts.iter().take(10) {
+                println!(
+                    "  #{} {}",
+                    a["id"].as_i64().unwrap_or(0),
+                    a["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+fn slo_row(s: &Value) -> [String; 10] {
+    let spec = &s["spec"];
+    let e = &s["evaluation"];
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("-".to_string(), |x| format!("{:.3}%", x * 100.0))
+    };
+    let objective = match spec["sli"]["kind"].as_str() {
+        Some("latency") => format!(
+            "{}% < {}ms",
+            spec["objective"].as_f64().unwrap_or(0.0),
+            spec["sli"]["threshold_us"].as_u64().unwrap_or(0) as f64 / 1000.0
+        ),
+        _ => format!("{}% ok", spec["objective"].as_f64().unwrap_or(0.0)),
+    };
+    let window = match spec["window"]["kind"].as_str() {
+        Some("rolling") => format!("{}d", spec["window"]["days"].as_u64().unwrap_or(0)),
+        _ => "calendar month".to_string(),
+    };
+    let burn_1h = e["burn_rates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["seconds"] == 3600)
+        .and_then(|b| b["burn_rate"].as_f64())
+        .map_or("-".to_string(), |x| format!("{x:.2}x"));
+    let exhausted = match e["time_to_exhaustion_s"].as_f64() {
+        None => "never".to_string(),
+        Some(x) if x <= 0.0 => "exhausted".to_string(),
+        Some(x) => fmt_secs(x),
+    };
+    let mut alerts = Vec::new();
+    if s["page_since"].is_i64() {
+        alerts.push("PAGE");
+    }
+    if s["ticket_since"].is_i64() {
+        alerts.push("TICKET");
+    }
+    [
+        s["id"].as_str().unwrap_or("").to_string(),
+        spec["scope"].as_str().unwrap_or("").to_string(),
+        objective,
+        window,
+        pct(&e["sli"]),
+        pct(&e["sli_5m"]),
+        e["budget_remaining"]
+            .as_f64()
+            .map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0)),
+        burn_1h,
+        if e.is_object() { exhausted } else { "-".into() },
+        if alerts.is_empty() {
+            "-".to_string()
+        } else {
+            alerts.join(",")
+        },
+    ]
+}
+
+fn window_name(seconds: u64) -> String {
+    if seconds > 0 && seconds.is_multiple_of(86_400) {
+        format!("{}d", seconds / 86_400)
+    } else if seconds > 0 && seconds.is_multiple_of(3600) {
+        format!("{}h", seconds / 3600)
+    } else {
+        format!("{}m", seconds / 60)
+    }
+}
+
+fn fmt_secs(x: f64) -> String {
+    if x >= 86_400.0 {
+        format!("{:.1}d", x / 86_400.0)
+    } else if x >= 3600.0 {
+        format!("{:.1}h", x / 3600.0)
+    } else if x >= 60.0 {
+        format!("{:.0}m", x / 60.0)
+    } else {
+        format!("{x:.0}s")
+    }
+}
+
+fn date_of(unix_s: i64) -> String {
+    ficus_slo::rfc3339(unix_s)
+        .split('T')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
 pub fn rollout_command(t: Target, route: &str, command: &str, message: String) -> ExitCode {
     let (route, command) = (route.to_string(), command.to_string());
     run(async move {

@@ -157,6 +157,16 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// SLOs and error budgets: `ficus slo` (every SLO), `ficus slo ROUTE` (one route's, with
+    /// burn rates per window, alerts and past months), `ficus slo rules` (a Prometheus rule
+    /// file from the config file, for teams that alert from Prometheus).
+    Slo {
+        /// [ROUTE] | rules
+        #[arg(value_name = "ARGS")]
+        args: Vec<String>,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// Empty a route's response cache, or one path's entries.
     Purge {
         route: String,
@@ -252,6 +262,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
             (_, Some(route), Some(m)) => client::rollout_command(target, &route, &command, m),
+        },
+        Command::Slo { args, target } => match args.as_slice() {
+            [] => client::slo(target, None),
+            [r] if r == "rules" => run::slo_rules(&target.config),
+            [route] => client::slo(target, Some(route.clone())),
+            _ => {
+                eprintln!("ficus slo: takes a route, or `rules`");
+                ExitCode::from(2)
+            }
         },
         Command::Purge {
             route,

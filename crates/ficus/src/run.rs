@@ -59,6 +59,28 @@ pub fn routes(path: &Path) -> ExitCode {
     }
 }
 
+/// `ficus slo rules`: the Prometheus rule file of the config file's SLOs, on stdout.
+pub fn slo_rules(path: &Path) -> ExitCode {
+    match ficus_config::load(path) {
+        Ok(cfg) => {
+            let specs = cfg.slo_specs();
+            if specs.is_empty() {
+                eprintln!(
+                    "{}: no SLO configured: add [[route.slo]] or [[slo.default]] (see docs/slo.md)",
+                    path.display()
+                );
+                return ExitCode::from(1);
+            }
+            print!("{}", ficus_slo::prometheus_rules(&specs));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// The compiled table as text: one line per route in match order.
 pub fn route_table(cfg: &Config) -> String {
     use std::fmt::Write;
@@ -304,6 +326,8 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
         control.clone(),
         ficus_control::rollout::TICK,
     );
+    // SLOs are evaluated by the leader, on this runtime too.
+    let slos = ficus_control::slo::SloController::spawn(control.clone());
     let (admin_stop, admin_task) = if let Some((token, read_token, source)) = admin_token {
         let listener = tokio::net::TcpListener::bind(admin.bind)
             .await
@@ -363,6 +387,7 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
     let (left, ()) = tokio::join!(gw.shutdown(grace), verify.stop());
     rollouts.stop().await;
+    slos.stop().await;
     shadow.stop().await;
     if let Some(p) = gateway_events {
         p.stop().await;

@@ -1026,3 +1026,103 @@ async fn a_newcomers_commands_just_work() {
 
     stop(child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slo_commands_show_budgets_and_print_prometheus_rules() {
+    let dir = temp_dir("slo");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text = config(&dir, &legacy, &modern, 0).replace(
+        "debug_header = true\n\n[default]",
+        "debug_header = true\n\n[[route.slo]]\nname = \"availability\"\nobjective = 99.9\n\n\
+         [[route.slo]]\nname = \"fast\"\nsli = \"latency\"\nthreshold = \"250ms\"\nobjective = 99\n\
+         window = \"calendar-month\"\n\n[slo]\nevaluate_every = \"1s\"\n\n[default]",
+    );
+    assert!(text.contains("[[route.slo]]"));
+    std::fs::write(&cfg, text).unwrap();
+
+    // The rule file comes from the config file alone: no gateway needed.
+    let out = ficus()
+        .args(["slo", "rules", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        rules.starts_with("groups:") || rules.contains("\ngroups:"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("record: slo:sli_error:ratio_rate5m"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("ficus_slo_bad_requests_total{slo=\"orders/fast\""),
+        "{rules}"
+    );
+    assert!(rules.contains("alert: "), "{rules}");
+
+    let (child, addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    for i in 0..30 {
+        let (status, _, _) = get(&format!("http://{addr}/orders/{i}")).await;
+        assert_eq!(status, 200);
+    }
+    // Evaluated by the leader (the one node) within seconds of the traffic.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let (code, out, err) = cli(&["slo"], &admin, &dir);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("100.000%") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "not evaluated: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let row = out
+        .lines()
+        .find(|l| l.contains("orders/availability"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("99.9% ok") && row.contains("30d"), "{out}");
+    assert!(
+        row.contains("100.0%") && row.contains("never"),
+        "budget whole: {out}"
+    );
+    assert!(
+        out.contains("orders/fast") && out.contains("99% < 250ms"),
+        "{out}"
+    );
+    assert!(out.contains("calendar month"), "{out}");
+
+    let (code, out, err) = cli(&["slo", "orders"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("orders/availability (route scope): 99.9% ok over 30d"),
+        "{out}"
+    );
+    assert!(out.contains("burn rate: 5m 0.00x"), "{out}");
+    assert!(
+        out.contains("spent in: never (at the 1h burn rate)"),
+        "{out}"
+    );
+    let rule = out.lines().find(|l| l.contains("1h and  5m")).unwrap();
+    assert!(
+        rule.contains("page") && rule.contains("over 14.4x"),
+        "{out}"
+    );
+    // 30 requests are under the guard's 100: no rule may fire on them.
+    assert!(rule.ends_with("too little traffic"), "{out}");
+    let (code, _, err) = cli(&["slo", "nope"], &admin, &dir);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("404") && err.contains("no route named \"nope\""),
+        "{err}"
+    );
+    stop(child);
+}

@@ -41,9 +41,17 @@ pub struct SloStatusRow {
 }
 
 fn check(r: &SliRow) -> Result<(), StoreError> {
-    let at = || format!("SLI row {} {} scope {} minute {}", r.node_id, r.route, r.scope, r.minute);
+    let at = || {
+        format!(
+            "SLI row {} {} scope {} minute {}",
+            r.node_id, r.route, r.scope, r.minute
+        )
+    };
     if r.node_id.is_empty() || r.route.is_empty() {
-        return Err(StoreError::Invalid(format!("{}: node and route must be named", at())));
+        return Err(StoreError::Invalid(format!(
+            "{}: node and route must be named",
+            at()
+        )));
     }
     if !(0..=2).contains(&r.scope) {
         return Err(StoreError::Invalid(format!(
@@ -160,7 +168,12 @@ impl Store {
     /// The SLI counts of minutes `from <= minute < to`, summed over nodes and over buckets
     /// of `bucket` minutes (1: per minute; 60: per hour, each bucket starting at a minute
     /// divisible by `bucket`), by route, scope and bucket.
-    pub async fn sli_sums(&self, from: i64, to: i64, bucket: i64) -> Result<Vec<SliRow>, StoreError> {
+    pub async fn sli_sums(
+        &self,
+        from: i64,
+        to: i64,
+        bucket: i64,
+    ) -> Result<Vec<SliRow>, StoreError> {
         if bucket < 1 {
             return Err(StoreError::Invalid(format!(
                 "bucket {bucket} must be at least one minute"

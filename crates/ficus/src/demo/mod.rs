@@ -104,6 +104,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         admin_stop,
         admin_task,
         rollouts,
+        slos,
         fleet,
     } = started;
     let cfg = control.snapshot().effective.clone();
@@ -155,6 +156,7 @@ async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 
     fault.abort();
     rollouts.stop().await;
+    slos.stop().await;
     let left = gw.shutdown(GATEWAY_GRACE).await;
     shadow.stop().await;
     if let Some(p) = gateway_events {
@@ -295,6 +297,7 @@ struct Started {
     admin_stop: tokio::sync::oneshot::Sender<()>,
     admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
     rollouts: Arc<ficus_control::rollout::RolloutController>,
+    slos: Arc<ficus_control::slo::SloController>,
     fleet: ficus_control::fleet::FleetRuntime,
 }
 
@@ -356,6 +359,7 @@ async fn start_gateway(
         control.clone(),
         ficus_control::rollout::TICK,
     );
+    let slos = ficus_control::slo::SloController::spawn(control.clone());
     let state = ficus_admin::AdminState::for_node(
         control.clone(),
         token.clone(),
@@ -375,6 +379,7 @@ async fn start_gateway(
         admin_stop,
         admin_task,
         rollouts,
+        slos,
         fleet,
     })
 }
