@@ -992,6 +992,124 @@ async fn the_judge_rolls_back_on_the_whole_fleets_numbers() {
     pg.drop().await;
 }
 
+const SLO: &str = r#"[[route.slo]]
+name = "modern-availability"
+scope = "modern"
+objective = 99
+min_requests = 10"#;
+
+/// The SLO's evaluation as `/api/v1/slo` (through `node`) shows it.
+async fn slo_view(node: &Node) -> Value {
+    let (s, v) = call("GET", &node.url("/api/v1/slo"), None).await;
+    assert_eq!(s, 200, "{v}");
+    v.as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "orders/modern-availability"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+async fn page_events(node: &Node) -> Vec<Value> {
+    let (_, ev) = call(
+        "GET",
+        &node.url("/api/v1/events?route=orders&kind=slo.firing&limit=100"),
+        None,
+    )
+    .await;
+    ev.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["data"]["severity"] == "page")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slos_count_the_whole_fleet_and_a_new_leader_keeps_the_alert() {
+    let Some(pg) = Pg::new("slo").await else {
+        return;
+    };
+    let root = root("slo");
+    let legacy = upstream("legacy", false).await;
+    // Modern fails the requests marked `x-fail`: only those sent through node 2.
+    let modern = upstream("modern", true).await;
+    let fleet_wide = format!(
+        "[slo]\nevaluate_every = \"1s\"\n\n{}",
+        routes(&legacy, &modern, SLO)
+    );
+    let store = pg.url(None);
+    let mut n1 = Node::start(&root, "n1", &store, &fleet_wide, "").await;
+    within(Duration::from_secs(10), "n1 leads", || async {
+        leader(&n1).await.as_deref() == Some(n1.id.as_str())
+    })
+    .await;
+    let mut n2 = Node::start(&root, "n2", &store, &fleet_wide, "").await;
+    let load = Load::start(
+        vec![n1.gateway.clone(), n2.gateway.clone()],
+        vec![vec![], vec![("x-fail", "1")]],
+    );
+    // The leader pages on errors that all happened behind the other node.
+    within(Duration::from_secs(30), "modern's page alert", || async {
+        !page_events(&n1).await.is_empty()
+    })
+    .await;
+    let fired = page_events(&n1).await;
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0]["actor"], "slo");
+    // Both nodes show the leader's evaluation, whose counts are the fleet's.
+    let (v1, v2) = (slo_view(&n1).await, slo_view(&n2).await);
+    for v in [&v1, &v2] {
+        assert!(v["page_since"].is_i64(), "{v}");
+        let w = &v["evaluation"]["window"];
+        assert!(w["bad"].as_u64().unwrap() > 0, "{v}");
+        assert!(
+            w["bad"].as_u64() < w["total"].as_u64(),
+            "good calls of n1 too: {v}"
+        );
+    }
+    assert_eq!(v1["evaluation"]["slo"], v2["evaluation"]["slo"]);
+    // Node 1 itself sent no failing modern call: only the fleet's numbers hold them.
+    let bad_here = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("ficus_slo_bad_requests_total{")
+                    && l.contains("orders/modern-availability")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    let metrics = |n: &Node| {
+        let url = n.url("/metrics");
+        async move {
+            let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
+            let r = c.get(url.parse().unwrap()).await.unwrap();
+            let b = r.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8_lossy(&b).into_owned()
+        }
+    };
+    assert_eq!(bad_here(&metrics(&n1).await), Some(0));
+    assert!(bad_here(&metrics(&n2).await).unwrap_or(0) > 0);
+
+    // The leader dies: node 2 takes over, restores the open alert from the events, and does
+    // not page a second time while modern keeps failing.
+    n1.kill9();
+    within(Duration::from_secs(15), "n2 leads", || async {
+        leader(&n2).await.as_deref() == Some(n2.id.as_str())
+    })
+    .await;
+    within(Duration::from_secs(15), "n2 evaluates", || async {
+        let v = slo_view(&n2).await;
+        v["age_ms"].as_i64().is_some_and(|a| a < 1500) && v["page_since"].is_i64()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = slo_view(&n2).await;
+    assert_eq!(v["page_since"], v1["page_since"], "the same alert: {v}");
+    assert_eq!(page_events(&n2).await.len(), 1, "paged once");
+    load.stop().await;
+    n2.stop();
+    pg.drop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_keeps_traffic_and_refuses_changes_until_it_is_back() {
     let Some(pg) = Pg::new("outage").await else {
