@@ -27,6 +27,7 @@ use bytes::Bytes;
 use ficus_admin::AdminState;
 use ficus_config::Stage;
 use ficus_control::rollout::RolloutController;
+use ficus_control::slo::SloController;
 use ficus_control::ControlPlane;
 use ficus_proxy::Gateway;
 use ficus_store::Store;
@@ -92,6 +93,10 @@ noise_sample = 100
 name = "reports"
 path_prefix = "/reports"
 legacy = "legacy"
+# A 1 % error budget: one failed request in 151 spends two thirds of it.
+[[route.slo]]
+name = "availability"
+objective = 99
 [[route]]
 name = "search"
 path_prefix = "/search"
@@ -119,6 +124,8 @@ min_requests = 1000000
 legacy = "legacy"
 [access_log]
 enabled = false
+[slo]
+evaluate_every = "1s"
 [[verify]]
 name = "orders-table"
 route = "orders"
@@ -137,6 +144,7 @@ struct Env {
     control: Arc<ControlPlane>,
     _rollouts: Arc<RolloutController>,
     _fleet: ficus_control::fleet::FleetRuntime,
+    _slos: Arc<SloController>,
     _dir: tempfile::TempDir,
 }
 
@@ -169,8 +177,10 @@ async fn env_with(routes: &str) -> Env {
     let gw = Gateway::start(boot.effective().clone()).await.unwrap();
     let proxy = format!("http://{}", gw.local_addrs()[0]);
     let control = ControlPlane::new(boot, Arc::new(gw));
-    // A fleet of one node: the registry and the lease, as `ficus run` has them.
+    // A fleet of one node: the registry and the lease, as `ficus run` has them; it also
+    // writes the SLI minutes to the store, which the SLO controller (on the leader) evaluates.
     let fleet = ficus_control::fleet::FleetRuntime::start(control.clone()).await;
+    let slos = SloController::spawn(control.clone());
     // A recorded run of the orders job, for the data-integrity column.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -214,6 +224,7 @@ async fn env_with(routes: &str) -> Env {
         control,
         _rollouts: rollouts,
         _fleet: fleet,
+        _slos: slos,
         _dir: dir,
     }
 }
@@ -1311,5 +1322,224 @@ async fn changes_in_the_same_second_are_one_chart_marker() {
     assert_eq!(
         markers.iter().find(|m| m["count"] == 1).unwrap()["label"],
         "v1"
+    );
+}
+
+/// `good` answered requests to the reports route, then `bad` ones its upstream fails (500).
+async fn reports_traffic(proxy: &str, good: usize, bad: usize) {
+    for i in 0..good {
+        let (status, body) = get(&format!("{proxy}/reports/{i}"), "user-1").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for _ in 0..bad {
+        let (status, body) = get(&format!("{proxy}/reports/boom"), "user-1").await;
+        assert_eq!(status, 500, "{body}");
+    }
+}
+
+/// The SLO pages, on `reports`' availability SLO (99 % over 30 days rolling, the default
+/// burn-rate rules, which need 100 requests per window). After 150 answered requests and
+/// one 500, the overview row shows the objective, the window, the SLI over the window, the
+/// budget left as an amber bar and when it runs out; the route's SLO page draws the budget
+/// from 100 % (an SVG path, the 0 % line), the burn rate of every window and the four rules,
+/// none firing. Two more 500s make the 3d/6h ticket rule fire: the page, refreshing on its
+/// own, shows the rule firing, the TICKET badge, the budget overspent and the `slo.firing`
+/// event, in the alert history and on the chart; the overview row says TICKET too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slo_pages_show_the_budget_the_burn_rates_and_the_alerts() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium");
+        return;
+    };
+    let e = env().await;
+    reports_traffic(&e.proxy, 150, 1).await;
+    // Every window holds the same requests: 1 bad in 151 against a 1 % budget.
+    let error_budget: f64 = 1.0 - 99.0 / 100.0;
+    let burn = 1.0 / (151.0 * error_budget);
+    let left = 1.0 - burn;
+    let gone_in = (left * 30.0 * 86_400.0 / burn).round() as u64;
+    let gone_in = format!("{} d {} h", gone_in / 86_400, gone_in % 86_400 / 3600);
+
+    let browser = Browser::launch(&chromium).await.unwrap();
+    let mut page = match browser.page().await {
+        Ok(p) => p,
+        Err(err) => panic!("{err}\n{}", browser.log()),
+    };
+    page.viewport(WIDTH, 900).await.unwrap();
+    page.navigate(&format!("{}/#/slo", e.admin)).await.unwrap();
+    let row = page
+        .wait_for(
+            "the reports SLO evaluated over the 151 requests",
+            "(() => { const r = document.querySelector('#slo tr[data-slo=\"reports/availability\"][data-total=\"151\"]'); const q = (s) => r.querySelector(s); return r && { bad: r.dataset.bad, objective: q('.slo-objective').innerText, window: q('.slo-window').innerText, sli: q('.slo-sli').firstChild.textContent, budget: Number(q('.budget').dataset.budget), level: q('.budget').dataset.level, fill: parseFloat(q('.budget-fill').style.width), label: q('.budget-label').innerText, burn: q('.slo-burn').innerText, gone: q('.slo-tte').innerText, alerts: q('.slo-alerts').innerText, ticket: r.dataset.ticket }; })()",
+        )
+        .await;
+    assert_eq!(row["bad"], "1", "{row}");
+    assert_eq!(row["objective"], "99 % available", "{row}");
+    assert_eq!(row["window"], "30 d rolling", "{row}");
+    assert_eq!(row["sli"], "99.337 %", "150 of 151: {row}");
+    assert!(
+        (row["budget"].as_f64().unwrap() - left).abs() < 1e-9,
+        "{left}: {row}"
+    );
+    assert_eq!(
+        (&row["level"], &row["label"]),
+        (&Value::from("warn"), &Value::from("33.8 %")),
+        "amber from 10 to 50 %: {row}"
+    );
+    assert!(
+        (row["fill"].as_f64().unwrap() - left * 100.0).abs() < 0.01,
+        "{row}"
+    );
+    assert_eq!(row["burn"], "0.66×", "{row}");
+    assert_eq!(row["gone"], gone_in.as_str(), "{row}");
+    assert_eq!(
+        (&row["alerts"], &row["ticket"]),
+        (&Value::from("none"), &Value::from("false")),
+        "{row}"
+    );
+    page.screenshot(WIDTH, &screenshot_path("slo"))
+        .await
+        .unwrap();
+
+    // The route's SLO page, through the row's link.
+    page.click("#slo tr[data-slo=\"reports/availability\"] a.slo-route-link")
+        .await
+        .unwrap();
+    let card =
+        "document.querySelector('#slo-cards section.slo-card[data-slo=\"reports/availability\"]')";
+    let shown = page
+        .wait_for(
+            "the budget chart, the burn rates and the rules",
+            &format!(
+                "(() => {{ const c = {card}; const p = c && c.querySelector('.slo-budget-chart path.series[data-points]'); return p && c.querySelector('table.burn-rates tr[data-window]') && {{ points: Number(p.dataset.points), d: p.getAttribute('d'), zero: Boolean(c.querySelector('.slo-budget-chart line.zero-line')), ticks: [...c.querySelectorAll('.slo-budget-chart text.tick[text-anchor=end]')].map(t => t.textContent), windows: [...c.querySelectorAll('table.burn-rates tr[data-window]')].map(t => [t.dataset.window, t.querySelector('.burn-rate').innerText, t.dataset.hot]), rules: [...c.querySelectorAll('table.slo-rules tr.rule')].map(t => [t.dataset.severity, t.cells[1].innerText, t.cells[2].innerText, t.dataset.state]) }}; }})()"
+            ),
+        )
+        .await;
+    let d = shown["d"].as_str().unwrap();
+    assert!(
+        shown["points"].as_u64() >= Some(3) && d.starts_with('M') && d.contains('L'),
+        "from 100 % at the window's start to now: {shown}"
+    );
+    assert_eq!(shown["zero"], true, "{shown}");
+    assert_eq!(
+        shown["ticks"],
+        serde_json::json!(["0 %", "25 %", "50 %", "75 %", "100 %"]),
+        "{shown}"
+    );
+    let windows: Vec<&str> = shown["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        windows,
+        ["5m", "30m", "1h", "2h", "6h", "1d", "3d"],
+        "{shown}"
+    );
+    for w in shown["windows"].as_array().unwrap() {
+        assert_eq!(
+            (&w[1], &w[2]),
+            (&Value::from("0.66×"), &Value::from("false")),
+            "{w}"
+        );
+    }
+    assert_eq!(
+        shown["rules"],
+        serde_json::json!([
+            ["page", "1h / 5m", "≥ 14.4×", "ok"],
+            ["page", "6h / 30m", "≥ 6×", "ok"],
+            ["ticket", "1d / 2h", "≥ 3×", "ok"],
+            ["ticket", "3d / 6h", "≥ 1×", "ok"]
+        ]),
+        "{shown}"
+    );
+
+    // 3 bad in 153: a burn rate of 1.96 reaches the 3d/6h ticket rule's factor 1 only.
+    reports_traffic(&e.proxy, 0, 2).await;
+    let fired = page
+        .wait_for(
+            "the ticket rule firing and its alert",
+            &format!(
+                "(() => {{ const c = {card}; const a = document.querySelector('#slo-alerts tr[data-kind=\"slo.firing\"]'); const r = c && c.querySelector('table.slo-rules tr.rule[data-severity=ticket][data-long=\"259200\"][data-state=firing]'); return a && r && {{ states: [...c.querySelectorAll('table.slo-rules tr.rule')].map(t => t.dataset.state), hot: [...c.querySelectorAll('table.burn-rates tr[data-hot=true]')].map(t => t.dataset.window), badge: c.querySelector('.slo-card-head .slo-alert-ticket')?.innerText, level: c.querySelector('.budget').dataset.level, label: c.querySelector('.budget-label').innerText, gone: c.querySelector('.slo-tte').innerText, ticks: [...c.querySelectorAll('.slo-budget-chart text.tick[text-anchor=end]')].map(t => t.textContent), marker: Boolean(c.querySelector('.slo-budget-chart g.marker-slo-firing')), alert: a.innerText }}; }})()"
+            ),
+        )
+        .await;
+    assert_eq!(
+        fired["states"],
+        serde_json::json!(["ok", "ok", "ok", "firing"]),
+        "{fired}"
+    );
+    assert_eq!(fired["hot"], serde_json::json!(["6h", "3d"]), "{fired}");
+    assert!(
+        fired["badge"]
+            .as_str()
+            .unwrap()
+            .starts_with("TICKET since "),
+        "{fired}"
+    );
+    assert_eq!(
+        (&fired["level"], &fired["label"], &fired["gone"]),
+        (
+            &Value::from("bad"),
+            &Value::from("-96.1 % overspent"),
+            &Value::from("spent")
+        ),
+        "{fired}"
+    );
+    assert_eq!(
+        fired["ticks"],
+        serde_json::json!(["-100 %", "-50 %", "0 %", "50 %", "100 %"]),
+        "the axis reaches below 0 %: {fired}"
+    );
+    assert_eq!(fired["marker"], true, "{fired}");
+    let alert = fired["alert"].as_str().unwrap();
+    assert!(
+        alert.contains("slo.firing")
+            && alert.contains("TICKET")
+            && alert.contains("reports/availability")
+            && alert.contains("ticket alert firing"),
+        "{alert}"
+    );
+    page.screenshot(WIDTH, &screenshot_path("slo-route"))
+        .await
+        .unwrap();
+
+    // Back on the overview, the row says so too.
+    page.click("nav a[data-nav=slo]").await.unwrap();
+    page.wait_for(
+        "the TICKET badge and the red bar in the overview",
+        "(() => { const r = document.querySelector('#slo tr[data-slo=\"reports/availability\"][data-ticket=true]'); return r && r.querySelector('.slo-alert-ticket')?.innerText.startsWith('TICKET since') && r.querySelector('.budget[data-level=bad]') && r.querySelector('.slo-tte').innerText === 'spent'; })()",
+    )
+    .await;
+    // The route page links to the route's SLO page.
+    page.navigate(&format!("{}/#/routes/reports", e.admin))
+        .await
+        .unwrap();
+    page.wait_for(
+        "the SLOs link on the route page",
+        "document.querySelector('#route-slo-link')",
+    )
+    .await;
+    page.click("#route-slo-link").await.unwrap();
+    page.wait_for(
+        "the reports SLO page",
+        "location.hash === '#/slo/reports' && document.querySelector('#slo-cards section.slo-card[data-slo=\"reports/availability\"] .slo-alert-ticket')",
+    )
+    .await;
+    assert!(
+        page.problems.is_empty(),
+        "the page logged problems: {:#?}",
+        page.problems
+    );
+    eprintln!(
+        "screenshots: {}, {}",
+        screenshot_path("slo").display(),
+        screenshot_path("slo-route").display()
     );
 }

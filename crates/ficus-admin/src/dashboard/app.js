@@ -440,6 +440,8 @@
     else if (hash === '#/events') show(eventsView(), 'events');
     else if ((m = hash.match(/^#\/versions(?:\/(\d+))?$/))) show(versionsView(m[1] ? Number(m[1]) : null), 'versions');
     else if (hash === '#/fleet') show(fleetView(), 'fleet');
+    else if (hash === '#/slo') show(sloView(), 'slo');
+    else if ((m = hash.match(/^#\/slo\/(.+)$/))) show(sloRouteView(decodeURIComponent(m[1])), 'slo');
     else show(mapView(), 'map');
   }
 
@@ -1391,7 +1393,8 @@
             els.rolloutHistory),
           els.rolloutHistoryNote);
         root.append(
-          h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← Migration map')),
+          h('p', { class: 'crumb' }, h('a', { href: '#/' }, '← Migration map'), ' · ',
+            h('a', { href: `#/slo/${encodeURIComponent(name)}`, id: 'route-slo-link', title: `${name}'s service-level objectives: error budget, burn rates, alert rules and alerts` }, 'SLOs')),
           h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, els.title, els.badges), els.meta)),
           els.error,
           h('section', { class: 'panel actions-panel', 'aria-label': 'Change this route' },
@@ -1925,31 +1928,58 @@
     return 10 * p;
   }
 
+  /** Time-axis ticks [t, label] over the last minutes: about six, labelled hh:mm(:ss). */
+  function shortTimeTicks(t0, t1) {
+    const step = tickStep(t1 - t0);
+    const out = [];
+    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+      const d = new Date(t * 1000);
+      out.push([t, step < 60 ? fmtTime(t * 1000) : `${pad(d.getHours())}:${pad(d.getMinutes())}`]);
+    }
+    return out;
+  }
+
+  /**
+   * A line chart. `c`: id, title, unit, width, t0 and t1 (unix s), series [{label, color,
+   * dash, points: [[t, v]]}], markers; optional: yTicks (ascending values, the first and last
+   * the axis' ends; default 0 to a round maximum), yFormat, xTicks ([t, label]; default
+   * shortTimeTicks), maxGap (seconds between points still joined; default 1), hold (the
+   * readout shows the latest point at or before the cursor, not that second's), valueFormat,
+   * timeFormat (the readout's), refLines ([{v, cls, title}]), ariaLabel, emptyText.
+   */
   function chart(c) {
     const W = c.width;
     const H = 190;
     const m = { l: 52, r: 16, t: 34, b: 22 };
     const iw = W - m.l - m.r;
     const ih = H - m.t - m.b;
-    let max = 0;
-    for (const s of c.series) for (const [t, v] of s.points) if (v !== null && t >= c.t0 && v > max) max = v;
-    const ymax = niceMax(max);
+    let yTicks = c.yTicks;
+    if (!yTicks) {
+      let max = 0;
+      for (const s of c.series) for (const [t, v] of s.points) if (v !== null && t >= c.t0 && v > max) max = v;
+      const top = niceMax(max);
+      yTicks = [0, 1, 2, 3, 4].map((i) => (top * i) / 4);
+    }
+    const ymin = yTicks[0];
+    const ymax = yTicks[yTicks.length - 1];
+    const yFormat = c.yFormat || ((v) => num(v, 2));
+    const timeFormat = c.timeFormat || ((t) => fmtTime(t * 1000));
+    const maxGap = c.maxGap ?? 1;
     const X = (t) => m.l + ((t - c.t0) / (c.t1 - c.t0)) * iw;
-    const Y = (v) => m.t + ih - (v / ymax) * ih;
-    const root = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${c.title}, per side, from ${fmtTime(c.t0 * 1000)} to ${fmtTime(c.t1 * 1000)}`, class: 'chart-svg' });
+    const Y = (v) => m.t + ih - ((v - ymin) / (ymax - ymin)) * ih;
+    const root = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': c.ariaLabel || `${c.title}, per side, from ${fmtTime(c.t0 * 1000)} to ${fmtTime(c.t1 * 1000)}`, class: 'chart-svg' });
 
-    for (let i = 0; i <= 4; i++) {
-      const v = (ymax * i) / 4;
+    yTicks.forEach((v, i) => {
       const y = Y(v);
       root.append(svg('line', { x1: m.l, x2: W - m.r, y1: y, y2: y, class: i === 0 ? 'axis' : 'grid' }));
-      root.append(svg('text', { x: m.l - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, num(v, 2)));
+      root.append(svg('text', { x: m.l - 6, y: y + 4, class: 'tick', 'text-anchor': 'end' }, yFormat(v)));
+    });
+    for (const ref of c.refLines || []) {
+      root.append(svg('line', { x1: m.l, x2: W - m.r, y1: Y(ref.v), y2: Y(ref.v), class: `ref-line ${ref.cls || ''}` }, ref.title ? svg('title', {}, ref.title) : null));
     }
-    const step = tickStep(c.t1 - c.t0);
-    for (let t = Math.ceil(c.t0 / step) * step; t <= c.t1; t += step) {
+    for (const [t, label] of c.xTicks || shortTimeTicks(c.t0, c.t1)) {
       const x = X(t);
-      const d = new Date(t * 1000);
       root.append(svg('line', { x1: x, x2: x, y1: m.t, y2: m.t + ih, class: 'grid grid-v' }));
-      const label = step < 60 ? fmtTime(t * 1000) : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
       root.append(svg('text', { x, y: H - 6, class: 'tick', 'text-anchor': 'middle' }, label));
     }
 
@@ -1982,7 +2012,7 @@
       for (const [t, v] of s.points) {
         if (t < c.t0) continue;
         if (v === null || v === undefined) { pen = false; prevT = t; continue; }
-        const gap = prevT !== null && t - prevT > 1;
+        const gap = prevT !== null && t - prevT > maxGap;
         d += `${pen && !gap ? 'L' : 'M'}${X(t).toFixed(1)},${Y(v).toFixed(1)}`;
         pen = true;
         prevT = t;
@@ -1991,7 +2021,7 @@
       drawn += n;
       if (n) root.append(svg('path', { d, class: 'series', stroke: s.color, 'stroke-dasharray': s.dash || null, dataset: { side: s.label, points: n } }));
     }
-    if (!drawn) root.append(svg('text', { x: m.l + iw / 2, y: m.t + ih / 2, class: 'empty', 'text-anchor': 'middle' }, 'no data in the last 15 minutes'));
+    if (!drawn) root.append(svg('text', { x: m.l + iw / 2, y: m.t + ih / 2, class: 'empty', 'text-anchor': 'middle' }, c.emptyText || 'no data in the last 15 minutes'));
 
     // Hover: a cursor line and the values of that second.
     const cursor = svg('line', { y1: m.t, y2: m.t + ih, class: 'cursor', visibility: 'hidden' });
@@ -2005,10 +2035,13 @@
       cursor.setAttribute('x1', X(t));
       cursor.setAttribute('x2', X(t));
       cursor.setAttribute('visibility', 'visible');
-      readout.replaceChildren(h('b', {}, fmtTime(t * 1000)), ...c.series.map((s) => {
-        const p = s.points.find((q) => q[0] === t);
+      readout.replaceChildren(h('b', {}, timeFormat(t)), ...c.series.map((s) => {
+        let p;
+        if (c.hold) for (const q of s.points) { if (q[0] > t) break; p = q; }
+        else p = s.points.find((q) => q[0] === t);
         const v = p ? p[1] : null;
-        return h('span', {}, h('span', { class: 'swatch', style: { background: s.color } }), ` ${s.label} ${v === null || v === undefined ? '—' : c.unit === 'ms' ? fmtMs(v) : num(v, 2) + c.unit}`);
+        const shown = v === null || v === undefined ? '—' : c.valueFormat ? c.valueFormat(v) : c.unit === 'ms' ? fmtMs(v) : num(v, 2) + c.unit;
+        return h('span', {}, h('span', { class: 'swatch', style: { background: s.color } }), ` ${s.label} ${shown}`);
       }));
       readout.hidden = false;
       readout.style.left = `${Math.min(x + 12, W - 220)}px`;
@@ -2047,7 +2080,7 @@
         routeFilter = h('input', { id: 'events-route', type: 'search', placeholder: 'any route', spellcheck: 'false', onchange: () => { sig = ''; refreshNow(); } });
         kindFilter = h('select', { id: 'events-kind', onchange: () => { sig = ''; refreshNow(); } },
           h('option', { value: '' }, 'any kind'),
-          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS].map((k) => h('option', { value: k }, k)));
+          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS, 'slo.firing', 'slo.resolved'].map((k) => h('option', { value: k }, k)));
         tbody = h('tbody');
         root.append(
           h('div', { class: 'page-head' },
@@ -2171,6 +2204,439 @@
       },
       failed(e) {
         tbody.replaceChildren(h('tr', {}, h('td', { colspan: 11 }, problemNote(e))));
+      },
+    };
+  }
+
+  // ---- service-level objectives (GET /api/v1/slo, GET /api/v1/slo/ROUTE)
+
+  const SLO_SCOPE_HELP = {
+    route: 'counts each client request once, as the client saw it (after fallbacks and retries)',
+    legacy: 'counts every call ficus made to the legacy side',
+    modern: 'counts every call ficus made to the modern side',
+  };
+  /** Relative tolerance of a burn rate reaching a factor, as the evaluator has it. */
+  const FACTOR_TOLERANCE = 1e-9;
+
+  /** "5m", "1h", "3d": the window names of `ficus slo` and the metrics. */
+  function windowName(s) {
+    if (s % 86400 === 0) return `${s / 86400}d`;
+    if (s % 3600 === 0) return `${s / 3600}h`;
+    return `${Math.round(s / 60)}m`;
+  }
+  /** "99.9 % available", "99 % under 250 ms". */
+  function sloObjective(spec) {
+    const o = `${num(spec.objective, 4)} %`;
+    return spec.sli.kind === 'latency' ? `${o} under ${fmtMs(spec.sli.threshold_us / 1000)}` : `${o} available`;
+  }
+  function sloObjectiveHelp(spec) {
+    if (spec.sli.kind === 'latency') return `bad: answered slower than ${num(spec.sli.threshold_us / 1000, 3)} ms (to the response head), whatever the status; the error budget is ${fmtRatio(1 - spec.objective / 100)} of the requests`;
+    const extra = [spec.sli.bad_429 ? '429' : null, spec.sli.bad_4xx ? 'any other 4xx' : null].filter(Boolean);
+    return `bad: every 5xx (ficus's own 502, 503 and 504 included)${extra.length ? ', and ' + extra.join(' and ') : ''}; the error budget is ${fmtRatio(1 - spec.objective / 100)} of the requests`;
+  }
+  const sloWindow = (spec) => (spec.window.kind === 'rolling' ? `${spec.window.days} d rolling` : 'calendar month');
+  const sloWindowHelp = (spec) => (spec.window.kind === 'rolling'
+    ? `the objective and the error budget count over the last ${spec.window.days} days, sliding`
+    : 'the objective and the error budget count over the current calendar month (UTC): the budget is whole again on the 1st');
+  const scopeBadge = (scope) => h('span', { class: `slo-scope slo-scope-${scope}`, title: SLO_SCOPE_HELP[scope] || null }, scope);
+
+  /** A good ratio as a percentage, never rounded up to 100 %: "99.337 %". */
+  function fmtSli(x) {
+    if (x === null || x === undefined) return '—';
+    return `${num(Math.floor(Number(x) * 1e5 + 1e-6) / 1e3, 3)} %`;
+  }
+  const fmtBudget = (b) => `${num(b * 100, 1)} %`;
+  const fmtBurn = (x) => (x === null || x === undefined ? '—' : `${num(x, x >= 10 ? 1 : 2)}×`);
+  /** Green above 50 % of the budget left, amber from 10 %, red below (and overspent). */
+  const budgetLevel = (b) => (b > 0.5 ? 'ok' : b >= 0.1 ? 'warn' : 'bad');
+  /** 40 s, 5 h 12 min, 15 d 7 h, 2.5 y. */
+  function fmtSpan(s) {
+    const t = Math.max(0, Math.round(Number(s)));
+    if (t >= 365 * 86400) return `${num(t / (365 * 86400), 1)} y`;
+    if (t >= 2 * 86400) {
+      const hours = Math.floor((t % 86400) / 3600);
+      return `${Math.floor(t / 86400)} d${hours ? ` ${hours} h` : ''}`;
+    }
+    return fmtDuration(t);
+  }
+  /** The time to exhaustion: "never" (no burn over the last hour), "spent", or how long. */
+  const fmtExhaustion = (s) => (s === null || s === undefined ? 'never' : s <= 0 ? 'spent' : fmtSpan(s));
+  const burnOver = (ev, seconds) => (ev.burn_rates || []).find((w) => w.seconds === seconds) || null;
+  /** Today: the time; before: the date and time. */
+  function fmtSince(ms) {
+    return new Date(ms).toDateString() === new Date().toDateString() ? fmtTime(ms) : fmtDateTime(ms);
+  }
+
+  function budgetBar(b, what) {
+    const level = budgetLevel(b);
+    const pct = Math.max(0, Math.min(100, b * 100));
+    const text = b < 0 ? `${fmtBudget(b)} overspent` : fmtBudget(b);
+    const fill = h('span', { class: `budget-fill budget-${level}` });
+    fill.style.width = `${pct}%`;
+    return h('div', { class: 'budget', dataset: { budget: b, level } },
+      h('div', { class: 'budget-bar', role: 'meter', 'aria-label': `error budget left of ${what}`, 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct.toFixed(1), 'aria-valuetext': `${text} of the error budget left` }, fill),
+      h('span', { class: `budget-label budget-label-${level}` }, text));
+  }
+
+  /** PAGE and TICKET badges with since when, or a muted "none". */
+  function alertBadges(s) {
+    const ev = s.evaluation;
+    const out = [];
+    for (const sev of ['page', 'ticket']) {
+      const since = s[`${sev}_since`];
+      if ((since === null || since === undefined) && !(ev && ev[sev])) continue;
+      const known = since !== null && since !== undefined;
+      out.push(h('span', {
+        class: `slo-alert slo-alert-${sev}`,
+        dataset: known ? { severity: sev, since } : { severity: sev },
+        title: `${sev} alert firing${known ? ` since ${fmtDateTime(since * 1000)} (${ago(since * 1000)})` : ''}: ${sev === 'page' ? 'the budget goes in hours or days at this rate' : 'look at it during working hours'}`,
+      }, sev.toUpperCase(), known ? h('span', { class: 'slo-alert-since' }, ` since ${fmtSince(since * 1000)}`) : null));
+    }
+    return out.length ? out : [h('span', { class: 'muted small', title: 'no burn-rate rule fires' }, 'none')];
+  }
+
+  /** The summary line of both SLO views: how many, firing, how fresh. */
+  function sloSummary(list) {
+    const ages = list.map((s) => s.age_ms).filter((a) => a !== null && a !== undefined);
+    const firing = list.filter((s) => (s.page_since ?? null) !== null || (s.ticket_since ?? null) !== null).length;
+    const routes = new Set(list.map((s) => s.spec.route)).size;
+    if (!list.length) return ['No SLO configured'];
+    return [
+      `${list.length} SLO${list.length === 1 ? '' : 's'} on ${routes} route${routes === 1 ? '' : 's'}`,
+      firing ? h('span', { class: 'bad' }, ` · ${firing} with an alert firing`) : ' · no alert firing',
+      ages.length ? ` · evaluated by the leader ${fmtSpan(Math.min(...ages) / 1000)} ago` : ' · not evaluated yet',
+    ];
+  }
+
+  /** What a change of redraws: everything but the age, and the budget's last point to the minute. */
+  function sloSig(s) {
+    const { age_ms: _age, budget, ...rest } = s;
+    const b = budget ? budget.map((p, i) => (i === budget.length - 1 ? [Math.floor(p.t / 60), p.budget_remaining] : [p.t, p.budget_remaining])) : null;
+    return JSON.stringify([rest, b]);
+  }
+
+  const SLO_COLUMNS = [
+    ['Route', null, null],
+    ['SLO', null, null],
+    ['Scope', 'which requests it counts: route (as clients saw them), legacy or modern (the calls to that side)', null],
+    ['Objective', null, null],
+    ['Window', 'the period the objective and the error budget count over', null],
+    ['SLI', 'the share of good requests over the window', 'num'],
+    ['SLI 5 min', 'the share of good requests over the last 5 minutes', 'num'],
+    ['Budget left', 'the share of the window\'s error budget not spent yet: 100 % with nothing spent, negative when overspent', null],
+    ['Burn 1 h', 'the burn rate over the last hour: 1× spends exactly the budget over the window, 14.4× spends 2 % of a 30-day budget in an hour', 'num'],
+    ['Budget gone in', 'when the budget is spent if the last hour\'s error rate and the window\'s traffic go on', 'num'],
+    ['Alerts', 'burn-rate alerts firing: PAGE (wake someone up) and TICKET (working hours)', null],
+  ];
+
+  function sloRow(s) {
+    const spec = s.spec;
+    const ev = s.evaluation;
+    const cells = [
+      h('td', {}, h('a', { href: `#/slo/${encodeURIComponent(spec.route)}`, class: 'slo-route-link route-name', title: `${spec.route}'s SLOs: the budget over the window, burn rates, rules, alerts`, dataset: { focus: `slo-route-${s.id}` } }, spec.route)),
+      h('td', {}, h('strong', {}, spec.name)),
+      h('td', {}, scopeBadge(spec.scope)),
+      h('td', { class: 'slo-objective', title: sloObjectiveHelp(spec) }, sloObjective(spec)),
+      h('td', { class: 'slo-window nowrap', title: sloWindowHelp(spec) }, sloWindow(spec)),
+    ];
+    if (!ev) {
+      cells.push(h('td', { colspan: 5, class: 'muted slo-pending', title: 'the leader evaluates every SLO every [slo] evaluate_every (default 5 s)' }, 'not evaluated yet'));
+    } else {
+      const b1h = burnOver(ev, 3600);
+      const below = ev.sli !== null && ev.sli * 100 < ev.objective;
+      cells.push(
+        h('td', { class: `num slo-sli ${below ? 'bad' : ''}`, title: `${num(ev.window.total, 0)} requests, ${num(ev.window.bad, 0)} bad, since ${fmtDateTime(ev.window_start * 1000)}${below ? ': below the objective' : ''}` },
+          fmtSli(ev.sli), h('div', { class: 'muted small' }, `${num(ev.window.total, 0)} req.`)),
+        h('td', { class: 'num slo-sli5m', title: ev.sli_5m === null ? 'no request in the last 5 minutes' : null }, fmtSli(ev.sli_5m)),
+        h('td', { class: 'slo-budget' }, budgetBar(ev.budget_remaining, s.id)),
+        h('td', { class: `num slo-burn ${b1h && b1h.burn_rate > 1 ? 'warn' : ''}`, title: b1h ? `${num(b1h.counts.total, 0)} requests, ${num(b1h.counts.bad, 0)} bad over the last hour` : null }, fmtBurn(b1h && b1h.burn_rate)),
+        h('td', { class: `num slo-tte ${ev.time_to_exhaustion_s !== null && ev.time_to_exhaustion_s <= 0 ? 'bad' : ''}`, title: ev.time_to_exhaustion_s === null ? 'nothing bad over the last hour: the budget does not run out at this rate' : ev.time_to_exhaustion_s <= 0 ? 'the error budget of the window is spent' : `at the last hour's burn rate: around ${fmtDateTime((ev.at + ev.time_to_exhaustion_s) * 1000)}` }, fmtExhaustion(ev.time_to_exhaustion_s)));
+    }
+    cells.push(h('td', {}, h('div', { class: 'slo-alerts' }, alertBadges(s))));
+    const data = {
+      slo: s.id,
+      route: spec.route,
+      evaluated: String(Boolean(ev)),
+      page: String((s.page_since ?? null) !== null),
+      ticket: String((s.ticket_since ?? null) !== null),
+    };
+    if (ev) Object.assign(data, { total: ev.window.total, bad: ev.window.bad });
+    return h('tr', { dataset: data }, cells);
+  }
+
+  function noSloNote(route) {
+    return h('div', { class: 'note note-info', id: 'slo-none' },
+      h('strong', {}, route ? `No SLO configured for ${route}.` : 'No SLO configured.'),
+      h('p', {}, 'Give a route an objective with ', h('code', {}, '[[route.slo]]'), ' in the config file (or every route without one with ', h('code', {}, '[[slo.default]]'), '), then ', h('code', {}, 'ficus plan'), ' and ', h('code', {}, 'ficus apply'), ':'),
+      h('pre', { class: 'slo-example' }, `[[route]]\nname = "${route || 'orders'}"\n# ...\n\n[[route.slo]]\nname = "availability"\nobjective = 99.9          # percent of good requests\n# sli = "latency", threshold = "250ms"; window = "30d" or "calendar-month"; scope = "modern"`));
+  }
+
+  function sloView() {
+    let tbody, head, note, table, sig = '';
+    return {
+      mount(root) {
+        head = h('p', { class: 'sub', id: 'slo-summary' }, 'Loading…');
+        note = h('div');
+        tbody = h('tbody');
+        table = h('table', { class: 'events slo-table', id: 'slo', hidden: true },
+          h('caption', { class: 'visually-hidden' }, 'Every SLO with its objective, SLI, error budget left, burn rate and alerts'),
+          h('thead', {}, h('tr', {}, SLO_COLUMNS.map(([t, title, cls]) => h('th', { scope: 'col', title, class: cls }, t)))),
+          tbody);
+        root.append(
+          h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Service-level objectives'), head)),
+          note,
+          table,
+          h('p', { class: 'muted small' }, 'As the leader last evaluated them, from the per-minute counts every node writes to the store. A route\'s page has its budget over the window, its burn rates and alert rules, and its alerts.'));
+      },
+      async refresh() {
+        const list = await api('/api/v1/slo');
+        head.replaceChildren(...sloSummary(list));
+        const s = JSON.stringify(list.map(sloSig));
+        if (s === sig) return;
+        sig = s;
+        table.hidden = !list.length;
+        note.replaceChildren(...(list.length ? [] : [noSloNote(null)]));
+        keepFocus(tbody, () => tbody.replaceChildren(...list.map(sloRow)));
+      },
+      failed(e) {
+        sig = '';
+        note.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  /** Time-axis ticks [t, label] over hours to weeks: about six, on whole hours or local days. */
+  function longTimeTicks(t0, t1) {
+    const span = t1 - t0;
+    const step = [300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400].find((x) => span / x <= 7) || 14 * 86400;
+    const out = [];
+    if (step < 86400) {
+      for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+        const d = new Date(t * 1000);
+        out.push([t, `${pad(d.getHours())}:${pad(d.getMinutes())}`]);
+      }
+      return out;
+    }
+    const d = new Date(t0 * 1000);
+    d.setHours(0, 0, 0, 0);
+    while (d.getTime() / 1000 < t0) d.setDate(d.getDate() + 1);
+    for (; d.getTime() / 1000 <= t1; d.setDate(d.getDate() + step / 86400)) {
+      out.push([d.getTime() / 1000, d.toLocaleDateString('en-US', { month: 'short', day: 'numeric' })]);
+    }
+    return out;
+  }
+
+  /** The budget left over the window (`s.budget`, hourly, from 100 %) as a chart in `container`. */
+  function drawBudget(container, s, alerts, id) {
+    const raw = (s.budget || []).filter((p) => p.budget_remaining !== null && p.budget_remaining !== undefined);
+    if (!raw.length) {
+      container.replaceChildren(h('p', { class: 'muted' }, 'No budget history: the store has no SLI minutes for this SLO yet.'));
+      return;
+    }
+    // A point closes an hour; the hours before it without traffic left the budget as it was.
+    const points = [];
+    for (const p of raw) {
+      const prev = points[points.length - 1];
+      const hourStart = Math.ceil(p.t / 3600) * 3600 - 3600;
+      if (prev && hourStart > prev[0]) points.push([hourStart, prev[1]]);
+      points.push([p.t, p.budget_remaining]);
+    }
+    const t0 = raw[0].t;
+    const last = points[points.length - 1];
+    const t1 = Math.max(last[0], s.evaluation ? s.evaluation.at : 0, t0 + 60);
+    if (t1 > last[0]) points.push([t1, last[1]]);
+    const low = Math.min(0, ...points.map((p) => p[1]));
+    let yTicks = [0, 0.25, 0.5, 0.75, 1];
+    if (low < 0) {
+      const step = niceMax((1 - low) / 4);
+      yTicks = [];
+      for (let v = Math.floor(low / step) * step; v < 1 + step / 2; v += step) yTicks.push(Math.round(v * 1e9) / 1e9);
+      if (yTicks[yTicks.length - 1] < 1) yTicks.push(yTicks[yTicks.length - 1] + step);
+    }
+    const markers = alerts.filter((e) => e.at / 1000 >= t0).map((e) => {
+      const sev = e.data && e.data.severity ? e.data.severity : '';
+      return {
+        t: e.at / 1000,
+        label: `${sev} ${e.kind === 'slo.firing' ? 'fired' : 'resolved'}`.trim(),
+        kind: e.kind.replace(/\./g, '-'),
+        title: `${fmtDateTime(e.at)} ${e.kind}: ${e.message}`,
+      };
+    }).sort((a, b) => a.t - b.t);
+    const level = budgetLevel(last[1]);
+    container.replaceChildren(chart({
+      id,
+      title: 'Error budget left',
+      unit: '%',
+      t0,
+      t1,
+      width: Math.max(320, container.clientWidth || 900),
+      markers,
+      series: [{ label: 'budget left', color: level === 'ok' ? '#1a7f37' : level === 'warn' ? '#9a6700' : '#c62828', points }],
+      yTicks,
+      yFormat: (v) => `${num(v * 100, 1)} %`,
+      xTicks: longTimeTicks(t0, t1),
+      maxGap: Infinity,
+      hold: true,
+      valueFormat: fmtBudget,
+      timeFormat: (t) => fmtDateTime(t * 1000),
+      refLines: [{ v: 0, cls: 'zero-line', title: '0 %: the budget is spent; below, overspent' }],
+      ariaLabel: `Error budget left of ${s.id}, from 100 % on ${fmtDateTime(t0 * 1000)} to ${fmtBudget(last[1])} on ${fmtDateTime(t1 * 1000)}`,
+    }));
+  }
+
+  /** The burn rate over each window, marked where it reaches a factor of a rule on that window. */
+  function burnTable(s) {
+    const ev = s.evaluation;
+    const rows = ev.burn_rates.map((w) => {
+      const name = windowName(w.seconds);
+      const rules = (ev.rules || []).filter((r) => r.long_s === w.seconds || r.short_s === w.seconds);
+      const reached = rules.filter((r) => w.burn_rate !== null && w.burn_rate >= r.factor * (1 - FACTOR_TOLERANCE));
+      const ruleText = (r) => `${r.severity} ${windowName(r.long_s)}/${windowName(r.short_s)} ${fmtBurn(r.factor)}`;
+      return h('tr', { class: reached.length ? 'burn-hot' : null, dataset: { window: name, seconds: w.seconds, hot: String(reached.length > 0) } },
+        h('th', { scope: 'row' }, name),
+        h('td', { class: 'num' }, num(w.counts.total, 0)),
+        h('td', { class: 'num' }, num(w.counts.bad, 0)),
+        h('td', {
+          class: `num burn-rate ${reached.length ? 'bad' : w.burn_rate > 1 ? 'warn' : ''}`,
+          title: w.burn_rate === null ? 'no request in this window'
+            : `${fmtRatio(w.counts.bad / w.counts.total)} bad, against a budget of ${fmtRatio(1 - ev.objective / 100)}${rules.length ? `; rules on this window: ${rules.map(ruleText).join(', ')}` : ''}`,
+        }, fmtBurn(w.burn_rate), reached.length ? h('span', { class: 'burn-mark' }, ` ≥ ${fmtBurn(Math.min(...reached.map((r) => r.factor)))}`) : null));
+    });
+    return h('table', { class: 'events burn-rates', 'aria-label': `burn rate per window of ${s.id}` },
+      h('caption', {}, 'Burn rate per window'),
+      h('thead', {}, h('tr', {}, ['Window', 'Requests', 'Bad', 'Burn rate'].map((t, i) => h('th', { scope: 'col', class: i ? 'num' : null }, t)))),
+      h('tbody', {}, rows));
+  }
+
+  /** Each burn-rate rule: its windows' rates, its factor and whether it fires. */
+  function rulesTable(s) {
+    const ev = s.evaluation;
+    const rate = (w) => h('td', { class: 'num', title: `${num(w.counts.total, 0)} requests, ${num(w.counts.bad, 0)} bad over ${windowName(w.seconds)}` },
+      fmtBurn(w.burn_rate), h('div', { class: 'muted small' }, `${windowName(w.seconds)} · ${num(w.counts.total, 0)} req.`));
+    const rows = ev.rules.map((r) => {
+      const state = r.firing ? 'firing' : r.guarded ? 'guarded' : 'ok';
+      return h('tr', { class: `rule rule-${state}`, dataset: { severity: r.severity, long: r.long_s, short: r.short_s, state } },
+        h('th', { scope: 'row' }, h('span', { class: `slo-sev slo-sev-${r.severity}` }, r.severity.toUpperCase())),
+        h('td', { class: 'nowrap' }, `${windowName(r.long_s)} / ${windowName(r.short_s)}`),
+        h('td', { class: 'num' }, `≥ ${fmtBurn(r.factor)}`),
+        rate(r.long),
+        rate(r.short),
+        h('td', {}, state === 'firing' ? h('span', { class: 'rule-state rule-state-firing' }, 'firing')
+          : state === 'guarded' ? h('span', { class: 'rule-state rule-state-guarded', title: `a window holds fewer than ${num(s.spec.min_requests, 0)} requests (min_requests): the rule cannot fire` }, 'too little traffic')
+            : h('span', { class: 'rule-state rule-state-ok' }, 'ok')));
+    });
+    return h('table', { class: 'events slo-rules', 'aria-label': `burn-rate rules of ${s.id}` },
+      h('caption', {}, 'Alert rules: both windows at or above the factor'),
+      h('thead', {}, h('tr', {}, ['Severity', 'Long / short', 'Factor', 'Long', 'Short', 'State'].map((t, i) => h('th', { scope: 'col', class: i >= 2 && i <= 4 ? 'num' : null }, t)))),
+      h('tbody', {}, rows));
+  }
+
+  function complianceBlock(s) {
+    const months = s.compliance || [];
+    if (!months.length) return h('p', { class: 'muted small slo-compliance-none' }, 'Past calendar months: none with requests in the store yet.');
+    return h('table', { class: 'events slo-compliance', 'aria-label': `compliance of ${s.id} per past calendar month` },
+      h('caption', {}, 'Past calendar months (UTC; as far back as the store keeps minutes: the oldest can be partial)'),
+      h('thead', {}, h('tr', {}, ['Month', 'Requests', 'Bad', 'SLI', 'Objective'].map((t, i) => h('th', { scope: 'col', class: i && i < 4 ? 'num' : null }, t)))),
+      h('tbody', {}, months.map((c) => h('tr', { dataset: { month: c.month_start, met: String(c.met) } },
+        h('th', { scope: 'row' }, new Date(c.month_start * 1000).toISOString().slice(0, 7)),
+        h('td', { class: 'num' }, num(c.total, 0)),
+        h('td', { class: 'num' }, num(c.bad, 0)),
+        h('td', { class: 'num' }, fmtSli(c.sli)),
+        h('td', {}, c.met === null || c.met === undefined ? h('span', { class: 'muted' }, '—')
+          : h('span', { class: `slo-met slo-met-${c.met ? 'yes' : 'no'}` }, c.met ? 'met' : 'missed'))))));
+  }
+
+  function sloCard(s, i, alerts) {
+    const spec = s.spec;
+    const ev = s.evaluation;
+    const titleId = `slo-title-${i}`;
+    const stat = (label, value, title, extra) => h('div', { class: 'slo-stat', title: title || null }, h('dt', {}, label), h('dd', {}, value), extra || null);
+    const b1h = ev ? burnOver(ev, 3600) : null;
+    return h('section', { class: 'card slo-card', 'aria-labelledby': titleId, dataset: { slo: s.id, evaluated: String(Boolean(ev)) } },
+      h('div', { class: 'slo-card-head' },
+        h('div', {},
+          h('h2', { id: titleId }, spec.name, ' ', scopeBadge(spec.scope)),
+          h('p', { class: 'sub' }, h('span', { class: 'slo-objective', title: sloObjectiveHelp(spec) }, sloObjective(spec)), ' · ',
+            h('span', { class: 'slo-window', title: sloWindowHelp(spec) }, sloWindow(spec)),
+            ` · alerts need ${num(spec.min_requests, 0)} requests in both windows of a rule`)),
+        h('div', { class: 'slo-alerts' }, alertBadges(s))),
+      ev ? h('dl', { class: 'slo-stats' },
+        stat('SLI over the window', fmtSli(ev.sli), `since ${fmtDateTime(ev.window_start * 1000)}`, h('dd', { class: 'muted small' }, `${num(ev.window.total, 0)} requests, ${num(ev.window.bad, 0)} bad`)),
+        stat('SLI 5 min', fmtSli(ev.sli_5m)),
+        stat('Budget left', budgetBar(ev.budget_remaining, s.id)),
+        stat('Burn 1 h', fmtBurn(b1h && b1h.burn_rate), '1× spends exactly the budget over the window'),
+        stat('Budget gone in', h('span', { class: 'slo-tte' }, fmtExhaustion(ev.time_to_exhaustion_s)), 'at the last hour\'s burn rate and the window\'s traffic'))
+        : h('p', { class: 'muted slo-pending' }, 'Not evaluated yet: the leader evaluates every SLO every [slo] evaluate_every.'),
+      h('div', { class: 'slo-budget-chart' }),
+      ev ? h('div', { class: 'slo-tables' }, burnTable(s), rulesTable(s)) : null,
+      complianceBlock(s));
+  }
+
+  function sloAlertRow(e) {
+    const d = e.data || {};
+    return h('tr', { dataset: Object.assign({ event: e.id, kind: e.kind }, d.slo ? { slo: d.slo } : {}, d.severity ? { severity: d.severity } : {}) },
+      h('td', { class: 'nowrap', title: new Date(e.at).toISOString() }, fmtDateTime(e.at), h('div', { class: 'muted small' }, ago(e.at))),
+      h('td', { class: 'nowrap' }, kindBadge(e.kind), d.severity ? h('span', { class: `slo-sev slo-sev-${d.severity}` }, ` ${String(d.severity).toUpperCase()}`) : null),
+      h('td', {}, d.slo ? h('code', {}, d.slo) : '—'),
+      h('td', { class: 'message' }, e.message));
+  }
+
+  function sloRouteView(route) {
+    let head, error, box, alertsBody, alertsNote;
+    const cards = new Map();
+    let order = null;
+    let alertSig = '';
+    return {
+      mount(root) {
+        head = h('p', { class: 'sub', id: 'slo-route-summary' }, 'Loading…');
+        error = h('div');
+        box = h('div', { class: 'slo-cards', id: 'slo-cards' });
+        alertsBody = h('tbody');
+        alertsNote = h('p', { class: 'muted small' });
+        root.append(
+          h('p', { class: 'crumb' }, h('a', { href: '#/slo' }, '← SLOs'), ' · ', h('a', { href: `#/routes/${encodeURIComponent(route)}` }, `${route}'s route page`)),
+          h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, `SLOs of ${route}`), head)),
+          error,
+          box,
+          h('section', { 'aria-labelledby': 'slo-alerts-title' },
+            h('h2', { id: 'slo-alerts-title' }, 'Alerts of this route'),
+            h('table', { class: 'events', id: 'slo-alerts' },
+              h('thead', {}, h('tr', {}, ['Time', 'Alert', 'SLO', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+              alertsBody),
+            alertsNote));
+      },
+      async refresh() {
+        const d = await api(`/api/v1/slo/${encodeURIComponent(route)}`);
+        error.replaceChildren();
+        document.title = `SLOs of ${route} · ficus`;
+        head.replaceChildren(...sloSummary(d.slos));
+        const ids = d.slos.map((s) => s.id).join('\n');
+        if (ids !== order) {
+          order = ids;
+          cards.clear();
+          box.replaceChildren(...(d.slos.length ? [] : [noSloNote(route)]));
+        }
+        d.slos.forEach((s, i) => {
+          const mine = d.alerts.filter((e) => e.data && e.data.slo === s.id);
+          const sig = JSON.stringify([sloSig(s), mine.map((e) => e.id)]);
+          const had = cards.get(s.id);
+          if (had && had.sig === sig) return;
+          const el = sloCard(s, i, mine);
+          if (had) had.el.replaceWith(el);
+          else box.append(el);
+          cards.set(s.id, { el, sig });
+          drawBudget(el.querySelector('.slo-budget-chart'), s, mine, `slo-budget-${i}`);
+        });
+        const asig = d.alerts.map((e) => e.id).join(',');
+        if (asig !== alertSig) {
+          alertSig = asig;
+          alertsBody.replaceChildren(...(d.alerts.length ? d.alerts.map(sloAlertRow)
+            : [h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No SLO alert has fired for this route.'))]));
+          alertsNote.textContent = d.alerts.length ? 'slo.firing and slo.resolved events, newest first (the latest 50); every event is under Events.' : '';
+        }
+      },
+      failed(e) {
+        error.replaceChildren(problemNote(e));
       },
     };
   }
