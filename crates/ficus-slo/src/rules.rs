@@ -100,8 +100,11 @@ fn write_spec(out: &mut String, spec: &Spec) {
         ("sloth_service", sloth_service.clone()),
         ("sloth_slo", sloth_slo.clone()),
     ];
+    // `slo` is on the recorded series only: ficus's own `slo:*` gauges, scraped from the
+    // leader's /metrics under the same names, have no `slo` label and are not mixed in.
     let selector = format!(
-        "{{sloth_id={}, sloth_service={}, sloth_slo={}}}",
+        "{{slo={}, sloth_id={}, sloth_service={}, sloth_slo={}}}",
+        quote(&id),
         quote(&sloth_id),
         quote(&sloth_service),
         quote(&sloth_slo)

@@ -186,7 +186,7 @@ fn default_spec_rules() {
     }
     // Alerts: the workbook table, each condition on the right windows and factor.
     let page = expr_of(&text, "sloth-slo-alerts", "alert: FicusSLOPage");
-    let sel = "{sloth_id=\"ficus-orders-availability\", sloth_service=\"ficus\", sloth_slo=\"orders-availability\"}";
+    let sel = "{slo=\"orders/availability\", sloth_id=\"ficus-orders-availability\", sloth_service=\"ficus\", sloth_slo=\"orders-availability\"}";
     let cond = |w: &str, f: &str| {
         format!("max(slo:sli_error:ratio_rate{w}{sel} > ({f} * 0.001)) without (sloth_window)")
     };
