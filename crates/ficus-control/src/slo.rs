@@ -6,8 +6,9 @@
 //! [`Board`] to gate promotions and roll back on modern's page alert.
 //!
 //! Histories are loaded once (per SLO, when it appears or the node takes the lead): whole
-//! hours beyond the last three days, minutes within them; each tick then rereads only the
-//! last [`REREAD_MINUTES`] minutes, so a node that wrote late is still counted. Alert states
+//! hours beyond the last three days, minutes within them; each tick then rereads the current
+//! and the previous minute, and once a minute the last [`REREAD_MINUTES`], so a node that
+//! wrote late is still counted. Alert states
 //! are restored from the latest `slo.*` events, so a new leader neither repeats a firing
 //! alert nor forgets one.
 
@@ -25,7 +26,8 @@ use crate::{ControlError, ControlPlane};
 
 /// Who the SLO controller's events name.
 pub const SLO_ACTOR: &str = "slo";
-/// Minutes reread from the store every tick (a node's late rows land within them).
+/// Minutes reread from the store once a minute (a node's late rows land within them);
+/// the other ticks reread the current and the previous minute.
 pub const REREAD_MINUTES: i64 = 15;
 /// Minutes of per-minute history loaded (beyond, whole hours): the longest burn-rate window.
 const MINUTE_HISTORY: i64 = 3 * 24 * 60;
@@ -228,6 +230,10 @@ struct Series {
 #[derive(Default)]
 struct State {
     series: HashMap<String, Series>,
+    /// The SLO ids whose statuses the store holds (sorted), once pruned to them.
+    published: Option<Vec<String>>,
+    /// The minute of the last wide reread.
+    reread_at: Option<i64>,
 }
 
 struct Inner {
@@ -275,7 +281,7 @@ impl SloController {
                 let leads = me.control.leadership().leads();
                 if leads != led {
                     // Taking or losing the lead: histories and alert states are read again.
-                    me.state.lock().await.series.clear();
+                    *me.state.lock().await = State::default();
                     me.control.slo_board().clear();
                     led = leads;
                 }
@@ -341,17 +347,29 @@ impl Inner {
                 series.spec = s.clone();
             }
         }
+        // The last two minutes every tick (the current one fills; the previous one gets its
+        // last seconds); the last REREAD_MINUTES once a minute, for a node that wrote late.
+        let reread = if st.reread_at == Some(now_min) {
+            2
+        } else {
+            REREAD_MINUTES
+        };
         let rows = self
             .control
             .store()
-            .sli_sums(now_min - REREAD_MINUTES, now_min + 1, 1)
+            .sli_sums(now_min - reread + 1, now_min + 1, 1)
             .await?;
+        st.reread_at = Some(now_min);
+        let mut by_series: HashMap<(&str, i16), Vec<&SliRow>> = HashMap::new();
+        for r in &rows {
+            by_series
+                .entry((r.route.as_str(), r.scope))
+                .or_default()
+                .push(r);
+        }
         for series in st.series.values_mut() {
-            let code = scope_code(series.spec.scope);
-            for r in rows
-                .iter()
-                .filter(|r| r.route == series.spec.route && r.scope == code)
-            {
+            let key = (series.spec.route.as_str(), scope_code(series.spec.scope));
+            for r in by_series.get(&key).into_iter().flatten() {
                 series.history.set_minute(r.minute, counts(&series.spec, r));
             }
         }
@@ -386,10 +404,17 @@ impl Inner {
             .store()
             .put_slo_statuses(&statuses, lead.fence())
             .await?;
-        self.control
-            .store()
-            .retain_slo_statuses(&ids, lead.fence())
-            .await?;
+        // Statuses of SLOs no longer configured go when the set changes (and at the lead).
+        let mut ids = ids;
+        ids.sort();
+        let mut st = self.state.lock().await;
+        if st.published.as_ref() != Some(&ids) {
+            self.control
+                .store()
+                .retain_slo_statuses(&ids, lead.fence())
+                .await?;
+            st.published = Some(ids);
+        }
         Ok(())
     }
 
@@ -405,14 +430,18 @@ impl Inner {
         let hours = store.sli_sums(old_from, recent_from, 60).await?;
         let minutes = store.sli_sums(recent_from, now_min + 1, 1).await?;
         let fired = self.last_alerts().await?;
+        // Hours first, then minutes: older minutes are added into their hours.
+        let mut by_series: HashMap<(&str, i16), Vec<&SliRow>> = HashMap::new();
+        for r in hours.iter().chain(minutes.iter()) {
+            by_series
+                .entry((r.route.as_str(), r.scope))
+                .or_default()
+                .push(r);
+        }
         for spec in specs {
-            let code = scope_code(spec.scope);
             let mut history = History::for_spec(&spec);
-            for r in hours
-                .iter()
-                .chain(minutes.iter())
-                .filter(|r| r.route == spec.route && r.scope == code)
-            {
+            let key = (spec.route.as_str(), scope_code(spec.scope));
+            for r in by_series.get(&key).into_iter().flatten() {
                 history.set_minute(r.minute, counts(&spec, r));
             }
             let mut alerts = AlertState::new();

@@ -9,6 +9,9 @@ use super::{now_sql, TELEMETRY_ROWS_PER_INSERT};
 use crate::store::{Pool, Store};
 use crate::StoreError;
 
+/// SLO statuses in one multi-row upsert (4 parameters each).
+const STATUS_ROWS_PER_INSERT: usize = 500;
+
 /// Latency thresholds kept per row (more is refused: the gateway counts at most 4).
 pub const MAX_SLI_THRESHOLDS: usize = 16;
 
@@ -276,8 +279,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Publishes SLO evaluations, `(id, data)`, in one transaction (with `Some(fence)`: only
-    /// while that node leads).
+    /// Publishes SLO evaluations, `(id, data)`, in one transaction of multi-row upserts
+    /// (with `Some(fence)`: only while that node leads).
     pub async fn put_slo_statuses(
         &self,
         statuses: &[(String, serde_json::Value)],
@@ -288,22 +291,28 @@ impl Store {
         }
         let err = self.err();
         let now = now_sql(self.pool());
-        let sql = format!(
-            "INSERT INTO slo_status (slo, node_id, data, updated_at) \
-             VALUES ($1, $2, $3, {now}) ON CONFLICT (slo) DO UPDATE SET \
-             node_id = excluded.node_id, data = excluded.data, updated_at = excluded.updated_at"
-        );
         let node = fence.map_or_else(|| self.node().unwrap_or(""), |f| f.node_id.as_str());
         with_pool!(self, p => async {
             let mut tx = fenced_tx!(self, p, fence, "starting a transaction");
-            for (slo, data) in statuses {
-                sqlx::query(&sql)
-                    .bind(slo)
-                    .bind(node)
-                    .bind(data)
+            for chunk in statuses.chunks(STATUS_ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO slo_status (slo, node_id, data, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, (slo, data)| {
+                    row.push_bind(slo)
+                        .push_bind(node)
+                        .push_bind(data)
+                        .push(now);
+                });
+                q.push(
+                    " ON CONFLICT (slo) DO UPDATE SET node_id = excluded.node_id, \
+                     data = excluded.data, updated_at = excluded.updated_at",
+                );
+                q.build()
+                    .persistent(false)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| err.db("publishing an SLO status", e))?;
+                    .map_err(|e| err.db("publishing SLO statuses", e))?;
             }
             tx.commit().await.map_err(|e| err.db("publishing SLO statuses", e))
         }
@@ -317,22 +326,25 @@ impl Store {
         fence: Option<&super::Fence>,
     ) -> Result<u64, StoreError> {
         let err = self.err();
-        let existing = self.slo_statuses().await?;
-        let mut removed = 0;
         with_pool!(self, p => async {
             let mut tx = fenced_tx!(self, p, fence, "starting a transaction");
-            for s in existing.iter().filter(|s| !keep.contains(&s.slo)) {
+            let ids: Vec<String> = sqlx::query_scalar("SELECT slo FROM slo_status")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| err.db("reading SLO statuses", e))?;
+            let mut removed = 0;
+            for id in ids.iter().filter(|id| !keep.contains(id)) {
                 removed += sqlx::query("DELETE FROM slo_status WHERE slo = $1")
-                    .bind(&s.slo)
+                    .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| err.db("removing an SLO status", e))?
                     .rows_affected();
             }
-            tx.commit().await.map_err(|e| err.db("removing SLO statuses", e))
+            tx.commit().await.map_err(|e| err.db("removing SLO statuses", e))?;
+            Ok(removed)
         }
-        .await)?;
-        Ok(removed)
+        .await)
     }
 
     /// Every published SLO status, by SLO id.
