@@ -100,36 +100,40 @@ part_eval() {
 
 # ---------------------------------------------------------------- tick
 run_tick() {
-    local name=$1 url=$2
-    say "== tick on $name ($ROUTES routes, $LOAD_ROUTES with 30 days)"
-    ROUTES=$ROUTES LOAD_ROUTES=$LOAD_ROUTES TICKS=$TICKS \
-        "$ROOT/target/release/examples/slo_tick" "$url" >"$OUT_DIR/tick-$name.txt" 2>"$OUT_DIR/tick-$name.log" ||
-        { tail -20 "$OUT_DIR/tick-$name.log"; die "slo_tick on $name failed"; }
+    local name=$1 url=$2 routes=$3 ticks=$4 out
+    out="$OUT_DIR/tick-$name-$routes.txt"
+    say "== tick on $name ($routes routes, $LOAD_ROUTES with 30 days)"
+    ROUTES=$routes LOAD_ROUTES=$LOAD_ROUTES TICKS=$ticks \
+        "$ROOT/target/release/examples/slo_tick" "$url" >"$out" 2>"$out.log" ||
+        { tail -20 "$out.log"; die "slo_tick on $name failed"; }
+    [ "$routes" -gt 1 ] || return 0
     local k
-    for k in first_tick_ms tick_p50_ms tick_max_ms status_json_bytes_per_slo seed_s load_tick_ms; do
-        result "tick  $name $k=$(grep "^$k=" "$OUT_DIR/tick-$name.txt" | cut -d= -f2)"
+    for k in first_tick_ms tick_p50_ms tick_max_ms status_json_bytes_per_slo seed_s rollup_s load_tick_ms; do
+        result "tick  $name $k=$(grep "^$k=" "$out" | cut -d= -f2)"
     done
 }
+
+# The store holds LOAD_ROUTES route-months (one scope, an availability and a latency SLO)
+# after a run with one route: bytes of the four SLI tables, per route-month.
+per_route() { result "space $1: $(($2 / LOAD_ROUTES / 1024)) KiB per route-scope per 30 days (minutes for 3 days, hours before)"; }
 
 part_tick() {
     say "== building the tick example (release)"
     cargo build -q --release -p ficus-control --example slo_tick || die "build failed"
-    local rows=$((LOAD_ROUTES * 30 * 1440 + ROUTES * 20))
-    local db="$TMP/tick.db"
-    run_tick sqlite "sqlite://$db"
+    run_tick sqlite "sqlite://$TMP/tick.db" "$ROUTES" "$TICKS"
+    run_tick sqlite "sqlite://$TMP/space.db" 1 1
     local bytes
-    bytes=$(sqlite3 "$db" "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('sli_minutes', 'sli_slow_minutes') OR name LIKE 'sqlite_autoindex_sli_%' OR name LIKE 'sli_%minute%';" 2>/dev/null)
-    if [ -n "$bytes" ]; then
-        result "space sqlite: $bytes bytes for $rows minutes: $((bytes * 43200 / rows / 1024)) KiB per route-scope per 30 days"
-    fi
+    bytes=$(sqlite3 "$TMP/space.db" "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'sli_%' OR name LIKE 'sqlite_autoindex_sli_%';")
+    per_route sqlite "$bytes"
     if [ -n "$PG_URL" ] && command -v psql >/dev/null 2>&1; then
-        local schema="ficus_bench_slo_$$"
-        psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
-        local sep='?'
+        local schema="ficus_bench_slo_$$" sep='?'
         case "$PG_URL" in *\?*) sep='&' ;; esac
-        run_tick postgres "$PG_URL${sep}schema=$schema"
-        bytes=$(psql -qtA "$PG_URL" -c "SELECT pg_total_relation_size('$schema.sli_minutes') + pg_total_relation_size('$schema.sli_slow_minutes')")
-        result "space postgres: $bytes bytes for $rows minutes: $((bytes * 43200 / rows / 1024)) KiB per route-scope per 30 days"
+        psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+        run_tick postgres "$PG_URL${sep}schema=$schema" "$ROUTES" "$TICKS"
+        psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+        run_tick postgres "$PG_URL${sep}schema=$schema" 1 1
+        bytes=$(psql -qtA "$PG_URL" -c "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '$schema' AND c.relkind = 'r' AND c.relname LIKE 'sli_%'")
+        per_route postgres "$bytes"
         psql -q "$PG_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
     fi
 }

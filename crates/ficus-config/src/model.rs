@@ -190,6 +190,11 @@ pub mod defaults {
     pub const SLO_ROLLOUT_MIN_BUDGET: f64 = 0.0;
     /// SLOs: latency thresholds counted per scope (route, legacy, modern) of a route.
     pub const SLO_MAX_THRESHOLDS: usize = 4;
+    /// SLOs: per-minute SLI counts older than this are rolled up into hours (the evaluator
+    /// reads whole hours beyond its 3 days of minutes).
+    pub const SLO_MINUTES_KEPT: Duration = Duration::from_secs((3 * 24 + 2) * 3600);
+    /// SLOs: hourly SLI counts kept, for past months' compliance.
+    pub const SLO_HOURS_KEPT: Duration = Duration::from_secs(400 * 24 * 3600);
     /// SLOs: the rolling window when none is given.
     pub const SLO_WINDOW_DAYS: u32 = 30;
 }

@@ -4,9 +4,11 @@
 //!    traffic in each of the last 20 minutes: reread the last 15 minutes from the store,
 //!    evaluate every SLO, publish every evaluation (one transaction). Timed over `TICKS`
 //!    ticks after the first.
-//! 2. **Taking the lead** with `LOAD_ROUTES` routes holding 30 days of minutes each: the
-//!    first tick of a new controller loads every history (hours beyond 3 days, minutes
-//!    within) and restores the alert states.
+//! 2. **Taking the lead** with `LOAD_ROUTES` routes holding 30 days of counts each, rolled
+//!    up as the leader's retention does (minutes for the last 3 days, hours before): the
+//!    rollup itself, then the first tick of a new controller, which loads every history and
+//!    restores the alert states. With `ROUTES=1`, the store then holds about `LOAD_ROUTES`
+//!    route-months: what `bench/slo.sh` measures the space of.
 //!
 //! Each route's minutes carry one latency threshold's count too, as a route with an
 //! availability and a latency SLO writes them.
@@ -114,8 +116,10 @@ async fn main() {
         times.push(t.elapsed());
     }
     times.sort();
-    println!("tick_p50_ms={}", ms(times[times.len() / 2]));
-    println!("tick_max_ms={}", ms(*times.last().unwrap()));
+    if let (Some(mid), Some(max)) = (times.get(times.len() / 2), times.last()) {
+        println!("tick_p50_ms={}", ms(*mid));
+        println!("tick_max_ms={}", ms(*max));
+    }
     let statuses = store.slo_statuses().await.unwrap();
     let status_bytes: usize = statuses.iter().map(|s| s.data.to_string().len()).sum();
     println!("statuses={}", statuses.len());
@@ -135,6 +139,14 @@ async fn main() {
     }
     println!("load_routes={load_routes}");
     println!("seed_s={:.1}", t.elapsed().as_secs_f64());
+    // The leader's rollup: minutes older than 3 days and 2 hours become hours.
+    let t = Instant::now();
+    let rolled = store
+        .rollup_sli(now_min - (3 * 24 + 2) * 60, 0, None)
+        .await
+        .unwrap();
+    println!("rolled_minutes={rolled}");
+    println!("rollup_s={:.1}", t.elapsed().as_secs_f64());
     let fresh = SloController::spawn(cp.clone());
     let t = Instant::now();
     fresh.tick_now().await.unwrap();

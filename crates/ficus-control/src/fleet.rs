@@ -628,6 +628,15 @@ async fn retention(
         let seconds_before = now_s - secs(defaults::FLEET_SECONDS_KEPT);
         let minutes_before = (now_s - secs(defaults::FLEET_MINUTES_KEPT)) / 60;
         let nodes_before = unix_ms() - i64::try_from(prune_after.as_millis()).unwrap_or(i64::MAX);
+        let sli_before = (now_s - secs(defaults::SLO_MINUTES_KEPT)) / 60;
+        let sli_hours_before = (now_s - secs(defaults::SLO_HOURS_KEPT)) / 60;
+        if let Err(e) = control
+            .store()
+            .rollup_sli(sli_before, sli_hours_before, lead.fence())
+            .await
+        {
+            tracing::debug!(error = %e, "fleet: SLI rollup skipped");
+        }
         match control
             .store()
             .prune_fleet(seconds_before, minutes_before, nodes_before, lead.fence())

@@ -659,13 +659,6 @@ impl Store {
                 .await
                 .map_err(|e| err.db("pruning telemetry minutes", e))?
                 .rows_affected();
-            for table in ["sli_minutes", "sli_slow_minutes"] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE minute < $1"))
-                    .bind(minutes_before)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| err.db("pruning SLI minutes", e))?;
-            }
             let nodes = sqlx::query("DELETE FROM fleet_nodes WHERE heartbeat_at < $1")
                 .bind(nodes_before)
                 .execute(&mut *tx)

@@ -31,12 +31,12 @@ const DEF_KEYS: &[&str] = &[
 ];
 const BURN_KEYS: &[&str] = &["severity", "long", "short", "factor"];
 
-/// The longest rolling window: the store keeps 35 days of minutes.
+/// The longest rolling window (what the evaluator keeps in memory: a month of hours).
 const MAX_WINDOW_DAYS: u32 = 31;
 /// The longest burn-rate window (the minute history the evaluator keeps).
 const MAX_BURN_WINDOW: Duration = Duration::from_secs(3 * 24 * 3600);
-const WINDOW_HELP: &str = "window is \"28d\" or \"30d\" (rolling, 1 to 31 days: the store \
-                           keeps 35 days of minutes) or \"calendar-month\" (UTC)";
+const WINDOW_HELP: &str = "window is \"28d\" or \"30d\" (rolling, 1 to 31 days) or \
+                           \"calendar-month\" (UTC)";
 const NAME_HELP: &str = "an SLO name is 1 to 64 letters, digits, '-', '_' or '.'";
 
 impl Validator<'_, '_> {

@@ -28,6 +28,29 @@ CREATE TABLE sli_slow_minutes (
 
 CREATE INDEX sli_slow_minutes_minute ON sli_slow_minutes (minute);
 
+-- Minutes older than three days, rolled up by the leader into hours summed over nodes (the
+-- evaluator reads whole hours beyond three days anyway); `hour` is the minute number of the
+-- hour's first minute. Kept longer than minutes, for past months' compliance.
+CREATE TABLE sli_hours (
+    route  TEXT     NOT NULL CHECK (route <> ''),
+    scope  SMALLINT NOT NULL CHECK (scope IN (0, 1, 2)),
+    hour   BIGINT   NOT NULL CHECK (hour % 60 = 0),
+    total  BIGINT   NOT NULL CHECK (total >= 0),
+    c5xx   BIGINT   NOT NULL CHECK (c5xx >= 0),
+    c429   BIGINT   NOT NULL CHECK (c429 >= 0),
+    c4xx   BIGINT   NOT NULL CHECK (c4xx >= 0),
+    PRIMARY KEY (route, scope, hour)
+);
+
+CREATE TABLE sli_slow_hours (
+    route        TEXT     NOT NULL CHECK (route <> ''),
+    scope        SMALLINT NOT NULL CHECK (scope IN (0, 1, 2)),
+    hour         BIGINT   NOT NULL CHECK (hour % 60 = 0),
+    threshold_us BIGINT   NOT NULL CHECK (threshold_us > 0),
+    slow         BIGINT   NOT NULL CHECK (slow >= 0),
+    PRIMARY KEY (route, scope, hour, threshold_us)
+);
+
 -- What the leader last evaluated, per SLO ("route/name"), so every node can show it.
 CREATE TABLE slo_status (
     slo        TEXT   PRIMARY KEY CHECK (slo <> ''),

@@ -183,13 +183,22 @@ impl Store {
             )));
         }
         let err = self.err();
+        // Minutes, and the hours older minutes were rolled up into (an hour row stands at
+        // its first minute, so it counts when its start is in the range).
         let sums = "SELECT route, scope, (minute / $3) * $3 AS bucket, SUM(total) AS total, \
-                    SUM(c5xx) AS c5xx, SUM(c429) AS c429, SUM(c4xx) AS c4xx FROM sli_minutes \
-                    WHERE minute >= $1 AND minute < $2 GROUP BY route, scope, bucket \
-                    ORDER BY route, scope, bucket";
+                    SUM(c5xx) AS c5xx, SUM(c429) AS c429, SUM(c4xx) AS c4xx FROM ( \
+                    SELECT route, scope, minute, total, c5xx, c429, c4xx FROM sli_minutes \
+                    WHERE minute >= $1 AND minute < $2 UNION ALL \
+                    SELECT route, scope, hour, total, c5xx, c429, c4xx FROM sli_hours \
+                    WHERE hour >= $1 AND hour < $2) AS m \
+                    GROUP BY route, scope, bucket ORDER BY route, scope, bucket";
         let slow = "SELECT route, scope, (minute / $3) * $3 AS bucket, threshold_us, \
-                    SUM(slow) AS slow FROM sli_slow_minutes \
-                    WHERE minute >= $1 AND minute < $2 GROUP BY route, scope, bucket, threshold_us \
+                    SUM(slow) AS slow FROM ( \
+                    SELECT route, scope, minute, threshold_us, slow FROM sli_slow_minutes \
+                    WHERE minute >= $1 AND minute < $2 UNION ALL \
+                    SELECT route, scope, hour, threshold_us, slow FROM sli_slow_hours \
+                    WHERE hour >= $1 AND hour < $2) AS m \
+                    GROUP BY route, scope, bucket, threshold_us \
                     ORDER BY route, scope, bucket, threshold_us";
         let (sums, slow): (Vec<SumRecord>, Vec<SlowRecord>) = match self.pool() {
             // PostgreSQL's SUM of BIGINT is NUMERIC: cast back.
@@ -277,6 +286,69 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Rolls the SLI minutes before `before` (a minute number, rounded down to a whole hour
+    /// here) up into hours summed over nodes, and deletes them; deletes hours before
+    /// `hours_before`. One transaction (with `Some(fence)`: only while that node leads), so
+    /// no count is lost or counted twice. Returns the minute rows rolled up.
+    pub async fn rollup_sli(
+        &self,
+        before: i64,
+        hours_before: i64,
+        fence: Option<&super::Fence>,
+    ) -> Result<u64, StoreError> {
+        let before = before.div_euclid(60) * 60;
+        let err = self.err();
+        with_pool!(self, p => async {
+            let mut tx = fenced_tx!(self, p, fence, "starting an SLI rollup");
+            sqlx::query(
+                "INSERT INTO sli_hours (route, scope, hour, total, c5xx, c429, c4xx) \
+                 SELECT route, scope, (minute / 60) * 60, SUM(total), SUM(c5xx), SUM(c429), \
+                 SUM(c4xx) FROM sli_minutes WHERE minute < $1 \
+                 GROUP BY route, scope, (minute / 60) * 60 \
+                 ON CONFLICT (route, scope, hour) DO UPDATE SET \
+                 total = sli_hours.total + excluded.total, c5xx = sli_hours.c5xx + excluded.c5xx, \
+                 c429 = sli_hours.c429 + excluded.c429, c4xx = sli_hours.c4xx + excluded.c4xx",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| err.db("rolling SLI minutes up", e))?;
+            sqlx::query(
+                "INSERT INTO sli_slow_hours (route, scope, hour, threshold_us, slow) \
+                 SELECT route, scope, (minute / 60) * 60, threshold_us, SUM(slow) \
+                 FROM sli_slow_minutes WHERE minute < $1 \
+                 GROUP BY route, scope, (minute / 60) * 60, threshold_us \
+                 ON CONFLICT (route, scope, hour, threshold_us) DO UPDATE SET \
+                 slow = sli_slow_hours.slow + excluded.slow",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| err.db("rolling SLI minutes up", e))?;
+            let rolled = sqlx::query("DELETE FROM sli_minutes WHERE minute < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| err.db("rolling SLI minutes up", e))?
+                .rows_affected();
+            sqlx::query("DELETE FROM sli_slow_minutes WHERE minute < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| err.db("rolling SLI minutes up", e))?;
+            for table in ["sli_hours", "sli_slow_hours"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE hour < $1"))
+                    .bind(hours_before)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("pruning SLI hours", e))?;
+            }
+            tx.commit().await.map_err(|e| err.db("committing an SLI rollup", e))?;
+            Ok(rolled)
+        }
+        .await)
     }
 
     /// Publishes SLO evaluations, `(id, data)`, in one transaction of multi-row upserts
