@@ -205,7 +205,7 @@ EOF
     STARTED+=("$load_pid")
     sleep "$WARMUP"
     local t0_ms
-    t0_ms=$(curl -fsS -X POST "http://127.0.0.1:$UPSTREAM_PORT/_control/fail?rate=1.0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["at_ms"])')
+    t0_ms=$(curl -fsS -X POST "http://127.0.0.1:$UPSTREAM_PORT/_control/fail?rate=1.0" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["at_ms"]))')
     say "t0: the upstream fails every request"
     local ficus_at="" prom_at="" now_ms
     deadline=$((SECONDS + MAX_WAIT))

@@ -19,8 +19,8 @@ use crate::AdminState;
 
 /// Alert events shown per route.
 const ALERT_HISTORY: u32 = 50;
-/// Past calendar months whose compliance is shown (as far as the store keeps minutes).
-const PAST_MONTHS: usize = 2;
+/// Past calendar months whose compliance is shown (the store keeps hours for 400 days).
+const PAST_MONTHS: usize = 12;
 
 /// One SLO as the API shows it.
 #[derive(Debug, Clone, Serialize)]
