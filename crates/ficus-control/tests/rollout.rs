@@ -4,17 +4,14 @@
 //! holds; a restart resumes at the stored step; a manual gate waits; every decision is an
 //! event with its numbers.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ficus_config::Stage;
 use ficus_control::rollout::{RolloutController, Status};
 use ficus_control::ControlPlane;
-use ficus_proxy::Gateway;
-use ficus_store::{EventFilter, Store};
-use support::{receiver, service, Load};
+use ficus_store::EventFilter;
+use support::{boot, receiver, service, Load};
 
 mod support;
 
@@ -47,17 +44,6 @@ legacy = "legacy"
 enabled = false
 "#
     )
-}
-
-async fn boot(dir: &Path) -> Arc<ControlPlane> {
-    let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
-        .await
-        .unwrap();
-    let boot = ControlPlane::boot(&dir.join("ficus.toml"), store)
-        .await
-        .unwrap();
-    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
-    ControlPlane::new(boot, Arc::new(gw))
 }
 
 async fn rollout_events(cp: &ControlPlane) -> Vec<ficus_store::Event> {

@@ -4,18 +4,14 @@
 //! receivers get the firing alert, then the resolved one, as ficus events and as
 //! Alertmanager bodies; and every surface (board, store, metrics) agrees.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ficus_control::fleet::FleetRuntime;
 use ficus_control::rollout::{RolloutController, Status};
 use ficus_control::slo::SloController;
-use ficus_control::ControlPlane;
-use ficus_proxy::Gateway;
-use ficus_store::{EventFilter, Store};
-use support::{receiver, service, Load};
+use ficus_store::EventFilter;
+use support::{boot, receiver, service, Load};
 
 mod support;
 
@@ -86,17 +82,6 @@ legacy = "legacy"
 enabled = false
 "#
     )
-}
-
-async fn boot(dir: &Path) -> Arc<ControlPlane> {
-    let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
-        .await
-        .unwrap();
-    let boot = ControlPlane::boot(&dir.join("ficus.toml"), store)
-        .await
-        .unwrap();
-    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
-    ControlPlane::new(boot, Arc::new(gw))
 }
 
 /// Waits (bounded) for `check` to hold; on timeout says what `show` shows.

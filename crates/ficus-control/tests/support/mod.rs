@@ -4,12 +4,15 @@
 #![allow(dead_code)]
 
 use std::convert::Infallible;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ficus_control::ControlPlane;
+use ficus_proxy::Gateway;
+use ficus_store::Store;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -165,4 +168,16 @@ impl Load {
             self.errors.load(Ordering::Relaxed),
         )
     }
+}
+
+/// The control plane of `dir/ficus.toml` on a SQLite store in `dir`, with its gateway.
+pub async fn boot(dir: &Path) -> Arc<ControlPlane> {
+    let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
+        .await
+        .unwrap();
+    let boot = ControlPlane::boot(&dir.join("ficus.toml"), store)
+        .await
+        .unwrap();
+    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
+    ControlPlane::new(boot, Arc::new(gw))
 }

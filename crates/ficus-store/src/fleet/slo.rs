@@ -184,66 +184,41 @@ impl Store {
         }
         let err = self.err();
         // Minutes, and the hours older minutes were rolled up into (an hour row stands at
-        // its first minute, so it counts when its start is in the range).
-        let sums = "SELECT route, scope, (minute / $3) * $3 AS bucket, SUM(total) AS total, \
-                    SUM(c5xx) AS c5xx, SUM(c429) AS c429, SUM(c4xx) AS c4xx FROM ( \
+        // its first minute, so it counts when its start is in the range). PostgreSQL's SUM
+        // of BIGINT is NUMERIC: cast back.
+        let sums = "SELECT route, scope, (minute / $3) * $3 AS bucket, CAST(SUM(total) AS BIGINT) AS total, \
+                    CAST(SUM(c5xx) AS BIGINT) AS c5xx, CAST(SUM(c429) AS BIGINT) AS c429, CAST(SUM(c4xx) AS BIGINT) AS c4xx FROM ( \
                     SELECT route, scope, minute, total, c5xx, c429, c4xx FROM sli_minutes \
                     WHERE minute >= $1 AND minute < $2 UNION ALL \
                     SELECT route, scope, hour, total, c5xx, c429, c4xx FROM sli_hours \
                     WHERE hour >= $1 AND hour < $2) AS m \
                     GROUP BY route, scope, bucket ORDER BY route, scope, bucket";
         let slow = "SELECT route, scope, (minute / $3) * $3 AS bucket, threshold_us, \
-                    SUM(slow) AS slow FROM ( \
+                    CAST(SUM(slow) AS BIGINT) AS slow FROM ( \
                     SELECT route, scope, minute, threshold_us, slow FROM sli_slow_minutes \
                     WHERE minute >= $1 AND minute < $2 UNION ALL \
                     SELECT route, scope, hour, threshold_us, slow FROM sli_slow_hours \
                     WHERE hour >= $1 AND hour < $2) AS m \
                     GROUP BY route, scope, bucket, threshold_us \
                     ORDER BY route, scope, bucket, threshold_us";
-        let (sums, slow): (Vec<SumRecord>, Vec<SlowRecord>) = match self.pool() {
-            // PostgreSQL's SUM of BIGINT is NUMERIC: cast back.
-            Pool::Postgres(p) => {
-                let cast = |s: &str| {
-                    s.replace("SUM(total) AS", "SUM(total)::BIGINT AS")
-                        .replace("SUM(c5xx) AS", "SUM(c5xx)::BIGINT AS")
-                        .replace("SUM(c429) AS", "SUM(c429)::BIGINT AS")
-                        .replace("SUM(c4xx) AS", "SUM(c4xx)::BIGINT AS")
-                        .replace("SUM(slow) AS", "SUM(slow)::BIGINT AS")
-                };
-                let a = sqlx::query_as::<_, SumRecord>(&cast(sums))
-                    .bind(from)
-                    .bind(to)
-                    .bind(bucket)
-                    .fetch_all(p)
-                    .await
-                    .map_err(|e| err.db("reading SLI minutes", e))?;
-                let b = sqlx::query_as::<_, SlowRecord>(&cast(slow))
-                    .bind(from)
-                    .bind(to)
-                    .bind(bucket)
-                    .fetch_all(p)
-                    .await
-                    .map_err(|e| err.db("reading SLI minutes", e))?;
-                (a, b)
-            }
-            Pool::Sqlite(p) => {
-                let a = sqlx::query_as::<_, SumRecord>(sums)
-                    .bind(from)
-                    .bind(to)
-                    .bind(bucket)
-                    .fetch_all(p)
-                    .await
-                    .map_err(|e| err.db("reading SLI minutes", e))?;
-                let b = sqlx::query_as::<_, SlowRecord>(slow)
-                    .bind(from)
-                    .bind(to)
-                    .bind(bucket)
-                    .fetch_all(p)
-                    .await
-                    .map_err(|e| err.db("reading SLI minutes", e))?;
-                (a, b)
-            }
-        };
+        let (sums, slow): (Vec<SumRecord>, Vec<SlowRecord>) = with_pool!(self, p => async {
+            let a = sqlx::query_as::<_, SumRecord>(sums)
+                .bind(from)
+                .bind(to)
+                .bind(bucket)
+                .fetch_all(p)
+                .await
+                .map_err(|e| err.db("reading SLI minutes", e))?;
+            let b = sqlx::query_as::<_, SlowRecord>(slow)
+                .bind(from)
+                .bind(to)
+                .bind(bucket)
+                .fetch_all(p)
+                .await
+                .map_err(|e| err.db("reading SLI minutes", e))?;
+            Ok::<_, StoreError>((a, b))
+        }
+        .await)?;
         let mut out: Vec<SliRow> = sums
             .into_iter()
             .map(|s| SliRow {
