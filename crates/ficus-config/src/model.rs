@@ -195,6 +195,16 @@ pub mod defaults {
     pub const SLO_MINUTES_KEPT: Duration = Duration::from_secs((3 * 24 + 2) * 3600);
     /// SLOs: hourly SLI counts kept, for past months' compliance.
     pub const SLO_HOURS_KEPT: Duration = Duration::from_secs(400 * 24 * 3600);
+    /// OFREP: the largest request body (a context of a few hundred attributes fits).
+    pub const OFREP_MAX_BODY: u64 = 64 * 1024;
+    /// OFREP: the most attributes, at any depth, of one evaluation context.
+    pub const OFREP_MAX_CONTEXT_ATTRIBUTES: usize = 256;
+    /// OFREP: evaluations per second per key (or client address), sustained.
+    pub const OFREP_PER_SECOND: f64 = 1000.0;
+    /// OFREP: evaluations a key may make back to back.
+    pub const OFREP_BURST: u32 = 2000;
+    /// Flags: the most flags in one config.
+    pub const MAX_FLAGS: usize = 10_000;
     /// SLOs: the rolling window when none is given.
     pub const SLO_WINDOW_DAYS: u32 = 30;
 }
@@ -233,6 +243,40 @@ pub struct Config {
     pub tracing: Tracing,
     /// `[slo]`: the burn-rate table, the SLOs of every route, evaluation settings.
     pub slo: SloSettings,
+    /// `[[flag]]`: feature flags, by key (unique), in file order.
+    pub flags: Vec<ficus_flags::Flag>,
+    /// `[ofrep]`: where and how flags are served over OFREP (node-local).
+    pub ofrep: Ofrep,
+}
+
+/// `[ofrep]`: the OpenFeature Remote Evaluation Protocol listener (node-local).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ofrep {
+    /// Where OFREP is served; `None`: not served.
+    pub bind: Option<SocketAddr>,
+    /// A file of evaluation keys (one per line, `#` comments); `None`: no key needed (only
+    /// allowed on a loopback bind).
+    pub keys_file: Option<PathBuf>,
+    /// The largest request body.
+    pub max_body: u64,
+    /// The most attributes (at any depth) an evaluation context may hold.
+    pub max_context_attributes: usize,
+    /// Evaluations per second per key (or per client address without keys), and the burst.
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for Ofrep {
+    fn default() -> Self {
+        Ofrep {
+            bind: None,
+            keys_file: None,
+            max_body: defaults::OFREP_MAX_BODY,
+            max_context_attributes: defaults::OFREP_MAX_CONTEXT_ATTRIBUTES,
+            per_second: defaults::OFREP_PER_SECOND,
+            burst: defaults::OFREP_BURST,
+        }
+    }
 }
 
 /// `[slo]`: settings every SLO shares, and the SLOs of every route that has none of its own.

@@ -24,6 +24,7 @@ pub const NODE_LOCAL: &[(&str, Option<&str>)] = &[
     ("node", None),
     ("fleet", None),
     ("tracing", None),
+    ("ofrep", None),
     ("gateway", Some("max_connections")),
     ("gateway", Some("shutdown_grace")),
     ("gateway", Some("pid_file")),

@@ -19,12 +19,13 @@ use crate::units::{self, UnitError};
 use crate::{Diagnostic, Diagnostics, MAX_DIAGNOSTICS};
 
 mod admin;
+mod flags;
 mod fleet;
 mod redact;
 mod slo;
 mod tracing;
 
-const TOP_LEVEL: [(&str, &str); 17] = [
+const TOP_LEVEL: [(&str, &str); 19] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -42,6 +43,8 @@ const TOP_LEVEL: [(&str, &str); 17] = [
     ("redact", "[redact]"),
     ("tracing", "[tracing]"),
     ("slo", "[slo]"),
+    ("flag", "[[flag]]"),
+    ("ofrep", "[ofrep]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -848,6 +851,14 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.slo_settings(e),
             None => SloSettings::default(),
         };
+        let flags = match find("flag") {
+            Some(e) => self.flags(e),
+            None => Vec::new(),
+        };
+        let ofrep = match find("ofrep") {
+            Some(e) => self.ofrep(e),
+            None => Ofrep::default(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -900,6 +911,8 @@ impl<'s> Validator<'s, '_> {
             redact,
             tracing,
             slo,
+            flags,
+            ofrep,
         })
     }
 

@@ -335,6 +335,8 @@ fn full_config_parses_into_the_model() {
         redact: Redaction::default(),
         tracing: Tracing::default(),
         slo: SloSettings::default(),
+        flags: Vec::new(),
+        ofrep: Ofrep::default(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -435,6 +437,8 @@ fn minimal_config_gets_every_default() {
         redact: Redaction::default(),
         tracing: Tracing::default(),
         slo: SloSettings::default(),
+        flags: Vec::new(),
+        ofrep: Ofrep::default(),
     };
     assert_eq!(config, expected);
 }
