@@ -126,6 +126,7 @@ impl Config {
         self.node = local.node.clone();
         self.fleet = local.fleet.clone();
         self.tracing = local.tracing.clone();
+        self.ofrep = local.ofrep.clone();
         self.gateway.max_connections = local.gateway.max_connections;
         self.gateway.shutdown_grace = local.gateway.shutdown_grace;
         self.gateway.pid_file = local.gateway.pid_file.clone();

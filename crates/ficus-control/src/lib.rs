@@ -675,7 +675,7 @@ impl ControlPlane {
             tracing::warn!(
                 file = %self.file.display(),
                 "node-local settings (listeners, [admin], store, [access_log], [node], [fleet], \
-                 gateway limits) changed: they apply at the next restart"
+                 [tracing], [ofrep], gateway limits) changed: they apply at the next restart"
             );
         }
         if fleet_sha(&text) == self.snapshot().sha256 {

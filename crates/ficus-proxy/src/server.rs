@@ -357,6 +357,9 @@ impl Gateway {
         if config.tracing != current.config.tracing {
             return Err(GatewayError::NeedsRestart("[tracing]"));
         }
+        if config.ofrep != current.config.ofrep {
+            return Err(GatewayError::NeedsRestart("[ofrep]"));
+        }
         RouteTable::compile(
             config,
             Some(&current),

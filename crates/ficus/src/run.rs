@@ -281,6 +281,18 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
             );
         }
     }
+    // OFREP: its keys are readable and its port is free.
+    if let Some(bind) = cfg.ofrep.bind {
+        if let Some(keys) = &cfg.ofrep.keys_file {
+            ficus_ofrep::load_keys(keys).map_err(anyhow::Error::msg)?;
+        }
+        if bind.port() != 0 {
+            drop(
+                std::net::TcpListener::bind(bind)
+                    .with_context(|| format!("cannot listen on {bind} for OFREP ([ofrep] bind)"))?,
+            );
+        }
+    }
     let admin_token = if cfg.admin.enabled {
         let (token, source) = ficus_admin::auth::load_token(
             cfg.admin.bind,
@@ -328,6 +340,26 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     );
     // SLOs are evaluated by the leader, on this runtime too.
     let slos = ficus_control::slo::SloController::spawn(control.clone());
+    // Flags over OFREP, on a listener of their own.
+    let (ofrep_stop, ofrep_task) = match control.snapshot().effective.ofrep.clone() {
+        ficus_config::Ofrep {
+            bind: Some(bind), ..
+        } => {
+            let settings = control.snapshot().effective.ofrep.clone();
+            let state = ficus_ofrep::OfrepState::new(control.clone(), settings)
+                .map_err(anyhow::Error::msg)?;
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind} for OFREP ([ofrep] bind)"))?;
+            tracing::info!(addr = %listener.local_addr()?, "OFREP listening");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(ficus_ofrep::serve(listener, state, async move {
+                let _ = rx.await;
+            }));
+            (Some(tx), Some(task))
+        }
+        _ => (None, None),
+    };
     let (admin_stop, admin_task) = if let Some((token, read_token, source)) = admin_token {
         let listener = tokio::net::TcpListener::bind(admin.bind)
             .await
@@ -394,6 +426,12 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     }
     // The last seconds of traffic, and the lease handed over at once.
     fleet.stop().await;
+    if let Some(tx) = ofrep_stop {
+        let _ = tx.send(());
+    }
+    if let Some(t) = ofrep_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
     if let Some(tx) = admin_stop {
         let _ = tx.send(());
     }

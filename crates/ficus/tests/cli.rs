@@ -1126,3 +1126,172 @@ async fn slo_commands_show_budgets_and_print_prometheus_rules() {
     );
     stop(child);
 }
+
+/// The flags of the OFREP conformance tests: one of each value kind, a targeting rule.
+const FLAGS: &str = r#"
+[[flag]]
+key = "new-checkout"
+variants = { on = true, off = false }
+default = "off"
+[[flag.rule]]
+when = [{ attribute = "plan", eq = "pro" }]
+variant = "on"
+
+[[flag]]
+key = "theme"
+variants = { light = "light", dark = "dark" }
+default = "light"
+
+[[flag]]
+key = "page-size"
+variants = { small = 10, large = 50 }
+default = "large"
+
+[[flag]]
+key = "ratio"
+variants = { low = 0.25, high = 0.75 }
+default = "high"
+
+[[flag]]
+key = "banner"
+variants = { spring = { color = "green", size = 3 } }
+default = "spring"
+"#;
+
+const OFREP_KEY: &str = "ofrep-test-key-0123456789";
+
+/// The OpenFeature SDKs the OFREP conformance test drives: Python's `openfeature-sdk` with
+/// `openfeature-provider-ofrep` (pip), JavaScript's `@openfeature/server-sdk` with
+/// `@openfeature/ofrep-provider` (npm, in `tests/ofrep/node_modules`). Without them (and
+/// without FICUS_REQUIRE_SERVICES=1) the test passes after a note.
+fn sdks_present() -> bool {
+    let python = Command::new("python3")
+        .args([
+            "-c",
+            "import openfeature, openfeature.contrib.provider.ofrep",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    let js = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/ofrep/node_modules/@openfeature/ofrep-provider")
+        .exists()
+        && Command::new("node")
+            .arg("--version")
+            .status()
+            .is_ok_and(|s| s.success());
+    if !(python && js) {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but an OpenFeature SDK is missing (python: {python}, js: {js}): \
+             pip install openfeature-sdk openfeature-provider-ofrep; npm ci in crates/ficus/tests/ofrep (.ci/run does both)"
+        );
+        eprintln!("note: an OpenFeature SDK is missing; the OFREP conformance test passes without running");
+    }
+    python && js
+}
+
+/// Runs one SDK's script (`python` or `js`) against the OFREP listener: what it saw.
+fn sdk_run(sdk: &str, url: &str, phase: &str) -> serde_json::Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ofrep");
+    let (program, script) = match sdk {
+        "python" => ("python3", "python_sdk.py"),
+        _ => ("node", "js_sdk.mjs"),
+    };
+    let out = Command::new(program)
+        .arg(dir.join(script))
+        .args([url, OFREP_KEY, phase])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sdk}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{sdk}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openfeature_sdks_read_flags_over_ofrep_and_see_a_change() {
+    if !sdks_present() {
+        return;
+    }
+    let dir = temp_dir("ofrep-sdks");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    std::fs::write(dir.join("ofrep-keys"), format!("{OFREP_KEY}\n")).unwrap();
+    let text = format!(
+        "{}{FLAGS}\n[ofrep]\nbind = \"127.0.0.1:0\"\nkeys_file = \"ofrep-keys\"\n",
+        config(&dir, &legacy, &modern, 0)
+    );
+    std::fs::write(dir.join("ficus.toml"), &text).unwrap();
+    let (child, _addr, logs) = start(&dir.join("ficus.toml"));
+    let ofrep = format!("http://{}", wait_for_addr(&logs, "OFREP listening"));
+    let admin = wait_for_addr(&logs, "admin API");
+
+    for sdk in ["python", "js"] {
+        let seen = sdk_run(sdk, &ofrep, "before");
+        assert_eq!(
+            seen["bool"],
+            serde_json::json!([true, "on", "TARGETING_MATCH", null]),
+            "{sdk}: {seen}"
+        );
+        assert_eq!(
+            seen["string"],
+            serde_json::json!(["light", "light", "STATIC"]),
+            "{sdk}: {seen}"
+        );
+        assert_eq!(
+            seen["integer"],
+            serde_json::json!([50, "large", "STATIC"]),
+            "{sdk}: {seen}"
+        );
+        assert_eq!(
+            seen["float"],
+            serde_json::json!([0.75, "high"]),
+            "{sdk}: {seen}"
+        );
+        assert_eq!(
+            seen["object"],
+            serde_json::json!([{"color": "green", "size": 3}, "spring"]),
+            "{sdk}: {seen}"
+        );
+        // A missing flag: the code default, with the error the SDK names.
+        assert_eq!(seen["missing"][0], true, "{sdk}: {seen}");
+        assert_eq!(seen["missing"][1], "ERROR", "{sdk}: {seen}");
+        assert!(
+            seen["missing"][2]
+                .as_str()
+                .unwrap()
+                .contains("FLAG_NOT_FOUND"),
+            "{sdk}: {seen}"
+        );
+        assert!(
+            seen["type_mismatch"][1]
+                .as_str()
+                .unwrap()
+                .contains("TYPE_MISMATCH"),
+            "{sdk}: {seen}"
+        );
+    }
+
+    // A change through the control plane reaches the next evaluation.
+    std::fs::write(
+        dir.join("ficus.toml"),
+        text.replace("default = \"light\"", "default = \"dark\""),
+    )
+    .unwrap();
+    let (code, _, err) = cli(&["apply", "-m", "dark by default"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    for sdk in ["python", "js"] {
+        let seen = sdk_run(sdk, &ofrep, "after");
+        assert_eq!(
+            seen["string"],
+            serde_json::json!(["dark", "dark", "STATIC"]),
+            "{sdk}: {seen}"
+        );
+    }
+    stop(child);
+}

@@ -1,0 +1,418 @@
+//! OFREP over real HTTP on 127.0.0.1, against a real control plane on a SQLite store: each
+//! kind of flag and reason, the bulk endpoint's ETag and 304, a config change reaching the
+//! next evaluation, and every refusal the spec gives (bad JSON, a bad context, too large,
+//! unknown flag, no key, a wrong key, over the rate), each changing nothing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ficus_control::ControlPlane;
+use ficus_ofrep::OfrepState;
+use ficus_proxy::Gateway;
+use ficus_store::Store;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+const KEY: &str = "eval-key-0123456789abcdef";
+
+fn config(flags_extra: &str) -> String {
+    format!(
+        r#"[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "http://127.0.0.1:9"
+[default]
+legacy = "legacy"
+[access_log]
+enabled = false
+
+[[flag]]
+key = "new-checkout"
+variants = {{ on = true, off = false }}
+default = "off"
+metadata = {{ owner = "payments" }}
+[[flag.rule]]
+when = [{{ attribute = "plan", in = ["pro", "team"] }}]
+variant = "on"
+[[flag.rule]]
+split = {{ on = 50, off = 50 }}
+
+[[flag]]
+key = "theme"
+variants = {{ light = "light", dark = "dark" }}
+default = "light"
+
+[[flag]]
+key = "page-size"
+variants = {{ small = 10, large = 50 }}
+default = "large"
+
+[[flag]]
+key = "banner"
+variants = {{ spring = {{ color = "green" }}, none = {{}} }}
+default = "spring"
+
+[[flag]]
+key = "old-thing"
+variants = {{ on = true, off = false }}
+default = "on"
+enabled = false
+{flags_extra}
+"#
+    )
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    control: Arc<ControlPlane>,
+    url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(ofrep: &str) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keys"),
+        format!("# evaluation keys\n{KEY}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ficus.toml"),
+        format!("{}\n[ofrep]\nbind = \"127.0.0.1:0\"\n{ofrep}\n", config("")),
+    )
+    .unwrap();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("state.db").display()
+    ))
+    .await
+    .unwrap();
+    let boot = ControlPlane::boot(&dir.path().join("ficus.toml"), store)
+        .await
+        .unwrap();
+    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
+    let control = ControlPlane::new(boot, Arc::new(gw));
+    let settings = control.snapshot().effective.ofrep.clone();
+    let state = OfrepState::new(control.clone(), settings).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ficus_ofrep::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    Env {
+        _dir: dir,
+        control,
+        url: format!("http://{addr}"),
+        _stop: tx,
+    }
+}
+
+/// POSTs `body` (raw bytes) to `path` with `headers`; status, headers, JSON (or Null).
+async fn post(
+    env: &Env,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> (u16, http::HeaderMap, Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = hyper::Request::post(format!("{}{path}", env.url))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn eval(env: &Env, key: &str, context: Value) -> (u16, Value) {
+    let body = json!({ "context": context }).to_string();
+    let (s, _, v) = post(
+        env,
+        &format!("/ofrep/v1/evaluate/flags/{key}"),
+        body.as_bytes(),
+        &[("authorization", &format!("Bearer {KEY}"))],
+    )
+    .await;
+    (s, v)
+}
+
+const KEYS: &str = "keys_file = \"keys\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_flag_and_reason() {
+    let env = start(KEYS).await;
+    let (s, v) = eval(
+        &env,
+        "new-checkout",
+        json!({"targetingKey": "u1", "plan": "pro"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"key": "new-checkout", "value": true, "variant": "on", "reason": "TARGETING_MATCH", "metadata": {"owner": "payments"}})
+    );
+    // The split: about half of the users, each always the same.
+    let mut on = 0;
+    for i in 0..200 {
+        let (s, v) = eval(
+            &env,
+            "new-checkout",
+            json!({"targetingKey": format!("user-{i}")}),
+        )
+        .await;
+        assert_eq!((s, &v["reason"]), (200, &json!("SPLIT")), "{v}");
+        let again = eval(
+            &env,
+            "new-checkout",
+            json!({"targetingKey": format!("user-{i}")}),
+        )
+        .await;
+        assert_eq!(again.1["variant"], v["variant"], "sticky");
+        on += usize::from(v["value"] == true);
+    }
+    assert!((70..=130).contains(&on), "{on} of 200 on");
+    // Without a targeting key the split cannot bucket.
+    let (s, v) = eval(&env, "new-checkout", json!({"plan": "free"})).await;
+    assert_eq!(
+        (s, &v["errorCode"]),
+        (400, &json!("TARGETING_KEY_MISSING")),
+        "{v}"
+    );
+    assert!(v.get("value").is_none(), "errors carry no value: {v}");
+    let (s, v) = eval(&env, "theme", json!({})).await;
+    assert_eq!(
+        (s, &v["value"], &v["reason"]),
+        (200, &json!("light"), &json!("STATIC"))
+    );
+    let (_, v) = eval(&env, "page-size", json!({})).await;
+    assert_eq!(v["value"], json!(50));
+    let (_, v) = eval(&env, "banner", json!({})).await;
+    assert_eq!(v["value"], json!({"color": "green"}));
+    let (s, v) = eval(&env, "old-thing", json!({})).await;
+    assert_eq!((s, &v["reason"]), (200, &json!("DISABLED")), "{v}");
+    assert!(
+        v.get("value").is_none(),
+        "the client's code default applies: {v}"
+    );
+    let (s, v) = eval(&env, "nope", json!({})).await;
+    assert_eq!(
+        (s, &v["key"], &v["errorCode"]),
+        (404, &json!("nope"), &json!("FLAG_NOT_FOUND"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_has_an_etag_answers_304_and_changes_with_the_config_or_the_context() {
+    let env = start(KEYS).await;
+    let auth = format!("Bearer {KEY}");
+    let body = json!({"context": {"targetingKey": "u1", "plan": "pro"}}).to_string();
+    let (s, h, v) = post(
+        &env,
+        "/ofrep/v1/evaluate/flags",
+        body.as_bytes(),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let keys: Vec<&str> = v["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["banner", "new-checkout", "old-thing", "page-size", "theme"]
+    );
+    let etag = h["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    // Unchanged: 304, no body.
+    let (s, h2, v2) = post(
+        &env,
+        "/ofrep/v1/evaluate/flags",
+        body.as_bytes(),
+        &[("authorization", &auth), ("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!((s, &v2), (304, &Value::Null));
+    assert_eq!(h2["etag"].to_str().unwrap(), etag);
+    // Another context: another ETag.
+    let other = json!({"context": {"targetingKey": "u2"}}).to_string();
+    let (_, h3, _) = post(
+        &env,
+        "/ofrep/v1/evaluate/flags",
+        other.as_bytes(),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_ne!(h3["etag"], h["etag"]);
+    // A config change reaches the next evaluation and changes the ETag.
+    let text = format!(
+        "{}\n[ofrep]\nbind = \"127.0.0.1:0\"\n{KEYS}\n",
+        config("").replace("default = \"light\"", "default = \"dark\"")
+    );
+    env.control
+        .apply_text(&text, "test", "dark by default", None)
+        .await
+        .unwrap();
+    let (s, h4, _) = post(
+        &env,
+        "/ofrep/v1/evaluate/flags",
+        body.as_bytes(),
+        &[("authorization", &auth), ("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(s, 200, "flags changed: no 304");
+    assert_ne!(h4["etag"].to_str().unwrap(), etag);
+    let (_, v) = eval(&env, "theme", json!({})).await;
+    assert_eq!(v["value"], "dark");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_specs_errors() {
+    let env = start(&format!(
+        "{KEYS}\nmax_body = \"1KiB\"\nmax_context_attributes = 5"
+    ))
+    .await;
+    let auth = format!("Bearer {KEY}");
+    let path = "/ofrep/v1/evaluate/flags/theme";
+    let (s, _, v) = post(&env, path, b"{not json", &[("authorization", &auth)]).await;
+    assert_eq!(
+        (s, &v["errorCode"], &v["key"]),
+        (400, &json!("PARSE_ERROR"), &json!("theme"))
+    );
+    let (s, _, v) = post(
+        &env,
+        path,
+        br#"{"context": [1, 2]}"#,
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(
+        (s, &v["errorCode"]),
+        (400, &json!("INVALID_CONTEXT")),
+        "{v}"
+    );
+    let (s, _, v) = post(
+        &env,
+        path,
+        br#"{"context": {"targetingKey": 7}}"#,
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(
+        (s, &v["errorCode"]),
+        (400, &json!("INVALID_CONTEXT")),
+        "{v}"
+    );
+    let many = json!({"context": {"a": 1, "b": 2, "c": 3, "d": {"e": 1, "f": 2}}}).to_string();
+    let (s, _, v) = post(&env, path, many.as_bytes(), &[("authorization", &auth)]).await;
+    assert_eq!(
+        (s, &v["errorCode"]),
+        (400, &json!("INVALID_CONTEXT")),
+        "{v}"
+    );
+    assert!(v["errorDetails"]
+        .as_str()
+        .unwrap()
+        .contains("max_context_attributes"));
+    let big = format!("{{\"context\": {{\"pad\": \"{}\"}}}}", "x".repeat(2000));
+    let (s, _, v) = post(&env, path, big.as_bytes(), &[("authorization", &auth)]).await;
+    assert_eq!(s, 413, "{v}");
+    assert!(v["errorDetails"].as_str().unwrap().contains("max_body"));
+    // Bulk: the failure has no key.
+    let (s, _, v) = post(
+        &env,
+        "/ofrep/v1/evaluate/flags",
+        b"[]",
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(
+        (s, &v["errorCode"]),
+        (400, &json!("INVALID_CONTEXT")),
+        "{v}"
+    );
+    assert!(v.get("key").is_none());
+    // Nothing changed: the flag evaluates as before.
+    let (s, v) = eval(&env, "theme", json!({})).await;
+    assert_eq!((s, &v["value"]), (200, &json!("light")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_required_and_checked_and_the_rate_is_bounded() {
+    let env = start(&format!("{KEYS}\nper_second = 1\nburst = 3")).await;
+    let path = "/ofrep/v1/evaluate/flags/theme";
+    let body = br#"{"context": {}}"#;
+    let (s, h, _) = post(&env, path, body, &[]).await;
+    assert_eq!(s, 401);
+    assert!(h.contains_key("www-authenticate"));
+    let (s, _, _) = post(
+        &env,
+        path,
+        body,
+        &[("authorization", "Bearer wrong-key-0123456789")],
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _, _) = post(&env, path, body, &[("x-api-key", KEY)]).await;
+    assert_eq!(s, 200, "X-API-Key works too");
+    // Burst 3: two more, then 429 with Retry-After.
+    for _ in 0..2 {
+        let (s, _, _) = post(&env, path, body, &[("x-api-key", KEY)]).await;
+        assert_eq!(s, 200);
+    }
+    let (s, h, _) = post(&env, path, body, &[("x-api-key", KEY)]).await;
+    assert_eq!(s, 429);
+    let after: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&after), "{after}");
+    // Unknown paths answer 404 in JSON.
+    let (s, _, v) = post(&env, "/ofrep/v2/whatever", body, &[]).await;
+    assert_eq!(s, 404, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_file_without_keys_or_with_short_ones_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("keys");
+    std::fs::write(&p, "# nothing\n\n").unwrap();
+    assert!(ficus_ofrep::load_keys(&p).unwrap_err().contains("no key"));
+    std::fs::write(&p, "short\n").unwrap();
+    assert!(ficus_ofrep::load_keys(&p)
+        .unwrap_err()
+        .contains("fewer than 16"));
+    std::fs::write(&p, format!("{KEY}\n  {KEY}2  \n")).unwrap();
+    assert_eq!(ficus_ofrep::load_keys(&p).unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_ofrep_section_waits_for_a_restart() {
+    let env = start(KEYS).await;
+    // The node's own file gets a new [ofrep] and is reloaded (SIGHUP): the listener's
+    // settings are node-local and bound at start, so they stay until the restart.
+    let text = format!(
+        "{}\n[ofrep]\nbind = \"127.0.0.1:0\"\n{KEYS}\nburst = 7\n",
+        config("")
+    );
+    std::fs::write(env._dir.path().join("ficus.toml"), text).unwrap();
+    env.control.reload_file("test").await.unwrap();
+    assert_eq!(
+        env.control.snapshot().effective.ofrep.burst,
+        ficus_config::defaults::OFREP_BURST
+    );
+}
