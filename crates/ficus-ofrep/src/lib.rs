@@ -19,9 +19,12 @@
 #![deny(rust_2018_idioms)]
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
@@ -34,6 +37,16 @@ use ficus_control::ControlPlane;
 use ficus_flags::{Context, ErrorCode, Flag, Resolution};
 use ficus_protect::{RateLimiter, RateSpec};
 use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// Event streams open at once per listener; more are refused with `503`.
+pub const MAX_STREAMS: usize = 10_000;
+/// How often the flags are compared with the running config's.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// A comment line keeps an idle event stream (and the proxies on its way) open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Where the event stream is served, relative to the OFREP base URL.
+pub const EVENTS_PATH: &str = "/ofrep/v1/events";
 
 /// The shortest evaluation key accepted in `keys_file`.
 pub const MIN_KEY_BYTES: usize = 16;
@@ -47,6 +60,26 @@ pub struct OfrepState {
     limiter: RateLimiter,
     /// The flags of the running config by key, rebuilt when the config changes.
     index: Mutex<Option<Arc<Index>>>,
+    /// The latest change of the flags, for the event streams.
+    changes: watch::Sender<Change>,
+    /// Set when the listener shuts down: event streams end.
+    closing: watch::Sender<bool>,
+    /// Event streams open now.
+    streams: AtomicUsize,
+    /// Evaluations by (flag, variant, reason), and refusals by kind, for `/metrics`.
+    evaluations: Mutex<HashMap<(String, String, &'static str), u64>>,
+    refusals: Mutex<HashMap<&'static str, u64>>,
+}
+
+/// A change of the flags the event streams announce.
+#[derive(Debug, Clone, Default)]
+struct Change {
+    /// 0 before any change; then 1, 2, ...
+    id: u64,
+    /// The flags' ETag (over the empty context).
+    etag: String,
+    /// Unix seconds of the change.
+    at: u64,
 }
 
 struct Index {
@@ -69,13 +102,50 @@ impl OfrepState {
             ..RateSpec::default()
         })
         .map_err(|e| format!("[ofrep] rate: {e}"))?;
-        Ok(Arc::new(OfrepState {
+        let (changes, _) = watch::channel(Change::default());
+        let (closing, _) = watch::channel(false);
+        let state = Arc::new(OfrepState {
             control,
             settings,
             keys,
             limiter,
             index: Mutex::new(None),
-        }))
+            changes,
+            closing,
+            streams: AtomicUsize::new(0),
+            evaluations: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
+        });
+        state
+            .control
+            .gateway()
+            .telemetry()
+            .set_extra("ofrep", metrics(Arc::downgrade(&state)));
+        tokio::spawn(watch_flags(Arc::downgrade(&state)));
+        Ok(state)
+    }
+
+    fn count(&self, r: &Resolution) {
+        // An error serves no variant (the SDK's default applies).
+        let variant = match r.error {
+            Some(_) => String::new(),
+            None => r.variant.clone().unwrap_or_default(),
+        };
+        *self
+            .evaluations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((r.key.clone(), variant, reason_str(r)))
+            .or_insert(0) += 1;
+    }
+
+    fn refused(&self, kind: &'static str) {
+        *self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_insert(0) += 1;
     }
 
     /// The flags of the config this node runs now, indexed by key.
@@ -149,6 +219,7 @@ pub fn router(state: Arc<OfrepState>) -> Router {
     Router::new()
         .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
         .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
+        .route(EVENTS_PATH, axum::routing::get(events))
         .fallback(not_found)
         .with_state(state)
 }
@@ -159,11 +230,16 @@ pub async fn serve(
     state: Arc<OfrepState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = state.closing.clone();
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Event streams never end on their own: end them, so the listener can.
+        let _ = closing.send(true);
+    })
     .await
 }
 
@@ -184,6 +260,7 @@ async fn evaluate_one(
         Some(flag) => ficus_flags::evaluate(flag, &ctx),
         None => Resolution::flag_not_found(&key),
     };
+    st.count(&resolution);
     let status = match resolution.error {
         Some((code, _)) => status(code.http_status()),
         None => StatusCode::OK,
@@ -213,13 +290,27 @@ async fn evaluate_all(
         .any(|t| t.trim() == etag || t.trim() == "*");
     let etag_header = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
     if unchanged {
+        st.refused("not_modified");
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
     }
     let evaluated: Vec<Value> = flags
         .iter()
-        .map(|f| ficus_flags::evaluate(f, &ctx).to_ofrep())
+        .map(|f| {
+            let r = ficus_flags::evaluate(f, &ctx);
+            st.count(&r);
+            r.to_ofrep()
+        })
         .collect();
-    let mut body = json!({ "flags": evaluated });
+    // Clients connect here and refetch when told the flags changed (OFREP ADR 0008); the
+    // origin is the one they reached OFREP at.
+    let mut body = json!({
+        "flags": evaluated,
+        "eventStreams": [{
+            "type": "sse",
+            "endpoint": { "requestUri": EVENTS_PATH },
+            "inactivityDelaySec": 120,
+        }],
+    });
     if !index.version.is_empty() {
         body["metadata"] = json!({ "version": index.version });
     }
@@ -292,7 +383,13 @@ async fn admit(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Context, Refused> {
-    let key = authenticate(st, headers)?;
+    let key = authenticate(st, headers).inspect_err(|r| {
+        st.refused(if r.status == StatusCode::UNAUTHORIZED {
+            "unauthorized"
+        } else {
+            "forbidden"
+        })
+    })?;
     let decision = match &key {
         Some(k) => st.limiter.check_bytes(k.as_bytes()),
         None => st.limiter.check_bytes(peer.ip().to_string().as_bytes()),
@@ -307,10 +404,12 @@ async fn admit(
             ),
         );
         r.retry_after = Some(decision.retry_after_secs().unwrap_or(1).max(1));
+        st.refused("rate_limited");
         return Err(r);
     }
     let max = usize::try_from(st.settings.max_body).unwrap_or(usize::MAX);
     let bytes = axum::body::to_bytes(body, max).await.map_err(|_| {
+        st.refused("too_large");
         Refused::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             Some(ErrorCode::InvalidContext),
@@ -321,6 +420,7 @@ async fn admit(
         )
     })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        st.refused("bad_request");
         Refused::new(
             StatusCode::BAD_REQUEST,
             Some(ErrorCode::ParseError),
@@ -329,6 +429,7 @@ async fn admit(
     })?;
     let attributes = count_attributes(value.get("context").unwrap_or(&Value::Null));
     if attributes > st.settings.max_context_attributes {
+        st.refused("bad_request");
         return Err(Refused::new(
             StatusCode::BAD_REQUEST,
             Some(ErrorCode::InvalidContext),
@@ -339,6 +440,7 @@ async fn admit(
         ));
     }
     Context::from_request_body(&value).map_err(|e| {
+        st.refused("bad_request");
         Refused::new(
             StatusCode::BAD_REQUEST,
             Some(ErrorCode::InvalidContext),
@@ -350,6 +452,16 @@ async fn admit(
 /// The key a request presents, checked against `keys_file` (`None` when the listener needs
 /// none).
 fn authenticate(st: &OfrepState, headers: &HeaderMap) -> Result<Option<String>, Refused> {
+    authenticate_with(st, headers, None)
+}
+
+/// As [`authenticate`], also taking the key from a `key` query parameter (an event stream
+/// opened by a browser's `EventSource`, which cannot send headers).
+fn authenticate_with(
+    st: &OfrepState,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> Result<Option<String>, Refused> {
     let Some(keys) = &st.keys else {
         return Ok(None);
     };
@@ -358,6 +470,7 @@ fn authenticate(st: &OfrepState, headers: &HeaderMap) -> Result<Option<String>, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or(query_key)
         .map(str::trim);
     let Some(presented) = presented.filter(|p| !p.is_empty()) else {
         return Err(Refused::new(
@@ -380,6 +493,188 @@ fn authenticate(st: &OfrepState, headers: &HeaderMap) -> Result<Option<String>, 
             "this evaluation key is not one of [ofrep] keys_file's",
         ))
     }
+}
+
+/// `GET /ofrep/v1/events`: a server-sent event stream (OFREP ADR 0008) that says
+/// `refetchEvaluation` whenever the flags change, with their ETag and the time; a comment
+/// line every 15 s keeps it open. At most [`MAX_STREAMS`] at once.
+async fn events(
+    State(st): State<Arc<OfrepState>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let query_key = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("key="))
+            .map(str::to_string)
+    });
+    if let Err(r) = authenticate_with(&st, &headers, query_key.as_deref()) {
+        st.refused(if r.status == StatusCode::UNAUTHORIZED {
+            "unauthorized"
+        } else {
+            "forbidden"
+        });
+        return r.bulk();
+    }
+    if st.streams.fetch_add(1, Ordering::Relaxed) >= MAX_STREAMS {
+        st.streams.fetch_sub(1, Ordering::Relaxed);
+        return Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            format!("{MAX_STREAMS} event streams are open; poll the bulk endpoint instead"),
+        )
+        .bulk();
+    }
+    let open = Open(st.clone());
+    let mut changes = st.changes.subscribe();
+    changes.mark_unchanged();
+    let mut closing = st.closing.subscribe();
+    let first = Some(bytes::Bytes::from_static(
+        b": ficus OFREP events: refetch when told\nretry: 1000\n\n",
+    ));
+    let stream = futures_util::stream::unfold(
+        (first, changes, closing.clone(), open),
+        move |(first, mut changes, mut closing, open)| async move {
+            if let Some(b) = first {
+                return Some((Ok::<_, Infallible>(b), (None, changes, closing, open)));
+            }
+            if *closing.borrow() {
+                return None;
+            }
+            let frame = tokio::select! {
+                r = changes.changed() => {
+                    r.ok()?;
+                    let c = changes.borrow_and_update().clone();
+                    bytes::Bytes::from(event_frame(&c))
+                }
+                _ = closing.changed() => return None,
+                _ = tokio::time::sleep(HEARTBEAT) => bytes::Bytes::from_static(b": keep-alive\n\n"),
+            };
+            Some((Ok(frame), (None, changes, closing, open)))
+        },
+    );
+    let _ = closing.borrow_and_update();
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Counts an open event stream until it is dropped.
+struct Open(Arc<OfrepState>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn event_frame(c: &Change) -> String {
+    let data = json!({ "type": "refetchEvaluation", "etag": c.etag, "lastModified": c.at });
+    format!("id: {}\nevent: message\ndata: {data}\n\n", c.id)
+}
+
+/// Compares the flags with the running config's every [`WATCH_EVERY`] and announces a
+/// change to the event streams; ends with the state.
+async fn watch_flags(state: Weak<OfrepState>) {
+    let mut last: Option<Arc<ficus_config::Config>> = None;
+    loop {
+        let Some(st) = state.upgrade() else { return };
+        let snap = st.control.snapshot();
+        let changed = match &last {
+            None => false,
+            Some(l) if Arc::ptr_eq(l, &snap.effective) => false,
+            Some(l) => l.flags != snap.effective.flags,
+        };
+        if changed || last.is_none() {
+            let flags: Vec<&Flag> = snap.effective.flags.iter().collect();
+            let version = snap.version.map_or_else(String::new, |v| v.to_string());
+            let etag = ficus_flags::etag(&flags, &Context::default(), &version);
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            st.changes.send_modify(|c| {
+                if changed {
+                    c.id += 1;
+                    c.at = at;
+                }
+                c.etag = etag;
+            });
+        }
+        last = Some(snap.effective.clone());
+        drop(st);
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+}
+
+fn reason_str(r: &Resolution) -> &'static str {
+    match r.reason {
+        ficus_flags::Reason::Static => "STATIC",
+        ficus_flags::Reason::TargetingMatch => "TARGETING_MATCH",
+        ficus_flags::Reason::Split => "SPLIT",
+        ficus_flags::Reason::Disabled => "DISABLED",
+        ficus_flags::Reason::Default => "DEFAULT",
+        ficus_flags::Reason::Error => "ERROR",
+    }
+}
+
+/// `ficus_flag_evaluations_total{flag,variant,reason}`, `ficus_ofrep_refused_total{why}` and
+/// `ficus_ofrep_event_streams` for `/metrics`.
+fn metrics(state: Weak<OfrepState>) -> ficus_telemetry::ExtraMetrics {
+    Box::new(move || {
+        let Some(st) = state.upgrade() else {
+            return Vec::new();
+        };
+        let mut evaluations: Vec<_> = st
+            .evaluations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((f, v, r), n)| {
+                (
+                    vec![
+                        ("flag", f.clone()),
+                        ("variant", v.clone()),
+                        ("reason", r.to_string()),
+                    ],
+                    *n,
+                )
+            })
+            .collect();
+        evaluations.sort();
+        let mut refused: Vec<_> = st
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, n)| (vec![("why", k.to_string())], *n))
+            .collect();
+        refused.sort();
+        vec![
+            ficus_telemetry::Family {
+                name: "ficus_flag_evaluations",
+                help: "Flag evaluations this node answered over OFREP, by flag, variant (empty without one) and reason.",
+                gauge: false,
+                samples: evaluations,
+            },
+            ficus_telemetry::Family {
+                name: "ficus_ofrep_refused",
+                help: "OFREP requests answered before any evaluation: unauthorized, forbidden, rate_limited, too_large, bad_request, and not_modified (a bulk request whose ETag matched).",
+                gauge: false,
+                samples: refused,
+            },
+            ficus_telemetry::Family {
+                name: "ficus_ofrep_event_streams",
+                help: "OFREP event streams open now.",
+                gauge: true,
+                samples: vec![(Vec::new(), st.streams.load(Ordering::Relaxed) as u64)],
+            },
+        ]
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

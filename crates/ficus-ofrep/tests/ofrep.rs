@@ -416,3 +416,108 @@ async fn a_changed_ofrep_section_waits_for_a_restart() {
         ficus_config::defaults::OFREP_BURST
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_says_refetch_within_a_second_of_a_change() {
+    let env = start(KEYS).await;
+    // The bulk answer points at the stream.
+    let auth = format!("Bearer {KEY}");
+    let (_, _, v) = post(
+        &env,
+        "/ofrep/v1/evaluate/flags",
+        br#"{"context": {}}"#,
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(
+        v["eventStreams"],
+        json!([{"type": "sse", "endpoint": {"requestUri": "/ofrep/v1/events"}, "inactivityDelaySec": 120}])
+    );
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    // Without a key: refused; with one (header or query): a stream.
+    let resp = client
+        .request(
+            hyper::Request::get(format!("{}/ofrep/v1/events", env.url))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client
+        .request(
+            hyper::Request::get(format!("{}/ofrep/v1/events?key={KEY}", env.url))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with(": ficus OFREP events"));
+    // A change of a flag: the stream says so within a second.
+    let text = format!(
+        "{}\n[ofrep]\nbind = \"127.0.0.1:0\"\n{KEYS}\n",
+        config("").replace("default = \"light\"", "default = \"dark\"")
+    );
+    let applied = std::time::Instant::now();
+    env.control
+        .apply_text(&text, "test", "dark by default", None)
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        loop {
+            let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            let s = String::from_utf8_lossy(&f).into_owned();
+            if s.contains("refetchEvaluation") {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("a refetchEvaluation event within a second");
+    let took = applied.elapsed();
+    assert!(
+        frame.starts_with("id: 1\nevent: message\ndata: "),
+        "{frame}"
+    );
+    let data: Value = serde_json::from_str(
+        frame
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(data["type"], "refetchEvaluation");
+    assert!(data["etag"].as_str().unwrap().starts_with('"'));
+    assert!(data["lastModified"].as_u64().unwrap() > 1_700_000_000);
+    println!("change to event: {took:?}");
+    // A change that leaves the flags alone says nothing.
+    let same = format!("{text}\n# a comment\n");
+    env.control
+        .apply_text(
+            &same.replace("[access_log]", "[access_log]\n"),
+            "test",
+            "no flag change",
+            None,
+        )
+        .await
+        .ok();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(400), body.frame()).await;
+    assert!(quiet.is_err(), "no event without a flag change");
+    // /metrics counts evaluations by flag, variant and reason, and the open stream.
+    let text = env.control.gateway().telemetry().prometheus();
+    assert!(
+        text.contains(
+            "ficus_flag_evaluations_total{flag=\"theme\",variant=\"light\",reason=\"STATIC\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ficus_ofrep_event_streams{} 1"), "{text}");
+    assert!(
+        text.contains("ficus_ofrep_refused_total{why=\"unauthorized\"} 1"),
+        "{text}"
+    );
+}
