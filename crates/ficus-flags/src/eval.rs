@@ -443,8 +443,30 @@ const ETAG_VERSION: &str = "ficus-flags etag v1";
 /// who could only make their own cache stale). Contexts that differ only in spelling
 /// (`1` vs `1.0`) get different tags; that only costs a re-evaluation.
 ///
-/// Cost: linear in the size of the flags; cache it per (revision, context) if that matters.
+/// Cost: linear in the size of the flags; [`etag_prefix`] computes that part once.
 pub fn etag(flags: &[&Flag], ctx: &Context, config_revision: &str) -> String {
+    etag_prefix(flags, config_revision).etag(ctx)
+}
+
+/// The part of [`etag`] that depends on the flags and the revision only: compute it once
+/// per configuration, then [`EtagPrefix::etag`] per request costs only the context's
+/// bytes. The tags are exactly [`etag`]'s.
+#[derive(Debug, Clone, Copy)]
+pub struct EtagPrefix(Fnv128);
+
+impl EtagPrefix {
+    /// The ETag of these flags for `ctx`.
+    pub fn etag(&self, ctx: &Context) -> String {
+        let mut h = self.0;
+        let mut ctx_bytes = Vec::new();
+        write_canonical(&ctx.to_json(), &mut ctx_bytes);
+        h.write_framed(&ctx_bytes);
+        format!("\"{:032x}\"", h.finish())
+    }
+}
+
+/// See [`EtagPrefix`].
+pub fn etag_prefix(flags: &[&Flag], config_revision: &str) -> EtagPrefix {
     let mut encoded: Vec<(&str, Vec<u8>)> = flags
         .iter()
         .map(|f| {
@@ -468,10 +490,7 @@ pub fn etag(flags: &[&Flag], ctx: &Context, config_revision: &str) -> String {
     for (_, bytes) in &encoded {
         h.write_framed(bytes);
     }
-    let mut ctx_bytes = Vec::new();
-    write_canonical(&ctx.to_json(), &mut ctx_bytes);
-    h.write_framed(&ctx_bytes);
-    format!("\"{:032x}\"", h.finish())
+    EtagPrefix(h)
 }
 
 /// Canonical JSON (see [`etag`]).

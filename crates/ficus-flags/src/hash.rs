@@ -47,7 +47,7 @@ pub(crate) const FNV128_PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
 
 /// Streaming FNV-1a 128-bit (IETF draft-eastlake-fnv): for each byte, `h ^= byte` then
 /// `h *= prime` modulo 2^128.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Fnv128(u128);
 
 impl Fnv128 {

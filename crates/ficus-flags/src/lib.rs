@@ -44,8 +44,8 @@ pub mod semver;
 
 pub use context::{Context, ContextError, TARGETING_KEY};
 pub use eval::{
-    bucket_index, etag, evaluate, flagd_bucket, fnv1a_128, murmur3_x86_32, ErrorCode, Reason,
-    Resolution,
+    bucket_index, etag, etag_prefix, evaluate, flagd_bucket, fnv1a_128, murmur3_x86_32, ErrorCode,
+    EtagPrefix, Reason, Resolution,
 };
 pub use model::{
     validate, BucketHash, Condition, Flag, FlagError, NumOp, Op, Outcome, Rule, Value, ValueError,

@@ -87,6 +87,10 @@ struct Index {
     config: Arc<ficus_config::Config>,
     version: String,
     by_key: HashMap<String, usize>,
+    /// The flags' part of every bulk ETag, hashed once per config.
+    etag: ficus_flags::EtagPrefix,
+    /// Indexes of the flags, by key.
+    sorted: Vec<usize>,
 }
 
 impl OfrepState {
@@ -165,10 +169,22 @@ impl OfrepState {
             .enumerate()
             .map(|(i, f)| (f.key.clone(), i))
             .collect();
+        let version = snap.version.map_or_else(String::new, |v| v.to_string());
+        let mut flags: Vec<&Flag> = snap.effective.flags.iter().collect();
+        flags.sort_by(|a, b| a.key.cmp(&b.key));
+        let etag = ficus_flags::etag_prefix(&flags, &version);
+        let mut sorted: Vec<usize> = (0..snap.effective.flags.len()).collect();
+        sorted.sort_by(|a, b| {
+            snap.effective.flags[*a]
+                .key
+                .cmp(&snap.effective.flags[*b].key)
+        });
         let index = Arc::new(Index {
             config: snap.effective.clone(),
-            version: snap.version.map_or_else(String::new, |v| v.to_string()),
+            version,
             by_key,
+            etag,
+            sorted,
         });
         *slot = Some(index.clone());
         index
@@ -182,9 +198,7 @@ impl Index {
 
     /// Every flag, by key.
     fn all(&self) -> Vec<&Flag> {
-        let mut v: Vec<&Flag> = self.config.flags.iter().collect();
-        v.sort_by(|a, b| a.key.cmp(&b.key));
-        v
+        self.sorted.iter().map(|i| &self.config.flags[*i]).collect()
     }
 }
 
@@ -281,7 +295,7 @@ async fn evaluate_all(
     };
     let index = st.flags();
     let flags = index.all();
-    let etag = ficus_flags::etag(&flags, &ctx, &index.version);
+    let etag = index.etag.etag(&ctx);
     let unchanged = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
