@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 mod diff;
+pub mod flags;
 pub mod fleet;
 pub mod openapi;
 pub mod slo;
@@ -183,6 +184,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/slo", get(slo::list))
         .route("/slo/{route}", get(slo::route))
         .route("/slo-rules", get(slo::rules))
+        .route("/flags", get(flags::list))
+        .route("/flags/{key}", get(flags::show))
         .route("/fleet", get(fleet::fleet))
         .route("/rollouts/{route}/{command}", post(api::rollout_command));
     Router::new()

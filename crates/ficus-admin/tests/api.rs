@@ -56,6 +56,11 @@ target = "sqlite://modern.db"
 source_table = "orders"
 target_table = "orders_v2"
 key = ["id"]
+
+[[flag]]
+key = "new-checkout"
+variants = {{ on = true, off = false }}
+default = "off"
 "#
     )
 }
@@ -143,6 +148,7 @@ async fn the_openapi_document_matches_the_router() {
             .replace("{job}", "orders-table")
             .replace("{route}", "orders")
             .replace("{command}", "pause")
+            .replace("{key}", "new-checkout")
             // Not a sample id: answered 400, which still proves the route exists.
             .replace("{id}", "none");
         let body = (ep.method == "post").then(|| json!({}));

@@ -1185,6 +1185,78 @@ pub fn slo(t: Target, route: Option<String>) -> ExitCode {
     })
 }
 
+/// `ficus flag list` / `ficus flag show KEY`
+pub fn flags(t: Target, key: Option<String>) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let Some(key) = key else {
+            let v = c.call("GET", "/api/v1/flags", None).await?;
+            if t.json {
+                print_json(&v);
+                return Ok(());
+            }
+            let all = v.as_array().cloned().unwrap_or_default();
+            if all.is_empty() {
+                println!("no flag: add [[flag]] to the config (see docs/flags.md)");
+                return Ok(());
+            }
+            let mut rows = vec![["FLAG", "KIND", "STATE", "DEFAULT", "VARIANTS", "RULES"]
+                .map(String::from)
+                .to_vec()];
+            for f in &all {
+                rows.push(vec![
+                    f["key"].as_str().unwrap_or("").to_string(),
+                    f["kind"].as_str().unwrap_or("").to_string(),
+                    if f["enabled"] == true {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                    .to_string(),
+                    f["default"].as_str().unwrap_or("").to_string(),
+                    f["variants"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    f["rules"].as_u64().unwrap_or(0).to_string(),
+                ]);
+            }
+            print!("{}", table(rows));
+            return Ok(());
+        };
+        let v = c
+            .call("GET", &format!("/api/v1/flags/{}", encode(&key)), None)
+            .await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        println!(
+            "{} ({}), default {}",
+            v["key"].as_str().unwrap_or(""),
+            if v["enabled"] == true {
+                "enabled"
+            } else {
+                "disabled: SDKs use their code default"
+            },
+            v["defaultVariant"]
+                .as_str()
+                .or(v["default_variant"].as_str())
+                .unwrap_or("")
+        );
+        for (name, value) in v["variants"].as_object().into_iter().flatten() {
+            println!("  variant {name} = {value}");
+        }
+        for (i, r) in v["rules"].as_array().into_iter().flatten().enumerate() {
+            println!("  rule {}: {}", i + 1, r);
+        }
+        Ok(())
+    })
+}
+
 fn slo_row(s: &Value) -> [String; 10] {
     let spec = &s["spec"];
     let e = &s["evaluation"];

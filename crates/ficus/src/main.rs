@@ -167,6 +167,15 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Feature flags of the running config (served over OFREP): `ficus flag list`, `ficus
+    /// flag show KEY`.
+    Flag {
+        /// list | show KEY
+        #[arg(value_name = "ARGS")]
+        args: Vec<String>,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// Empty a route's response cache, or one path's entries.
     Purge {
         route: String,
@@ -262,6 +271,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
             (_, Some(route), Some(m)) => client::rollout_command(target, &route, &command, m),
+        },
+        Command::Flag { args, target } => match args.as_slice() {
+            [] => client::flags(target, None),
+            [l] if l == "list" => client::flags(target, None),
+            [s, key] if s == "show" => client::flags(target, Some(key.clone())),
+            _ => {
+                eprintln!("ficus flag: list, or show KEY");
+                ExitCode::from(2)
+            }
         },
         Command::Slo { args, target } => match args.as_slice() {
             [] => client::slo(target, None),

@@ -1231,6 +1231,34 @@ async fn openfeature_sdks_read_flags_over_ofrep_and_see_a_change() {
     let ofrep = format!("http://{}", wait_for_addr(&logs, "OFREP listening"));
     let admin = wait_for_addr(&logs, "admin API");
 
+    // The CLI lists the flags the SDKs read.
+    let (code, out, err) = cli(&["flag", "list"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    let theme = out
+        .lines()
+        .find(|l| l.starts_with("theme"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        theme.contains("string") && theme.contains("enabled") && theme.contains("dark, light"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&["flag", "show", "new-checkout"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("new-checkout (enabled), default off"),
+        "{out}"
+    );
+    assert!(
+        out.contains("variant on = true") && out.contains("rule 1: "),
+        "{out}"
+    );
+    let (code, _, err) = cli(&["flag", "show", "nope"], &admin, &dir);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("404") && err.contains("no flag with key \"nope\""),
+        "{err}"
+    );
+
     for sdk in ["python", "js"] {
         let seen = sdk_run(sdk, &ofrep, "before");
         assert_eq!(
