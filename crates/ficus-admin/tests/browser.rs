@@ -337,6 +337,17 @@ fn route_stage(control: &ControlPlane, name: &str) -> (Stage, f64) {
     (r.stage, r.weight.percent())
 }
 
+/// Headless Chromium with one page at the width the dashboard is designed for.
+async fn open_page(chromium: &std::path::Path) -> (Browser, cdp::Page) {
+    let browser = Browser::launch(chromium).await.unwrap();
+    let mut page = match browser.page().await {
+        Ok(p) => p,
+        Err(err) => panic!("{err}\n{}", browser.log()),
+    };
+    page.viewport(WIDTH, 900).await.unwrap();
+    (browser, page)
+}
+
 fn screenshot_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("ficus-dashboard-{name}.png"))
 }
@@ -367,12 +378,7 @@ async fn the_dashboard_shows_the_map_draws_charts_and_rolls_back_with_the_token(
     assert!(p["rate_limit"]["limited"].as_u64() >= Some(1), "{p}");
     assert!(p["cache"]["hits"].as_u64() >= Some(1), "{p}");
 
-    let browser = Browser::launch(&chromium).await.unwrap();
-    let mut page = match browser.page().await {
-        Ok(p) => p,
-        Err(err) => panic!("{err}\n{}", browser.log()),
-    };
-    page.viewport(WIDTH, 900).await.unwrap();
+    let (browser, mut page) = open_page(&chromium).await;
 
     // The map: every route in match order, with live numbers.
     page.navigate(&format!("{}/", e.admin)).await.unwrap();
@@ -1224,12 +1230,7 @@ async fn a_field_judged_on_its_routes_pooled_noise_shows_that_noise() {
     assert_eq!(field["noise_scope"], "route", "{field}");
     assert!(field["noise_compared"].as_u64() > Some(0), "{field}");
 
-    let browser = Browser::launch(&chromium).await.unwrap();
-    let mut page = match browser.page().await {
-        Ok(p) => p,
-        Err(err) => panic!("{err}\n{}", browser.log()),
-    };
-    page.viewport(WIDTH, 900).await.unwrap();
+    let (_browser, mut page) = open_page(&chromium).await;
     // The pooled noise of the field, as the API (and so `ficus diffs`) gives it.
     page.navigate(&format!("{}/#/routes/prices", e.admin))
         .await
@@ -1291,12 +1292,7 @@ async fn changes_in_the_same_second_are_one_chart_marker() {
         assert_eq!(status, 200, "{v}");
     }
 
-    let browser = Browser::launch(&chromium).await.unwrap();
-    let mut page = match browser.page().await {
-        Ok(p) => p,
-        Err(err) => panic!("{err}\n{}", browser.log()),
-    };
-    page.viewport(WIDTH, 900).await.unwrap();
+    let (_browser, mut page) = open_page(&chromium).await;
     page.navigate(&format!("{}/#/routes/orders", e.admin))
         .await
         .unwrap();
@@ -1365,12 +1361,7 @@ async fn the_slo_pages_show_the_budget_the_burn_rates_and_the_alerts() {
     let gone_in = (left * 30.0 * 86_400.0 / burn).round() as u64;
     let gone_in = format!("{} d {} h", gone_in / 86_400, gone_in % 86_400 / 3600);
 
-    let browser = Browser::launch(&chromium).await.unwrap();
-    let mut page = match browser.page().await {
-        Ok(p) => p,
-        Err(err) => panic!("{err}\n{}", browser.log()),
-    };
-    page.viewport(WIDTH, 900).await.unwrap();
+    let (_browser, mut page) = open_page(&chromium).await;
     page.navigate(&format!("{}/#/slo", e.admin)).await.unwrap();
     let row = page
         .wait_for(
