@@ -841,6 +841,21 @@ pub struct Route {
     pub rollout: Option<RolloutPolicy>,
     /// `[[route.slo]]`: the route's SLOs (empty: `[[slo.default]]` applies).
     pub slos: Vec<SloDef>,
+    /// `flag = { key, modern, context }`: on the canary stage, modern answers the requests
+    /// for which this flag evaluates to the `modern` variant (instead of the weight).
+    pub flag: Option<RouteFlag>,
+}
+
+/// A route's canary split following a feature flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteFlag {
+    /// The `[[flag]]` key.
+    pub key: String,
+    /// The variant that sends a request to modern.
+    pub modern: String,
+    /// Request headers put into the evaluation context, under their (lower-case) names;
+    /// the targeting key is the route's sticky key.
+    pub context: Vec<http::HeaderName>,
 }
 
 /// `[[webhook]]`: events whose kind starts with one of `events` are POSTed to `url` as JSON.

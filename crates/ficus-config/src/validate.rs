@@ -137,6 +137,7 @@ const ROUTE_KEYS: &[&str] = &[
     "cache",
     "rollout",
     "slo",
+    "flag",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -218,6 +219,7 @@ pub(crate) fn parse(
         omitted: 0,
         base_dir,
         scope,
+        route_flag_refs: Vec::new(),
     };
     let config = match DeTable::parse(text) {
         Ok(doc) => v.document(doc.get_ref(), doc.span()),
@@ -397,6 +399,8 @@ struct Validator<'s, 'b> {
     omitted: usize,
     base_dir: &'b Path,
     scope: Scope,
+    /// Routes' flags (key, modern variant, span, route), checked once every flag is read.
+    route_flag_refs: Vec<(String, String, Span, String)>,
 }
 
 impl<'s> Validator<'s, '_> {
@@ -855,6 +859,7 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.flags(e),
             None => Vec::new(),
         };
+        self.check_route_flags(&flags);
         let ofrep = match find("ofrep") {
             Some(e) => self.ofrep(e),
             None => Ofrep::default(),
@@ -2052,6 +2057,7 @@ impl<'s> Validator<'s, '_> {
             None => None,
         };
         let slos = self.route_slos(sec);
+        let flag = self.route_flag(sec);
         let rate_limit = match self.table(sec, "rate_limit") {
             Some((t, span)) => {
                 let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
@@ -2095,6 +2101,7 @@ impl<'s> Validator<'s, '_> {
             cache,
             rollout,
             slos,
+            flag,
         }
     }
 

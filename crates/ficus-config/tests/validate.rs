@@ -159,6 +159,7 @@ fn route(name: &str, legacy: &str) -> Route {
         cache: None,
         rollout: None,
         slos: Vec::new(),
+        flag: None,
     }
 }
 
@@ -415,6 +416,7 @@ fn minimal_config_gets_every_default() {
             cache: None,
             rollout: None,
             slos: Vec::new(),
+            flag: None,
         },
         access_log: AccessLog {
             enabled: true,

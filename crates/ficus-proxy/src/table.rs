@@ -53,6 +53,41 @@ pub struct CompiledRoute {
     /// The path pattern it matches, as trace spans name it (`http.route`): `/orders/{id}`,
     /// `/orders/*` for a prefix; `None` for a route that matches any path.
     pub http_route: Option<Arc<str>>,
+    /// On the canary stage, the flag whose evaluation picks the side (instead of the weight).
+    pub flag: Option<Arc<FlagSplit>>,
+}
+
+/// A route's canary split by a feature flag: the flag as the running config defines it
+/// (the same one OFREP serves, so a user gets the same answer from both), the variant that
+/// means modern, and the headers that go into the evaluation context.
+#[derive(Debug)]
+pub struct FlagSplit {
+    pub flag: ficus_flags::Flag,
+    pub modern: String,
+    pub context: Vec<http::HeaderName>,
+}
+
+impl FlagSplit {
+    /// Modern or legacy for one request: the targeting key is the route's sticky key; each
+    /// context header present becomes an attribute of its name.
+    fn side(&self, key: Option<&[u8]>, headers: &HeaderMap) -> Side {
+        let mut ctx = ficus_flags::Context {
+            targeting_key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            ..ficus_flags::Context::default()
+        };
+        for h in &self.context {
+            if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
+                ctx.attrs
+                    .insert(h.as_str().to_string(), serde_json::Value::from(v));
+            }
+        }
+        let r = ficus_flags::evaluate(&self.flag, &ctx);
+        if r.error.is_none() && r.variant.as_deref() == Some(self.modern.as_str()) {
+            Side::Modern
+        } else {
+            Side::Legacy
+        }
+    }
 }
 
 /// A route's response cache. Keys carry the side, so a canary never crosses its answers.
@@ -175,6 +210,9 @@ impl CompiledRoute {
         if self.modern.is_none() {
             return Side::Legacy;
         }
+        if let (Stage::Canary, Some(f)) = (self.stage, &self.flag) {
+            return f.side(sticky_key(&self.sticky, headers, query, client_ip), headers);
+        }
         split::choose(self.stage, self.weight, || {
             match sticky_key(&self.sticky, headers, query, client_ip) {
                 Some(key) => split::bucket(&self.name, key),
@@ -238,6 +276,7 @@ fn compile_route(
         cache: None,
         index: 0,
         http_route: http_route(&r.matcher.path),
+        flag: None,
     }
 }
 
@@ -395,6 +434,14 @@ impl RouteTable {
             route.cache = cache;
             route.index = routes.len();
             route.body_timeout = config.gateway.client_body_timeout;
+            route.flag = r.flag.as_ref().and_then(|rf| {
+                let flag = config.flags.iter().find(|f| f.key == rf.key)?;
+                Some(Arc::new(FlagSplit {
+                    flag: flag.clone(),
+                    modern: rf.modern.clone(),
+                    context: rf.context.clone(),
+                }))
+            });
             routes.push(route);
         }
         Ok(RouteTable {

@@ -10,7 +10,7 @@ use ficus_flags::{BucketHash, Condition, Flag, NumOp, Op, Outcome, Rule, SemVer,
 use toml::de::{DeTable, DeValue};
 
 use super::{int_value, Section, Validator};
-use crate::model::{defaults, Ofrep};
+use crate::model::{defaults, Ofrep, RouteFlag};
 use crate::raw::{clip, describe, Entry};
 
 const FLAG_KEYS: &[&str] = &["key", "variants", "default", "enabled", "metadata", "rule"];
@@ -491,6 +491,86 @@ impl Validator<'_, '_> {
                 _ => bad(self, "true or false"),
             },
             _ => None,
+        }
+    }
+
+    /// A route's `flag = { key = "...", modern = "on", context = ["x-plan"] }`. Whether the
+    /// flag and its variant exist is checked once every flag is read
+    /// ([`Self::check_route_flags`]).
+    pub(super) fn route_flag(&mut self, sec: &Section<'_, '_>) -> Option<RouteFlag> {
+        let (table, span) = self.table(sec, "flag")?;
+        let fsec = Section::new(sec.ctx.clone(), "flag.", span.clone(), table);
+        self.unknown_keys(&fsec, &["key", "modern", "context"], &[], "a route's flag");
+        if !sec.has("modern") {
+            self.error(
+                &span,
+                format!("{}: flag needs a modern upstream", sec.ctx),
+                Some(
+                    "the flag decides who of legacy and modern answers; add modern = \"...\""
+                        .into(),
+                ),
+            );
+        }
+        if sec.has("rollout") {
+            self.error(
+                &span,
+                format!("{}: a route follows a flag or a rollout, not both", sec.ctx),
+                Some("a rollout moves the weight; with a flag the weight is not used".into()),
+            );
+        }
+        let key = self.string(&fsec, "key").map(|(k, _)| k.to_string());
+        let modern = self
+            .string(&fsec, "modern")
+            .map_or_else(|| "on".to_string(), |(m, _)| m.to_string());
+        let mut context = Vec::new();
+        if let Some((items, _)) = self.strings(&fsec, "context") {
+            for (h, hspan) in items {
+                match http::HeaderName::from_bytes(h.as_bytes()) {
+                    Ok(n) => context.push(n),
+                    Err(_) => self.error(
+                        &hspan,
+                        format!("{}: flag.context {:?} is not a header name", sec.ctx, clip(h)),
+                        Some("request headers whose values go into the evaluation context, e.g. context = [\"x-plan\"]".into()),
+                    ),
+                }
+            }
+        }
+        let Some(key) = key else {
+            self.error(
+                &span,
+                format!("{}: flag has no key", sec.ctx),
+                Some("flag = { key = \"new-checkout\", modern = \"on\" }".into()),
+            );
+            return None;
+        };
+        self.route_flag_refs
+            .push((key.clone(), modern.clone(), span, sec.ctx.clone()));
+        Some(RouteFlag {
+            key,
+            modern,
+            context,
+        })
+    }
+
+    /// Every route's flag names a `[[flag]]` that has its `modern` variant.
+    pub(super) fn check_route_flags(&mut self, flags: &[Flag]) {
+        for (key, modern, span, ctx) in std::mem::take(&mut self.route_flag_refs) {
+            match flags.iter().find(|f| f.key == key) {
+                None => self.error(
+                    &span,
+                    format!("{ctx}: flag {:?} is not a [[flag]]", clip(&key)),
+                    Some("add the [[flag]], or name one the config has".into()),
+                ),
+                Some(f) if !f.variants.contains_key(&modern) => {
+                    let names: Vec<&str> = f.variants.keys().map(String::as_str).collect();
+                    self.error(
+                        &span,
+                        format!("{ctx}: flag {key:?} has no variant {:?}", clip(&modern)),
+                        Some(format!("its variants are: {}", names.join(", "))),
+                    );
+                }
+                Some(_) => {}
+            }
         }
     }
 
