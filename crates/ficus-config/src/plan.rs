@@ -188,6 +188,12 @@ fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
     if old.rollout != new.rollout {
         what.push("rollout".to_string());
     }
+    if old.slos != new.slos {
+        what.push("slo".to_string());
+    }
+    if old.flag != new.flag {
+        what.push("flag".to_string());
+    }
     if !what.is_empty() {
         out.push(RouteChange::Settings {
             route: new.name.clone(),
@@ -325,6 +331,26 @@ legacy = "legacy"
         assert!(removed.contains(&RouteChange::Removed {
             route: "search".into()
         }));
+    }
+
+    #[test]
+    fn a_routes_slos_and_flag_are_settings_a_plan_shows() {
+        let old = cfg(&format!(
+            "{BASE}[[flag]]\nkey = \"f\"\nvariants = {{ on = true, off = false }}\ndefault = \"off\"\n"
+        ));
+        let new = cfg(&format!(
+            "{BASE}[[flag]]\nkey = \"f\"\nvariants = {{ on = true, off = false }}\ndefault = \"off\"\n"
+        )
+        .replace(
+            "weight = 10\n",
+            "weight = 10\nflag = { key = \"f\" }\n[[route.slo]]\nname = \"a\"\nobjective = 99\n",
+        ));
+        let lines: Vec<String> = plan(&old, &new).iter().map(RouteChange::describe).collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("slo") && lines[0].contains("flag"),
+            "{lines:?}"
+        );
     }
 
     #[test]
