@@ -214,11 +214,15 @@ pub async fn handle_parts(
     )
     .await;
 
-    if let Some(stats) = &route.stats {
-        // The route's SLI: each client request once, as the client saw it.
-        stats
-            .sli(SliScope::Route)
-            .record(worker(), resp.status().as_u16(), started.elapsed());
+    if let Some(sli) = route
+        .stats
+        .as_deref()
+        .map(|s| s.sli(SliScope::Route))
+        .filter(|sli| sli.enabled())
+    {
+        // The route's SLI: each client request once, as the client saw it (the clock is
+        // read only while an SLO covers the route).
+        sli.record(worker(), resp.status().as_u16(), started.elapsed());
     }
     if route.stats.is_some() && answered != Answered::Gateway {
         let modern = answered == Answered::Modern;
@@ -933,9 +937,13 @@ async fn send(
 /// A side's SLI counts an attempt refused before it was sent (an open breaker, shed) as the
 /// 503 the client would get from it.
 fn side_sli(route: &CompiledRoute, side: Side, started: Instant) {
-    if let Some(r) = &route.stats {
-        r.sli(SliScope::side(side == Side::Modern))
-            .record(worker(), 503, started.elapsed());
+    if let Some(sli) = route
+        .stats
+        .as_deref()
+        .map(|s| s.sli(SliScope::side(side == Side::Modern)))
+        .filter(|sli| sli.enabled())
+    {
+        sli.record(worker(), 503, started.elapsed());
     }
 }
 

@@ -293,6 +293,10 @@ impl SliCounters {
     /// Folds what happened since the last tick into the minute of the second ending at
     /// `now_s`. The first tick only takes the baseline.
     pub(crate) fn tick(&self, now_s: u64) {
+        // Nothing is counted while off, so the baseline stays right until counting resumes.
+        if !self.enabled() {
+            return;
+        }
         let _g = self.config.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.totals();
         let mut m = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
@@ -369,6 +373,28 @@ mod tests {
         assert_eq!(t.slow_at(237_000), Some(2));
         assert_eq!(t.slow_at(50_000), Some(0));
         assert_eq!(t.slow_at(1_000_000), None);
+    }
+
+    #[test]
+    fn counters_off_keep_no_minutes_and_resume_from_their_baseline() {
+        let c = SliCounters::new(1);
+        for s in 0..5 {
+            c.tick(600 + s);
+        }
+        assert!(c.minutes_since(0).is_empty());
+        c.configure(true, &[]);
+        c.tick(700); // baseline
+        c.record(0, 500, Duration::ZERO);
+        c.configure(false, &[]);
+        c.tick(701);
+        c.record(0, 500, Duration::ZERO); // not counted: off
+        c.configure(true, &[]);
+        c.tick(702);
+        c.record(0, 200, Duration::ZERO);
+        c.tick(703);
+        let m = c.minutes_since(0);
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].1.total, m[0].1.c5xx), (2, 1), "{m:?}");
     }
 
     #[test]
