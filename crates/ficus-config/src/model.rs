@@ -203,6 +203,8 @@ pub mod defaults {
     pub const OFREP_PER_SECOND: f64 = 1000.0;
     /// OFREP: evaluations a key may make back to back.
     pub const OFREP_BURST: u32 = 2000;
+    /// OFREP: event streams open at once on one node.
+    pub const OFREP_MAX_STREAMS: usize = 10_000;
     /// Flags: the most flags in one config.
     pub const MAX_FLAGS: usize = 10_000;
     /// SLOs: the rolling window when none is given.
@@ -264,6 +266,8 @@ pub struct Ofrep {
     /// Evaluations per second per key (or per client address without keys), and the burst.
     pub per_second: f64,
     pub burst: u32,
+    /// Event streams open at once; more are refused with `503`.
+    pub max_streams: usize,
 }
 
 impl Default for Ofrep {
@@ -275,6 +279,7 @@ impl Default for Ofrep {
             max_context_attributes: defaults::OFREP_MAX_CONTEXT_ATTRIBUTES,
             per_second: defaults::OFREP_PER_SECOND,
             burst: defaults::OFREP_BURST,
+            max_streams: defaults::OFREP_MAX_STREAMS,
         }
     }
 }

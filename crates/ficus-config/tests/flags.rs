@@ -234,3 +234,28 @@ fn ofrep_is_node_local_and_flags_are_fleet_wide() {
     assert!(!fleet.contains("[ofrep]"), "{fleet}");
     assert!(fleet.contains("[[flag]]"), "{fleet}");
 }
+
+#[test]
+fn more_flags_than_the_limit_are_refused() {
+    let mut text = with_head("");
+    for i in 0..=defaults::MAX_FLAGS {
+        text.push_str(&format!(
+            "[[flag]]\nkey = \"f{i}\"\nvariants = {{ on = true }}\n"
+        ));
+    }
+    let e = errors(&text);
+    assert!(e.contains("10001 flags, more than 10000"), "{e}");
+}
+
+#[test]
+fn max_streams_is_bounded() {
+    let e = errors(&with_head(
+        "[ofrep]\nbind = \"127.0.0.1:8016\"\nmax_streams = 0\n",
+    ));
+    assert!(e.contains("[ofrep]: max_streams 0 is out of range"), "{e}");
+    let ok = parse(&with_head(
+        "[ofrep]\nbind = \"127.0.0.1:8016\"\nmax_streams = 3\n",
+    ))
+    .unwrap();
+    assert_eq!(ok.ofrep.max_streams, 3);
+}

@@ -39,8 +39,6 @@ use ficus_protect::{RateLimiter, RateSpec};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-/// Event streams open at once per listener; more are refused with `503`.
-pub const MAX_STREAMS: usize = 10_000;
 /// How often the flags are compared with the running config's.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 /// A comment line keeps an idle event stream (and the proxies on its way) open.
@@ -511,7 +509,7 @@ fn authenticate_with(
 
 /// `GET /ofrep/v1/events`: a server-sent event stream (OFREP ADR 0008) that says
 /// `refetchEvaluation` whenever the flags change, with their ETag and the time; a comment
-/// line every 15 s keeps it open. At most [`MAX_STREAMS`] at once.
+/// line every 15 s keeps it open. At most `[ofrep] max_streams` at once.
 async fn events(
     State(st): State<Arc<OfrepState>>,
     headers: HeaderMap,
@@ -530,12 +528,16 @@ async fn events(
         });
         return r.bulk();
     }
-    if st.streams.fetch_add(1, Ordering::Relaxed) >= MAX_STREAMS {
+    let max = st.settings.max_streams;
+    if st.streams.fetch_add(1, Ordering::Relaxed) >= max {
         st.streams.fetch_sub(1, Ordering::Relaxed);
+        st.refused("too_many_streams");
         return Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
             None,
-            format!("{MAX_STREAMS} event streams are open; poll the bulk endpoint instead"),
+            format!(
+                "{max} event streams are open ([ofrep] max_streams); poll the bulk endpoint instead"
+            ),
         )
         .bulk();
     }

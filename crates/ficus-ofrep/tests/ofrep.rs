@@ -521,3 +521,43 @@ async fn an_event_stream_says_refetch_within_a_second_of_a_change() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_beyond_max_streams_are_refused_until_one_closes() {
+    let env = start(&format!("{KEYS}\nmax_streams = 1")).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let open = || {
+        client.request(
+            hyper::Request::get(format!("{}/ofrep/v1/events?key={KEY}", env.url))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+    let first = open().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = open().await.unwrap();
+    assert_eq!(second.status(), 503);
+    let body = second.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["errorDetails"]
+            .as_str()
+            .unwrap()
+            .contains("[ofrep] max_streams"),
+        "{v}"
+    );
+    // Closing the first makes room.
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let again = open().await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed stream was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -36,6 +36,7 @@ const OFREP_KEYS: &[&str] = &[
     "max_context_attributes",
     "per_second",
     "burst",
+    "max_streams",
 ];
 /// Longest flag key (OFREP keys travel in a URL path).
 const MAX_KEY: usize = 256;
@@ -638,6 +639,15 @@ impl Validator<'_, '_> {
             "evaluations a key may make back to back",
         ) {
             o.burst = n as u32;
+        }
+        if let Some(n) = self.bounded(
+            &sec,
+            "max_streams",
+            1,
+            1_000_000,
+            "event streams open at once on this node",
+        ) {
+            o.max_streams = n as usize;
         }
         o
     }
