@@ -416,7 +416,7 @@ impl From<Applied> for ChangeView {
     }
 }
 
-fn actor(st: &AdminState, headers: &axum::http::HeaderMap) -> String {
+pub(crate) fn actor(st: &AdminState, headers: &axum::http::HeaderMap) -> String {
     let who = headers
         .get("x-ficus-actor")
         .and_then(|v| v.to_str().ok())
@@ -428,7 +428,7 @@ fn actor(st: &AdminState, headers: &axum::http::HeaderMap) -> String {
     }
 }
 
-fn message(m: &str) -> Result<&str, Problem> {
+pub(crate) fn message(m: &str) -> Result<&str, Problem> {
     let m = m.trim();
     if m.is_empty() {
         return Err(Problem::new(

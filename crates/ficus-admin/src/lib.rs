@@ -186,6 +186,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/slo-rules", get(slo::rules))
         .route("/flags", get(flags::list))
         .route("/flags/{key}", get(flags::show))
+        .route("/flags/{key}/set", post(flags::set))
+        .route("/flags/{key}/reset", post(flags::reset))
         .route("/fleet", get(fleet::fleet))
         .route("/rollouts/{route}/{command}", post(api::rollout_command));
     Router::new()

@@ -1,6 +1,7 @@
 //! Plans and overrides: the route-level difference between two configs (what `ficus plan`
 //! shows and every applied change records), and runtime overrides of a route's stage and
-//! weight laid over the file's desired state. Pure functions over the model.
+//! weight laid over the file's desired state, and runtime overrides of a flag (a variant
+//! served to everyone, its enabled switch). Pure functions over the model.
 
 use serde::Serialize;
 
@@ -219,6 +220,101 @@ pub enum OverrideError {
     UnknownRoute { route: String, known: String },
     #[error("route {route:?} has no modern upstream, so it cannot be on stage {stage}; add modern = \"...\" to the route in the file first")]
     NoModern { route: String, stage: Stage },
+    #[error("no flag named {flag:?}; flags are: {known}")]
+    UnknownFlag { flag: String, known: String },
+    #[error("flag {flag:?} has no variant {variant:?}; its variants are: {known}")]
+    UnknownVariant {
+        flag: String,
+        variant: String,
+        known: String,
+    },
+}
+
+/// A runtime override of a flag (`ficus flag set`): the variant everyone gets, whatever
+/// the rules say (the kill switch), and/or its enabled switch. It wins over the file until
+/// the file changes that flag. `None` fields are not overridden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlagOverride {
+    pub flag: String,
+    pub variant: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// The metadata key an overridden flag carries (`true`) in every OFREP resolution, so a
+/// client can tell a kill switch from its rules.
+pub const FLAG_OVERRIDE_METADATA: &str = "ficusOverride";
+
+/// The config with flag overrides laid over it. A variant override drops the flag's rules
+/// and makes that variant its default, so every context resolves to it with reason
+/// `STATIC`; an enabled override sets the switch (a disabled flag resolves to no value,
+/// whatever its variant).
+pub fn with_flag_overrides(
+    mut cfg: Config,
+    overrides: &[FlagOverride],
+) -> Result<Config, OverrideError> {
+    for o in overrides {
+        let known = cfg
+            .flags
+            .iter()
+            .map(|f| f.key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let flag = cfg
+            .flags
+            .iter_mut()
+            .find(|f| f.key == o.flag)
+            .ok_or_else(|| OverrideError::UnknownFlag {
+                flag: o.flag.clone(),
+                known: if known.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    known
+                },
+            })?;
+        if let Some(v) = &o.variant {
+            if !flag.variants.contains_key(v) {
+                return Err(OverrideError::UnknownVariant {
+                    flag: o.flag.clone(),
+                    variant: v.clone(),
+                    known: flag.variants.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+            flag.rules.clear();
+            flag.default_variant = v.clone();
+        }
+        if let Some(e) = o.enabled {
+            flag.enabled = e;
+        }
+        if o.variant.is_some() || o.enabled.is_some() {
+            flag.metadata.insert(
+                FLAG_OVERRIDE_METADATA.to_string(),
+                serde_json::Value::Bool(true),
+            );
+        }
+    }
+    Ok(cfg)
+}
+
+/// The flag overrides still meaningful after the file changed from `old` to `new`: an
+/// override of a flag the file changed or removed is dropped (the reviewed file wins).
+pub fn surviving_flag_overrides(
+    old: &Config,
+    new: &Config,
+    overrides: &[FlagOverride],
+) -> Vec<FlagOverride> {
+    overrides
+        .iter()
+        .filter(|o| {
+            let (Some(was), Some(now)) = (
+                old.flags.iter().find(|f| f.key == o.flag),
+                new.flags.iter().find(|f| f.key == o.flag),
+            ) else {
+                return false;
+            };
+            was == now
+        })
+        .cloned()
+        .collect()
 }
 
 /// The config with overrides laid over it: what actually runs.
@@ -413,6 +509,114 @@ legacy = "legacy"
             err,
             "no route named \"nope\"; routes are: orders, users, default"
         );
+    }
+
+    const FLAGS: &str = r#"
+[[flag]]
+key = "checkout"
+variants = { on = true, off = false }
+default = "off"
+[[flag.rule]]
+when = [{ attribute = "user.plan", eq = "pro" }]
+variant = "on"
+[[flag]]
+key = "banner"
+variants = { a = "A", b = "B" }
+default = "a"
+"#;
+
+    #[test]
+    fn flag_overrides_lay_over_the_file_and_are_checked() {
+        let base = cfg(&format!("{BASE}{FLAGS}"));
+        let kill = FlagOverride {
+            flag: "checkout".into(),
+            variant: Some("off".into()),
+            enabled: None,
+        };
+        let eff = with_flag_overrides(base.clone(), std::slice::from_ref(&kill)).unwrap();
+        let f = eff.flags.iter().find(|f| f.key == "checkout").unwrap();
+        assert!(f.rules.is_empty());
+        assert_eq!(f.default_variant, "off");
+        assert_eq!(f.metadata[FLAG_OVERRIDE_METADATA], serde_json::json!(true));
+        let pro = ficus_flags::Context {
+            targeting_key: Some("u1".into()),
+            attrs: serde_json::json!({"user": {"plan": "pro"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        let r = ficus_flags::evaluate(f, &pro);
+        assert_eq!(r.variant.as_deref(), Some("off"));
+        assert_eq!(r.reason, ficus_flags::Reason::Static);
+        // The other flag is untouched.
+        assert_eq!(
+            eff.flags.iter().find(|f| f.key == "banner"),
+            base.flags.iter().find(|f| f.key == "banner")
+        );
+
+        let off = FlagOverride {
+            flag: "banner".into(),
+            variant: None,
+            enabled: Some(false),
+        };
+        let eff = with_flag_overrides(base.clone(), &[off]).unwrap();
+        let f = eff.flags.iter().find(|f| f.key == "banner").unwrap();
+        assert!(!f.enabled);
+        assert_eq!(f.default_variant, "a");
+
+        let err = with_flag_overrides(
+            base.clone(),
+            &[FlagOverride {
+                flag: "checkout".into(),
+                variant: Some("maybe".into()),
+                enabled: None,
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "flag \"checkout\" has no variant \"maybe\"; its variants are: off, on"
+        );
+        let err = with_flag_overrides(
+            base,
+            &[FlagOverride {
+                flag: "nope".into(),
+                variant: None,
+                enabled: Some(true),
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "no flag named \"nope\"; flags are: checkout, banner");
+    }
+
+    #[test]
+    fn a_file_change_to_a_flag_drops_its_override() {
+        let old = cfg(&format!("{BASE}{FLAGS}"));
+        let overrides = vec![
+            FlagOverride {
+                flag: "checkout".into(),
+                variant: Some("off".into()),
+                enabled: None,
+            },
+            FlagOverride {
+                flag: "banner".into(),
+                variant: None,
+                enabled: Some(false),
+            },
+        ];
+        assert_eq!(surviving_flag_overrides(&old, &old, &overrides), overrides);
+        let new = cfg(&format!(
+            "{BASE}{}",
+            FLAGS.replace("default = \"a\"", "default = \"b\"")
+        ));
+        assert_eq!(
+            surviving_flag_overrides(&old, &new, &overrides),
+            overrides[..1].to_vec()
+        );
+        let removed = cfg(BASE);
+        assert!(surviving_flag_overrides(&old, &removed, &overrides).is_empty());
     }
 
     #[test]

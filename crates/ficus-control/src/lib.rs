@@ -14,6 +14,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod events;
+pub mod flags;
 pub mod fleet;
 pub mod metrics;
 pub mod rollout;
@@ -26,12 +27,15 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use ficus_config::plan::{plan, surviving_overrides, with_overrides, Override, RouteChange};
+use ficus_config::plan::{
+    plan, surviving_flag_overrides, surviving_overrides, with_flag_overrides, with_overrides,
+    FlagOverride, Override, RouteChange,
+};
 use ficus_config::{Config, Diagnostics, Stage, Weight};
 use ficus_proxy::{Gateway, GatewayError};
 use ficus_store::{
-    Change, Event, EventFilter, Fence, NewEvent, NewVersion, NodeRegistration, OverrideChange,
-    OverrideSet, RouteOverride, Store, StoreError, VersionRef,
+    Change, Event, EventFilter, Fence, FlagOverrideChange, FlagOverrideRow, NewEvent, NewVersion,
+    NodeRegistration, OverrideChange, OverrideSet, RouteOverride, Store, StoreError, VersionRef,
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -102,6 +106,8 @@ pub struct Snapshot {
     /// The fleet's desired state (that version, parsed, with this node's local settings).
     pub base: Arc<Config>,
     pub overrides: Vec<Override>,
+    /// The flags' runtime overrides (`ficus flag set`).
+    pub flag_overrides: Vec<FlagOverride>,
     /// What the gateway serves.
     pub effective: Arc<Config>,
 }
@@ -166,16 +172,34 @@ pub struct SyncInfo {
     /// Why the latest version cannot run here, if it cannot.
     pub error: Option<String>,
     #[serde(skip)]
-    raw_overrides: Vec<RawOverride>,
+    raw_overrides: RawOverrides,
 }
 
-type RawOverride = (String, Option<String>, Option<i32>);
+/// The overrides as stored (what `sync` compares to tell whether they changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RawOverrides {
+    routes: Vec<(String, Option<String>, Option<i32>)>,
+    flags: Vec<(String, Option<String>, Option<bool>)>,
+}
 
-fn raw_overrides(stored: &[RouteOverride]) -> Vec<RawOverride> {
-    stored
-        .iter()
-        .map(|o| (o.route.clone(), o.stage.clone(), o.weight_bp))
-        .collect()
+fn raw_overrides(routes: &[RouteOverride], flags: &[FlagOverrideRow]) -> RawOverrides {
+    RawOverrides {
+        routes: routes
+            .iter()
+            .map(|o| (o.route.clone(), o.stage.clone(), o.weight_bp))
+            .collect(),
+        flags: flags
+            .iter()
+            .map(|o| (o.flag.clone(), o.variant.clone(), o.enabled))
+            .collect(),
+    }
+}
+
+/// A config with the route and flag overrides laid over it: what runs.
+fn lay(base: &Config, routes: &[Override], flags: &[FlagOverride]) -> Result<Config, ControlError> {
+    with_overrides(base, routes)
+        .and_then(|c| with_flag_overrides(c, flags))
+        .map_err(|e| ControlError::BadRequest(e.to_string()))
 }
 
 /// Who runs the controllers (rollouts, verify jobs, webhook delivery, retention).
@@ -260,6 +284,7 @@ pub struct ControlPlane {
     rollbacks: metrics::Rollbacks,
     /// The SLO controller's latest evaluations (while this node leads).
     slo_board: slo::Board,
+    flag_evaluations: flags::Evaluations,
 }
 
 /// Tries of a change that meets a concurrent change of another node (a version applied
@@ -293,12 +318,15 @@ impl ControlPlane {
         let mut events = Vec::new();
         let mut drift = None;
         let mut tries = 0;
-        let (synced, version, stored_text, overrides) = loop {
+        let (synced, version, stored_text, overrides, flag_overrides) = loop {
             tries += 1;
             let state = store.sync_state().await?;
             let latest = store.current_version().await?;
             let stored = store.overrides().await?;
+            let stored_flags = store.flag_overrides().await?;
             let overrides: Vec<Override> = stored.iter().filter_map(to_override).collect();
+            let flag_overrides: Vec<FlagOverride> =
+                stored_flags.iter().map(flags::to_flag_override).collect();
             let synced = SyncInfo {
                 revision: state.revision,
                 revision_at: state.revision_at,
@@ -306,7 +334,7 @@ impl ControlPlane {
                 apply_lag_ms: 0,
                 last_event_id: state.last_event_id,
                 error: None,
-                raw_overrides: raw_overrides(&stored),
+                raw_overrides: raw_overrides(&stored, &stored_flags),
             };
             let same = latest
                 .as_ref()
@@ -326,7 +354,13 @@ impl ControlPlane {
                         file.display()
                     ));
                 }
-                break (synced, Some(v.number), v.text.clone(), overrides);
+                break (
+                    synced,
+                    Some(v.number),
+                    v.text.clone(),
+                    overrides,
+                    flag_overrides,
+                );
             }
             // Store the file: the first version, or a changed file on a single node (or
             // with --apply-file).
@@ -340,8 +374,15 @@ impl ControlPlane {
                 Some(old) => fitting(&new, surviving_overrides(old, &new, &overrides)),
                 None => fitting(&new, overrides.clone()),
             };
+            let kept_flags = match &old {
+                Some(old) => {
+                    flags::fitting(&new, surviving_flag_overrides(old, &new, &flag_overrides))
+                }
+                None => flags::fitting(&new, flag_overrides.clone()),
+            };
             let changes = old.as_ref().map(|o| plan(o, &new)).unwrap_or_default();
             let dropped = dropped_routes(&overrides, &kept);
+            let dropped_flags = flags::dropped(&flag_overrides, &kept_flags);
             let message = match &latest {
                 None => format!("first version, from {}", file.display()),
                 Some(v) => format!(
@@ -359,12 +400,14 @@ impl ControlPlane {
                         message: message.clone(),
                     }),
                     overrides: clear(&dropped),
+                    flag_overrides: flags::clear(&dropped_flags),
                     events: vec![NewEvent::new("startup", "config.applied", message)
                         .with_version(VersionRef::New)
                         .with_data(serde_json::json!({
                             "file": file.display().to_string(),
                             "changes": changes,
                             "overrides_dropped": dropped,
+                            "flag_overrides_dropped": dropped_flags,
                         }))],
                 })
                 .await;
@@ -386,8 +429,8 @@ impl ControlPlane {
             &local,
         )?;
         let kept = fitting(&base, overrides);
-        let effective =
-            with_overrides(&base, &kept).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        let kept_flags = flags::fitting(&base, flag_overrides);
+        let effective = lay(&base, &kept, &kept_flags)?;
         webhook::check(&effective.webhooks).map_err(ControlError::BadRequest)?;
         Ok(Boot {
             store,
@@ -399,6 +442,7 @@ impl ControlPlane {
                 text: Arc::from(stored_text.as_str()),
                 base: Arc::new(base),
                 overrides: kept,
+                flag_overrides: kept_flags,
                 effective: Arc::new(effective),
             },
             node,
@@ -439,6 +483,7 @@ impl ControlPlane {
             stale_rollouts: Mutex::new(HashSet::new()),
             rollbacks: metrics::Rollbacks::default(),
             slo_board: slo::Board::default(),
+            flag_evaluations: flags::Evaluations::default(),
         });
         metrics::register(&control);
         control
@@ -620,8 +665,11 @@ impl ControlPlane {
         let new = parse_fleet(text, &self.origin(origin), &self.file, &self.local)?;
         let snap = self.snapshot();
         let kept = fitting(&new, surviving_overrides(&snap.base, &new, &snap.overrides));
-        let effective =
-            with_overrides(&new, &kept).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+        let kept_flags = flags::fitting(
+            &new,
+            surviving_flag_overrides(&snap.base, &new, &snap.flag_overrides),
+        );
+        let effective = lay(&new, &kept, &kept_flags)?;
         Ok(plan(&snap.effective, &effective))
     }
 
@@ -771,14 +819,20 @@ impl ControlPlane {
             if reverted_to.is_none() && sha256_hex(&stored_text) == snap.sha256 {
                 return Ok(Applied::nothing(snap.version));
             }
-            let kept = if reverted_to.is_some() {
-                Vec::new()
+            let (kept, kept_flags) = if reverted_to.is_some() {
+                (Vec::new(), Vec::new())
             } else {
-                fitting(&new, surviving_overrides(&snap.base, &new, &snap.overrides))
+                (
+                    fitting(&new, surviving_overrides(&snap.base, &new, &snap.overrides)),
+                    flags::fitting(
+                        &new,
+                        surviving_flag_overrides(&snap.base, &new, &snap.flag_overrides),
+                    ),
+                )
             };
             let dropped = dropped_routes(&snap.overrides, &kept);
-            let effective =
-                with_overrides(&new, &kept).map_err(|e| ControlError::BadRequest(e.to_string()))?;
+            let dropped_flags = flags::dropped(&snap.flag_overrides, &kept_flags);
+            let effective = lay(&new, &kept, &kept_flags)?;
             let changes = plan(&snap.effective, &effective);
             let table = self.gateway.prepare(effective.clone())?;
             webhook::check(&effective.webhooks).map_err(ControlError::BadRequest)?;
@@ -796,11 +850,17 @@ impl ControlPlane {
                     } else {
                         clear(&dropped)
                     },
+                    flag_overrides: if reverted_to.is_some() {
+                        FlagOverrideChange::ClearAll
+                    } else {
+                        flags::clear(&dropped_flags)
+                    },
                     events: vec![NewEvent::new(actor, kind, message)
                         .with_version(VersionRef::New)
                         .with_data(serde_json::json!({
                             "changes": changes,
                             "overrides_dropped": dropped,
+                            "flag_overrides_dropped": dropped_flags,
                             "reverted_to": reverted_to,
                         }))],
                 })
@@ -817,13 +877,12 @@ impl ControlPlane {
             };
             self.gateway.swap(table);
             let raw = if reverted_to.is_some() {
-                Vec::new()
+                RawOverrides::default()
             } else {
-                self.synced()
-                    .raw_overrides
-                    .into_iter()
-                    .filter(|o| !dropped.contains(&o.0))
-                    .collect()
+                let mut raw = self.synced().raw_overrides;
+                raw.routes.retain(|o| !dropped.contains(&o.0));
+                raw.flags.retain(|o| !dropped_flags.contains(&o.0));
+                raw
             };
             self.publish(
                 Snapshot {
@@ -832,6 +891,7 @@ impl ControlPlane {
                     text: Arc::from(stored_text.as_str()),
                     base: Arc::new(new),
                     overrides: kept,
+                    flag_overrides: kept_flags,
                     effective: Arc::new(effective),
                 },
                 raw,
@@ -969,8 +1029,7 @@ impl ControlPlane {
                     None => overrides.push(o.clone()),
                 }
             }
-            let effective = with_overrides(&snap.base, &overrides)
-                .map_err(|e| ControlError::BadRequest(e.to_string()))?;
+            let effective = lay(&snap.base, &overrides, &snap.flag_overrides)?;
             let changes = plan(&snap.effective, &effective);
             let table = self.gateway.prepare(effective.clone())?;
             let events = set
@@ -1006,6 +1065,7 @@ impl ControlPlane {
                 expected_version: snap.version,
                 new_version: None,
                 overrides: OverrideChange::Set(sets.clone()),
+                flag_overrides: FlagOverrideChange::Keep,
                 events,
             };
             let committed = match &fence {
@@ -1026,15 +1086,15 @@ impl ControlPlane {
             }
             let mut raw = self.synced().raw_overrides;
             for s in sets {
-                match raw.iter_mut().find(|r| r.0 == s.route) {
+                match raw.routes.iter_mut().find(|r| r.0 == s.route) {
                     Some(r) => {
                         r.1 = s.stage.or(r.1.take());
                         r.2 = s.weight_bp.or(r.2);
                     }
-                    None => raw.push((s.route, s.stage, s.weight_bp)),
+                    None => raw.routes.push((s.route, s.stage, s.weight_bp)),
                 }
             }
-            raw.sort();
+            raw.routes.sort();
             self.publish(
                 Snapshot {
                     version: snap.version,
@@ -1042,6 +1102,7 @@ impl ControlPlane {
                     text: snap.text.clone(),
                     base: snap.base.clone(),
                     overrides,
+                    flag_overrides: snap.flag_overrides.clone(),
                     effective: Arc::new(effective),
                 },
                 raw,
@@ -1073,7 +1134,7 @@ impl ControlPlane {
         let state = self.store.sync_state().await?;
         let info = self.synced();
         let snap = self.snapshot();
-        let raw = raw_overrides(&state.overrides);
+        let raw = raw_overrides(&state.overrides, &state.flag_overrides);
         let mut changed = false;
         let mut error = None;
         if state.latest_version != snap.version || raw != info.raw_overrides {
@@ -1087,6 +1148,11 @@ impl ControlPlane {
                 _ => None,
             };
             let overrides: Vec<Override> = state.overrides.iter().filter_map(to_override).collect();
+            let flag_overrides: Vec<FlagOverride> = state
+                .flag_overrides
+                .iter()
+                .map(flags::to_flag_override)
+                .collect();
             let candidate = match &newer {
                 Some(v) => parse_fleet(
                     &v.text,
@@ -1105,13 +1171,13 @@ impl ControlPlane {
             };
             let applied = candidate.and_then(|(version, text, base)| {
                 let kept = fitting(&base, overrides.clone());
-                let effective = with_overrides(&base, &kept)
-                    .map_err(|e| ControlError::BadRequest(e.to_string()))?;
+                let kept_flags = flags::fitting(&base, flag_overrides.clone());
+                let effective = lay(&base, &kept, &kept_flags)?;
                 let table = self.gateway.prepare(effective.clone())?;
-                Ok((version, text, base, kept, effective, table))
+                Ok((version, text, base, kept, kept_flags, effective, table))
             });
             match applied {
-                Ok((version, text, base, kept, effective, table)) => {
+                Ok((version, text, base, kept, kept_flags, effective, table)) => {
                     let changes = plan(&snap.effective, &effective);
                     self.gateway.swap(table);
                     self.publish(
@@ -1121,6 +1187,7 @@ impl ControlPlane {
                             text,
                             base,
                             overrides: kept,
+                            flag_overrides: kept_flags,
                             effective: Arc::new(effective),
                         },
                         raw.clone(),
@@ -1146,7 +1213,8 @@ impl ControlPlane {
                         tracing::error!("{msg}; it keeps serving version {:?}", snap.version);
                     }
                     let kept = fitting(&snap.base, overrides);
-                    if let Ok(effective) = with_overrides(&snap.base, &kept) {
+                    let kept_flags = flags::fitting(&snap.base, flag_overrides);
+                    if let Ok(effective) = lay(&snap.base, &kept, &kept_flags) {
                         if let Ok(table) = self.gateway.prepare(effective.clone()) {
                             self.gateway.swap(table);
                             self.publish(
@@ -1156,6 +1224,7 @@ impl ControlPlane {
                                     text: snap.text.clone(),
                                     base: snap.base.clone(),
                                     overrides: kept,
+                                    flag_overrides: kept_flags,
                                     effective: Arc::new(effective),
                                 },
                                 raw.clone(),
@@ -1233,7 +1302,7 @@ impl ControlPlane {
         }
     }
 
-    fn publish(&self, snap: Snapshot, raw: Vec<RawOverride>) {
+    fn publish(&self, snap: Snapshot, raw: RawOverrides) {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         self.synced
             .lock()

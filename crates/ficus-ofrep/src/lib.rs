@@ -64,8 +64,7 @@ pub struct OfrepState {
     closing: watch::Sender<bool>,
     /// Event streams open now.
     streams: AtomicUsize,
-    /// Evaluations by (flag, variant, reason), and refusals by kind, for `/metrics`.
-    evaluations: Mutex<HashMap<(String, String, &'static str), u64>>,
+    /// Refusals by kind, for `/metrics` (evaluations are counted by the control plane).
     refusals: Mutex<HashMap<&'static str, u64>>,
 }
 
@@ -115,7 +114,6 @@ impl OfrepState {
             changes,
             closing,
             streams: AtomicUsize::new(0),
-            evaluations: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
         });
         state
@@ -130,15 +128,12 @@ impl OfrepState {
     fn count(&self, r: &Resolution) {
         // An error serves no variant (the SDK's default applies).
         let variant = match r.error {
-            Some(_) => String::new(),
-            None => r.variant.clone().unwrap_or_default(),
+            Some(_) => "",
+            None => r.variant.as_deref().unwrap_or_default(),
         };
-        *self
-            .evaluations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((r.key.clone(), variant, reason_str(r)))
-            .or_insert(0) += 1;
+        self.control
+            .flag_evaluations()
+            .count(&r.key, variant, reason_str(r), 1);
     }
 
     fn refused(&self, kind: &'static str) {
@@ -645,23 +640,22 @@ fn metrics(state: Weak<OfrepState>) -> ficus_telemetry::ExtraMetrics {
         let Some(st) = state.upgrade() else {
             return Vec::new();
         };
-        let mut evaluations: Vec<_> = st
-            .evaluations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|((f, v, r), n)| {
+        let evaluations: Vec<_> = st
+            .control
+            .flag_evaluations()
+            .counts(None)
+            .into_iter()
+            .map(|c| {
                 (
                     vec![
-                        ("flag", f.clone()),
-                        ("variant", v.clone()),
-                        ("reason", r.to_string()),
+                        ("flag", c.flag),
+                        ("variant", c.variant),
+                        ("reason", c.reason.to_string()),
                     ],
-                    *n,
+                    c.count,
                 )
             })
             .collect();
-        evaluations.sort();
         let mut refused: Vec<_> = st
             .refusals
             .lock()

@@ -561,3 +561,194 @@ async fn event_streams_beyond_max_streams_are_refused_until_one_closes() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_override_wins_until_the_file_changes_the_flag_or_a_revert() {
+    let env = start(KEYS).await;
+    let auth = format!("Bearer {KEY}");
+    let pro = json!({"targetingKey": "u1", "plan": "pro"});
+    let bulk = |env: &Env| {
+        let auth = auth.clone();
+        let env_url = env.url.clone();
+        async move {
+            let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+            let resp = client
+                .request(
+                    hyper::Request::post(format!("{env_url}/ofrep/v1/evaluate/flags"))
+                        .header("authorization", auth)
+                        .body(Full::new(Bytes::from_static(br#"{"context": {}}"#)))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            resp.headers()["etag"].to_str().unwrap().to_string()
+        }
+    };
+    let (_, v) = eval(&env, "new-checkout", pro.clone()).await;
+    assert_eq!(
+        (v["variant"].as_str(), v["reason"].as_str()),
+        (Some("on"), Some("TARGETING_MATCH"))
+    );
+    let etag_before = bulk(&env).await;
+
+    // Refused: an unknown flag, an unknown variant, neither field; nothing recorded.
+    let events_before = env
+        .control
+        .store()
+        .events(Default::default())
+        .await
+        .unwrap()
+        .len();
+    let e = env
+        .control
+        .set_flag("nope", Some("on".into()), None, "test", "x")
+        .await;
+    assert!(
+        matches!(e, Err(ficus_control::ControlError::NotFound(_))),
+        "{e:?}"
+    );
+    let e = env
+        .control
+        .set_flag("new-checkout", Some("maybe".into()), None, "test", "x")
+        .await;
+    assert!(
+        matches!(&e, Err(ficus_control::ControlError::BadRequest(m)) if m.contains("no variant \"maybe\"")),
+        "{e:?}"
+    );
+    let e = env
+        .control
+        .set_flag("new-checkout", None, None, "test", "x")
+        .await;
+    assert!(
+        matches!(e, Err(ficus_control::ControlError::BadRequest(_))),
+        "{e:?}"
+    );
+    assert_eq!(
+        env.control
+            .store()
+            .events(Default::default())
+            .await
+            .unwrap()
+            .len(),
+        events_before
+    );
+
+    // The kill switch: everyone gets off, STATIC, marked in the metadata; the ETag moves.
+    let applied = env
+        .control
+        .set_flag(
+            "new-checkout",
+            Some("off".into()),
+            None,
+            "test",
+            "checkout bug",
+        )
+        .await
+        .unwrap();
+    let ev = &applied.events[0];
+    assert_eq!(ev.kind, "flag.set");
+    assert_eq!(ev.data["flag"], "new-checkout");
+    assert_eq!(ev.data["variant"], json!({"from": null, "to": "off"}));
+    assert_eq!(ev.data["file"]["rules"], 2);
+    let (_, v) = eval(&env, "new-checkout", pro.clone()).await;
+    assert_eq!(v["variant"], "off");
+    assert_eq!(v["value"], false);
+    assert_eq!(v["reason"], "STATIC");
+    assert_eq!(
+        v["metadata"],
+        json!({"owner": "payments", "ficusOverride": true})
+    );
+    assert_ne!(bulk(&env).await, etag_before);
+    // The switch as well: disabled, no value; the variant override stays.
+    env.control
+        .set_flag("new-checkout", None, Some(false), "test", "off entirely")
+        .await
+        .unwrap();
+    let (_, v) = eval(&env, "new-checkout", pro.clone()).await;
+    assert_eq!(v["reason"], "DISABLED");
+    assert!(v.get("value").is_none(), "{v}");
+    assert_eq!(
+        env.control.snapshot().flag_overrides,
+        [ficus_config::plan::FlagOverride {
+            flag: "new-checkout".into(),
+            variant: Some("off".into()),
+            enabled: Some(false),
+        }]
+    );
+
+    // A file change to another flag keeps it...
+    let base = format!("{}\n[ofrep]\nbind = \"127.0.0.1:0\"\n{KEYS}\n", config(""));
+    let other = base.replace("default = \"light\"", "default = \"dark\"");
+    env.control
+        .apply_text(&other, "test", "dark", None)
+        .await
+        .unwrap();
+    let (_, v) = eval(&env, "new-checkout", pro.clone()).await;
+    assert_eq!(v["reason"], "DISABLED");
+    // ...a file change to this flag drops it (the reviewed file wins), and says so.
+    let changed = other.replace("owner = \"payments\"", "owner = \"checkout\"");
+    let applied = env
+        .control
+        .apply_text(&changed, "test", "new owner", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.events[0].data["flag_overrides_dropped"],
+        json!(["new-checkout"])
+    );
+    let (_, v) = eval(&env, "new-checkout", pro.clone()).await;
+    assert_eq!(
+        (v["variant"].as_str(), v["reason"].as_str()),
+        (Some("on"), Some("TARGETING_MATCH"))
+    );
+    assert!(env
+        .control
+        .store()
+        .flag_overrides()
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Reset: back to the rules; a second reset records nothing.
+    env.control
+        .set_flag("theme", Some("light".into()), None, "test", "light again")
+        .await
+        .unwrap();
+    let (_, v) = eval(&env, "theme", json!({})).await;
+    assert_eq!(v["variant"], "light");
+    let applied = env
+        .control
+        .reset_flag("theme", "test", "back")
+        .await
+        .unwrap();
+    assert_eq!(applied.events[0].kind, "flag.reset");
+    let (_, v) = eval(&env, "theme", json!({})).await;
+    assert_eq!(v["variant"], "dark");
+    let applied = env
+        .control
+        .reset_flag("theme", "test", "again")
+        .await
+        .unwrap();
+    assert!(applied.events.is_empty());
+
+    // A revert to an older version drops every override.
+    env.control
+        .set_flag("theme", Some("light".into()), None, "test", "light")
+        .await
+        .unwrap();
+    env.control
+        .revert(1, "test", "back to v1", None)
+        .await
+        .unwrap();
+    assert!(env.control.snapshot().flag_overrides.is_empty());
+    assert!(env
+        .control
+        .store()
+        .flag_overrides()
+        .await
+        .unwrap()
+        .is_empty());
+    let (_, v) = eval(&env, "theme", json!({})).await;
+    assert_eq!(v["variant"], "light");
+    assert!(v["metadata"].get("ficusOverride").is_none(), "{v}");
+}

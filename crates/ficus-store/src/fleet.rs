@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::store::{Pool, Store};
-use crate::types::RouteOverride;
+use crate::types::{FlagOverrideRow, RouteOverride};
 use crate::StoreError;
 
 /// The PostgreSQL channel every write that advances the revision notifies.
@@ -47,6 +47,7 @@ pub struct SyncState {
     pub latest_version: Option<i64>,
     pub latest_sha256: Option<String>,
     pub overrides: Vec<RouteOverride>,
+    pub flag_overrides: Vec<FlagOverrideRow>,
     /// The largest event id (0 without events).
     pub last_event_id: i64,
 }
@@ -335,6 +336,11 @@ impl Store {
             .fetch_all(p)
             .await
             .map_err(|e| err.db("reading route overrides", e))?;
+            let flag_overrides =
+                sqlx::query_as::<_, FlagOverrideRow>(crate::store::SELECT_FLAG_OVERRIDES)
+                    .fetch_all(p)
+                    .await
+                    .map_err(|e| err.db("reading flag overrides", e))?;
             let last_event_id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
                 .fetch_one(p)
                 .await
@@ -345,6 +351,7 @@ impl Store {
                 latest_version: latest.as_ref().map(|l| l.0),
                 latest_sha256: latest.map(|l| l.1),
                 overrides,
+                flag_overrides,
                 last_event_id: last_event_id.unwrap_or(0),
             })
         }

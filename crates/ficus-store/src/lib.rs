@@ -33,8 +33,8 @@ pub use options::{
 };
 pub use store::Store;
 pub use types::{
-    Change, Committed, ConfigVersion, ConfigVersionSummary, Event, EventFilter, NewEvent,
-    NewVerifyRun, NewVersion, OverrideChange, OverrideSet, RouteOverride, ShadowBatch,
-    ShadowEndpoint, ShadowField, ShadowSample, VerifyRun, VersionRef, SHADOW_RESET_KIND,
-    VERIFY_OUTCOMES,
+    Change, Committed, ConfigVersion, ConfigVersionSummary, Event, EventFilter, FlagOverrideChange,
+    FlagOverrideRow, FlagOverrideSet, NewEvent, NewVerifyRun, NewVersion, OverrideChange,
+    OverrideSet, RouteOverride, ShadowBatch, ShadowEndpoint, ShadowField, ShadowSample, VerifyRun,
+    VersionRef, SHADOW_RESET_KIND, VERIFY_OUTCOMES,
 };

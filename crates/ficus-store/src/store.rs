@@ -98,6 +98,16 @@ const UPSERT_OVERRIDE: &str = "INSERT INTO route_overrides \
      weight_bp = COALESCE(excluded.weight_bp, route_overrides.weight_bp), \
      updated_at = excluded.updated_at, event_id = excluded.event_id";
 
+// The same for flags.
+const UPSERT_FLAG_OVERRIDE: &str = "INSERT INTO flag_overrides \
+     (flag, variant, enabled, updated_at, event_id) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (flag) DO UPDATE SET \
+     variant = COALESCE(excluded.variant, flag_overrides.variant), \
+     enabled = COALESCE(excluded.enabled, flag_overrides.enabled), \
+     updated_at = excluded.updated_at, event_id = excluded.event_id";
+pub(crate) const SELECT_FLAG_OVERRIDES: &str =
+    "SELECT flag, variant, enabled, updated_at, event_id FROM flag_overrides ORDER BY flag";
+
 const SELECT_SHADOW_ENDPOINT: &str = "SELECT route, endpoint, compared, differing, \
      noise_compared, noise_differing, last_ms FROM shadow_endpoints";
 const SELECT_SHADOW_FIELD: &str = "SELECT route, endpoint, path, kind, differing, \
@@ -322,6 +332,38 @@ macro_rules! apply_change {
                         .execute(&mut *$tx)
                         .await
                         .map_err(|e| err.db("clearing the route overrides", e))?;
+                }
+            }
+            match $change.flag_overrides {
+                FlagOverrideChange::Keep => {}
+                FlagOverrideChange::Set(sets) => {
+                    let event_id = events.first().map_or(0, |e| e.id);
+                    for s in sets {
+                        sqlx::query(UPSERT_FLAG_OVERRIDE)
+                            .bind(&s.flag)
+                            .bind(&s.variant)
+                            .bind(s.enabled)
+                            .bind(now)
+                            .bind(event_id)
+                            .execute(&mut *$tx)
+                            .await
+                            .map_err(|e| err.db("storing a flag override", e))?;
+                    }
+                }
+                FlagOverrideChange::Clear(flags) => {
+                    for flag in flags {
+                        sqlx::query("DELETE FROM flag_overrides WHERE flag = $1")
+                            .bind(&flag)
+                            .execute(&mut *$tx)
+                            .await
+                            .map_err(|e| err.db("clearing a flag override", e))?;
+                    }
+                }
+                FlagOverrideChange::ClearAll => {
+                    sqlx::query("DELETE FROM flag_overrides")
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(|e| err.db("clearing the flag overrides", e))?;
                 }
             }
 
@@ -672,6 +714,14 @@ impl Store {
                    ORDER BY route";
         on_pool!(self, p => sqlx::query_as::<_, RouteOverride>(sql).fetch_all(p).await)
             .map_err(|e| self.err().db("reading route overrides", e))
+    }
+
+    /// Every flag override, by flag key.
+    pub async fn flag_overrides(&self) -> Result<Vec<FlagOverrideRow>, StoreError> {
+        on_pool!(self, p => sqlx::query_as::<_, FlagOverrideRow>(SELECT_FLAG_OVERRIDES)
+            .fetch_all(p)
+            .await)
+        .map_err(|e| self.err().db("reading flag overrides", e))
     }
 
     /// Records one run of a `[[verify]]` job; returns it with its id.

@@ -77,6 +77,9 @@ pub struct Change {
     /// A new config version to store as latest + 1.
     pub new_version: Option<NewVersion>,
     pub overrides: OverrideChange,
+    /// What it does to the flags' runtime overrides.
+    #[serde(default)]
+    pub flag_overrides: FlagOverrideChange,
     /// The audit events of this change. A commit must carry at least one: every change is
     /// an event with an actor and a reason.
     pub events: Vec<NewEvent>,
@@ -115,6 +118,42 @@ pub struct OverrideSet {
     pub route: String,
     pub stage: Option<String>,
     pub weight_bp: Option<i32>,
+}
+
+/// A flag's runtime variant and/or enabled switch, which wins over the file until the file
+/// itself changes that flag. `None` fields are not overridden.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct FlagOverrideRow {
+    pub flag: String,
+    pub variant: Option<String>,
+    pub enabled: Option<bool>,
+    /// Unix milliseconds of the commit that last changed this row.
+    pub updated_at: i64,
+    /// The event of that commit that explains it (its first event).
+    pub event_id: i64,
+}
+
+/// What a commit does to the flags' runtime overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagOverrideChange {
+    /// Leave them as they are.
+    #[default]
+    Keep,
+    /// Upsert per flag; a `None` field keeps that flag's current value.
+    Set(Vec<FlagOverrideSet>),
+    /// Drop the overrides of these flags. Flags without one are ignored.
+    Clear(Vec<String>),
+    /// Drop every flag override.
+    ClearAll,
+}
+
+/// One flag's override in [`FlagOverrideChange::Set`]; at least one of the two is `Some`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagOverrideSet {
+    pub flag: String,
+    pub variant: Option<String>,
+    pub enabled: Option<bool>,
 }
 
 /// Which config version an event refers to.

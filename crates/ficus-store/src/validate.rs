@@ -3,7 +3,7 @@
 //! things (PostgreSQL rejects NUL characters in text that SQLite would store).
 
 use crate::options::limits::*;
-use crate::types::{Change, NewEvent, OverrideChange, ShadowBatch};
+use crate::types::{Change, FlagOverrideChange, NewEvent, OverrideChange, ShadowBatch};
 use crate::StoreError;
 
 fn invalid(msg: String) -> StoreError {
@@ -158,13 +158,38 @@ pub(crate) fn change(change: &Change) -> Result<(), StoreError> {
             }
         }
     }
+    match &change.flag_overrides {
+        FlagOverrideChange::Keep | FlagOverrideChange::ClearAll => {}
+        FlagOverrideChange::Set(sets) => {
+            too_many(sets.len())?;
+            for s in sets {
+                name("override flag", &s.flag)?;
+                if s.variant.is_none() && s.enabled.is_none() {
+                    return Err(invalid(format!(
+                        "the override of flag {} sets neither variant nor enabled; set one, \
+                         or clear the flag",
+                        s.flag
+                    )));
+                }
+                if let Some(v) = &s.variant {
+                    name(&format!("the override variant of flag {}", s.flag), v)?;
+                }
+            }
+        }
+        FlagOverrideChange::Clear(flags) => {
+            too_many(flags.len())?;
+            for f in flags {
+                name("cleared flag", f)?;
+            }
+        }
+    }
     Ok(())
 }
 
 fn too_many(n: usize) -> Result<(), StoreError> {
     if n > MAX_OVERRIDES_PER_COMMIT {
         return Err(invalid(format!(
-            "the change touches {n} route overrides, more than the limit of \
+            "the change touches {n} overrides, more than the limit of \
              {MAX_OVERRIDES_PER_COMMIT}; split it"
         )));
     }

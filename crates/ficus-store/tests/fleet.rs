@@ -67,6 +67,7 @@ async fn every_change_advances_the_revision(db: Db) {
                 stage: Some("legacy".into()),
                 weight_bp: Some(0),
             }]),
+            flag_overrides: FlagOverrideChange::Keep,
             events: vec![
                 NewEvent::new("t", "config.applied", "first").with_version(VersionRef::New)
             ],
@@ -117,6 +118,7 @@ async fn every_change_advances_the_revision(db: Db) {
     let conflict = store
         .commit(Change {
             expected_version: Some(7),
+            flag_overrides: FlagOverrideChange::Keep,
             events: vec![NewEvent::new("t", "route.set", "x")],
             ..Change::default()
         })
@@ -270,6 +272,7 @@ async fn one_leader_and_fenced_writes(db: Db) {
                     stage: Some("legacy".into()),
                     weight_bp: Some(0),
                 }]),
+                flag_overrides: FlagOverrideChange::Keep,
                 events: vec![NewEvent::new("rollout", "rollout.rolled_back", "stale")],
                 ..Change::default()
             },

@@ -26,6 +26,7 @@ both_backends!(
     versions_are_gapless_with_sha256,
     events_append_and_filter,
     overrides_merge_clear_and_persist,
+    flag_overrides_merge_clear_and_persist,
     stale_expected_version_conflicts,
     concurrent_commits_one_wins,
     failed_commit_leaves_nothing,
@@ -64,6 +65,7 @@ fn version_change(expected: Option<i64>, text: &str) -> Change {
         expected_version: expected,
         new_version: Some(applied(text)),
         overrides: OverrideChange::Keep,
+        flag_overrides: FlagOverrideChange::Keep,
         events: vec![
             NewEvent::new("cli", "config.applied", "applied from the CLI")
                 .with_version(VersionRef::New),
@@ -84,6 +86,7 @@ fn override_change(expected: Option<i64>, overrides: OverrideChange, event: NewE
         expected_version: expected,
         new_version: None,
         overrides,
+        flag_overrides: FlagOverrideChange::Keep,
         events: vec![event],
     }
 }
@@ -237,6 +240,7 @@ async fn events_append_and_filter(db: Db) {
             expected_version: None,
             new_version: Some(applied("v1")),
             overrides: OverrideChange::Keep,
+            flag_overrides: FlagOverrideChange::Keep,
             events: vec![
                 NewEvent::new("file-reload", "config.applied", "file changed")
                     .with_version(VersionRef::New)
@@ -412,6 +416,7 @@ async fn overrides_merge_clear_and_persist(db: Db) {
                 set("orders", None, Some(2500)),
                 set("users", Some("shadow"), None),
             ]),
+            flag_overrides: FlagOverrideChange::Keep,
             events: vec![
                 NewEvent::new("cli", "route.stage_set", "users to shadow").with_route("users"),
                 NewEvent::new("cli", "route.weight_set", "orders to 25 %").with_route("orders"),
@@ -477,6 +482,7 @@ async fn overrides_merge_clear_and_persist(db: Db) {
             expected_version: Some(1),
             new_version: Some(applied("v1 again")),
             overrides: OverrideChange::ClearAll,
+            flag_overrides: FlagOverrideChange::Keep,
             events: vec![NewEvent::new("api:bob", "config.reverted", "back to v1")
                 .with_version(VersionRef::New)
                 .with_data(json!({"reverted_to": 1}))],
@@ -489,6 +495,130 @@ async fn overrides_merge_clear_and_persist(db: Db) {
     let store = db.open().await;
     assert!(store.overrides().await.unwrap().is_empty());
     assert_eq!(all_events(&store).await.len(), 7);
+    store.close().await;
+}
+
+fn flag_set(flag: &str, variant: Option<&str>, enabled: Option<bool>) -> FlagOverrideSet {
+    FlagOverrideSet {
+        flag: flag.to_string(),
+        variant: variant.map(str::to_string),
+        enabled,
+    }
+}
+
+fn flag_change(flags: FlagOverrideChange, event: NewEvent) -> Change {
+    Change {
+        expected_version: Some(1),
+        new_version: None,
+        overrides: OverrideChange::Keep,
+        flag_overrides: flags,
+        events: vec![event],
+    }
+}
+
+async fn flag_overrides_merge_clear_and_persist(db: Db) {
+    let store = db.open().await;
+    commit(&store, version_change(None, "v1")).await;
+    assert!(store.flag_overrides().await.unwrap().is_empty());
+    let rev = store.sync_state().await.unwrap().revision;
+    let c = commit(
+        &store,
+        flag_change(
+            FlagOverrideChange::Set(vec![flag_set("checkout", Some("off"), None)]),
+            NewEvent::new("cli", "flag.set", "kill switch"),
+        ),
+    )
+    .await;
+    let state = store.sync_state().await.unwrap();
+    assert!(
+        state.revision > rev,
+        "a flag override advances the revision"
+    );
+    assert_eq!(state.flag_overrides, store.flag_overrides().await.unwrap());
+    let o = store.flag_overrides().await.unwrap();
+    assert_eq!(o.len(), 1);
+    assert_eq!(
+        (o[0].flag.as_str(), o[0].variant.as_deref(), o[0].enabled),
+        ("checkout", Some("off"), None)
+    );
+    assert_eq!(
+        (o[0].event_id, o[0].updated_at),
+        (c.events[0].id, c.events[0].at)
+    );
+
+    // Setting only the switch keeps the variant; a second flag is added.
+    commit(
+        &store,
+        flag_change(
+            FlagOverrideChange::Set(vec![
+                flag_set("checkout", None, Some(false)),
+                flag_set("banner", None, Some(true)),
+            ]),
+            NewEvent::new("cli", "flag.set", "both"),
+        ),
+    )
+    .await;
+    let o = store.flag_overrides().await.unwrap();
+    let got: Vec<_> = o
+        .iter()
+        .map(|o| (o.flag.as_str(), o.variant.as_deref(), o.enabled))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("banner", None, Some(true)),
+            ("checkout", Some("off"), Some(false))
+        ]
+    );
+
+    // They persist across a restart.
+    store.close().await;
+    let store = db.open().await;
+    assert_eq!(store.flag_overrides().await.unwrap(), o);
+
+    // Neither field set, or an empty key: refused, nothing stored.
+    for bad in [
+        FlagOverrideChange::Set(vec![flag_set("checkout", None, None)]),
+        FlagOverrideChange::Set(vec![flag_set(" ", Some("on"), None)]),
+    ] {
+        let err = store
+            .commit(flag_change(bad, NewEvent::new("cli", "flag.set", "bad")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    }
+    assert_eq!(store.flag_overrides().await.unwrap(), o);
+
+    commit(
+        &store,
+        flag_change(
+            FlagOverrideChange::Clear(vec!["checkout".into(), "never-set".into()]),
+            NewEvent::new("cli", "flag.reset", "back to the rules"),
+        ),
+    )
+    .await;
+    let left: Vec<String> = store
+        .flag_overrides()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.flag)
+        .collect();
+    assert_eq!(left, ["banner"]);
+    commit(
+        &store,
+        Change {
+            expected_version: Some(1),
+            new_version: Some(applied("v1 again")),
+            overrides: OverrideChange::ClearAll,
+            flag_overrides: FlagOverrideChange::ClearAll,
+            events: vec![
+                NewEvent::new("cli", "config.reverted", "back to v1").with_version(VersionRef::New)
+            ],
+        },
+    )
+    .await;
+    assert!(store.flag_overrides().await.unwrap().is_empty());
     store.close().await;
 }
 
@@ -639,6 +769,7 @@ async fn failed_commit_leaves_nothing(db: Db) {
                 expected_version: Some(1),
                 new_version: Some(applied("v2")),
                 overrides: overrides_change,
+                flag_overrides: FlagOverrideChange::Keep,
                 events: vec![
                     NewEvent::new("cli", "config.applied", "v2").with_version(VersionRef::New),
                     NewEvent::new("cli", "config.reverted", "to a version that is not there")
@@ -980,6 +1111,7 @@ async fn crash_child(path: String) {
                 Some("canary"),
                 Some((n % 10_001) as i32),
             )]),
+            flag_overrides: FlagOverrideChange::Keep,
             events: vec![
                 NewEvent::new("crash-child", "config.applied", "loop")
                     .with_version(VersionRef::New),

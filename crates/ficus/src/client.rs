@@ -252,6 +252,21 @@ fn event_line(e: &Value) -> String {
             details.push(format!("{k} {} -> {}", show(from, k), show(to, k)));
         }
     }
+    if let Some(flag) = e["data"]["flag"].as_str() {
+        details.push(format!("flag {flag}"));
+        // A flag override: `None` is the file's own (its rules, its switch).
+        for (k, none) in [("variant", "(rules)"), ("enabled", "(file)")] {
+            let (from, to) = (&e["data"][k]["from"], &e["data"][k]["to"]);
+            if from != to {
+                let shown = |v: &Value| match v {
+                    Value::Null => none.to_string(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                details.push(format!("{k} {} -> {}", shown(from), shown(to)));
+            }
+        }
+    }
     if let Some(changes) = e["data"]["changes"].as_array() {
         details.push(format!("{} change(s)", changes.len()));
     }
@@ -1200,9 +1215,18 @@ pub fn flags(t: Target, key: Option<String>) -> ExitCode {
                 println!("no flag: add [[flag]] to the config (see docs/flags.md)");
                 return Ok(());
             }
-            let mut rows = vec![["FLAG", "KIND", "STATE", "DEFAULT", "VARIANTS", "RULES"]
-                .map(String::from)
-                .to_vec()];
+            let mut rows = vec![[
+                "FLAG",
+                "KIND",
+                "STATE",
+                "DEFAULT",
+                "VARIANTS",
+                "RULES",
+                "OVERRIDE",
+                "EVALUATIONS",
+            ]
+            .map(String::from)
+            .to_vec()];
             for f in &all {
                 rows.push(vec![
                     f["key"].as_str().unwrap_or("").to_string(),
@@ -1222,6 +1246,11 @@ pub fn flags(t: Target, key: Option<String>) -> ExitCode {
                         .collect::<Vec<_>>()
                         .join(", "),
                     f["rules"].as_u64().unwrap_or(0).to_string(),
+                    match f.get("override") {
+                        Some(o) => override_text(o),
+                        None => "-".to_string(),
+                    },
+                    f["evaluations"].as_u64().unwrap_or(0).to_string(),
                 ]);
             }
             print!("{}", table(rows));
@@ -1253,8 +1282,91 @@ pub fn flags(t: Target, key: Option<String>) -> ExitCode {
         for (i, r) in v["rules"].as_array().into_iter().flatten().enumerate() {
             println!("  rule {}: {}", i + 1, r);
         }
+        if let Some(o) = v.get("override") {
+            println!(
+                "  overridden at runtime: {} (`ficus flag reset {}` goes back to the file)",
+                override_text(o),
+                v["key"].as_str().unwrap_or("")
+            );
+            let file = &v["file"];
+            println!(
+                "  in the file: default {}, {} rule(s), {}",
+                file["defaultVariant"].as_str().unwrap_or(""),
+                file["rules"].as_array().map_or(0, Vec::len),
+                if file["enabled"] == false {
+                    "disabled"
+                } else {
+                    "enabled"
+                }
+            );
+        }
+        let evaluations = v["evaluations"].as_array().cloned().unwrap_or_default();
+        if !evaluations.is_empty() {
+            println!("  evaluations on this node since it started:");
+            for e in &evaluations {
+                println!(
+                    "    {:<16} {:<16} {}",
+                    e["variant"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("(none)"),
+                    e["reason"].as_str().unwrap_or(""),
+                    e["count"].as_u64().unwrap_or(0)
+                );
+            }
+        }
         Ok(())
     })
+}
+
+/// `ficus flag set KEY [--variant V] [--enable|--disable] -m WHY`
+pub fn flag_set(
+    t: Target,
+    key: &str,
+    variant: Option<String>,
+    enabled: Option<bool>,
+    message: String,
+) -> ExitCode {
+    let path = format!("/api/v1/flags/{}/set", encode(key));
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                &path,
+                Some(json!({"variant": variant, "enabled": enabled, "message": message})),
+            )
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+/// `ficus flag reset KEY -m WHY`
+pub fn flag_reset(t: Target, key: &str, message: String) -> ExitCode {
+    let path = format!("/api/v1/flags/{}/reset", encode(key));
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call("POST", &path, Some(json!({"message": message})))
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+/// How a flag override reads: `variant off, disabled`.
+fn override_text(o: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = o["variant"].as_str() {
+        parts.push(format!("variant {v}"));
+    }
+    match o["enabled"].as_bool() {
+        Some(true) => parts.push("enabled".to_string()),
+        Some(false) => parts.push("disabled".to_string()),
+        None => {}
+    }
+    parts.join(", ")
 }
 
 fn slo_row(s: &Value) -> [String; 10] {

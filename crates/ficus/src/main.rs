@@ -167,12 +167,26 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
-    /// Feature flags of the running config (served over OFREP): `ficus flag list`, `ficus
-    /// flag show KEY`.
+    /// Feature flags as they run (served over OFREP): `ficus flag list`, `ficus flag show
+    /// KEY`, `ficus flag set KEY --variant off -m WHY` (everyone gets that variant: the kill
+    /// switch; `--enable` / `--disable` set its switch), `ficus flag reset KEY -m WHY` (back
+    /// to the file's rules). Runtime changes reach every node and are recorded as events.
     Flag {
-        /// list | show KEY
+        /// list | show KEY | set KEY | reset KEY
         #[arg(value_name = "ARGS")]
         args: Vec<String>,
+        /// For set: the variant every context gets, whatever the rules say.
+        #[arg(long)]
+        variant: Option<String>,
+        /// For set: turn the flag on.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// For set: turn the flag off (SDKs get no value and use their code default).
+        #[arg(long)]
+        disable: bool,
+        /// Why (for set and reset; recorded in the audit log).
+        #[arg(short, long)]
+        message: Option<String>,
         #[command(flatten)]
         target: client::Target,
     },
@@ -272,15 +286,43 @@ fn main() -> ExitCode {
             }
             (_, Some(route), Some(m)) => client::rollout_command(target, &route, &command, m),
         },
-        Command::Flag { args, target } => match args.as_slice() {
-            [] => client::flags(target, None),
-            [l] if l == "list" => client::flags(target, None),
-            [s, key] if s == "show" => client::flags(target, Some(key.clone())),
-            _ => {
-                eprintln!("ficus flag: list, or show KEY");
-                ExitCode::from(2)
+        Command::Flag {
+            args,
+            variant,
+            enable,
+            disable,
+            message,
+            target,
+        } => {
+            let enabled = match (enable, disable) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            match (args.as_slice(), message) {
+                ([], _) => client::flags(target, None),
+                ([l], _) if l == "list" => client::flags(target, None),
+                ([s, key], _) if s == "show" => client::flags(target, Some(key.clone())),
+                ([s, _], _) if s == "set" && variant.is_none() && enabled.is_none() => {
+                    eprintln!("ficus flag set: give --variant NAME, --enable or --disable");
+                    ExitCode::from(2)
+                }
+                ([s, _], None) if s == "set" || s == "reset" => {
+                    eprintln!(
+                        "ficus flag {s}: say why with -m \"...\" (it is recorded in the audit log)"
+                    );
+                    ExitCode::from(2)
+                }
+                ([s, key], Some(m)) if s == "set" => {
+                    client::flag_set(target, key, variant, enabled, m)
+                }
+                ([s, key], Some(m)) if s == "reset" => client::flag_reset(target, key, m),
+                _ => {
+                    eprintln!("ficus flag: list, show KEY, set KEY, or reset KEY");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
         Command::Slo { args, target } => match args.as_slice() {
             [] => client::slo(target, None),
             [r] if r == "rules" => run::slo_rules(&target.config),

@@ -51,6 +51,26 @@ async fn upstream(name: &'static str) -> String {
     format!("http://{addr}")
 }
 
+/// A GET with headers: the status and the side that answered (`x-ficus-upstream`).
+async fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut req = hyper::Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = c
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("the gateway answers");
+    let side = resp
+        .headers()
+        .get("x-ficus-upstream")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (resp.status().as_u16(), side)
+}
+
 async fn get(url: &str) -> (u16, String, String) {
     let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .build_http::<Full<Bytes>>();
@@ -1222,12 +1242,18 @@ async fn openfeature_sdks_read_flags_over_ofrep_and_see_a_change() {
     let legacy = upstream("legacy").await;
     let modern = upstream("modern").await;
     std::fs::write(dir.join("ofrep-keys"), format!("{OFREP_KEY}\n")).unwrap();
+    // A route whose canary follows the flag: modern for whoever gets `on`.
+    let checkout = "[[route]]\nname = \"checkout\"\npath_prefix = \"/checkout\"\n\
+                    legacy = \"legacy\"\nmodern = \"modern\"\nstage = \"canary\"\n\
+                    sticky = \"header:x-user-id\"\ndebug_header = true\n\
+                    flag = { key = \"new-checkout\", modern = \"on\", context = [\"plan\"] }\n\n\
+                    [default]\n";
     let text = format!(
         "{}{FLAGS}\n[ofrep]\nbind = \"127.0.0.1:0\"\nkeys_file = \"ofrep-keys\"\n",
-        config(&dir, &legacy, &modern, 0)
+        config(&dir, &legacy, &modern, 0).replacen("[default]\n", checkout, 1)
     );
     std::fs::write(dir.join("ficus.toml"), &text).unwrap();
-    let (child, _addr, logs) = start(&dir.join("ficus.toml"));
+    let (child, addr, logs) = start(&dir.join("ficus.toml"));
     let ofrep = format!("http://{}", wait_for_addr(&logs, "OFREP listening"));
     let admin = wait_for_addr(&logs, "admin API");
 
@@ -1321,5 +1347,115 @@ async fn openfeature_sdks_read_flags_over_ofrep_and_see_a_change() {
             "{sdk}: {seen}"
         );
     }
+
+    // The kill switch: `ficus flag set` serves `off` to everyone, whatever the rules say,
+    // and the route whose canary follows the flag sends everyone to legacy.
+    let checkout = format!("http://{addr}/checkout/1");
+    let pro = [("x-user-id", "u1"), ("plan", "pro")];
+    assert_eq!(get_with(&checkout, &pro).await, (200, "modern".into()));
+    assert_eq!(
+        get_with(&checkout, &[("x-user-id", "u1")]).await,
+        (200, "legacy".into())
+    );
+    let (code, _, err) = cli(
+        &["flag", "set", "new-checkout", "--variant", "off"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 2, "a change says why");
+    assert!(err.contains("-m"), "{err}");
+    let (code, _, err) = cli(
+        &[
+            "flag",
+            "set",
+            "new-checkout",
+            "--variant",
+            "maybe",
+            "-m",
+            "typo",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("has no variant \"maybe\"") && err.contains("off, on"),
+        "{err}"
+    );
+    let (code, out, err) = cli(
+        &[
+            "flag",
+            "set",
+            "new-checkout",
+            "--variant",
+            "off",
+            "-m",
+            "checkout bug",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("api:cli:tester flag.set: checkout bug")
+            && out.contains("(flag new-checkout, variant (rules) -> off)"),
+        "{out}"
+    );
+    assert_eq!(get_with(&checkout, &pro).await, (200, "legacy".into()));
+    for sdk in ["python", "js"] {
+        let seen = sdk_run(sdk, &ofrep, "after");
+        assert_eq!(
+            seen["bool"],
+            serde_json::json!([false, "off", "STATIC", null]),
+            "{sdk}: {seen}"
+        );
+    }
+    let (_, out, _) = cli(&["flag", "list"], &admin, &dir);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("new-checkout"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("variant off"), "{out}");
+    let (_, out, _) = cli(&["flag", "show", "new-checkout"], &admin, &dir);
+    assert!(
+        out.contains("overridden at runtime: variant off")
+            && out.contains("in the file: default off, 1 rule(s), enabled")
+            && out.contains("evaluations on this node"),
+        "{out}"
+    );
+    // A file change elsewhere keeps the override; `reset` goes back to the rules.
+    std::fs::write(
+        dir.join("ficus.toml"),
+        text.replace("default = \"light\"", "default = \"dark\"")
+            .replace("default = \"large\"", "default = \"small\""),
+    )
+    .unwrap();
+    let (code, _, err) = cli(&["apply", "-m", "small pages"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(get_with(&checkout, &pro).await, (200, "legacy".into()));
+    let (code, out, err) = cli(
+        &["flag", "reset", "new-checkout", "-m", "fixed"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("flag.reset") && out.contains("variant off -> (rules)"),
+        "{out}"
+    );
+    assert_eq!(get_with(&checkout, &pro).await, (200, "modern".into()));
+    let seen = sdk_run("python", &ofrep, "after");
+    assert_eq!(
+        seen["bool"],
+        serde_json::json!([true, "on", "TARGETING_MATCH", null]),
+        "{seen}"
+    );
+    let (code, out, _) = cli(
+        &["flag", "reset", "new-checkout", "-m", "again"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to change"), "{out}");
     stop(child);
 }

@@ -180,6 +180,8 @@ struct Node {
     dir: PathBuf,
     gateway: String,
     admin: String,
+    /// The OFREP listener's URL, when `[ofrep] bind` is set.
+    ofrep: Option<String>,
     id: String,
 }
 
@@ -241,7 +243,7 @@ impl Node {
                 let _ = tx.send(line);
             }
         });
-        let (mut gateway, mut admin, mut id) = (None, None, None);
+        let (mut gateway, mut admin, mut id, mut ofrep) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         while gateway.is_none() || admin.is_none() || id.is_none() {
             let line = rx
@@ -258,6 +260,8 @@ impl Node {
             };
             if line.contains("admin API") {
                 admin = addr();
+            } else if line.contains("OFREP") {
+                ofrep = addr();
             } else if line.contains("listening") {
                 gateway = addr();
             }
@@ -273,6 +277,7 @@ impl Node {
             dir,
             gateway: format!("http://{}", gateway.unwrap()),
             admin: format!("http://{}", admin.unwrap()),
+            ofrep: ofrep.map(|a| format!("http://{a}")),
             id: id.unwrap(),
         }
     }
@@ -1107,6 +1112,111 @@ async fn slos_count_the_whole_fleet_and_a_new_leader_keeps_the_alert() {
     assert_eq!(page_events(&n2).await.len(), 1, "paged once");
     load.stop().await;
     n2.stop();
+    pg.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_kill_switch_reaches_every_node_within_a_second() {
+    let Some(pg) = Pg::new("flags").await else {
+        return;
+    };
+    let root = root("flags");
+    let legacy = upstream("legacy", false).await;
+    let modern = upstream("modern", false).await;
+    // orders' canary follows the flag: modern for the pro plan.
+    let fleet_wide = format!(
+        "{}\n[[flag]]\nkey = \"new-orders\"\nvariants = {{ on = true, off = false }}\n\
+         default = \"off\"\n[[flag.rule]]\nwhen = [{{ attribute = \"plan\", eq = \"pro\" }}]\n\
+         variant = \"on\"\n",
+        routes(
+            &legacy,
+            &modern,
+            "flag = { key = \"new-orders\", modern = \"on\", context = [\"plan\"] }"
+        )
+    );
+    let store = pg.url(None);
+    let ofrep = "[ofrep]\nbind = \"127.0.0.1:0\"\n";
+    let n1 = Node::start(&root, "n1", &store, &fleet_wide, ofrep).await;
+    let n2 = Node::start(&root, "n2", &store, &fleet_wide, ofrep).await;
+    let pro = [("x-user", "u1"), ("plan", "pro")];
+    let eval = |node: &Node| {
+        let url = format!(
+            "{}/ofrep/v1/evaluate/flags/new-orders",
+            node.ofrep.clone().expect("OFREP listens")
+        );
+        async move {
+            call(
+                "POST",
+                &url,
+                Some(json!({"context": {"targetingKey": "u1", "plan": "pro"}})),
+            )
+            .await
+            .1
+        }
+    };
+    for n in [&n1, &n2] {
+        assert_eq!(n.side("/orders/1", &pro).await, (200, "modern".into()));
+        assert_eq!(eval(n).await["variant"], "on");
+    }
+
+    // The kill switch through n1: n2 serves it within a second, to its routes and over
+    // OFREP.
+    let (s, v) = call(
+        "POST",
+        &n1.url("/api/v1/flags/new-orders/set"),
+        Some(json!({"variant": "off", "message": "orders bug"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let took = within(
+        Duration::from_secs(1),
+        "n2 follows the kill switch",
+        || async {
+            n2.side("/orders/1", &pro).await.1 == "legacy" && eval(&n2).await["variant"] == "off"
+        },
+    )
+    .await;
+    println!("flag set on n1 to served on n2: {took:?}");
+    let (_, f) = call("GET", &n2.url("/api/v1/flags"), None).await;
+    assert_eq!(
+        f[0]["override"],
+        json!({"flag": "new-orders", "variant": "off", "enabled": null}),
+        "{f}"
+    );
+    // One event, recorded once, by n1.
+    let (_, events) = call("GET", &n2.url("/api/v1/events?limit=100"), None).await;
+    let sets: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "flag.set")
+        .collect();
+    assert_eq!(sets.len(), 1, "{events}");
+    assert_eq!(sets[0]["node"], n1.id.as_str());
+
+    // A node that starts now runs the override too.
+    let n3 = Node::start(&root, "n3", &store, &fleet_wide, ofrep).await;
+    assert_eq!(n3.side("/orders/1", &pro).await, (200, "legacy".into()));
+
+    // Reset through n2: everyone follows the rules again.
+    let (s, v) = call(
+        "POST",
+        &n2.url("/api/v1/flags/new-orders/reset"),
+        Some(json!({"message": "fixed"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    within(
+        Duration::from_secs(1),
+        "n1 and n3 follow the reset",
+        || async {
+            n1.side("/orders/1", &pro).await.1 == "modern"
+                && n3.side("/orders/1", &pro).await.1 == "modern"
+                && eval(&n1).await["variant"] == "on"
+        },
+    )
+    .await;
+    drop((n1, n2, n3));
     pg.drop().await;
 }
 

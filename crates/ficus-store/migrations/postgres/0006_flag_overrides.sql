@@ -1,0 +1,10 @@
+-- A flag's variant and/or enabled switch set at runtime (`ficus flag set`, the API) that win
+-- over the file until the file itself changes the flag. NULL = not overridden.
+CREATE TABLE flag_overrides (
+    flag       TEXT    PRIMARY KEY CHECK (flag <> ''),
+    variant    TEXT    CHECK (variant IS NULL OR variant <> ''),
+    enabled    BOOLEAN,
+    updated_at BIGINT  NOT NULL,
+    event_id   BIGINT  NOT NULL REFERENCES events (id),
+    CHECK (variant IS NOT NULL OR enabled IS NOT NULL)
+);
