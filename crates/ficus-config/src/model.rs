@@ -205,6 +205,10 @@ pub mod defaults {
     pub const OFREP_BURST: u32 = 2000;
     /// OFREP: event streams open at once on one node.
     pub const OFREP_MAX_STREAMS: usize = 10_000;
+    /// The header a route's `forward_flags` sends its evaluated flags in.
+    pub const FORWARD_FLAGS_HEADER: &str = "x-ficus-flags";
+    /// The most flags one route forwards (each is evaluated for every request).
+    pub const MAX_FORWARD_FLAGS: usize = 64;
     /// Flags: the most flags in one config.
     pub const MAX_FLAGS: usize = 10_000;
     /// SLOs: the rolling window when none is given.
@@ -849,6 +853,21 @@ pub struct Route {
     /// `flag = { key, modern, context }`: on the canary stage, modern answers the requests
     /// for which this flag evaluates to the `modern` variant (instead of the weight).
     pub flag: Option<RouteFlag>,
+    /// `forward_flags = { flags = [...], header, context }`: these flags, evaluated for each
+    /// request, sent to the upstreams in one header.
+    pub forward_flags: Option<ForwardFlags>,
+}
+
+/// A route's evaluated flags forwarded to its upstreams: `header: key=variant, ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardFlags {
+    /// The `[[flag]]` keys, in the header's order.
+    pub flags: Vec<String>,
+    /// The header (default [`defaults::FORWARD_FLAGS_HEADER`]); a client's own is dropped.
+    pub header: http::HeaderName,
+    /// Request headers put into the evaluation context, under their (lower-case) names;
+    /// the targeting key is the route's sticky key.
+    pub context: Vec<http::HeaderName>,
 }
 
 /// A route's canary split following a feature flag.

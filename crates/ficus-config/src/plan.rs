@@ -195,6 +195,9 @@ fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
     if old.flag != new.flag {
         what.push("flag".to_string());
     }
+    if old.forward_flags != new.forward_flags {
+        what.push("forward_flags".to_string());
+    }
     if !what.is_empty() {
         out.push(RouteChange::Settings {
             route: new.name.clone(),

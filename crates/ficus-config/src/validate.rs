@@ -138,6 +138,7 @@ const ROUTE_KEYS: &[&str] = &[
     "rollout",
     "slo",
     "flag",
+    "forward_flags",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -220,6 +221,7 @@ pub(crate) fn parse(
         base_dir,
         scope,
         route_flag_refs: Vec::new(),
+        forward_flag_refs: Vec::new(),
     };
     let config = match DeTable::parse(text) {
         Ok(doc) => v.document(doc.get_ref(), doc.span()),
@@ -401,6 +403,9 @@ struct Validator<'s, 'b> {
     scope: Scope,
     /// Routes' flags (key, modern variant, span, route), checked once every flag is read.
     route_flag_refs: Vec<(String, String, Span, String)>,
+    /// Each route's `forward_flags` keys: (key, span, route context), checked once the
+    /// flags are read.
+    forward_flag_refs: Vec<(String, Span, String)>,
 }
 
 impl<'s> Validator<'s, '_> {
@@ -2058,6 +2063,7 @@ impl<'s> Validator<'s, '_> {
         };
         let slos = self.route_slos(sec);
         let flag = self.route_flag(sec);
+        let forward_flags = self.forward_flags(sec);
         let rate_limit = match self.table(sec, "rate_limit") {
             Some((t, span)) => {
                 let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
@@ -2102,6 +2108,7 @@ impl<'s> Validator<'s, '_> {
             rollout,
             slos,
             flag,
+            forward_flags,
         }
     }
 

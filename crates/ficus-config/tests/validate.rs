@@ -160,6 +160,7 @@ fn route(name: &str, legacy: &str) -> Route {
         rollout: None,
         slos: Vec::new(),
         flag: None,
+        forward_flags: None,
     }
 }
 
@@ -417,6 +418,7 @@ fn minimal_config_gets_every_default() {
             rollout: None,
             slos: Vec::new(),
             flag: None,
+            forward_flags: None,
         },
         access_log: AccessLog {
             enabled: true,

@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod body;
 mod cached;
 pub mod events;
+pub mod flags;
 pub mod h1;
 pub mod h1server;
 pub mod headers;

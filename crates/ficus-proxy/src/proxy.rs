@@ -344,6 +344,24 @@ impl Inbound {
     }
 }
 
+/// The route's evaluated flags, in the header its upstreams read (the client's own value of
+/// that header dropped).
+fn forward_flags(
+    route: &CompiledRoute,
+    ff: &crate::flags::FlagForward,
+    conn: &ConnInfo,
+    parts: &mut Parts,
+) {
+    let key = crate::table::sticky_key(
+        &route.sticky,
+        &parts.headers,
+        parts.uri.query(),
+        conn.peer_ip.as_bytes(),
+    )
+    .map(<[u8]>::to_vec);
+    ff.apply(key.as_deref(), &mut parts.headers);
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     table: &Arc<RouteTable>,
@@ -391,6 +409,9 @@ async fn forward(
     }
     let side = route.decide(&parts.headers, parts.uri.query(), conn.peer_ip.as_bytes());
     trace.side(side);
+    if let Some(ff) = &route.forward_flags {
+        forward_flags(route, ff, conn, parts);
+    }
     if let Some(cache) = &route.cache {
         if !upgrade
             && body.size_hint().exact() == Some(0)

@@ -9,6 +9,7 @@ use ficus_telemetry::{RouteStats, Telemetry};
 use http::Method;
 use http::{HeaderMap, HeaderValue};
 
+pub use crate::flags::{FlagForward, FlagSplit};
 use crate::mirror::{Mirror, MirrorRoute};
 use crate::router::{Matcher, RequestView};
 use crate::server::GatewayError;
@@ -55,39 +56,8 @@ pub struct CompiledRoute {
     pub http_route: Option<Arc<str>>,
     /// On the canary stage, the flag whose evaluation picks the side (instead of the weight).
     pub flag: Option<Arc<FlagSplit>>,
-}
-
-/// A route's canary split by a feature flag: the flag as the running config defines it
-/// (the same one OFREP serves, so a user gets the same answer from both), the variant that
-/// means modern, and the headers that go into the evaluation context.
-#[derive(Debug)]
-pub struct FlagSplit {
-    pub flag: ficus_flags::Flag,
-    pub modern: String,
-    pub context: Vec<http::HeaderName>,
-}
-
-impl FlagSplit {
-    /// Modern or legacy for one request: the targeting key is the route's sticky key; each
-    /// context header present becomes an attribute of its name.
-    fn side(&self, key: Option<&[u8]>, headers: &HeaderMap) -> Side {
-        let mut ctx = ficus_flags::Context {
-            targeting_key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
-            ..ficus_flags::Context::default()
-        };
-        for h in &self.context {
-            if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
-                ctx.attrs
-                    .insert(h.as_str().to_string(), serde_json::Value::from(v));
-            }
-        }
-        let r = ficus_flags::evaluate(&self.flag, &ctx);
-        if r.error.is_none() && r.variant.as_deref() == Some(self.modern.as_str()) {
-            Side::Modern
-        } else {
-            Side::Legacy
-        }
-    }
+    /// Flags evaluated for each request and sent to the upstreams in a header.
+    pub forward_flags: Option<Arc<FlagForward>>,
 }
 
 /// A route's response cache. Keys carry the side, so a canary never crosses its answers.
@@ -277,6 +247,7 @@ fn compile_route(
         index: 0,
         http_route: http_route(&r.matcher.path),
         flag: None,
+        forward_flags: None,
     }
 }
 
@@ -442,6 +413,10 @@ impl RouteTable {
                     context: rf.context.clone(),
                 }))
             });
+            route.forward_flags = r
+                .forward_flags
+                .as_ref()
+                .map(|ff| Arc::new(FlagForward::new(ff, &config.flags)));
             routes.push(route);
         }
         Ok(RouteTable {

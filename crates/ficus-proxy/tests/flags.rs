@@ -122,3 +122,157 @@ fn a_route_flag_must_name_a_flag_and_variant_and_leave_the_weight_to_it() {
         "{e}"
     );
 }
+
+const FORWARD: &str = r#"
+[[listener]]
+bind = "127.0.0.1:0"
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+
+[[flag]]
+key = "new-checkout"
+variants = { on = true, off = false }
+default = "off"
+[[flag.rule]]
+when = [{ attribute = "x-plan", eq = "pro" }]
+variant = "on"
+
+[[flag]]
+key = "theme"
+variants = { dark = "dark", light = "light" }
+default = "light"
+[[flag.rule]]
+split = { dark = 50, light = 50 }
+
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+stage = "shadow"
+sticky = "header:x-user-id"
+forward_flags = { flags = ["new-checkout", "theme"], context = ["x-plan"] }
+
+[default]
+legacy = "legacy"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_forwards_each_requests_evaluated_flags_and_drops_a_forged_header() {
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let vars = [("legacy", legacy.url()), ("modern", modern.url())];
+    let gw = TestGateway::start(FORWARD, &vars).await;
+    let cfg = config(FORWARD, &vars);
+    let theme = |user: &str| {
+        ficus_flags::evaluate(
+            &cfg.flags[1],
+            &ficus_flags::Context {
+                targeting_key: Some(user.into()),
+                ..Default::default()
+            },
+        )
+        .variant
+        .unwrap()
+    };
+    for i in 0..20 {
+        let user = format!("user-{i}");
+        let plan = if i % 2 == 0 { "pro" } else { "free" };
+        let (s, _, _) = get(
+            &gw.url("/orders/1"),
+            &[
+                ("x-user-id", &user),
+                ("x-plan", plan),
+                ("x-ficus-flags", "new-checkout=on"),
+            ],
+        )
+        .await;
+        assert_eq!(s.as_u16(), 200);
+        let want = format!(
+            "new-checkout={}, theme={}",
+            if plan == "pro" { "on" } else { "off" },
+            theme(&user)
+        );
+        assert_eq!(header(&legacy.last().headers, "x-ficus-flags"), want);
+    }
+    // The shadow copy to modern carries the same header.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while modern.hits() < 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let seen = modern.last();
+    assert!(
+        header(&seen.headers, "x-ficus-flags").starts_with("new-checkout="),
+        "{seen:?}"
+    );
+    // Without a sticky key the split serves nothing and is left out.
+    get(&gw.url("/orders/2"), &[("x-plan", "pro")]).await;
+    assert_eq!(
+        header(&legacy.last().headers, "x-ficus-flags"),
+        "new-checkout=on"
+    );
+    // Another route forwards nothing, not even the client's header... which it passes on as
+    // any other header (only a route that forwards flags owns the name).
+    get(&gw.url("/other"), &[("x-ficus-flags", "mine")]).await;
+    assert_eq!(header(&legacy.last().headers, "x-ficus-flags"), "mine");
+}
+
+#[test]
+fn forward_flags_must_name_flags_and_a_header_of_its_own() {
+    let parse = |text: &str| {
+        ficus_config::parse_str(text, "ficus.toml", std::path::Path::new("/etc/ficus"))
+            .map_err(|d| d.to_string())
+    };
+    let base = FORWARD
+        .replace("{legacy}", "http://127.0.0.1:9")
+        .replace("{modern}", "http://127.0.0.1:8");
+    let cfg = parse(&base).unwrap();
+    let ff = cfg.routes[0].forward_flags.as_ref().unwrap();
+    assert_eq!(ff.header, "x-ficus-flags");
+    assert_eq!(ff.flags, ["new-checkout", "theme"]);
+    let line = "forward_flags = { flags = [\"new-checkout\", \"theme\"], context = [\"x-plan\"] }";
+    for (bad, want) in [
+        (
+            "forward_flags = { flags = [\"nope\"] }",
+            "route \"orders\": forward_flags names \"nope\", which is not a [[flag]]",
+        ),
+        (
+            "forward_flags = { flags = [] }",
+            "forward_flags.flags has 0 flags; name 1 to 64",
+        ),
+        (
+            "forward_flags = { flags = [\"theme\", \"theme\"] }",
+            "forward_flags.flags names \"theme\" twice",
+        ),
+        (
+            "forward_flags = { flags = [\"theme\"], header = \"authorization\" }",
+            "forward_flags.header \"authorization\" is a header ficus or HTTP itself manages",
+        ),
+        (
+            "forward_flags = { flags = [\"theme\"], header = \"bad header\" }",
+            "forward_flags.header \"bad header\" is not a header name",
+        ),
+        (
+            "forward_flags = { header = \"x-f\" }",
+            "forward_flags has no flags",
+        ),
+        (
+            "forward_flags = { flags = [\"theme\"], extra = 1 }",
+            "extra",
+        ),
+    ] {
+        let e = parse(&base.replace(line, bad)).unwrap_err();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+    let custom = parse(&base.replace(
+        line,
+        "forward_flags = { flags = [\"theme\"], header = \"X-Flags\" }",
+    ))
+    .unwrap();
+    assert_eq!(
+        custom.routes[0].forward_flags.as_ref().unwrap().header,
+        "x-flags"
+    );
+}

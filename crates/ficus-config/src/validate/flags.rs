@@ -10,8 +10,33 @@ use ficus_flags::{BucketHash, Condition, Flag, NumOp, Op, Outcome, Rule, SemVer,
 use toml::de::{DeTable, DeValue};
 
 use super::{int_value, Section, Validator};
-use crate::model::{defaults, Ofrep, RouteFlag};
+use crate::model::{defaults, ForwardFlags, Ofrep, RouteFlag};
 use crate::raw::{clip, describe, Entry};
+
+/// Headers a route may not forward flags in: HTTP's own framing and hop-by-hop headers, and
+/// those ficus sets itself.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "authorization",
+    "cookie",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+];
 
 const FLAG_KEYS: &[&str] = &["key", "variants", "default", "enabled", "metadata", "rule"];
 const RULE_KEYS: &[&str] = &["when", "variant", "split", "bucket_by", "seed"];
@@ -553,8 +578,121 @@ impl Validator<'_, '_> {
         })
     }
 
-    /// Every route's flag names a `[[flag]]` that has its `modern` variant.
+    /// A route's `forward_flags = { flags = ["a", "b"], header = "x-ficus-flags", context =
+    /// ["x-plan"] }`. Whether the flags exist is checked once every flag is read.
+    pub(super) fn forward_flags(&mut self, sec: &Section<'_, '_>) -> Option<ForwardFlags> {
+        let (table, span) = self.table(sec, "forward_flags")?;
+        let fsec = Section::new(sec.ctx.clone(), "forward_flags.", span.clone(), table);
+        self.unknown_keys(
+            &fsec,
+            &["flags", "header", "context"],
+            &[],
+            "a route's forward_flags",
+        );
+        let mut flags = Vec::new();
+        match self.strings(&fsec, "flags") {
+            Some((items, lspan)) => {
+                if items.is_empty() || items.len() > defaults::MAX_FORWARD_FLAGS {
+                    self.error(
+                        &lspan,
+                        format!(
+                            "{}: forward_flags.flags has {} flags; name 1 to {}",
+                            sec.ctx,
+                            items.len(),
+                            defaults::MAX_FORWARD_FLAGS
+                        ),
+                        Some("each is evaluated for every request of the route".into()),
+                    );
+                }
+                for (k, kspan) in items {
+                    if flags.iter().any(|f| f == k) {
+                        self.error(
+                            &kspan,
+                            format!("{}: forward_flags.flags names {:?} twice", sec.ctx, clip(k)),
+                            None,
+                        );
+                        continue;
+                    }
+                    self.forward_flag_refs
+                        .push((k.to_string(), kspan, sec.ctx.clone()));
+                    flags.push(k.to_string());
+                }
+            }
+            None => self.error(
+                &span,
+                format!("{}: forward_flags has no flags", sec.ctx),
+                Some("forward_flags = { flags = [\"new-checkout\"] }".into()),
+            ),
+        }
+        let header = match self.string(&fsec, "header") {
+            None => http::HeaderName::from_static(defaults::FORWARD_FLAGS_HEADER),
+            Some((h, hspan)) => match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(n) if !RESERVED_HEADERS.contains(&n.as_str()) => n,
+                Ok(n) => {
+                    self.error(
+                        &hspan,
+                        format!(
+                            "{}: forward_flags.header {:?} is a header ficus or HTTP itself manages",
+                            sec.ctx,
+                            n.as_str()
+                        ),
+                        Some(format!("use a header of your own, e.g. {:?}", defaults::FORWARD_FLAGS_HEADER)),
+                    );
+                    http::HeaderName::from_static(defaults::FORWARD_FLAGS_HEADER)
+                }
+                Err(_) => {
+                    self.error(
+                        &hspan,
+                        format!(
+                            "{}: forward_flags.header {:?} is not a header name",
+                            sec.ctx,
+                            clip(h)
+                        ),
+                        Some("header names are tokens such as \"x-ficus-flags\"".into()),
+                    );
+                    http::HeaderName::from_static(defaults::FORWARD_FLAGS_HEADER)
+                }
+            },
+        };
+        let mut context = Vec::new();
+        if let Some((items, _)) = self.strings(&fsec, "context") {
+            for (h, hspan) in items {
+                match http::HeaderName::from_bytes(h.as_bytes()) {
+                    Ok(n) => context.push(n),
+                    Err(_) => self.error(
+                        &hspan,
+                        format!(
+                            "{}: forward_flags.context {:?} is not a header name",
+                            sec.ctx,
+                            clip(h)
+                        ),
+                        Some("request headers whose values go into the evaluation context, e.g. context = [\"x-plan\"]".into()),
+                    ),
+                }
+            }
+        }
+        Some(ForwardFlags {
+            flags,
+            header,
+            context,
+        })
+    }
+
+    /// Every route's flag names a `[[flag]]` that has its `modern` variant, and every
+    /// forwarded flag is a `[[flag]]`.
     pub(super) fn check_route_flags(&mut self, flags: &[Flag]) {
+        for (key, span, ctx) in std::mem::take(&mut self.forward_flag_refs) {
+            if !flags.iter().any(|f| f.key == key) {
+                self.error(
+                    &span,
+                    format!(
+                        "{ctx}: forward_flags names {:?}, which is not a [[flag]]",
+                        clip(&key)
+                    ),
+                    Some("add the [[flag]], or name one the config has".into()),
+                );
+            }
+        }
         for (key, modern, span, ctx) in std::mem::take(&mut self.route_flag_refs) {
             match flags.iter().find(|f| f.key == key) {
                 None => self.error(
