@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # OFREP benchmark (issue 22): flag evaluations per second on one core over HTTP on loopback,
 # with p99, for a single flag, the bulk endpoint (every flag) and the bulk endpoint answered
-# 304 (the client's ETag is current); and the time from a config change to the first
-# server-sent refetchEvaluation event. `ficus run` is pinned to PROXY_CPU with one worker
+# 304 (the client's ETag is current); and the time from a change (a config apply, and
+# `ficus flag set`) to the first server-sent refetchEvaluation event. `ficus run` is pinned to PROXY_CPU with one worker
 # (OFREP runs on the control runtime), wrk to LOAD_CPU.
 #
 # Environment (defaults):
@@ -90,25 +90,47 @@ after=$(metric 'ficus_ofrep_refused_total{why="not_modified"}')
 total=$(sed -n 's/^bulk, 304 BENCH requests=\([0-9]*\).*/\1/p' "$OUT_DIR/raw.txt")
 echo "bulk, 304: $((after - before)) of $total answered 304" | tee -a "$OUT_DIR/results.txt"
 
-# Propagation: an event stream open, then a config change through the admin API.
-python3 - "$PORT" "$KEY" "$ADMIN_PORT" "$TMP/ficus.toml" <<'PY' | tee -a "$OUT_DIR/results.txt"
-import json, socket, sys, time, urllib.request
-port, key, admin, cfg = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+# Propagation: an event stream open, then a change of a flag, timed to the first
+# refetchEvaluation the stream carries: a config apply through the admin API, and
+# `ficus flag set` (the CLI process included), 5 times each.
+python3 - "$PORT" "$KEY" "$ADMIN_PORT" "$TMP/ficus.toml" "$FICUS_BIN" <<'PY' | tee -a "$OUT_DIR/results.txt"
+import json, socket, statistics, subprocess, sys, time, urllib.request
+port, key, admin, cfg, ficus = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+token = open(cfg.rsplit("/", 1)[0] + "/.ficus-admin-token").read().strip()
 s = socket.create_connection(("127.0.0.1", port))
 s.sendall(f"GET /ofrep/v1/events?key={key} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
 s.recv(65536)  # the head and the first comment
-text = open(cfg).read().replace('default = "off"', 'default = "on"', 1)
-token = open(cfg.rsplit("/", 1)[0] + "/.ficus-admin-token").read().strip()
-req = urllib.request.Request(f"http://127.0.0.1:{admin}/api/v1/config/apply", method="POST",
-    data=json.dumps({"text": text, "message": "bench: flip flag-0"}).encode(),
-    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-t0 = time.monotonic()
-urllib.request.urlopen(req).read()
-applied = time.monotonic()
 buf = b""
-while b"refetchEvaluation" not in buf:
-    buf += s.recv(65536)
-t1 = time.monotonic()
-print(f"change to event: {1000 * (t1 - t0):.0f} ms (apply answered after {1000 * (applied - t0):.0f} ms)")
+def wait_event(seen):
+    global buf
+    while buf.count(b"refetchEvaluation") <= seen:
+        buf += s.recv(65536)
+    return buf.count(b"refetchEvaluation")
+seen = 0
+original = open(cfg).read()
+applies, sets = [], []
+for i in range(5):
+    text = original.replace('default = "off"', 'default = "on"' if i % 2 == 0 else 'default = "off"', 1)
+    if i % 2 == 1:
+        text = original + f"\n# bench {i}\n"
+        text = text.replace('default = "large"', 'default = "small"', 1)
+    req = urllib.request.Request(f"http://127.0.0.1:{admin}/api/v1/config/apply", method="POST",
+        data=json.dumps({"text": text, "message": f"bench: change {i}"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    t0 = time.monotonic()
+    urllib.request.urlopen(req).read()
+    seen = wait_event(seen)
+    applies.append(1000 * (time.monotonic() - t0))
+for i in range(5):
+    variant = "b" if i % 2 == 0 else "c"
+    t0 = time.monotonic()
+    subprocess.run([ficus, "flag", "set", "flag-1", "--variant", variant, "-m", "bench",
+                    "--admin", f"http://127.0.0.1:{admin}", "-c", cfg],
+                   check=True, stdout=subprocess.DEVNULL)
+    seen = wait_event(seen)
+    sets.append(1000 * (time.monotonic() - t0))
+fmt = lambda xs: f"median {statistics.median(xs):.1f} ms (min {min(xs):.1f}, max {max(xs):.1f})"
+print(f"config apply to event:    {fmt(applies)}")
+print(f"ficus flag set to event:  {fmt(sets)} (the CLI process included)")
 PY
 say "results in $OUT_DIR/results.txt"

@@ -285,6 +285,8 @@ pub struct ControlPlane {
     /// The SLO controller's latest evaluations (while this node leads).
     slo_board: slo::Board,
     flag_evaluations: flags::Evaluations,
+    /// Bumped each time a new snapshot runs (what OFREP's event streams wait on).
+    published: watch::Sender<u64>,
 }
 
 /// Tries of a change that meets a concurrent change of another node (a version applied
@@ -484,6 +486,7 @@ impl ControlPlane {
             rollbacks: metrics::Rollbacks::default(),
             slo_board: slo::Board::default(),
             flag_evaluations: flags::Evaluations::default(),
+            published: watch::channel(0).0,
         });
         metrics::register(&control);
         control
@@ -1308,6 +1311,13 @@ impl ControlPlane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .raw_overrides = raw;
+        self.published.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time a new snapshot runs (a change made here or synced from the store):
+    /// for tasks that act on what runs at once rather than by polling [`Self::snapshot`].
+    pub fn watch_snapshot(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
     }
 }
 

@@ -39,8 +39,9 @@ use ficus_protect::{RateLimiter, RateSpec};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-/// How often the flags are compared with the running config's.
-const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// The longest the flags go without being compared with the running config's (each new
+/// snapshot wakes the comparison at once).
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// A comment line keeps an idle event stream (and the proxies on its way) open.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Where the event stream is served, relative to the OFREP base URL.
@@ -589,10 +590,14 @@ fn event_frame(c: &Change) -> String {
     format!("id: {}\nevent: message\ndata: {data}\n\n", c.id)
 }
 
-/// Compares the flags with the running config's every [`WATCH_EVERY`] and announces a
-/// change to the event streams; ends with the state.
+/// Compares the flags with the running config's whenever a new snapshot runs (and at least
+/// every [`WATCH_EVERY`]) and announces a change to the event streams; ends with the state.
 async fn watch_flags(state: Weak<OfrepState>) {
     let mut last: Option<Arc<ficus_config::Config>> = None;
+    let mut published = match state.upgrade() {
+        Some(st) => st.control.watch_snapshot(),
+        None => return,
+    };
     loop {
         let Some(st) = state.upgrade() else { return };
         let snap = st.control.snapshot();
@@ -618,7 +623,8 @@ async fn watch_flags(state: Weak<OfrepState>) {
         }
         last = Some(snap.effective.clone());
         drop(st);
-        tokio::time::sleep(WATCH_EVERY).await;
+        // Woken by the next snapshot; the period is a backstop.
+        let _ = tokio::time::timeout(WATCH_EVERY, published.changed()).await;
     }
 }
 
