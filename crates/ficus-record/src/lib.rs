@@ -19,7 +19,9 @@
 pub mod exchange;
 pub mod format;
 pub mod redact;
+pub mod schedule;
 
 pub use exchange::{Body, Exchange, Message, Shadow};
 pub use format::{FileHeader, ReadError, Reader, Writer, WriterOptions, FORMAT_VERSION, MAGIC};
 pub use redact::{Policy, RedactError, Redactor};
+pub use schedule::{offsets, Pace};

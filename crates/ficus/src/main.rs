@@ -4,6 +4,7 @@
 
 mod client;
 mod demo;
+mod replay_cmd;
 mod run;
 mod safe;
 mod verify_cmd;
@@ -65,6 +66,10 @@ enum Command {
     /// Compare a table in the new service's database with the legacy one (exit 0 equal,
     /// 1 different, 2 error).
     Verify(verify_cmd::VerifyArgs),
+    /// Send a recording's requests to a target, open loop: as recorded, faster (--speed 3x),
+    /// at a rate (--rate 500/s) or ramped (--ramp 100/s..2000/s --over 60s); latency from
+    /// each request's due time, a report of answers, errors, status mismatches and lateness.
+    Replay(replay_cmd::ReplayArgs),
     /// The migration map: every route's stage, weight, file state and live numbers.
     Status(client::Target),
     /// Every gateway sharing the store: state, leader, revision, lag, rate, drift.
@@ -225,6 +230,7 @@ fn main() -> ExitCode {
         } => run::run(&config, &log_format, apply_file),
         Command::Demo(opts) => demo::main(opts),
         Command::Verify(args) => verify_cmd::main(args),
+        Command::Replay(args) => replay_cmd::main(args),
         Command::Status(t) => client::status(t),
         Command::Fleet(t) => client::fleet(t),
         Command::Plan(t) => client::plan(t),

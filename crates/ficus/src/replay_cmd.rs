@@ -1,0 +1,614 @@
+//! `ficus replay FILE --target URL`: sends a recording's requests to a target, open loop.
+//!
+//! Each request is due at the replay's start plus its offset ([`ficus_record::offsets`]):
+//! the recorded gaps (`--as-recorded`, the default, long gaps capped at `--max-gap`), scaled
+//! (`--speed 3x`), evenly spaced (`--rate 500/s`) or ramped (`--ramp 100/s..2000/s --over
+//! 60s`). A dispatcher thread releases each request at its due time whether or not earlier
+//! ones have answered (sleeping, then spinning for the last half millisecond), and latency is
+//! measured from the due time, so a slow target shows as latency, never as a slower send rate
+//! (no coordinated omission). Requests of one sticky key keep their recorded order: each
+//! waits for the previous one of its key; different keys run in parallel. Unsafe methods
+//! (anything but GET, HEAD, OPTIONS, TRACE) are skipped unless `--unsafe allow`.
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ficus_record::{Exchange, Pace, Reader};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The recording (a file `ficus record` wrote or `ficus record import` made).
+    pub file: PathBuf,
+    /// Where to send the requests: a base URL, e.g. http://127.0.0.1:8080 (its path, if any,
+    /// is put before each recorded target).
+    #[arg(long)]
+    pub target: String,
+    /// The recorded gaps (the default).
+    #[arg(long, conflicts_with_all = ["speed", "rate", "ramp"])]
+    pub as_recorded: bool,
+    /// The recorded gaps scaled: 2x is twice as fast, 0.5x half as fast.
+    #[arg(long, conflicts_with_all = ["rate", "ramp"])]
+    pub speed: Option<String>,
+    /// Evenly spaced at this rate, e.g. 500/s, whatever the recording's timing.
+    #[arg(long, conflicts_with = "ramp")]
+    pub rate: Option<String>,
+    /// A rising rate, e.g. 100/s..2000/s, over --over.
+    #[arg(long, requires = "over")]
+    pub ramp: Option<String>,
+    /// The ramp's length, e.g. 60s.
+    #[arg(long)]
+    pub over: Option<String>,
+    /// Recorded gaps longer than this count as this long (as recorded or scaled).
+    #[arg(long, default_value = "10s")]
+    pub max_gap: String,
+    /// Only this route's exchanges.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only exchanges that match: method=GET, path=/orders (a prefix), status=5xx or 404,
+    /// side=modern. Repeat to require several.
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
+    /// skip (the default): unsafe methods are not sent; allow: they are.
+    #[arg(long = "unsafe", default_value = "skip")]
+    pub unsafe_methods: String,
+    /// A header set on every replayed request, "name: value" (replaces the recorded one).
+    #[arg(long = "set-header")]
+    pub set_headers: Vec<String>,
+    /// Stop sending after this long.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Each request's time limit, from its send.
+    #[arg(long, default_value = "10s")]
+    pub timeout: String,
+    /// Requests in flight at most; a request due while this many are in flight is counted
+    /// as dropped (the target is not keeping up) rather than queued.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_in_flight: u64,
+    /// The report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a replay did.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    answered: AtomicU64,
+    status_mismatch: AtomicU64,
+    dropped_in_flight: AtomicU64,
+    in_flight: AtomicU64,
+    errors: Mutex<HashMap<&'static str, u64>>,
+    statuses: Mutex<HashMap<u16, u64>>,
+    mismatches: Mutex<HashMap<(u16, u16), u64>>,
+    /// Microseconds from due to the response's end.
+    latency: Mutex<Option<Histogram<u64>>>,
+    /// Microseconds from due to the send.
+    lateness: Mutex<Option<Histogram<u64>>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+impl Tally {
+    fn record(h: &Mutex<Option<Histogram<u64>>>, us: u64) {
+        let mut g = h.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = g.get_or_insert_with(histogram).record(us.max(1));
+    }
+
+    fn error(&self, kind: &'static str) {
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(kind)
+            .or_insert(0) += 1;
+    }
+}
+
+/// One request ready to send.
+struct Planned {
+    due: Duration,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: Bytes,
+    recorded_status: u16,
+    key: Option<String>,
+}
+
+const SAFE: [&str; 4] = ["GET", "HEAD", "OPTIONS", "TRACE"];
+
+/// Headers never replayed as recorded: the connection's own, and the ones the client sets.
+const SKIP_HEADERS: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "host",
+];
+
+pub fn main(args: ReplayArgs) -> ExitCode {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ficus replay: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn duration(flag: &str, s: &str) -> Result<Duration, String> {
+    ficus_config::units::parse_duration(s).map_err(|e| format!("{flag} {s:?}: {e}"))
+}
+
+/// The filters of `--filter`.
+struct Filters(Vec<(String, String)>);
+
+impl Filters {
+    fn parse(list: &[String]) -> Result<Filters, String> {
+        let mut out = Vec::new();
+        for f in list {
+            let (k, v) = f
+                .split_once('=')
+                .ok_or_else(|| format!("--filter {f:?}: KEY=VALUE (method, path, status, side)"))?;
+            if !matches!(k, "method" | "path" | "status" | "side") {
+                return Err(format!(
+                    "--filter {f:?}: filter on method, path, status or side"
+                ));
+            }
+            out.push((k.to_string(), v.to_string()));
+        }
+        Ok(Filters(out))
+    }
+
+    fn keep(&self, ex: &Exchange) -> bool {
+        self.0.iter().all(|(k, v)| match k.as_str() {
+            "method" => ex.method.eq_ignore_ascii_case(v),
+            "path" => ex.target.starts_with(v.as_str()),
+            "side" => ex.side == *v,
+            _ => match v.strip_suffix("xx") {
+                Some(class) => class.parse::<u16>().is_ok_and(|c| ex.status / 100 == c),
+                None => v.parse::<u16>().is_ok_and(|s| ex.status == s),
+            },
+        })
+    }
+}
+
+fn run(args: ReplayArgs) -> Result<ExitCode, String> {
+    let pace = match (&args.speed, &args.rate, &args.ramp) {
+        (Some(s), _, _) => Pace::parse_speed(s)?,
+        (_, Some(r), _) => Pace::Rate(Pace::parse_rate(r)?),
+        (_, _, Some(r)) => {
+            Pace::parse_ramp(r, duration("--over", args.over.as_deref().unwrap_or(""))?)?
+        }
+        _ => Pace::AsRecorded,
+    };
+    let max_gap = duration("--max-gap", &args.max_gap)?;
+    let timeout = duration("--timeout", &args.timeout)?;
+    let stop_after = args
+        .duration
+        .as_deref()
+        .map(|d| duration("--duration", d))
+        .transpose()?;
+    let allow_unsafe = match args.unsafe_methods.as_str() {
+        "skip" => false,
+        "allow" => true,
+        other => return Err(format!("--unsafe {other:?}: skip or allow")),
+    };
+    let filters = Filters::parse(&args.filters)?;
+    let base: http::Uri = args
+        .target
+        .parse()
+        .map_err(|e| format!("--target {:?}: {e}", args.target))?;
+    if base.scheme_str() != Some("http") || base.authority().is_none() {
+        return Err(format!(
+            "--target {:?}: an http:// URL with a host and port",
+            args.target
+        ));
+    }
+    let mut extra = http::HeaderMap::new();
+    for h in &args.set_headers {
+        let (n, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("--set-header {h:?}: \"name: value\""))?;
+        let name = http::HeaderName::from_bytes(n.trim().as_bytes())
+            .map_err(|_| format!("--set-header {h:?}: {n:?} is not a header name"))?;
+        let value = http::HeaderValue::from_str(v.trim())
+            .map_err(|_| format!("--set-header {h:?}: the value is not a header value"))?;
+        extra.insert(name, value);
+    }
+
+    // Read and select.
+    let mut reader =
+        Reader::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let mut selected: Vec<Exchange> = Vec::new();
+    let (mut skipped_unsafe, mut skipped_filter, mut skipped_truncated) = (0u64, 0u64, 0u64);
+    for ex in reader.by_ref() {
+        if args.route.as_deref().is_some_and(|r| r != ex.route) || !filters.keep(&ex) {
+            skipped_filter += 1;
+        } else if !allow_unsafe && !SAFE.contains(&ex.method.as_str()) {
+            skipped_unsafe += 1;
+        } else if ex.request.truncated_from.is_some() {
+            skipped_truncated += 1;
+        } else {
+            selected.push(ex);
+        }
+    }
+    let torn = reader.torn().cloned();
+    if let Some(t) = &torn {
+        eprintln!(
+            "ficus replay: {} is torn at byte {} ({}); replaying the {} records before it",
+            args.file.display(),
+            t.offset,
+            t.why,
+            selected.len() as u64 + skipped_filter + skipped_unsafe + skipped_truncated
+        );
+    }
+    let at: Vec<u64> = selected.iter().map(|e| e.at_ns).collect();
+    let offsets = ficus_record::offsets(&at, pace, Some(max_gap));
+    let mut plan = Vec::with_capacity(selected.len());
+    let prefix = base.path().trim_end_matches('/').to_string();
+    for (ex, due) in selected.into_iter().zip(offsets) {
+        if stop_after.is_some_and(|d| due > d) {
+            break;
+        }
+        plan.push(planned(ex, due, &base, &prefix, &extra)?);
+    }
+    let expected = plan.last().map_or(Duration::ZERO, |p| p.due);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(usize::MAX)
+        .build_http();
+    let tally = Arc::new(Tally::default());
+    let pb = if args.json || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let pb =
+            ProgressBar::with_draw_target(Some(plan.len() as u64), ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} replaying [{bar:30}] {human_pos}/{human_len} {per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb
+    };
+
+    // Per key, a chain: each request waits for the previous one of its key.
+    let total = plan.len();
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut chains: HashMap<String, tokio::sync::mpsc::UnboundedSender<(Planned, Instant)>> =
+        HashMap::new();
+    let handle = rt.handle().clone();
+    let mut tasks = Vec::new();
+    for p in plan {
+        let due = start + p.due;
+        // Sleep until shortly before, then spin: tokio's timer has millisecond steps.
+        let now = Instant::now();
+        if due > now + Duration::from_micros(1500) {
+            std::thread::sleep(due - now - Duration::from_micros(1000));
+        }
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        if tally.in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
+            tally.dropped_in_flight.fetch_add(1, Ordering::Relaxed);
+            pb.inc(1);
+            continue;
+        }
+        tally.in_flight.fetch_add(1, Ordering::Relaxed);
+        match p.key.clone() {
+            None => {
+                let (client, tally, pb) = (client.clone(), tally.clone(), pb.clone());
+                tasks.push(handle.spawn(async move {
+                    send(&client, p, due, timeout, &tally).await;
+                    pb.inc(1);
+                }));
+            }
+            Some(k) => {
+                let tx = chains.entry(k).or_insert_with(|| {
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Planned, Instant)>();
+                    let (client, tally, pb) = (client.clone(), tally.clone(), pb.clone());
+                    tasks.push(handle.spawn(async move {
+                        while let Some((p, due)) = rx.recv().await {
+                            send(&client, p, due, timeout, &tally).await;
+                            pb.inc(1);
+                        }
+                    }));
+                    tx
+                });
+                let _ = tx.send((p, due));
+            }
+        }
+    }
+    drop(chains);
+    let sending = start.elapsed();
+    rt.block_on(async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let took = start.elapsed();
+    pb.finish_and_clear();
+    drop(rt);
+
+    let report = report(
+        &tally,
+        total,
+        expected,
+        sending,
+        took,
+        (skipped_filter, skipped_unsafe, skipped_truncated),
+        torn.as_ref(),
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print_report(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn planned(
+    ex: Exchange,
+    due: Duration,
+    base: &http::Uri,
+    prefix: &str,
+    extra: &http::HeaderMap,
+) -> Result<Planned, String> {
+    let target = if ex.target.starts_with('/') {
+        ex.target.clone()
+    } else {
+        format!("/{}", ex.target)
+    };
+    let uri: http::Uri = format!(
+        "{}://{}{prefix}{target}",
+        base.scheme_str().unwrap_or("http"),
+        base.authority().map(|a| a.as_str()).unwrap_or_default()
+    )
+    .parse()
+    .map_err(|e| format!("recorded target {:?}: {e}", ex.target))?;
+    let method = http::Method::from_bytes(ex.method.as_bytes())
+        .map_err(|_| format!("recorded method {:?} is not a method", ex.method))?;
+    let mut headers = http::HeaderMap::new();
+    for (n, v) in &ex.request.headers {
+        if SKIP_HEADERS.contains(&n.as_str()) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(n.as_bytes()),
+            http::HeaderValue::from_bytes(&v.0),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    for (n, v) in extra {
+        headers.insert(n, v.clone());
+    }
+    Ok(Planned {
+        due,
+        method,
+        uri,
+        headers,
+        body: Bytes::from(ex.request.body.0),
+        recorded_status: ex.status,
+        key: ex.key,
+    })
+}
+
+async fn send<C>(
+    client: &Client<C, Full<Bytes>>,
+    p: Planned,
+    due: Instant,
+    timeout: Duration,
+    tally: &Tally,
+) where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let sent = Instant::now();
+    Tally::record(
+        &tally.lateness,
+        sent.saturating_duration_since(due).as_micros() as u64,
+    );
+    tally.sent.fetch_add(1, Ordering::Relaxed);
+    let mut req = http::Request::new(Full::new(p.body));
+    *req.method_mut() = p.method;
+    *req.uri_mut() = p.uri;
+    *req.headers_mut() = p.headers;
+    let outcome = tokio::time::timeout(timeout, async {
+        let resp = client.request(req).await?;
+        let status = resp.status().as_u16();
+        resp.into_body().collect().await?;
+        Ok::<u16, Box<dyn std::error::Error + Send + Sync>>(status)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(status)) => {
+            tally.answered.fetch_add(1, Ordering::Relaxed);
+            Tally::record(
+                &tally.latency,
+                Instant::now().saturating_duration_since(due).as_micros() as u64,
+            );
+            *tally
+                .statuses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(status)
+                .or_insert(0) += 1;
+            if status != p.recorded_status {
+                tally.status_mismatch.fetch_add(1, Ordering::Relaxed);
+                *tally
+                    .mismatches
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry((p.recorded_status, status))
+                    .or_insert(0) += 1;
+            }
+        }
+        Ok(Err(e)) => tally.error(error_kind(e.as_ref())),
+        Err(_) => tally.error("timeout"),
+    }
+    tally.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+        if h.is_connect() {
+            return "connect";
+        }
+    }
+    let text = format!("{e:?}").to_ascii_lowercase();
+    if text.contains("reset") {
+        "reset"
+    } else if text.contains("closed") || text.contains("incomplete") {
+        "closed"
+    } else {
+        "other"
+    }
+}
+
+fn quantiles(h: &Mutex<Option<Histogram<u64>>>) -> serde_json::Value {
+    let g = h.lock().unwrap_or_else(|p| p.into_inner());
+    match g.as_ref() {
+        None => json!(null),
+        Some(h) => json!({
+            "p50_us": h.value_at_quantile(0.5),
+            "p99_us": h.value_at_quantile(0.99),
+            "p999_us": h.value_at_quantile(0.999),
+            "max_us": h.max(),
+        }),
+    }
+}
+
+fn report(
+    t: &Tally,
+    planned: usize,
+    expected: Duration,
+    sending: Duration,
+    took: Duration,
+    (skipped_filter, skipped_unsafe, skipped_truncated): (u64, u64, u64),
+    torn: Option<&ficus_record::format::Torn>,
+) -> serde_json::Value {
+    let mut errors: Vec<(&str, u64)> = t
+        .errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    errors.sort();
+    let mut statuses: Vec<(u16, u64)> = t
+        .statuses
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    statuses.sort();
+    let mut mismatches: Vec<((u16, u16), u64)> = t
+        .mismatches
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    mismatches.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let sent = t.sent.load(Ordering::Relaxed);
+    json!({
+        "planned": planned,
+        "sent": sent,
+        "answered": t.answered.load(Ordering::Relaxed),
+        "errors": errors.iter().map(|(k, v)| json!({"kind": k, "count": v})).collect::<Vec<_>>(),
+        "dropped_in_flight": t.dropped_in_flight.load(Ordering::Relaxed),
+        "skipped": {"filter": skipped_filter, "unsafe": skipped_unsafe, "truncated_body": skipped_truncated},
+        "statuses": statuses.iter().map(|(s, n)| json!({"status": s, "count": n})).collect::<Vec<_>>(),
+        "status_mismatches": t.status_mismatch.load(Ordering::Relaxed),
+        "mismatches": mismatches.iter().take(10).map(|((r, g), n)| json!({"recorded": r, "replayed": g, "count": n})).collect::<Vec<_>>(),
+        "latency": quantiles(&t.latency),
+        "lateness": quantiles(&t.lateness),
+        "schedule_s": expected.as_secs_f64(),
+        "sending_s": sending.as_secs_f64(),
+        "took_s": took.as_secs_f64(),
+        "rate_per_s": if sending.as_secs_f64() > 0.0 { sent as f64 / sending.as_secs_f64() } else { 0.0 },
+        "torn": torn.map(|t| json!({"offset": t.offset, "why": t.why})),
+    })
+}
+
+fn print_report(r: &serde_json::Value) {
+    let us = |v: &serde_json::Value| {
+        v.as_u64()
+            .map_or("-".to_string(), |u| format!("{:.3} ms", u as f64 / 1000.0))
+    };
+    println!(
+        "sent {} of {} planned in {:.2} s ({:.0}/s; the schedule spans {:.2} s), answered {}",
+        r["sent"],
+        r["planned"],
+        r["sending_s"].as_f64().unwrap_or(0.0),
+        r["rate_per_s"].as_f64().unwrap_or(0.0),
+        r["schedule_s"].as_f64().unwrap_or(0.0),
+        r["answered"]
+    );
+    println!(
+        "skipped: {} by filter or route, {} unsafe (--unsafe allow sends them), {} with a cut body; {} dropped with --max-in-flight reached",
+        r["skipped"]["filter"], r["skipped"]["unsafe"], r["skipped"]["truncated_body"], r["dropped_in_flight"]
+    );
+    for e in r["errors"].as_array().into_iter().flatten() {
+        println!(
+            "errors: {} {}",
+            e["count"],
+            e["kind"].as_str().unwrap_or("")
+        );
+    }
+    let l = &r["latency"];
+    println!(
+        "latency from the due time: p50 {}  p99 {}  p99.9 {}  max {}",
+        us(&l["p50_us"]),
+        us(&l["p99_us"]),
+        us(&l["p999_us"]),
+        us(&l["max_us"])
+    );
+    let l = &r["lateness"];
+    println!(
+        "send lateness: p50 {}  p99 {}  max {}",
+        us(&l["p50_us"]),
+        us(&l["p99_us"]),
+        us(&l["max_us"])
+    );
+    println!(
+        "status differs from the recording: {}",
+        r["status_mismatches"]
+    );
+    for m in r["mismatches"].as_array().into_iter().flatten() {
+        println!(
+            "  recorded {} -> replayed {}: {}",
+            m["recorded"], m["replayed"], m["count"]
+        );
+    }
+}
