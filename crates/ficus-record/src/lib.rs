@@ -18,6 +18,8 @@
 
 pub mod exchange;
 pub mod format;
+pub mod gor;
+pub mod har;
 pub mod redact;
 pub mod schedule;
 

@@ -4,6 +4,7 @@
 
 mod client;
 mod demo;
+mod record_cmd;
 mod replay_cmd;
 mod run;
 mod safe;
@@ -70,6 +71,12 @@ enum Command {
     /// at a rate (--rate 500/s) or ramped (--ramp 100/s..2000/s --over 60s); latency from
     /// each request's due time, a report of answers, errors, status mismatches and lateness.
     Replay(replay_cmd::ReplayArgs),
+    /// Recordings: `ficus record export FILE --har`, `ficus record import FILE.har|FILE.gor
+    /// -o OUT` (HAR 1.2, GoReplay captures).
+    Record {
+        #[command(subcommand)]
+        cmd: record_cmd::RecordCmd,
+    },
     /// The migration map: every route's stage, weight, file state and live numbers.
     Status(client::Target),
     /// Every gateway sharing the store: state, leader, revision, lag, rate, drift.
@@ -231,6 +238,7 @@ fn main() -> ExitCode {
         Command::Demo(opts) => demo::main(opts),
         Command::Verify(args) => verify_cmd::main(args),
         Command::Replay(args) => replay_cmd::main(args),
+        Command::Record { cmd } => record_cmd::main(cmd),
         Command::Status(t) => client::status(t),
         Command::Fleet(t) => client::fleet(t),
         Command::Plan(t) => client::plan(t),
