@@ -10,7 +10,9 @@
 //! flag while it limits), and purges its cache with the token. A route with a rollout that
 //! needs more requests than it gets holds at its first step: its page shows the step
 //! timeline, the hold with what it still needs, and pauses it with the token; the map shows
-//! the rollout's state.
+//! the rollout's state. Feature flags evaluated over a real OFREP listener show their counts
+//! in the flags list and, by variant, on a flag's page, whose kill switch serves one variant
+//! to everyone with the token (OFREP answers it at once) and goes back to the file.
 //!
 //! Without Chromium (`/usr/bin/chromium`, or `FICUS_CHROMIUM`), the test prints a note and
 //! passes, unless `FICUS_REQUIRE_SERVICES=1` (as in CI), where it fails.
@@ -1532,5 +1534,445 @@ async fn the_slo_pages_show_the_budget_the_burn_rates_and_the_alerts() {
         "screenshots: {}, {}",
         screenshot_path("slo").display(),
         screenshot_path("slo-route").display()
+    );
+}
+
+/// The flags of the flag test (added to [`config`] by [`env_with`]): a rule on `plan` and
+/// the app's version, a split, a disabled flag; and the OFREP section the listener reads.
+const FLAGS: &str = r#"[[flag]]
+key = "new-checkout"
+variants = { on = true, off = false }
+default = "off"
+metadata = { owner = "payments" }
+[[flag.rule]]
+when = [
+  { attribute = "plan", in = ["pro", "team"] },
+  { attribute = "appVersion", semver = ">= 2.1.0" },
+]
+variant = "on"
+[[flag]]
+key = "theme"
+variants = { light = "light", dark = "dark" }
+default = "light"
+[[flag.rule]]
+split = { dark = 10, light = 90 }
+[[flag]]
+key = "old-banner"
+variants = { spring = { color = "green" }, none = {} }
+default = "spring"
+enabled = false
+[ofrep]
+bind = "127.0.0.1:0"
+"#;
+
+/// An OFREP listener on 127.0.0.1:0 for `control`, as `ficus run` starts it; its base URL.
+async fn ofrep(control: &Arc<ControlPlane>) -> String {
+    let settings = control.snapshot().effective.ofrep.clone();
+    let state = ficus_ofrep::OfrepState::new(control.clone(), settings).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(ficus_ofrep::serve(listener, state, std::future::pending()));
+    url
+}
+
+/// One OFREP evaluation of `key` for `context`, over HTTP; the resolution.
+async fn evaluate(ofrep: &str, key: &str, context: Value) -> Value {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = hyper::Request::post(format!("{ofrep}/ofrep/v1/evaluate/flags/{key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            serde_json::json!({ "context": context }).to_string(),
+        )))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{key} {context}: {v}");
+    v
+}
+
+/// A pro user on a recent app: new-checkout's rule matches.
+fn pro_user(i: usize) -> Value {
+    serde_json::json!({ "targetingKey": format!("user-{i}"), "plan": "pro", "appVersion": "2.3.0" })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flag_pages_show_the_evaluations_and_the_kill_switch_serves_off_to_everyone() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium");
+        return;
+    };
+    let e = env_with(FLAGS).await;
+    let ofrep = ofrep(&e.control).await;
+    // 30 pro users on a recent app get on by the rule; 20 without a plan get the default.
+    for i in 0..30 {
+        let v = evaluate(&ofrep, "new-checkout", pro_user(i)).await;
+        assert_eq!(
+            (&v["variant"], &v["reason"]),
+            (&Value::from("on"), &Value::from("TARGETING_MATCH")),
+            "{v}"
+        );
+    }
+    for i in 30..50 {
+        let v = evaluate(
+            &ofrep,
+            "new-checkout",
+            serde_json::json!({ "targetingKey": format!("user-{i}") }),
+        )
+        .await;
+        assert_eq!(
+            (&v["variant"], &v["reason"]),
+            (&Value::from("off"), &Value::from("DEFAULT")),
+            "{v}"
+        );
+    }
+    // 40 users through the split: whatever their buckets, the page counts what OFREP served.
+    let mut theme = std::collections::BTreeMap::<String, u64>::new();
+    for i in 0..40 {
+        let v = evaluate(
+            &ofrep,
+            "theme",
+            serde_json::json!({ "targetingKey": format!("user-{i}") }),
+        )
+        .await;
+        assert_eq!(v["reason"], "SPLIT", "{v}");
+        *theme
+            .entry(v["variant"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    for _ in 0..5 {
+        let v = evaluate(&ofrep, "old-banner", serde_json::json!({})).await;
+        assert_eq!(v["reason"], "DISABLED", "{v}");
+    }
+
+    let (_browser, mut page) = open_page(&chromium).await;
+    page.navigate(&format!("{}/#/flags", e.admin))
+        .await
+        .unwrap();
+    let rows = page
+        .wait_for(
+            "the three flags with their evaluations",
+            "(() => { const r = [...document.querySelectorAll('#flags tbody tr[data-flag]')]; return r.length === 3 && r.map(t => [t.dataset.flag, t.dataset.evaluations, t.dataset.enabled, t.dataset.override, [...t.cells].map(c => c.innerText.trim())]); })()",
+        )
+        .await;
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            [
+                "new-checkout",
+                "50",
+                "true",
+                "",
+                [
+                    "new-checkout",
+                    "boolean",
+                    "enabled",
+                    "off",
+                    "off, on",
+                    "1",
+                    "—",
+                    "50",
+                    "—"
+                ]
+            ],
+            [
+                "old-banner",
+                "5",
+                "false",
+                "",
+                [
+                    "old-banner",
+                    "object",
+                    "disabled",
+                    "spring",
+                    "none, spring",
+                    "0",
+                    "—",
+                    "5",
+                    "—"
+                ]
+            ],
+            [
+                "theme",
+                "40",
+                "true",
+                "",
+                [
+                    "theme",
+                    "string",
+                    "enabled",
+                    "light",
+                    "dark, light",
+                    "1",
+                    "—",
+                    "40",
+                    "—"
+                ]
+            ]
+        ]),
+        "sorted by key; no rate before a second refresh"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('nav a[data-nav=flags]').getAttribute('aria-current')")
+            .await
+            .unwrap(),
+        "page"
+    );
+    // Evaluations while the list is shown: the next refresh has a rate.
+    for _ in 0..10 {
+        evaluate(&ofrep, "old-banner", serde_json::json!({})).await;
+    }
+    let rate = page
+        .wait_for(
+            "old-banner's rate after 10 more evaluations",
+            "(() => { const r = document.querySelector('#flags tr[data-flag=\"old-banner\"][data-evaluations=\"15\"]'); return r && Number(r.dataset.rate) > 0 && r.querySelector('.flag-rate').innerText; })()",
+        )
+        .await;
+    assert!(rate.as_str().unwrap().ends_with("/s"), "{rate}");
+    page.screenshot(WIDTH, &screenshot_path("flags"))
+        .await
+        .unwrap();
+
+    // The flag's page, through the list's link: the rule in words, the bars with the counts.
+    page.click("#flags tr[data-flag=\"new-checkout\"] a.flag-link")
+        .await
+        .unwrap();
+    let shown = page
+        .wait_for(
+            "new-checkout's page with its evaluations",
+            "(() => { const t = document.querySelector('#flag-evaluations'); const on = t && t.querySelector('tr[data-variant=\"on\"][data-count=\"30\"]'); return on && { total: t.dataset.total, bars: [...t.querySelectorAll('tbody tr')].map(r => [r.dataset.variant, Number(r.dataset.count), Number(r.dataset.share), parseFloat(r.querySelector('.flag-bar-fill').style.width), r.querySelector('.flag-eval-count').innerText, r.querySelector('.flag-eval-share').innerText, [...r.querySelectorAll('.flag-reason')].map(s => [s.dataset.reason, Number(s.dataset.count)])]), rules: [...document.querySelectorAll('#flag-rules li .flag-rule-text')].map(l => l.innerText), variants: [...document.querySelectorAll('#flag-variants tbody tr')].map(r => [r.dataset.variant, r.cells[1].innerText]), banner: document.querySelector('#flag-override').hidden, reset: document.querySelector('#flag-reset').hidden, sub: document.querySelector('#flag-summary').innerText }; })()",
+        )
+        .await;
+    assert_eq!(shown["total"], "50", "{shown}");
+    assert_eq!(
+        shown["bars"],
+        serde_json::json!([
+            ["off", 20, 0.4, 40, "20", "40 %", [["DEFAULT", 20]]],
+            ["on", 30, 0.6, 60, "30", "60 %", [["TARGETING_MATCH", 30]]]
+        ]),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["rules"],
+        serde_json::json!([
+            "when plan in [pro, team] and appVersion >= 2.1.0 → on",
+            "no rule matched → off"
+        ]),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["variants"],
+        serde_json::json!([["off", "false"], ["on", "true"]]),
+        "{shown}"
+    );
+    assert_eq!(
+        (&shown["banner"], &shown["reset"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "not overridden: {shown}"
+    );
+    let sub = shown["sub"].as_str().unwrap();
+    assert!(
+        sub.contains("boolean")
+            && sub.contains("default off")
+            && sub.contains("owner: \"payments\""),
+        "{sub}"
+    );
+
+    // The split in percentages, and its counts, on its own page.
+    page.navigate(&format!("{}/#/flags/theme", e.admin))
+        .await
+        .unwrap();
+    let split = page
+        .wait_for(
+            "theme's split and its evaluations",
+            "(() => { const t = document.querySelector('#flag-evaluations[data-total=\"40\"]'); return t && { rules: [...document.querySelectorAll('#flag-rules li .flag-rule-text')].map(l => l.innerText), counts: Object.fromEntries([...t.querySelectorAll('tbody tr')].map(r => [r.dataset.variant, Number(r.dataset.count)])) }; })()",
+        )
+        .await;
+    assert_eq!(
+        split["rules"],
+        serde_json::json!([
+            "everyone → dark 10 % · light 90 %, by targetingKey",
+            "no rule matched → light"
+        ]),
+        "{split}"
+    );
+    let mut expected = serde_json::json!({ "dark": 0, "light": 0 });
+    for (variant, n) in &theme {
+        expected[variant] = Value::from(*n);
+    }
+    assert_eq!(split["counts"], expected, "as OFREP served them: {split}");
+    // The disabled flag: the evaluations that served no value.
+    page.navigate(&format!("{}/#/flags/old-banner", e.admin))
+        .await
+        .unwrap();
+    let none = page
+        .wait_for(
+            "old-banner's evaluations without a value",
+            "(() => { const r = document.querySelector('#flag-evaluations tr[data-variant=\"\"][data-count=\"15\"]'); return r && { label: r.cells[0].innerText, reasons: r.querySelector('.flag-reasons').innerText, enable: document.querySelector('#flag-enable').disabled, disable: document.querySelector('#flag-disable').disabled }; })()",
+        )
+        .await;
+    assert_eq!(
+        none,
+        serde_json::json!({ "label": "(no value)", "reasons": "DISABLED 15", "enable": false, "disable": true }),
+        "{none}"
+    );
+
+    // The kill switch: serve off to everyone, with the token typed in the dialog.
+    page.navigate(&format!("{}/#/flags/new-checkout", e.admin))
+        .await
+        .unwrap();
+    page.wait_for(
+        "the kill switch's variants",
+        "document.querySelectorAll('#flag-variant option').length === 2",
+    )
+    .await;
+    page.fill("#flag-variant", "off").await.unwrap();
+    page.click("#flag-serve").await.unwrap();
+    page.wait_for(
+        "the confirm dialog asking for the token",
+        "document.querySelector('#confirm-dialog').open && !document.querySelector('#confirm-token-row').hidden && document.querySelector('#confirm-title').textContent === 'Kill switch on new-checkout: serve off to everyone'",
+    )
+    .await;
+    page.fill("#confirm-message", "browser test: checkout errors, INC-1")
+        .await
+        .unwrap();
+    page.fill("#confirm-token", TOKEN).await.unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let result = page
+        .wait_for(
+            "the recorded flag.set event",
+            "(() => { const r = document.querySelector('#result.result-ok'); return r && !r.hidden && r.innerText.includes('flag.set') && r.innerText; })()",
+        )
+        .await;
+    let events = api(&format!("{}/api/v1/events?kind=flag.set", e.admin)).await;
+    let id = events[0]["id"].as_i64().unwrap();
+    let result = result.as_str().unwrap();
+    assert!(
+        result.contains(&format!("event #{id} by api:dashboard"))
+            && result.contains("browser test: checkout errors, INC-1")
+            && result.contains("flag new-checkout: variant (rules) → off"),
+        "{result}"
+    );
+    let banner = page
+        .wait_for(
+            "the override banner",
+            "(() => { const b = document.querySelector('#flag-override'); const f = document.querySelector('#flag-file'); return b && !b.hidden && f && !document.querySelector('#flag-reset').hidden && document.querySelector('#flag-rules.set-aside') && { text: b.innerText, override: b.dataset.override, file: [f.dataset.default, f.dataset.rules, f.dataset.enabled], badge: document.querySelector('.badges .flag-override')?.innerText }; })()",
+        )
+        .await;
+    assert_eq!(banner["override"], "variant off", "{banner}");
+    assert_eq!(
+        banner["file"],
+        serde_json::json!(["off", "1", "true"]),
+        "{banner}"
+    );
+    assert_eq!(banner["badge"], "override · variant off", "{banner}");
+    let text = banner["text"].as_str().unwrap();
+    assert!(
+        text.contains("Kill switch: every context gets off (false)")
+            && text.contains("In the file: default off, 1 rule, enabled.")
+            && text.contains(&format!("event #{id}")),
+        "{text}"
+    );
+    let api_flag = api(&format!("{}/api/v1/flags/new-checkout", e.admin)).await;
+    assert_eq!(
+        api_flag["override"],
+        serde_json::json!({ "flag": "new-checkout", "variant": "off", "enabled": null }),
+        "{api_flag}"
+    );
+    assert_eq!(
+        e.control.snapshot().flag_overrides,
+        vec![ficus_config::plan::FlagOverride {
+            flag: "new-checkout".into(),
+            variant: Some("off".into()),
+            enabled: None,
+        }]
+    );
+    // A pro user now gets off, marked as the override's.
+    let v = evaluate(&ofrep, "new-checkout", pro_user(0)).await;
+    assert_eq!(
+        (&v["variant"], &v["reason"], &v["metadata"]["ficusOverride"]),
+        (
+            &Value::from("off"),
+            &Value::from("STATIC"),
+            &Value::Bool(true)
+        ),
+        "{v}"
+    );
+    page.wait_for(
+        "the STATIC evaluation on the page",
+        "document.querySelector('#flag-evaluations tr[data-variant=\"off\"][data-count=\"21\"] .flag-reason[data-reason=STATIC][data-count=\"1\"]')",
+    )
+    .await;
+    page.screenshot(WIDTH, &screenshot_path("flag"))
+        .await
+        .unwrap();
+
+    // The list shows the override too.
+    page.click("nav a[data-nav=flags]").await.unwrap();
+    let badge = page
+        .wait_for(
+            "the override badge in the list",
+            "(() => { const r = document.querySelector('#flags tr[data-flag=\"new-checkout\"][data-override=\"variant off\"]'); return r && r.querySelector('.flag-override').title; })()",
+        )
+        .await;
+    assert!(
+        badge.as_str().unwrap().contains("every context gets off"),
+        "{badge}"
+    );
+
+    // Back to the file, from the flag's page: the token is remembered for the tab.
+    page.click("#flags tr[data-flag=\"new-checkout\"] a.flag-link")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the Back to the file button",
+        "document.querySelector('#flag-reset') && !document.querySelector('#flag-reset').hidden",
+    )
+    .await;
+    page.click("#flag-reset").await.unwrap();
+    page.wait_for(
+        "the confirm dialog without a token field",
+        "document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-token-row').hidden",
+    )
+    .await;
+    page.fill("#confirm-message", "browser test: fixed")
+        .await
+        .unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    page.wait_for(
+        "the recorded flag.reset event",
+        "document.querySelector('#result.result-ok')?.innerText.includes('flag.reset')",
+    )
+    .await;
+    page.wait_for(
+        "the banner gone and the rules back",
+        "document.querySelector('#flag-override').hidden && document.querySelector('#flag-reset').hidden && document.querySelector('#flag-rules:not(.set-aside)') && !document.querySelector('.badges .flag-override')",
+    )
+    .await;
+    let api_flag = api(&format!("{}/api/v1/flags/new-checkout", e.admin)).await;
+    assert!(api_flag.get("override").is_none(), "{api_flag}");
+    assert!(e.control.snapshot().flag_overrides.is_empty());
+    let v = evaluate(&ofrep, "new-checkout", pro_user(0)).await;
+    assert_eq!(
+        (&v["variant"], &v["reason"]),
+        (&Value::from("on"), &Value::from("TARGETING_MATCH")),
+        "{v}"
+    );
+    assert!(
+        page.problems.is_empty(),
+        "the page logged problems: {:#?}",
+        page.problems
+    );
+    eprintln!(
+        "screenshots: {}, {}",
+        screenshot_path("flags").display(),
+        screenshot_path("flag").display()
     );
 }

@@ -116,6 +116,15 @@
       const s = (v) => v || '?';
       return `${part('stage', d.stage, s)}, ${part('weight', d.weight, w)}`;
     }
+    if ((e.kind === 'flag.set' || e.kind === 'flag.reset') && d.flag) {
+      // A flag override: null is the file's own (its rules, its switch).
+      const v = (x) => (x === null || x === undefined ? '(rules)' : x);
+      const s = (x) => (x === null || x === undefined ? '(file)' : x ? 'enabled' : 'disabled');
+      const parts = [];
+      if (d.variant && d.variant.from !== d.variant.to) parts.push(`variant ${v(d.variant.from)} → ${v(d.variant.to)}`);
+      if (d.enabled && d.enabled.from !== d.enabled.to) parts.push(`${s(d.enabled.from)} → ${s(d.enabled.to)}`);
+      return `flag ${d.flag}: ${parts.length ? parts.join(', ') : 'no change'}`;
+    }
     if (e.kind === 'shadow.reset') {
       const n = (x) => Number(x) || 0;
       return `comparisons forgotten: ${n(d.endpoints)} endpoints, ${n(d.fields)} field keys, ${n(d.samples)} samples stored`;
@@ -442,6 +451,8 @@
     else if (hash === '#/fleet') show(fleetView(), 'fleet');
     else if (hash === '#/slo') show(sloView(), 'slo');
     else if ((m = hash.match(/^#\/slo\/(.+)$/))) show(sloRouteView(decodeURIComponent(m[1])), 'slo');
+    else if (hash === '#/flags') show(flagsView(), 'flags');
+    else if ((m = hash.match(/^#\/flags\/(.+)$/))) show(flagView(decodeURIComponent(m[1])), 'flags');
     else show(mapView(), 'map');
   }
 
@@ -2080,7 +2091,7 @@
         routeFilter = h('input', { id: 'events-route', type: 'search', placeholder: 'any route', spellcheck: 'false', onchange: () => { sig = ''; refreshNow(); } });
         kindFilter = h('select', { id: 'events-kind', onchange: () => { sig = ''; refreshNow(); } },
           h('option', { value: '' }, 'any kind'),
-          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS, 'slo.firing', 'slo.resolved'].map((k) => h('option', { value: k }, k)));
+          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS, 'slo.firing', 'slo.resolved', 'flag.set', 'flag.reset'].map((k) => h('option', { value: k }, k)));
         tbody = h('tbody');
         root.append(
           h('div', { class: 'page-head' },
@@ -2637,6 +2648,482 @@
       },
       failed(e) {
         error.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  // ---- feature flags (GET /api/v1/flags, GET /api/v1/flags/KEY; the kill switch: POST /api/v1/flags/KEY/set and /reset)
+
+  const FLAG_STATE_HELP = {
+    enabled: 'OFREP serves a value: by the rules, the default variant, or the override',
+    disabled: 'OFREP answers no value (reason DISABLED): every SDK uses its code default',
+  };
+  const FLAG_REASON_HELP = {
+    STATIC: 'a flag without rules, or the kill switch: every context gets the same variant',
+    TARGETING_MATCH: 'a rule\'s conditions all held',
+    SPLIT: 'a rule\'s split put the context in this variant\'s bucket',
+    DEFAULT: 'no rule matched: the default variant',
+    DISABLED: 'the flag is disabled: no value, the SDK\'s code default applies',
+    ERROR: 'the evaluation failed (a split without a targeting key, for one): no value, the SDK\'s code default applies',
+  };
+  const SEMVER_HELP = { '^': 'same major version', '~': 'same major and minor version' };
+  /** A flag's variants' bar colors, in the order of its variants. */
+  const VARIANT_COLORS = ['#1f6feb', '#1a7f37', '#6222b0', '#9a6700', '#0a7f8c', '#c2410c', '#8a6d3b', '#414a55'];
+
+  /** "variant off, disabled": what a flag override sets, as `ficus flag list` prints it. */
+  function flagOverrideText(o) {
+    const parts = [];
+    if (o.variant !== null && o.variant !== undefined) parts.push(`variant ${o.variant}`);
+    if (o.enabled === true) parts.push('enabled');
+    if (o.enabled === false) parts.push('disabled');
+    return parts.join(', ');
+  }
+  /** What a flag override does, in a sentence (the badge's help and the banner's). */
+  function flagOverrideHelp(o, key) {
+    const parts = [];
+    if (o.variant !== null && o.variant !== undefined) parts.push(`every context gets ${o.variant}, whatever the rules say (reason STATIC, metadata ficusOverride: true)`);
+    if (o.enabled === false) parts.push('no value is served (reason DISABLED): SDKs use their code default');
+    if (o.enabled === true) parts.push('switched on, whatever the file says');
+    return `a runtime override (dashboard, ficus flag set or the API), on every node: ${parts.join('; ')}. It wins until Back to the file (ficus flag reset ${key}) or until a config version changes this flag`;
+  }
+  function flagStateBadge(enabled) {
+    const s = enabled ? 'enabled' : 'disabled';
+    return h('span', { class: `flag-state flag-state-${s}`, title: FLAG_STATE_HELP[s] }, s);
+  }
+  const flagOverrideTag = (o, key) => (o
+    ? h('span', { class: 'override flag-override', dataset: { override: flagOverrideText(o) }, title: flagOverrideHelp(o, key) }, `override · ${flagOverrideText(o)}`)
+    : null);
+  const hasVariantOverride = (o) => Boolean(o) && o.variant !== null && o.variant !== undefined;
+  /** boolean, string, number or object: the kind of a flag's values (all variants share one). */
+  function valueKind(variants) {
+    const v = Object.values(variants || {})[0];
+    if (typeof v === 'boolean') return 'boolean';
+    if (typeof v === 'string') return 'string';
+    if (typeof v === 'number') return 'number';
+    return 'object';
+  }
+  /** "12.5 %": a share of a whole (0 to 1). */
+  const fmtShare = (x) => `${num(x * 100, x > 0 && x < 0.001 ? 3 : 1)} %`;
+  const fmtPerSecond = (x) => (x === null || x === undefined ? '—' : `${fmtRate(x)}/s`);
+
+  /**
+   * Per-second rates of cumulative counters between two refreshes: `rate(id, count, now)`
+   * is null the first time an id is seen and after its counter fell (the node restarted).
+   * A refresh sooner than half a poll after the last (right after a change) keeps the last
+   * rate rather than dividing by a few milliseconds.
+   */
+  function rateMemory() {
+    const seen = new Map();
+    return (id, count, now) => {
+      const prev = seen.get(id);
+      if (prev && count >= prev.count && now - prev.at < POLL_MS / 2) return prev.rate;
+      const rate = !prev || count < prev.count ? null : ((count - prev.count) * 1000) / (now - prev.at);
+      seen.set(id, { count, at: now, rate });
+      return rate;
+    };
+  }
+
+  // -- a rule, readably: "when plan in [pro, team] and appVersion >= 2.1.0 → on"
+
+  /** A value in a condition: strings bare, everything else as JSON. */
+  const condValue = (v) => (typeof v === 'string' && v !== '' ? v : JSON.stringify(v));
+  const condList = (xs) => `[${(xs || []).map(condValue).join(', ')}]`;
+
+  /** One condition (flagd's operators, as ficus-flags serializes them). */
+  function conditionText(c) {
+    const op = c.op || {};
+    const name = Object.keys(op)[0];
+    const x = op[name];
+    const a = c.attribute;
+    switch (name) {
+      case 'eq': return `${a} = ${condValue(x)}`;
+      case 'not_eq':
+      case 'ne': return `${a} != ${condValue(x)}`;
+      case 'in': return `${a} in ${condList(x)}`;
+      case 'not_in': return `${a} not in ${condList(x)}`;
+      case 'starts_with': return `${a} starts with ${JSON.stringify(x)}`;
+      case 'ends_with': return `${a} ends with ${JSON.stringify(x)}`;
+      case 'sem_ver': return `${a} ${x[0]} ${x[1]}${SEMVER_HELP[x[0]] ? ` (${SEMVER_HELP[x[0]]})` : ''}`;
+      case 'num': return `${a} ${x[0]} ${condValue(x[1])}`;
+      case 'exists': return x ? `${a} is present` : `${a} is absent`;
+      default: return `${a} ${JSON.stringify(op)}`;
+    }
+  }
+
+  /** What a rule resolves to: a variant, or a split as percentages with its bucketing. */
+  function outcomeText(then) {
+    if (!then) return '?';
+    if (typeof then.variant === 'string') return then.variant;
+    const f = then.fractional;
+    if (!f || !Array.isArray(f.split)) return JSON.stringify(then);
+    const total = f.split.reduce((n, [, w]) => n + Number(w), 0);
+    const parts = f.split.map(([v, w]) => `${v} ${total > 0 ? `${num((Number(w) * 100) / total, 2)} %` : '?'}`);
+    const seed = f.hash && typeof f.hash === 'object' && f.hash.flagd_custom_seed !== undefined ? `, seed ${JSON.stringify(f.hash.flagd_custom_seed)}` : '';
+    return `${parts.join(' · ')}, by ${f.bucketBy || 'targetingKey'}${seed}`;
+  }
+
+  function ruleItem(r, i) {
+    const split = Boolean(r.then && r.then.fractional);
+    const when = r.when && r.when.length ? `when ${r.when.map(conditionText).join(' and ')}` : i === 0 ? 'everyone' : 'everyone else';
+    const f = split ? r.then.fractional : null;
+    const title = split
+      ? `a sticky split: each ${f.bucketBy ? `${f.bucketBy} (or, without one, targeting key)` : 'targeting key'} is hashed into a bucket as flagd's fractional does; weights ${f.split.map(([v, w]) => `${v} ${w}`).join(', ')}; without a targeting key: TARGETING_KEY_MISSING`
+      : 'every condition must hold; an attribute the context lacks does not match (except "is absent")';
+    return h('li', { class: 'flag-rule', dataset: { rule: i, then: split ? 'split' : 'variant' }, title },
+      h('span', { class: 'flag-rule-text' }, `${when} → ${outcomeText(r.then)}`),
+      h('span', { class: 'muted small', title: FLAG_REASON_HELP[split ? 'SPLIT' : 'TARGETING_MATCH'] }, ` · ${split ? 'SPLIT' : 'TARGETING_MATCH'}`));
+  }
+
+  // -- the list
+
+  const FLAG_COLUMNS = [
+    ['Flag', null, null],
+    ['Kind', 'the type of its values: boolean, string, number or object (every variant has the same)', null],
+    ['State', 'enabled: OFREP serves a value; disabled: no value (reason DISABLED), SDKs use their code default', null],
+    ['Default', 'the variant served when no rule matches', null],
+    ['Variants', null, null],
+    ['Rules', 'targeting rules, tried in order: the first whose conditions all hold decides', 'num'],
+    ['Override', 'a runtime change (dashboard, ficus flag set, the API) laid over the file: it wins until Back to the file or until a config version changes the flag', null],
+    ['Evaluations', 'OFREP evaluations this node answered since it started', 'num'],
+    ['Rate', 'evaluations per second on this node between the last two refreshes', 'num'],
+  ];
+
+  function flagRow(f, rate) {
+    const o = f.override || null;
+    const killed = hasVariantOverride(o);
+    return h('tr', { class: o ? 'is-overridden' : null, dataset: { flag: f.key, enabled: String(f.enabled), evaluations: f.evaluations, override: o ? flagOverrideText(o) : '', rate: rate === null ? '' : rate } },
+      h('td', {}, h('a', { href: `#/flags/${encodeURIComponent(f.key)}`, class: 'flag-link route-name', title: `${f.key}: its variants, rules, evaluations by variant, and the kill switch`, dataset: { focus: `flag-${f.key}` } }, f.key)),
+      h('td', {}, h('span', { class: 'flag-kind' }, f.kind)),
+      h('td', {}, flagStateBadge(f.enabled)),
+      h('td', { class: 'flag-default', title: killed ? `the override's variant: every context gets ${o.variant}` : null }, h('code', {}, f.default)),
+      h('td', { class: 'flag-variant-list' }, f.variants.map((v, i) => [i ? ', ' : null, h('code', {}, v)])),
+      h('td', { class: 'num flag-rules-count' }, killed
+        ? h('span', { class: 'muted', title: 'set aside while the override serves one variant to everyone; the flag\'s page shows the file\'s rules' }, 'set aside')
+        : String(f.rules)),
+      h('td', {}, o ? flagOverrideTag(o, f.key) : h('span', { class: 'muted' }, '—')),
+      h('td', { class: 'num flag-evaluations' }, num(f.evaluations, 0)),
+      h('td', { class: 'num flag-rate', title: rate === null ? 'needs two refreshes' : 'between the last two refreshes' }, fmtPerSecond(rate)));
+  }
+
+  function flagsSummary(list, rates) {
+    if (!list.length) return ['No flag configured'];
+    const disabled = list.filter((f) => !f.enabled).length;
+    const overridden = list.filter((f) => f.override).length;
+    const total = list.reduce((n, f) => n + f.evaluations, 0);
+    const known = rates.filter((r) => r !== null);
+    return [
+      `${list.length} flag${list.length === 1 ? '' : 's'}`,
+      disabled ? ` · ${disabled} disabled` : '',
+      overridden ? h('span', { class: 'warn' }, ` · ${overridden} overridden at runtime`) : ' · no override',
+      ` · ${num(total, 0)} evaluation${total === 1 ? '' : 's'} answered by this node since it started`,
+      known.length === list.length ? ` · ${fmtPerSecond(known.reduce((n, r) => n + r, 0))}` : '',
+    ];
+  }
+
+  function noFlagNote() {
+    return h('div', { class: 'note note-info', id: 'flags-none' },
+      h('strong', {}, 'No feature flag configured.'),
+      h('p', {}, 'Add a ', h('code', {}, '[[flag]]'), ' to the config file (see docs/flags.md), then ', h('code', {}, 'ficus plan'), ' and ', h('code', {}, 'ficus apply'), '; the ', h('code', {}, '[ofrep]'), ' listener serves the flags to OpenFeature SDKs:'),
+      h('pre', { class: 'slo-example' }, '[[flag]]\nkey = "new-checkout"\nvariants = { on = true, off = false }\ndefault = "off"\n\n[[flag.rule]]\nwhen = [{ attribute = "plan", in = ["pro", "team"] }]\nvariant = "on"\n\n[ofrep]\nbind = "127.0.0.1:8016"'));
+  }
+
+  function flagsView() {
+    let tbody, head, note, table, sig = '';
+    const rate = rateMemory();
+    return {
+      mount(root) {
+        head = h('p', { class: 'sub', id: 'flags-summary' }, 'Loading…');
+        note = h('div');
+        tbody = h('tbody');
+        table = h('table', { class: 'events flags-table', id: 'flags', hidden: true },
+          h('caption', { class: 'visually-hidden' }, 'Every feature flag with its kind, state, default, variants, rules, runtime override and this node\'s evaluations'),
+          h('thead', {}, h('tr', {}, FLAG_COLUMNS.map(([t, title, cls]) => h('th', { scope: 'col', title, class: cls }, t)))),
+          tbody);
+        root.append(
+          h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Feature flags'), head)),
+          note,
+          table,
+          h('p', { class: 'muted small' }, 'The config\'s [[flag]]s as they run, runtime overrides included, the same on every node; OFREP serves them on each node\'s [ofrep] listener. Evaluations are this node\'s since it started. A flag\'s page has its rules, its evaluations by variant and the kill switch.'));
+      },
+      async refresh() {
+        const list = await api('/api/v1/flags');
+        const now = Date.now();
+        const rates = list.map((f) => rate(f.key, f.evaluations, now));
+        head.replaceChildren(...flagsSummary(list, rates));
+        const s = JSON.stringify([list, rates]);
+        if (s === sig) return;
+        sig = s;
+        table.hidden = !list.length;
+        note.replaceChildren(...(list.length ? [] : [noFlagNote()]));
+        keepFocus(tbody, () => tbody.replaceChildren(...list.map((f, i) => flagRow(f, rates[i]))));
+      },
+      failed(e) {
+        sig = '';
+        note.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  // -- one flag: variants, rules, evaluations by variant, the kill switch
+
+  function flagServeAction(f, variant) {
+    const has = f.variants && Object.prototype.hasOwnProperty.call(f.variants, variant);
+    return {
+      title: `Kill switch on ${f.key}: serve ${variant} to everyone`,
+      what: `Every context gets ${f.key} = ${variant}${has ? ` (${JSON.stringify(f.variants[variant])})` : ''}, whatever the rules say, on every node within a second: reason STATIC, metadata ficusOverride: true.${f.enabled ? '' : ' The flag is disabled: it serves no value until it is enabled.'} It stays until Back to the file, or until a config version changes this flag. Recorded as a flag.set event.`,
+      message: `${variant} served to everyone from the dashboard`,
+      button: `Serve ${variant} to everyone`,
+      danger: true,
+      path: `/api/v1/flags/${encodeURIComponent(f.key)}/set`,
+      payload: (message) => ({ variant, message }),
+    };
+  }
+
+  function flagSwitchAction(f, enabled) {
+    return {
+      title: `${enabled ? 'Enable' : 'Disable'} ${f.key}`,
+      what: enabled
+        ? `OFREP serves ${f.key}'s value again (${hasVariantOverride(f.override) ? `${f.override.variant} to everyone, the override's` : 'by its rules and default'}), on every node within a second. The switch stays on until Back to the file, or until a config version changes this flag. Recorded as a flag.set event.`
+        : `OFREP answers ${f.key} with no value (reason DISABLED), on every node within a second: every SDK uses its code default. It stays off until Enable or Back to the file, or until a config version changes this flag. Recorded as a flag.set event.`,
+      message: `${enabled ? 'enabled' : 'disabled'} from the dashboard`,
+      button: enabled ? `Enable ${f.key}` : `Disable ${f.key}`,
+      danger: !enabled,
+      path: `/api/v1/flags/${encodeURIComponent(f.key)}/set`,
+      payload: (message) => ({ enabled, message }),
+    };
+  }
+
+  function flagResetAction(f) {
+    const file = f.file || f;
+    return {
+      title: `Back to the file: ${f.key}`,
+      what: `Drops the runtime override of ${f.key} (${f.override ? flagOverrideText(f.override) : 'none'}): it follows the config file again, on every node within a second: default ${file.defaultVariant}, ${(file.rules || []).length} rule${(file.rules || []).length === 1 ? '' : 's'}, ${file.enabled === false ? 'disabled' : 'enabled'}. Recorded as a flag.reset event.`,
+      message: 'back to the file from the dashboard',
+      button: 'Back to the file',
+      danger: false,
+      path: `/api/v1/flags/${encodeURIComponent(f.key)}/reset`,
+      payload: (message) => ({ message }),
+    };
+  }
+
+  /** The banner of an overridden flag: what the override does, who set it, and the file's definition. */
+  function overrideBanner(f, setEvent) {
+    const o = f.override;
+    const file = f.file || f;
+    const value = (v) => (f.variants && Object.prototype.hasOwnProperty.call(f.variants, v) ? ` (${JSON.stringify(f.variants[v])})` : '');
+    const lines = [];
+    if (hasVariantOverride(o)) lines.push(h('strong', { class: 'flag-banner-head' }, `Kill switch: every context gets ${o.variant}${value(o.variant)}, whatever the rules say.`));
+    if (o.enabled === false) lines.push(h('strong', { class: 'flag-banner-head' }, 'Disabled at runtime: OFREP answers no value (reason DISABLED); every SDK uses its code default.'));
+    if (o.enabled === true) lines.push(h('strong', { class: 'flag-banner-head' }, `Enabled at runtime${file.enabled === false ? ': the file has it disabled' : ''}.`));
+    const rules = (file.rules || []).length;
+    return [
+      ...lines,
+      h('p', {}, hasVariantOverride(o) ? 'Reason STATIC, metadata ficusOverride: true, on every node. ' : 'On every node. ',
+        'A runtime override: it wins until ', h('b', {}, 'Back to the file'), ` (ficus flag reset ${f.key}), or until a config version changes this flag.`),
+      setEvent ? h('p', { class: 'small', id: 'flag-override-event', dataset: { event: setEvent.id } },
+        `Set by ${setEvent.actor} at ${fmtDateTime(setEvent.at)} (${ago(setEvent.at)}): “${setEvent.message}” · event #${setEvent.id}`) : null,
+      h('p', { class: 'flag-file', id: 'flag-file', dataset: { default: file.defaultVariant, rules, enabled: String(file.enabled !== false) } },
+        'In the file: default ', h('code', {}, file.defaultVariant), `, ${rules} rule${rules === 1 ? '' : 's'}, ${file.enabled === false ? 'disabled' : 'enabled'}.`),
+    ];
+  }
+
+  /** This node's evaluations of the flag by variant, with their reasons: [{variant, count, reasons: [[reason, count]]}]. */
+  function evaluationsByVariant(f) {
+    const by = new Map(Object.keys(f.variants || {}).map((v) => [v, { variant: v, count: 0, reasons: [] }]));
+    for (const e of f.evaluations || []) {
+      if (!by.has(e.variant)) by.set(e.variant, { variant: e.variant, count: 0, reasons: [] });
+      const b = by.get(e.variant);
+      b.count += e.count;
+      b.reasons.push([e.reason, e.count]);
+    }
+    // No value served (disabled, errors) last, and only when it happened.
+    const none = by.get('');
+    by.delete('');
+    const out = [...by.values()];
+    if (none) out.push(none);
+    return out;
+  }
+
+  function evaluationRow(b, total, rate, color) {
+    const share = total ? b.count / total : 0;
+    const fill = h('span', { class: 'flag-bar-fill' });
+    fill.style.width = `${(share * 100).toFixed(2)}%`;
+    fill.style.background = b.variant === '' ? '#9aa3ad' : color;
+    const label = b.variant === '' ? 'no value' : b.variant;
+    return h('tr', { dataset: { variant: b.variant, count: b.count, share, rate: rate === null ? '' : rate } },
+      h('th', { scope: 'row' }, b.variant === ''
+        ? h('span', { class: 'muted', title: 'evaluations that served no variant: the flag disabled, or an error; SDKs used their code default' }, '(no value)')
+        : h('code', {}, b.variant)),
+      h('td', { class: 'flag-bar-cell' }, h('div', { class: 'flag-bar', role: 'meter', 'aria-label': `share of ${label} in this node's evaluations`, 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': (share * 100).toFixed(1) }, fill)),
+      h('td', { class: 'num flag-eval-count' }, num(b.count, 0)),
+      h('td', { class: 'num flag-eval-share' }, total ? fmtShare(share) : '—'),
+      h('td', { class: 'num flag-eval-rate', title: rate === null ? 'needs two refreshes' : 'between the last two refreshes' }, fmtPerSecond(rate)),
+      h('td', {}, b.reasons.length
+        ? h('div', { class: 'flag-reasons' }, b.reasons.map(([reason, n]) => h('span', { class: `flag-reason flag-reason-${reason}`, dataset: { reason, count: n }, title: FLAG_REASON_HELP[reason] || null }, `${reason} ${num(n, 0)}`)))
+        : h('span', { class: 'muted' }, '—')));
+  }
+
+  function flagView(key) {
+    const enc = encodeURIComponent(key);
+    const rate = rateMemory();
+    let current = null;
+    let els = {};
+    let variantSig = '';
+    let headSig = '';
+    let bannerSig = '';
+    let tableSig = '';
+    let rulesSig = '';
+
+    function drawControls(f) {
+      const names = Object.keys(f.variants || {});
+      const s = names.join('\n');
+      // Rebuilt only when the variants change, so a choice survives the refreshes.
+      if (s !== variantSig) {
+        variantSig = s;
+        const file = f.file || f;
+        const o = f.override;
+        const want = hasVariantOverride(o) ? o.variant : file.defaultVariant;
+        els.variant.replaceChildren(...names.map((v) => h('option', { value: v }, `${v} (${JSON.stringify(f.variants[v])})`)));
+        if (names.includes(want)) els.variant.value = want;
+      }
+      els.disable.disabled = !f.enabled;
+      els.disable.title = f.enabled ? 'no value for anyone: every SDK uses its code default' : 'already disabled';
+      els.enable.disabled = f.enabled;
+      els.enable.title = f.enabled ? 'already enabled' : 'serve the flag\'s value again';
+      els.reset.hidden = !f.override;
+    }
+
+    function drawRules(f) {
+      const o = f.override || null;
+      const file = f.file || f;
+      const s = JSON.stringify([file.rules, file.defaultVariant, o, f.enabled]);
+      if (s === rulesSig) return;
+      rulesSig = s;
+      const rules = file.rules || [];
+      const aside = hasVariantOverride(o);
+      const items = rules.map(ruleItem);
+      items.push(h('li', { class: 'flag-rule flag-rule-default', dataset: { rule: 'default' }, title: 'the default variant: when no rule matches (and for a split without a targeting key)' },
+        h('span', { class: 'flag-rule-text' }, `${rules.length ? 'no rule matched' : 'everyone'} → ${file.defaultVariant}`),
+        h('span', { class: 'muted small' }, ` · ${rules.length ? 'DEFAULT' : 'STATIC'}`)));
+      els.rulesNote.textContent = aside
+        ? `Set aside while the kill switch serves ${o.variant} to everyone: the file's rules, as they run again after Back to the file.`
+        : !f.enabled
+          ? 'The flag is disabled: nothing is evaluated, every evaluation answers DISABLED with no value. The rules apply once it is enabled.'
+          : 'Tried in order: the first whose conditions all hold decides; an attribute the context lacks does not match.';
+      els.rules.replaceChildren(h('ol', { class: `flag-rules${aside ? ' set-aside' : ''}`, id: 'flag-rules' }, items));
+    }
+
+    function drawEvaluations(f, now) {
+      const rows = evaluationsByVariant(f);
+      const total = rows.reduce((n, b) => n + b.count, 0);
+      const totalRate = rate('', total, now);
+      const names = Object.keys(f.variants || {});
+      els.evalNote.replaceChildren(...(total
+        ? [`${num(total, 0)} evaluation${total === 1 ? '' : 's'} answered by this node since it started · ${fmtPerSecond(totalRate)} between the last two refreshes`]
+        : [`No evaluation on this node yet: OFREP clients evaluate it with POST /ofrep/v1/evaluate/flags/${key} on the [ofrep] listener.`]));
+      els.evals.replaceChildren(...rows.map((b) => {
+        const i = names.indexOf(b.variant);
+        return evaluationRow(b, total, rate(`v:${b.variant}`, b.count, now), VARIANT_COLORS[(i < 0 ? names.length : i) % VARIANT_COLORS.length]);
+      }));
+      els.evalTable.dataset.total = total;
+    }
+
+    return {
+      mount(root) {
+        els.title = h('h1', {}, key);
+        els.badges = h('div', { class: 'badges' });
+        els.sub = h('p', { class: 'sub', id: 'flag-summary' }, 'Loading…');
+        els.error = h('div');
+        els.banner = h('div', { class: 'note flag-banner', id: 'flag-override', role: 'status', hidden: true });
+        els.variant = h('select', { id: 'flag-variant' });
+        els.serve = h('button', { type: 'button', class: 'danger', id: 'flag-serve', title: 'the kill switch: this variant for every context, whatever the rules say', onclick: () => current && els.variant.value && confirmAction(flagServeAction(current, els.variant.value)) }, 'Serve to everyone…');
+        els.disable = h('button', { type: 'button', class: 'danger', id: 'flag-disable', onclick: () => current && confirmAction(flagSwitchAction(current, false)) }, 'Disable…');
+        els.enable = h('button', { type: 'button', id: 'flag-enable', onclick: () => current && confirmAction(flagSwitchAction(current, true)) }, 'Enable…');
+        els.reset = h('button', { type: 'button', class: 'primary', id: 'flag-reset', hidden: true, title: 'drop the runtime override: the flag follows the config file again', onclick: () => current && confirmAction(flagResetAction(current)) }, 'Back to the file…');
+        els.variants = h('tbody');
+        els.rules = h('div', { id: 'flag-rules-box' });
+        els.rulesNote = h('p', { class: 'sub' });
+        els.evals = h('tbody');
+        els.evalNote = h('p', { class: 'sub', id: 'flag-evaluations-summary' });
+        els.evalTable = h('table', { class: 'events flag-evaluations', id: 'flag-evaluations', 'aria-labelledby': 'flag-evaluations-title' },
+          h('thead', {}, h('tr', {}, [
+            ['Variant', null, null],
+            ['Share', 'the variant\'s share of this node\'s evaluations of the flag', null],
+            ['Evaluations', 'since this node started', 'num'],
+            ['%', null, 'num'],
+            ['Rate', 'evaluations per second between the last two refreshes', 'num'],
+            ['Reasons', 'why the variant was served: STATIC, TARGETING_MATCH, SPLIT, DEFAULT, DISABLED, ERROR', null],
+          ].map(([t, title, cls]) => h('th', { scope: 'col', title, class: cls }, t)))),
+          els.evals);
+        root.append(
+          h('p', { class: 'crumb' }, h('a', { href: '#/flags' }, '← Flags')),
+          h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, els.title, els.badges), els.sub)),
+          els.error,
+          els.banner,
+          h('section', { class: 'panel actions-panel flag-controls', id: 'flag-controls', 'aria-label': 'Kill switch: change this flag at runtime' },
+            h('div', { class: 'action-buttons' }, h('label', { for: 'flag-variant' }, 'Variant'), els.variant, els.serve),
+            h('div', { class: 'action-buttons' }, els.disable, els.enable, els.reset),
+            h('p', { class: 'muted small flag-controls-help' }, 'A runtime override of the file, on every node within a second, recorded as a flag.set event with your reason; OFREP clients with an event stream are told to refetch.')),
+          h('section', { 'aria-labelledby': 'flag-variants-title' },
+            h('h2', { id: 'flag-variants-title' }, 'Variants'),
+            h('table', { class: 'events flag-variants', id: 'flag-variants', 'aria-labelledby': 'flag-variants-title' },
+              h('thead', {}, h('tr', {}, ['Variant', 'Value', ''].map((t) => h('th', { scope: 'col' }, t)))),
+              els.variants)),
+          h('section', { 'aria-labelledby': 'flag-rules-title' },
+            h('div', { class: 'section-head' }, h('h2', { id: 'flag-rules-title' }, 'Rules'), els.rulesNote),
+            els.rules),
+          h('section', { 'aria-labelledby': 'flag-evaluations-title' },
+            h('div', { class: 'section-head' }, h('h2', { id: 'flag-evaluations-title' }, 'Evaluations on this node'), els.evalNote),
+            els.evalTable));
+      },
+      async refresh() {
+        const f = await api(`/api/v1/flags/${enc}`);
+        const now = Date.now();
+        const o = f.override || null;
+        // Who set the override, and why: the newest flag.set event of this flag.
+        const setEvent = o
+          ? await api('/api/v1/events?kind=flag.set&limit=100').then((evs) => evs.find((e) => e.data && e.data.flag === key) || null).catch(() => null)
+          : null;
+        current = f;
+        els.error.replaceChildren();
+        document.title = `${key} · flags · ficus`;
+        const file = f.file || f;
+        const head = JSON.stringify([f.enabled, o, file.defaultVariant, Object.keys(f.variants || {}), (file.rules || []).length, f.metadata]);
+        if (head !== headSig) {
+          headSig = head;
+          els.badges.replaceChildren(...[flagStateBadge(f.enabled), flagOverrideTag(o, key)].filter(Boolean));
+          const n = Object.keys(f.variants || {}).length;
+          const rules = (file.rules || []).length;
+          const meta = Object.entries(f.metadata || {});
+          els.sub.replaceChildren(
+            h('span', { class: 'flag-kind' }, valueKind(f.variants)),
+            ` · ${n} variant${n === 1 ? '' : 's'} · default `, h('code', {}, file.defaultVariant),
+            ` · ${rules} rule${rules === 1 ? '' : 's'}${hasVariantOverride(o) ? ' (set aside)' : ''}`,
+            meta.length ? h('span', { class: 'flag-metadata', title: 'OFREP metadata, returned with every evaluation' }, ` · metadata ${meta.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')}`) : null);
+        }
+        const banner = JSON.stringify([o, file.defaultVariant, (file.rules || []).length, file.enabled, setEvent && setEvent.id]);
+        if (banner !== bannerSig) {
+          bannerSig = banner;
+          els.banner.hidden = !o;
+          els.banner.dataset.override = o ? flagOverrideText(o) : '';
+          els.banner.replaceChildren(...(o ? overrideBanner(f, setEvent) : []));
+        }
+        drawControls(f);
+        const table = JSON.stringify([f.variants, file.defaultVariant, o]);
+        if (table !== tableSig) {
+          tableSig = table;
+          els.variants.replaceChildren(...Object.entries(f.variants || {}).map(([v, value]) => h('tr', { dataset: { variant: v } },
+            h('th', { scope: 'row' }, h('code', {}, v)),
+            h('td', {}, h('code', { class: 'flag-value' }, JSON.stringify(value))),
+            h('td', {},
+              v === file.defaultVariant ? h('span', { class: 'flag-tag', title: 'served when no rule matches' }, 'default') : null,
+              hasVariantOverride(o) && v === o.variant ? h('span', { class: 'flag-tag flag-tag-served', title: flagOverrideHelp(o, key) }, 'served to everyone') : null))));
+        }
+        drawRules(f);
+        drawEvaluations(f, now);
+      },
+      failed(e) {
+        els.error.replaceChildren(problemNote(e));
       },
     };
   }
