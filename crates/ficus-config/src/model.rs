@@ -1225,6 +1225,9 @@ pub struct VerifyJob {
     pub where_clause: Option<String>,
     /// Absolute tolerances of numeric columns: (source name, tolerance), in file order.
     pub tolerance: Vec<(String, f64)>,
+    /// Expression columns: (target column, SQL expression over the source table's columns,
+    /// evaluated in the source database), in file order.
+    pub expr: Vec<(String, String)>,
     pub every: Duration,
     pub max_connections: u32,
 }

@@ -24,6 +24,7 @@ mod fleet;
 mod redact;
 mod slo;
 mod tracing;
+mod verify_expr;
 
 const TOP_LEVEL: [(&str, &str); 19] = [
     ("gateway", "[gateway]"),
@@ -185,6 +186,7 @@ const VERIFY_KEYS: &[&str] = &[
     "map",
     "where",
     "tolerance",
+    "expr",
     "every",
     "max_connections",
 ];
@@ -3231,6 +3233,7 @@ impl<'s> Validator<'s, '_> {
                 }
             }
         }
+        let expr = self.verify_expr(sec, key.as_deref().unwrap_or_default(), &map);
         let every = self.duration(sec, "every", defaults::VERIFY_EVERY);
         if every < defaults::VERIFY_MIN_EVERY {
             if let Some(e) = sec.get("every") {
@@ -3281,6 +3284,7 @@ impl<'s> Validator<'s, '_> {
             map,
             where_clause,
             tolerance,
+            expr,
             every,
             max_connections,
         })

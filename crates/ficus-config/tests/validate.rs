@@ -1290,6 +1290,7 @@ columns = ["total", "status"]
 map = {{ total = "amount" }}
 where = "created_at > '2024-01-01'"
 tolerance = {{ total = 0.01 }}
+expr = {{ status_code = "CASE status WHEN 'open' THEN 1 ELSE 0 END", note = "split_part(tags, ';', 1)" }}
 every = "5m"
 max_connections = 2
 
@@ -1319,6 +1320,13 @@ key = ["a", "b"]
             map: vec![("total".into(), "amount".into())],
             where_clause: Some("created_at > '2024-01-01'".into()),
             tolerance: vec![("total".into(), 0.01)],
+            expr: vec![
+                (
+                    "status_code".into(),
+                    "CASE status WHEN 'open' THEN 1 ELSE 0 END".into()
+                ),
+                ("note".into(), "split_part(tags, ';', 1)".into()),
+            ],
             every: Duration::from_secs(300),
             max_connections: 2,
         }
@@ -1328,7 +1336,38 @@ key = ["a", "b"]
     assert_eq!(m.source, "sqlite:///etc/ficus/a.db");
     assert_eq!(m.every, defaults::VERIFY_EVERY);
     assert_eq!(m.max_connections, defaults::VERIFY_MAX_CONNECTIONS);
-    assert!(m.columns.is_empty() && m.map.is_empty() && m.tolerance.is_empty());
+    assert!(
+        m.columns.is_empty() && m.map.is_empty() && m.tolerance.is_empty() && m.expr.is_empty()
+    );
+}
+
+#[test]
+fn verify_expression_problems() {
+    let text = with_head(
+        r#"[[verify]]
+name = "people"
+source = "sqlite://a.db"
+target = "sqlite://b.db"
+source_table = "customers"
+target_table = "people"
+key = ["id"]
+map = { old_code = "code" }
+expr = { first_name = "  ", email_lower = "lower(email); DROP TABLE people", code = "upper(c)", id = "id + 1", n = 3, ok = "CONCAT(a, ';')" }
+"#,
+    );
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:20:23: error: verify "people": expr.first_name is empty
+  help: write the target column and an SQL expression over the source table's columns in the source database's dialect, e.g. expr = { email_lower = "lower(email)" }
+ficus.toml:20:43: error: verify "people": expr.email_lower holds a `;`: "lower(email); DROP TABLE people" is not one expression
+  help: give one SQL expression, not statements (a `;` inside quotes is fine)
+ficus.toml:20:85: error: verify "people": expr.code: `code` is also paired by map (old_code = "code")
+  help: an expression replaces the comparison with a source column: keep only one of the two
+ficus.toml:20:102: error: verify "people": expr.id: `id` is a key column (key = ["id"])
+  help: keys cannot be expressions: rows are matched by the key as stored on both sides; check a derived column instead
+ficus.toml:20:116: error: verify "people": expr.n must be a string, found integer 3
+  help: put it in quotes: n = "3""#
+    );
 }
 
 #[test]
@@ -1374,7 +1413,7 @@ ficus.toml:25:9: error: verify "orders-table": every "5s" is below the minimum o
 ficus.toml:28:8: error: duplicate verify job name "orders-table"
   help: the first verify job named "orders-table" is at line 19; verify job names must be unique
 ficus.toml:34:1: error: verify "orders-table": unknown key "intervall"
-  help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, every, max_connections"#
+  help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, expr, every, max_connections"#
     );
 }
 

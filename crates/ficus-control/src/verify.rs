@@ -242,6 +242,7 @@ pub fn to_job(job: &VerifyJob) -> ficus_verify::Job {
     j.columns = job.columns.clone();
     j.map = job.map.clone();
     j.tolerance = job.tolerance.clone();
+    j.expr = job.expr.clone();
     j.limits.max_connections = job.max_connections;
     j
 }
@@ -360,4 +361,32 @@ fn change_event(run: &VerifyRun, last: Option<&str>) -> NewEvent {
         "error": run.error,
     });
     ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_reach_the_verify_job() {
+        let job = VerifyJob {
+            name: "people".into(),
+            route: None,
+            source: "postgres://a/b".into(),
+            target: "postgres://c/d".into(),
+            source_table: "customers".into(),
+            target_table: "people".into(),
+            key: vec!["id".into()],
+            columns: Vec::new(),
+            map: Vec::new(),
+            where_clause: None,
+            tolerance: Vec::new(),
+            expr: vec![("email_lower".into(), "lower(email)".into())],
+            every: Duration::from_secs(60),
+            max_connections: 1,
+        };
+        let j = to_job(&job);
+        assert_eq!(j.expr, job.expr);
+        j.validate().unwrap();
+    }
 }

@@ -468,6 +468,7 @@ mod tests {
             target: c,
             kind,
             tolerance,
+            expr: None,
         }
     }
 

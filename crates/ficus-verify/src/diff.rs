@@ -171,6 +171,7 @@ mod tests {
                 target: col,
                 kind,
                 tolerance,
+                expr: None,
             }
         };
         Plan {

@@ -99,6 +99,15 @@ pub enum VerifyError {
     #[error("--tolerance for column `{column}`: {reason}")]
     BadTolerance { column: String, reason: String },
 
+    /// An expression column (`--expr COLUMN=SQL`) that cannot be used; nothing was scanned.
+    #[error("--expr {column}=\"{expr}\": {reason}; nothing was scanned")]
+    BadExpression {
+        /// The target column.
+        column: String,
+        expr: String,
+        reason: String,
+    },
+
     #[error("{side}: query failed while {context}: {source}")]
     Query {
         side: Side,

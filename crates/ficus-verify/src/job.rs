@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::VerifyError;
+use crate::error::{Side, VerifyError};
 
 /// Default limits; `docs/verify.md` lists each with its reason.
 pub mod defaults {
@@ -92,9 +92,15 @@ pub struct Job {
     /// Renamed columns: (source name, target name).
     #[serde(default)]
     pub map: Vec<(String, String)>,
-    /// Absolute tolerances for numeric columns: (source name, tolerance).
+    /// Absolute tolerances for numeric columns: (source name, or the target name of an
+    /// expression column; tolerance).
     #[serde(default)]
     pub tolerance: Vec<(String, f64)>,
+    /// Expression columns: (target column, SQL expression over the source table's columns
+    /// in the source engine's dialect). The target column is compared with the expression's
+    /// value, evaluated in the source database, instead of with a source column.
+    #[serde(default)]
+    pub expr: Vec<(String, String)>,
     /// Re-check the differing rows after this delay, separating lag from divergence.
     #[serde(default)]
     pub recheck: Option<Duration>,
@@ -113,6 +119,7 @@ impl Job {
             exclude: Vec::new(),
             map: Vec::new(),
             tolerance: Vec::new(),
+            expr: Vec::new(),
             recheck: None,
             limits: Limits::default(),
         }
@@ -174,6 +181,30 @@ impl Job {
                 return bad(format!("key column `{k}` is listed twice"));
             }
         }
+        let engine = crate::db::parse_url(Side::Source, &self.source.url)
+            .ok()
+            .map(|(e, _)| e);
+        let mut targets = std::collections::HashSet::new();
+        for (column, text) in &self.expr {
+            let wrong = |reason: String| {
+                Err(VerifyError::BadExpression {
+                    column: column.clone(),
+                    expr: text.clone(),
+                    reason,
+                })
+            };
+            if column.trim().is_empty() {
+                return wrong("the target column name is empty (write --expr COLUMN=SQL)".into());
+            }
+            if !targets.insert(column) {
+                return wrong(format!(
+                    "target column `{column}` has more than one expression"
+                ));
+            }
+            if let Err(reason) = crate::expr::check(engine, text) {
+                return wrong(reason);
+            }
+        }
         Ok(())
     }
 }
@@ -205,6 +236,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--max-connections"));
+    }
+
+    #[test]
+    fn expressions_are_checked_before_connecting() {
+        let mut job = Job::new(ep("a"), ep("b"), vec!["id".into()]);
+        job.expr = vec![("full_name".into(), "first || ' ' || last".into())];
+        job.validate().unwrap();
+        for (expr, needle) in [
+            (("full_name", ""), "empty"),
+            (("", "x"), "target column name is empty"),
+            (("full_name", "lower(x); DELETE FROM t"), "`;`"),
+        ] {
+            job.expr = vec![(expr.0.into(), expr.1.into())];
+            let e = job.validate().unwrap_err();
+            assert!(matches!(e, VerifyError::BadExpression { .. }), "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+        job.expr = vec![("a".into(), "x".into()), ("a".into(), "y".into())];
+        let e = job.validate().unwrap_err().to_string();
+        assert!(e.contains("more than one"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod civil;
 mod db;
 mod diff;
 mod error;
+mod expr;
 mod job;
 mod plan;
 mod repair;
@@ -40,6 +41,7 @@ pub use report::{
 pub use sql::RowHash;
 
 use db::Db;
+use plan::Plan;
 use scan::{Collector, ScanStats, Sides, Tracker};
 use schema::TableName;
 
@@ -118,6 +120,7 @@ async fn run(
         tgt_sql: side_sql(tgt, &job.target),
         limits: &job.limits,
     };
+    probe_expressions(&plan, src, &sides.src_sql).await?;
     if job.source.where_clause.is_none() {
         let quoted = sql::quote_table(src.engine, &job.source.table);
         tracker.rows_total = schema::estimate_rows(src, &src_table, &quoted).await?;
@@ -173,6 +176,7 @@ async fn run(
                 target_type: c.target.declared.clone(),
                 tolerance: c.tolerance,
                 key: i < plan.key.len(),
+                expr: c.expr.clone(),
                 target_family: Some(c.target.family.clone()),
             })
             .collect(),
@@ -195,4 +199,58 @@ async fn run(
         recheck,
         limits: job.limits.clone(),
     })
+}
+
+/// Runs each expression column once on the source (one row, both canonical forms), so that
+/// an expression the database refuses, or whose value cannot take the target column's
+/// type, is an error naming the column and the expression before anything is scanned.
+async fn probe_expressions(plan: &Plan, src: &Db, sql: &sql::SideSql) -> Result<(), VerifyError> {
+    for (i, c) in plan.all().enumerate() {
+        let Some(expr) = &c.expr else { continue };
+        let bad = |reason: String| VerifyError::BadExpression {
+            column: c.target.name.clone(),
+            expr: expr.clone(),
+            reason,
+        };
+        let target = format!("target column `{}` ({})", c.target.name, c.target.declared);
+        let stmt = sql.probe(i);
+        let context = format!("checking the --expr of `{}`", c.target.name);
+        let result = match src.engine {
+            Engine::Sqlite => {
+                let rows = src.cells(&stmt.sql, &stmt.params, &context).await;
+                rows.and_then(|rows| {
+                    let Some(cell) = rows.first().and_then(|r| r.first()) else {
+                        return Ok(());
+                    };
+                    for p in [canon::Purpose::Hash, canon::Purpose::Value] {
+                        canon::sqlite_canon(cell, c, &c.source.family, p).map_err(|m| {
+                            bad(format!(
+                                "its value on the first row does not fit {target}: {m}"
+                            ))
+                        })?;
+                    }
+                    Ok(())
+                })
+            }
+            _ => src
+                .text_rows(&stmt.sql, &stmt.params, &context)
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Err(VerifyError::Query { source, .. }) => {
+                let message = match &source {
+                    sqlx::Error::Database(d) => d.message().to_string(),
+                    other => other.to_string(),
+                };
+                return Err(bad(format!(
+                    "the source database refused it ({message}); the expression is SQL in the \
+                     source database's dialect over the source table's columns, converted to \
+                     the type of {target}"
+                )));
+            }
+            other => other?,
+        }
+    }
+    Ok(())
 }

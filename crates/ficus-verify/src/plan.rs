@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Side, TypeMismatch, VerifyError};
+use crate::expr;
 use crate::job::Job;
 use crate::schema::{Column, Family};
 
@@ -103,11 +104,17 @@ pub fn unify(src: &Family, tgt: &Family) -> Result<Kind, String> {
 /// One compared column pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnPlan {
+    /// The source column; for an expression column, a stand-in named like the target
+    /// column, of the target's family (`expr::plan_column`).
     pub source: Column,
     pub target: Column,
     pub kind: Kind,
     /// Absolute tolerance (numeric kinds only).
     pub tolerance: Option<f64>,
+    /// An expression column: the SQL expression evaluated on the source instead of a
+    /// source column (`--expr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
 }
 
 impl ColumnPlan {
@@ -152,6 +159,35 @@ fn names(cols: &[Column]) -> String {
         .map(|c| c.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn bad_expr(column: &str, expr: &str, reason: String) -> VerifyError {
+    VerifyError::BadExpression {
+        column: column.to_string(),
+        expr: expr.to_string(),
+        reason,
+    }
+}
+
+/// The target columns of `--expr`, each with its expression, in the order given.
+fn expression_targets(
+    job: &Job,
+    tgt_cols: &[Column],
+    missing: &dyn Fn(Side, &str, &'static str, &'static str) -> VerifyError,
+) -> Result<Vec<(Column, String)>, VerifyError> {
+    let mut out = Vec::new();
+    for (t, e) in &job.expr {
+        let c = find(tgt_cols, t).ok_or_else(|| {
+            missing(
+                Side::Target,
+                t,
+                "--expr",
+                "the left side of --expr is a target column; the right side an SQL expression over source columns",
+            )
+        })?;
+        out.push((c.clone(), e.clone()));
+    }
+    Ok(out)
 }
 
 /// Builds the plan, or the first error that names what to change.
@@ -219,8 +255,31 @@ pub fn build(job: &Job, src_cols: &[Column], tgt_cols: &[Column]) -> Result<Plan
         })?;
     }
 
+    let exprs = expression_targets(job, tgt_cols, &missing)?;
+    let is_expr = |target: &str| exprs.iter().any(|(t, _)| t.name == target);
+    for (s, t) in &job.map {
+        if let Some((_, e)) = exprs.iter().find(|(c, _)| &c.name == t) {
+            return Err(bad_expr(
+                t,
+                e,
+                format!("target column `{t}` is also the right side of --map {s}={t}; keep one of the two"),
+            ));
+        }
+    }
+
     let mut key_pairs = Vec::new();
     for k in &job.key {
+        let tname = job.target_name(k);
+        if let Some((_, e)) = exprs.iter().find(|(c, _)| c.name == tname) {
+            return Err(bad_expr(
+                tname,
+                e,
+                format!(
+                    "target column `{tname}` is a key column (--key {k}), and keys cannot be \
+                     expressions: rows are matched by the key as stored on both sides"
+                ),
+            ));
+        }
         key_pairs.push(pair(k, "--key")?);
     }
     let mut skipped = Vec::new();
@@ -230,19 +289,47 @@ pub fn build(job: &Job, src_cols: &[Column], tgt_cols: &[Column]) -> Result<Plan
             if job.key.contains(&s.name) || job.exclude.contains(&s.name) {
                 continue;
             }
-            match find(tgt_cols, job.target_name(&s.name)) {
+            let tname = job.target_name(&s.name);
+            if is_expr(tname) {
+                skipped.push(format!(
+                    "source column `{}` is not compared by name: target column `{tname}` is checked against its --expr",
+                    s.name
+                ));
+                continue;
+            }
+            match find(tgt_cols, tname) {
                 Some(t) => col_pairs.push((s.clone(), t.clone())),
-                None => skipped.push(format!(
-                    "source column `{}` has no target column and is not compared (map it with --map {}=NEW)",
-                    s.name, s.name
-                )),
+                None => {
+                    let readers: Vec<&str> = exprs
+                        .iter()
+                        .filter(|(_, e)| expr::mentions(e, &s.name))
+                        .map(|(t, _)| t.name.as_str())
+                        .collect();
+                    skipped.push(if readers.is_empty() {
+                        format!(
+                            "source column `{}` has no target column and is not compared (map it with --map {}=NEW)",
+                            s.name, s.name
+                        )
+                    } else {
+                        format!(
+                            "source column `{}` has no target column of its own; it is read by the --expr of {}",
+                            s.name,
+                            readers
+                                .iter()
+                                .map(|t| format!("`{t}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
+                }
             }
         }
         for t in tgt_cols {
             let used = key_pairs
                 .iter()
                 .chain(col_pairs.iter())
-                .any(|(_, c)| c.name == t.name);
+                .any(|(_, c)| c.name == t.name)
+                || is_expr(&t.name);
             let excluded = job.exclude.iter().any(|e| job.target_name(e) == t.name);
             if !used && !excluded {
                 skipped.push(format!(
@@ -256,31 +343,75 @@ pub fn build(job: &Job, src_cols: &[Column], tgt_cols: &[Column]) -> Result<Plan
             if job.key.contains(name) {
                 continue;
             }
+            let tname = job.target_name(name);
+            if let Some((_, e)) = exprs.iter().find(|(c, _)| c.name == tname) {
+                return Err(bad_expr(
+                    tname,
+                    e,
+                    format!(
+                        "target column `{tname}` is also compared with source column `{name}` \
+                         (--columns); an expression replaces that comparison: leave `{name}` out of --columns"
+                    ),
+                ));
+            }
             col_pairs.push(pair(name, "--columns")?);
+        }
+    }
+    // Rows are reported by source column name, and an expression column by its target
+    // column's name: the two must not meet.
+    for (s, t) in key_pairs.iter().chain(col_pairs.iter()) {
+        if let Some((_, e)) = exprs.iter().find(|(c, _)| c.name == s.name) {
+            return Err(bad_expr(
+                &s.name,
+                e,
+                format!(
+                    "source column `{}` is compared with target column `{}` while target column `{}` \
+                     is checked against this expression, and differences could not tell them apart; \
+                     leave `{}` out (--exclude) or compare it differently",
+                    s.name, t.name, s.name, s.name
+                ),
+            ));
         }
     }
 
     let mut mismatches = Vec::new();
-    let mut plan_of = |(s, t): (Column, Column)| match unify(&s.family, &t.family) {
-        Ok(kind) => Some(ColumnPlan {
-            tolerance: None,
-            source: s,
-            target: t,
-            kind,
-        }),
-        Err(reason) => {
-            mismatches.push(TypeMismatch {
-                source_column: s.name.clone(),
-                source_type: s.declared.clone(),
-                target_column: t.name.clone(),
-                target_type: t.declared.clone(),
-                reason,
-            });
-            None
-        }
-    };
-    let key: Vec<ColumnPlan> = key_pairs.into_iter().filter_map(&mut plan_of).collect();
-    let mut cols: Vec<ColumnPlan> = col_pairs.into_iter().filter_map(&mut plan_of).collect();
+    let mut plan_of =
+        |(s, t): (Column, Column), expr: Option<String>| match unify(&s.family, &t.family) {
+            Ok(kind) => Some(ColumnPlan {
+                tolerance: None,
+                source: s,
+                target: t,
+                kind,
+                expr,
+            }),
+            Err(reason) => {
+                mismatches.push(TypeMismatch {
+                    source_column: match &expr {
+                        Some(e) => e.clone(),
+                        None => s.name.clone(),
+                    },
+                    source_type: s.declared.clone(),
+                    target_column: t.name.clone(),
+                    target_type: t.declared.clone(),
+                    reason,
+                });
+                None
+            }
+        };
+    let key: Vec<ColumnPlan> = key_pairs
+        .into_iter()
+        .filter_map(|p| plan_of(p, None))
+        .collect();
+    let mut cols: Vec<ColumnPlan> = col_pairs
+        .into_iter()
+        .filter_map(|p| plan_of(p, None))
+        .collect();
+    // Expression columns: the target column's own kind (the stand-in has its family).
+    cols.extend(
+        exprs
+            .into_iter()
+            .filter_map(|(t, e)| plan_of((expr::plan_column(&t), t), Some(e))),
+    );
     if !mismatches.is_empty() {
         return Err(VerifyError::IncompatibleTypes(mismatches));
     }
@@ -303,7 +434,9 @@ pub fn build(job: &Job, src_cols: &[Column], tgt_cols: &[Column]) -> Result<Plan
         let Some(c) = cols.iter_mut().find(|c| &c.source.name == name) else {
             return Err(VerifyError::BadTolerance {
                 column: name.clone(),
-                reason: "not a compared column (use the source column name)".into(),
+                reason: "not a compared column (use the source column name, or the target \
+                         column of an --expr)"
+                    .into(),
             });
         };
         if !c.kind.numeric() {
@@ -419,6 +552,128 @@ mod tests {
         assert_eq!(plan.cols.len(), 1);
         assert_eq!(plan.cols[0].target.name, "new");
         assert_eq!(plan.skipped.len(), 2, "{:?}", plan.skipped);
+    }
+
+    #[test]
+    fn expression_columns_join_the_compared_set() {
+        let dec = |s| Family::Decimal { scale: Some(s) };
+        let src = [
+            col("id", INT),
+            col("name", Family::Text),
+            col("email", Family::Text),
+            col("price", dec(2)),
+            col("note", Family::Text),
+        ];
+        let tgt = [
+            col("id", INT),
+            col("first_name", Family::Text),
+            col("email", Family::Text),
+            col("price_cents", INT),
+            col("note", Family::Text),
+            col("added", INT),
+        ];
+        let mut j = job();
+        j.expr = vec![
+            ("first_name".into(), "split_part(name, ' ', 1)".into()),
+            ("email".into(), "lower(email)".into()),
+            ("price_cents".into(), "price * 100".into()),
+        ];
+        j.tolerance = vec![("price_cents".into(), 1.0)];
+        let plan = build(&j, &src, &tgt).unwrap();
+        let cols: Vec<(&str, &str, Option<&str>, Kind)> = plan
+            .cols
+            .iter()
+            .map(|c| {
+                (
+                    c.source.name.as_str(),
+                    c.target.name.as_str(),
+                    c.expr.as_deref(),
+                    c.kind,
+                )
+            })
+            .collect();
+        assert_eq!(
+            cols,
+            [
+                ("note", "note", None, Kind::Text),
+                (
+                    "first_name",
+                    "first_name",
+                    Some("split_part(name, ' ', 1)"),
+                    Kind::Text
+                ),
+                ("email", "email", Some("lower(email)"), Kind::Text),
+                (
+                    "price_cents",
+                    "price_cents",
+                    Some("price * 100"),
+                    Kind::Integer
+                ),
+            ]
+        );
+        assert_eq!(plan.cols[3].tolerance, Some(1.0));
+        assert_eq!(plan.cols[3].source.declared, "expression");
+        let notes = plan.skipped.join("\n");
+        for needle in [
+            "source column `name` has no target column of its own; it is read by the --expr of `first_name`",
+            "source column `email` is not compared by name: target column `email` is checked against its --expr",
+            "source column `price` has no target column of its own; it is read by the --expr of `price_cents`",
+            "target column `added` has no source column",
+        ] {
+            assert!(notes.contains(needle), "{needle} not in {notes}");
+        }
+        assert_eq!(plan.skipped.len(), 4, "{notes}");
+
+        // An explicit column list keeps the expression columns.
+        let mut k = j.clone();
+        k.columns = vec!["note".into()];
+        assert_eq!(build(&k, &src, &tgt).unwrap().cols.len(), 4);
+    }
+
+    #[test]
+    fn expression_conflicts_are_errors() {
+        let src = [
+            col("id", INT),
+            col("a", Family::Text),
+            col("b", Family::Text),
+        ];
+        let tgt = [
+            col("id", INT),
+            col("a", Family::Text),
+            col("c", Family::Text),
+            col("odd", Family::Other),
+        ];
+        let err = |expr: (&str, &str), edit: &dyn Fn(&mut Job)| {
+            let mut j = job();
+            j.expr = vec![(expr.0.into(), expr.1.into())];
+            edit(&mut j);
+            build(&j, &src, &tgt).unwrap_err().to_string()
+        };
+        let e = err(("nope", "a"), &|_| {});
+        assert!(
+            e.contains("target") && e.contains("`nope`") && e.contains("--expr"),
+            "{e}"
+        );
+        let e = err(("id", "a || 'x'"), &|_| {});
+        assert!(e.contains("keys cannot be expressions"), "{e}");
+        let e = err(("c", "upper(a)"), &|j| {
+            j.map = vec![("b".into(), "c".into())]
+        });
+        assert!(e.contains("--map b=c"), "{e}");
+        let e = err(("c", "upper(a)"), &|j| {
+            j.map = vec![("b".into(), "c".into())];
+            j.expr[0].0 = "a".into();
+            j.columns = vec!["a".into()];
+        });
+        assert!(e.contains("leave `a` out of --columns"), "{e}");
+        // Source `a` compared with target `c` while target `a` has an expression: the
+        // report could not tell the two `a`s apart.
+        let e = err(("a", "upper(b)"), &|j| {
+            j.map = vec![("a".into(), "c".into())]
+        });
+        assert!(e.contains("could not tell them apart"), "{e}");
+        let e = err(("odd", "a"), &|_| {});
+        assert!(e.contains("incompatible") && e.contains("`odd`"), "{e}");
     }
 
     #[test]

@@ -197,6 +197,7 @@ mod tests {
             target_type: String::new(),
             tolerance: None,
             key,
+            expr: None,
             target_family: Some(family),
         }
     }

@@ -102,6 +102,10 @@ pub struct ColumnReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
     pub key: bool,
+    /// For an expression column (`--expr`): the SQL expression evaluated on the source;
+    /// `source` then names the target column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
     /// The target's family, for repair SQL literals.
     #[serde(skip)]
     pub target_family: Option<Family>,

@@ -67,9 +67,15 @@ impl Sides<'_> {
         purpose: Purpose,
     ) -> Result<Option<String>, VerifyError> {
         canon::sqlite_canon(cell, c, &c.column(side).family, purpose).map_err(|m| {
+            let what = match (&c.expr, side) {
+                (Some(e), Side::Source) => {
+                    format!("the --expr of `{}` (`{e}`)", c.column(side).name)
+                }
+                _ => format!("column `{}`", c.column(side).name),
+            };
             VerifyError::Data {
                 side,
-                message: format!("column `{}`: {m}", c.column(side).name),
+                message: format!("{what}: {m}"),
             }
         })
     }

@@ -145,13 +145,18 @@ impl SideSql {
             materialize: engine == Engine::MySql && side == Side::Target,
         };
         for c in plan.all() {
-            let id = ident(c);
+            // An expression column reads its expression on the source, converted to the
+            // target column's type family, then canonicalized as a column of that family.
+            let (id, col) = match (&c.expr, side) {
+                (Some(e), Side::Source) => crate::expr::typed(engine, e, &c.target),
+                _ => (ident(c), c.column(side).clone()),
+            };
             let (h, v) = match engine {
                 // SQLite rows are read raw and normalized in Rust.
                 Engine::Sqlite => (id.clone(), id.clone()),
                 _ => (
-                    canon(engine, info, c.column(side), c, Purpose::Hash, &id),
-                    canon(engine, info, c.column(side), c, Purpose::Value, &id),
+                    canon(engine, info, &col, c, Purpose::Hash, &id),
+                    canon(engine, info, &col, c, Purpose::Value, &id),
                 ),
             };
             s.hash_list.push(h);
@@ -320,6 +325,22 @@ impl SideSql {
         Stmt {
             sql: format!("SELECT {} FROM {} WHERE {w}", list.join(", "), self.table),
             params: b.params,
+        }
+    }
+
+    /// One row of column `i` in both canonical forms (hashed, then value; the raw value on
+    /// SQLite): a cheap statement that makes the database parse, type and evaluate an
+    /// expression column once before anything is scanned.
+    pub fn probe(&self, i: usize) -> Stmt {
+        let list = if self.engine == Engine::Sqlite {
+            self.value_list[i].clone()
+        } else {
+            format!("{}, {}", self.hash_list[i], self.value_list[i])
+        };
+        let w = self.filter.as_deref().unwrap_or("1 = 1");
+        Stmt {
+            sql: format!("SELECT {list} FROM {} WHERE {w} LIMIT 1", self.table),
+            params: Vec::new(),
         }
     }
 
@@ -683,6 +704,7 @@ mod tests {
             target: c,
             kind: k,
             tolerance: None,
+            expr: None,
         };
         Plan {
             key: key.into_iter().map(p).collect(),
@@ -861,6 +883,7 @@ mod tests {
             target: ts6.clone(),
             kind: Kind::Timestamp { precision: 0 },
             tolerance: None,
+            expr: None,
         };
         let e = canon(Engine::Postgres, &pg15(), &ts6, &cp, Purpose::Hash, "\"t\"");
         assert!(e.contains("+ 500000") && e.contains("% 1000000"), "{e}");
@@ -884,6 +907,34 @@ mod tests {
             e,
             "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', `t`) AS CHAR)"
         );
+    }
+
+    #[test]
+    fn expression_columns_are_read_on_the_source_only() {
+        let mut p = plan(
+            vec![(col("id", INT, "int8"), Kind::Integer)],
+            vec![(
+                col("cents", Family::Integer { unsigned: false }, "int8"),
+                Kind::Integer,
+            )],
+        );
+        p.cols[0].expr = Some("price * 100".into());
+        let side = |side, engine| SideSql::new(side, engine, &pg15(), "t", None, &p, RowHash::Md5);
+        let src = side(Side::Source, Engine::Postgres);
+        assert_eq!(src.value_list[1], "CAST((price * 100) AS bigint)::text");
+        assert_eq!(
+            src.probe(1).sql,
+            r#"SELECT CAST((price * 100) AS bigint)::text, CAST((price * 100) AS bigint)::text FROM "t" WHERE 1 = 1 LIMIT 1"#
+        );
+        let my = side(Side::Source, Engine::MySql);
+        assert_eq!(
+            my.value_list[1],
+            "CAST(CAST((price * 100) AS SIGNED) AS CHAR)"
+        );
+        let lite = side(Side::Source, Engine::Sqlite);
+        assert_eq!(lite.value_list[1], "(price * 100)");
+        let tgt = side(Side::Target, Engine::Postgres);
+        assert_eq!(tgt.value_list[1], r#""cents"::text"#);
     }
 
     #[test]

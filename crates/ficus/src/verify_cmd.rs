@@ -32,6 +32,27 @@ fn parse_tolerance(s: &str) -> Result<(String, f64), String> {
     Ok((col, tol))
 }
 
+/// `--expr TARGET=SQL`: the target column, then the expression (which may itself hold `=`).
+fn parse_expr(s: &str) -> Result<(String, String), String> {
+    let Some((col, expr)) = s.split_once('=') else {
+        return Err(format!(
+            "expected TARGET_COLUMN=SQL (e.g. full_name=\"first || ' ' || last\"), got `{s}`"
+        ));
+    };
+    let (col, expr) = (col.trim(), expr.trim());
+    if col.is_empty() {
+        return Err(format!(
+            "the target column before `=` is empty in `{s}` (e.g. email_lower=\"lower(email)\")"
+        ));
+    }
+    if expr.is_empty() {
+        return Err(format!(
+            "the expression after `{col}=` is empty: give an SQL expression over the source columns"
+        ));
+    }
+    Ok((col.to_string(), expr.to_string()))
+}
+
 /// The `verify` subcommand's flags, boxed: they are many, and the `Command` enum keeps
 /// every variant small.
 #[derive(clap::Args, Debug, Clone)]
@@ -79,6 +100,11 @@ struct VerifyOptions {
     /// Absolute tolerance for a numeric column, COLUMN=TOLERANCE (repeatable).
     #[arg(long, value_name = "COL=TOL", value_parser = parse_tolerance)]
     tolerance: Vec<(String, f64)>,
+    /// Check a target column against an SQL expression over the source columns, evaluated
+    /// in the source database (its dialect, the verify user's permissions):
+    /// TARGET=SQL (repeatable), e.g. full_name="first || ' ' || last".
+    #[arg(long = "expr", value_name = "COL=SQL", value_parser = parse_expr)]
+    expr: Vec<(String, String)>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -142,6 +168,7 @@ impl VerifyOptions {
         job.exclude = self.exclude.clone();
         job.map = self.map.clone();
         job.tolerance = self.tolerance.clone();
+        job.expr = self.expr.clone();
         job.recheck = self.recheck;
         job.limits = Limits {
             segment_rows: self.segment_rows,
@@ -254,6 +281,14 @@ fn print_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         s.elapsed_ms as f64 / 1000.0,
         s.rows_per_second
     )?;
+    for c in r.columns.iter().filter(|c| c.expr.is_some()) {
+        writeln!(
+            out,
+            "expr: {} = {} (evaluated on the source)",
+            c.target,
+            c.expr.as_deref().unwrap_or_default()
+        )?;
+    }
     for note in &r.skipped_columns {
         writeln!(out, "note: {note}")?;
     }

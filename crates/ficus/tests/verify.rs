@@ -350,3 +350,110 @@ async fn postgres_to_sqlite_with_map_and_tolerance() {
         .await
         .unwrap();
 }
+
+/// `--expr`: a backfilled SQLite table checked against expressions over the legacy one.
+#[tokio::test]
+async fn expressions_check_a_backfill() {
+    let legacy = "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, email TEXT, \
+                  price DECIMAL(10,2))";
+    let people = "CREATE TABLE people (id INTEGER PRIMARY KEY, first_name TEXT, \
+                  email_lower TEXT, price_cents INTEGER)";
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    for i in 1..=250 {
+        old.push(format!(
+            "({i}, 'Ann{i} Lee', 'Ann{i}@Example.COM', {}.{:02})",
+            i * 3,
+            i % 100
+        ));
+        new.push(format!(
+            "({i}, 'Ann{i}', 'ann{i}@example.com', {})",
+            i * 300 + i % 100
+        ));
+    }
+    let src = Lite::new(&[
+        legacy,
+        &format!("INSERT INTO customers VALUES {}", old.join(", ")),
+    ])
+    .await;
+    let tgt = Lite::new(&[
+        people,
+        &format!("INSERT INTO people VALUES {}", new.join(", ")),
+    ])
+    .await;
+    let (s, t) = (src.url(), tgt.url());
+    let args = |exprs: &[&str]| {
+        let mut a: Vec<String> = [
+            "--source",
+            &s,
+            "--source-table",
+            "customers",
+            "--target",
+            &t,
+            "--target-table",
+            "people",
+            "--key",
+            "id",
+            "--no-progress",
+            "--segment-rows",
+            "100",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        for e in exprs {
+            a.push("--expr".into());
+            a.push(e.to_string());
+        }
+        a
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        ficus(&refs)
+    };
+    let good = [
+        "first_name=substr(name, 1, instr(name, ' ') - 1)",
+        "email_lower = lower(email)",
+        "price_cents=CAST(round(price * 100) AS INTEGER)",
+    ];
+    let mut json = args(&good);
+    json.push("--json".into());
+    let out = run(json);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "equal");
+    assert_eq!(report["columns"][2]["target"], "email_lower");
+    assert_eq!(report["columns"][2]["expr"], "lower(email)");
+
+    tgt.exec(&["UPDATE people SET email_lower = 'Ann7@Example.COM' WHERE id = 7"])
+        .await;
+    let out = run(args(&good));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    for expected in [
+        "expr: email_lower = lower(email) (evaluated on the source)",
+        "changed:           id=7",
+        "email_lower: source 'ann7@example.com' | target 'Ann7@Example.COM'",
+        "DIFFERENT: 0 missing, 0 extra, 1 changed",
+    ] {
+        assert!(stdout.contains(expected), "`{expected}` not in:\n{stdout}");
+    }
+
+    for (bad, needles) in [
+        ("email_lower=", &["--expr", "empty"][..]),
+        ("=lower(email)", &["target column", "empty"]),
+        ("lower(email)", &["TARGET_COLUMN=SQL"]),
+        ("nope=lower(email)", &["`nope`", "--expr", "email_lower"]),
+        (
+            "email_lower=lower(emial)",
+            &["--expr email_lower", "refused", "emial"],
+        ),
+        ("email_lower=lower(email); DELETE FROM customers", &["`;`"]),
+    ] {
+        let out = run(args(&[bad]));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "{bad}: `{n}` not in {stderr}");
+        }
+    }
+}
