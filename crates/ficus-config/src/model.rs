@@ -209,6 +209,20 @@ pub mod defaults {
     pub const FORWARD_FLAGS_HEADER: &str = "x-ficus-flags";
     /// The most flags one route forwards (each is evaluated for every request).
     pub const MAX_FORWARD_FLAGS: usize = 64;
+    /// Recording: bytes of each body kept.
+    pub const RECORD_MAX_BODY: u64 = 64 * 1024;
+    /// Recording: one route's recording on one node, at most.
+    pub const RECORD_MAX_SIZE: u64 = 1024 * 1024 * 1024;
+    /// Recording: exchanges waiting for the writer thread.
+    pub const RECORD_QUEUE: usize = 4096;
+    /// Recording: a file is rotated at this size.
+    pub const RECORD_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
+    /// Recording: a file is rotated at this age.
+    pub const RECORD_ROTATE_EVERY: Duration = Duration::from_secs(3600);
+    /// Recording: every recording of a node together.
+    pub const RECORD_MAX_TOTAL: u64 = 10 * 1024 * 1024 * 1024;
+    /// Recording: the folder, beside the config file.
+    pub const RECORD_DIR: &str = "recordings";
     /// Flags: the most flags in one config.
     pub const MAX_FLAGS: usize = 10_000;
     /// SLOs: the rolling window when none is given.
@@ -253,6 +267,8 @@ pub struct Config {
     pub flags: Vec<ficus_flags::Flag>,
     /// `[ofrep]`: where and how flags are served over OFREP (node-local).
     pub ofrep: Ofrep,
+    /// `[record]`: where this node writes recordings (node-local).
+    pub recording: Recording,
 }
 
 /// `[ofrep]`: the OpenFeature Remote Evaluation Protocol listener (node-local).
@@ -856,6 +872,51 @@ pub struct Route {
     /// `forward_flags = { flags = [...], header, context }`: these flags, evaluated for each
     /// request, sent to the upstreams in one header.
     pub forward_flags: Option<ForwardFlags>,
+    /// `[route.record]`: the route's exchanges written to recordings (see `ficus-record`).
+    pub record: Option<RecordPolicy>,
+}
+
+/// `[route.record]`: which of a route's exchanges are recorded, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPolicy {
+    /// Share of sticky keys whose exchanges are recorded.
+    pub sample: Weight,
+    /// Bytes of each body kept.
+    pub max_body: u64,
+    /// A body over `max_body`: kept cut (`truncate`, the default) or the exchange dropped.
+    pub over_cap: OverCap,
+    /// This route's recording stops taking exchanges at this many bytes on disk (per node).
+    pub max_size: u64,
+    /// Replaced by keyed tokens, besides `[redact]` and the built-in rules.
+    pub redact_headers: Vec<String>,
+    pub redact_query: Vec<String>,
+    /// Dotted JSON paths, `*` for any key or element.
+    pub redact_json: Vec<String>,
+}
+
+/// What a recording does with a body over its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverCap {
+    Truncate,
+    Drop,
+}
+
+/// `[record]`: where and how this node writes recordings (node-local).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// The folder recordings go to (relative: to the config file's folder).
+    pub dir: PathBuf,
+    /// The redaction key (16 bytes or more); `None`: `<dir>/redaction.key`, created with
+    /// random bytes on first use. Give every node the same file for fleet-wide tokens.
+    pub key_file: Option<PathBuf>,
+    /// Exchanges waiting for the writer; more are dropped (`queue_full`).
+    pub queue: usize,
+    /// A file is closed and a new one opened at this size...
+    pub rotate_bytes: u64,
+    /// ...or this age.
+    pub rotate_every: Duration,
+    /// All recordings of this node together: beyond, exchanges are dropped (`disk_full`).
+    pub max_total: u64,
 }
 
 /// A route's evaluated flags forwarded to its upstreams: `header: key=variant, ...`.

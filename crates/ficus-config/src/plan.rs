@@ -198,6 +198,9 @@ fn route_changes(old: &Route, new: &Route) -> Vec<RouteChange> {
     if old.forward_flags != new.forward_flags {
         what.push("forward_flags".to_string());
     }
+    if old.record != new.record {
+        what.push("record".to_string());
+    }
     if !what.is_empty() {
         out.push(RouteChange::Settings {
             route: new.name.clone(),

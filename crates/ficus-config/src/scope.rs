@@ -25,6 +25,7 @@ pub const NODE_LOCAL: &[(&str, Option<&str>)] = &[
     ("fleet", None),
     ("tracing", None),
     ("ofrep", None),
+    ("record", None),
     ("gateway", Some("max_connections")),
     ("gateway", Some("shutdown_grace")),
     ("gateway", Some("pid_file")),
@@ -127,6 +128,7 @@ impl Config {
         self.fleet = local.fleet.clone();
         self.tracing = local.tracing.clone();
         self.ofrep = local.ofrep.clone();
+        self.recording = local.recording.clone();
         self.gateway.max_connections = local.gateway.max_connections;
         self.gateway.shutdown_grace = local.gateway.shutdown_grace;
         self.gateway.pid_file = local.gateway.pid_file.clone();

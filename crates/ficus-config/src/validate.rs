@@ -21,12 +21,13 @@ use crate::{Diagnostic, Diagnostics, MAX_DIAGNOSTICS};
 mod admin;
 mod flags;
 mod fleet;
+mod record;
 mod redact;
 mod slo;
 mod tracing;
 mod verify_expr;
 
-const TOP_LEVEL: [(&str, &str); 19] = [
+const TOP_LEVEL: [(&str, &str); 20] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -46,6 +47,7 @@ const TOP_LEVEL: [(&str, &str); 19] = [
     ("slo", "[slo]"),
     ("flag", "[[flag]]"),
     ("ofrep", "[ofrep]"),
+    ("record", "[record]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -140,6 +142,7 @@ const ROUTE_KEYS: &[&str] = &[
     "slo",
     "flag",
     "forward_flags",
+    "record",
 ];
 const ROUTE_SHADOW_KEYS: &[&str] = &[
     "sample",
@@ -871,6 +874,7 @@ impl<'s> Validator<'s, '_> {
             Some(e) => self.ofrep(e),
             None => Ofrep::default(),
         };
+        let recording = self.recording(find("record"));
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -925,6 +929,7 @@ impl<'s> Validator<'s, '_> {
             slo,
             flags,
             ofrep,
+            recording,
         })
     }
 
@@ -2066,6 +2071,7 @@ impl<'s> Validator<'s, '_> {
         let slos = self.route_slos(sec);
         let flag = self.route_flag(sec);
         let forward_flags = self.forward_flags(sec);
+        let record = self.route_record(sec);
         let rate_limit = match self.table(sec, "rate_limit") {
             Some((t, span)) => {
                 let rsec = Section::new(sec.ctx.clone(), "rate_limit.", span, t);
@@ -2111,6 +2117,7 @@ impl<'s> Validator<'s, '_> {
             slos,
             flag,
             forward_flags,
+            record,
         }
     }
 

@@ -139,6 +139,18 @@ bind = "0.0.0.0:9911"
 token_file = "secrets/admin.token"
 "#;
 
+/// `[record]` as a file in /etc/ficus without one gets it.
+fn default_recording() -> ficus_config::Recording {
+    ficus_config::Recording {
+        dir: std::path::PathBuf::from("/etc/ficus/recordings"),
+        key_file: None,
+        queue: 4096,
+        rotate_bytes: 256 * 1024 * 1024,
+        rotate_every: std::time::Duration::from_secs(3600),
+        max_total: 10 * 1024 * 1024 * 1024,
+    }
+}
+
 fn route(name: &str, legacy: &str) -> Route {
     Route {
         name: name.to_string(),
@@ -161,6 +173,7 @@ fn route(name: &str, legacy: &str) -> Route {
         slos: Vec::new(),
         flag: None,
         forward_flags: None,
+        record: None,
     }
 }
 
@@ -339,6 +352,7 @@ fn full_config_parses_into_the_model() {
         slo: SloSettings::default(),
         flags: Vec::new(),
         ofrep: Ofrep::default(),
+        recording: default_recording(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -419,6 +433,7 @@ fn minimal_config_gets_every_default() {
             slos: Vec::new(),
             flag: None,
             forward_flags: None,
+            record: None,
         },
         access_log: AccessLog {
             enabled: true,
@@ -443,6 +458,7 @@ fn minimal_config_gets_every_default() {
         slo: SloSettings::default(),
         flags: Vec::new(),
         ofrep: Ofrep::default(),
+        recording: default_recording(),
     };
     assert_eq!(config, expected);
 }

@@ -353,17 +353,29 @@ pub enum ResponseBody {
         head: Option<Bytes>,
         rest: Box<ResponseBody>,
     },
+    /// Any response, its frames copied into a recording, offered to the recorder at the end.
+    Recorded {
+        inner: Box<ResponseBody>,
+        tap: Option<Box<crate::record::RecordTap>>,
+    },
 }
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        // A mirror copy goes out only for a response the client received whole.
-        if let ResponseBody::Upstream { body, tap, .. } = self {
-            if body.is_end_stream() {
+        // A mirror copy (or a recording) goes out only for a response the client received
+        // whole.
+        match self {
+            ResponseBody::Upstream { body, tap, .. } if body.is_end_stream() => {
                 if let Some(t) = tap.take() {
                     t.finish();
                 }
             }
+            ResponseBody::Recorded { inner, tap } if inner.is_end_stream() => {
+                if let Some(t) = tap.take() {
+                    t.finish();
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -405,11 +417,20 @@ impl ResponseBody {
         ResponseBody::Full(None)
     }
 
+    /// This body, copied into a recording as it streams.
+    pub fn recorded(inner: ResponseBody, tap: Box<crate::record::RecordTap>) -> ResponseBody {
+        ResponseBody::Recorded {
+            inner: Box::new(inner),
+            tap: Some(tap),
+        }
+    }
+
     /// An upstream head's header lines as they came, when the response was read that way
     /// (see [`crate::h1::RawHead`]): they go out before the response's own header map.
     pub fn take_raw(&mut self) -> Option<crate::h1::RawHead> {
         match self {
             ResponseBody::Upstream { body, .. } => body.take_raw(),
+            ResponseBody::Recorded { inner, .. } => inner.take_raw(),
             _ => None,
         }
     }
@@ -472,6 +493,29 @@ impl Body for ResponseBody {
                 Some(h) => Poll::Ready(Some(Ok(Frame::data(h)))),
                 None => Pin::new(rest.as_mut()).poll_frame(cx),
             },
+            ResponseBody::Recorded { inner, tap } => {
+                let polled = Pin::new(inner.as_mut()).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => {
+                        if let Some(t) = tap.take() {
+                            t.finish();
+                        }
+                    }
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(t), Some(d)) = (tap.as_deref(), frame.data_ref()) {
+                            t.response_data(d);
+                        }
+                        if inner.is_end_stream() {
+                            if let Some(t) = tap.take() {
+                                t.finish();
+                            }
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => drop(tap.take()),
+                    Poll::Pending => {}
+                }
+                polled
+            }
         }
     }
 
@@ -480,6 +524,7 @@ impl Body for ResponseBody {
             ResponseBody::Upstream { body, .. } => body.is_end_stream(),
             ResponseBody::Full(b) => b.is_none(),
             ResponseBody::Chain { head, rest } => head.is_none() && rest.is_end_stream(),
+            ResponseBody::Recorded { inner, .. } => inner.is_end_stream(),
         }
     }
 
@@ -497,6 +542,7 @@ impl Body for ResponseBody {
                 }
                 h
             }
+            ResponseBody::Recorded { inner, .. } => inner.size_hint(),
         }
     }
 }

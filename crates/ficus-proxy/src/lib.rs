@@ -16,6 +16,7 @@ pub mod headers;
 pub mod mirror;
 pub mod problem;
 pub mod proxy;
+pub mod record;
 pub(crate) mod rand;
 pub mod router;
 pub mod server;

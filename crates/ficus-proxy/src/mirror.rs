@@ -282,6 +282,12 @@ impl MirrorRoute {
             at: SystemTime::now(),
             done: false,
             link,
+            report: ShadowReport(
+                parts
+                    .extensions
+                    .get::<Arc<crate::record::ShadowSlot>>()
+                    .cloned(),
+            ),
         }))
     }
 }
@@ -290,17 +296,25 @@ fn is_safe(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// A body being copied as it streams, up to a size limit.
+/// A body being copied as it streams, up to a size limit. The mirror's copy is all or
+/// nothing (over the limit, the copy is dropped); a recording's keeps the first `max` bytes
+/// ([`Capture::keeping_head`]). One capture can pass every frame on to another
+/// ([`Capture::chain`]), so a request both mirrored and recorded is copied once per use.
 #[derive(Debug)]
 pub struct Capture {
     inner: Mutex<CaptureState>,
     max: u64,
+    keep_head: bool,
+    next: std::sync::OnceLock<Arc<Capture>>,
 }
 
 #[derive(Debug, Default)]
 struct CaptureState {
     chunks: Vec<Bytes>,
+    /// Bytes seen (all of them, also beyond `max`).
     len: u64,
+    /// Bytes kept.
+    kept: u64,
     over: bool,
     complete: bool,
 }
@@ -310,21 +324,48 @@ impl Capture {
         Capture {
             inner: Mutex::new(CaptureState::default()),
             max,
+            keep_head: false,
+            next: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A capture that keeps the first `max` bytes of a larger body (and counts all).
+    pub fn keeping_head(max: u64) -> Capture {
+        Capture {
+            keep_head: true,
+            ..Capture::new(max)
+        }
+    }
+
+    /// Passes every later frame, and the end, on to `next` as well.
+    pub fn chain(&self, next: Arc<Capture>) {
+        let _ = self.next.set(next);
     }
 
     /// Keeps a frame's data (a reference-counted clone).
     pub fn push(&self, data: &Bytes) {
-        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if s.over {
-            return;
+        {
+            let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            s.len += data.len() as u64;
+            if !s.over {
+                if s.len <= self.max {
+                    s.kept = s.len;
+                    s.chunks.push(data.clone());
+                } else if self.keep_head {
+                    let room = (self.max - s.kept) as usize;
+                    if room > 0 {
+                        s.chunks.push(data.slice(..room.min(data.len())));
+                    }
+                    s.kept = self.max;
+                    s.over = true;
+                } else {
+                    s.over = true;
+                    s.chunks = Vec::new();
+                }
+            }
         }
-        s.len += data.len() as u64;
-        if s.len > self.max {
-            s.over = true;
-            s.chunks = Vec::new();
-        } else {
-            s.chunks.push(data.clone());
+        if let Some(n) = self.next.get() {
+            n.push(data);
         }
     }
 
@@ -334,6 +375,9 @@ impl Capture {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .complete = true;
+        if let Some(n) = self.next.get() {
+            n.complete();
+        }
     }
 
     /// The whole body, or why there is none.
@@ -346,6 +390,12 @@ impl Capture {
             return Err(DropReason::Incomplete);
         }
         Ok(join(std::mem::take(&mut s.chunks)))
+    }
+
+    /// The kept head of the body, its whole length, and whether it ended normally.
+    pub fn take_head(&self) -> (Bytes, u64, bool) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (join(std::mem::take(&mut s.chunks)), s.len, s.complete)
     }
 }
 
@@ -379,6 +429,21 @@ pub struct Tap {
     done: bool,
     /// The request's span, which the copy's trace links to (tracing on).
     link: Option<ficus_trace::Link>,
+    /// Where a recording of the same exchange waits for the verdict.
+    report: ShadowReport,
+}
+
+/// A recorded exchange's wait for the mirror's verdict: filled by the comparison, or with
+/// nothing when the copy is dropped on the way (this guard's drop).
+#[derive(Debug, Default)]
+struct ShadowReport(Option<Arc<crate::record::ShadowSlot>>);
+
+impl Drop for ShadowReport {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            s.set(None);
+        }
+    }
 }
 
 impl std::fmt::Debug for Tap {
@@ -426,6 +491,7 @@ impl Tap {
             legacy_body: response_body,
             at: self.at,
             link: self.link,
+            report: std::mem::take(&mut self.report),
         };
         self.route.mirror.offer(job);
     }
@@ -452,6 +518,42 @@ struct Job {
     legacy_body: Bytes,
     at: SystemTime,
     link: Option<ficus_trace::Link>,
+    report: ShadowReport,
+}
+
+/// Modern's answer and the verdict, as a recording keeps them (at most 20 field paths; the
+/// aggregates keep the rest).
+fn recorded_shadow(
+    modern: &Received,
+    primary: &ficus_compare::Comparison,
+    failed: bool,
+) -> ficus_record::Shadow {
+    ficus_record::Shadow {
+        status: modern.status.as_u16(),
+        response: ficus_record::Message {
+            headers: modern
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), ficus_record::Body(v.as_bytes().to_vec())))
+                .collect(),
+            body: ficus_record::Body(modern.body.to_vec()),
+            truncated_from: None,
+        },
+        verdict: if failed {
+            "failed"
+        } else if primary.differences.is_empty() {
+            "equal"
+        } else {
+            "different"
+        }
+        .to_string(),
+        differences: primary
+            .differences
+            .iter()
+            .take(20)
+            .map(|d| d.path.clone())
+            .collect(),
+    }
 }
 
 /// A response as the mirror received it.
@@ -558,6 +660,7 @@ impl Worker {
                 );
             }
         }
+        let modern_failed = matches!(modern, Err(Failure::Failed(_)));
         let modern = match modern {
             Ok(r) => r,
             Err(Failure::TooLarge) => {
@@ -589,6 +692,9 @@ impl Worker {
             .compared(!primary.differences.is_empty(), noise_cmp.is_some());
         if let Some(s) = shadow {
             s.finish(&route.name, &job.method, primary.differences.len());
+        }
+        if let Some(slot) = &job.report.0 {
+            slot.set(Some(recorded_shadow(&modern, &primary, modern_failed)));
         }
         let path = job.pq.as_ref().map_or("/", |pq| pq.path());
         let endpoint = format!("{} {}", job.method, ficus_telemetry::inventory::fold(path));

@@ -197,6 +197,16 @@ pub async fn handle_parts(
             )
         });
 
+    // Recording (a route that records, a sampled request): the head as it reached ficus, the
+    // body copied as it streams.
+    let rec = match &route.record {
+        Some(slot) => slot.begin(&mut parts, conn.peer_ip.as_bytes(), route.stage, upgrade),
+        None => None,
+    };
+    let body = match &rec {
+        Some(t) => t.tee_request(body),
+        None => body,
+    };
     let mut trace = Trace::begin(shared.tracer.as_deref(), &mut parts.headers, started);
     let (mut resp, answered, request_id) = route_request(
         &table,
@@ -209,8 +219,9 @@ pub async fn handle_parts(
         client_upgrade,
         started,
         log.is_some(),
-        // The debug headers replace any of the same name from the upstream: the map's way.
-        raw && !route.debug_header,
+        // The debug headers replace any of the same name from the upstream: the map's way;
+        // a recording reads the response's header map.
+        raw && !route.debug_header && rec.is_none(),
     )
     .await;
 
@@ -238,6 +249,11 @@ pub async fn handle_parts(
         let h = resp.headers_mut();
         h.insert(X_FICUS_UPSTREAM.clone(), answered.header());
         h.insert(X_FICUS_ROUTE.clone(), route.name_header.clone());
+    }
+    if let Some(mut t) = rec {
+        // The response as the client gets it; offered to the recorder once it got it whole.
+        t.response_head(resp.status(), resp.headers(), answered);
+        resp = resp.map(|b| ResponseBody::recorded(b, t));
     }
     let trace_id = trace.trace_id();
     trace.finish(Served {
@@ -309,6 +325,8 @@ async fn route_request(
 pub enum Inbound {
     Empty,
     Body(Incoming),
+    /// hyper's stream, copied into a recording as it goes.
+    Teed(Incoming, Arc<crate::mirror::Capture>),
     /// Never empty.
     Full(bytes::Bytes),
 }
@@ -317,7 +335,7 @@ impl Inbound {
     fn size_hint(&self) -> http_body::SizeHint {
         match self {
             Inbound::Empty => http_body::SizeHint::with_exact(0),
-            Inbound::Body(b) => b.size_hint(),
+            Inbound::Body(b) | Inbound::Teed(b, _) => b.size_hint(),
             Inbound::Full(b) => http_body::SizeHint::with_exact(b.len() as u64),
         }
     }
@@ -340,6 +358,12 @@ impl Inbound {
             (Inbound::Full(b), None) => RequestBody::Full(Some(b)),
             (Inbound::Body(b), Some(t)) => RequestBody::Stream(Capped::teed(b, limit, t)),
             (Inbound::Body(b), None) => RequestBody::Stream(Capped::new(b, limit)),
+            // Recorded, and mirrored: the mirror's copy passes each frame on.
+            (Inbound::Teed(b, r), Some(t)) => {
+                t.chain(r);
+                RequestBody::Stream(Capped::teed(b, limit, t))
+            }
+            (Inbound::Teed(b, r), None) => RequestBody::Stream(Capped::teed(b, limit, r)),
         }
     }
 }
@@ -386,6 +410,17 @@ async fn forward(
         {
             match h2_empty_body(route, b).await {
                 Ok(()) => Inbound::Empty,
+                Err(fault) => return (client_fault(route, None, fault), Answered::Gateway),
+            }
+        }
+        Inbound::Teed(b, r)
+            if parts.version == http::Version::HTTP_2 && b.size_hint().exact() == Some(0) =>
+        {
+            match h2_empty_body(route, b).await {
+                Ok(()) => {
+                    r.complete();
+                    Inbound::Empty
+                }
                 Err(fault) => return (client_fault(route, None, fault), Answered::Gateway),
             }
         }
@@ -657,28 +692,38 @@ async fn prepare_resendable(
     route: &CompiledRoute,
     body: Inbound,
 ) -> Result<RequestBody, Response<ResponseBody>> {
-    let body = match body {
+    let (body, tee) = match body {
         Inbound::Empty => return Ok(RequestBody::Empty),
         // Already in memory; kept for a re-send within the route's buffer, like hyper's.
         Inbound::Full(b) if b.len() as u64 <= route.max_buffered_body => {
             return Ok(RequestBody::Full(Some(b)))
         }
         Inbound::Full(b) => return Ok(RequestBody::Once(Some(b))),
-        Inbound::Body(b) => b,
+        Inbound::Body(b) => (b, None),
+        Inbound::Teed(b, r) => (b, Some(r)),
     };
     if body.is_end_stream() {
+        if let Some(r) = &tee {
+            r.complete();
+        }
         return Ok(RequestBody::Empty);
     }
     match body.size_hint().exact() {
         Some(n) if n <= route.max_buffered_body => match read_whole(route, body, n).await {
-            Ok(b) => Ok(RequestBody::Full(Some(b))),
+            Ok(b) => {
+                if let Some(r) = &tee {
+                    r.push(&b);
+                    r.complete();
+                }
+                Ok(RequestBody::Full(Some(b)))
+            }
             Err(Err(fault)) => Err(client_fault(route, None, fault)),
             Err(Ok(limit)) => Err(too_large(route, limit)),
         },
-        _ => Ok(RequestBody::Shared(Reclaimable::new(Capped::new(
-            body,
-            route.max_body_bytes,
-        )))),
+        _ => Ok(RequestBody::Shared(Reclaimable::new(match tee {
+            Some(r) => Capped::teed(body, route.max_body_bytes, r),
+            None => Capped::new(body, route.max_body_bytes),
+        }))),
     }
 }
 

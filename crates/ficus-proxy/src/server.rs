@@ -53,6 +53,8 @@ pub enum GatewayError {
     Protection { route: String, reason: String },
     #[error("{0}")]
     Tracing(String),
+    #[error("recording: {0}")]
+    Record(String),
 }
 
 /// A running gateway.
@@ -71,6 +73,7 @@ pub struct Gateway {
     workers_done: watch::Sender<bool>,
     telemetry: Arc<Telemetry>,
     mirror: Arc<Mirror>,
+    recorder: Arc<crate::record::Recorder>,
     events: crate::events::Events,
     ticker: tokio::task::JoinHandle<()>,
 }
@@ -146,6 +149,11 @@ impl Gateway {
         let mirror = Mirror::start(config.shadow.clone(), workers.max(1), tracer.clone())
             .map_err(GatewayError::Mirror)?;
         let events = crate::events::Events::new(crate::events::QUEUE);
+        let recorder = crate::record::Recorder::start(
+            config.recording.clone(),
+            config.node.name.as_deref().unwrap_or("node"),
+        )
+        .map_err(|e| GatewayError::Record(format!("cannot start the writer thread: {e}")))?;
         let table = RouteTable::compile(
             config,
             None,
@@ -153,8 +161,12 @@ impl Gateway {
             &telemetry,
             &mirror,
             &events,
+            Some(&recorder),
         )?;
         configure_sli(&table, &telemetry);
+        recorder
+            .configure(&table.config)
+            .map_err(GatewayError::Record)?;
         let cfg = table.config.clone();
         let access_log = match access_log::start(
             &cfg.access_log,
@@ -289,8 +301,14 @@ impl Gateway {
             ticker: tokio::spawn(tick(telemetry.clone())),
             telemetry,
             mirror,
+            recorder,
             events,
         })
+    }
+
+    /// This node's recorder: the routes' recording counts and settings.
+    pub fn recorder(&self) -> &Arc<crate::record::Recorder> {
+        &self.recorder
     }
 
     /// Events the data plane raises (breaker state changes): take the receiver once and
@@ -360,6 +378,13 @@ impl Gateway {
         if config.ofrep != current.config.ofrep {
             return Err(GatewayError::NeedsRestart("[ofrep]"));
         }
+        if config.recording != current.config.recording {
+            return Err(GatewayError::NeedsRestart("[record]"));
+        }
+        if config.all_routes().any(|r| r.record.is_some()) {
+            // The redaction key must be there before a route may record.
+            self.recorder.ready().map_err(GatewayError::Record)?;
+        }
         RouteTable::compile(
             config,
             Some(&current),
@@ -367,12 +392,16 @@ impl Gateway {
             &self.telemetry,
             &self.mirror,
             &self.events,
+            Some(&self.recorder),
         )
     }
 
     /// Makes a prepared table live: the very next request uses it.
     pub fn swap(&self, table: RouteTable) {
         configure_sli(&table, &self.telemetry);
+        if let Err(e) = self.recorder.configure(&table.config) {
+            tracing::error!(error = %e, "recording: the routes' recording settings could not be applied");
+        }
         self.shared.table.store(Arc::new(table));
     }
 
@@ -417,6 +446,8 @@ impl Gateway {
         }
         let mirror = self.mirror.clone();
         let _ = tokio::task::spawn_blocking(move || mirror.stop()).await;
+        let recorder = self.recorder.clone();
+        let _ = tokio::task::spawn_blocking(move || recorder.stop()).await;
         if let Some(t) = self.shared.tracer.clone() {
             // The spans of the last requests, at most two seconds more.
             let _ = tokio::task::spawn_blocking(move || t.shutdown(Duration::from_secs(2))).await;

@@ -58,6 +58,8 @@ pub struct CompiledRoute {
     pub flag: Option<Arc<FlagSplit>>,
     /// Flags evaluated for each request and sent to the upstreams in a header.
     pub forward_flags: Option<Arc<FlagForward>>,
+    /// The route's recording state (whether it records now is the slot's business).
+    pub record: Option<Arc<crate::record::RecordSlot>>,
 }
 
 /// A route's response cache. Keys carry the side, so a canary never crosses its answers.
@@ -248,6 +250,7 @@ fn compile_route(
         http_route: http_route(&r.matcher.path),
         flag: None,
         forward_flags: None,
+        record: None,
     }
 }
 
@@ -312,6 +315,7 @@ impl RouteTable {
         telemetry: &Telemetry,
         mirror: &Arc<Mirror>,
         events: &crate::events::Events,
+        recorder: Option<&crate::record::Recorder>,
     ) -> Result<RouteTable, GatewayError> {
         let telemetry_on = config.telemetry.enabled;
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
@@ -417,6 +421,7 @@ impl RouteTable {
                 .forward_flags
                 .as_ref()
                 .map(|ff| Arc::new(FlagForward::new(ff, &config.flags)));
+            route.record = recorder.map(|rec| rec.slot(&r.name));
             routes.push(route);
         }
         Ok(RouteTable {

@@ -9,7 +9,7 @@
 //! (in the target) and JSON paths (in request and response bodies, and modern's on shadow
 //! routes) become tokens. A JSON path is dotted, `*` standing for any key or array element
 //! (`card.number`, `items.*.price`); JSON rules apply to bodies whose `Content-Type` says
-//! JSON (`application/json`, `*+json`).
+//! JSON (`application/json`, `*+json`) and to any body that starts with `{` or `[`.
 //!
 //! A token is `hmac:` and the first 128 bits of HMAC-SHA256(key, value), base64url: equal
 //! values give equal tokens (so sticky keys and diffs still line up) and the key never
@@ -171,7 +171,7 @@ impl Redactor {
                 _ => {}
             }
         }
-        if self.json.is_empty() || m.body.0.is_empty() || !is_json(m) {
+        if self.json.is_empty() || m.body.0.is_empty() || !(is_json(m) || looks_like_json(m)) {
             return Ok(());
         }
         if m.truncated_from.is_some() {
@@ -289,6 +289,15 @@ impl Redactor {
         }
         changed
     }
+}
+
+/// A body that starts like a JSON object or array, whatever its `Content-Type` says (or
+/// without one): JSON rules apply to it too, failing closed if it does not parse.
+fn looks_like_json(m: &Message) -> bool {
+    matches!(
+        m.body.0.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{') | Some(b'[')
+    )
 }
 
 fn is_json(m: &Message) -> bool {
@@ -431,9 +440,19 @@ mod tests {
         let mut e = ex();
         e.response.body = Body::text("{\"card\": oops");
         assert_eq!(r.redact(&mut e), Err(RedactError::NotJson("response")));
-        // Not JSON by its content type: JSON rules do not apply; a cut is fine.
+        // Without a JSON content type a body that starts like JSON is held to the rules too.
         let mut e = ex();
         e.request.headers.retain(|(n, _)| n != "content-type");
+        e.request.truncated_from = Some(1 << 20);
+        assert_eq!(r.redact(&mut e), Err(RedactError::Truncated("request")));
+        let mut e = ex();
+        e.request.headers.retain(|(n, _)| n != "content-type");
+        r.redact(&mut e).unwrap();
+        assert!(!String::from_utf8_lossy(&e.request.body.0).contains("4111"));
+        // Neither JSON by type nor by look: JSON rules do not apply; a cut is fine.
+        let mut e = ex();
+        e.request.headers.retain(|(n, _)| n != "content-type");
+        e.request.body = Body::text("card=4111111111111111");
         e.request.truncated_from = Some(1 << 20);
         r.redact(&mut e).unwrap();
         // Without JSON rules, nothing to reach.

@@ -1,0 +1,903 @@
+//! Recording (issue 20): a route's sampled exchanges written to recordings, off the request
+//! path like the mirror.
+//!
+//! The request path's part, only for a sampled request of a route that records: clone the
+//! request head, copy the body frames it streams anyway into a [`Capture`] (reference
+//! counts, no copying; the first `max_body` bytes kept), wrap the response body so its frames
+//! are copied the same way, and when the response has reached the client whole, offer the
+//! finished exchange to a bounded queue with `try_send`. Everything else (redaction, the
+//! sticky key's token, encoding, compression, files, rotation) happens on the writer thread.
+//!
+//! Every request of a recording route is accounted for once: `recorded` (in a block written
+//! to disk), `sampled_out`, or `dropped` by reason ([`DropReason`]); while recording,
+//! `requests = recorded + sampled_out + dropped + in progress` (in flight, queued, or in the
+//! writer's open block, at most a second).
+//!
+//! On a shadow route a recorded exchange that is also mirrored carries a [`ShadowSlot`] in the
+//! request's extensions; the mirror fills it with modern's response and the comparison's
+//! verdict, and the writer waits for it (at most [`SHADOW_WAIT`]) before writing.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use ficus_config::{OverCap, RecordPolicy, Recording, Redaction, Stage, StickyKey, Weight};
+use ficus_record::{Body, Exchange, Message, Redactor, Shadow, Writer, WriterOptions};
+use http::{HeaderMap, StatusCode};
+
+use crate::mirror::Capture;
+use crate::proxy::{Answered, Inbound};
+use crate::split;
+use crate::table::sticky_key;
+
+/// How long the writer holds a mirrored exchange for the mirror's verdict.
+pub const SHADOW_WAIT: Duration = Duration::from_secs(10);
+/// How often the writer closes its open blocks (so a crash loses at most this much).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Why an exchange of a recording route was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The writer's queue was full.
+    QueueFull,
+    /// A body was over the cap and the route says `over_cap = "drop"`.
+    BodyOverCap,
+    /// A write failed (the disk is full, or `[record] max_total` reached).
+    DiskFull,
+    /// The route's recording reached its `max_size`.
+    MaxSize,
+    /// A redaction rule could not be applied (never written raw).
+    RedactionFailed,
+    /// The client did not receive the whole response (it left, or the upstream failed
+    /// mid-body), or the request was an upgrade (a tunnel has no exchange to record).
+    Incomplete,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::QueueFull,
+        DropReason::BodyOverCap,
+        DropReason::DiskFull,
+        DropReason::MaxSize,
+        DropReason::RedactionFailed,
+        DropReason::Incomplete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::BodyOverCap => "body_over_cap",
+            DropReason::DiskFull => "disk_full",
+            DropReason::MaxSize => "max_size",
+            DropReason::RedactionFailed => "redaction_failed",
+            DropReason::Incomplete => "incomplete",
+        }
+    }
+
+    fn index(self) -> usize {
+        DropReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// One route's recording counts on this node (since it started).
+#[derive(Debug, Default)]
+pub struct RecordStats {
+    pub requests: AtomicU64,
+    pub recorded: AtomicU64,
+    pub sampled_out: AtomicU64,
+    dropped: [AtomicU64; 6],
+    /// Bytes of this route's recordings on disk (this session).
+    pub bytes: AtomicU64,
+    /// Files written (this session).
+    pub files: AtomicU64,
+}
+
+impl RecordStats {
+    pub fn dropped(&self, why: DropReason) -> u64 {
+        self.dropped[why.index()].load(Ordering::Relaxed)
+    }
+
+    fn drop_one(&self, why: DropReason) {
+        self.dropped[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// What a route records now: the policy, and its redaction with this node's key.
+#[derive(Debug)]
+pub struct Session {
+    /// Unique per process: a new session writes new files.
+    pub id: u64,
+    pub policy: RecordPolicy,
+    redactor: Redactor,
+    sticky: StickyKey,
+    seed: String,
+    /// When this session started (unix ms), for the status.
+    pub started_ms: u64,
+}
+
+/// A route's recording state, kept across table recompiles (by route name).
+#[derive(Debug)]
+pub struct RecordSlot {
+    pub route: Arc<str>,
+    active: ArcSwapOption<Session>,
+    pub stats: Arc<RecordStats>,
+    tx: mpsc::SyncSender<Msg>,
+}
+
+/// Filled by the mirror with modern's answer and the verdict for a recorded exchange.
+#[derive(Debug, Default)]
+pub struct ShadowSlot(OnceLock<Option<Shadow>>);
+
+impl ShadowSlot {
+    /// The mirror's result (`None`: the copy was dropped or failed before a comparison).
+    pub fn set(&self, s: Option<Shadow>) {
+        let _ = self.0.set(s);
+    }
+}
+
+impl RecordSlot {
+    /// The route's recording session, if it records now.
+    pub fn session(&self) -> Option<Arc<Session>> {
+        self.active.load_full()
+    }
+
+    /// Starts a tap for this request when the route records and the request is sampled
+    /// (each request of a recording route is counted here once).
+    pub(crate) fn begin(
+        self: &Arc<Self>,
+        parts: &mut http::request::Parts,
+        client_ip: &[u8],
+        stage: Stage,
+        upgrade: bool,
+    ) -> Option<Box<RecordTap>> {
+        let session = self.active.load();
+        let session = session.as_ref()?;
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let key = sticky_key(
+            &session.sticky,
+            &parts.headers,
+            parts.uri.query(),
+            client_ip,
+        );
+        if session.policy.sample != Weight::MAX {
+            let b = match key {
+                Some(k) => split::bucket(&session.seed, k),
+                None => (crate::rand::next_u64() % u64::from(split::BUCKETS)) as u16,
+            };
+            if b >= session.policy.sample.basis_points() {
+                self.stats.sampled_out.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        if upgrade {
+            self.stats.drop_one(DropReason::Incomplete);
+            return None;
+        }
+        let shadow = if stage == Stage::Shadow || stage == Stage::Canary {
+            let s = Arc::new(ShadowSlot::default());
+            parts.extensions.insert(s.clone());
+            Some(s)
+        } else {
+            None
+        };
+        Some(Box::new(RecordTap {
+            slot: self.clone(),
+            session: session.clone(),
+            at: SystemTime::now(),
+            started: Instant::now(),
+            version: parts.version,
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+            headers: parts.headers.clone(),
+            key: key.map(<[u8]>::to_vec),
+            stage,
+            request: Arc::new(Capture::keeping_head(session.policy.max_body)),
+            response: Capture::keeping_head(session.policy.max_body),
+            status: StatusCode::OK,
+            response_headers: HeaderMap::new(),
+            answered: Answered::Gateway,
+            shadow,
+            done: false,
+        }))
+    }
+}
+
+/// An exchange being recorded, carried by the request path until the response has reached
+/// the client whole. Dropped unfinished, it counts as `incomplete`.
+pub struct RecordTap {
+    slot: Arc<RecordSlot>,
+    session: Arc<Session>,
+    at: SystemTime,
+    started: Instant,
+    version: http::Version,
+    method: String,
+    target: String,
+    headers: HeaderMap,
+    key: Option<Vec<u8>>,
+    stage: Stage,
+    request: Arc<Capture>,
+    response: Capture,
+    status: StatusCode,
+    response_headers: HeaderMap,
+    answered: Answered,
+    shadow: Option<Arc<ShadowSlot>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for RecordTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordTap")
+            .field("route", &self.slot.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordTap {
+    /// The request body as the request path takes it, copied into the recording as it goes.
+    pub(crate) fn tee_request(&self, body: Inbound) -> Inbound {
+        match body {
+            Inbound::Empty => {
+                self.request.complete();
+                Inbound::Empty
+            }
+            Inbound::Full(b) => {
+                self.request.push(&b);
+                self.request.complete();
+                Inbound::Full(b)
+            }
+            Inbound::Body(b) => Inbound::Teed(b, self.request.clone()),
+            Inbound::Teed(b, other) => {
+                other.chain(self.request.clone());
+                Inbound::Teed(b, other)
+            }
+        }
+    }
+
+    /// The response head as the client gets it, and who answered.
+    pub(crate) fn response_head(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        answered: Answered,
+    ) {
+        self.status = status;
+        self.response_headers = headers.clone();
+        self.answered = answered;
+    }
+
+    /// A frame of the response body on its way to the client.
+    #[inline]
+    pub(crate) fn response_data(&self, data: &Bytes) {
+        self.response.push(data);
+    }
+
+    /// The response reached the client whole: offer the exchange to the writer.
+    pub(crate) fn finish(mut self) {
+        self.done = true;
+        self.response.complete();
+        let (req_body, req_len, req_complete) = self.request.take_head();
+        let (resp_body, resp_len, _) = self.response.take_head();
+        let max = self.session.policy.max_body;
+        let over = req_len > max || resp_len > max;
+        let stats = self.slot.stats.clone();
+        if !req_complete {
+            return stats.drop_one(DropReason::Incomplete);
+        }
+        if over && self.session.policy.over_cap == OverCap::Drop {
+            return stats.drop_one(DropReason::BodyOverCap);
+        }
+        let (side, fallback) = match self.answered {
+            Answered::Legacy => ("legacy", false),
+            Answered::Modern => ("modern", false),
+            Answered::LegacyFallback => ("legacy", true),
+            Answered::Cache => ("cache", false),
+            Answered::Gateway => ("gateway", false),
+        };
+        let ex = Exchange {
+            at_ns: self
+                .at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            duration_ns: self.started.elapsed().as_nanos() as u64,
+            route: self.slot.route.to_string(),
+            stage: self.stage.as_str().to_string(),
+            side: side.to_string(),
+            fallback,
+            key: None,
+            version: version(self.version).to_string(),
+            method: std::mem::take(&mut self.method),
+            target: std::mem::take(&mut self.target),
+            request: message(&self.headers, req_body, req_len),
+            status: self.status.as_u16(),
+            response: message(&self.response_headers, resp_body, resp_len),
+            shadow: None,
+        };
+        let job = Pending {
+            slot: self.slot.clone(),
+            session: self.session.clone(),
+            exchange: ex,
+            key: self.key.take(),
+            shadow: self.shadow.take(),
+            queued: Instant::now(),
+        };
+        if let Err(mpsc::TrySendError::Full(_) | mpsc::TrySendError::Disconnected(_)) =
+            self.slot.tx.try_send(Msg::Exchange(Box::new(job)))
+        {
+            stats.drop_one(DropReason::QueueFull);
+        }
+    }
+}
+
+impl Drop for RecordTap {
+    fn drop(&mut self) {
+        if !self.done {
+            self.slot.stats.drop_one(DropReason::Incomplete);
+        }
+    }
+}
+
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn message(headers: &HeaderMap, body: Bytes, len: u64) -> Message {
+    Message {
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), Body(v.as_bytes().to_vec())))
+            .collect(),
+        truncated_from: (len > body.len() as u64).then_some(len),
+        body: Body(body.to_vec()),
+    }
+}
+
+/// A finished exchange on its way to the writer.
+struct Pending {
+    slot: Arc<RecordSlot>,
+    session: Arc<Session>,
+    exchange: Exchange,
+    key: Option<Vec<u8>>,
+    shadow: Option<Arc<ShadowSlot>>,
+    queued: Instant,
+}
+
+enum Msg {
+    Exchange(Box<Pending>),
+    Flush(mpsc::SyncSender<()>),
+    Stop,
+}
+
+/// This node's recorder: the route slots, the queue and the writer thread.
+pub struct Recorder {
+    settings: Recording,
+    redaction: Mutex<Redaction>,
+    node: String,
+    key: OnceLock<Result<Vec<u8>, String>>,
+    tx: mpsc::SyncSender<Msg>,
+    slots: Mutex<HashMap<String, Arc<RecordSlot>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    total: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("dir", &self.settings.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// Starts the writer thread.
+    pub fn start(settings: Recording, node: &str) -> std::io::Result<Arc<Recorder>> {
+        let (tx, rx) = mpsc::sync_channel(settings.queue.max(1));
+        let total = Arc::new(AtomicU64::new(0));
+        let writer = WriterThread {
+            dir: settings.dir.clone(),
+            node: sanitize(node),
+            rotate_bytes: settings.rotate_bytes,
+            rotate_every: settings.rotate_every,
+            max_total: settings.max_total,
+            total: total.clone(),
+            files: HashMap::new(),
+            waiting: VecDeque::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("ficus-recorder".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Arc::new(Recorder {
+            settings,
+            redaction: Mutex::new(Redaction::default()),
+            node: node.to_string(),
+            key: OnceLock::new(),
+            tx,
+            slots: Mutex::new(HashMap::new()),
+            thread: Mutex::new(Some(thread)),
+            total,
+        }))
+    }
+
+    pub fn settings(&self) -> &Recording {
+        &self.settings
+    }
+
+    /// Bytes of every recording this node wrote since it started.
+    pub fn total_bytes(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// The route's slot (made on first use, kept for the process's life).
+    pub fn slot(&self, route: &str) -> Arc<RecordSlot> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(route.to_string())
+            .or_insert_with(|| {
+                Arc::new(RecordSlot {
+                    route: Arc::from(route),
+                    active: ArcSwapOption::empty(),
+                    stats: Arc::new(RecordStats::default()),
+                    tx: self.tx.clone(),
+                })
+            })
+            .clone()
+    }
+
+    /// Every route slot, by name.
+    pub fn slots(&self) -> Vec<Arc<RecordSlot>> {
+        let mut v: Vec<_> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.route.cmp(&b.route));
+        v
+    }
+
+    /// Whether recording can start: the redaction key is there (or could be made).
+    pub fn ready(&self) -> Result<(), String> {
+        self.key().map(|_| ())
+    }
+
+    /// The redaction key: `[record] key_file`, or `<dir>/redaction.key` made with random
+    /// bytes (mode 0600) on first use.
+    fn key(&self) -> Result<Vec<u8>, String> {
+        self.key
+            .get_or_init(|| load_or_make_key(&self.settings))
+            .clone()
+    }
+
+    /// Makes each route of `config` record as its `[route.record]` says: a route whose
+    /// policy changed starts a new session (new files); one without stops. The global
+    /// `[redact]` lists join every route's rules.
+    pub fn configure(&self, config: &ficus_config::Config) -> Result<(), String> {
+        *self.redaction.lock().unwrap_or_else(|p| p.into_inner()) = config.redact.clone();
+        for r in config.all_routes() {
+            let slot = self.slot(&r.name);
+            let current = slot.session();
+            match (&r.record, current) {
+                (None, None) => {}
+                (None, Some(_)) => slot.active.store(None),
+                (Some(p), Some(s)) if s.policy == *p && s.sticky == r.sticky => {}
+                (Some(p), _) => {
+                    let session = self.session(&r.name, p, &r.sticky, &config.redact)?;
+                    slot.active.store(Some(Arc::new(session)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn session(
+        &self,
+        route: &str,
+        p: &RecordPolicy,
+        sticky: &StickyKey,
+        redact: &Redaction,
+    ) -> Result<Session, String> {
+        let key = self.key()?;
+        let policy = ficus_record::Policy {
+            headers: redact
+                .all_headers()
+                .into_iter()
+                .chain(p.redact_headers.iter().cloned())
+                .collect(),
+            query: redact
+                .all_query()
+                .into_iter()
+                .chain(p.redact_query.iter().cloned())
+                .collect(),
+            json: p.redact_json.clone(),
+        };
+        let redactor = Redactor::new(&policy, &key).map_err(|e| e.to_string())?;
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Ok(Session {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            policy: p.clone(),
+            redactor,
+            sticky: sticky.clone(),
+            seed: format!("{route}#record"),
+            started_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        })
+    }
+
+    /// Waits (at most `timeout`) until the writer has written everything queued so far.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Writes what is pending and stops the writer (at shutdown).
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+
+    /// The node name recordings carry.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+fn load_or_make_key(s: &Recording) -> Result<Vec<u8>, String> {
+    let path = s
+        .key_file
+        .clone()
+        .unwrap_or_else(|| s.dir.join("redaction.key"));
+    match std::fs::read(&path) {
+        Ok(k) => {
+            let k: Vec<u8> = k.trim_ascii().to_vec();
+            if k.len() < ficus_record::redact::MIN_KEY_BYTES {
+                return Err(format!(
+                    "{}: the redaction key is {} bytes; use at least {} random bytes",
+                    path.display(),
+                    k.len(),
+                    ficus_record::redact::MIN_KEY_BYTES
+                ));
+            }
+            Ok(k)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && s.key_file.is_none() => {
+            std::fs::create_dir_all(&s.dir)
+                .map_err(|e| format!("cannot create {}: {e}", s.dir.display()))?;
+            let mut key = Vec::with_capacity(32);
+            for _ in 0..4 {
+                key.extend_from_slice(&crate::rand::next_u64().to_le_bytes());
+            }
+            let hex = hex_encode(&key);
+            write_private(&path, hex.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(hex.into_bytes())
+        }
+        Err(e) => Err(format!(
+            "cannot read the redaction key {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}
+
+/// A route name as a file name part.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One route's open file.
+struct OpenFile {
+    writer: Writer<std::fs::File>,
+    /// The session whose exchanges it holds.
+    session: u64,
+    opened: Instant,
+    path: PathBuf,
+}
+
+struct WriterThread {
+    dir: PathBuf,
+    node: String,
+    rotate_bytes: u64,
+    rotate_every: Duration,
+    max_total: u64,
+    total: Arc<AtomicU64>,
+    files: HashMap<Arc<str>, (Arc<RecordSlot>, OpenFile)>,
+    waiting: VecDeque<Box<Pending>>,
+}
+
+impl WriterThread {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut last_flush = Instant::now();
+        loop {
+            let wait = if self.waiting.is_empty() {
+                FLUSH_EVERY
+            } else {
+                Duration::from_millis(20)
+            };
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Exchange(p)) => self.waiting.push_back(p),
+                Ok(Msg::Flush(done)) => {
+                    self.drain(true);
+                    self.flush_all();
+                    let _ = done.send(());
+                }
+                Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.drain(true);
+                    self.flush_all();
+                    return;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            self.drain(false);
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                self.flush_all();
+                last_flush = Instant::now();
+            }
+        }
+    }
+
+    /// Writes the waiting exchanges in order, each once its shadow verdict is in (or it
+    /// waited long enough, or `all`).
+    fn drain(&mut self, all: bool) {
+        while let Some(front) = self.waiting.front() {
+            // Resolved, or nobody left to resolve it (the mirror never took this request).
+            let ready = match &front.shadow {
+                None => true,
+                Some(s) => {
+                    s.0.get().is_some()
+                        || Arc::strong_count(s) == 1
+                        || all
+                        || front.queued.elapsed() >= SHADOW_WAIT
+                }
+            };
+            if !ready {
+                return;
+            }
+            if let Some(p) = self.waiting.pop_front() {
+                self.write(*p);
+            }
+        }
+    }
+
+    fn write(&mut self, p: Pending) {
+        let Pending {
+            slot,
+            session,
+            mut exchange,
+            key,
+            shadow,
+            ..
+        } = p;
+        let stats = slot.stats.clone();
+        // The session ended (or changed) since: it belongs to no file any more.
+        if !slot.session().is_some_and(|s| Arc::ptr_eq(&s, &session)) {
+            stats.drop_one(DropReason::Incomplete);
+            return;
+        }
+        if let Some(s) = shadow.and_then(|s| s.0.get().cloned()).flatten() {
+            exchange.shadow = Some(s);
+        }
+        exchange.key = key.map(|k| session.redactor.token(&k));
+        if session.redactor.redact(&mut exchange).is_err() {
+            stats.drop_one(DropReason::RedactionFailed);
+            return;
+        }
+        let record = match Writer::<std::fs::File>::encode(&exchange) {
+            Ok(r) => r,
+            Err(_) => {
+                stats.drop_one(DropReason::RedactionFailed);
+                return;
+            }
+        };
+        // Written bytes, plus the open block's (not yet compressed: an overestimate).
+        let open = self
+            .files
+            .get(&slot.route)
+            .filter(|(_, f)| f.session == session.id)
+            .map_or(0, |(_, f)| f.writer.pending().1 as u64);
+        if stats.bytes.load(Ordering::Relaxed) + open + record.len() as u64
+            > session.policy.max_size
+        {
+            stats.drop_one(DropReason::MaxSize);
+            return;
+        }
+        if self.total.load(Ordering::Relaxed) + record.len() as u64 > self.max_total {
+            stats.drop_one(DropReason::DiskFull);
+            return;
+        }
+        let route = slot.route.clone();
+        let needs_new = match self.files.get(&route) {
+            None => true,
+            Some((_, f)) => {
+                f.session != session.id
+                    || f.writer.written() >= self.rotate_bytes
+                    || f.opened.elapsed() >= self.rotate_every
+            }
+        };
+        if needs_new {
+            if let Some((s, f)) = self.files.remove(&route) {
+                self.close(&s, f);
+            }
+            match self.open(&route, &session) {
+                Ok(f) => {
+                    stats.files.fetch_add(1, Ordering::Relaxed);
+                    self.files.insert(route.clone(), (slot.clone(), f));
+                }
+                Err(e) => {
+                    tracing::warn!(route = %route, error = %e, "cannot open a recording file");
+                    stats.drop_one(DropReason::DiskFull);
+                    return;
+                }
+            }
+        }
+        let Some((_, f)) = self.files.get_mut(&route) else {
+            return;
+        };
+        let before = f.writer.written();
+        let (pending_before, _) = f.writer.pending();
+        match f.writer.append_encoded(&record) {
+            Ok(()) => {
+                let (pending_after, _) = f.writer.pending();
+                if pending_after < pending_before + 1 {
+                    // A block was written: it held the earlier pending records and this one.
+                    let wrote = f.writer.written() - before;
+                    stats
+                        .recorded
+                        .fetch_add(pending_before + 1 - pending_after, Ordering::Relaxed);
+                    stats.bytes.fetch_add(wrote, Ordering::Relaxed);
+                    self.total.fetch_add(wrote, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(route = %route, error = %e, "a recording block could not be written");
+                let (lost, _) = f.writer.pending();
+                for _ in 0..lost.max(pending_before + 1) {
+                    stats.drop_one(DropReason::DiskFull);
+                }
+                // The file may hold a torn block now: start a new one next time.
+                if let Some((s, f)) = self.files.remove(&route) {
+                    self.close(&s, f);
+                }
+            }
+        }
+    }
+
+    fn open(&self, route: &str, session: &Arc<Session>) -> std::io::Result<OpenFile> {
+        let dir = self.dir.join(sanitize(route));
+        std::fs::create_dir_all(&dir)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let name = format!(
+            "{}-{}-{}-{:09}.ficusrec",
+            sanitize(route),
+            self.node,
+            now.as_secs(),
+            now.subsec_nanos()
+        );
+        let path = dir.join(name);
+        let header = ficus_record::FileHeader {
+            format: ficus_record::FORMAT_VERSION,
+            ficus: env!("CARGO_PKG_VERSION").to_string(),
+            policy: session.redactor.policy_hash().to_string(),
+            route: Some(route.to_string()),
+            node: Some(self.node.clone()),
+            created_ns: now.as_nanos() as u64,
+            source: "ficus".into(),
+        };
+        let writer = Writer::create(&path, &header, WriterOptions::default())?;
+        self.total.fetch_add(writer.written(), Ordering::Relaxed);
+        Ok(OpenFile {
+            writer,
+            session: session.id,
+            opened: Instant::now(),
+            path,
+        })
+    }
+
+    /// Writes every open file's pending block.
+    fn flush_all(&mut self) {
+        let routes: Vec<Arc<str>> = self.files.keys().cloned().collect();
+        for r in routes {
+            let Some((slot, f)) = self.files.get_mut(&r) else {
+                continue;
+            };
+            let (n, _) = f.writer.pending();
+            if n == 0 {
+                continue;
+            }
+            let before = f.writer.written();
+            match f.writer.flush() {
+                Ok(()) => {
+                    let wrote = f.writer.written() - before;
+                    slot.stats.recorded.fetch_add(n, Ordering::Relaxed);
+                    slot.stats.bytes.fetch_add(wrote, Ordering::Relaxed);
+                    self.total.fetch_add(wrote, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(route = %r, error = %e, "a recording block could not be written");
+                    for _ in 0..n {
+                        slot.stats.drop_one(DropReason::DiskFull);
+                    }
+                    if let Some((s, f)) = self.files.remove(&r) {
+                        self.close(&s, f);
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(&self, slot: &Arc<RecordSlot>, f: OpenFile) {
+        let (n, _) = f.writer.pending();
+        let before = f.writer.written();
+        let path = f.path.clone();
+        match f.writer.finish() {
+            Ok(file) => {
+                let wrote = file
+                    .metadata()
+                    .map_or(before, |m| m.len())
+                    .saturating_sub(before);
+                slot.stats.recorded.fetch_add(n, Ordering::Relaxed);
+                slot.stats.bytes.fetch_add(wrote, Ordering::Relaxed);
+                self.total.fetch_add(wrote, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "closing a recording failed");
+                for _ in 0..n {
+                    slot.stats.drop_one(DropReason::DiskFull);
+                }
+            }
+        }
+    }
+}
