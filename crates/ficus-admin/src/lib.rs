@@ -15,6 +15,7 @@ mod diff;
 pub mod flags;
 pub mod fleet;
 pub mod openapi;
+pub mod record;
 pub mod slo;
 
 use std::sync::Arc;
@@ -188,6 +189,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/flags/{key}", get(flags::show))
         .route("/flags/{key}/set", post(flags::set))
         .route("/flags/{key}/reset", post(flags::reset))
+        .route("/record", get(record::list))
+        .route("/record/{route}/start", post(record::start))
+        .route("/record/{route}/stop", post(record::stop))
         .route("/fleet", get(fleet::fleet))
         .route("/rollouts/{route}/{command}", post(api::rollout_command));
     Router::new()

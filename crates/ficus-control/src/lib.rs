@@ -17,6 +17,7 @@ pub mod events;
 pub mod flags;
 pub mod fleet;
 pub mod metrics;
+pub mod record;
 pub mod rollout;
 pub mod shadow;
 pub mod slo;
@@ -1295,6 +1296,11 @@ impl ControlPlane {
                 self.purge_local_cache(route, path).await;
             }
             ficus_store::SHADOW_RESET_KIND => self.forget_shadow(route).await,
+            record::RECORD_STARTED | record::RECORD_STOPPED => {
+                if let Err(err) = self.apply_record_event(e) {
+                    tracing::error!(route, error = %err, "cannot apply another node's recording change");
+                }
+            }
             k if k.starts_with("rollout.") => {
                 self.stale_rollouts
                     .lock()

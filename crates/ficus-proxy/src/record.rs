@@ -121,6 +121,37 @@ pub struct Session {
     seed: String,
     /// When this session started (unix ms), for the status.
     pub started_ms: u64,
+    /// Where it comes from: the route's `[route.record]`, or `ficus record start`.
+    pub runtime: Option<Runtime>,
+}
+
+impl Session {
+    /// Whether a runtime session's time is up.
+    pub fn expired(&self) -> bool {
+        self.runtime
+            .as_ref()
+            .and_then(|r| r.until)
+            .is_some_and(|u| SystemTime::now() >= u)
+    }
+}
+
+/// A recording started at runtime (`ficus record start`): it wins over the route's
+/// `[route.record]` (whose redaction rules it keeps), until it ends or is stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    pub sample: Weight,
+    pub until: Option<SystemTime>,
+    pub max_size: Option<u64>,
+    /// The `record.started` event that started it.
+    pub event_id: i64,
+}
+
+/// What `ficus record start|stop` last said about a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeState {
+    Started(Runtime),
+    /// Stopped: no recording, whatever `[route.record]` says, until started again.
+    Stopped,
 }
 
 /// A route's recording state, kept across table recompiles (by route name).
@@ -160,6 +191,9 @@ impl RecordSlot {
     ) -> Option<Box<RecordTap>> {
         let session = self.active.load();
         let session = session.as_ref()?;
+        if session.runtime.is_some() && session.expired() {
+            return None;
+        }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let key = sticky_key(
             &session.sticky,
@@ -394,6 +428,10 @@ pub struct Recorder {
     slots: Mutex<HashMap<String, Arc<RecordSlot>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     total: Arc<AtomicU64>,
+    /// `ficus record start|stop`, by route.
+    runtime: Mutex<HashMap<String, RuntimeState>>,
+    /// The config last applied, to apply runtime changes against.
+    config: Mutex<Option<Arc<ficus_config::Config>>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -431,6 +469,8 @@ impl Recorder {
             slots: Mutex::new(HashMap::new()),
             thread: Mutex::new(Some(thread)),
             total,
+            runtime: Mutex::new(HashMap::new()),
+            config: Mutex::new(None),
         }))
     }
 
@@ -489,22 +529,84 @@ impl Recorder {
     /// Makes each route of `config` record as its `[route.record]` says: a route whose
     /// policy changed starts a new session (new files); one without stops. The global
     /// `[redact]` lists join every route's rules.
-    pub fn configure(&self, config: &ficus_config::Config) -> Result<(), String> {
+    pub fn configure(&self, config: &Arc<ficus_config::Config>) -> Result<(), String> {
         *self.redaction.lock().unwrap_or_else(|p| p.into_inner()) = config.redact.clone();
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config.clone());
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for r in config.all_routes() {
             let slot = self.slot(&r.name);
             let current = slot.session();
-            match (&r.record, current) {
+            // What the route should record: a runtime start or stop wins over the file.
+            let wanted: Option<(RecordPolicy, Option<Runtime>)> = match runtime.get(&r.name) {
+                Some(RuntimeState::Stopped) => None,
+                Some(RuntimeState::Started(rt)) => {
+                    let mut p = r.record.clone().unwrap_or_else(default_policy);
+                    p.sample = rt.sample;
+                    if let Some(m) = rt.max_size {
+                        p.max_size = m;
+                    }
+                    Some((p, Some(rt.clone())))
+                }
+                None => r.record.clone().map(|p| (p, None)),
+            };
+            match (wanted, current) {
                 (None, None) => {}
                 (None, Some(_)) => slot.active.store(None),
-                (Some(p), Some(s)) if s.policy == *p && s.sticky == r.sticky => {}
-                (Some(p), _) => {
-                    let session = self.session(&r.name, p, &r.sticky, &config.redact)?;
+                (Some((p, rt)), Some(s))
+                    if s.policy == p && s.sticky == r.sticky && s.runtime == rt => {}
+                (Some((p, rt)), _) => {
+                    let session = self.session(&r.name, &p, &r.sticky, &config.redact, rt)?;
                     slot.active.store(Some(Arc::new(session)));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Applies `ficus record start|stop` for a route (`None`: forget it, back to the file).
+    pub fn set_runtime(&self, route: &str, state: Option<RuntimeState>) -> Result<(), String> {
+        {
+            let mut rt = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+            match state {
+                Some(s) => {
+                    rt.insert(route.to_string(), s);
+                }
+                None => {
+                    rt.remove(route);
+                }
+            }
+        }
+        if matches!(
+            self.runtime
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(route),
+            Some(RuntimeState::Started(_))
+        ) {
+            self.ready()?;
+        }
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match config {
+            Some(c) => self.configure(&c),
+            None => Ok(()),
+        }
+    }
+
+    /// What `ficus record start|stop` last said about `route`.
+    pub fn runtime(&self, route: &str) -> Option<RuntimeState> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
+            .cloned()
     }
 
     fn session(
@@ -513,6 +615,7 @@ impl Recorder {
         p: &RecordPolicy,
         sticky: &StickyKey,
         redact: &Redaction,
+        runtime: Option<Runtime>,
     ) -> Result<Session, String> {
         let key = self.key()?;
         let policy = ficus_record::Policy {
@@ -539,6 +642,7 @@ impl Recorder {
             started_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
+            runtime,
         })
     }
 
@@ -562,6 +666,20 @@ impl Recorder {
     /// The node name recordings carry.
     pub fn node(&self) -> &str {
         &self.node
+    }
+}
+
+/// `[route.record]`'s defaults, for a route recorded only at runtime.
+pub fn default_policy() -> RecordPolicy {
+    use ficus_config::defaults;
+    RecordPolicy {
+        sample: Weight::MAX,
+        max_body: defaults::RECORD_MAX_BODY,
+        over_cap: OverCap::Truncate,
+        max_size: defaults::RECORD_MAX_SIZE,
+        redact_headers: Vec::new(),
+        redact_query: Vec::new(),
+        redact_json: Vec::new(),
     }
 }
 
@@ -621,6 +739,16 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, data)
+}
+
+/// The machine's host name (recordings name their node with it when `[node] name` is not
+/// set), or `node`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_string())
 }
 
 /// A route name as a file name part.
@@ -900,4 +1028,84 @@ impl WriterThread {
             }
         }
     }
+}
+
+/// `/metrics`: per route, `ficus_record_requests_total`, `ficus_record_recorded_total`,
+/// `ficus_record_sampled_out_total`, `ficus_record_dropped_total{reason}` (so that
+/// requests = recorded + sampled out + dropped + in progress), `ficus_record_bytes` and
+/// `ficus_record_active` (1 while the route records).
+pub fn metrics(recorder: std::sync::Weak<Recorder>) -> ficus_telemetry::ExtraMetrics {
+    Box::new(move || {
+        let Some(rec) = recorder.upgrade() else {
+            return Vec::new();
+        };
+        // Routes that record or have recorded.
+        let slots: Vec<_> = rec
+            .slots()
+            .into_iter()
+            .filter(|s| s.session().is_some() || s.stats.requests.load(Ordering::Relaxed) > 0)
+            .collect();
+        let per = |f: &dyn Fn(&RecordStats) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            slots
+                .iter()
+                .map(|s| (vec![("route", s.route.to_string())], f(&s.stats)))
+                .collect()
+        };
+        let mut dropped = Vec::new();
+        for s in &slots {
+            for r in DropReason::ALL {
+                dropped.push((
+                    vec![
+                        ("route", s.route.to_string()),
+                        ("reason", r.as_str().to_string()),
+                    ],
+                    s.stats.dropped(r),
+                ));
+            }
+        }
+        vec![
+            ficus_telemetry::Family {
+                name: "ficus_record_requests",
+                help: "Requests of a route while it recorded (each counted once below as recorded, sampled out or dropped).",
+                gauge: false,
+                samples: per(&|s| s.requests.load(Ordering::Relaxed)),
+            },
+            ficus_telemetry::Family {
+                name: "ficus_record_recorded",
+                help: "Exchanges written to a recording (in a block on disk).",
+                gauge: false,
+                samples: per(&|s| s.recorded.load(Ordering::Relaxed)),
+            },
+            ficus_telemetry::Family {
+                name: "ficus_record_sampled_out",
+                help: "Requests of a recording route left out by its sample.",
+                gauge: false,
+                samples: per(&|s| s.sampled_out.load(Ordering::Relaxed)),
+            },
+            ficus_telemetry::Family {
+                name: "ficus_record_dropped",
+                help: "Exchanges not recorded, by reason: queue_full, body_over_cap, disk_full, max_size, redaction_failed, incomplete.",
+                gauge: false,
+                samples: dropped,
+            },
+            ficus_telemetry::Family {
+                name: "ficus_record_bytes",
+                help: "Bytes of the route's current recording on disk.",
+                gauge: true,
+                samples: per(&|s| s.bytes.load(Ordering::Relaxed)),
+            },
+            ficus_telemetry::Family {
+                name: "ficus_record_active",
+                help: "1 while the route records on this node.",
+                gauge: true,
+                samples: slots
+                    .iter()
+                    .map(|s| {
+                        let on = s.session().is_some_and(|x| !x.expired());
+                        (vec![("route", s.route.to_string())], u64::from(on))
+                    })
+                    .collect(),
+            },
+        ]
+    })
 }

@@ -151,7 +151,11 @@ impl Gateway {
         let events = crate::events::Events::new(crate::events::QUEUE);
         let recorder = crate::record::Recorder::start(
             config.recording.clone(),
-            config.node.name.as_deref().unwrap_or("node"),
+            &config
+                .node
+                .name
+                .clone()
+                .unwrap_or_else(crate::record::host_name),
         )
         .map_err(|e| GatewayError::Record(format!("cannot start the writer thread: {e}")))?;
         let table = RouteTable::compile(
@@ -167,6 +171,7 @@ impl Gateway {
         recorder
             .configure(&table.config)
             .map_err(GatewayError::Record)?;
+        telemetry.set_extra("record", crate::record::metrics(Arc::downgrade(&recorder)));
         let cfg = table.config.clone();
         let access_log = match access_log::start(
             &cfg.access_log,

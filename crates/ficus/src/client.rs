@@ -1342,6 +1342,125 @@ pub fn flag_set(
     })
 }
 
+/// `ficus record start ROUTE [--sample P] [--for D] [--max-size S] -m WHY`
+pub fn record_start(
+    t: Target,
+    route: &str,
+    sample: Option<f64>,
+    for_: Option<String>,
+    max_size: Option<String>,
+    message: String,
+) -> ExitCode {
+    let path = format!("/api/v1/record/{}/start", encode(route));
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                &path,
+                Some(json!({"sample": sample, "for": for_, "max_size": max_size, "message": message})),
+            )
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+/// `ficus record stop ROUTE -m WHY`
+pub fn record_stop(t: Target, route: &str, message: String) -> ExitCode {
+    let path = format!("/api/v1/record/{}/stop", encode(route));
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call("POST", &path, Some(json!({"message": message})))
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}
+
+/// `ficus record status`: this node's recordings.
+pub fn record_status(t: Target) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c.call("GET", "/api/v1/record", None).await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let routes = v["routes"].as_array().cloned().unwrap_or_default();
+        println!(
+            "node {}: recordings in {} ({} of {} written)",
+            v["node"].as_str().unwrap_or(""),
+            v["dir"].as_str().unwrap_or(""),
+            bytes(v["total_bytes"].as_u64().unwrap_or(0)),
+            bytes(v["max_total"].as_u64().unwrap_or(0))
+        );
+        if routes.is_empty() {
+            println!(
+                "no route records: add [route.record] or run `ficus record start ROUTE -m WHY`"
+            );
+            return Ok(());
+        }
+        let mut rows = vec![[
+            "ROUTE",
+            "STATE",
+            "SOURCE",
+            "SAMPLE",
+            "REQUESTS",
+            "RECORDED",
+            "SAMPLED OUT",
+            "DROPPED",
+            "IN PROGRESS",
+            "SIZE",
+            "FILES",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for r in &routes {
+            let dropped: Vec<String> = r["dropped"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            let mut state = r["state"].as_str().unwrap_or("").to_string();
+            if let Some(u) = r["until_ms"].as_u64() {
+                let left = u as i64 - ficus_control::unix_ms();
+                if left > 0 {
+                    state = format!("{state} ({} left)", fmt_secs(left as f64 / 1000.0));
+                }
+            }
+            rows.push(vec![
+                r["route"].as_str().unwrap_or("").to_string(),
+                state,
+                r["source"].as_str().unwrap_or("-").to_string(),
+                r["sample_percent"]
+                    .as_f64()
+                    .map_or("-".to_string(), |p| format!("{p}%")),
+                r["requests"].to_string(),
+                r["recorded"].to_string(),
+                r["sampled_out"].to_string(),
+                if dropped.is_empty() {
+                    "0".to_string()
+                } else {
+                    dropped.join(", ")
+                },
+                r["in_progress"].to_string(),
+                bytes(r["bytes"].as_u64().unwrap_or(0)),
+                r["files"].to_string(),
+            ]);
+        }
+        print!("{}", table(rows));
+        Ok(())
+    })
+}
+
+fn bytes(n: u64) -> String {
+    ficus_config::units::format_size(n)
+}
+
 /// `ficus flag reset KEY -m WHY`
 pub fn flag_reset(t: Target, key: &str, message: String) -> ExitCode {
     let path = format!("/api/v1/flags/{}/reset", encode(key));

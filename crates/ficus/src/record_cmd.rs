@@ -8,6 +8,38 @@ use ficus_record::{FileHeader, Reader, Writer, WriterOptions, FORMAT_VERSION};
 
 #[derive(clap::Subcommand)]
 pub enum RecordCmd {
+    /// Start recording a route on every node, e.g. --sample 10 --for 1h --max-size 1GiB.
+    Start {
+        route: String,
+        /// Percent of sticky keys recorded (default 100; a trailing % is fine).
+        #[arg(long)]
+        sample: Option<String>,
+        /// How long (default: until stopped), e.g. 1h.
+        #[arg(long = "for")]
+        for_: Option<String>,
+        /// The recording's size cap on each node, e.g. 1GiB.
+        #[arg(long)]
+        max_size: Option<String>,
+        /// Why (recorded in the audit log).
+        #[arg(short, long)]
+        message: String,
+        #[command(flatten)]
+        target: crate::client::Target,
+    },
+    /// Stop recording a route on every node.
+    Stop {
+        route: String,
+        #[arg(short, long)]
+        message: String,
+        #[command(flatten)]
+        target: crate::client::Target,
+    },
+    /// This node's recordings: state, counts (recorded + sampled out + dropped by reason +
+    /// in progress = requests), size, files.
+    Status {
+        #[command(flatten)]
+        target: crate::client::Target,
+    },
     /// Write a recording as HAR 1.2 (ficus's own fields prefixed with `_`).
     Export {
         /// The recording.
@@ -37,6 +69,33 @@ pub enum RecordCmd {
 
 pub fn main(cmd: RecordCmd) -> ExitCode {
     let result = match cmd {
+        RecordCmd::Start {
+            route,
+            sample,
+            for_,
+            max_size,
+            message,
+            target,
+        } => {
+            let sample = match sample
+                .as_deref()
+                .map(|s| s.trim().trim_end_matches('%').trim().parse::<f64>())
+            {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(_)) => {
+                    eprintln!("ficus record start: --sample is a percentage, e.g. 10 or 10%");
+                    return ExitCode::from(2);
+                }
+            };
+            return crate::client::record_start(target, &route, sample, for_, max_size, message);
+        }
+        RecordCmd::Stop {
+            route,
+            message,
+            target,
+        } => return crate::client::record_stop(target, &route, message),
+        RecordCmd::Status { target } => return crate::client::record_status(target),
         RecordCmd::Export { file, har, output } => export(&file, har, output.as_deref()),
         RecordCmd::Import {
             file,

@@ -325,6 +325,10 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     let workers = worker_threads();
     let gw = Arc::new(Gateway::start_with_workers(cfg, workers).await?);
     let control = ControlPlane::new(boot, gw.clone());
+    // Recordings started at runtime (`ficus record start`) go on after a restart.
+    if let Err(e) = control.restore_recordings().await {
+        tracing::warn!(error = %e, "cannot restore the routes' runtime recordings");
+    }
     // Follow the store, heartbeat, exchange telemetry; decide who leads.
     let fleet = ficus_control::fleet::FleetRuntime::start(control.clone()).await;
     // The leader delivers every recorded event (the boot's too) to the [[webhook]]

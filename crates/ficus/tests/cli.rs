@@ -1459,3 +1459,168 @@ async fn openfeature_sdks_read_flags_over_ofrep_and_see_a_change() {
     assert!(out.contains("nothing to change"), "{out}");
     stop(child);
 }
+
+/// Every `.ficusrec` file under `dir`.
+fn recordings(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "ficusrec") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `ficus record start` on a running gateway: the route records from the next request, the
+/// status and `/metrics` count it, a restart goes on recording, `stop` stops it, and the
+/// recording replays against the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_start_status_stop_survive_a_restart_and_replay() {
+    let dir = temp_dir("record");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    std::fs::write(dir.join("ficus.toml"), config(&dir, &legacy, &modern, 0)).unwrap();
+    let (child, addr, logs) = start(&dir.join("ficus.toml"));
+    let admin = wait_for_addr(&logs, "admin API");
+
+    let (code, out, err) = cli(&["record", "status"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no route records"), "{out}");
+    let (code, _, err) = cli(&["record", "start", "nope", "-m", "x"], &admin, &dir);
+    assert_eq!(code, 1);
+    assert!(err.contains("no route named \"nope\""), "{err}");
+    let (code, out, err) = cli(
+        &[
+            "record",
+            "start",
+            "orders",
+            "--sample",
+            "100%",
+            "--for",
+            "1h",
+            "-m",
+            "before the move",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("record.started"), "{out}");
+    for i in 0..30 {
+        let user = format!("u{}", i % 5);
+        let (s, _) = get_with(
+            &format!("http://{addr}/orders/{i}"),
+            &[("x-user-id", &user)],
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    // Not recorded: another route.
+    get_with(&format!("http://{addr}/other"), &[]).await;
+    let status = || {
+        let (code, out, err) = cli(&["record", "status", "--json"], &admin, &dir);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = status();
+        let r = &v["routes"][0];
+        if r["recorded"] == 30 || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let r = &v["routes"][0];
+    assert_eq!(
+        (
+            r["route"].as_str(),
+            r["state"].as_str(),
+            r["source"].as_str()
+        ),
+        (Some("orders"), Some("recording"), Some("runtime")),
+        "{v}"
+    );
+    assert_eq!(
+        (r["requests"].as_u64(), r["recorded"].as_u64()),
+        (Some(30), Some(30)),
+        "{v}"
+    );
+    assert!(r["until_ms"].as_u64().is_some(), "{v}");
+    let (_, out, _) = cli(&["record", "status"], &admin, &dir);
+    assert!(
+        out.contains("orders") && out.contains("recording (") && out.contains("left)"),
+        "{out}"
+    );
+    let metrics = reqwest_get(&format!("http://{admin}/metrics")).await;
+    assert!(
+        metrics.contains("ficus_record_recorded_total{route=\"orders\"} 30"),
+        "{metrics}"
+    );
+
+    // A restart: the recording goes on (restored from the event).
+    stop(child);
+    let (child, addr, logs) = start(&dir.join("ficus.toml"));
+    let admin = wait_for_addr(&logs, "admin API");
+    get_with(&format!("http://{addr}/orders/99"), &[("x-user-id", "u9")]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out, _) = cli(&["record", "status", "--json"], &admin, &dir);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if v["routes"][0]["recorded"] == 1 {
+            assert_eq!(v["routes"][0]["source"], "runtime");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out, err) = cli(&["record", "stop", "orders", "-m", "enough"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("record.stopped"), "{out}");
+    get_with(&format!("http://{addr}/orders/100"), &[("x-user-id", "u9")]).await;
+    let (_, out, _) = cli(&["record", "status", "--json"], &admin, &dir);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["routes"][0]["state"], "stopped", "{v}");
+    assert_eq!(
+        v["routes"][0]["requests"], 1,
+        "not counted once stopped: {v}"
+    );
+    stop(child);
+
+    // What was recorded replays, in order per sticky key, against the upstream.
+    let files = recordings(&dir.join("recordings"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    let out = ficus()
+        .arg("replay")
+        .arg(&files[0])
+        .args(["--target", &legacy, "--json", "--speed", "10x"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["sent"].as_u64(), r["answered"].as_u64()),
+        (Some(30), Some(30)),
+        "{r}"
+    );
+    assert_eq!(r["status_mismatches"], 0, "{r}");
+}
+
+async fn reqwest_get(url: &str) -> String {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let resp = c.get(url.parse().unwrap()).await.unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
