@@ -75,9 +75,72 @@ pub struct ReplayArgs {
     /// as dropped (the target is not keeping up) rather than queued.
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: u64,
+    /// Compare each replayed response with the recorded one (ficus's comparison rules,
+    /// field by field, noise filtered).
+    #[arg(long, conflicts_with = "compare_with")]
+    pub compare: bool,
+    /// Send each request to this second target too and compare the two responses (the
+    /// second is the reference, like legacy in shadow comparisons).
+    #[arg(long, value_name = "URL")]
+    pub compare_with: Option<String>,
+    /// Percent of safe requests sent twice to the reference side (with --compare: to the
+    /// target), so fields that differ between two identical calls are known as noise.
+    #[arg(long, default_value_t = 10.0)]
+    pub noise_sample: f64,
+    /// A JSON path pattern never compared, e.g. $.meta.request_id (repeatable).
+    #[arg(long = "ignore", value_name = "PATH")]
+    pub ignore: Vec<String>,
     /// The report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What the comparison needs on every request.
+struct Comparing {
+    rules: ficus_compare::CompiledRules,
+    /// `--compare-with`: the reference target's base.
+    with: Option<(http::Uri, String)>,
+    noise_bp: u16,
+    aggregator: Mutex<ficus_compare::Aggregator>,
+    compared: AtomicU64,
+    /// Recorded responses whose body was cut at the recording's cap: not compared.
+    skipped_truncated: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A response as replay reads it.
+struct Got {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Got {
+    fn exchange(&self) -> ficus_compare::Exchange<'_> {
+        ficus_compare::Exchange {
+            status: self.status,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+
+    fn sample(&self) -> ficus_compare::ResponseSample {
+        ficus_compare::ResponseSample {
+            status: self.status,
+            headers: self
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+            truncated: false,
+        }
+    }
 }
 
 /// What a replay did.
@@ -126,6 +189,14 @@ struct Planned {
     body: Bytes,
     recorded_status: u16,
     key: Option<String>,
+    route: String,
+    /// `METHOD /path/{id}` as the comparison reports endpoints.
+    endpoint: String,
+    at_ms: i64,
+    /// The recorded response (`None` when cut at the recording's cap).
+    recorded: Option<Got>,
+    /// Bytes of `--target`'s own path prefix at the start of `uri`'s path.
+    prefix_len: usize,
 }
 
 const SAFE: [&str; 4] = ["GET", "HEAD", "OPTIONS", "TRACE"];
@@ -212,6 +283,49 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         other => return Err(format!("--unsafe {other:?}: skip or allow")),
     };
     let filters = Filters::parse(&args.filters)?;
+    let comparing = if args.compare || args.compare_with.is_some() {
+        let rules = ficus_compare::Rules {
+            ignore: args.ignore.clone(),
+            ..ficus_compare::Rules::default()
+        }
+        .compile()
+        .map_err(|e| format!("--ignore: {e}"))?;
+        let with = match &args.compare_with {
+            None => None,
+            Some(u) => {
+                let uri: http::Uri = u
+                    .parse()
+                    .map_err(|e| format!("--compare-with {u:?}: {e}"))?;
+                if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                    return Err(format!(
+                        "--compare-with {u:?}: an http:// URL with a host and port"
+                    ));
+                }
+                let prefix = uri.path().trim_end_matches('/').to_string();
+                Some((uri, prefix))
+            }
+        };
+        let noise = ficus_config::Weight::from_percent(args.noise_sample).ok_or_else(|| {
+            format!(
+                "--noise-sample {}: a percentage from 0 to 100",
+                args.noise_sample
+            )
+        })?;
+        Some(Arc::new(Comparing {
+            rules,
+            with,
+            noise_bp: noise.basis_points(),
+            aggregator: Mutex::new(ficus_compare::Aggregator::new(
+                ficus_compare::Limits::default(),
+                ficus_compare::Thresholds::default(),
+            )),
+            compared: AtomicU64::new(0),
+            skipped_truncated: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }))
+    } else {
+        None
+    };
     let base: http::Uri = args
         .target
         .parse()
@@ -268,7 +382,14 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         if stop_after.is_some_and(|d| due > d) {
             break;
         }
-        plan.push(planned(ex, due, &base, &prefix, &extra)?);
+        plan.push(planned(
+            ex,
+            due,
+            &base,
+            &prefix,
+            &extra,
+            comparing.is_some(),
+        )?);
     }
     let expected = plan.last().map_or(Duration::ZERO, |p| p.due);
 
@@ -323,19 +444,21 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         tally.in_flight.fetch_add(1, Ordering::Relaxed);
         match p.key.clone() {
             None => {
-                let (client, tally, pb) = (client.clone(), tally.clone(), pb.clone());
+                let (client, tally, pb, cmp) =
+                    (client.clone(), tally.clone(), pb.clone(), comparing.clone());
                 tasks.push(handle.spawn(async move {
-                    send(&client, p, due, timeout, &tally).await;
+                    send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
                     pb.inc(1);
                 }));
             }
             Some(k) => {
                 let tx = chains.entry(k).or_insert_with(|| {
                     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Planned, Instant)>();
-                    let (client, tally, pb) = (client.clone(), tally.clone(), pb.clone());
+                    let (client, tally, pb, cmp) =
+                        (client.clone(), tally.clone(), pb.clone(), comparing.clone());
                     tasks.push(handle.spawn(async move {
                         while let Some((p, due)) = rx.recv().await {
-                            send(&client, p, due, timeout, &tally).await;
+                            send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
                             pb.inc(1);
                         }
                     }));
@@ -356,7 +479,7 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     pb.finish_and_clear();
     drop(rt);
 
-    let report = report(
+    let mut report = report(
         &tally,
         total,
         expected,
@@ -365,6 +488,16 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         (skipped_filter, skipped_unsafe, skipped_truncated),
         torn.as_ref(),
     );
+    if let Some(c) = &comparing {
+        let agg = c.aggregator.lock().unwrap_or_else(|p| p.into_inner());
+        report["comparison"] = json!({
+            "against": if c.with.is_some() { "compare-with" } else { "recording" },
+            "compared": c.compared.load(Ordering::Relaxed),
+            "skipped_truncated": c.skipped_truncated.load(Ordering::Relaxed),
+            "reference_failed": c.failed.load(Ordering::Relaxed),
+            "routes": agg.report(None).routes,
+        });
+    }
     if args.json {
         println!(
             "{}",
@@ -382,6 +515,7 @@ fn planned(
     base: &http::Uri,
     prefix: &str,
     extra: &http::HeaderMap,
+    keep_response: bool,
 ) -> Result<Planned, String> {
     let target = if ex.target.starts_with('/') {
         ex.target.clone()
@@ -412,6 +546,23 @@ fn planned(
     for (n, v) in extra {
         headers.insert(n, v.clone());
     }
+    let path = target.split('?').next().unwrap_or("/");
+    let endpoint = format!("{} {}", ex.method, ficus_telemetry::inventory::fold(path));
+    let recorded = (keep_response && ex.response.truncated_from.is_none()).then(|| Got {
+        status: ex.status,
+        headers: ex
+            .response
+            .headers
+            .iter()
+            .filter_map(|(n, v)| {
+                Some((
+                    http::HeaderName::from_bytes(n.as_bytes()).ok()?,
+                    http::HeaderValue::from_bytes(&v.0).ok()?,
+                ))
+            })
+            .collect(),
+        body: Bytes::from(ex.response.body.0),
+    });
     Ok(Planned {
         due,
         method,
@@ -420,15 +571,68 @@ fn planned(
         body: Bytes::from(ex.request.body.0),
         recorded_status: ex.status,
         key: ex.key,
+        route: ex.route,
+        endpoint,
+        at_ms: (ex.at_ns / 1_000_000) as i64,
+        recorded,
+        prefix_len: prefix.len(),
     })
+}
+
+/// One request to one base: the whole response, or why there is none.
+async fn call<C>(
+    client: &Client<C, Full<Bytes>>,
+    method: &http::Method,
+    uri: http::Uri,
+    headers: &http::HeaderMap,
+    body: &Bytes,
+    timeout: Duration,
+) -> Result<Got, &'static str>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let mut req = http::Request::new(Full::new(body.clone()));
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers.clone();
+    let outcome = tokio::time::timeout(timeout, async {
+        let resp = client.request(req).await?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok::<Got, Box<dyn std::error::Error + Send + Sync>>(Got {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    })
+    .await;
+    match outcome {
+        Ok(Ok(g)) => Ok(g),
+        Ok(Err(e)) => Err(error_kind(e.as_ref())),
+        Err(_) => Err("timeout"),
+    }
+}
+
+/// The same path and query on another base.
+fn rebase(uri: &http::Uri, base: &http::Uri, prefix: &str, own_prefix: usize) -> Option<http::Uri> {
+    let pq = uri.path_and_query()?.as_str();
+    let rest = pq.get(own_prefix..).unwrap_or(pq);
+    format!(
+        "{}://{}{prefix}{rest}",
+        base.scheme_str().unwrap_or("http"),
+        base.authority()?.as_str()
+    )
+    .parse()
+    .ok()
 }
 
 async fn send<C>(
     client: &Client<C, Full<Bytes>>,
-    p: Planned,
+    mut p: Planned,
     due: Instant,
     timeout: Duration,
     tally: &Tally,
+    cmp: Option<&Comparing>,
 ) where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
@@ -438,19 +642,27 @@ async fn send<C>(
         sent.saturating_duration_since(due).as_micros() as u64,
     );
     tally.sent.fetch_add(1, Ordering::Relaxed);
-    let mut req = http::Request::new(Full::new(p.body));
-    *req.method_mut() = p.method;
-    *req.uri_mut() = p.uri;
-    *req.headers_mut() = p.headers;
-    let outcome = tokio::time::timeout(timeout, async {
-        let resp = client.request(req).await?;
-        let status = resp.status().as_u16();
-        resp.into_body().collect().await?;
-        Ok::<u16, Box<dyn std::error::Error + Send + Sync>>(status)
-    })
-    .await;
-    match outcome {
-        Ok(Ok(status)) => {
+    let primary = call(
+        client,
+        &p.method,
+        p.uri.clone(),
+        &p.headers,
+        &p.body,
+        timeout,
+    );
+    // With --compare-with, the reference side is called at the same time.
+    let reference = async {
+        match cmp.and_then(|c| c.with.as_ref()) {
+            Some((base, prefix)) => match rebase(&p.uri, base, prefix, p.prefix_len()) {
+                Some(u) => Some(call(client, &p.method, u, &p.headers, &p.body, timeout).await),
+                None => None,
+            },
+            None => None,
+        }
+    };
+    let (got, reference) = tokio::join!(primary, reference);
+    match &got {
+        Ok(g) => {
             tally.answered.fetch_add(1, Ordering::Relaxed);
             Tally::record(
                 &tally.latency,
@@ -460,22 +672,115 @@ async fn send<C>(
                 .statuses
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .entry(status)
+                .entry(g.status)
                 .or_insert(0) += 1;
-            if status != p.recorded_status {
+            if g.status != p.recorded_status {
                 tally.status_mismatch.fetch_add(1, Ordering::Relaxed);
                 *tally
                     .mismatches
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .entry((p.recorded_status, status))
+                    .entry((p.recorded_status, g.status))
                     .or_insert(0) += 1;
             }
         }
-        Ok(Err(e)) => tally.error(error_kind(e.as_ref())),
-        Err(_) => tally.error("timeout"),
+        Err(kind) => tally.error(kind),
     }
     tally.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let (Some(c), Ok(got)) = (cmp, got) else {
+        return;
+    };
+    // The reference: the second target's answer, or the recording's.
+    let reference = match reference {
+        Some(Ok(r)) => r,
+        Some(Err(_)) => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        None => match p.recorded.take() {
+            Some(r) => r,
+            None => {
+                c.skipped_truncated.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        },
+    };
+    let primary = ficus_compare::compare(&c.rules, &reference.exchange(), &got.exchange());
+    // The noise sample: the reference side asked again (with --compare, the target).
+    let safe = SAFE.contains(&p.method.as_str());
+    let noise = if safe && c.noise_bp > 0 && (rand_bp() < c.noise_bp) {
+        let again = match &c.with {
+            Some((base, prefix)) => match rebase(&p.uri, base, prefix, p.prefix_len()) {
+                Some(u) => call(client, &p.method, u, &p.headers, &p.body, timeout)
+                    .await
+                    .ok(),
+                None => None,
+            },
+            None => call(
+                client,
+                &p.method,
+                p.uri.clone(),
+                &p.headers,
+                &p.body,
+                timeout,
+            )
+            .await
+            .ok(),
+        };
+        again.map(|a| match &c.with {
+            Some(_) => ficus_compare::compare(&c.rules, &reference.exchange(), &a.exchange()),
+            None => ficus_compare::compare(&c.rules, &got.exchange(), &a.exchange()),
+        })
+    } else {
+        None
+    };
+    c.compared.fetch_add(1, Ordering::Relaxed);
+    let sample = || ficus_compare::SampleData {
+        request: ficus_compare::RequestSample {
+            method: p.method.to_string(),
+            uri: p
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_string(),
+            headers: Vec::new(),
+            body: String::from_utf8_lossy(&p.body).into_owned(),
+            truncated: false,
+        },
+        legacy: reference.sample(),
+        modern: got.sample(),
+    };
+    c.aggregator
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .record(
+            &p.route,
+            &p.endpoint,
+            p.at_ms,
+            &primary,
+            noise.as_ref(),
+            sample,
+        );
+}
+
+/// A random basis point (0..10,000), for the noise sample.
+fn rand_bp() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() % 10_000) as u16
+}
+
+impl Planned {
+    /// Length of the target's own path prefix in this request's URI (taken off when the
+    /// request goes to the --compare-with base).
+    fn prefix_len(&self) -> usize {
+        self.prefix_len
+    }
 }
 
 fn error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
@@ -610,5 +915,41 @@ fn print_report(r: &serde_json::Value) {
             "  recorded {} -> replayed {}: {}",
             m["recorded"], m["replayed"], m["count"]
         );
+    }
+    let c = &r["comparison"];
+    if c.is_null() {
+        return;
+    }
+    println!(
+        "compared against the {}: {} responses ({} recorded bodies cut at the cap not compared, {} reference calls failed)",
+        c["against"].as_str().unwrap_or(""),
+        c["compared"],
+        c["skipped_truncated"],
+        c["reference_failed"]
+    );
+    for route in c["routes"].as_array().into_iter().flatten() {
+        for ep in route["endpoints"].as_array().into_iter().flatten() {
+            let fields: Vec<&serde_json::Value> =
+                ep["fields"].as_array().into_iter().flatten().collect();
+            if fields.is_empty() {
+                continue;
+            }
+            println!(
+                "  {} {}: {} of {} differ",
+                route["route"].as_str().unwrap_or(""),
+                ep["endpoint"].as_str().unwrap_or(""),
+                ep["differing"],
+                ep["compared"]
+            );
+            for f in fields.iter().take(10) {
+                println!(
+                    "    {:<6} {:>6.2}%  {}  (noise {:.2}%)",
+                    f["verdict"].as_str().unwrap_or(""),
+                    f["rate"].as_f64().unwrap_or(0.0) * 100.0,
+                    f["path"].as_str().unwrap_or(""),
+                    f["noise_rate"].as_f64().unwrap_or(0.0) * 100.0
+                );
+            }
+        }
     }
 }

@@ -375,3 +375,129 @@ async fn a_goreplay_capture_imports_replays_and_round_trips_through_har() {
         .collect();
     assert_eq!(a, b);
 }
+
+/// A JSON service: `/item/N` is `{"id": N, "price": P, "ts": <now>}`; `planted` makes the
+/// price of every fifth item 11 instead of 10 (the difference a replay must find), while
+/// `ts` differs on every call (the noise it must filter).
+async fn json_target(planted: bool) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let n: u64 = req
+                            .uri()
+                            .path()
+                            .rsplit('/')
+                            .next()
+                            .and_then(|x| x.parse().ok())
+                            .unwrap_or(0);
+                        let price = if planted && n.is_multiple_of(5) { 11 } else { 10 };
+                        let ts = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_nanos();
+                        let body = format!(r#"{{"id":{n},"price":{price},"ts":{ts}}}"#);
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn field<'a>(r: &'a Value, path: &str) -> &'a Value {
+    r["comparison"]["routes"][0]["endpoints"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("no field {path}: {r}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_difference_is_found_on_replay_and_noise_is_filtered() {
+    let d = dir("compare");
+    // The recording: 100 GETs of /item/N as legacy answered them (price 10, old ts).
+    let exchanges: Vec<Exchange> = (0..100u64)
+        .map(|i| {
+            let mut e = exchange(S + i * 1_000_000, "GET", &format!("/item/{i}"), None, i);
+            e.response = Message {
+                headers: vec![("content-type".into(), Body::text("application/json"))],
+                body: Body(format!(r#"{{"id":{i},"price":10,"ts":{}}}"#, 1000 + i).into_bytes()),
+                truncated_from: None,
+            };
+            e
+        })
+        .collect();
+    let file = d.join("items.ficusrec");
+    write(&file, &exchanges);
+
+    // Against the recording: a target with the planted price.
+    let modern = json_target(true).await;
+    let r = replay(
+        &file,
+        &modern,
+        &["--rate", "2000/s", "--compare", "--noise-sample", "100"],
+    );
+    assert_eq!(r["comparison"]["compared"], 100, "{r}");
+    let price = field(&r, "$.price");
+    assert_eq!(price["verdict"], "real", "{price}");
+    assert_eq!(price["differing"], 20, "{price}");
+    let ts = field(&r, "$.ts");
+    assert_eq!(ts["verdict"], "noise", "{ts}");
+    // Ranked: the real difference first.
+    let first = &r["comparison"]["routes"][0]["endpoints"][0]["fields"][0];
+    assert_eq!(first["path"], "$.price", "{r}");
+
+    // Two targets against each other: the same verdicts.
+    let legacy = json_target(false).await;
+    let r = replay(
+        &file,
+        &modern,
+        &[
+            "--rate",
+            "2000/s",
+            "--compare-with",
+            &legacy,
+            "--noise-sample",
+            "100",
+        ],
+    );
+    assert_eq!(r["comparison"]["against"], "compare-with", "{r}");
+    assert_eq!(field(&r, "$.price")["verdict"], "real");
+    assert_eq!(field(&r, "$.price")["differing"], 20);
+    assert_eq!(field(&r, "$.ts")["verdict"], "noise");
+    // Without the plant, nothing real.
+    let r = replay(
+        &file,
+        &legacy,
+        &[
+            "--rate",
+            "2000/s",
+            "--compare-with",
+            &legacy,
+            "--noise-sample",
+            "100",
+        ],
+    );
+    let fields = r["comparison"]["routes"][0]["endpoints"][0]["fields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(fields.iter().all(|f| f["verdict"] != "real"), "{r}");
+}
