@@ -16,6 +16,7 @@ pub mod flags;
 pub mod fleet;
 pub mod openapi;
 pub mod record;
+pub mod replay;
 pub mod slo;
 
 use std::sync::Arc;
@@ -190,6 +191,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/flags/{key}/set", post(flags::set))
         .route("/flags/{key}/reset", post(flags::reset))
         .route("/record", get(record::list))
+        .route("/replays", get(replay::list).post(replay::save))
+        .route("/replays/{id}", get(replay::show))
         .route("/record/{route}/start", post(record::start))
         .route("/record/{route}/stop", post(record::stop))
         .route("/fleet", get(fleet::fleet))

@@ -17,6 +17,7 @@ mod macros;
 mod error;
 pub mod fleet;
 mod options;
+pub mod replay;
 mod store;
 mod target;
 mod types;
@@ -31,6 +32,7 @@ pub use options::{
     limits, StoreOptions, DEFAULT_BUSY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PG_CONNECTIONS,
     DEFAULT_SQLITE_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
 };
+pub use replay::{NewReplayRun, ReplayRun};
 pub use store::Store;
 pub use types::{
     Change, Committed, ConfigVersion, ConfigVersionSummary, Event, EventFilter, FlagOverrideChange,

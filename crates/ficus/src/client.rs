@@ -1342,6 +1342,85 @@ pub fn flag_set(
     })
 }
 
+/// POSTs `body` to the admin API (a command that is not only an API call, e.g. `ficus replay
+/// --save`); the answer's JSON.
+pub fn post_json(t: &Target, path: &str, body: Value) -> anyhow::Result<Value> {
+    let t = t.clone();
+    let path = path.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let c = Client::new(&t)?;
+        c.call("POST", &path, Some(body)).await
+    })
+}
+
+/// `ficus replays [ID]`: the kept replay runs, or one with its ranked fields.
+pub fn replays(t: Target, id: Option<i64>) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let Some(id) = id else {
+            let v = c.call("GET", "/api/v1/replays", None).await?;
+            if t.json {
+                print_json(&v);
+                return Ok(());
+            }
+            let runs = v.as_array().cloned().unwrap_or_default();
+            if runs.is_empty() {
+                println!("no replay run kept: `ficus replay FILE --target URL --compare --save`");
+                return Ok(());
+            }
+            let mut rows = vec![[
+                "ID",
+                "WHEN",
+                "BY",
+                "RECORDING",
+                "TARGET",
+                "AGAINST",
+                "SENT",
+                "REAL FIELDS",
+            ]
+            .map(String::from)
+            .to_vec()];
+            for r in &runs {
+                let at = r["at"].as_i64().unwrap_or(0);
+                rows.push(vec![
+                    r["id"].to_string(),
+                    ficus_proxy::access_log::rfc3339(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64),
+                    ),
+                    r["actor"].as_str().unwrap_or("").to_string(),
+                    r["file"].as_str().unwrap_or("").to_string(),
+                    r["target"].as_str().unwrap_or("").to_string(),
+                    r["reference"].as_str().unwrap_or("").to_string(),
+                    r["sent"].to_string(),
+                    r["real"].to_string(),
+                ]);
+            }
+            print!("{}", table(rows));
+            return Ok(());
+        };
+        let v = c
+            .call("GET", &format!("/api/v1/replays/{id}"), None)
+            .await?;
+        if t.json {
+            print_json(&v);
+            return Ok(());
+        }
+        println!(
+            "replay run {} of {} against {} ({}), by {}",
+            v["id"],
+            v["file"].as_str().unwrap_or(""),
+            v["target"].as_str().unwrap_or(""),
+            v["reference"].as_str().unwrap_or(""),
+            v["actor"].as_str().unwrap_or("")
+        );
+        crate::replay_cmd::print_report(&v["report"]);
+        Ok(())
+    })
+}
+
 /// `ficus record start ROUTE [--sample P] [--for D] [--max-size S] -m WHY`
 pub fn record_start(
     t: Target,

@@ -77,6 +77,12 @@ enum Command {
         #[command(subcommand)]
         cmd: record_cmd::RecordCmd,
     },
+    /// Replay runs kept with `ficus replay --save`: the list, or one with its ranked fields.
+    Replays {
+        id: Option<i64>,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// The migration map: every route's stage, weight, file state and live numbers.
     Status(client::Target),
     /// Every gateway sharing the store: state, leader, revision, lag, rate, drift.
@@ -239,6 +245,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::main(args),
         Command::Replay(args) => replay_cmd::main(args),
         Command::Record { cmd } => record_cmd::main(cmd),
+        Command::Replays { id, target } => client::replays(target, id),
         Command::Status(t) => client::status(t),
         Command::Fleet(t) => client::fleet(t),
         Command::Plan(t) => client::plan(t),

@@ -90,9 +90,13 @@ pub struct ReplayArgs {
     /// A JSON path pattern never compared, e.g. $.meta.request_id (repeatable).
     #[arg(long = "ignore", value_name = "PATH")]
     pub ignore: Vec<String>,
-    /// The report as JSON on stdout.
+    /// Keep the run (its report, the comparison's ranked fields) in the store through the
+    /// admin API, for `ficus replays`, the API and the dashboard.
     #[arg(long)]
-    pub json: bool,
+    pub save: bool,
+    /// The admin API (for --save) and --json.
+    #[command(flatten)]
+    pub admin: crate::client::Target,
 }
 
 /// What the comparison needs on every request.
@@ -403,7 +407,7 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         .pool_max_idle_per_host(usize::MAX)
         .build_http();
     let tally = Arc::new(Tally::default());
-    let pb = if args.json || !std::io::stderr().is_terminal() {
+    let pb = if args.admin.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
         let pb =
@@ -498,15 +502,42 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
             "routes": agg.report(None).routes,
         });
     }
-    if args.json {
+    if args.save {
+        let reference = match (&comparing, &args.compare_with) {
+            (None, _) => "none",
+            (Some(_), Some(_)) => "compare-with",
+            (Some(_), None) => "recording",
+        };
+        let body = json!({
+            "file": args.file.display().to_string(),
+            "target": args.target,
+            "reference": reference,
+            "report": report,
+        });
+        match crate::client::post_json(&args.admin, "/api/v1/replays", body) {
+            Ok(run) => report["saved"] = json!({"id": run["id"]}),
+            Err(e) => {
+                print_out(&report, args.admin.json);
+                return Err(format!("the run was not saved: {e}"));
+            }
+        }
+    }
+    print_out(&report, args.admin.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_out(report: &serde_json::Value, json: bool) {
+    if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
+            serde_json::to_string_pretty(report).unwrap_or_default()
         );
     } else {
-        print_report(&report);
+        print_report(report);
+        if let Some(id) = report["saved"]["id"].as_i64() {
+            println!("saved as replay run {id}: `ficus replays {id}`");
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn planned(
@@ -866,7 +897,7 @@ fn report(
     })
 }
 
-fn print_report(r: &serde_json::Value) {
+pub(crate) fn print_report(r: &serde_json::Value) {
     let us = |v: &serde_json::Value| {
         v.as_u64()
             .map_or("-".to_string(), |u| format!("{:.3} ms", u as f64 / 1000.0))

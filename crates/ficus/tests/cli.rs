@@ -1592,29 +1592,49 @@ async fn record_start_status_stop_survive_a_restart_and_replay() {
         v["routes"][0]["requests"], 1,
         "not counted once stopped: {v}"
     );
-    stop(child);
-
-    // What was recorded replays, in order per sticky key, against the upstream.
+    // What was recorded replays against the upstream, compared with the recording, and
+    // the run is kept.
     let files = recordings(&dir.join("recordings"));
     assert_eq!(files.len(), 2, "{files:?}");
-    let out = ficus()
-        .arg("replay")
-        .arg(&files[0])
-        .args(["--target", &legacy, "--json", "--speed", "10x"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (code, out, err) = cli(
+        &[
+            "replay",
+            files[0].to_str().unwrap(),
+            "--target",
+            &legacy,
+            "--json",
+            "--speed",
+            "10x",
+            "--compare",
+            "--save",
+        ],
+        &admin,
+        &dir,
     );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (r["sent"].as_u64(), r["answered"].as_u64()),
         (Some(30), Some(30)),
         "{r}"
     );
     assert_eq!(r["status_mismatches"], 0, "{r}");
+    assert_eq!(r["comparison"]["compared"], 30, "{r}");
+    let id = r["saved"]["id"].as_i64().unwrap_or_else(|| panic!("{r}"));
+    let (code, out, err) = cli(&["replays"], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("recording") && out.contains(&legacy), "{out}");
+    let (code, out, err) = cli(&["replays", &id.to_string()], &admin, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("replay run {id} of "))
+            && out.contains("compared against the recording: 30 responses"),
+        "{out}"
+    );
+    let (code, _, err) = cli(&["replays", "9999"], &admin, &dir);
+    assert_eq!(code, 1);
+    assert!(err.contains("no replay run 9999"), "{err}");
+    stop(child);
 }
 
 async fn reqwest_get(url: &str) -> String {
