@@ -4,7 +4,7 @@
 //! the recorded gaps (`--as-recorded`, the default, long gaps capped at `--max-gap`), scaled
 //! (`--speed 3x`), evenly spaced (`--rate 500/s`) or ramped (`--ramp 100/s..2000/s --over
 //! 60s`). A dispatcher thread releases each request at its due time whether or not earlier
-//! ones have answered (sleeping, then spinning for the last half millisecond), and latency is
+//! ones have answered (sleeping, then yielding the processor until the due time), and latency is
 //! measured from the due time, so a slow target shows as latency, never as a slower send rate
 //! (no coordinated omission). Requests of one sticky key keep their recorded order: each
 //! waits for the previous one of its key; different keys run in parallel. Unsafe methods
@@ -437,8 +437,9 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         if due > now + Duration::from_micros(1500) {
             std::thread::sleep(due - now - Duration::from_micros(1000));
         }
+        // Yielding, not spinning: on a single core the workers must get to send.
         while Instant::now() < due {
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
         if tally.in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
             tally.dropped_in_flight.fetch_add(1, Ordering::Relaxed);
