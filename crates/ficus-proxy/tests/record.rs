@@ -22,6 +22,10 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn config(dir: &Path, route_record: &str) -> String {
+    config_with(dir, route_record, "")
+}
+
+fn config_with(dir: &Path, route_record: &str, record_extra: &str) -> String {
     format!(
         r#"
 [[listener]]
@@ -33,6 +37,7 @@ url = "{{modern}}"
 [record]
 dir = "{}"
 key_file = "{}"
+{record_extra}
 
 [[route]]
 name = "pay"
@@ -282,4 +287,60 @@ async fn bodies_over_the_cap_are_cut_and_a_size_cap_drops_and_counts() {
     assert_eq!(first.request.body.0.len(), 64 * 1024);
     assert_eq!(first.request.truncated_from, Some(100 * 1024));
     assert_eq!(first.response.truncated_from, Some(100 * 1024));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_rotate_at_their_size_and_every_record_stays_readable() {
+    let d = dir("rotate");
+    std::fs::write(d.join("key"), "a-redaction-key-of-32-bytes-0123").unwrap();
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let text = config_with(
+        &d,
+        "max_body = \"128KiB\"\nmax_size = \"64MiB\"",
+        "rotate_bytes = \"1MiB\"",
+    );
+    let gw = TestGateway::start(&text, &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..40u64 {
+        let body: String = (0..100 * 1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        let (s, _, _) = send(
+            Request::post(gw.url("/echo"))
+                .header("x-user-id", format!("u{i}"))
+                .body(full(body))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s.as_u16(), 200);
+    }
+    let rec = gw.gateway().recorder().clone();
+    assert!(tokio::task::spawn_blocking({
+        let rec = rec.clone();
+        move || rec.flush(Duration::from_secs(15))
+    })
+    .await
+    .unwrap());
+    let slot = rec.slot("pay");
+    assert_eq!(accounted(&slot), (40, 40));
+    let files: Vec<_> = std::fs::read_dir(d.join("pay"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() >= 2, "rotated: {files:?}");
+    assert_eq!(slot.stats.files.load(Ordering::Relaxed), files.len() as u64);
+    for f in &files {
+        // A file closes once it reaches 1 MiB: at most one block (256 KiB of records,
+        // compressed) beyond.
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(len < 1024 * 1024 + 300 * 1024, "{}: {len}", f.display());
+    }
+    let (all, _) = read_all(&d);
+    assert_eq!(all.len(), 40);
 }
