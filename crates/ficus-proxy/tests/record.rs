@@ -344,3 +344,48 @@ async fn files_rotate_at_their_size_and_every_record_stays_readable() {
     let (all, _) = read_all(&d);
     assert_eq!(all.len(), 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_exchanges_are_recorded_with_their_bodies() {
+    let d = dir("h2");
+    std::fs::write(d.join("key"), "a-redaction-key-of-32-bytes-0123").unwrap();
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let gw = TestGateway::start(
+        &config(&d, "sample = 100"),
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
+    let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<BoxBody>();
+    for i in 0..10 {
+        let resp = c
+            .request(
+                Request::post(gw.url("/echo"))
+                    .header("x-user-id", format!("h2-{i}"))
+                    .body(full(format!("hello over h2 #{i}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+    }
+    let rec = gw.gateway().recorder().clone();
+    assert!(tokio::task::spawn_blocking({
+        let rec = rec.clone();
+        move || rec.flush(Duration::from_secs(15))
+    })
+    .await
+    .unwrap());
+    assert_eq!(accounted(&rec.slot("pay")), (10, 10));
+    let (all, _) = read_all(&d);
+    assert_eq!(all.len(), 10);
+    for e in &all {
+        assert_eq!(e.version, "HTTP/2");
+        let sent = String::from_utf8(e.request.body.0.clone()).unwrap();
+        assert!(sent.starts_with("hello over h2 #"), "{sent}");
+        assert_eq!(e.response.body.0, e.request.body.0, "legacy echoed it");
+    }
+}
