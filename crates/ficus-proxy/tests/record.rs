@@ -389,3 +389,33 @@ async fn http2_exchanges_are_recorded_with_their_bodies() {
         assert_eq!(e.response.body.0, e.request.body.0, "legacy echoed it");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_rotate_at_their_age() {
+    let d = dir("age");
+    std::fs::write(d.join("key"), "a-redaction-key-of-32-bytes-0123").unwrap();
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let text = config_with(&d, "sample = 100", "rotate_every = \"1s\"");
+    let gw = TestGateway::start(&text, &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    for round in 0..2 {
+        for i in 0..5 {
+            let (s, _, _) = get(&gw.url(&format!("/r{round}/{i}")), &[("x-user-id", "u")]).await;
+            assert_eq!(s.as_u16(), 200);
+        }
+        if round == 0 {
+            tokio::time::sleep(Duration::from_millis(1300)).await;
+        }
+    }
+    let rec = gw.gateway().recorder().clone();
+    assert!(tokio::task::spawn_blocking({
+        let rec = rec.clone();
+        move || rec.flush(Duration::from_secs(15))
+    })
+    .await
+    .unwrap());
+    let files = std::fs::read_dir(d.join("pay")).unwrap().count();
+    assert_eq!(files, 2, "one file per second of age");
+    let (all, _) = read_all(&d);
+    assert_eq!(all.len(), 10);
+}
