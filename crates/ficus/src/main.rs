@@ -70,7 +70,7 @@ enum Command {
     /// Send a recording's requests to a target, open loop: as recorded, faster (--speed 3x),
     /// at a rate (--rate 500/s) or ramped (--ramp 100/s..2000/s --over 60s); latency from
     /// each request's due time, a report of answers, errors, status mismatches and lateness.
-    Replay(replay_cmd::ReplayArgs),
+    Replay(Box<replay_cmd::ReplayArgs>),
     /// Recordings: `ficus record export FILE --har`, `ficus record import FILE.har|FILE.gor
     /// -o OUT` (HAR 1.2, GoReplay captures).
     Record {
@@ -243,7 +243,7 @@ fn main() -> ExitCode {
         } => run::run(&config, &log_format, apply_file),
         Command::Demo(opts) => demo::main(opts),
         Command::Verify(args) => verify_cmd::main(args),
-        Command::Replay(args) => replay_cmd::main(args),
+        Command::Replay(args) => replay_cmd::main(*args),
         Command::Record { cmd } => record_cmd::main(cmd),
         Command::Replays { id, target } => client::replays(target, id),
         Command::Status(t) => client::status(t),
