@@ -70,6 +70,10 @@ pub mod defaults {
     pub const VERIFY_MIN_EVERY: Duration = Duration::from_secs(10);
     /// Connections per database of a `[[verify]]` job (ficus-verify's own default).
     pub const VERIFY_MAX_CONNECTIONS: u32 = 4;
+    /// How often a `[[verify]]` job with a `watermark` runs in full (its other runs are
+    /// incremental): full runs find what incremental ones cannot (deleted source rows,
+    /// writes that did not advance the watermark).
+    pub const VERIFY_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
 
     /// Mirrored requests waiting for the mirror worker; when full, copies are dropped and
     /// counted (the client's request is never held up).
@@ -1291,6 +1295,26 @@ pub struct VerifyJob {
     pub expr: Vec<(String, String)>,
     pub every: Duration,
     pub max_connections: u32,
+    /// `watermark`: a column every write advances (an updated-at timestamp or an integer
+    /// version), by its source name. With it, runs after an equal full run compare only the
+    /// rows written since the highest watermark the last equal run read.
+    pub watermark: Option<String>,
+    /// `watermark_overlap`: subtracted from that watermark (a duration for a timestamp
+    /// watermark, a count for an integer one); None: ficus-verify's default (60s for
+    /// timestamps, 0 for integers).
+    pub watermark_overlap: Option<VerifyOverlap>,
+    /// `full_every`: with a watermark, a full run when the last one started this long ago
+    /// (default `defaults::VERIFY_FULL_EVERY`); None without a watermark (every run is full).
+    pub full_every: Option<Duration>,
+}
+
+/// `watermark_overlap` of a `[[verify]]` job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyOverlap {
+    /// `"5s"`: for a timestamp watermark.
+    Duration(Duration),
+    /// `100`: for an integer watermark; `0` is no overlap for either kind.
+    Count(u64),
 }
 
 #[cfg(test)]

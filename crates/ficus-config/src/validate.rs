@@ -26,6 +26,7 @@ mod redact;
 mod slo;
 mod tracing;
 mod verify_expr;
+mod verify_incremental;
 
 const TOP_LEVEL: [(&str, &str); 20] = [
     ("gateway", "[gateway]"),
@@ -192,6 +193,9 @@ const VERIFY_KEYS: &[&str] = &[
     "expr",
     "every",
     "max_connections",
+    "watermark",
+    "watermark_overlap",
+    "full_every",
 ];
 const PATH_KEYS: [&str; 3] = ["path_prefix", "path", "template"];
 
@@ -3279,6 +3283,7 @@ impl<'s> Validator<'s, '_> {
                 ),
             }
         }
+        let incremental = self.verify_incremental(sec, every);
         Some(VerifyJob {
             name: name?,
             route,
@@ -3294,6 +3299,9 @@ impl<'s> Validator<'s, '_> {
             expr,
             every,
             max_connections,
+            watermark: incremental.watermark,
+            watermark_overlap: incremental.overlap,
+            full_every: incremental.full_every,
         })
     }
 

@@ -1309,6 +1309,9 @@ tolerance = {{ total = 0.01 }}
 expr = {{ status_code = "CASE status WHEN 'open' THEN 1 ELSE 0 END", note = "split_part(tags, ';', 1)" }}
 every = "5m"
 max_connections = 2
+watermark = "updated_at"
+watermark_overlap = "5s"
+full_every = "6h"
 
 [[verify]]
 name = "minimal"
@@ -1345,6 +1348,9 @@ key = ["a", "b"]
             ],
             every: Duration::from_secs(300),
             max_connections: 2,
+            watermark: Some("updated_at".into()),
+            watermark_overlap: Some(VerifyOverlap::Duration(Duration::from_secs(5))),
+            full_every: Some(Duration::from_secs(6 * 3600)),
         }
     );
     let m = &config.verify[1];
@@ -1354,6 +1360,53 @@ key = ["a", "b"]
     assert_eq!(m.max_connections, defaults::VERIFY_MAX_CONNECTIONS);
     assert!(
         m.columns.is_empty() && m.map.is_empty() && m.tolerance.is_empty() && m.expr.is_empty()
+    );
+    assert_eq!(
+        (m.watermark.as_deref(), m.watermark_overlap, m.full_every),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn verify_incremental_settings() {
+    let job = |extra: &str| {
+        format!(
+            "[[verify]]\nname = \"j\"\nsource = \"sqlite://a.db\"\ntarget = \"sqlite://b.db\"\n\
+             source_table = \"t\"\ntarget_table = \"t\"\nkey = [\"id\"]\n{extra}"
+        )
+    };
+    // An integer watermark with a count overlap; full_every defaults to a day.
+    let config = parse(&with_head(&job(
+        "watermark = \"version\"\nwatermark_overlap = 100\n",
+    )))
+    .expect("valid");
+    let j = &config.verify[0];
+    assert_eq!(j.watermark.as_deref(), Some("version"));
+    assert_eq!(j.watermark_overlap, Some(VerifyOverlap::Count(100)));
+    assert_eq!(j.full_every, Some(defaults::VERIFY_FULL_EVERY));
+    assert_eq!(defaults::VERIFY_FULL_EVERY, Duration::from_secs(24 * 3600));
+
+    let text = with_head(&job(
+        "watermark = \"  \"\nwatermark_overlap = -1\nfull_every = \"5s\"\n",
+    ));
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:19:13: error: verify "j": watermark is empty
+  help: name the source column every write advances, e.g. watermark = "updated_at" (a timestamp) or "version" (an integer)
+ficus.toml:20:21: error: verify "j": watermark_overlap -1 is negative
+  help: a count of versions of an integer watermark, 0 or more
+ficus.toml:21:14: error: verify "j": full_every "5s" is shorter than every (1h)
+  help: a full run comes at most once per run: full_every = "1h" or more (default "24h")"#
+    );
+    let text = with_head(&job("watermark_overlap = \"5d\"\nfull_every = \"2h\"\n"));
+    assert_eq!(
+        errors(&text),
+        r#"ficus.toml:19:21: error: verify "j": watermark_overlap "5d" has an unknown unit "d"
+  help: a duration for a timestamp watermark (watermark_overlap = "5s"), a count for an integer one (watermark_overlap = 100), or 0 for none
+ficus.toml:19:21: error: verify "j": watermark_overlap without a watermark
+  help: the overlap is subtracted from the watermark of incremental runs; name the source column every write advances, e.g. watermark = "updated_at" (a timestamp) or "version" (an integer), or remove watermark_overlap
+ficus.toml:20:14: error: verify "j": full_every without a watermark
+  help: without a watermark every run is full; name the source column every write advances, e.g. watermark = "updated_at" (a timestamp) or "version" (an integer), or remove full_every"#
     );
 }
 
@@ -1429,7 +1482,7 @@ ficus.toml:25:9: error: verify "orders-table": every "5s" is below the minimum o
 ficus.toml:28:8: error: duplicate verify job name "orders-table"
   help: the first verify job named "orders-table" is at line 19; verify job names must be unique
 ficus.toml:34:1: error: verify "orders-table": unknown key "intervall"
-  help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, expr, every, max_connections"#
+  help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, expr, every, max_connections, watermark, watermark_overlap, full_every"#
     );
 }
 

@@ -37,6 +37,7 @@ pub use store::Store;
 pub use types::{
     Change, Committed, ConfigVersion, ConfigVersionSummary, Event, EventFilter, FlagOverrideChange,
     FlagOverrideRow, FlagOverrideSet, NewEvent, NewVerifyRun, NewVersion, OverrideChange,
-    OverrideSet, RouteOverride, ShadowBatch, ShadowEndpoint, ShadowField, ShadowSample, VerifyRun,
-    VersionRef, SHADOW_RESET_KIND, VERIFY_OUTCOMES,
+    OverrideSet, RouteOverride, ShadowBatch, ShadowEndpoint, ShadowField, ShadowSample,
+    VerifyFreshness, VerifyProgress, VerifyRun, VerifyRunScope, VersionRef, SHADOW_RESET_KIND,
+    VERIFY_MODES, VERIFY_OUTCOMES,
 };

@@ -71,4 +71,8 @@ pub mod limits {
     /// A telemetry row's encoded histogram (6 bytes per non-empty bucket; a few hundred
     /// buckets exist).
     pub const MAX_TELEMETRY_HIST_BYTES: usize = 64 * 1024;
+    /// A verify run's checkpoint, serialised as JSON (`Store::save_verify_progress`): the
+    /// segments cut so far and at most `max_diffs` differences, plus the keys of rows still
+    /// to be looked up.
+    pub const MAX_VERIFY_CHECKPOINT_BYTES: usize = 64 * 1024 * 1024;
 }

@@ -71,12 +71,21 @@ const SELECT_VERSION: &str =
 const SELECT_EVENT: &str =
     "SELECT id, at, actor, kind, route, message, config_version, data, node FROM events";
 const SELECT_VERIFY_RUN: &str = "SELECT id, job, route, source_table, target_table, \
-     started_at, finished_at, outcome, rows_compared, missing, extra, changed, error, report \
-     FROM verify_runs";
+     started_at, finished_at, outcome, rows_compared, missing, extra, changed, error, report, \
+     mode, fingerprint, bound, watermark FROM verify_runs";
 const INSERT_VERIFY_RUN: &str = "INSERT INTO verify_runs (job, route, source_table, \
      target_table, started_at, finished_at, outcome, rows_compared, missing, extra, changed, \
-     error, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-     RETURNING id";
+     error, report, mode, fingerprint, bound, watermark) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+     $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id";
+// A run that finished (whatever it found) leaves nothing to resume.
+const DELETE_VERIFY_PROGRESS: &str = "DELETE FROM verify_progress WHERE job = $1";
+const SELECT_VERIFY_PROGRESS: &str = "SELECT job, fingerprint, mode, started_at, updated_at, \
+     segments_done, checkpoint FROM verify_progress WHERE job = $1";
+const UPSERT_VERIFY_PROGRESS: &str = "INSERT INTO verify_progress (job, fingerprint, mode, \
+     started_at, updated_at, segments_done, checkpoint) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (job) DO UPDATE SET fingerprint = excluded.fingerprint, mode = excluded.mode, \
+     started_at = excluded.started_at, updated_at = excluded.updated_at, \
+     segments_done = excluded.segments_done, checkpoint = excluded.checkpoint";
 // Inside a commit: serialises PostgreSQL writers (see store_meta in the migration).
 const LOCK_META_PG: &str = "SELECT id FROM store_meta WHERE id = 1 FOR UPDATE";
 const LATEST_NUMBER: &str = "SELECT MAX(number) FROM config_versions";
@@ -724,27 +733,28 @@ impl Store {
         .map_err(|e| self.err().db("reading flag overrides", e))
     }
 
-    /// Records one run of a `[[verify]]` job; returns it with its id.
+    /// Records one run of a `[[verify]]` job (a full run without a watermark); returns it
+    /// with its id. See [`record_verify_run`](Self::record_verify_run).
     pub async fn record_verify(&self, run: NewVerifyRun) -> Result<VerifyRun, StoreError> {
+        self.record_verify_run(run, VerifyRunScope::default()).await
+    }
+
+    /// Records one run of a `[[verify]]` job with what it covered (`scope`: full or
+    /// incremental, the bound, the watermark it read, the job's fingerprint); returns it
+    /// with its id. A run that did not fail also removes the job's checkpoint
+    /// ([`save_verify_progress`](Self::save_verify_progress)), in the same transaction:
+    /// nothing is left to resume. A failed run keeps it, so the next run resumes.
+    pub async fn record_verify_run(
+        &self,
+        run: NewVerifyRun,
+        scope: VerifyRunScope,
+    ) -> Result<VerifyRun, StoreError> {
         validate::verify_run(&run)?;
+        validate::verify_scope(&scope)?;
         let err = self.err();
-        // SQLite writers of this process queue (as in `write`) instead of racing for the lock.
-        let _queued = match &self.inner.pool {
-            Pool::Sqlite(_) => Some(
-                tokio::time::timeout(err.busy_timeout, self.inner.write_queue.lock())
-                    .await
-                    .map_err(|_| {
-                        err.unavailable(
-                            "writers in this process have been queued for longer than \
-                             busy_timeout while recording a verify run"
-                                .to_string(),
-                        )
-                    })?,
-            ),
-            Pool::Postgres(_) => None,
-        };
-        let id: i64 = on_pool!(self, p => {
-            sqlx::query_scalar(INSERT_VERIFY_RUN)
+        let finished = run.outcome != "error";
+        let id: i64 = in_write_tx!(self, "recording a verify run", tx => {
+            let id: i64 = sqlx::query_scalar(INSERT_VERIFY_RUN)
                 .bind(&run.job)
                 .bind(&run.route)
                 .bind(&run.source_table)
@@ -758,10 +768,22 @@ impl Store {
                 .bind(run.changed)
                 .bind(&run.error)
                 .bind(&run.report)
-                .fetch_one(p)
+                .bind(&scope.mode)
+                .bind(&scope.fingerprint)
+                .bind(&scope.bound)
+                .bind(&scope.watermark)
+                .fetch_one(&mut *tx)
                 .await
-        })
-        .map_err(|e| err.db("recording a verify run", e))?;
+                .map_err(|e| err.db("recording a verify run", e))?;
+            if finished {
+                sqlx::query(DELETE_VERIFY_PROGRESS)
+                    .bind(&run.job)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| err.db("removing a finished verify run's checkpoint", e))?;
+            }
+            id
+        });
         Ok(VerifyRun {
             id,
             job: run.job,
@@ -777,7 +799,124 @@ impl Store {
             changed: run.changed,
             error: run.error,
             report: run.report,
+            mode: scope.mode,
+            fingerprint: scope.fingerprint,
+            bound: scope.bound,
+            watermark: scope.watermark,
         })
+    }
+
+    /// The latest full run of `job` that finished (any outcome but `error`).
+    pub async fn latest_full_verify_run(&self, job: &str) -> Result<Option<VerifyRun>, StoreError> {
+        let sql = format!(
+            "{SELECT_VERIFY_RUN} WHERE job = $1 AND mode = 'full' AND outcome <> 'error' \
+             ORDER BY id DESC LIMIT 1"
+        );
+        on_pool!(self, p => sqlx::query_as::<_, VerifyRun>(&sql).bind(job).fetch_optional(p).await)
+            .map_err(|e| self.err().db("reading the latest full verify run", e))
+    }
+
+    /// The latest equal run of `job` that proves its tables equal: the latest full run that
+    /// finished, when it is equal, or the latest equal incremental run after it with the
+    /// same fingerprint (an incremental run compares only the rows written since its bound;
+    /// with the full run before it, every row). None when the latest full run found
+    /// differences, when there is none, or when `covering` (unix ms) is given and that run
+    /// started before it: "verified equal, covering the writes up to T". A later run that
+    /// found differences is named in `contradicted_by`; [`VerifyFreshness::fresh`] checks
+    /// both for a gate.
+    pub async fn latest_equal_verify_run(
+        &self,
+        job: &str,
+        covering: Option<i64>,
+    ) -> Result<Option<VerifyFreshness>, StoreError> {
+        let Some(full) = self.latest_full_verify_run(job).await? else {
+            return Ok(None);
+        };
+        if full.outcome != "equal" {
+            return Ok(None);
+        }
+        let err = || self.err();
+        let sql = format!(
+            "{SELECT_VERIFY_RUN} WHERE job = $1 AND id >= $2 AND outcome = 'equal' \
+             AND (id = $2 OR (mode = 'incremental' AND COALESCE(fingerprint, '') = $3)) \
+             ORDER BY id DESC LIMIT 1"
+        );
+        let fingerprint = full.fingerprint.clone().unwrap_or_default();
+        let run = on_pool!(self, p => sqlx::query_as::<_, VerifyRun>(&sql)
+            .bind(job)
+            .bind(full.id)
+            .bind(&fingerprint)
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| err().db("reading the latest equal verify run", e))?
+        .unwrap_or_else(|| full.clone());
+        if covering.is_some_and(|t| run.started_at < t) {
+            return Ok(None);
+        }
+        let later = "SELECT MIN(id) FROM verify_runs WHERE job = $1 AND id > $2 \
+                     AND outcome IN ('different', 'lagging')";
+        let contradicted_by: Option<i64> = on_pool!(self, p => sqlx::query_scalar(later)
+            .bind(job)
+            .bind(run.id)
+            .fetch_one(p)
+            .await)
+        .map_err(|e| err().db("reading the verify runs after an equal one", e))?;
+        Ok(Some(VerifyFreshness {
+            full_run_id: full.id,
+            full_started_at: full.started_at,
+            covers_until: run.started_at,
+            contradicted_by,
+            run,
+        }))
+    }
+
+    /// Saves the checkpoint of `progress.job`'s run in progress (replacing the job's
+    /// previous one), so that the run resumes from it if this process does not finish it.
+    pub async fn save_verify_progress(&self, progress: &VerifyProgress) -> Result<(), StoreError> {
+        validate::verify_progress(progress)?;
+        let err = self.err();
+        let _queued = match &self.inner.pool {
+            Pool::Sqlite(_) => Some(self.queue_writer("saving a verify checkpoint").await?),
+            Pool::Postgres(_) => None,
+        };
+        on_pool!(self, p => sqlx::query(UPSERT_VERIFY_PROGRESS)
+            .bind(&progress.job)
+            .bind(&progress.fingerprint)
+            .bind(&progress.mode)
+            .bind(progress.started_at)
+            .bind(progress.updated_at)
+            .bind(progress.segments_done)
+            .bind(&progress.checkpoint)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| err.db("saving a verify checkpoint", e))?;
+        Ok(())
+    }
+
+    /// The checkpoint of `job`'s unfinished run, if there is one.
+    pub async fn verify_progress(&self, job: &str) -> Result<Option<VerifyProgress>, StoreError> {
+        on_pool!(self, p => sqlx::query_as::<_, VerifyProgress>(SELECT_VERIFY_PROGRESS)
+            .bind(job)
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| self.err().db("reading a verify checkpoint", e))
+    }
+
+    /// Forgets `job`'s checkpoint (its run will start over).
+    pub async fn clear_verify_progress(&self, job: &str) -> Result<(), StoreError> {
+        let err = self.err();
+        let _queued = match &self.inner.pool {
+            Pool::Sqlite(_) => Some(self.queue_writer("removing a verify checkpoint").await?),
+            Pool::Postgres(_) => None,
+        };
+        on_pool!(self, p => sqlx::query(DELETE_VERIFY_PROGRESS)
+            .bind(job)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| err.db("removing a verify checkpoint", e))?;
+        Ok(())
     }
 
     /// Up to `limit` (1..=`MAX_PAGE`) verify runs, newest first; of one job when given.

@@ -271,6 +271,17 @@ pub struct VerifyRun {
     pub error: Option<String>,
     /// ficus-verify's report (`{}` when the run failed before producing one).
     pub report: serde_json::Value,
+    /// `full` (every row) or `incremental` (the rows written since `bound`).
+    pub mode: String,
+    /// What the job compares (`ficus_verify::Job::fingerprint`): an incremental run
+    /// continues the proof of the full run before it only when both have the same one.
+    pub fingerprint: Option<String>,
+    /// Incremental runs: the lowest watermark compared (inclusive), as text (an integer's
+    /// digits, or an RFC 3339 UTC timestamp).
+    pub bound: Option<String>,
+    /// The highest watermark the run read before it scanned: where the next incremental
+    /// run starts (minus its overlap).
+    pub watermark: Option<String>,
 }
 
 /// A run to record: [`VerifyRun`] without the id the store assigns.
@@ -293,6 +304,76 @@ pub struct NewVerifyRun {
 
 /// The outcomes a [`VerifyRun`] may have.
 pub const VERIFY_OUTCOMES: [&str; 4] = ["equal", "different", "lagging", "error"];
+
+/// The modes a [`VerifyRun`] may have.
+pub const VERIFY_MODES: [&str; 2] = ["full", "incremental"];
+
+/// What a run covered, recorded with it ([`Store::record_verify_run`](crate::Store::record_verify_run)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyRunScope {
+    /// `full` or `incremental`.
+    pub mode: String,
+    pub fingerprint: Option<String>,
+    /// Required for an incremental run; none for a full one.
+    pub bound: Option<String>,
+    pub watermark: Option<String>,
+}
+
+impl Default for VerifyRunScope {
+    /// A full run without a watermark (what [`Store::record_verify`](crate::Store::record_verify) records).
+    fn default() -> Self {
+        VerifyRunScope {
+            mode: "full".into(),
+            fingerprint: None,
+            bound: None,
+            watermark: None,
+        }
+    }
+}
+
+/// The checkpoint of a job's run in progress: resumed by the next run of the job when the
+/// process did not finish it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct VerifyProgress {
+    pub job: String,
+    /// The job's fingerprint when the run started: a run of a changed job starts over.
+    pub fingerprint: String,
+    /// `full` or `incremental`.
+    pub mode: String,
+    /// When the interrupted run started (unix ms).
+    pub started_at: i64,
+    pub updated_at: i64,
+    /// Top-level segments finished so far.
+    pub segments_done: i64,
+    /// ficus-verify's `Checkpoint`.
+    pub checkpoint: serde_json::Value,
+}
+
+/// Evidence that a job's tables are equal ([`Store::latest_equal_verify_run`](crate::Store::latest_equal_verify_run)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyFreshness {
+    /// The latest equal run that continues an equal full run: that full run itself, or an
+    /// incremental run after it with the same fingerprint.
+    pub run: VerifyRun,
+    /// The equal full run the proof starts from (`run.id` when `run` is full).
+    pub full_run_id: i64,
+    pub full_started_at: i64,
+    /// Writes made before this (unix ms) are verified: the run's start (a full run read
+    /// every row after it; an incremental run every row written since its bound).
+    pub covers_until: i64,
+    /// A later run of the job that found differences (`different` or `lagging`), if any:
+    /// the tables were equal then, but are not known to be now.
+    pub contradicted_by: Option<i64>,
+}
+
+impl VerifyFreshness {
+    /// Verified equal less than `max_age` before `now_ms` (unix ms), and not contradicted
+    /// by a later run: what a gate asks.
+    pub fn fresh(&self, now_ms: i64, max_age: std::time::Duration) -> bool {
+        let age = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        self.contradicted_by.is_none() && self.covers_until >= now_ms.saturating_sub(age)
+    }
+}
 
 /// The shadow comparisons of one endpoint of a route: totals when loaded, deltas when
 /// flushed ([`Store::flush_shadow`](crate::Store::flush_shadow) adds them up).

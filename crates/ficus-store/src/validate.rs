@@ -232,6 +232,71 @@ pub(crate) fn verify_run(run: &crate::types::NewVerifyRun) -> Result<(), StoreEr
     Ok(())
 }
 
+/// What a verify run covered: a known mode, an incremental run with its bound, bounded texts.
+pub(crate) fn verify_scope(scope: &crate::types::VerifyRunScope) -> Result<(), StoreError> {
+    if !crate::types::VERIFY_MODES.contains(&scope.mode.as_str()) {
+        return Err(invalid(format!(
+            "verify run mode {:?} is unknown; use one of {}",
+            scope.mode,
+            crate::types::VERIFY_MODES.join(", ")
+        )));
+    }
+    match (scope.mode.as_str(), &scope.bound) {
+        ("incremental", None) => {
+            return Err(invalid(
+                "an incremental verify run has no bound; give the lowest watermark it compared"
+                    .to_string(),
+            ))
+        }
+        ("full", Some(_)) => {
+            return Err(invalid(
+                "a full verify run has a bound; only incremental runs have one".to_string(),
+            ))
+        }
+        _ => {}
+    }
+    for (field, v) in [
+        ("verify run fingerprint", &scope.fingerprint),
+        ("verify run bound", &scope.bound),
+        ("verify run watermark", &scope.watermark),
+    ] {
+        if let Some(v) = v {
+            name(field, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// A verify run's checkpoint: a known job and mode, sane times, storable JSON.
+pub(crate) fn verify_progress(p: &crate::types::VerifyProgress) -> Result<(), StoreError> {
+    name("verify progress job", &p.job)?;
+    name("verify progress fingerprint", &p.fingerprint)?;
+    if !crate::types::VERIFY_MODES.contains(&p.mode.as_str()) {
+        return Err(invalid(format!(
+            "verify progress mode {:?} is unknown; use one of {}",
+            p.mode,
+            crate::types::VERIFY_MODES.join(", ")
+        )));
+    }
+    if p.updated_at < p.started_at {
+        return Err(invalid(
+            "verify progress updated_at is before started_at".to_string(),
+        ));
+    }
+    if p.segments_done < 0 {
+        return Err(invalid(format!(
+            "verify progress segments_done is negative ({})",
+            p.segments_done
+        )));
+    }
+    json(
+        "verify progress checkpoint",
+        &p.checkpoint,
+        MAX_VERIFY_CHECKPOINT_BYTES,
+        "lower max_diffs, or verify fewer rows per run",
+    )
+}
+
 /// A shadow flush: names present and bounded, counters and times not negative, sample
 /// data storable, and not too many rows.
 pub(crate) fn shadow_batch(batch: &ShadowBatch) -> Result<(), StoreError> {

@@ -108,6 +108,20 @@ pub enum VerifyError {
         reason: String,
     },
 
+    /// A watermark (`--watermark`, `--changed-since`, `--watermark-overlap`) that cannot be
+    /// used; nothing was scanned.
+    #[error("--watermark {column}: {reason}; nothing was scanned")]
+    BadWatermark { column: String, reason: String },
+
+    /// A checkpoint to resume from that belongs to another run or is damaged; nothing was
+    /// scanned.
+    #[error("cannot resume from the checkpoint: {0}; nothing was scanned")]
+    BadCheckpoint(String),
+
+    /// Saving a checkpoint failed (the run stops: it could not be resumed from there).
+    #[error("cannot save the checkpoint: {0}")]
+    Checkpoint(String),
+
     #[error("{side}: query failed while {context}: {source}")]
     Query {
         side: Side,

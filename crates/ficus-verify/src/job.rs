@@ -4,6 +4,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Side, VerifyError};
+use crate::watermark::Watermark;
 
 /// Default limits; `docs/verify.md` lists each with its reason.
 pub mod defaults {
@@ -30,6 +31,11 @@ pub mod defaults {
     pub const PACE: Duration = Duration::ZERO;
     /// Keys per lookup statement (confirmation and recheck).
     pub const LOOKUP_BATCH: usize = 200;
+    /// Subtracted from the bound of an incremental run over a timestamp watermark when no
+    /// overlap is given: writes committed up to this long after a run read the highest
+    /// watermark but stamped before it (long transactions, a clock behind the other
+    /// side's) are still checked. Integer watermarks get no overlap by default.
+    pub const WATERMARK_OVERLAP: Duration = Duration::from_secs(60);
 }
 
 /// One database table to compare.
@@ -104,6 +110,9 @@ pub struct Job {
     /// Re-check the differing rows after this delay, separating lag from divergence.
     #[serde(default)]
     pub recheck: Option<Duration>,
+    /// Incremental verification over a watermark column (`--watermark`, `--changed-since`).
+    #[serde(default)]
+    pub watermark: Option<Watermark>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -121,8 +130,29 @@ impl Job {
             tolerance: Vec::new(),
             expr: Vec::new(),
             recheck: None,
+            watermark: None,
             limits: Limits::default(),
         }
+    }
+
+    /// What the job compares, as a short hash: the tables (URLs without passwords), the
+    /// filters, the key, the column choices and expressions, and the watermark column, but
+    /// neither the watermark's bound nor the limits. Runs of jobs with the same fingerprint
+    /// compare the same thing, so an incremental run continues the proof of an earlier
+    /// full run only when both have it (the scheduler keeps it with each run).
+    pub fn fingerprint(&self) -> String {
+        let what = serde_json::json!({
+            "source": [crate::db::redact(&self.source.url), &self.source.table, &self.source.where_clause],
+            "target": [crate::db::redact(&self.target.url), &self.target.table, &self.target.where_clause],
+            "key": &self.key,
+            "columns": &self.columns,
+            "exclude": &self.exclude,
+            "map": &self.map,
+            "tolerance": &self.tolerance,
+            "expr": &self.expr,
+            "watermark": self.watermark.as_ref().map(|w| &w.column),
+        });
+        crate::checkpoint::md5_hex(what.to_string().as_bytes())
     }
 
     /// The target name of a source column.
@@ -179,6 +209,15 @@ impl Job {
         for k in &self.key {
             if !seen.insert(k) {
                 return bad(format!("key column `{k}` is listed twice"));
+            }
+        }
+        if let Some(w) = &self.watermark {
+            if w.column.trim().is_empty() {
+                return bad(
+                    "--watermark names no column: give the source's watermark column \
+                            (an integer version or an updated-at timestamp)"
+                        .into(),
+                );
             }
         }
         let engine = crate::db::parse_url(Side::Source, &self.source.url)

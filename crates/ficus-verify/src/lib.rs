@@ -10,10 +10,14 @@
 //!
 //! The entry point is [`verify`]: a [`Job`] in, a serializable [`Report`] out, with
 //! [`Progress`] events on the way, so that the CLI and a scheduler call the same thing.
+//! [`verify_with`] also resumes from a [`Checkpoint`] and hands one out after each finished
+//! segment ([`RunOptions`]); a job's [`Watermark`] makes a run incremental (only the rows
+//! written since a bound, on both sides).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 mod canon;
+mod checkpoint;
 mod civil;
 mod db;
 mod diff;
@@ -26,29 +30,66 @@ mod report;
 mod scan;
 mod schema;
 mod sql;
+mod watermark;
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+pub use checkpoint::{
+    Checkpoint, CollectorState, PlanIdentity, ScanTotals, SegmentState, CHECKPOINT_VERSION,
+};
 pub use db::{redact, Engine};
 pub use error::{Side, TypeMismatch, VerifyError};
 pub use job::{defaults, Endpoint, Job, Limits};
 pub use plan::Kind;
 pub use repair::repair_sql;
 pub use report::{
-    Change, ColumnReport, DiffKind, Difference, Outcome, Phase, Progress, RecheckReport,
-    RecheckStatus, Report, Summary, TableReport, REPORT_VERSION,
+    Change, ColumnReport, DiffKind, Difference, Mode, Outcome, Phase, Progress, RecheckReport,
+    RecheckStatus, Report, ResumedReport, Summary, TableReport, WatermarkReport, REPORT_VERSION,
 };
 pub use sql::RowHash;
+pub use watermark::{Overlap, Watermark, WatermarkValue};
 
 use db::Db;
 use plan::Plan;
-use scan::{Collector, ScanStats, Sides, Tracker};
+use scan::{Collector, ScanStart, ScanStats, Sides, Tracker};
 use schema::TableName;
+
+/// Called after each finished top-level segment with the state to resume from; an error
+/// (the checkpoint could not be saved) stops the run.
+pub type CheckpointSink<'a> = dyn FnMut(&Checkpoint) -> Result<(), String> + Send + 'a;
+
+/// How a run starts and what it leaves behind besides its report.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Resume from this checkpoint: its finished segments are not scanned again.
+    pub resume: Option<Checkpoint>,
+    /// When `resume` belongs to another plan (or is damaged): start over instead of failing
+    /// (the scheduler; the CLI refuses, naming what differs).
+    pub restart_other_plan: bool,
+    /// Told of every finished top-level segment.
+    pub on_checkpoint: Option<&'a mut CheckpointSink<'a>>,
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// Runs one verification. `progress` is called from the task running `verify` after each
 /// completed unit of work (never concurrently).
 pub async fn verify(
     job: &Job,
+    progress: impl FnMut(Progress) + Send,
+) -> Result<Report, VerifyError> {
+    verify_with(job, RunOptions::default(), progress).await
+}
+
+/// [`verify`], resuming from a checkpoint and/or saving one after each finished segment.
+pub async fn verify_with(
+    job: &Job,
+    options: RunOptions<'_>,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Report, VerifyError> {
     job.validate()?;
@@ -63,7 +104,7 @@ pub async fn verify(
         Db::connect(Side::Source, &job.source.url, &job.limits),
         Db::connect(Side::Target, &job.target.url, &job.limits),
     )?;
-    let result = run(job, &src, &tgt, &mut tracker, started).await;
+    let result = run(job, &src, &tgt, &mut tracker, started, options).await;
     tokio::join!(src.close(), tgt.close());
     result
 }
@@ -74,7 +115,9 @@ async fn run(
     tgt: &Db,
     tracker: &mut Tracker<'_>,
     started: Instant,
+    mut options: RunOptions<'_>,
 ) -> Result<Report, VerifyError> {
+    let started_at_ms = unix_ms();
     let stats = ScanStats::default();
     tracker.emit(Phase::Planning, &stats, 0);
     let src_table = TableName::parse(&job.source.table);
@@ -90,6 +133,17 @@ async fn run(
         return Err(schema::not_found(Side::Target, &job.target.table, &tgt.url));
     }
     let plan = plan::build(job, &src_cols, &tgt_cols)?;
+    let window = watermark::resolve(job, &src_cols, &tgt_cols, (src.engine, tgt.engine))?;
+    let identity = PlanIdentity::new(job, &plan, window.as_ref(), &src.url, &tgt.url);
+    let fingerprint = identity.fingerprint();
+    let resume = match options.resume.take() {
+        Some(cp) => match cp.check(&identity) {
+            Ok(()) => Some(cp),
+            Err(_) if options.restart_other_plan => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
     // hashtextextended exists from PostgreSQL 11 and is the same function on both sides
     // only when both are PostgreSQL; everything else shares md5.
     let row_hash = if src.engine == Engine::Postgres
@@ -111,6 +165,11 @@ async fn run(
             &plan,
             row_hash,
         )
+        .with_window(
+            window
+                .as_ref()
+                .and_then(|w| w.predicate(db.side, db.engine)),
+        )
     };
     let sides = Sides {
         plan: &plan,
@@ -121,14 +180,75 @@ async fn run(
         limits: &job.limits,
     };
     probe_expressions(&plan, src, &sides.src_sql).await?;
-    if job.source.where_clause.is_none() {
+    let incremental = window.as_ref().is_some_and(|w| w.bound.is_some());
+    if job.source.where_clause.is_none() && !incremental {
         let quoted = sql::quote_table(src.engine, &job.source.table);
         tracker.rows_total = schema::estimate_rows(src, &src_table, &quoted).await?;
     }
+    // The highest watermark of each side before anything is scanned (a resumed run keeps
+    // the one read when it first started): rows written during the scan carry a later one,
+    // so the next incremental run checks them.
+    let highs = match (&window, &resume) {
+        (None, _) => (None, None),
+        (Some(_), Some(cp)) => (cp.high, cp.high),
+        (Some(w), None) => tokio::try_join!(
+            read_high(w, src, &sides.src_sql),
+            read_high(w, tgt, &sides.tgt_sql)
+        )?,
+    };
+    let next_watermark = window.as_ref().and_then(|w| w.next(highs.0, highs.1));
 
-    let mut stats = ScanStats::default();
-    let mut collector = Collector::new(job.limits.max_diffs, !plan.key_order_is_universal());
-    sides.scan(&mut collector, &mut stats, tracker).await?;
+    // Incremental runs see only the rows in their window on each side: a row in one
+    // side's window only is looked up on both sides (without the window) before it counts.
+    let confirm = !plan.key_order_is_universal() || incremental;
+    let (mut collector, mut stats, start, resumed) = match &resume {
+        Some(cp) => (
+            Collector::restore(job.limits.max_diffs, confirm, &cp.collector),
+            ScanStats::from_totals(&cp.totals),
+            ScanStart {
+                segments: cp.segments.clone(),
+                totals: cp.totals,
+            },
+            Some(ResumedReport {
+                started_at_ms: cp.started_at_ms,
+                segments: cp.totals.segments,
+                rows: cp.totals.src_rows,
+                checksums: cp.totals.checksums,
+            }),
+        ),
+        None => (
+            Collector::new(job.limits.max_diffs, confirm),
+            ScanStats::default(),
+            ScanStart::default(),
+            None,
+        ),
+    };
+    let first_started_at = resumed.as_ref().map_or(started_at_ms, |r| r.started_at_ms);
+    let mut sink = options.on_checkpoint.take();
+    let mut on_segment = |segments: &[SegmentState],
+                          totals: &ScanTotals,
+                          collector: &Collector|
+     -> Result<(), VerifyError> {
+        let Some(sink) = sink.as_mut() else {
+            return Ok(());
+        };
+        let cp = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            fingerprint: fingerprint.clone(),
+            plan: identity.clone(),
+            started_at_ms: first_started_at,
+            // A resumed run keeps the next watermark read when the run first started
+            // (`Window::next` of it is itself).
+            high: next_watermark,
+            segments: segments.to_vec(),
+            totals: *totals,
+            collector: collector.state(),
+        };
+        sink(&cp).map_err(VerifyError::Checkpoint)
+    };
+    sides
+        .scan(&mut collector, &mut stats, tracker, start, &mut on_segment)
+        .await?;
     tracker.emit(Phase::Confirming, &stats, collector.total());
     sides.confirm(&mut collector, &mut stats).await?;
 
@@ -182,6 +302,26 @@ async fn run(
             .collect(),
         skipped_columns: plan.skipped.clone(),
         row_hash,
+        mode: if incremental {
+            Mode::Incremental
+        } else {
+            Mode::Full
+        },
+        watermark: window.as_ref().map(|w| WatermarkReport {
+            column: w.column.source.name.clone(),
+            target_column: w.column.target.name.clone(),
+            kind: match w.column.kind {
+                Kind::Integer => "integer".into(),
+                _ => "timestamp".into(),
+            },
+            since: w.since,
+            overlap: w.overlap,
+            bound: w.bound,
+            source_high: if resumed.is_some() { None } else { highs.0 },
+            target_high: if resumed.is_some() { None } else { highs.1 },
+            next: next_watermark,
+        }),
+        resumed: resumed.clone(),
         summary: Summary {
             missing: collector.missing,
             extra: collector.extra,
@@ -192,13 +332,35 @@ async fn run(
             rows_downloaded: stats.rows_downloaded,
             rows_looked_up: stats.rows_looked_up,
             elapsed_ms: elapsed.as_millis() as u64,
-            rows_per_second: stats.src_rows as f64 / elapsed.as_secs_f64().max(1e-9),
+            // This session's rows: a resumed run's earlier segments took their own time.
+            rows_per_second: stats
+                .src_rows
+                .saturating_sub(resumed.as_ref().map_or(0, |r| r.rows))
+                as f64
+                / elapsed.as_secs_f64().max(1e-9),
             truncated: collector.truncated,
         },
         differences: collector.details,
         recheck,
         limits: job.limits.clone(),
     })
+}
+
+/// The highest watermark of one side's rows (in an incremental run's window).
+async fn read_high(
+    w: &watermark::Window,
+    db: &Db,
+    sql: &sql::SideSql,
+) -> Result<Option<WatermarkValue>, VerifyError> {
+    let stmt = sql.watermark_high(&w.high_expr(db.side, db.engine, &db.info));
+    let rows = db
+        .text_rows(&stmt.sql, &stmt.params, "reading the highest watermark")
+        .await?;
+    let text = rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten());
+    w.parse_high(db.side, text.as_deref())
 }
 
 /// Runs each expression column once on the source (one row, both canonical forms), so that

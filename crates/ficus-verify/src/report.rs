@@ -9,6 +9,7 @@ use crate::job::Limits;
 use crate::plan::Kind;
 use crate::schema::Family;
 use crate::sql::RowHash;
+use crate::watermark::{Overlap, WatermarkValue};
 
 /// Version of the report's JSON shape; bumped on incompatible changes.
 pub const REPORT_VERSION: u32 = 1;
@@ -152,6 +153,64 @@ pub struct RecheckReport {
     pub unchecked: u64,
 }
 
+/// Whether a run compared every row or only the rows written since a bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every row (within `--where`).
+    #[default]
+    Full,
+    /// Only the rows whose watermark is at or after the bound (on either side).
+    Incremental,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Incremental => "incremental",
+        }
+    }
+}
+
+/// The watermark of a run (`--watermark`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatermarkReport {
+    /// The column, by its source name, and the target's.
+    pub column: String,
+    pub target_column: String,
+    /// `integer` or `timestamp`.
+    pub kind: String,
+    /// The bound asked for (`--changed-since`); None in a full run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<WatermarkValue>,
+    pub overlap: Overlap,
+    /// `since` minus the overlap: rows with a watermark at or after it were compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<WatermarkValue>,
+    /// The highest watermark of each side when the scan started (within the bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_high: Option<WatermarkValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_high: Option<WatermarkValue>,
+    /// Where the next incremental run starts (`--changed-since`): the lower of the two
+    /// highs, and never before `since`. None when neither side has a row with a watermark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<WatermarkValue>,
+}
+
+/// What a resumed run took from its checkpoint instead of scanning it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumedReport {
+    /// When the interrupted run started (unix milliseconds).
+    pub started_at_ms: i64,
+    /// Top-level segments finished before the interruption (not scanned again), and their
+    /// source rows and checksum statements (included in the summary's totals).
+    pub segments: u64,
+    pub rows: u64,
+    pub checksums: u64,
+}
+
 /// The full result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -163,6 +222,14 @@ pub struct Report {
     pub columns: Vec<ColumnReport>,
     pub skipped_columns: Vec<String>,
     pub row_hash: RowHash,
+    /// `full` or `incremental` (`--changed-since`).
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<WatermarkReport>,
+    /// Set when the run resumed from a checkpoint (`--resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<ResumedReport>,
     pub summary: Summary,
     pub differences: Vec<Difference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::canon::{self, encode_field, Checksum, Purpose};
+use crate::checkpoint::{CollectorState, ScanTotals, SegmentState};
 use crate::db::{Cell, Db, Engine};
 use crate::diff::{diff_rows, to_difference, RawDiff, Row};
 use crate::error::{Side, VerifyError};
@@ -237,20 +238,26 @@ impl Sides<'_> {
 /// Bisection depth after which a differing segment is downloaded whatever its size.
 const MAX_DEPTH: u32 = 16;
 
-/// One unit of work; each holds at most one connection per database.
+/// One unit of work; each holds at most one connection per database. `seg` is the
+/// top-level segment the work belongs to.
 enum Work {
     Nibble(Option<KeyVal>),
     Compare {
         range: Range,
         depth: u32,
+        seg: usize,
     },
     Split {
         range: Range,
         side: Side,
         every: u64,
         depth: u32,
+        seg: usize,
     },
-    Download(Range),
+    Download {
+        range: Range,
+        seg: usize,
+    },
 }
 
 enum Done {
@@ -261,6 +268,7 @@ enum Done {
     Compared {
         range: Range,
         depth: u32,
+        seg: usize,
         src: Checksum,
         tgt: Checksum,
     },
@@ -268,10 +276,12 @@ enum Done {
         range: Range,
         bounds: Vec<KeyVal>,
         depth: u32,
+        seg: usize,
     },
     Downloaded {
         diffs: Vec<RawDiff>,
         rows: u64,
+        seg: usize,
     },
 }
 
@@ -285,8 +295,9 @@ pub struct Collector {
     pub changed: u64,
     pub details: Vec<Difference>,
     pub truncated: bool,
-    /// Confirmation mode (key orders may differ between engines): missing/extra keys
-    /// wait here for a lookup on both sides.
+    /// Confirmation mode (key orders may differ between engines, or an incremental run
+    /// sees only the rows in its window): missing/extra keys wait here for a lookup on
+    /// both sides.
     confirm: bool,
     pending: Vec<KeyVal>,
     seen: HashSet<KeyVal>,
@@ -304,6 +315,46 @@ impl Collector {
             confirm,
             pending: Vec::new(),
             seen: HashSet::new(),
+        }
+    }
+
+    /// A collector holding what a checkpoint's finished segments found.
+    pub fn restore(max: usize, confirm: bool, state: &CollectorState) -> Collector {
+        let mut c = Collector::new(max, confirm);
+        c.missing = state.missing;
+        c.extra = state.extra;
+        c.changed = state.changed;
+        c.truncated = state.truncated;
+        c.details = state
+            .details
+            .iter()
+            .map(|(key, d)| {
+                let mut d = d.clone();
+                d.key_values = key.clone();
+                d
+            })
+            .collect();
+        c.pending = state.pending.clone();
+        c.seen = state.seen.iter().cloned().collect();
+        c
+    }
+
+    /// What a checkpoint keeps of this collector.
+    pub fn state(&self) -> CollectorState {
+        let mut seen: Vec<KeyVal> = self.seen.iter().cloned().collect();
+        seen.sort();
+        CollectorState {
+            missing: self.missing,
+            extra: self.extra,
+            changed: self.changed,
+            details: self
+                .details
+                .iter()
+                .map(|d| (d.key_values.clone(), d.clone()))
+                .collect(),
+            truncated: self.truncated,
+            pending: self.pending.clone(),
+            seen,
         }
     }
 
@@ -355,6 +406,21 @@ pub struct ScanStats {
     pub rows_looked_up: u64,
 }
 
+impl ScanStats {
+    /// Stats that start from a checkpoint's finished segments.
+    pub fn from_totals(t: &ScanTotals) -> ScanStats {
+        ScanStats {
+            src_rows: t.src_rows,
+            tgt_rows: t.tgt_rows,
+            segments: t.segments,
+            segments_differing: t.segments_differing,
+            checksums: t.checksums,
+            rows_downloaded: t.rows_downloaded,
+            rows_looked_up: 0,
+        }
+    }
+}
+
 /// Progress bookkeeping shared by the phases.
 pub struct Tracker<'p> {
     pub progress: &'p mut (dyn FnMut(Progress) + Send),
@@ -376,6 +442,32 @@ impl Tracker<'_> {
     }
 }
 
+/// Where a scan starts: nothing yet, or a checkpoint's segments (finished ones are not
+/// scanned again; cut but unfinished ones are compared again; nibbling goes on from the
+/// last cut).
+#[derive(Default)]
+pub struct ScanStart {
+    pub segments: Vec<SegmentState>,
+    /// The counts of the finished segments.
+    pub totals: ScanTotals,
+}
+
+/// Called after each finished top-level segment with every segment cut so far, the counts
+/// of the finished ones, and the differences they found: what a resumed run needs.
+pub type OnSegment<'c> =
+    dyn FnMut(&[SegmentState], &ScanTotals, &Collector) -> Result<(), VerifyError> + Send + 'c;
+
+/// A top-level segment while the scan runs.
+#[derive(Default)]
+struct Live {
+    /// Units of its work queued or running.
+    outstanding: u32,
+    totals: ScanTotals,
+    /// Its differences, handed to the collector when the segment is finished (so that a
+    /// checkpoint holds exactly the finished segments' differences).
+    diffs: Vec<RawDiff>,
+}
+
 impl<'a> Sides<'a> {
     fn run(&'a self, work: Work) -> Task<'a> {
         match work {
@@ -383,7 +475,7 @@ impl<'a> Sides<'a> {
                 let next = self.nibble(lo.as_ref()).await?;
                 Ok(Done::Nibbled { lo, next })
             }),
-            Work::Compare { range, depth } => Box::pin(async move {
+            Work::Compare { range, depth, seg } => Box::pin(async move {
                 let (src, tgt) = tokio::try_join!(
                     self.checksum(Side::Source, &range),
                     self.checksum(Side::Target, &range)
@@ -391,6 +483,7 @@ impl<'a> Sides<'a> {
                 Ok(Done::Compared {
                     range,
                     depth,
+                    seg,
                     src,
                     tgt,
                 })
@@ -400,35 +493,64 @@ impl<'a> Sides<'a> {
                 side,
                 every,
                 depth,
+                seg,
             } => Box::pin(async move {
                 let bounds = self.split(side, &range, every).await?;
                 Ok(Done::Split {
                     range,
                     bounds,
                     depth,
+                    seg,
                 })
             }),
-            Work::Download(range) => Box::pin(async move {
+            Work::Download { range, seg } => Box::pin(async move {
                 let (s, t) = self.download(&range).await?;
                 let rows = (s.len() + t.len()) as u64;
                 let diffs = diff_rows(self.plan, s, t)?;
-                Ok(Done::Downloaded { diffs, rows })
+                Ok(Done::Downloaded { diffs, rows, seg })
             }),
         }
     }
 
     /// The whole scan. Work runs concurrently up to `max_connections` items, so neither
-    /// database ever sees more statements at once than that.
+    /// database ever sees more statements at once than that. `start` resumes a checkpoint's
+    /// scan; `on_segment` is told of every finished top-level segment.
     pub async fn scan(
         &'a self,
         collector: &mut Collector,
         stats: &mut ScanStats,
         tracker: &mut Tracker<'_>,
+        start: ScanStart,
+        on_segment: &mut OnSegment<'_>,
     ) -> Result<(), VerifyError> {
         let limits = self.limits;
-        let mut queue: VecDeque<Work> = VecDeque::from([Work::Nibble(None)]);
+        let mut segments = start.segments;
+        let mut done_totals = start.totals;
+        let mut live: Vec<Live> = segments.iter().map(|_| Live::default()).collect();
+        let mut queue: VecDeque<Work> = VecDeque::new();
+        match segments.last() {
+            None => queue.push_back(Work::Nibble(None)),
+            Some(last) => {
+                if let Some(hi) = &last.hi {
+                    queue.push_back(Work::Nibble(Some(hi.clone())));
+                } else {
+                    tracker.segments_total = Some(segments.len() as u64);
+                }
+            }
+        }
+        for (i, s) in segments.iter().enumerate().filter(|(_, s)| !s.done) {
+            live[i].outstanding = 1;
+            queue.push_back(Work::Compare {
+                range: Range {
+                    lo: s.lo.clone(),
+                    hi: s.hi.clone(),
+                },
+                depth: 0,
+                seg: i,
+            });
+        }
         let mut running: FuturesUnordered<Task<'a>> = FuturesUnordered::new();
-        let mut cut = 0u64;
+        let mut cut = segments.len() as u64;
         loop {
             while running.len() < limits.max_connections as usize {
                 let Some(work) = queue.pop_front() else { break };
@@ -437,7 +559,7 @@ impl<'a> Sides<'a> {
             let Some(done) = running.next().await else {
                 break;
             };
-            match done? {
+            let seg = match done? {
                 Done::Nibbled { lo, next } => {
                     cut += 1;
                     let last = next.is_none();
@@ -445,6 +567,16 @@ impl<'a> Sides<'a> {
                         lo: lo.clone(),
                         hi: next.clone(),
                     };
+                    segments.push(SegmentState {
+                        lo,
+                        hi: next.clone(),
+                        done: false,
+                    });
+                    live.push(Live {
+                        outstanding: 1,
+                        ..Live::default()
+                    });
+                    let seg = segments.len() - 1;
                     // Keep nibbling ahead of the checksums: it is the pipeline's source.
                     if let Some(next) = next {
                         queue.push_front(Work::Nibble(Some(next)));
@@ -453,25 +585,37 @@ impl<'a> Sides<'a> {
                         tracker.rows_total =
                             Some((cut - 1) * limits.segment_rows + limits.segment_rows / 2);
                     }
-                    let compare = Work::Compare { range, depth: 0 };
+                    let compare = Work::Compare {
+                        range,
+                        depth: 0,
+                        seg,
+                    };
                     if last {
                         queue.push_back(compare);
                     } else {
                         queue.insert(1.min(queue.len()), compare);
                     }
+                    None
                 }
                 Done::Compared {
                     range,
                     depth,
+                    seg,
                     src,
                     tgt,
                 } => {
                     let top = depth == 0;
+                    let l = &mut live[seg];
+                    l.outstanding -= 1;
                     stats.checksums += 1;
+                    l.totals.checksums += 1;
                     if top {
                         stats.segments += 1;
                         stats.src_rows += src.count;
                         stats.tgt_rows += tgt.count;
+                        l.totals.segments += 1;
+                        l.totals.src_rows += src.count;
+                        l.totals.tgt_rows += tgt.count;
                         if tracker.segments_total == Some(stats.segments) {
                             tracker.rows_total = Some(stats.src_rows);
                         }
@@ -479,15 +623,17 @@ impl<'a> Sides<'a> {
                     if src != tgt {
                         if top {
                             stats.segments_differing += 1;
+                            l.totals.segments_differing += 1;
                         }
                         let (side, count) = if src.count >= tgt.count {
                             (Side::Source, src.count)
                         } else {
                             (Side::Target, tgt.count)
                         };
+                        l.outstanding += 1;
                         // The depth bound stops bisection that live writes keep from converging.
                         if count <= limits.download_rows || depth >= MAX_DEPTH {
-                            queue.push_back(Work::Download(range));
+                            queue.push_back(Work::Download { range, seg });
                         } else {
                             let every = count.div_ceil(limits.bisection_factor as u64).max(1);
                             queue.push_back(Work::Split {
@@ -495,41 +641,65 @@ impl<'a> Sides<'a> {
                                 side,
                                 every,
                                 depth,
+                                seg,
                             });
                         }
                     }
+                    Some(seg)
                 }
                 Done::Split {
                     range,
                     bounds,
                     depth,
+                    seg,
                 } => {
+                    let l = &mut live[seg];
+                    l.outstanding -= 1;
                     if bounds.is_empty() {
                         // The rows moved under us (live writes): compare what is there now.
-                        queue.push_back(Work::Download(range));
+                        l.outstanding += 1;
+                        queue.push_back(Work::Download { range, seg });
                     } else {
                         let mut lo = range.lo.clone();
                         for b in bounds {
+                            l.outstanding += 1;
                             queue.push_back(Work::Compare {
                                 range: Range {
                                     lo: lo.take(),
                                     hi: Some(b.clone()),
                                 },
                                 depth: depth + 1,
+                                seg,
                             });
                             lo = Some(b);
                         }
+                        l.outstanding += 1;
                         queue.push_back(Work::Compare {
                             range: Range { lo, hi: range.hi },
                             depth: depth + 1,
+                            seg,
                         });
                     }
+                    Some(seg)
                 }
-                Done::Downloaded { diffs, rows } => {
+                Done::Downloaded { diffs, rows, seg } => {
+                    let l = &mut live[seg];
+                    l.outstanding -= 1;
                     stats.rows_downloaded += rows;
-                    for d in diffs {
+                    l.totals.rows_downloaded += rows;
+                    l.diffs.extend(diffs);
+                    Some(seg)
+                }
+            };
+            if let Some(seg) = seg {
+                if live[seg].outstanding == 0 && !segments[seg].done {
+                    let l = std::mem::take(&mut live[seg]);
+                    segments[seg].done = true;
+                    done_totals.add(&l.totals);
+                    for d in l.diffs {
                         collector.add(self.plan, d, false);
                     }
+                    on_segment(&segments, &done_totals, collector)?;
                 }
             }
             tracker.emit(Phase::Scanning, stats, collector.total());

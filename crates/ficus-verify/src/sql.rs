@@ -59,6 +59,10 @@ pub struct SideSql {
     pub engine: Engine,
     table: String,
     filter: Option<String>,
+    /// An incremental run's `watermark >= bound`: ANDed to the scan's statements (nibbling,
+    /// checksums, splits, downloads) but not to key lookups, which must find a row whatever
+    /// its watermark.
+    window: Option<String>,
     key_idents: Vec<String>,
     /// What keys are ordered and compared by in ranges: the column, or a binary-collated
     /// expression where the column's own order is not the byte order of its canonical text.
@@ -129,6 +133,7 @@ impl SideSql {
             engine,
             table: quote_table(engine, table),
             filter: filter.map(|f| format!("({f})")),
+            window: None,
             key_idents: plan.key.iter().map(ident).collect(),
             key_sort: Vec::new(),
             key_binds: plan
@@ -175,6 +180,32 @@ impl SideSql {
         }
         s.encoding = encoding(engine, plan, &s.hash_list);
         s
+    }
+
+    /// Restricts the scan to an incremental run's window (`watermark >= bound`).
+    pub fn with_window(mut self, predicate: Option<String>) -> SideSql {
+        self.window = predicate.map(|p| format!("({p})"));
+        self
+    }
+
+    /// The highest watermark in the scan's rows: `expr` is the canonical form of
+    /// `max(column)` (`Window::high_expr`).
+    pub fn watermark_high(&self, expr: &str) -> Stmt {
+        let parts: Vec<&str> = self
+            .filter
+            .iter()
+            .chain(self.window.iter())
+            .map(String::as_str)
+            .collect();
+        let w = if parts.is_empty() {
+            "1 = 1".to_string()
+        } else {
+            parts.join(" AND ")
+        };
+        Stmt {
+            sql: format!("SELECT {expr} FROM {} WHERE {w}", self.table),
+            params: Vec::new(),
+        }
     }
 
     fn builder(&self) -> Builder {
@@ -251,6 +282,9 @@ impl SideSql {
         }
         if let Some(f) = &self.filter {
             parts.push(f.clone());
+        }
+        if let Some(w) = &self.window {
+            parts.push(w.clone());
         }
         if parts.is_empty() {
             "1 = 1".into()

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ficus_verify::{
-    defaults, DiffKind, Difference, Endpoint, Job, Limits, Phase, Progress, Report,
+    defaults, Checkpoint, DiffKind, Difference, Endpoint, Job, Limits, Mode, Overlap, Phase,
+    Progress, Report, RunOptions, Watermark, WatermarkValue,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -51,6 +52,33 @@ fn parse_expr(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((col.to_string(), expr.to_string()))
+}
+
+/// `--changed-since`: a timestamp (`2026-12-07T10:00:00Z`) or an integer (a version), taken
+/// as they are, or a duration (`15m`): that long before now.
+fn parse_since(s: &str) -> Result<WatermarkValue, String> {
+    if let Ok(v) = s.parse::<WatermarkValue>() {
+        return Ok(v);
+    }
+    match ficus_config::units::parse_duration(s) {
+        Ok(d) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?;
+            let micros = now.saturating_sub(d).as_micros();
+            Ok(WatermarkValue::Time(
+                i64::try_from(micros).unwrap_or(i64::MAX),
+            ))
+        }
+        Err(_) => Err(format!(
+            "`{s}` is not a time (2026-12-07T10:00:00Z), a duration before now (15m, 2h) or an \
+             integer watermark (120345)"
+        )),
+    }
+}
+
+fn parse_overlap(s: &str) -> Result<Overlap, String> {
+    s.parse()
 }
 
 /// The `verify` subcommand's flags, boxed: they are many, and the `Command` enum keeps
@@ -105,6 +133,24 @@ struct VerifyOptions {
     /// TARGET=SQL (repeatable), e.g. full_name="first || ' ' || last".
     #[arg(long = "expr", value_name = "COL=SQL", value_parser = parse_expr)]
     expr: Vec<(String, String)>,
+    /// A column that every write advances on both sides (an updated-at timestamp or an
+    /// integer version), by its source name: the run reads its highest value, and with
+    /// --changed-since compares only the rows written since.
+    #[arg(long, value_name = "COL")]
+    watermark: Option<String>,
+    /// Compare only the rows whose --watermark is at or after this, on both sides (rows on
+    /// one side only are looked up on the other): a time (2026-12-07T10:00:00Z), a duration
+    /// before now (15m) or an integer. Deleted source rows are not seen: see docs/verify.md.
+    #[arg(long, value_name = "WHEN", value_parser = parse_since, requires = "watermark")]
+    changed_since: Option<WatermarkValue>,
+    /// Subtracted from --changed-since against late commits and clock skew: a duration for
+    /// a timestamp watermark (default 60s), a count for an integer one (default 0).
+    #[arg(long, value_name = "D|N", value_parser = parse_overlap, requires = "watermark")]
+    watermark_overlap: Option<Overlap>,
+    /// Save progress to FILE after each finished segment, and resume from it when it
+    /// exists (finished segments are not scanned again); removed once the run finishes.
+    #[arg(long, value_name = "FILE")]
+    resume: Option<std::path::PathBuf>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -170,6 +216,11 @@ impl VerifyOptions {
         job.tolerance = self.tolerance.clone();
         job.expr = self.expr.clone();
         job.recheck = self.recheck;
+        job.watermark = self.watermark.as_ref().map(|column| Watermark {
+            column: column.clone(),
+            since: self.changed_since,
+            overlap: self.watermark_overlap,
+        });
         job.limits = Limits {
             segment_rows: self.segment_rows,
             bisection_factor: self.bisection_factor,
@@ -289,6 +340,37 @@ fn print_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             c.expr.as_deref().unwrap_or_default()
         )?;
     }
+    if let Some(w) = &r.watermark {
+        let column = if w.column == w.target_column {
+            w.column.clone()
+        } else {
+            format!("{} -> {}", w.column, w.target_column)
+        };
+        match (r.mode, &w.bound, &w.since) {
+            (Mode::Incremental, Some(bound), Some(since)) => writeln!(
+                out,
+                "incremental: rows with {column} >= {bound} on either side (--changed-since \
+                 {since} minus an overlap of {}); deleted source rows are not seen",
+                w.overlap
+            )?,
+            _ => writeln!(out, "full: every row (watermark {column})")?,
+        }
+        if let Some(next) = &w.next {
+            writeln!(
+                out,
+                "watermark: highest {column} when the scan started: {next} (the next \
+                 incremental run: --changed-since {next})"
+            )?;
+        }
+    }
+    if let Some(res) = &r.resumed {
+        writeln!(
+            out,
+            "resumed: {} segments ({} source rows) were verified before the interruption and \
+             not scanned again",
+            res.segments, res.rows
+        )?;
+    }
     for note in &r.skipped_columns {
         writeln!(out, "note: {note}")?;
     }
@@ -358,6 +440,47 @@ fn print_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     )
 }
 
+/// The checkpoint in `path`, None when there is no such file yet (a first run).
+fn read_checkpoint(path: &std::path::Path) -> Result<Option<Checkpoint>, String> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("--resume {}: cannot read it: {e}", path.display())),
+    };
+    serde_json::from_slice(&text).map(Some).map_err(|e| {
+        format!(
+            "--resume {}: not a ficus verify checkpoint ({e}); give another file, or delete it to \
+             start over",
+            path.display()
+        )
+    })
+}
+
+/// Writes the checkpoint atomically: a temporary file beside `path`, flushed to disk, then
+/// renamed over it, so that a process killed at any moment leaves the previous checkpoint
+/// or the new one, never a torn file.
+fn write_checkpoint(path: &std::path::Path, cp: &Checkpoint) -> Result<(), String> {
+    let fail = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let text = serde_json::to_vec(cp).map_err(|e| e.to_string())?;
+    let mut file =
+        std::fs::File::create(&tmp).map_err(|e| fail("cannot create the file beside", e))?;
+    file.write_all(&text)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| fail("cannot write the checkpoint beside", e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| fail("cannot replace", e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename itself survives a crash once the folder is synced (best effort).
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
 fn fail(json: bool, message: &str) -> ExitCode {
     if json {
         println!(
@@ -380,17 +503,67 @@ pub fn main(args: VerifyArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(args.json, &format!("cannot start the runtime: {e}")),
     };
+    let resume = match args.resume.as_deref().map(read_checkpoint).transpose() {
+        Ok(r) => r.flatten(),
+        Err(message) => return fail(args.json, &message),
+    };
+    if let (Some(cp), Some(path)) = (&resume, &args.resume) {
+        eprintln!(
+            "resuming from {}: {} segments were finished (they are not scanned again)",
+            path.display(),
+            cp.segments_done()
+        );
+    }
     let pb = progress_bar(args.no_progress);
     let bar = pb.clone();
     let started = Instant::now();
-    let result = runtime.block_on(ficus_verify::verify(&job, move |p| {
+    let resume_path = args.resume.clone();
+    let mut save = |cp: &Checkpoint| match &resume_path {
+        Some(path) => write_checkpoint(path, cp),
+        None => Ok(()),
+    };
+    let options = RunOptions {
+        resume,
+        restart_other_plan: false,
+        on_checkpoint: if args.resume.is_some() {
+            Some(&mut save)
+        } else {
+            None
+        },
+    };
+    let result = runtime.block_on(ficus_verify::verify_with(&job, options, move |p| {
         on_progress(&bar, &p, started)
     }));
     pb.finish_and_clear();
     let report = match result {
         Ok(r) => r,
-        Err(e) => return fail(args.json, &e.to_string()),
+        Err(e) => {
+            let mut message = e.to_string();
+            if let Some(path) = &args.resume {
+                if path.exists() && !matches!(e, ficus_verify::VerifyError::BadCheckpoint(_)) {
+                    message.push_str(&format!(
+                        " (the finished segments are saved in {}: run the same command again to \
+                         resume)",
+                        path.display()
+                    ));
+                } else if matches!(e, ficus_verify::VerifyError::BadCheckpoint(_)) {
+                    message = format!("--resume {}: {message}", path.display());
+                }
+            }
+            return fail(args.json, &message);
+        }
     };
+    if let Some(path) = &args.resume {
+        // The run is complete: nothing is left to resume.
+        if let Err(e) = std::fs::remove_file(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!(
+                    "warning: cannot remove the checkpoint {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
 
     let repair = args
         .repair_sql
