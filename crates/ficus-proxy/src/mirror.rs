@@ -534,7 +534,12 @@ fn recorded_shadow(
             headers: modern
                 .headers
                 .iter()
-                .map(|(n, v)| (n.as_str().to_string(), ficus_record::Body(v.as_bytes().to_vec())))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        ficus_record::Body(v.as_bytes().to_vec()),
+                    )
+                })
                 .collect(),
             body: ficus_record::Body(modern.body.to_vec()),
             truncated_from: None,

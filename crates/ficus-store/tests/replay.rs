@@ -25,8 +25,14 @@ fn sample_run(target: &str, real: i64) -> NewReplayRun {
 async fn replay_runs_record_list_and_read_back(db: Db) {
     let store = db.open().await;
     assert!(store.replay_runs(10).await.unwrap().is_empty());
-    let a = store.record_replay(sample_run("http://a:1", 1)).await.unwrap();
-    let b = store.record_replay(sample_run("http://b:2", 0)).await.unwrap();
+    let a = store
+        .record_replay(sample_run("http://a:1", 1))
+        .await
+        .unwrap();
+    let b = store
+        .record_replay(sample_run("http://b:2", 0))
+        .await
+        .unwrap();
     assert!(b.id > a.id);
     let list = store.replay_runs(10).await.unwrap();
     assert_eq!(list.iter().map(|r| r.id).collect::<Vec<_>>(), [b.id, a.id]);

@@ -397,7 +397,11 @@ async fn json_target(planted: bool) -> String {
                             .next()
                             .and_then(|x| x.parse().ok())
                             .unwrap_or(0);
-                        let price = if planted && n.is_multiple_of(5) { 11 } else { 10 };
+                        let price = if planted && n.is_multiple_of(5) {
+                            11
+                        } else {
+                            10
+                        };
                         let ts = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .unwrap()
