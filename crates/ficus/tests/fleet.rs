@@ -1221,6 +1221,64 @@ async fn a_flag_kill_switch_reaches_every_node_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_started_on_one_node_records_on_every_node() {
+    let Some(pg) = Pg::new("record").await else {
+        return;
+    };
+    let root = root("record");
+    let legacy = upstream("legacy", false).await;
+    let modern = upstream("modern", false).await;
+    let fleet_wide = routes(&legacy, &modern, "");
+    let store = pg.url(None);
+    let n1 = Node::start(&root, "n1", &store, &fleet_wide, "").await;
+    let n2 = Node::start(&root, "n2", &store, &fleet_wide, "").await;
+    let (s, v) = call(
+        "POST",
+        &n1.url("/api/v1/record/orders/start"),
+        Some(json!({"sample": 100, "for": "10m", "message": "capture before the move"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // n2 follows within a second: its own traffic is recorded into its own folder.
+    within(Duration::from_secs(1), "n2 records", || async {
+        let (_, v) = call("GET", &n2.url("/api/v1/record"), None).await;
+        v["routes"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|x| x["route"] == "orders" && x["state"] == "recording")
+        })
+    })
+    .await;
+    for i in 0..20 {
+        let user = format!("u{i}");
+        assert_eq!(n2.side("/orders/1", &[("x-user", &user)]).await.0, 200);
+    }
+    within(Duration::from_secs(5), "n2's exchanges written", || async {
+        let (_, v) = call("GET", &n2.url("/api/v1/record"), None).await;
+        v["routes"][0]["recorded"] == 20
+    })
+    .await;
+    let files = std::fs::read_dir(n2.dir.join("recordings").join("orders"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 1);
+    // Stopped through n2: n1 stops too.
+    let (s, v) = call(
+        "POST",
+        &n2.url("/api/v1/record/orders/stop"),
+        Some(json!({"message": "enough"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    within(Duration::from_secs(1), "n1 stops", || async {
+        let (_, v) = call("GET", &n1.url("/api/v1/record"), None).await;
+        v["routes"][0]["state"] == "stopped"
+    })
+    .await;
+    drop((n1, n2));
+    pg.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_keeps_traffic_and_refuses_changes_until_it_is_back() {
     let Some(pg) = Pg::new("outage").await else {
         return;
