@@ -12,7 +12,11 @@
 //! timeline, the hold with what it still needs, and pauses it with the token; the map shows
 //! the rollout's state. Feature flags evaluated over a real OFREP listener show their counts
 //! in the flags list and, by variant, on a flag's page, whose kill switch serves one variant
-//! to everyone with the token (OFREP answers it at once) and goes back to the file.
+//! to everyone with the token (OFREP answers it at once) and goes back to the file. A route
+//! recording from its `[route.record]` shows on the recordings page with the API's counts,
+//! which add up, and another route is recorded at runtime from the page and stopped, with
+//! the token; kept replay runs are listed, and a compared run's page ranks its real field
+//! first and marks the noise.
 //!
 //! Without Chromium (`/usr/bin/chromium`, or `FICUS_CHROMIUM`), the test prints a note and
 //! passes, unless `FICUS_REQUIRE_SERVICES=1` (as in CI), where it fails.
@@ -1974,5 +1978,749 @@ async fn the_flag_pages_show_the_evaluations_and_the_kill_switch_serves_off_to_e
         "screenshots: {}, {}",
         screenshot_path("flags").display(),
         screenshot_path("flag").display()
+    );
+}
+
+/// A route that records from the file: half its sticky keys, bodies over 16 bytes dropped
+/// (`over_cap = "drop"`), into a `[record] dir` with a key written by the test.
+fn record_routes(dir: &std::path::Path) -> String {
+    format!(
+        r#"[[route]]
+name = "archive"
+path_prefix = "/archive"
+legacy = "legacy"
+sticky = "header:x-user"
+[route.record]
+sample = 50
+max_body = "16B"
+over_cap = "drop"
+[record]
+dir = "{dir}"
+key_file = "{key}"
+"#,
+        dir = dir.join("recordings").display(),
+        key = dir.join("redaction.key").display(),
+    )
+}
+
+/// A POST with a body through the gateway as `user`; the status.
+async fn post_as(url: &str, user: &str, body: &str) -> u16 {
+    let c = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = hyper::Request::post(url)
+        .header("x-user", user)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.unwrap();
+    status
+}
+
+/// Polls `GET /api/v1/record` until `route` has seen `requests` requests and every one is
+/// accounted for (nothing in progress: the writer writes a block at least every second).
+async fn wait_for_recorded(admin: &str, route: &str, requests: u64) -> (Value, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let all = api(&format!("{admin}/api/v1/record")).await;
+        let r = all["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["route"] == route)
+            .cloned();
+        if let Some(r) = r {
+            let n = |k: &str| r[k].as_u64().unwrap();
+            if n("requests") == requests
+                && n("in_progress") == 0
+                && n("recorded") + n("sampled_out") + n("dropped_total") == requests
+            {
+                return (all, r);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{route} did not account for {requests} requests in 15 s: {all}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The page's row of `route` on the recordings page, once it shows `requests` requests:
+/// its data attributes, its cells' text and its dropped reasons.
+const RECORD_ROW_JS: &str = "(() => { const r = document.querySelector('#recordings tr[data-route=\"ROUTE\"][data-requests=\"REQUESTS\"][data-state=\"STATE\"]'); return r && { data: Object.assign({}, r.dataset), cells: [...r.cells].map(c => c.innerText.trim()), drops: [...r.querySelectorAll('.rec-drop')].map(s => [s.dataset.reason, Number(s.dataset.count), s.innerText]), action: r.querySelector('td.actions button')?.className }; })()";
+
+fn record_row_js(route: &str, requests: u64, state: &str) -> String {
+    RECORD_ROW_JS
+        .replace("ROUTE", route)
+        .replace("REQUESTS", &requests.to_string())
+        .replace("STATE", state)
+}
+
+/// The first number in a cell's text ("= 1,234" → 1234).
+fn cell_number(text: &Value) -> u64 {
+    let t = text.as_str().unwrap();
+    let digits: String = t
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number in {t:?}"))
+}
+
+/// A run's report as `ficus replay --json --compare` writes it: against the recording, one
+/// price that differs on one item in five (real) and a timestamp that differs on every call,
+/// the target's own answers included (noise).
+fn compared_report() -> Value {
+    let field =
+        |path: &str, differing: u64, noise_differing: u64, verdict: &str, samples: &[u64]| {
+            serde_json::json!({
+                "path": path, "kind": "value", "differing": differing,
+                "rate": differing as f64 / 100.0, "noise_scope": "endpoint", "noise_compared": 25,
+                "noise_differing": noise_differing, "noise_rate": noise_differing as f64 / 25.0,
+                "route_rate": null, "verdict": verdict, "last_ms": 1_700_000_000_000i64,
+                "sample_ids": samples
+            })
+        };
+    let endpoint = serde_json::json!({
+        "endpoint": "GET /catalog/{id}",
+        "compared": 100,
+        "differing": 100,
+        "noise_compared": 25,
+        "noise_differing": 25,
+        "rate": 0.2,
+        "last_ms": 1_700_000_000_000i64,
+        "fields": [field("$.price", 20, 0, "real", &[3, 17]), field("$.ts", 100, 25, "noise", &[1])]
+    });
+    let comparison = serde_json::json!({
+        "against": "recording",
+        "compared": 98,
+        "skipped_truncated": 1,
+        "reference_failed": 0,
+        "routes": [{
+            "route": "catalog",
+            "compared": 100,
+            "differing": 100,
+            "noise_compared": 25,
+            "noise_differing": 25,
+            "rate": 0.2,
+            "endpoints": [endpoint]
+        }]
+    });
+    serde_json::json!({
+        "planned": 104,
+        "sent": 100,
+        "answered": 98,
+        "errors": [{ "kind": "timeout", "count": 2 }],
+        "dropped_in_flight": 0,
+        "skipped": { "filter": 0, "unsafe": 3, "truncated_body": 1 },
+        "statuses": [
+            { "status": 200, "count": 94 },
+            { "status": 404, "count": 3 },
+            { "status": 500, "count": 1 }
+        ],
+        "status_mismatches": 4,
+        "mismatches": [
+            { "recorded": 200, "replayed": 404, "count": 3 },
+            { "recorded": 200, "replayed": 500, "count": 1 }
+        ],
+        "latency": { "p50_us": 1830, "p99_us": 12400, "p999_us": 25100, "max_us": 31000 },
+        "lateness": { "p50_us": 40, "p99_us": 380, "p999_us": 900, "max_us": 1200 },
+        "schedule_s": 10.0,
+        "sending_s": 10.002,
+        "took_s": 10.4,
+        "rate_per_s": 9.998,
+        "torn": null,
+        "comparison": comparison
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recordings_page_adds_up_starts_and_stops_and_the_replays_rank_their_fields() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium");
+        return;
+    };
+    let rec = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rec.path().join("redaction.key"),
+        "a-redaction-key-of-32-bytes-0123",
+    )
+    .unwrap();
+    let e = env_with(&record_routes(rec.path())).await;
+
+    // 40 users read (about half of them sampled out), 20 upload a body over the 16-byte cap
+    // (those sampled in are dropped: body_over_cap): every request answered all the same.
+    for i in 0..40 {
+        let (status, body) = get(&format!("{}/archive/{i}", e.proxy), &format!("user-{i}")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let upload = "x".repeat(100);
+    for i in 0..20 {
+        let status = post_as(
+            &format!("{}/archive/upload", e.proxy),
+            &format!("user-{i}"),
+            &upload,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (all, archive) = wait_for_recorded(&e.admin, "archive", 60).await;
+    let n = |r: &Value, k: &str| r[k].as_u64().unwrap();
+    assert_eq!(
+        (&archive["state"], &archive["source"]),
+        (&Value::from("recording"), &Value::from("config")),
+        "{archive}"
+    );
+    assert!(
+        n(&archive, "recorded") > 0 && n(&archive, "sampled_out") > 0,
+        "{archive}"
+    );
+    assert!(
+        n(&archive["dropped"], "body_over_cap") > 0,
+        "uploads of sampled-in users are dropped: {archive}"
+    );
+
+    let (_browser, mut page) = open_page(&chromium).await;
+    page.navigate(&format!("{}/#/recordings", e.admin))
+        .await
+        .unwrap();
+    let row = page
+        .wait_for(
+            "archive's row with every request accounted for",
+            &record_row_js("archive", 60, "recording"),
+        )
+        .await;
+    // The page's numbers are the API's.
+    let data = &row["data"];
+    for (attr, key) in [
+        ("requests", "requests"),
+        ("recorded", "recorded"),
+        ("sampledOut", "sampled_out"),
+        ("dropped", "dropped_total"),
+        ("inProgress", "in_progress"),
+        ("bytes", "bytes"),
+        ("files", "files"),
+    ] {
+        assert_eq!(
+            data[attr].as_str().unwrap(),
+            archive[key].to_string(),
+            "{attr}: {row} vs {archive}"
+        );
+    }
+    assert_eq!(
+        (&data["source"], &data["sample"], &data["addsUp"]),
+        (
+            &Value::from("config"),
+            &Value::from("50"),
+            &Value::from("true")
+        ),
+        "{row}"
+    );
+    // And the cells show them, visibly adding up: requests = recorded + sampled out +
+    // dropped + in progress.
+    let cells = row["cells"].as_array().unwrap();
+    assert_eq!(
+        cells[..5],
+        [
+            Value::from("archive"),
+            Value::from("recording"),
+            Value::from("config"),
+            Value::from("50 %"),
+            Value::from("while configured")
+        ],
+        "{row}"
+    );
+    let shown: Vec<u64> = cells[5..10].iter().map(cell_number).collect();
+    assert_eq!(
+        shown,
+        vec![
+            60,
+            n(&archive, "recorded"),
+            n(&archive, "sampled_out"),
+            n(&archive, "dropped_total"),
+            0
+        ],
+        "{row}"
+    );
+    assert_eq!(shown[0], shown[1..].iter().sum::<u64>(), "{row}");
+    for (i, op) in [(6, "= "), (7, "+ "), (8, "+ "), (9, "+ ")] {
+        assert!(cells[i].as_str().unwrap().starts_with(op), "{row}");
+    }
+    assert_eq!(cell_number(&cells[12]), n(&archive, "files"), "{row}");
+    // The dropped reasons that happened, and only those.
+    let mut reasons: Vec<Value> = Vec::new();
+    for (k, v) in archive["dropped"].as_object().unwrap() {
+        if v.as_u64().unwrap() > 0 {
+            reasons.push(serde_json::json!([k, v]));
+        }
+    }
+    let drops: Vec<Value> = row["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::json!([d[0], d[1]]))
+        .collect();
+    assert_eq!(drops, reasons, "{row} vs {archive}");
+    assert!(
+        row["drops"][0][2]
+            .as_str()
+            .unwrap()
+            .ends_with("body over cap"),
+        "{row}"
+    );
+    assert!(
+        row["action"].as_str().unwrap().contains("record-stop"),
+        "{row}"
+    );
+    // The node's folder and bytes.
+    let node = page
+        .eval("(() => { const p = document.querySelector('#recordings-node'); return Object.assign({ text: p.innerText }, p.dataset); })()")
+        .await
+        .unwrap();
+    assert_eq!(node["dir"], all["dir"], "{node}");
+    assert_eq!(node["node"], all["node"], "{node}");
+    assert_eq!(node["totalBytes"], all["total_bytes"].to_string(), "{node}");
+    assert!(
+        all["dir"]
+            .as_str()
+            .unwrap()
+            .starts_with(&rec.path().display().to_string()),
+        "{all}"
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('nav a[data-nav=recordings]').getAttribute('aria-current')"
+        )
+        .await
+        .unwrap(),
+        "page"
+    );
+
+    // A runtime recording of orders, from the page's form, with the token typed in the dialog.
+    page.wait_for(
+        "the routes in the start form",
+        "[...document.querySelectorAll('#record-route option')].some(o => o.value === 'orders')",
+    )
+    .await;
+    page.fill("#record-route", "orders").await.unwrap();
+    page.fill("#record-sample", "10").await.unwrap();
+    page.fill("#record-for", "1h").await.unwrap();
+    page.fill("#record-max-size", "2MiB").await.unwrap();
+    page.click("#record-start").await.unwrap();
+    page.wait_for(
+        "the confirm dialog asking for the token",
+        "document.querySelector('#confirm-dialog').open && !document.querySelector('#confirm-token-row').hidden && document.querySelector('#confirm-title').textContent === 'Start recording orders'",
+    )
+    .await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    page.fill("#confirm-message", "browser test: capture before the move")
+        .await
+        .unwrap();
+    page.fill("#confirm-token", TOKEN).await.unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let result = page
+        .wait_for(
+            "the recorded record.started event",
+            "(() => { const r = document.querySelector('#result.result-ok'); return r && !r.hidden && r.innerText.includes('record.started') && r.innerText; })()",
+        )
+        .await;
+    let events = api(&format!("{}/api/v1/events?kind=record.started", e.admin)).await;
+    let id = events[0]["id"].as_i64().unwrap();
+    assert_eq!(events[0]["route"], "orders", "{events}");
+    assert_eq!(events[0]["data"]["sample_bp"], 1000, "{events}");
+    let result = result.as_str().unwrap();
+    assert!(
+        result.contains(&format!("event #{id} by api:dashboard"))
+            && result.contains("browser test: capture before the move")
+            && result.contains("recording: sample 10%, until ")
+            && result.contains("at most 2 MiB per node"),
+        "{result}"
+    );
+    let listed = api(&format!("{}/api/v1/record", e.admin)).await;
+    let orders = listed["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "orders")
+        .cloned()
+        .unwrap_or_else(|| panic!("orders is not listed: {listed}"));
+    assert_eq!(
+        (
+            &orders["state"],
+            &orders["source"],
+            &orders["sample_percent"],
+            &orders["max_size"],
+            &orders["event_id"]
+        ),
+        (
+            &Value::from("recording"),
+            &Value::from("runtime"),
+            &Value::from(10.0),
+            &Value::from(2 * 1024 * 1024),
+            &Value::from(id)
+        ),
+        "{orders}"
+    );
+    let until = orders["until_ms"].as_u64().unwrap();
+    assert!(
+        until >= before + 3_590_000 && until <= before + 3_610_000,
+        "until {until}, started about {before}"
+    );
+    // Its traffic: a tenth of the users recorded, the rest sampled out, all accounted for.
+    for i in 0..30 {
+        get(&format!("{}/orders/{i}", e.proxy), &format!("user-{i}")).await;
+    }
+    let (_, orders) = wait_for_recorded(&e.admin, "orders", 30).await;
+    let row = page
+        .wait_for(
+            "orders recording at runtime on the page",
+            &record_row_js("orders", 30, "recording"),
+        )
+        .await;
+    assert_eq!(row["data"]["source"], "runtime", "{row}");
+    assert_eq!(row["data"]["until"], until.to_string(), "{row}");
+    assert_eq!(row["data"]["addsUp"], "true", "{row}");
+    let cells = row["cells"].as_array().unwrap();
+    assert_eq!(
+        cells[2..4],
+        [Value::from("runtime"), Value::from("10 %")],
+        "{row}"
+    );
+    let left = cells[4].as_str().unwrap();
+    assert!(
+        left.starts_with("59 min") || left == "1 h",
+        "about an hour left: {row}"
+    );
+    let shown: Vec<u64> = cells[5..10].iter().map(cell_number).collect();
+    assert_eq!(
+        shown,
+        vec![
+            30,
+            n(&orders, "recorded"),
+            n(&orders, "sampled_out"),
+            n(&orders, "dropped_total"),
+            0
+        ],
+        "{row} vs {orders}"
+    );
+    assert!(cells[11].as_str().unwrap().contains("of 2 MiB"), "{row}");
+    let fits = page
+        .eval("(() => { const m = document.querySelector('#main'); return document.querySelector('#recordings').getBoundingClientRect().right <= m.getBoundingClientRect().right - parseFloat(getComputedStyle(m).paddingRight) + 0.5; })()")
+        .await
+        .unwrap();
+    assert_eq!(fits, true, "the recordings overflow {WIDTH} px");
+    page.screenshot(WIDTH, &screenshot_path("recordings"))
+        .await
+        .unwrap();
+
+    // Stop it from its row: the token is remembered for the tab.
+    page.click("#recordings tr[data-route=\"orders\"] button.record-stop")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the stop's confirm dialog without a token field",
+        "document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-token-row').hidden && document.querySelector('#confirm-title').textContent === 'Stop recording orders'",
+    )
+    .await;
+    page.fill("#confirm-message", "browser test: enough")
+        .await
+        .unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    page.wait_for(
+        "the recorded record.stopped event",
+        "document.querySelector('#result.result-ok')?.innerText.includes('record.stopped')",
+    )
+    .await;
+    let stopped = api(&format!("{}/api/v1/events?kind=record.stopped", e.admin)).await;
+    assert_eq!(
+        (&stopped[0]["route"], &stopped[0]["message"]),
+        (&Value::from("orders"), &Value::from("browser test: enough")),
+        "{stopped}"
+    );
+    let listed = api(&format!("{}/api/v1/record", e.admin)).await;
+    let orders = listed["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == "orders")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&orders["state"], &orders["source"]),
+        (&Value::from("stopped"), &Value::Null),
+        "{orders}"
+    );
+    let row = page
+        .wait_for(
+            "orders stopped on the page",
+            &record_row_js("orders", 30, "stopped"),
+        )
+        .await;
+    assert_eq!(
+        row["cells"].as_array().unwrap()[1..5],
+        [
+            Value::from("stopped"),
+            Value::from("—"),
+            Value::from("—"),
+            Value::from("—")
+        ],
+        "{row}"
+    );
+    assert!(
+        row["action"].as_str().unwrap().contains("record-prefill"),
+        "{row}"
+    );
+    // archive records on.
+    page.wait_for(
+        "archive still recording",
+        "document.querySelector('#recordings tr[data-route=\"archive\"][data-state=\"recording\"] button.record-stop')",
+    )
+    .await;
+
+    // Replays: none kept yet, then two saved as `ficus replay --save` does.
+    page.click("nav a[data-nav=replays]").await.unwrap();
+    let none = page
+        .wait_for(
+            "the replays' empty state",
+            "document.querySelector('#replays-none')?.innerText",
+        )
+        .await;
+    assert!(
+        none.as_str()
+            .unwrap()
+            .contains("ficus replay FILE --target URL --compare --save"),
+        "{none}"
+    );
+    let plain = serde_json::json!({
+        "planned": 120, "sent": 120, "answered": 120, "errors": [], "dropped_in_flight": 0,
+        "skipped": { "filter": 0, "unsafe": 0, "truncated_body": 0 },
+        "statuses": [{ "status": 200, "count": 120 }], "status_mismatches": 0, "mismatches": [],
+        "latency": { "p50_us": 900, "p99_us": 4000, "p999_us": 6000, "max_us": 6100 },
+        "lateness": { "p50_us": 30, "p99_us": 200, "p999_us": 300, "max_us": 310 },
+        "schedule_s": 12.0, "sending_s": 12.0, "took_s": 12.1, "rate_per_s": 10.0, "torn": null
+    });
+    let (status, first) = post(
+        &format!("{}/api/v1/replays", e.admin),
+        serde_json::json!({ "file": "recordings/archive/archive-a.ficusrec", "target": "http://staging:8080", "reference": "none", "report": plain }),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = post(
+        &format!("{}/api/v1/replays", e.admin),
+        serde_json::json!({ "file": "recordings/catalog/catalog-b.ficusrec", "target": "http://modern:8080", "reference": "recording", "report": compared_report() }),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["real"], 1, "{second}");
+    let (id1, id2) = (
+        first["id"].as_i64().unwrap(),
+        second["id"].as_i64().unwrap(),
+    );
+    let runs = api(&format!("{}/api/v1/replays", e.admin)).await;
+    let rows = page
+        .wait_for(
+            "the two runs, newest first",
+            "(() => { const r = [...document.querySelectorAll('#replays tbody tr[data-replay]')]; return r.length === 2 && !document.querySelector('#replays-none') && r.map(t => ({ id: Number(t.dataset.replay), real: t.dataset.real, highlighted: t.classList.contains('has-real'), cells: [...t.cells].map(c => c.innerText.trim()) })); })()",
+        )
+        .await;
+    assert_eq!(rows[0]["id"], id2, "{rows}");
+    assert_eq!(rows[1]["id"], id1, "{rows}");
+    assert_eq!(
+        (&rows[0]["real"], &rows[0]["highlighted"]),
+        (&Value::from("1"), &Value::Bool(true)),
+        "{rows}"
+    );
+    assert_eq!(
+        (&rows[1]["real"], &rows[1]["highlighted"]),
+        (&Value::from("0"), &Value::Bool(false)),
+        "{rows}"
+    );
+    let (c0, c1) = (
+        rows[0]["cells"].as_array().unwrap(),
+        rows[1]["cells"].as_array().unwrap(),
+    );
+    assert_eq!(c0[0], format!("#{id2}"), "{rows}");
+    assert_eq!(c0[2], runs[0]["actor"], "{rows} vs {runs}");
+    assert_eq!(
+        c0[3..],
+        [
+            Value::from("recordings/catalog/catalog-b.ficusrec"),
+            Value::from("http://modern:8080"),
+            Value::from("the recording"),
+            Value::from("100"),
+            Value::from("1 real")
+        ],
+        "{rows}"
+    );
+    assert_eq!(
+        c1[5..],
+        [
+            Value::from("not compared"),
+            Value::from("120"),
+            Value::from("—")
+        ],
+        "{rows}"
+    );
+    assert!(page
+        .eval("document.querySelector('#replays-summary').innerText")
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains("2 runs kept · 1 with real differences"));
+    let fits = page
+        .eval("(() => { const m = document.querySelector('#main'); return document.querySelector('#replays').getBoundingClientRect().right <= m.getBoundingClientRect().right - parseFloat(getComputedStyle(m).paddingRight) + 0.5; })()")
+        .await
+        .unwrap();
+    assert_eq!(fits, true, "the replays overflow {WIDTH} px");
+    page.screenshot(WIDTH, &screenshot_path("replays"))
+        .await
+        .unwrap();
+
+    // The compared run's page: its summary and its fields, ranked like the shadow diffs.
+    page.click(&format!("#replays tr[data-replay=\"{id2}\"] a.replay-link"))
+        .await
+        .unwrap();
+    let shown = page
+        .wait_for(
+            "the run's summary and its ranked fields",
+            "(() => { const c = document.querySelector('#replay-comparison'); const rows = c && [...c.querySelectorAll('.replay-route .endpoint tr.field')]; if (!rows || !rows.length) return null; const counter = (k) => document.querySelector(`#replay-summary dd[data-counter=${k}]`); return { fields: rows.map(t => ({ path: t.dataset.path, verdict: t.dataset.verdict, rate: Number(t.dataset.rate), group: t.parentElement.className, rateText: t.querySelector('.field-rate').innerText, badge: t.querySelector('.verdict').innerText, samples: t.querySelector('.samples').innerText })), noiseHead: c.querySelector('.noise-head')?.innerText, endpoint: c.querySelector('.endpoint').dataset.endpoint, route: c.querySelector('.replay-route').dataset.route, summary: document.querySelector('#replay-comparison-summary').innerText, real: document.querySelector('#replay-comparison-summary').dataset.real, counters: Object.fromEntries(['planned', 'sent', 'answered', 'errors', 'dropped_in_flight', 'p50_us', 'p99_us', 'p999_us', 'max_us'].map(k => [k, [counter(k).dataset.value, counter(k).innerText]])), errors: document.querySelector('#replay-errors')?.innerText, skipped: document.querySelector('#replay-skipped').innerText, lateness: document.querySelector('#replay-lateness').innerText, mismatches: [...document.querySelectorAll('#replay-mismatches tbody tr')].map(r => [Number(r.dataset.recorded), Number(r.dataset.replayed), Number(r.dataset.count)]), mismatchCount: document.querySelector('#replay-mismatch-summary').dataset.count, badge: document.querySelector('.badges .replay-badge').innerText, meta: document.querySelector('#replay-meta').innerText }; })()",
+        )
+        .await;
+    let fields = &shown["fields"];
+    assert_eq!(fields.as_array().unwrap().len(), 2, "{shown}");
+    assert_eq!(
+        (
+            &fields[0]["path"],
+            &fields[0]["verdict"],
+            &fields[0]["rate"],
+            &fields[0]["group"],
+            &fields[0]["badge"]
+        ),
+        (
+            &Value::from("$.price"),
+            &Value::from("real"),
+            &Value::from(0.2),
+            &Value::from("fields-real"),
+            &Value::from("real")
+        ),
+        "the real field first: {shown}"
+    );
+    assert_eq!(fields[0]["rateText"], "20.0%\n20 / 100", "{shown}");
+    assert_eq!(fields[0]["samples"], "#3 #17", "{shown}");
+    assert_eq!(
+        (
+            &fields[1]["path"],
+            &fields[1]["verdict"],
+            &fields[1]["group"],
+            &fields[1]["badge"]
+        ),
+        (
+            &Value::from("$.ts"),
+            &Value::from("noise"),
+            &Value::from("fields-noise"),
+            &Value::from("noise")
+        ),
+        "the noise below, marked noise: {shown}"
+    );
+    assert!(
+        shown["noiseHead"]
+            .as_str()
+            .unwrap()
+            .starts_with("Noise (1)"),
+        "{shown}"
+    );
+    assert_eq!(
+        (&shown["route"], &shown["endpoint"], &shown["real"]),
+        (
+            &Value::from("catalog"),
+            &Value::from("GET /catalog/{id}"),
+            &Value::from("1")
+        ),
+        "{shown}"
+    );
+    let summary = shown["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Compared against the recording: 98 responses; 1 recorded body cut")
+            && summary.contains("1 real field"),
+        "{summary}"
+    );
+    assert_eq!(
+        shown["counters"],
+        serde_json::json!({
+            "planned": ["104", "104"],
+            "sent": ["100", "100"],
+            "answered": ["98", "98"],
+            "errors": ["2", "2"],
+            "dropped_in_flight": ["0", "0"],
+            "p50_us": ["1830", "1.8 ms"],
+            "p99_us": ["12400", "12 ms"],
+            "p999_us": ["25100", "25 ms"],
+            "max_us": ["31000", "31 ms"]
+        }),
+        "{shown}"
+    );
+    assert_eq!(shown["errors"], "errors: 2 timeout", "{shown}");
+    assert_eq!(
+        shown["skipped"],
+        "skipped: 3 unsafe (--unsafe allow sends them), 1 with a body cut at the recording's cap",
+        "{shown}"
+    );
+    assert_eq!(
+        shown["lateness"], "send lateness: p50 0.04 ms · p99 0.38 ms · max 1.2 ms",
+        "{shown}"
+    );
+    assert_eq!(
+        (&shown["mismatches"], &shown["mismatchCount"]),
+        (
+            &serde_json::json!([[200, 404, 3], [200, 500, 1]]),
+            &Value::from("4")
+        ),
+        "{shown}"
+    );
+    assert_eq!(shown["badge"], "1 real difference", "{shown}");
+    assert!(
+        shown["meta"].as_str().unwrap().contains(
+            "recordings/catalog/catalog-b.ficusrec → http://modern:8080 · against the recording"
+        ),
+        "{shown}"
+    );
+    page.screenshot(WIDTH, &screenshot_path("replay"))
+        .await
+        .unwrap();
+
+    // The plain run says how to compare.
+    page.navigate(&format!("{}/#/replays/{id1}", e.admin))
+        .await
+        .unwrap();
+    page.wait_for(
+        "the plain run, not compared",
+        "document.querySelector('#replay-not-compared') && document.querySelector('.badges .replay-badge')?.innerText === 'not compared'",
+    )
+    .await;
+    assert!(
+        page.problems.is_empty(),
+        "the page logged problems: {:#?}",
+        page.problems
+    );
+    eprintln!(
+        "screenshots: {}, {}, {}",
+        screenshot_path("recordings").display(),
+        screenshot_path("replays").display(),
+        screenshot_path("replay").display()
     );
 }

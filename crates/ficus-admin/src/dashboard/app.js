@@ -129,6 +129,14 @@
       const n = (x) => Number(x) || 0;
       return `comparisons forgotten: ${n(d.endpoints)} endpoints, ${n(d.fields)} field keys, ${n(d.samples)} samples stored`;
     }
+    if (e.kind === 'record.started') {
+      // The runtime recording's settings: sample in basis points, the end, the size cap.
+      const parts = [`sample ${d.sample_bp === null || d.sample_bp === undefined ? '100%' : fmtWeight(Number(d.sample_bp) / 100)}`];
+      parts.push(d.until_ms ? `until ${fmtDateTime(d.until_ms)}` : 'until stopped');
+      if (d.max_size) parts.push(`at most ${fmtBytes(d.max_size)} per node`);
+      return `recording: ${parts.join(', ')}`;
+    }
+    if (e.kind === 'record.stopped') return 'recording stopped on every node';
     if (e.kind === 'cache.purged') return `purged: ${d.purged || (d.path ? d.path : 'every cached response')}`;
     if (Array.isArray(d.changes)) {
       const lines = d.changes.map(describeChange);
@@ -453,6 +461,9 @@
     else if ((m = hash.match(/^#\/slo\/(.+)$/))) show(sloRouteView(decodeURIComponent(m[1])), 'slo');
     else if (hash === '#/flags') show(flagsView(), 'flags');
     else if ((m = hash.match(/^#\/flags\/(.+)$/))) show(flagView(decodeURIComponent(m[1])), 'flags');
+    else if (hash === '#/recordings') show(recordingsView(), 'recordings');
+    else if (hash === '#/replays') show(replaysView(), 'replays');
+    else if ((m = hash.match(/^#\/replays\/(\d+)$/))) show(replayView(Number(m[1])), 'replays');
     else show(mapView(), 'map');
   }
 
@@ -1526,7 +1537,21 @@
     noise: 'differs no more often than legacy differs from itself (timestamps, random ids)',
     equal: 'never differed',
   };
-  const verdictBadge = (v) => h('span', { class: `verdict verdict-${v}`, title: VERDICT_HELP[v] || null }, v);
+  const verdictBadge = (v, help) => h('span', { class: `verdict verdict-${v}`, title: (help || VERDICT_HELP)[v] || null }, v);
+  /**
+   * How the field tree names what it compares: the shadow comparison's legacy against modern
+   * by default; a replay's (replayWords) the reference against the target.
+   */
+  const SHADOW_WORDS = {
+    pair: 'legacy-vs-modern',
+    noisePair: 'legacy-vs-legacy',
+    other: 'modern',
+    noNoise: 'no legacy-vs-legacy comparison yet ([route.shadow] noise_sample)',
+    noiseNote: '· these fields differ about as often between two answers of legacy: not counted in the rate',
+    same: 'modern answers like legacy here',
+    heading: 'h3',
+    verdictHelp: VERDICT_HELP,
+  };
   const diffKind = (k) => h('span', { class: 'diff-kind', title: KIND_HELP[k] || null }, k);
 
   /** Re-runs `redraw` (which replaces `container`'s children) keeping the focus on the same control. */
@@ -1584,15 +1609,20 @@
     return out;
   }
 
-  function endpointBlock(ep, openSample, selected) {
+  /**
+   * One endpoint's field tree: real differences first, by rate, then the noise under its own
+   * heading. `openSample` null: the samples' ids are shown but cannot be opened (a replay's).
+   */
+  function endpointBlock(ep, openSample, selected, words) {
+    const w = words || SHADOW_WORDS;
     const real = ep.fields.filter((f) => f.verdict === 'real');
     const noise = ep.fields.filter((f) => f.verdict !== 'real');
-    const rows = (fields) => fields.map((f) => fieldRow(f, ep, openSample, selected));
+    const rows = (fields) => fields.map((f) => fieldRow(f, ep, openSample, selected, w));
     const none = !ep.fields.length
       ? `No difference in ${num(ep.compared, 0)} comparisons.`
-      : `No real difference: modern answers like legacy here${noise.length ? ', apart from the noise below' : ''}.`;
+      : `No real difference: ${w.same}${noise.length ? ', apart from the noise below' : ''}.`;
     return h('div', { class: 'endpoint', dataset: { endpoint: ep.endpoint, rate: ep.rate } },
-      h('h3', {}, h('code', {}, ep.endpoint),
+      h(w.heading, {}, h('code', {}, ep.endpoint),
         h('span', { class: 'muted' }, ` · ${num(ep.compared, 0)} compared · ${num(ep.differing, 0)} with a difference · real rate `),
         h('span', { class: rateClass(ep.rate) }, fmtDiffRate(ep.rate)),
         ep.last_ms ? h('span', { class: 'muted', title: fmtDateTime(ep.last_ms) }, ` · last compared ${fmtTime(ep.last_ms)}`) : null),
@@ -1601,7 +1631,7 @@
         h('tbody', { class: 'fields-real' }, real.length ? rows(real) : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, none))),
         noise.length ? h('tbody', { class: 'fields-noise' },
           h('tr', { class: 'noise-head' }, h('th', { colspan: 6, scope: 'rowgroup' }, `Noise (${noise.length}) `,
-            h('span', { class: 'muted' }, '· these fields differ about as often between two answers of legacy: not counted in the rate'))),
+            h('span', { class: 'muted' }, w.noiseNote))),
           rows(noise)) : null));
   }
 
@@ -1610,29 +1640,31 @@
    * legacy-vs-legacy rate, or the route's pooled one (marked "route") while the endpoint has
    * too few comparisons of its own; "—" before any.
    */
-  function noiseCell(f, ratio) {
+  function noiseCell(f, ratio, w) {
     if (!(f.noise_compared > 0)) {
-      return h('td', { class: 'num noise', title: 'no legacy-vs-legacy comparison yet ([route.shadow] noise_sample)' }, h('span', { class: 'muted' }, '—'));
+      return h('td', { class: 'num noise', title: w.noNoise }, h('span', { class: 'muted' }, '—'));
     }
     const pooled = f.noise_scope === 'route';
     const title = pooled
-      ? `differs in ${f.noise_differing} of the route's ${f.noise_compared} legacy-vs-legacy comparisons (pooled over its endpoints: this one has too few of its own); over the whole route, modern differs here in ${fmtDiffRate(f.route_rate ?? 0)} of the comparisons`
-      : `differs in ${f.noise_differing} of ${f.noise_compared} legacy-vs-legacy comparisons`;
+      ? `differs in ${f.noise_differing} of the route's ${f.noise_compared} ${w.noisePair} comparisons (pooled over its endpoints: this one has too few of its own); over the whole route, ${w.other} differs here in ${fmtDiffRate(f.route_rate ?? 0)} of the comparisons`
+      : `differs in ${f.noise_differing} of ${f.noise_compared} ${w.noisePair} comparisons`;
     return h('td', { class: 'num noise', title, dataset: { scope: f.noise_scope } },
       fmtDiffRate(f.noise_rate), pooled ? h('span', { class: 'muted small' }, ' (route)') : null,
       ratio(f.noise_differing, f.noise_compared));
   }
 
-  function fieldRow(f, ep, openSample, selected) {
+  function fieldRow(f, ep, openSample, selected, w) {
     const ratio = (a, b) => h('div', { class: 'muted small' }, `${num(a, 0)} / ${num(b, 0)}`);
     return h('tr', { class: `field field-${f.verdict}`, dataset: { path: f.path, kind: f.kind, verdict: f.verdict, rate: f.rate } },
       h('th', { scope: 'row', class: 'field-path' }, pathLabel(f.path)),
       h('td', {}, diffKind(f.kind)),
-      h('td', { class: 'num', title: `differs in ${f.differing} of ${ep.compared} legacy-vs-modern comparisons` },
+      h('td', { class: 'num field-rate', title: `differs in ${f.differing} of ${ep.compared} ${w.pair} comparisons` },
         h('span', { class: f.verdict === 'real' ? rateClass(f.rate) : null }, fmtDiffRate(f.rate)), ratio(f.differing, ep.compared)),
-      noiseCell(f, ratio),
-      h('td', {}, verdictBadge(f.verdict)),
-      h('td', { class: 'samples' }, f.sample_ids.length
+      noiseCell(f, ratio, w),
+      h('td', {}, verdictBadge(f.verdict, w.verdictHelp)),
+      h('td', { class: 'samples' }, f.sample_ids.length && !openSample
+        ? h('span', { class: 'muted small sample-ids', title: w.samplesHelp || null }, f.sample_ids.map((id) => `#${id}`).join(' '))
+        : f.sample_ids.length
         ? f.sample_ids.map((id, n) => h('button', {
           type: 'button',
           class: 'sample-link small',
@@ -2091,7 +2123,7 @@
         routeFilter = h('input', { id: 'events-route', type: 'search', placeholder: 'any route', spellcheck: 'false', onchange: () => { sig = ''; refreshNow(); } });
         kindFilter = h('select', { id: 'events-kind', onchange: () => { sig = ''; refreshNow(); } },
           h('option', { value: '' }, 'any kind'),
-          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS, 'slo.firing', 'slo.resolved', 'flag.set', 'flag.reset'].map((k) => h('option', { value: k }, k)));
+          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS, 'slo.firing', 'slo.resolved', 'flag.set', 'flag.reset', 'record.started', 'record.stopped'].map((k) => h('option', { value: k }, k)));
         tbody = h('tbody');
         root.append(
           h('div', { class: 'page-head' },
@@ -3124,6 +3156,504 @@
       },
       failed(e) {
         els.error.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  // ---- recordings (GET /api/v1/record; POST /api/v1/record/ROUTE/start and /stop)
+
+  const RECORD_STATE_HELP = {
+    recording: 'this node writes the route\'s sampled exchanges to its [record] dir',
+    ended: 'a runtime recording whose time (--for) is over: nothing more is recorded until the next start',
+    stopped: 'stopped at runtime (ficus record stop, the dashboard, the API): the stop wins over the route\'s [route.record] until the next start',
+    off: 'not recording now: the counts are from before, since this node started',
+  };
+  const RECORD_SOURCE_HELP = {
+    config: 'the route\'s [route.record] in the config file',
+    runtime: 'started at runtime (ficus record start, the dashboard, the API): it wins over the file (whose redaction rules stay) until it ends or is stopped',
+  };
+  /** The dropped reasons of GET /api/v1/record, in its order: key, label, what happened. */
+  const RECORD_DROPS = [
+    ['queue_full', 'queue full', 'the writer\'s queue ([record] queue) was full'],
+    ['body_over_cap', 'body over cap', 'a body was larger than the route\'s max_body and it says over_cap = "drop"'],
+    ['disk_full', 'disk full', 'a write failed, or this node\'s recordings reached [record] max_total'],
+    ['max_size', 'max size', 'the route\'s recording reached its max_size on this node'],
+    ['redaction_failed', 'redaction failed', 'a JSON redaction rule could not reach a body (cut at max_body, or not JSON though it says so): left out, never written raw'],
+    ['incomplete', 'incomplete', 'the client did not get the whole response, or the request was an upgrade (WebSocket)'],
+  ];
+  const RECORD_COLUMNS = [
+    ['Route', null, null],
+    ['State', 'recording, ended (its time is over), stopped (at runtime) or off', null],
+    ['Source', 'config: the route\'s [route.record]; runtime: ficus record start, the dashboard or the API', null],
+    ['Sample', 'the share of the route\'s sticky keys recorded: a user is either recorded or not', 'num'],
+    ['Time left', 'until a runtime recording\'s end (--for)', 'num'],
+    ['Requests', 'requests of the route this node saw while it recorded, since it started: they add up to the next four columns', 'num'],
+    ['= Recorded', 'exchanges written to the recording files', 'num'],
+    ['+ Sampled out', 'left out by the sample (their sticky key is not in it)', 'num'],
+    ['+ Dropped', 'not recorded, by reason (below the number)', 'num'],
+    ['+ In progress', 'taken, not counted yet: waiting for the response\'s end or in the writer\'s queue (a block is written at least every second)', 'num'],
+    ['Rate', 'exchanges recorded per second between the last two refreshes', 'num'],
+    ['Size', 'bytes this node wrote for the route, and its max_size', 'num'],
+    ['Files', 'recording files this node opened for the route (rotated at [record] rotate_bytes or rotate_every)', 'num'],
+    ['', null, null],
+  ];
+
+  const recordStateBadge = (state) => h('span', { class: `rec-state rec-state-${state}`, title: RECORD_STATE_HELP[state] || null }, state);
+
+  /** The time left of a recording: text and tooltip. */
+  function recordTimeLeft(r, now) {
+    if (r.state === 'recording') {
+      if (r.until_ms === null || r.until_ms === undefined) {
+        return r.source === 'runtime'
+          ? { text: 'until stopped', title: 'started without a time (--for): it records until stopped' }
+          : { text: 'while configured', title: 'as long as the route has its [route.record] (or until a runtime stop)' };
+      }
+      const left = (r.until_ms - now) / 1000;
+      return { text: left >= 1 ? fmtSpan(left) : 'ending', title: `until ${fmtDateTime(r.until_ms)}` };
+    }
+    if (r.state === 'ended') return { text: 'ended', title: r.until_ms ? `its time ended at ${fmtDateTime(r.until_ms)}` : null };
+    return { text: '—', title: 'not recording' };
+  }
+
+  function recordStartAction(route, spec, rec) {
+    const r = rec && rec.routes.find((x) => x.route === route);
+    const payload = {};
+    if (spec.sample !== null) payload.sample = spec.sample;
+    if (spec.for) payload.for = spec.for;
+    if (spec.max_size) payload.max_size = spec.max_size;
+    const parts = [
+      `${spec.sample === null ? '100' : num(spec.sample, 2)} % of its sticky keys`,
+      spec.for ? `for ${spec.for}` : 'until stopped',
+      spec.max_size ? `at most ${spec.max_size} on each node` : 'at most the route\'s max_size (1 GiB unless its [route.record] says otherwise) on each node',
+    ];
+    const now = r && r.state === 'recording' ? ` It records now (${r.source || 'config'}, ${num(r.sample_percent, 2)} %): this start replaces that.` : '';
+    return {
+      title: `Start recording ${route}`,
+      what: `Route ${route} records ${parts.join(', ')}, on every node within a second, each into its own [record] dir.${now} A runtime start wins over the route's [route.record] (its redaction rules stay) until it ends or is stopped. Recorded as a record.started event.`,
+      message: 'recording started from the dashboard',
+      button: `Start recording ${route}`,
+      danger: false,
+      path: `/api/v1/record/${encodeURIComponent(route)}/start`,
+      payload: (message) => Object.assign({}, payload, { message }),
+    };
+  }
+
+  function recordStopAction(r) {
+    return {
+      title: `Stop recording ${r.route}`,
+      what: `Route ${r.route} stops recording on every node within a second (here: ${num(r.recorded, 0)} exchanges recorded, ${fmtBytes(r.bytes)} in ${num(r.files, 0)} file${r.files === 1 ? '' : 's'}; the files stay). The stop wins over the route's [route.record] until the next start. Recorded as a record.stopped event.`,
+      message: 'recording stopped from the dashboard',
+      button: `Stop recording ${r.route}`,
+      danger: true,
+      path: `/api/v1/record/${encodeURIComponent(r.route)}/stop`,
+      payload: (message) => ({ message }),
+    };
+  }
+
+  function recordRow(r, rate, now, onPrefill) {
+    const dropped = r.dropped || {};
+    const reasons = RECORD_DROPS.filter(([k]) => Number(dropped[k]) > 0);
+    const sum = r.recorded + r.sampled_out + r.dropped_total + r.in_progress;
+    const op = (s) => h('span', { class: 'rec-op', 'aria-hidden': 'true' }, s);
+    const left = recordTimeLeft(r, now);
+    const action = r.state === 'recording'
+      ? h('button', { type: 'button', class: 'danger small record-stop', dataset: { route: r.route, focus: `record-stop-${r.route}` }, title: `stop recording ${r.route} on every node (a record.stopped event)`, onclick: () => confirmAction(recordStopAction(r)) }, 'Stop…')
+      : h('button', { type: 'button', class: 'small record-prefill', dataset: { route: r.route, focus: `record-prefill-${r.route}` }, title: `choose ${r.route} in the Start recording form`, onclick: () => onPrefill(r.route) }, 'Start…');
+    return h('tr', {
+      class: `rec-row rec-${r.state}`,
+      dataset: {
+        route: r.route, state: r.state, source: r.source || '', sample: r.sample_percent ?? '', until: r.until_ms ?? '',
+        requests: r.requests, recorded: r.recorded, sampledOut: r.sampled_out, dropped: r.dropped_total, inProgress: r.in_progress,
+        addsUp: String(sum === r.requests), bytes: r.bytes, files: r.files, rate: rate === null ? '' : rate,
+      },
+    },
+    h('td', {}, h('a', { href: `#/routes/${encodeURIComponent(r.route)}`, class: 'route-name rec-route', title: `${r.route}'s page` }, r.route)),
+    h('td', {}, recordStateBadge(r.state)),
+    h('td', { class: 'rec-source' }, r.source
+      ? h('span', { class: `rec-source-tag rec-source-${r.source}`, title: RECORD_SOURCE_HELP[r.source] || null }, r.source)
+      : h('span', { class: 'muted', title: 'not recording now' }, '—')),
+    h('td', { class: 'num rec-sample' }, r.sample_percent === null || r.sample_percent === undefined ? h('span', { class: 'muted' }, '—') : `${num(r.sample_percent, 2)} %`),
+    h('td', { class: 'num rec-left', title: left.title }, left.text),
+    h('td', { class: `num rec-requests${sum === r.requests ? '' : ' warn'}`, title: sum === r.requests ? `${num(r.requests, 0)} = ${num(r.recorded, 0)} + ${num(r.sampled_out, 0)} + ${num(r.dropped_total, 0)} + ${num(r.in_progress, 0)}` : 'read while counters moved: the next refresh adds up' }, num(r.requests, 0)),
+    h('td', { class: 'num rec-recorded' }, op('= '), num(r.recorded, 0)),
+    h('td', { class: 'num rec-sampled-out' }, op('+ '), num(r.sampled_out, 0)),
+    h('td', { class: `num rec-dropped${r.dropped_total ? ' warn' : ''}` }, op('+ '), num(r.dropped_total, 0),
+      reasons.length ? h('div', { class: 'rec-drops' }, reasons.map(([k, label, help]) => h('span', { class: 'rec-drop', dataset: { reason: k, count: dropped[k] }, title: help }, `${num(dropped[k], 0)} ${label}`))) : null),
+    h('td', { class: 'num rec-in-progress' }, op('+ '), num(r.in_progress, 0)),
+    h('td', { class: 'num rec-rate', title: rate === null ? 'needs two refreshes' : 'between the last two refreshes' }, fmtPerSecond(rate)),
+    h('td', { class: 'num rec-size', title: `${num(r.bytes, 0)} bytes` }, fmtBytes(r.bytes),
+      r.max_size ? h('div', { class: 'muted small' }, `of ${fmtBytes(r.max_size)}`) : null),
+    h('td', { class: 'num rec-files' }, num(r.files, 0)),
+    h('td', { class: 'actions' }, action));
+  }
+
+  function recordingsSummary(rec) {
+    const n = rec.routes.length;
+    if (!n) return ['No route records on this node'];
+    const recording = rec.routes.filter((r) => r.state === 'recording').length;
+    const recorded = rec.routes.reduce((s, r) => s + r.recorded, 0);
+    return [
+      `${n} route${n === 1 ? '' : 's'}`,
+      recording ? ` · ${recording} recording now` : ' · none recording now',
+      ` · ${num(recorded, 0)} exchange${recorded === 1 ? '' : 's'} recorded by this node since it started`,
+    ];
+  }
+
+  function noRecordingNote() {
+    return h('div', { class: 'note note-info', id: 'recordings-none' },
+      h('strong', {}, 'No route records on this node.'),
+      h('p', {}, 'Give a route a ', h('code', {}, '[route.record]'), ' in the config file (then ', h('code', {}, 'ficus plan'), ' and ', h('code', {}, 'ficus apply'),
+        '), or start one at runtime with the form above or ', h('code', {}, 'ficus record start ROUTE --sample 10% --for 1h -m "why"'), '; see docs/record-replay.md:'),
+      h('pre', { class: 'slo-example' }, '[[route]]\nname = "orders"\n# ...\n[route.record]\nsample = 10                 # percent of sticky keys (default 100)\nmax_size = "1GiB"           # per node\nredact = { headers = ["x-api-key"], json = ["card.number"] }\n\n[record]                    # node-local\ndir = "recordings"          # default: beside the config file'));
+  }
+
+  function recordingsView() {
+    let head, nodeLine, note, table, tbody, form, routeSelect, sample, forInput, maxSize;
+    let current = null;
+    let sig = '';
+    let routesSig = '';
+    const rate = rateMemory();
+
+    function prefill(route) {
+      routeSelect.value = route;
+      form.scrollIntoView({ block: 'nearest' });
+      sample.focus();
+    }
+
+    function drawRouteSelect(names, rec) {
+      const s = names.join('\n');
+      if (s === routesSig) return;
+      routesSig = s;
+      const had = routeSelect.value;
+      routeSelect.replaceChildren(...names.map((n) => h('option', { value: n }, n)));
+      // Keep the operator's choice; else the first route that does not record.
+      const idle = names.find((n) => !rec.routes.some((r) => r.route === n && r.state === 'recording'));
+      if (names.includes(had)) routeSelect.value = had;
+      else if (idle) routeSelect.value = idle;
+    }
+
+    return {
+      mount(root) {
+        head = h('p', { class: 'sub', id: 'recordings-summary' }, 'Loading…');
+        nodeLine = h('p', { class: 'sub', id: 'recordings-node' });
+        note = h('div');
+        tbody = h('tbody');
+        table = h('table', { class: 'events recordings-table', id: 'recordings', hidden: true },
+          h('caption', { class: 'visually-hidden' }, 'This node\'s recordings per route: state, source, sample, time left, the counts that add up to the requests, size and files'),
+          h('thead', {}, h('tr', {}, RECORD_COLUMNS.map(([t, title, cls]) => h('th', { scope: 'col', title, class: cls }, t === '' ? h('span', { class: 'visually-hidden' }, 'Actions') : t)))),
+          tbody);
+        routeSelect = h('select', { id: 'record-route', required: true, title: 'the route to record (GET /api/v1/routes)' });
+        sample = h('input', { id: 'record-sample', type: 'number', min: 0.01, max: 100, step: 0.01, inputmode: 'decimal', placeholder: '100', title: 'percent of the route\'s sticky keys recorded (default 100)' });
+        forInput = h('input', { id: 'record-for', type: 'text', size: 8, spellcheck: 'false', placeholder: 'until stopped', title: 'how long: 30m, 1h, 744h at most (31 days); empty: until stopped' });
+        maxSize = h('input', { id: 'record-max-size', type: 'text', size: 8, spellcheck: 'false', placeholder: '1GiB', title: 'the recording\'s size cap on each node, at least 1MiB; empty: the route\'s max_size (default 1GiB)' });
+        form = h('form', { class: 'record-form', id: 'record-start-form', onsubmit: (ev) => {
+          ev.preventDefault();
+          const route = routeSelect.value;
+          if (!route) return;
+          const s = sample.value.trim() === '' ? null : Number(sample.value);
+          if (s !== null && !(s > 0 && s <= 100)) { sample.setCustomValidity('a percentage above 0, at most 100'); sample.reportValidity(); return; }
+          sample.setCustomValidity('');
+          confirmAction(recordStartAction(route, { sample: s, for: forInput.value.trim(), max_size: maxSize.value.trim() }, current));
+        } },
+        h('label', { for: 'record-route' }, 'Route'), routeSelect,
+        h('label', { for: 'record-sample' }, 'Sample %'), sample,
+        h('label', { for: 'record-for' }, 'For'), forInput,
+        h('label', { for: 'record-max-size' }, 'Max size'), maxSize,
+        h('button', { type: 'submit', class: 'primary', id: 'record-start', title: 'asks for a reason (and the token): a record.started event that every node acts on' }, 'Start recording…'));
+        root.append(
+          h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Recordings'), head, nodeLine)),
+          h('section', { class: 'panel actions-panel record-controls', id: 'record-controls', 'aria-label': 'Start recording a route at runtime' },
+            form,
+            h('p', { class: 'muted small record-controls-help' }, 'A runtime recording on every node within a second (ficus record start), recorded as a record.started event with your reason; it wins over the route\'s [route.record] until its time is over or it is stopped. Sampling is by the route\'s sticky key.')),
+          note,
+          table,
+          h('p', { class: 'muted small' }, 'This node\'s recordings only (the node whose admin API the page reads): each node records its own share of the traffic into its own [record] dir. The counts are since this node started. Replay a file with ficus replay FILE --target URL (see Replays).'));
+      },
+      async refresh() {
+        const [rec, routes] = await Promise.all([
+          api('/api/v1/record'),
+          api('/api/v1/routes').catch(() => null),
+        ]);
+        const now = Date.now();
+        current = rec;
+        if (routes) drawRouteSelect(routes.routes.map((r) => r.name), rec);
+        head.replaceChildren(...recordingsSummary(rec));
+        nodeLine.dataset.node = rec.node;
+        nodeLine.dataset.dir = rec.dir;
+        nodeLine.dataset.totalBytes = rec.total_bytes;
+        nodeLine.dataset.maxTotal = rec.max_total;
+        nodeLine.replaceChildren('Node ', h('strong', {}, rec.node), ' writes to ', h('code', { id: 'recordings-dir' }, rec.dir), ' · ',
+          h('span', { id: 'recordings-total', title: `${num(rec.total_bytes, 0)} bytes of every recording this node wrote since it started; beyond [record] max_total, exchanges are dropped (disk full)` },
+            `${fmtBytes(rec.total_bytes)} written of ${fmtBytes(rec.max_total)} ([record] max_total)`));
+        const rates = rec.routes.map((r) => rate(r.route, r.recorded, now));
+        const s = JSON.stringify([rec.routes, rates, rec.routes.map((r) => recordTimeLeft(r, now).text)]);
+        if (s === sig) return;
+        sig = s;
+        table.hidden = !rec.routes.length;
+        note.replaceChildren(...(rec.routes.length ? [] : [noRecordingNote()]));
+        keepFocus(tbody, () => tbody.replaceChildren(...rec.routes.map((r, i) => recordRow(r, rates[i], now, prefill))));
+      },
+      failed(e) {
+        sig = '';
+        note.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  // ---- replay runs (GET /api/v1/replays, GET /api/v1/replays/ID: ficus replay ... --save)
+
+  const REFERENCE_LABEL = { none: 'not compared', recording: 'the recording', 'compare-with': 'a second target' };
+  const REFERENCE_HELP = {
+    none: 'replayed without --compare: statuses and latency only',
+    recording: '--compare: each replayed response against the one recorded',
+    'compare-with': '--compare-with URL: each request sent to a second target too, whose answers are the reference',
+  };
+  const REPLAY_VERDICT_HELP = {
+    real: 'the target differs from the reference more often than two answers to the same request differ',
+    noise: 'differs no more often than two answers to the same request (timestamps, random ids)',
+    equal: 'never differed',
+  };
+  /** The field tree's wording for a replay compared against `reference`. */
+  function replayWords(reference) {
+    const recording = reference === 'recording';
+    return {
+      pair: recording ? 'recorded-vs-replayed' : 'reference-vs-target',
+      noisePair: recording ? 'target-vs-target' : 'reference-vs-reference',
+      other: 'the target',
+      noNoise: 'no noise comparison (--noise-sample 0, or no safe request)',
+      noiseNote: `· these fields differ about as often between two answers ${recording ? 'of the target' : 'of the reference'} to the same request: not counted in the rate`,
+      same: `the target answers like ${recording ? 'the recording' : 'the reference'} here`,
+      heading: 'h4',
+      verdictHelp: REPLAY_VERDICT_HELP,
+      samplesHelp: 'the ids of the samples the replay kept while it ran: a saved report has their ids, not the exchanges',
+    };
+  }
+  const VERDICT_RANK = { real: 0, noise: 1, equal: 2 };
+  const KIND_RANK = ['value', 'type', 'missing', 'extra', 'length', 'order'];
+  const byText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  /**
+   * A comparison's routes, endpoints and fields in the order `ficus diffs` and the shadow
+   * comparison rank them: routes and endpoints by their worst real rate; fields real first,
+   * then noise, each by rate (then path and kind).
+   */
+  function rankComparison(routes) {
+    const field = (a, b) => (VERDICT_RANK[a.verdict] ?? 3) - (VERDICT_RANK[b.verdict] ?? 3) || b.rate - a.rate || byText(a.path, b.path) || KIND_RANK.indexOf(a.kind) - KIND_RANK.indexOf(b.kind);
+    return (routes || []).map((r) => Object.assign({}, r, {
+      endpoints: (r.endpoints || []).map((ep) => Object.assign({}, ep, { fields: [...(ep.fields || [])].sort(field) }))
+        .sort((a, b) => b.rate - a.rate || byText(a.endpoint, b.endpoint)),
+    })).sort((a, b) => b.rate - a.rate || byText(a.route, b.route));
+  }
+
+  const REPLAY_COLUMNS = [
+    ['Run', 'the run\'s id: ficus replays show ID', null],
+    ['When', 'when it was saved', null],
+    ['Who', 'the actor that saved it (ficus replay --save)', null],
+    ['Recording', 'the file replayed', null],
+    ['Target', 'where the requests were sent', null],
+    ['Against', 'what the answers were compared with: the recording (--compare), a second target (--compare-with), or nothing', null],
+    ['Sent', 'requests sent', 'num'],
+    ['Real', 'fields with a real difference (beyond the noise) in the comparison', 'num'],
+  ];
+
+  function realCell(real, reference, cls) {
+    if (reference === 'none') return h('td', { class: `num ${cls}`, title: REFERENCE_HELP.none }, h('span', { class: 'muted' }, '—'));
+    return h('td', { class: `num ${cls}`, title: real ? 'fields whose difference is real: see the run' : 'no field differs beyond the noise' },
+      real ? h('span', { class: 'replay-real-count bad' }, `${num(real, 0)} real`) : h('span', { class: 'ok' }, '0'));
+  }
+
+  function replayRow(run) {
+    return h('tr', { class: run.real > 0 ? 'has-real' : null, dataset: { replay: run.id, real: run.real, sent: run.sent, reference: run.reference } },
+      h('td', {}, h('a', { href: `#/replays/${run.id}`, class: 'replay-link route-name', title: `replay #${run.id}: its summary and its ranked fields`, dataset: { focus: `replay-${run.id}` } }, `#${run.id}`)),
+      h('td', { class: 'nowrap', title: new Date(run.at).toISOString() }, fmtDateTime(run.at), h('div', { class: 'muted small' }, ago(run.at))),
+      h('td', {}, run.actor),
+      h('td', { class: 'replay-file' }, h('code', {}, run.file)),
+      h('td', { class: 'replay-target' }, h('code', {}, run.target)),
+      h('td', { class: 'replay-against', title: REFERENCE_HELP[run.reference] || null }, REFERENCE_LABEL[run.reference] || run.reference),
+      h('td', { class: 'num replay-sent' }, num(run.sent, 0)),
+      realCell(run.real, run.reference, 'replay-real'));
+  }
+
+  function noReplayNote() {
+    return h('div', { class: 'note note-info', id: 'replays-none' },
+      h('strong', {}, 'No replay run kept yet.'),
+      h('p', {}, 'Replay a recording against a target, compare the answers with the recording and keep the report here with ', h('code', {}, '--save'), ' (see docs/record-replay.md):'),
+      h('pre', { class: 'slo-example' }, 'ficus replay FILE --target URL --compare --save\n# or against a second target: --compare-with URL\n# ficus replays lists the kept runs'));
+  }
+
+  function replaysView() {
+    let head, note, table, tbody, sig = '';
+    return {
+      mount(root) {
+        head = h('p', { class: 'sub', id: 'replays-summary' }, 'Loading…');
+        note = h('div');
+        tbody = h('tbody');
+        table = h('table', { class: 'events replays-table', id: 'replays', hidden: true },
+          h('caption', { class: 'visually-hidden' }, 'Kept replay runs, newest first, with the recording, the target, what it was compared against and its real differences'),
+          h('thead', {}, h('tr', {}, REPLAY_COLUMNS.map(([t, title, cls]) => h('th', { scope: 'col', title, class: cls }, t)))),
+          tbody);
+        root.append(
+          h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Replays'), head)),
+          note,
+          table,
+          h('p', { class: 'muted small' }, 'Runs of ficus replay saved with --save, newest first (the latest 100), shared by every node through the store. A run\'s page has its summary and its fields ranked like the shadow comparison.'));
+      },
+      async refresh() {
+        const runs = await api('/api/v1/replays');
+        const real = runs.filter((r) => r.real > 0).length;
+        head.replaceChildren(...(runs.length
+          ? [`${runs.length} run${runs.length === 1 ? '' : 's'} kept`, real ? h('span', { class: 'bad' }, ` · ${real} with real differences`) : ' · no real difference']
+          : ['No replay run kept']));
+        const s = JSON.stringify(runs);
+        if (s === sig) return;
+        sig = s;
+        table.hidden = !runs.length;
+        note.replaceChildren(...(runs.length ? [] : [noReplayNote()]));
+        keepFocus(tbody, () => tbody.replaceChildren(...runs.map(replayRow)));
+      },
+      failed(e) {
+        sig = '';
+        note.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  /** Microseconds as the replay report prints them: "1.234 ms". */
+  const fmtUs = (us) => (us === null || us === undefined ? '—' : fmtMs(Number(us) / 1000));
+
+  /** A counter of the run's summary, its raw number in data-value. */
+  function replayStat(key, label, value, shown, cls, title) {
+    return h('div', { class: 'prot-stat', title: title || null },
+      h('dt', {}, label),
+      h('dd', { class: cls || null, dataset: { counter: key, value: value === null || value === undefined ? '' : value } }, shown));
+  }
+
+  function replaySummary(rep) {
+    const errors = rep.errors || [];
+    const nErrors = errors.reduce((n, e) => n + Number(e.count), 0);
+    const sk = rep.skipped || {};
+    const skipped = [['filter', 'by filter or route'], ['unsafe', 'unsafe (--unsafe allow sends them)'], ['truncated_body', 'with a body cut at the recording\'s cap']]
+      .filter(([k]) => Number(sk[k]) > 0);
+    const lat = rep.latency || null;
+    const late = rep.lateness || null;
+    const requests = h('div', { class: 'card prot-card', id: 'replay-requests' },
+      h('h3', {}, 'Requests'),
+      h('dl', { class: 'prot-stats' },
+        replayStat('planned', 'planned', rep.planned, num(rep.planned, 0), null, 'requests the recording had for this replay (after --route, --filter and --duration)'),
+        replayStat('sent', 'sent', rep.sent, num(rep.sent, 0)),
+        replayStat('answered', 'answered', rep.answered, num(rep.answered, 0)),
+        replayStat('errors', 'errors', nErrors, num(nErrors, 0), nErrors ? 'bad' : null, 'sent but not answered: connect, timeout, reset, closed, other'),
+        replayStat('dropped_in_flight', 'dropped', rep.dropped_in_flight, num(rep.dropped_in_flight || 0, 0), rep.dropped_in_flight ? 'warn' : null, 'due while --max-in-flight requests were in flight: not sent')),
+      nErrors ? h('p', { class: 'small bad', id: 'replay-errors' }, `errors: ${errors.filter((e) => e.count > 0).map((e) => `${num(e.count, 0)} ${e.kind}`).join(', ')}`) : null,
+      h('p', { class: 'small muted', id: 'replay-skipped', dataset: { filter: sk.filter || 0, unsafe: sk.unsafe || 0, truncated: sk.truncated_body || 0 } },
+        skipped.length ? `skipped: ${skipped.map(([k, label]) => `${num(sk[k], 0)} ${label}`).join(', ')}` : 'nothing skipped'));
+    const latency = h('div', { class: 'card prot-card', id: 'replay-latency' },
+      h('h3', {}, 'Latency', h('span', { class: 'muted', title: 'measured from the time each request was due, so a slow target shows as latency, not as a slower send rate' }, ' · from the due time')),
+      lat ? h('dl', { class: 'prot-stats' },
+        replayStat('p50_us', 'p50', lat.p50_us, fmtUs(lat.p50_us)),
+        replayStat('p99_us', 'p99', lat.p99_us, fmtUs(lat.p99_us)),
+        replayStat('p999_us', 'p99.9', lat.p999_us, fmtUs(lat.p999_us)),
+        replayStat('max_us', 'max', lat.max_us, fmtUs(lat.max_us)))
+        : h('p', { class: 'muted' }, 'No answer: no latency.'),
+      h('p', { class: 'small', id: 'replay-lateness', title: 'how late the dispatcher released requests after their due time: large values mean the replaying machine could not keep the schedule' },
+        late ? `send lateness: p50 ${fmtUs(late.p50_us)} · p99 ${fmtUs(late.p99_us)} · max ${fmtUs(late.max_us)}` : 'send lateness: —'));
+    const timing = h('div', { class: 'card prot-card', id: 'replay-timing' },
+      h('h3', {}, 'Timing'),
+      h('dl', { class: 'prot-stats' },
+        replayStat('rate_per_s', 'rate', rep.rate_per_s, `${fmtRate(rep.rate_per_s || 0)}/s`, null, 'requests sent per second while sending'),
+        replayStat('sending_s', 'sending', rep.sending_s, fmtSeconds(rep.sending_s) || '—', null, 'from the first request sent to the last'),
+        replayStat('schedule_s', 'schedule', rep.schedule_s, fmtSeconds(rep.schedule_s) || '—', null, 'the span of the schedule (as recorded, --speed, --rate or --ramp)'),
+        replayStat('took_s', 'took', rep.took_s, fmtSeconds(rep.took_s) || '—', null, 'the whole run, the last answers included')));
+    return h('div', { class: 'prot-cards replay-cards', id: 'replay-summary' }, requests, latency, timing);
+  }
+
+  function replayStatuses(rep) {
+    const statuses = rep.statuses || [];
+    const mismatches = rep.mismatches || [];
+    const n = Number(rep.status_mismatches) || 0;
+    return [
+      h('p', { id: 'replay-statuses' }, h('b', {}, 'Statuses: '), statuses.length
+        ? statuses.map((s, i) => [i ? ' · ' : null, h('span', { class: `replay-status${s.status >= 500 ? ' bad' : ''}`, dataset: { status: s.status, count: s.count } }, `${s.status} ×${num(s.count, 0)}`)])
+        : h('span', { class: 'muted' }, 'none')),
+      h('p', { id: 'replay-mismatch-summary', dataset: { count: n } },
+        h('b', {}, 'Status differs from the recording: '), h('span', { class: n ? 'warn' : 'ok' }, num(n, 0)),
+        n && mismatches.length ? h('span', { class: 'muted' }, ` · the most frequent${mismatches.length >= 10 ? ' 10' : ''}:`) : null),
+      mismatches.length ? h('table', { class: 'events replay-mismatches', id: 'replay-mismatches' },
+        h('thead', {}, h('tr', {}, ['Recorded', 'Replayed', 'Count'].map((t, i) => h('th', { scope: 'col', class: i === 2 ? 'num' : null }, t)))),
+        h('tbody', {}, mismatches.map((m) => h('tr', { dataset: { recorded: m.recorded, replayed: m.replayed, count: m.count } },
+          h('td', {}, String(m.recorded)), h('td', {}, `→ ${m.replayed}`), h('td', { class: 'num' }, num(m.count, 0)))))) : null,
+    ];
+  }
+
+  function replayComparison(run) {
+    const c = run.report && run.report.comparison;
+    if (!c) {
+      return [h('p', { class: 'muted', id: 'replay-not-compared' }, 'Not compared: replay with --compare (against the recording) or --compare-with URL (against a second target), and --save, to see the fields that differ.')];
+    }
+    const words = replayWords(c.against || run.reference);
+    const routes = rankComparison(c.routes);
+    const real = routes.reduce((n, r) => n + r.endpoints.reduce((m, ep) => m + ep.fields.filter((f) => f.verdict === 'real').length, 0), 0);
+    const out = [h('p', { class: 'shadow-summary', id: 'replay-comparison-summary', dataset: { compared: c.compared, real, against: c.against } },
+      `Compared against ${REFERENCE_LABEL[c.against] || c.against}: ${num(c.compared, 0)} responses`,
+      Number(c.skipped_truncated) ? `; ${num(c.skipped_truncated, 0)} recorded ${Number(c.skipped_truncated) === 1 ? 'body' : 'bodies'} cut at the recording's cap not compared` : '',
+      Number(c.reference_failed) ? h('span', { class: 'warn' }, `; ${num(c.reference_failed, 0)} reference calls failed`) : '',
+      '. ', real ? h('span', { class: 'bad' }, `${real} real field${real === 1 ? '' : 's'}`) : h('span', { class: 'ok' }, 'No real difference'),
+      ': ranked like the shadow comparison, real differences first by rate, then the noise.')];
+    if (!routes.length) out.push(h('p', { class: 'muted' }, 'No response was compared.'));
+    for (const r of routes) {
+      out.push(h('section', { class: 'replay-route', dataset: { route: r.route, rate: r.rate }, 'aria-label': `fields of ${r.route}` },
+        h('h3', {}, r.route, h('span', { class: 'muted' }, ` · ${num(r.compared, 0)} compared · ${num(r.differing, 0)} with a difference · real rate `),
+          h('span', { class: rateClass(r.rate) }, fmtDiffRate(r.rate))),
+        r.endpoints.map((ep) => endpointBlock(ep, null, null, words))));
+    }
+    return out;
+  }
+
+  function replayView(id) {
+    let title, badges, meta, error, body, sig = '';
+    return {
+      mount(root) {
+        title = h('h1', {}, `Replay #${id}`);
+        badges = h('div', { class: 'badges' });
+        meta = h('p', { class: 'sub', id: 'replay-meta' }, 'Loading…');
+        error = h('div');
+        body = h('div', { id: 'replay' });
+        root.append(
+          h('p', { class: 'crumb' }, h('a', { href: '#/replays' }, '← Replays')),
+          h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, title, badges), meta)),
+          error,
+          body);
+      },
+      async refresh() {
+        const run = await api(`/api/v1/replays/${id}`);
+        error.replaceChildren();
+        document.title = `replay #${id} · ficus`;
+        const s = JSON.stringify(run);
+        // A kept run does not change: draw it once (the "ago" too).
+        if (s === sig) return;
+        sig = s;
+        const rep = run.report || {};
+        badges.replaceChildren(run.reference === 'none'
+          ? h('span', { class: 'replay-badge replay-badge-none', title: REFERENCE_HELP.none }, 'not compared')
+          : run.real > 0
+            ? h('span', { class: 'replay-badge replay-badge-real', title: 'fields whose difference is beyond the noise' }, `${num(run.real, 0)} real difference${run.real === 1 ? '' : 's'}`)
+            : h('span', { class: 'replay-badge replay-badge-clean', title: 'no field differs beyond the noise' }, 'no real difference'));
+        meta.dataset.reference = run.reference;
+        meta.replaceChildren(h('code', {}, run.file), ' → ', h('code', {}, run.target),
+          ` · against ${REFERENCE_LABEL[run.reference] || run.reference} · saved by ${run.actor} at ${fmtDateTime(run.at)} (${ago(run.at)})`);
+        // replaceChildren would show a null as the text "null": leave absent parts out.
+        body.replaceChildren(...[
+          rep.torn ? h('div', { class: 'note note-warn', id: 'replay-torn' }, h('strong', {}, `The recording ends in a torn block at byte ${num(rep.torn.offset, 0)}`), h('p', {}, `${rep.torn.why}: the exchanges before it were replayed.`)) : null,
+          replaySummary(rep),
+          h('section', { 'aria-labelledby': 'replay-statuses-title' },
+            h('h2', { id: 'replay-statuses-title' }, 'Statuses'),
+            replayStatuses(rep)),
+          h('section', { 'aria-labelledby': 'replay-comparison-title', class: 'shadow-section', id: 'replay-comparison' },
+            h('h2', { id: 'replay-comparison-title' }, 'Comparison'),
+            replayComparison(run)),
+        ].filter(Boolean));
+      },
+      failed(e) {
+        error.replaceChildren(problemNote(e));
       },
     };
   }
