@@ -118,7 +118,7 @@ done
     echo "== the highest rate ficus replay sustains on one core"
 } | tee -a "$OUT_DIR/results.txt"
 make_recording 300000 "$TMP/rec-max.ficusrec"
-read -r got late lat sent answered < <(replay 100000000 "$TMP/rec-max.ficusrec")
+read -r got late lat sent answered < <(replay 10000000 "$TMP/rec-max.ficusrec")
 echo "everything due at once: $sent sent, $answered answered, $got/s" | tee -a "$OUT_DIR/results.txt"
 best=0
 for r in $STEPS; do

@@ -38,6 +38,8 @@ use crate::table::sticky_key;
 pub const SHADOW_WAIT: Duration = Duration::from_secs(10);
 /// How often the writer closes its open blocks (so a crash loses at most this much).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long the writer lets exchanges gather before taking them, once one arrived.
+const BATCH: Duration = Duration::from_millis(10);
 
 /// Why an exchange of a recording route was not recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -791,26 +793,62 @@ impl WriterThread {
             let wait = if self.waiting.is_empty() {
                 FLUSH_EVERY
             } else {
-                Duration::from_millis(20)
+                BATCH
             };
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Exchange(p)) => self.waiting.push_back(p),
-                Ok(Msg::Flush(done)) => {
-                    self.drain(true);
-                    self.flush_all();
-                    let _ = done.send(());
-                }
-                Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    self.drain(true);
-                    self.flush_all();
+            // Parked only while nothing is queued: under load the request path hands over
+            // exchanges without waking this thread (one wake-up per batch, not per
+            // exchange, which cost more than the recording itself).
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Msg::Stop),
+            };
+            if let Some(m) = first {
+                if self.handle(m) {
                     return;
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // Let a batch gather, then take all of it.
+                std::thread::sleep(BATCH);
+                loop {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            if self.handle(m) {
+                                return;
+                            }
+                        }
+                        Err(mpsc::TryRecvError::Empty) => break,
+                        Err(mpsc::TryRecvError::Disconnected) => {
+                            self.handle(Msg::Stop);
+                            return;
+                        }
+                    }
+                }
             }
             self.drain(false);
             if last_flush.elapsed() >= FLUSH_EVERY {
                 self.flush_all();
                 last_flush = Instant::now();
+            }
+        }
+    }
+
+    /// One message; `true` when the writer is to stop.
+    fn handle(&mut self, m: Msg) -> bool {
+        match m {
+            Msg::Exchange(p) => {
+                self.waiting.push_back(p);
+                false
+            }
+            Msg::Flush(done) => {
+                self.drain(true);
+                self.flush_all();
+                let _ = done.send(());
+                false
+            }
+            Msg::Stop => {
+                self.drain(true);
+                self.flush_all();
+                true
             }
         }
     }

@@ -3,9 +3,9 @@
 //! Each request is due at the replay's start plus its offset ([`ficus_record::offsets`]):
 //! the recorded gaps (`--as-recorded`, the default, long gaps capped at `--max-gap`), scaled
 //! (`--speed 3x`), evenly spaced (`--rate 500/s`) or ramped (`--ramp 100/s..2000/s --over
-//! 60s`). A dispatcher thread releases each request at its due time whether or not earlier
-//! ones have answered (sleeping, then yielding the processor until the due time), and latency is
-//! measured from the due time, so a slow target shows as latency, never as a slower send rate
+//! 60s`). A dispatcher task releases each request at its due time whether or not earlier
+//! ones have answered (sleeping, then yielding to the sends in flight until the due time; all
+//! on one thread, so a hand-over wakes nobody), and latency is measured from the due time, so a slow target shows as latency, never as a slower send rate
 //! (no coordinated omission). Requests of one sticky key keep their recorded order: each
 //! waits for the previous one of its key; different keys run in parallel. Unsafe methods
 //! (anything but GET, HEAD, OPTIONS, TRACE) are skipped unless `--unsafe allow`.
@@ -397,8 +397,7 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     }
     let expected = plan.last().map_or(Duration::ZERO, |p| p.due);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -423,62 +422,65 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         pb
     };
 
-    // Per key, a chain: each request waits for the previous one of its key.
+    // One thread: the dispatcher is a task beside the sends it starts, so handing a request
+    // over wakes nobody (a dispatcher thread waking a runtime thread per request cost more
+    // than the request). Per key, a chain: each request waits for the previous one of its key.
     let total = plan.len();
     let start = Instant::now() + Duration::from_millis(50);
-    let mut chains: HashMap<String, tokio::sync::mpsc::UnboundedSender<(Planned, Instant)>> =
-        HashMap::new();
-    let handle = rt.handle().clone();
-    let mut tasks = Vec::new();
-    for p in plan {
-        let due = start + p.due;
-        // Sleep until shortly before, then spin: tokio's timer has millisecond steps.
-        let now = Instant::now();
-        if due > now + Duration::from_micros(1500) {
-            std::thread::sleep(due - now - Duration::from_micros(1000));
-        }
-        // Yielding, not spinning: on a single core the workers must get to send.
-        while Instant::now() < due {
-            std::thread::yield_now();
-        }
-        if tally.in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
-            tally.dropped_in_flight.fetch_add(1, Ordering::Relaxed);
-            pb.inc(1);
-            continue;
-        }
-        tally.in_flight.fetch_add(1, Ordering::Relaxed);
-        match p.key.clone() {
-            None => {
-                let (client, tally, pb, cmp) =
-                    (client.clone(), tally.clone(), pb.clone(), comparing.clone());
-                tasks.push(handle.spawn(async move {
-                    send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
-                    pb.inc(1);
-                }));
+    let sending = rt.block_on(async {
+        let mut chains: HashMap<String, tokio::sync::mpsc::UnboundedSender<(Planned, Instant)>> =
+            HashMap::new();
+        let mut tasks = Vec::new();
+        for p in plan {
+            let due = start + p.due;
+            // The timer has millisecond steps: sleep until shortly before, then yield to the
+            // sends in flight until the due time.
+            let now = Instant::now();
+            if due > now + Duration::from_millis(2) {
+                tokio::time::sleep_until((due - Duration::from_micros(1500)).into()).await;
             }
-            Some(k) => {
-                let tx = chains.entry(k).or_insert_with(|| {
-                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Planned, Instant)>();
+            while Instant::now() < due {
+                tokio::task::yield_now().await;
+            }
+            if tally.in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
+                tally.dropped_in_flight.fetch_add(1, Ordering::Relaxed);
+                pb.inc(1);
+                continue;
+            }
+            tally.in_flight.fetch_add(1, Ordering::Relaxed);
+            match p.key.clone() {
+                None => {
                     let (client, tally, pb, cmp) =
                         (client.clone(), tally.clone(), pb.clone(), comparing.clone());
-                    tasks.push(handle.spawn(async move {
-                        while let Some((p, due)) = rx.recv().await {
-                            send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
-                            pb.inc(1);
-                        }
+                    tasks.push(tokio::spawn(async move {
+                        send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
+                        pb.inc(1);
                     }));
-                    tx
-                });
-                let _ = tx.send((p, due));
+                }
+                Some(k) => {
+                    let tx = chains.entry(k).or_insert_with(|| {
+                        let (tx, mut rx) =
+                            tokio::sync::mpsc::unbounded_channel::<(Planned, Instant)>();
+                        let (client, tally, pb, cmp) =
+                            (client.clone(), tally.clone(), pb.clone(), comparing.clone());
+                        tasks.push(tokio::spawn(async move {
+                            while let Some((p, due)) = rx.recv().await {
+                                send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
+                                pb.inc(1);
+                            }
+                        }));
+                        tx
+                    });
+                    let _ = tx.send((p, due));
+                }
             }
         }
-    }
-    drop(chains);
-    let sending = start.elapsed();
-    rt.block_on(async {
+        drop(chains);
+        let sending = start.elapsed();
         for t in tasks {
             let _ = t.await;
         }
+        sending
     });
     let took = start.elapsed();
     pb.finish_and_clear();
