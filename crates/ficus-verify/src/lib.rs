@@ -1,9 +1,11 @@
 //! ficus-verify: proves that a table in the new service's database matches the legacy one.
 //!
 //! Both tables are cut into segments of equal source row counts; inside each database a
-//! segment's row count and an order-independent 128-bit checksum of a canonical,
-//! length-prefixed encoding of the compared columns are computed; segments that differ are
-//! bisected and, once small, downloaded and diffed row by row. Values are normalized to one
+//! segment's row count and an order-independent 128-bit checksum of its rows are computed
+//! (per-row hashes of a canonical, length-prefixed encoding of the compared columns, or,
+//! between two PostgreSQL servers, typed per-column hashes of the same canonical values);
+//! segments that differ are bisected, all parts of a segment compared in one statement per
+//! side, and, once small, downloaded and diffed row by row. Values are normalized to one
 //! canonical form per column kind before hashing, so PostgreSQL, MySQL/MariaDB and SQLite
 //! compare with each other. See `docs/verify.md` for the algorithm, the normalization
 //! rules, the limits and the guarantees.
@@ -144,17 +146,10 @@ async fn run(
         },
         None => None,
     };
-    // hashtextextended exists from PostgreSQL 11 and is the same function on both sides
-    // only when both are PostgreSQL; everything else shares md5.
-    let row_hash = if src.engine == Engine::Postgres
-        && tgt.engine == Engine::Postgres
-        && src.info.pg_version_num >= 110_000
-        && tgt.info.pg_version_num >= 110_000
-    {
-        RowHash::PgHashExtended
-    } else {
-        RowHash::Md5
-    };
+    // PostgreSQL's own hash functions are the same functions on both sides only when both
+    // are PostgreSQL; everything else shares md5.
+    let hashing = sql::Hashing::choose((src.engine, &src.info), (tgt.engine, &tgt.info));
+    let row_hash = hashing.reported();
     let side_sql = |db: &Db, ep: &Endpoint| {
         sql::SideSql::new(
             db.side,
@@ -163,7 +158,7 @@ async fn run(
             &ep.table,
             ep.where_clause.as_deref(),
             &plan,
-            row_hash,
+            hashing,
         )
         .with_window(
             window

@@ -123,6 +123,51 @@ impl Sides<'_> {
         Ok(sum)
     }
 
+    /// The checksums of the parts of `range` cut at `bounds`, one per part: in one grouped
+    /// statement where the engine computes checksums (SQLite: part by part).
+    pub async fn checksum_parts(
+        &self,
+        side: Side,
+        range: &Range,
+        bounds: &[KeyVal],
+    ) -> Result<Vec<Checksum>, VerifyError> {
+        let Some(stmt) = self.sql(side).checksum_parts(range, bounds) else {
+            let mut out = Vec::with_capacity(bounds.len() + 1);
+            for part in parts(range, bounds) {
+                out.push(self.checksum(side, &part).await?);
+            }
+            return Ok(out);
+        };
+        let rows = self
+            .db(side)
+            .text_rows(
+                &stmt.sql,
+                &stmt.params,
+                "computing checksums of a segment's parts",
+            )
+            .await?;
+        let mut out = vec![Checksum::default(); bounds.len() + 1];
+        for row in &rows {
+            let cell = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            let part = cell(0)
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|p| *p < out.len());
+            match (part, Checksum::from_sql(&cell(1), &cell(2), &cell(3))) {
+                (Some(p), Some(sum)) => out[p] = sum,
+                _ => {
+                    return Err(VerifyError::Data {
+                        side,
+                        message: format!("unexpected checksum result {row:?}"),
+                    })
+                }
+            }
+        }
+        self.pace(side).await;
+        Ok(out)
+    }
+
     /// Runs a statement returning value-form rows over `cols`.
     async fn value_rows(
         &self,
@@ -175,9 +220,27 @@ impl Sides<'_> {
         range: &Range,
         every: u64,
     ) -> Result<Vec<KeyVal>, VerifyError> {
+        let ctx = "bisecting a differing segment";
+        let n = self.plan.key.len();
+        let parts = self.limits.bisection_factor.max(2) as usize;
+        if let Some(stmt) = self.sql(side).split_walk(range, every, parts - 1) {
+            let row = self
+                .db(side)
+                .text_rows(&stmt.sql, &stmt.params, ctx)
+                .await?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            self.pace(side).await;
+            // Keys until the first missing one (the range ended).
+            return Ok(row
+                .chunks(n)
+                .map_while(|k| k.iter().cloned().collect::<Option<KeyVal>>())
+                .collect());
+        }
         let stmt = self.sql(side).split(range, every);
         let keys: Vec<&ColumnPlan> = self.plan.key.iter().collect();
-        self.value_rows(side, stmt, &keys, "bisecting a differing segment")
+        self.value_rows(side, stmt, &keys, ctx)
             .await?
             .into_iter()
             .map(|r| to_key(side, r))
@@ -238,12 +301,67 @@ impl Sides<'_> {
 /// Bisection depth after which a differing segment is downloaded whatever its size.
 const MAX_DEPTH: u32 = 16;
 
+/// `range` cut at `bounds` (ascending keys inside it).
+fn parts(range: &Range, bounds: &[KeyVal]) -> Vec<Range> {
+    let mut out = Vec::with_capacity(bounds.len() + 1);
+    let mut lo = range.lo.clone();
+    for b in bounds {
+        out.push(Range {
+            lo: lo.take(),
+            hi: Some(b.clone()),
+        });
+        lo = Some(b.clone());
+    }
+    out.push(Range {
+        lo,
+        hi: range.hi.clone(),
+    });
+    out
+}
+
+/// What to do with a range whose checksums differ: download it when it is small (or
+/// bisection went deep: live writes can keep a range moving), else cut it into parts on
+/// the side with more rows.
+fn differing(
+    limits: &Limits,
+    range: Range,
+    src: &Checksum,
+    tgt: &Checksum,
+    depth: u32,
+    seg: usize,
+) -> Work {
+    let (side, count) = if src.count >= tgt.count {
+        (Side::Source, src.count)
+    } else {
+        (Side::Target, tgt.count)
+    };
+    if count <= limits.download_rows || depth >= MAX_DEPTH {
+        Work::Download { range, seg }
+    } else {
+        let every = count.div_ceil(limits.bisection_factor as u64).max(1);
+        Work::Split {
+            range,
+            side,
+            every,
+            depth,
+            seg,
+        }
+    }
+}
+
 /// One unit of work; each holds at most one connection per database. `seg` is the
 /// top-level segment the work belongs to.
 enum Work {
     Nibble(Option<KeyVal>),
     Compare {
         range: Range,
+        depth: u32,
+        seg: usize,
+    },
+    /// The parts of a differing range, compared in one statement per side.
+    CompareParts {
+        range: Range,
+        bounds: Vec<KeyVal>,
         depth: u32,
         seg: usize,
     },
@@ -271,6 +389,14 @@ enum Done {
         seg: usize,
         src: Checksum,
         tgt: Checksum,
+    },
+    ComparedParts {
+        range: Range,
+        bounds: Vec<KeyVal>,
+        depth: u32,
+        seg: usize,
+        src: Vec<Checksum>,
+        tgt: Vec<Checksum>,
     },
     Split {
         range: Range,
@@ -488,6 +614,25 @@ impl<'a> Sides<'a> {
                     tgt,
                 })
             }),
+            Work::CompareParts {
+                range,
+                bounds,
+                depth,
+                seg,
+            } => Box::pin(async move {
+                let (src, tgt) = tokio::try_join!(
+                    self.checksum_parts(Side::Source, &range, &bounds),
+                    self.checksum_parts(Side::Target, &range, &bounds)
+                )?;
+                Ok(Done::ComparedParts {
+                    range,
+                    bounds,
+                    depth,
+                    seg,
+                    src,
+                    tgt,
+                })
+            }),
             Work::Split {
                 range,
                 side,
@@ -625,24 +770,27 @@ impl<'a> Sides<'a> {
                             stats.segments_differing += 1;
                             l.totals.segments_differing += 1;
                         }
-                        let (side, count) = if src.count >= tgt.count {
-                            (Side::Source, src.count)
-                        } else {
-                            (Side::Target, tgt.count)
-                        };
                         l.outstanding += 1;
-                        // The depth bound stops bisection that live writes keep from converging.
-                        if count <= limits.download_rows || depth >= MAX_DEPTH {
-                            queue.push_back(Work::Download { range, seg });
-                        } else {
-                            let every = count.div_ceil(limits.bisection_factor as u64).max(1);
-                            queue.push_back(Work::Split {
-                                range,
-                                side,
-                                every,
-                                depth,
-                                seg,
-                            });
+                        queue.push_back(differing(limits, range, &src, &tgt, depth, seg));
+                    }
+                    Some(seg)
+                }
+                Done::ComparedParts {
+                    range,
+                    bounds,
+                    depth,
+                    seg,
+                    src,
+                    tgt,
+                } => {
+                    let l = &mut live[seg];
+                    l.outstanding -= 1;
+                    stats.checksums += 1;
+                    l.totals.checksums += 1;
+                    for ((part, s), t) in parts(&range, &bounds).into_iter().zip(&src).zip(&tgt) {
+                        if s != t {
+                            l.outstanding += 1;
+                            queue.push_back(differing(limits, part, s, t, depth, seg));
                         }
                     }
                     Some(seg)
@@ -660,22 +808,10 @@ impl<'a> Sides<'a> {
                         l.outstanding += 1;
                         queue.push_back(Work::Download { range, seg });
                     } else {
-                        let mut lo = range.lo.clone();
-                        for b in bounds {
-                            l.outstanding += 1;
-                            queue.push_back(Work::Compare {
-                                range: Range {
-                                    lo: lo.take(),
-                                    hi: Some(b.clone()),
-                                },
-                                depth: depth + 1,
-                                seg,
-                            });
-                            lo = Some(b);
-                        }
                         l.outstanding += 1;
-                        queue.push_back(Work::Compare {
-                            range: Range { lo, hi: range.hi },
+                        queue.push_back(Work::CompareParts {
+                            range,
+                            bounds,
                             depth: depth + 1,
                             seg,
                         });

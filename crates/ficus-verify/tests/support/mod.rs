@@ -254,6 +254,16 @@ impl Table {
         }
     }
 
+    /// A table the test created itself (PostgreSQL or MariaDB), dropped like the others.
+    pub fn existing(url: &str, name: &str) -> Table {
+        Table {
+            url: url.to_string(),
+            name: name.to_string(),
+            eng: Eng::of(url),
+            sqlite_path: None,
+        }
+    }
+
     pub fn q(&self, n: &str) -> String {
         match self.eng {
             Eng::My => format!("`{n}`"),
