@@ -63,8 +63,14 @@ impl FlagForward {
 
     /// Replaces the request's `header` with this request's evaluated flags (removes it when
     /// none serves a variant).
-    pub(crate) fn apply(&self, key: Option<&[u8]>, headers: &mut HeaderMap) {
+    #[cfg(test)]
+    fn apply(&self, key: Option<&[u8]>, headers: &mut HeaderMap) {
         let value = self.value(key, headers);
+        self.replace(value, headers);
+    }
+
+    /// Puts `value` (from [`FlagForward::value`]) in place of the request's header.
+    pub(crate) fn replace(&self, value: Option<HeaderValue>, headers: &mut HeaderMap) {
         headers.remove(&self.header);
         if let Some(v) = value {
             headers.insert(self.header.clone(), v);

@@ -376,14 +376,17 @@ fn forward_flags(
     conn: &ConnInfo,
     parts: &mut Parts,
 ) {
-    let key = crate::table::sticky_key(
-        &route.sticky,
+    // Evaluated while the sticky key still borrows the headers, then written: no copy.
+    let value = ff.value(
+        crate::table::sticky_key(
+            &route.sticky,
+            &parts.headers,
+            parts.uri.query(),
+            conn.peer_ip.as_bytes(),
+        ),
         &parts.headers,
-        parts.uri.query(),
-        conn.peer_ip.as_bytes(),
-    )
-    .map(<[u8]>::to_vec);
-    ff.apply(key.as_deref(), &mut parts.headers);
+    );
+    ff.replace(value, &mut parts.headers);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -230,11 +230,8 @@ impl RecordSlot {
             at: SystemTime::now(),
             started: Instant::now(),
             version: parts.version,
-            method: parts.method.to_string(),
-            target: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+            method: parts.method.clone(),
+            target: parts.uri.path_and_query().cloned(),
             headers: parts.headers.clone(),
             key: key.map(<[u8]>::to_vec),
             stage,
@@ -257,8 +254,8 @@ pub struct RecordTap {
     at: SystemTime,
     started: Instant,
     version: http::Version,
-    method: String,
-    target: String,
+    method: http::Method,
+    target: Option<http::uri::PathAndQuery>,
     headers: HeaderMap,
     key: Option<Vec<u8>>,
     stage: Stage,
@@ -333,36 +330,25 @@ impl RecordTap {
         if over && self.session.policy.over_cap == OverCap::Drop {
             return stats.drop_one(DropReason::BodyOverCap);
         }
-        let (side, fallback) = match self.answered {
-            Answered::Legacy => ("legacy", false),
-            Answered::Modern => ("modern", false),
-            Answered::LegacyFallback => ("legacy", true),
-            Answered::Cache => ("cache", false),
-            Answered::Gateway => ("gateway", false),
-        };
-        let ex = Exchange {
-            at_ns: self
-                .at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
-            duration_ns: self.started.elapsed().as_nanos() as u64,
-            route: self.slot.route.to_string(),
-            stage: self.stage.as_str().to_string(),
-            side: side.to_string(),
-            fallback,
-            key: None,
-            version: version(self.version).to_string(),
+        // Only moves here: turning the exchange into text is the writer thread's work.
+        let raw = Raw {
+            at: self.at,
+            duration: self.started.elapsed(),
+            stage: self.stage,
+            answered: self.answered,
+            version: self.version,
             method: std::mem::take(&mut self.method),
-            target: std::mem::take(&mut self.target),
-            request: message(&self.headers, req_body, req_len),
-            status: self.status.as_u16(),
-            response: message(&self.response_headers, resp_body, resp_len),
-            shadow: None,
+            target: self.target.take(),
+            request_headers: std::mem::take(&mut self.headers),
+            request_body: (req_body, req_len),
+            status: self.status,
+            response_headers: std::mem::take(&mut self.response_headers),
+            response_body: (resp_body, resp_len),
         };
         let job = Pending {
             slot: self.slot.clone(),
             session: self.session.clone(),
-            exchange: ex,
+            raw,
             key: self.key.take(),
             shadow: self.shadow.take(),
             queued: Instant::now(),
@@ -379,6 +365,65 @@ impl Drop for RecordTap {
     fn drop(&mut self) {
         if !self.done {
             self.slot.stats.drop_one(DropReason::Incomplete);
+        }
+    }
+}
+
+/// A finished exchange as the request path hands it over: moved parts, no text yet.
+struct Raw {
+    at: SystemTime,
+    duration: Duration,
+    stage: Stage,
+    answered: Answered,
+    version: http::Version,
+    method: http::Method,
+    target: Option<http::uri::PathAndQuery>,
+    request_headers: HeaderMap,
+    /// The kept head of the body and the body's whole length.
+    request_body: (Bytes, u64),
+    status: StatusCode,
+    response_headers: HeaderMap,
+    response_body: (Bytes, u64),
+}
+
+impl Raw {
+    /// The exchange as a recording holds it (on the writer thread).
+    fn exchange(self, route: &str) -> Exchange {
+        let (side, fallback) = match self.answered {
+            Answered::Legacy => ("legacy", false),
+            Answered::Modern => ("modern", false),
+            Answered::LegacyFallback => ("legacy", true),
+            Answered::Cache => ("cache", false),
+            Answered::Gateway => ("gateway", false),
+        };
+        Exchange {
+            at_ns: self
+                .at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            duration_ns: self.duration.as_nanos() as u64,
+            route: route.to_string(),
+            stage: self.stage.as_str().to_string(),
+            side: side.to_string(),
+            fallback,
+            key: None,
+            version: version(self.version).to_string(),
+            method: self.method.to_string(),
+            target: self
+                .target
+                .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+            request: message(
+                &self.request_headers,
+                self.request_body.0,
+                self.request_body.1,
+            ),
+            status: self.status.as_u16(),
+            response: message(
+                &self.response_headers,
+                self.response_body.0,
+                self.response_body.1,
+            ),
+            shadow: None,
         }
     }
 }
@@ -408,7 +453,7 @@ fn message(headers: &HeaderMap, body: Bytes, len: u64) -> Message {
 struct Pending {
     slot: Arc<RecordSlot>,
     session: Arc<Session>,
-    exchange: Exchange,
+    raw: Raw,
     key: Option<Vec<u8>>,
     shadow: Option<Arc<ShadowSlot>>,
     queued: Instant,
@@ -880,11 +925,12 @@ impl WriterThread {
         let Pending {
             slot,
             session,
-            mut exchange,
+            raw,
             key,
             shadow,
             ..
         } = p;
+        let mut exchange = raw.exchange(&slot.route);
         let stats = slot.stats.clone();
         // The session ended (or changed) since: it belongs to no file any more.
         if !slot.session().is_some_and(|s| Arc::ptr_eq(&s, &session)) {
