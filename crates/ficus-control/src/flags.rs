@@ -29,8 +29,13 @@ pub const FLAG_RESET: &str = "flag.reset";
 /// served) and reason, since it started: `/metrics`, the API and the dashboard read them.
 #[derive(Debug, Default)]
 pub struct Evaluations {
-    counts: Mutex<HashMap<(String, String, &'static str), u64>>,
+    /// Flag, then variant, then (reason, count): looked up by `&str`, so counting an
+    /// evaluation already seen allocates nothing.
+    counts: Mutex<HashMap<String, ByVariant>>,
 }
+
+/// One flag's counts: per variant, (reason, count).
+type ByVariant = HashMap<String, Vec<(&'static str, u64)>>;
 
 /// One count of [`Evaluations`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -45,27 +50,39 @@ impl Evaluations {
     /// Counts `n` evaluations of `flag` that served `variant` for `reason`.
     pub fn count(&self, flag: &str, variant: &str, reason: &'static str, n: u64) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        match counts.get_mut(&(flag.to_string(), variant.to_string(), reason)) {
-            Some(c) => *c += n,
-            None => {
-                counts.insert((flag.to_string(), variant.to_string(), reason), n);
-            }
+        if !counts.contains_key(flag) {
+            counts.insert(flag.to_string(), HashMap::new());
+        }
+        let Some(variants) = counts.get_mut(flag) else {
+            return;
+        };
+        if !variants.contains_key(variant) {
+            variants.insert(variant.to_string(), Vec::new());
+        }
+        let Some(reasons) = variants.get_mut(variant) else {
+            return;
+        };
+        match reasons.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, c)) => *c += n,
+            None => reasons.push((reason, n)),
         }
     }
 
     /// Every count, sorted by flag, variant and reason; only `flag`'s when given.
     pub fn counts(&self, flag: Option<&str>) -> Vec<EvaluationCount> {
-        let mut out: Vec<EvaluationCount> = self
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<EvaluationCount> = counts
             .iter()
-            .filter(|((f, _, _), _)| flag.is_none_or(|k| k == f))
-            .map(|((f, v, r), n)| EvaluationCount {
-                flag: f.clone(),
-                variant: v.clone(),
-                reason: r,
-                count: *n,
+            .filter(|(f, _)| flag.is_none_or(|k| k == f.as_str()))
+            .flat_map(|(f, variants)| {
+                variants.iter().flat_map(move |(v, reasons)| {
+                    reasons.iter().map(move |(r, n)| EvaluationCount {
+                        flag: f.clone(),
+                        variant: v.clone(),
+                        reason: r,
+                        count: *n,
+                    })
+                })
             })
             .collect();
         out.sort();
