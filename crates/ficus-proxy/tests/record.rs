@@ -419,3 +419,37 @@ async fn files_rotate_at_their_age() {
     let (all, _) = read_all(&d);
     assert_eq!(all.len(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_is_a_tunnel_counted_as_incomplete_never_recorded() {
+    let d = dir("upgrade");
+    std::fs::write(d.join("key"), "a-redaction-key-of-32-bytes-0123").unwrap();
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let gw = TestGateway::start(
+        &config(&d, "sample = 100"),
+        &[("legacy", legacy.url()), ("modern", modern.url())],
+    )
+    .await;
+    let (s, _, _) = send(
+        Request::get(gw.url("/ws"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("x-user-id", "u1")
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s.as_u16(), 101);
+    let rec = gw.gateway().recorder().clone();
+    assert!(tokio::task::spawn_blocking({
+        let rec = rec.clone();
+        move || rec.flush(Duration::from_secs(15))
+    })
+    .await
+    .unwrap());
+    let slot = rec.slot("pay");
+    assert_eq!(accounted(&slot), (1, 1));
+    assert_eq!(slot.stats.dropped(DropReason::Incomplete), 1);
+    assert_eq!(read_all(&d).0.len(), 0);
+}

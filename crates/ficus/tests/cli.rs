@@ -1496,6 +1496,21 @@ async fn record_start_status_stop_survive_a_restart_and_replay() {
     let (code, _, err) = cli(&["record", "start", "nope", "-m", "x"], &admin, &dir);
     assert_eq!(code, 1);
     assert!(err.contains("no route named \"nope\""), "{err}");
+    // The limits of a runtime recording, each refused with what to change.
+    for (args, want) in [
+        (&["--for", "0s"][..], "for: must be greater than zero"),
+        (&["--for", "500ms"][..], "for: from 1s to 31 days"),
+        (&["--for", "745h"][..], "for: from 1s to 31 days"),
+        (&["--max-size", "1KiB"][..], "max_size: at least 1 MiB"),
+        (&["--sample", "0"][..], "sample: more than 0 %"),
+        (&["--sample", "ten"][..], "--sample is a percentage"),
+    ] {
+        let mut a = vec!["record", "start", "orders", "-m", "x"];
+        a.extend_from_slice(args);
+        let (code, _, err) = cli(&a, &admin, &dir);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
     let (code, out, err) = cli(
         &[
             "record",

@@ -280,6 +280,21 @@ async fn per_key_order_unsafe_methods_filters_mismatches_and_a_torn_file() {
     assert!(r["torn"]["offset"].as_u64().is_some(), "{r}");
     assert!(r["sent"].as_u64().unwrap() < 41, "{r}");
 
+    // --max-in-flight: a request due while that many are in flight is dropped, not queued.
+    let slow: Vec<Exchange> = (0..20u64)
+        .map(|i| exchange(S + i * 1_000_000, "GET", "/slow/300", None, i))
+        .collect();
+    let slow_file = d.join("slow.ficusrec");
+    write(&slow_file, &slow);
+    let (url, _) = target().await;
+    let r = replay(
+        &slow_file,
+        &url,
+        &["--rate", "1000/s", "--max-in-flight", "5"],
+    );
+    assert_eq!(r["sent"], 5, "{r}");
+    assert_eq!(r["dropped_in_flight"], 15, "{r}");
+
     // Bad arguments: a clear error, nothing sent.
     let out = Command::new(env!("CARGO_BIN_EXE_ficus"))
         .args(["replay"])
