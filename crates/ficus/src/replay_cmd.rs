@@ -1,5 +1,9 @@
 //! `ficus replay FILE --target URL`: sends a recording's requests to a target, open loop.
 //!
+//! Requests go out on replay's own HTTP/1.1 client ([`h1`]): at most `--max-in-flight`
+//! keep-alive connections per target; a request due while all of them are busy waits for
+//! one, first come first served, and the wait shows as its send lateness.
+//!
 //! Each request is due at the replay's start plus its offset ([`ficus_record::offsets`]):
 //! the recorded gaps (`--as-recorded`, the default, long gaps capped at `--max-gap`), scaled
 //! (`--speed 3x`), evenly spaced (`--rate 500/s`) or ramped (`--ramp 100/s..2000/s --over
@@ -13,18 +17,17 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ficus_record::{Exchange, Pace, Reader};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
+
+mod h1;
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
@@ -71,9 +74,10 @@ pub struct ReplayArgs {
     /// Each request's time limit, from its send.
     #[arg(long, default_value = "10s")]
     pub timeout: String,
-    /// Requests in flight at most; a request due while this many are in flight is counted
-    /// as dropped (the target is not keeping up) rather than queued.
-    #[arg(long, default_value_t = 10_000)]
+    /// Requests in flight at most per target, each on its own keep-alive connection (so at
+    /// most this many connections per target). A request due while all are busy waits for
+    /// one, in due order; its send lateness shows the wait.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_in_flight: u64,
     /// Compare each replayed response with the recorded one (ficus's comparison rules,
     /// field by field, noise filtered).
@@ -113,13 +117,14 @@ struct Comparing {
 }
 
 /// A response as replay reads it.
-struct Got {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
+type Got = h1::Response;
+
+trait Compared {
+    fn exchange(&self) -> ficus_compare::Exchange<'_>;
+    fn sample(&self) -> ficus_compare::ResponseSample;
 }
 
-impl Got {
+impl Compared for Got {
     fn exchange(&self) -> ficus_compare::Exchange<'_> {
         ficus_compare::Exchange {
             status: self.status,
@@ -153,8 +158,8 @@ struct Tally {
     sent: AtomicU64,
     answered: AtomicU64,
     status_mismatch: AtomicU64,
-    dropped_in_flight: AtomicU64,
-    in_flight: AtomicU64,
+    /// Nanoseconds from the start to the latest send.
+    last_send_ns: AtomicU64,
     errors: Mutex<HashMap<&'static str, u64>>,
     statuses: Mutex<HashMap<u16, u64>>,
     mismatches: Mutex<HashMap<(u16, u16), u64>>,
@@ -188,19 +193,27 @@ impl Tally {
 struct Planned {
     due: Duration,
     method: http::Method,
-    uri: http::Uri,
-    headers: http::HeaderMap,
-    body: Bytes,
+    /// The request as written to `--target`.
+    wire: h1::Wire,
+    /// The same request as written to `--compare-with`'s target.
+    reference: Option<h1::Wire>,
     recorded_status: u16,
     key: Option<String>,
+    /// What the comparison needs (`None` when not comparing).
+    compare: Option<Box<ForCompare>>,
+}
+
+/// The parts of a planned request only the comparison reads.
+struct ForCompare {
     route: String,
     /// `METHOD /path/{id}` as the comparison reports endpoints.
     endpoint: String,
     at_ms: i64,
+    /// Path and query as sent to `--target`.
+    path: String,
+    body: Bytes,
     /// The recorded response (`None` when cut at the recording's cap).
     recorded: Option<Got>,
-    /// Bytes of `--target`'s own path prefix at the start of `uri`'s path.
-    prefix_len: usize,
 }
 
 const SAFE: [&str; 4] = ["GET", "HEAD", "OPTIONS", "TRACE"];
@@ -381,19 +394,19 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     let at: Vec<u64> = selected.iter().map(|e| e.at_ns).collect();
     let offsets = ficus_record::offsets(&at, pace, Some(max_gap));
     let mut plan = Vec::with_capacity(selected.len());
-    let prefix = base.path().trim_end_matches('/').to_string();
+    let bases = Bases {
+        authority: authority(&base),
+        prefix: base.path().trim_end_matches('/').to_string(),
+        reference: comparing
+            .as_ref()
+            .and_then(|c| c.with.as_ref())
+            .map(|(u, prefix)| (authority(u), prefix.clone())),
+    };
     for (ex, due) in selected.into_iter().zip(offsets) {
         if stop_after.is_some_and(|d| due > d) {
             break;
         }
-        plan.push(planned(
-            ex,
-            due,
-            &base,
-            &prefix,
-            &extra,
-            comparing.is_some(),
-        )?);
+        plan.push(planned(ex, due, &bases, &extra, comparing.is_some())?);
     }
     let expected = plan.last().map_or(Duration::ZERO, |p| p.due);
 
@@ -401,11 +414,19 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(usize::MAX)
-        .build_http();
-    let tally = Arc::new(Tally::default());
+    let max = usize::try_from(args.max_in_flight).unwrap_or(usize::MAX);
+    let (primary, reference) = rt.block_on(async {
+        let primary = h1::Pool::new(&bases.authority, max).await;
+        let reference = match &bases.reference {
+            Some((a, _)) => Some(h1::Pool::new(a, max).await),
+            None => None,
+        };
+        (primary, reference)
+    });
+    let primary = primary.map_err(|e| format!("--target: {e}"))?;
+    let reference = reference
+        .transpose()
+        .map_err(|e| format!("--compare-with: {e}"))?;
     let pb = if args.admin.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
@@ -427,67 +448,30 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     // than the request). Per key, a chain: each request waits for the previous one of its key.
     let total = plan.len();
     let start = Instant::now() + Duration::from_millis(50);
-    let sending = rt.block_on(async {
-        let mut chains: HashMap<String, tokio::sync::mpsc::UnboundedSender<(Planned, Instant)>> =
-            HashMap::new();
-        let mut tasks = Vec::new();
-        for p in plan {
-            let due = start + p.due;
-            // The timer has millisecond steps: sleep until shortly before, then yield to the
-            // sends in flight until the due time.
-            let now = Instant::now();
-            if due > now + Duration::from_millis(2) {
-                tokio::time::sleep_until((due - Duration::from_micros(1500)).into()).await;
-            }
-            while Instant::now() < due {
-                tokio::task::yield_now().await;
-            }
-            if tally.in_flight.load(Ordering::Relaxed) >= args.max_in_flight {
-                tally.dropped_in_flight.fetch_add(1, Ordering::Relaxed);
-                pb.inc(1);
-                continue;
-            }
-            tally.in_flight.fetch_add(1, Ordering::Relaxed);
-            match p.key.clone() {
-                None => {
-                    let (client, tally, pb, cmp) =
-                        (client.clone(), tally.clone(), pb.clone(), comparing.clone());
-                    tasks.push(tokio::spawn(async move {
-                        send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
-                        pb.inc(1);
-                    }));
-                }
-                Some(k) => {
-                    let tx = chains.entry(k).or_insert_with(|| {
-                        let (tx, mut rx) =
-                            tokio::sync::mpsc::unbounded_channel::<(Planned, Instant)>();
-                        let (client, tally, pb, cmp) =
-                            (client.clone(), tally.clone(), pb.clone(), comparing.clone());
-                        tasks.push(tokio::spawn(async move {
-                            while let Some((p, due)) = rx.recv().await {
-                                send(&client, p, due, timeout, &tally, cmp.as_deref()).await;
-                                pb.inc(1);
-                            }
-                        }));
-                        tx
-                    });
-                    let _ = tx.send((p, due));
-                }
-            }
-        }
-        drop(chains);
-        let sending = start.elapsed();
-        for t in tasks {
-            let _ = t.await;
-        }
-        sending
+    let ctx = Arc::new(Ctx {
+        primary,
+        reference,
+        tally: Tally::default(),
+        cmp: comparing.clone(),
+        timeout,
+        pb: pb.clone(),
+        start,
+        outstanding: AtomicUsize::new(0),
+        all_done: tokio::sync::Notify::new(),
     });
+    let dispatched = rt.block_on(dispatch(ctx.clone(), plan, start));
     let took = start.elapsed();
     pb.finish_and_clear();
     drop(rt);
+    // Sending lasted until the last request went out (it may have waited for a connection
+    // after the dispatcher released it).
+    let sending = dispatched.max(Duration::from_nanos(
+        ctx.tally.last_send_ns.load(Ordering::Relaxed),
+    ));
+    let tally = &ctx.tally;
 
     let mut report = report(
-        &tally,
+        tally,
         total,
         expected,
         sending,
@@ -495,6 +479,12 @@ fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         (skipped_filter, skipped_unsafe, skipped_truncated),
         torn.as_ref(),
     );
+    report["connections"] = json!({
+        "max": args.max_in_flight,
+        "opened": ctx.primary.opened(),
+        "waited": ctx.primary.waited(),
+        "reference_opened": ctx.reference.as_ref().map(|p| p.opened()),
+    });
     if let Some(c) = &comparing {
         let agg = c.aggregator.lock().unwrap_or_else(|p| p.into_inner());
         report["comparison"] = json!({
@@ -543,26 +533,43 @@ fn print_out(report: &serde_json::Value, json: bool) {
     }
 }
 
+/// `--target`'s and `--compare-with`'s authorities and path prefixes.
+struct Bases {
+    authority: String,
+    prefix: String,
+    reference: Option<(String, String)>,
+}
+
+fn authority(u: &http::Uri) -> String {
+    let a = u.authority().map_or("", |a| a.as_str());
+    if u.port().is_some() {
+        a.to_string()
+    } else {
+        format!("{a}:80")
+    }
+}
+
 fn planned(
     ex: Exchange,
     due: Duration,
-    base: &http::Uri,
-    prefix: &str,
+    bases: &Bases,
     extra: &http::HeaderMap,
-    keep_response: bool,
+    comparing: bool,
 ) -> Result<Planned, String> {
     let target = if ex.target.starts_with('/') {
-        ex.target.clone()
+        ex.target
     } else {
         format!("/{}", ex.target)
     };
-    let uri: http::Uri = format!(
-        "{}://{}{prefix}{target}",
-        base.scheme_str().unwrap_or("http"),
-        base.authority().map(|a| a.as_str()).unwrap_or_default()
-    )
-    .parse()
-    .map_err(|e| format!("recorded target {:?}: {e}", ex.target))?;
+    // The recorded target must be a request target (no spaces, no control bytes).
+    if target
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(format!(
+            "recorded target {target:?} is not a request target"
+        ));
+    }
     let method = http::Method::from_bytes(ex.method.as_bytes())
         .map_err(|_| format!("recorded method {:?} is not a method", ex.method))?;
     let mut headers = http::HeaderMap::new();
@@ -580,121 +587,167 @@ fn planned(
     for (n, v) in extra {
         headers.insert(n, v.clone());
     }
-    let path = target.split('?').next().unwrap_or("/");
-    let endpoint = format!("{} {}", ex.method, ficus_telemetry::inventory::fold(path));
-    let recorded = (keep_response && ex.response.truncated_from.is_none()).then(|| Got {
-        status: ex.status,
-        headers: ex
-            .response
-            .headers
-            .iter()
-            .filter_map(|(n, v)| {
-                Some((
-                    http::HeaderName::from_bytes(n.as_bytes()).ok()?,
-                    http::HeaderValue::from_bytes(&v.0).ok()?,
-                ))
-            })
-            .collect(),
-        body: Bytes::from(ex.response.body.0),
+    let body = Bytes::from(ex.request.body.0);
+    let path = format!("{}{target}", bases.prefix);
+    let wire = h1::Wire::encode(&method, &path, &bases.authority, &headers, &body);
+    let reference = bases.reference.as_ref().map(|(authority, prefix)| {
+        h1::Wire::encode(
+            &method,
+            &format!("{prefix}{target}"),
+            authority,
+            &headers,
+            &body,
+        )
+    });
+    let compare = comparing.then(|| {
+        let bare = target.split('?').next().unwrap_or("/");
+        Box::new(ForCompare {
+            endpoint: format!("{} {}", ex.method, ficus_telemetry::inventory::fold(bare)),
+            route: ex.route,
+            at_ms: (ex.at_ns / 1_000_000) as i64,
+            path,
+            body,
+            recorded: ex.response.truncated_from.is_none().then(|| Got {
+                status: ex.status,
+                headers: ex
+                    .response
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| {
+                        Some((
+                            http::HeaderName::from_bytes(n.as_bytes()).ok()?,
+                            http::HeaderValue::from_bytes(&v.0).ok()?,
+                        ))
+                    })
+                    .collect(),
+                body: Bytes::from(ex.response.body.0),
+            }),
+        })
     });
     Ok(Planned {
         due,
         method,
-        uri,
-        headers,
-        body: Bytes::from(ex.request.body.0),
+        wire,
+        reference,
         recorded_status: ex.status,
         key: ex.key,
-        route: ex.route,
-        endpoint,
-        at_ms: (ex.at_ns / 1_000_000) as i64,
-        recorded,
-        prefix_len: prefix.len(),
+        compare,
     })
 }
 
-/// One request to one base: the whole response, or why there is none.
-async fn call<C>(
-    client: &Client<C, Full<Bytes>>,
-    method: &http::Method,
-    uri: http::Uri,
-    headers: &http::HeaderMap,
-    body: &Bytes,
+/// What every send shares.
+struct Ctx {
+    primary: h1::Pool,
+    /// `--compare-with`'s target.
+    reference: Option<h1::Pool>,
+    tally: Tally,
+    cmp: Option<Arc<Comparing>>,
     timeout: Duration,
-) -> Result<Got, &'static str>
-where
-    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
-{
-    let mut req = http::Request::new(Full::new(body.clone()));
-    *req.method_mut() = method.clone();
-    *req.uri_mut() = uri;
-    *req.headers_mut() = headers.clone();
-    let outcome = tokio::time::timeout(timeout, async {
-        let resp = client.request(req).await?;
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok::<Got, Box<dyn std::error::Error + Send + Sync>>(Got {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
-    })
-    .await;
-    match outcome {
-        Ok(Ok(g)) => Ok(g),
-        Ok(Err(e)) => Err(error_kind(e.as_ref())),
-        Err(_) => Err("timeout"),
+    pb: ProgressBar,
+    start: Instant,
+    /// Requests released and not finished yet.
+    outstanding: AtomicUsize,
+    all_done: tokio::sync::Notify,
+}
+
+impl Ctx {
+    fn done_one(&self) {
+        self.pb.inc(1);
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_done.notify_one();
+        }
     }
 }
 
-/// The same path and query on another base.
-fn rebase(uri: &http::Uri, base: &http::Uri, prefix: &str, own_prefix: usize) -> Option<http::Uri> {
-    let pq = uri.path_and_query()?.as_str();
-    let rest = pq.get(own_prefix..).unwrap_or(pq);
-    format!(
-        "{}://{}{prefix}{rest}",
-        base.scheme_str().unwrap_or("http"),
-        base.authority()?.as_str()
-    )
-    .parse()
-    .ok()
+/// Releases each request at its due time, then waits for them all; how long releasing took.
+async fn dispatch(ctx: Arc<Ctx>, plan: Vec<Planned>, start: Instant) -> Duration {
+    let mut chains: HashMap<String, tokio::sync::mpsc::UnboundedSender<(Planned, Instant)>> =
+        HashMap::new();
+    let mut chain_tasks = Vec::new();
+    for mut p in plan {
+        let due = start + p.due;
+        // The timer has millisecond steps: sleep until shortly before, then yield to the
+        // sends in flight until the due time.
+        let now = Instant::now();
+        if due > now + Duration::from_millis(2) {
+            tokio::time::sleep_until((due - Duration::from_micros(1500)).into()).await;
+        }
+        while Instant::now() < due {
+            tokio::task::yield_now().await;
+        }
+        ctx.outstanding.fetch_add(1, Ordering::AcqRel);
+        match p.key.take() {
+            None => {
+                // A slot of the target's pool first: with all connections busy, the
+                // dispatcher waits here, and so do the requests due after this one.
+                let slot = ctx.primary.slot().await;
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    send(&ctx, p, due, Some(slot)).await;
+                    ctx.done_one();
+                });
+            }
+            Some(k) => {
+                let tx = chains.entry(k).or_insert_with(|| {
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Planned, Instant)>();
+                    let ctx = ctx.clone();
+                    chain_tasks.push(tokio::spawn(async move {
+                        while let Some((p, due)) = rx.recv().await {
+                            send(&ctx, p, due, None).await;
+                            ctx.done_one();
+                        }
+                    }));
+                    tx
+                });
+                let _ = tx.send((p, due));
+            }
+        }
+    }
+    drop(chains);
+    let released = start.elapsed();
+    loop {
+        let done = ctx.all_done.notified();
+        if ctx.outstanding.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        done.await;
+    }
+    for t in chain_tasks {
+        let _ = t.await;
+    }
+    released
 }
 
-async fn send<C>(
-    client: &Client<C, Full<Bytes>>,
-    mut p: Planned,
-    due: Instant,
-    timeout: Duration,
-    tally: &Tally,
-    cmp: Option<&Comparing>,
-) where
-    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
-{
+async fn send(ctx: &Ctx, mut p: Planned, due: Instant, slot: Option<h1::Slot>) {
+    let slot = match slot {
+        Some(s) => s,
+        None => ctx.primary.slot().await,
+    };
+    let tally = &ctx.tally;
     let sent = Instant::now();
     Tally::record(
         &tally.lateness,
         sent.saturating_duration_since(due).as_micros() as u64,
     );
     tally.sent.fetch_add(1, Ordering::Relaxed);
-    let primary = call(
-        client,
-        &p.method,
-        p.uri.clone(),
-        &p.headers,
-        &p.body,
-        timeout,
+    tally.last_send_ns.fetch_max(
+        sent.saturating_duration_since(ctx.start).as_nanos() as u64,
+        Ordering::Relaxed,
     );
+    let keep = ctx.cmp.is_some();
+    let primary = ctx.primary.call(slot, &p.wire, keep, ctx.timeout);
     // With --compare-with, the reference side is called at the same time.
-    let reference = async {
-        match cmp.and_then(|c| c.with.as_ref()) {
-            Some((base, prefix)) => match rebase(&p.uri, base, prefix, p.prefix_len()) {
-                Some(u) => Some(call(client, &p.method, u, &p.headers, &p.body, timeout).await),
-                None => None,
-            },
-            None => None,
+    let (got, reference) = match (&ctx.reference, &p.reference) {
+        (Some(pool), Some(wire)) => {
+            let reference = async {
+                let slot = pool.slot().await;
+                pool.call(slot, wire, true, ctx.timeout).await
+            };
+            let (g, r) = tokio::join!(primary, reference);
+            (g, Some(r))
         }
+        _ => (primary.await, None),
     };
-    let (got, reference) = tokio::join!(primary, reference);
     match &got {
         Ok(g) => {
             tally.answered.fetch_add(1, Ordering::Relaxed);
@@ -718,10 +771,9 @@ async fn send<C>(
                     .or_insert(0) += 1;
             }
         }
-        Err(kind) => tally.error(kind),
+        Err(kind) => tally.error(kind.as_str()),
     }
-    tally.in_flight.fetch_sub(1, Ordering::Relaxed);
-    let (Some(c), Ok(got)) = (cmp, got) else {
+    let (Some(c), Ok(got), Some(mut cp)) = (ctx.cmp.as_deref(), got, p.compare.take()) else {
         return;
     };
     // The reference: the second target's answer, or the recording's.
@@ -731,7 +783,7 @@ async fn send<C>(
             c.failed.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        None => match p.recorded.take() {
+        None => match cp.recorded.take() {
             Some(r) => r,
             None => {
                 c.skipped_truncated.fetch_add(1, Ordering::Relaxed);
@@ -743,24 +795,12 @@ async fn send<C>(
     // The noise sample: the reference side asked again (with --compare, the target).
     let safe = SAFE.contains(&p.method.as_str());
     let noise = if safe && c.noise_bp > 0 && (rand_bp() < c.noise_bp) {
-        let again = match &c.with {
-            Some((base, prefix)) => match rebase(&p.uri, base, prefix, p.prefix_len()) {
-                Some(u) => call(client, &p.method, u, &p.headers, &p.body, timeout)
-                    .await
-                    .ok(),
-                None => None,
-            },
-            None => call(
-                client,
-                &p.method,
-                p.uri.clone(),
-                &p.headers,
-                &p.body,
-                timeout,
-            )
-            .await
-            .ok(),
+        let (pool, wire) = match (&ctx.reference, &p.reference) {
+            (Some(pool), Some(wire)) => (pool, wire),
+            _ => (&ctx.primary, &p.wire),
         };
+        let slot = pool.slot().await;
+        let again = pool.call(slot, wire, true, ctx.timeout).await.ok();
         again.map(|a| match &c.with {
             Some(_) => ficus_compare::compare(&c.rules, &reference.exchange(), &a.exchange()),
             None => ficus_compare::compare(&c.rules, &got.exchange(), &a.exchange()),
@@ -772,13 +812,9 @@ async fn send<C>(
     let sample = || ficus_compare::SampleData {
         request: ficus_compare::RequestSample {
             method: p.method.to_string(),
-            uri: p
-                .uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .to_string(),
+            uri: cp.path.clone(),
             headers: Vec::new(),
-            body: String::from_utf8_lossy(&p.body).into_owned(),
+            body: String::from_utf8_lossy(&cp.body).into_owned(),
             truncated: false,
         },
         legacy: reference.sample(),
@@ -788,9 +824,9 @@ async fn send<C>(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .record(
-            &p.route,
-            &p.endpoint,
-            p.at_ms,
+            &cp.route,
+            &cp.endpoint,
+            cp.at_ms,
             &primary,
             noise.as_ref(),
             sample,
@@ -807,30 +843,6 @@ fn rand_bp() -> u16 {
             .map_or(0, |d| d.as_nanos()),
     );
     (h.finish() % 10_000) as u16
-}
-
-impl Planned {
-    /// Length of the target's own path prefix in this request's URI (taken off when the
-    /// request goes to the --compare-with base).
-    fn prefix_len(&self) -> usize {
-        self.prefix_len
-    }
-}
-
-fn error_kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
-    if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
-        if h.is_connect() {
-            return "connect";
-        }
-    }
-    let text = format!("{e:?}").to_ascii_lowercase();
-    if text.contains("reset") {
-        "reset"
-    } else if text.contains("closed") || text.contains("incomplete") {
-        "closed"
-    } else {
-        "other"
-    }
 }
 
 fn quantiles(h: &Mutex<Option<Histogram<u64>>>) -> serde_json::Value {
@@ -885,7 +897,8 @@ fn report(
         "sent": sent,
         "answered": t.answered.load(Ordering::Relaxed),
         "errors": errors.iter().map(|(k, v)| json!({"kind": k, "count": v})).collect::<Vec<_>>(),
-        "dropped_in_flight": t.dropped_in_flight.load(Ordering::Relaxed),
+        // Always 0 now that requests wait for a connection instead (kept for saved runs).
+        "dropped_in_flight": 0,
         "skipped": {"filter": skipped_filter, "unsafe": skipped_unsafe, "truncated_body": skipped_truncated},
         "statuses": statuses.iter().map(|(s, n)| json!({"status": s, "count": n})).collect::<Vec<_>>(),
         "status_mismatches": t.status_mismatch.load(Ordering::Relaxed),
@@ -915,9 +928,16 @@ pub(crate) fn print_report(r: &serde_json::Value) {
         r["answered"]
     );
     println!(
-        "skipped: {} by filter or route, {} unsafe (--unsafe allow sends them), {} with a cut body; {} dropped with --max-in-flight reached",
-        r["skipped"]["filter"], r["skipped"]["unsafe"], r["skipped"]["truncated_body"], r["dropped_in_flight"]
+        "skipped: {} by filter or route, {} unsafe (--unsafe allow sends them), {} with a cut body",
+        r["skipped"]["filter"], r["skipped"]["unsafe"], r["skipped"]["truncated_body"]
     );
+    let c = &r["connections"];
+    if !c.is_null() {
+        println!(
+            "connections to the target: {} opened (at most {}); {} requests waited for one",
+            c["opened"], c["max"], c["waited"]
+        );
+    }
     for e in r["errors"].as_array().into_iter().flatten() {
         println!(
             "errors: {} {}",
