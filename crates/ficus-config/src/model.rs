@@ -75,6 +75,28 @@ pub mod defaults {
     /// writes that did not advance the watermark).
     pub const VERIFY_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
 
+    /// A migration step's timeout (action and gate together).
+    pub const MIGRATION_STEP_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// `dual_write`: writes compared before its gate can pass.
+    pub const MIGRATION_MIN_COMPARED: u64 = 100;
+    /// `dual_write`: the largest share of compared writes with a real difference.
+    pub const MIGRATION_MAX_MISMATCH: f64 = 0.0;
+    /// Switch steps: how old the verify jobs' proof of equality may be before they switch.
+    pub const MIGRATION_FRESH: Duration = Duration::from_secs(300);
+    /// `switch_reads`, `switch_writes`: time on modern with SLOs clear.
+    pub const MIGRATION_SOAK: Duration = Duration::from_secs(60);
+    /// `contract`: time without a request served by legacy.
+    pub const MIGRATION_QUIET: Duration = Duration::from_secs(600);
+    /// `[migration.throttle]`: the window of its p99 and error rate.
+    pub const THROTTLE_WINDOW: Duration = Duration::from_secs(30);
+    /// `[migration.throttle]`: fewer requests in the window never throttle.
+    pub const THROTTLE_MIN_REQUESTS: u64 = 20;
+    /// At most this many steps in a plan, and plans in a config.
+    pub const MAX_MIGRATION_STEPS: usize = 32;
+    pub const MAX_MIGRATIONS: usize = 64;
+    /// A command's output kept in its step's event (stdout and stderr each, the tail).
+    pub const MIGRATION_OUTPUT_BYTES: usize = 8 * 1024;
+
     /// Mirrored requests waiting for the mirror worker; when full, copies are dropped and
     /// counted (the client's request is never held up).
     pub const SHADOW_QUEUE: usize = 1024;
@@ -273,6 +295,8 @@ pub struct Config {
     pub ofrep: Ofrep,
     /// `[record]`: where this node writes recordings (node-local).
     pub recording: Recording,
+    /// `[[migration]]`: data migration plans, names unique, in file order.
+    pub migrations: Vec<Migration>,
 }
 
 /// `[ofrep]`: the OpenFeature Remote Evaluation Protocol listener (node-local).
@@ -457,6 +481,9 @@ pub struct Node {
     pub name: Option<String>,
     /// The admin API URL other people reach this node at (default: from `[admin] bind`).
     pub admin_url: Option<String>,
+    /// Whether this node, as leader, runs the commands of `[[migration]]` steps (the file
+    /// is fleet-wide and can be applied through the admin API: each node opts in).
+    pub migration_commands: bool,
 }
 
 /// `[fleet]`: the timings of this node's part in a fleet (see docs/fleet.md).
@@ -1306,6 +1333,173 @@ pub struct VerifyJob {
     /// `full_every`: with a watermark, a full run when the last one started this long ago
     /// (default `defaults::VERIFY_FULL_EVERY`); None without a watermark (every run is full).
     pub full_every: Option<Duration>,
+    /// `recheck`: differing rows are read again after this delay; differences that resolved
+    /// were lag (outcome `lagging`), not divergence. For tables under live dual-writes.
+    pub recheck: Option<Duration>,
+}
+
+/// `[[migration]]`: a data migration plan coupling the plan's routes' traffic stages to
+/// the data steps under them (docs/migrations.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migration {
+    pub name: String,
+    /// `routes`: the routes whose reads move (switch reads).
+    pub read_routes: Vec<String>,
+    /// `write_routes`: the routes whose writes move (dual-write, switch writes); default:
+    /// the read routes.
+    pub write_routes: Vec<String>,
+    /// `verify`: the `[[verify]]` jobs that describe the tables (source and target, key,
+    /// column expressions) and prove them equal.
+    pub verify: Vec<String>,
+    /// In order; a step starts once the one before it is done.
+    pub steps: Vec<MigrationStep>,
+    /// `[migration.throttle]`: pause backfill and verify while users feel it.
+    pub throttle: Option<Throttle>,
+}
+
+impl Migration {
+    /// Every route of the plan (reads first), each once.
+    pub fn routes(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in self.read_routes.iter().chain(&self.write_routes) {
+            if !out.contains(&r.as_str()) {
+                out.push(r);
+            }
+        }
+        out
+    }
+}
+
+/// What a migration step is for; each kind has its own action, gate and way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    /// Run the schema tool's expand (`run`); done when it exits 0. Back: `back`.
+    Expand,
+    /// Write routes to `shadow` with `shadow_writes`: modern writes its own store too; done
+    /// when enough writes were compared and few enough differ. Back: write routes to legacy.
+    DualWrite,
+    /// Run the backfill (`run`), throttled; done when it exits 0. Back: `back`.
+    Backfill,
+    /// Run the plan's verify jobs now (throttled); done when each is equal, after the step
+    /// began. Back: nothing to undo.
+    Verify,
+    /// Once the verify jobs are proven equal by a run covering writes until less than
+    /// `fresh` ago (else a run is asked for and waited for): read routes to modern (their
+    /// `[route.rollout]`, else the stage); done when they are on modern and their SLOs
+    /// stayed clear for `soak`. Back: the routes to the stages they had.
+    SwitchReads,
+    /// Write routes to modern, the same way. Back: the stages they had (dual-writing).
+    SwitchWrites,
+    /// Checked first: no request served by legacy on the plan's routes for `quiet`, and a
+    /// final verify equal; then `run` (dropping the old schema). No way back.
+    Contract,
+}
+
+impl StepKind {
+    pub const ALL: [StepKind; 7] = [
+        StepKind::Expand,
+        StepKind::DualWrite,
+        StepKind::Backfill,
+        StepKind::Verify,
+        StepKind::SwitchReads,
+        StepKind::SwitchWrites,
+        StepKind::Contract,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Expand => "expand",
+            StepKind::DualWrite => "dual_write",
+            StepKind::Backfill => "backfill",
+            StepKind::Verify => "verify",
+            StepKind::SwitchReads => "switch_reads",
+            StepKind::SwitchWrites => "switch_writes",
+            StepKind::Contract => "contract",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepKind> {
+        StepKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether the step's action is a command of the file (`run`).
+    pub fn runs_command(self) -> bool {
+        matches!(
+            self,
+            StepKind::Expand | StepKind::Backfill | StepKind::Contract
+        )
+    }
+
+    /// Whether `[migration.throttle]` applies to the step.
+    pub fn throttled(self) -> bool {
+        matches!(self, StepKind::Backfill | StepKind::Verify)
+    }
+}
+
+/// A command of a migration step: an argv (`run = ["psql", "-f", "x.sql"]`) or a shell line
+/// (`run = "psql -f x.sql"`, run as `sh -c`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub argv: Vec<String>,
+}
+
+impl Command {
+    /// The command as people read it.
+    pub fn display(&self) -> String {
+        match self.argv.as_slice() {
+            [sh, c, line] if sh == "sh" && c == "-c" => line.clone(),
+            argv => argv.join(" "),
+        }
+    }
+}
+
+/// `[[migration.step]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationStep {
+    pub kind: StepKind,
+    /// Unique in the plan; default: the kind.
+    pub name: String,
+    /// The action of `expand`, `backfill` and `contract`.
+    pub run: Option<Command>,
+    /// The way back of `expand` and `backfill` (ficus's own steps know theirs).
+    pub back: Option<Command>,
+    /// The step fails (the plan is blocked) when its action and gate take longer.
+    pub timeout: Duration,
+    /// Wait for `ficus migration advance` before starting the step.
+    pub manual: bool,
+    /// `dual_write`: writes compared before the gate can pass.
+    pub min_compared: u64,
+    /// `dual_write`: the largest share of compared writes with a real difference.
+    pub max_mismatch: f64,
+    /// Switch steps: before moving the routes, the verify jobs' latest equal run must cover
+    /// writes until less than this ago; otherwise the step runs them and waits.
+    pub fresh: Duration,
+    /// `switch_reads` and `switch_writes`: how long the routes stay on modern with their
+    /// SLOs clear before the step is done.
+    pub soak: Duration,
+    /// `contract`: how long no request may have been served by legacy.
+    pub quiet: Duration,
+}
+
+/// `[migration.throttle]`: while a plan route's p99 or error rate is above its bound, the
+/// throttled steps (backfill, verify) are paused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttle {
+    /// The routes watched; default: the plan's.
+    pub routes: Vec<String>,
+    /// p99 latency bound (as clients saw it), if any.
+    pub p99: Option<Duration>,
+    /// Error-rate bound (5xx and failures over requests), if any.
+    pub error_rate: Option<f64>,
+    /// The window the p99 and error rate are measured over.
+    pub window: Duration,
+    /// Fewer requests than this in the window never throttle.
+    pub min_requests: u64,
+    /// Created while paused, removed on resume: the flag file a backfill honours.
+    pub pause_file: Option<PathBuf>,
+    /// Run when pausing and when resuming a backfill.
+    pub pause_command: Option<Command>,
+    pub resume_command: Option<Command>,
 }
 
 /// `watermark_overlap` of a `[[verify]]` job.

@@ -21,6 +21,7 @@ use crate::{Diagnostic, Diagnostics, MAX_DIAGNOSTICS};
 mod admin;
 mod flags;
 mod fleet;
+mod migration;
 mod record;
 mod redact;
 mod slo;
@@ -28,7 +29,7 @@ mod tracing;
 mod verify_expr;
 mod verify_incremental;
 
-const TOP_LEVEL: [(&str, &str); 20] = [
+const TOP_LEVEL: [(&str, &str); 21] = [
     ("gateway", "[gateway]"),
     ("listener", "[[listener]]"),
     ("upstream", "[upstream.NAME]"),
@@ -49,6 +50,7 @@ const TOP_LEVEL: [(&str, &str); 20] = [
     ("flag", "[[flag]]"),
     ("ofrep", "[ofrep]"),
     ("record", "[record]"),
+    ("migration", "[[migration]]"),
 ];
 const GATEWAY_KEYS: &[&str] = &[
     "header_read_timeout",
@@ -196,6 +198,7 @@ const VERIFY_KEYS: &[&str] = &[
     "watermark",
     "watermark_overlap",
     "full_every",
+    "recheck",
 ];
 const PATH_KEYS: [&str; 3] = ["path_prefix", "path", "template"];
 
@@ -879,6 +882,10 @@ impl<'s> Validator<'s, '_> {
             None => Ofrep::default(),
         };
         let recording = self.recording(find("record"));
+        let migrations = match find("migration") {
+            Some(e) => self.migrations(e, &routes, &verify),
+            None => Vec::new(),
+        };
 
         // Whole-file problems are reported at 1:1.
         let start = root_span.start..root_span.start;
@@ -934,6 +941,7 @@ impl<'s> Validator<'s, '_> {
             flags,
             ofrep,
             recording,
+            migrations,
         })
     }
 
@@ -3284,6 +3292,25 @@ impl<'s> Validator<'s, '_> {
             }
         }
         let incremental = self.verify_incremental(sec, every);
+        let recheck = sec.has("recheck").then(|| {
+            let d = self.duration(sec, "recheck", Duration::from_secs(1));
+            if d > Duration::from_secs(600) {
+                let span = sec
+                    .get("recheck")
+                    .map(|e| e.span.clone())
+                    .unwrap_or(sec.span.clone());
+                self.error(
+                    &span,
+                    format!("{}: recheck is longer than 10m", sec.ctx),
+                    Some(
+                        "the delay before differing rows are read again: longer than the \
+                         replication or dual-write lag, e.g. recheck = \"5s\""
+                            .into(),
+                    ),
+                );
+            }
+            d
+        });
         Some(VerifyJob {
             name: name?,
             route,
@@ -3302,6 +3329,7 @@ impl<'s> Validator<'s, '_> {
             watermark: incremental.watermark,
             watermark_overlap: incremental.overlap,
             full_every: incremental.full_every,
+            recheck,
         })
     }
 

@@ -353,6 +353,7 @@ fn full_config_parses_into_the_model() {
         flags: Vec::new(),
         ofrep: Ofrep::default(),
         recording: default_recording(),
+        migrations: Vec::new(),
     };
     assert_eq!(config, expected);
     assert_eq!(config.upstreams[0].path_prefix(), "");
@@ -459,6 +460,7 @@ fn minimal_config_gets_every_default() {
         flags: Vec::new(),
         ofrep: Ofrep::default(),
         recording: default_recording(),
+        migrations: Vec::new(),
     };
     assert_eq!(config, expected);
 }
@@ -1351,6 +1353,7 @@ key = ["a", "b"]
             watermark: Some("updated_at".into()),
             watermark_overlap: Some(VerifyOverlap::Duration(Duration::from_secs(5))),
             full_every: Some(Duration::from_secs(6 * 3600)),
+            recheck: None,
         }
     );
     let m = &config.verify[1];

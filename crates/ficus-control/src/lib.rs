@@ -17,6 +17,7 @@ pub mod events;
 pub mod flags;
 pub mod fleet;
 pub mod metrics;
+pub mod migration;
 pub mod record;
 pub mod rollout;
 pub mod shadow;
@@ -288,6 +289,8 @@ pub struct ControlPlane {
     flag_evaluations: flags::Evaluations,
     /// Bumped each time a new snapshot runs (what OFREP's event streams wait on).
     published: watch::Sender<u64>,
+    /// The migration controller's requests to the verify scheduler.
+    verify_requests: verify::Requests,
 }
 
 /// Tries of a change that meets a concurrent change of another node (a version applied
@@ -488,6 +491,7 @@ impl ControlPlane {
             slo_board: slo::Board::default(),
             flag_evaluations: flags::Evaluations::default(),
             published: watch::channel(0).0,
+            verify_requests: verify::Requests::default(),
         });
         metrics::register(&control);
         control
@@ -503,6 +507,11 @@ impl ControlPlane {
     /// The webhooks' lanes and their counts.
     pub fn webhooks(&self) -> &webhook::Webhooks {
         &self.hooks
+    }
+
+    /// What the migration controller asks of the verify scheduler.
+    pub fn verify_requests(&self) -> &verify::Requests {
+        &self.verify_requests
     }
 
     /// Appends events to the audit log (and wakes the webhook delivery).

@@ -366,6 +366,18 @@ impl Inner {
         let p = r.rollout.as_ref().expect("only routes with a rollout");
         let state = match self.stored(&r.name).await? {
             Some(s) => s,
+            // A route a migration plan moves waits for the plan's switch step to start
+            // its rollout (`ficus migration`), rather than starting when the file is applied.
+            None if self
+                .control
+                .snapshot()
+                .effective
+                .migrations
+                .iter()
+                .any(|m| m.routes().contains(&r.name.as_str())) =>
+            {
+                return Ok(());
+            }
             None => {
                 self.set_step(
                     r,

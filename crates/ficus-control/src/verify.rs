@@ -21,8 +21,8 @@
 //! each finished segment; a full run the process did not finish (killed, stopped, failed)
 //! is resumed by the job's next run, without scanning its finished segments again.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ficus_config::{VerifyJob, VerifyOverlap};
@@ -62,6 +62,56 @@ impl Default for SchedulerOptions {
             first_run_delay: FIRST_RUN_DELAY,
             limits: None,
         }
+    }
+}
+
+/// What the migration controller asks of the scheduler (through
+/// [`ControlPlane::verify_requests`]): run a job now, or hold it (a throttled plan). A
+/// held job does not start, and a run of it in progress is abandoned at once; a full run
+/// resumes from its last checkpoint when the hold is lifted.
+pub struct Requests {
+    wanted: Mutex<HashSet<String>>,
+    wake: Notify,
+    held: watch::Sender<HashSet<String>>,
+}
+
+impl Default for Requests {
+    fn default() -> Self {
+        Requests {
+            wanted: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            held: watch::channel(HashSet::new()).0,
+        }
+    }
+}
+
+impl Requests {
+    /// Makes the job due now (once it is not held).
+    pub fn run(&self, job: &str) {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job.to_string());
+        self.wake.notify_one();
+    }
+
+    /// Holds the job (`true`) or lets it run again (`false`).
+    pub fn hold(&self, job: &str, held: bool) {
+        self.held.send_if_modified(|set| {
+            if held {
+                set.insert(job.to_string())
+            } else {
+                set.remove(job)
+            }
+        });
+    }
+
+    pub fn is_held(&self, job: &str) -> bool {
+        self.held.borrow().contains(job)
+    }
+
+    fn take_wanted(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.wanted.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -179,16 +229,55 @@ async fn run(
             }
         }
 
+        // Jobs a migration asked for are due now.
+        let requests = control.verify_requests();
+        for name in requests.take_wanted() {
+            match jobs.get_mut(&name) {
+                Some(s) => s.due = now,
+                None => {
+                    if let Some(job) = config.verify.iter().find(|j| j.name == name) {
+                        let last = previous.remove(&name).map(|(outcome, _)| outcome);
+                        jobs.insert(
+                            name,
+                            JobState {
+                                job: job.clone(),
+                                due: now,
+                                last,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let mut held = requests.held.subscribe();
         let next = jobs
             .values()
+            .filter(|s| !requests.is_held(&s.job.name))
             .min_by_key(|s| (s.due, s.job.name.clone()))
             .map(|s| (s.job.name.clone(), s.due));
         match next {
             Some((name, due)) if due <= now => {
                 let state = jobs.get_mut(&name).expect("the job is scheduled");
                 let job = state.job.clone();
+                let abandoned = async {
+                    loop {
+                        if held.borrow_and_update().contains(&job.name) {
+                            return;
+                        }
+                        if held.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                };
                 let outcome = tokio::select! {
                     r = run_job(&control, &job, state.last.as_deref(), &options) => r,
+                    _ = abandoned => {
+                        // Held by a throttled migration: due again as soon as it is let go
+                        // (a full run resumes from its checkpoint).
+                        tracing::info!(job = %job.name, "verify run paused by a migration's throttle");
+                        state.due = now;
+                        continue;
+                    }
                     _ = stop.changed() => return,
                 };
                 // The next run is `every` after this one started (a slow run does not
@@ -208,6 +297,8 @@ async fn run(
             .min(CONFIG_POLL);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = requests.wake.notified() => {}
+            _ = held.changed() => {}
             _ = shared.run_now.notified() => {
                 let now = Instant::now();
                 for s in jobs.values_mut() {
@@ -269,6 +360,7 @@ pub fn to_job(job: &VerifyJob) -> ficus_verify::Job {
             overlap: job.watermark_overlap.map(overlap),
         });
     j.limits.max_connections = job.max_connections;
+    j.recheck = job.recheck;
     j
 }
 
@@ -657,6 +749,7 @@ mod tests {
             watermark: None,
             watermark_overlap: None,
             full_every: None,
+            recheck: None,
         };
         let j = to_job(&job);
         assert_eq!(j.expr, job.expr);

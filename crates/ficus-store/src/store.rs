@@ -686,6 +686,9 @@ impl Store {
         if filter.kind.is_some() {
             conditions.push(format!("kind = ${}", param()));
         }
+        if filter.kind_prefix.is_some() {
+            conditions.push(format!("kind LIKE ${} ESCAPE '!'", param()));
+        }
         if filter.after_id.is_some() {
             conditions.push(format!("id > ${}", param()));
         }
@@ -708,6 +711,10 @@ impl Store {
             }
             if let Some(kind) = &filter.kind {
                 q = q.bind(kind);
+            }
+            if let Some(prefix) = &filter.kind_prefix {
+                let escaped = prefix.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+                q = q.bind(format!("{escaped}%"));
             }
             if let Some(after) = filter.after_id {
                 q = q.bind(after);

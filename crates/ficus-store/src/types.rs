@@ -231,6 +231,8 @@ pub struct EventFilter {
     pub route: Option<String>,
     /// Only events of this kind (exact match).
     pub kind: Option<String>,
+    /// Only events whose kind starts with this (`migration.`); `%` and `_` are literal.
+    pub kind_prefix: Option<String>,
     /// Only events with a larger id, ascending.
     pub after_id: Option<i64>,
     /// 1..=[`MAX_PAGE`](crate::limits::MAX_PAGE).
@@ -242,6 +244,7 @@ impl Default for EventFilter {
         EventFilter {
             route: None,
             kind: None,
+            kind_prefix: None,
             after_id: None,
             limit: crate::limits::DEFAULT_PAGE,
         }

@@ -8,7 +8,7 @@ use crate::model::{defaults, FleetSettings, Node};
 use crate::raw::{clip, Entry};
 use crate::units::format_duration;
 
-pub(super) const NODE_KEYS: &[&str] = &["name", "admin_url"];
+pub(super) const NODE_KEYS: &[&str] = &["name", "admin_url", "migration_commands"];
 pub(super) const FLEET_KEYS: &[&str] = &[
     "listen",
     "poll_interval",
@@ -64,6 +64,7 @@ impl Validator<'_, '_> {
                 ),
             }
         }
+        node.migration_commands = self.boolean(&sec, "migration_commands", false);
         node
     }
 
