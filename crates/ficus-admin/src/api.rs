@@ -749,6 +749,8 @@ pub async fn revert(
 pub struct EventParams {
     pub route: Option<String>,
     pub kind: Option<String>,
+    /// Kinds starting with this (`migration.`).
+    pub kind_prefix: Option<String>,
     pub after: Option<i64>,
     pub limit: Option<u32>,
 }
@@ -763,6 +765,7 @@ pub async fn events(
         .events(EventFilter {
             route: p.route,
             kind: p.kind,
+            kind_prefix: p.kind_prefix,
             after_id: p.after,
             limit: p.limit.unwrap_or(100).clamp(1, 500),
         })

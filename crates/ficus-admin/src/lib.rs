@@ -14,6 +14,7 @@ pub mod dashboard;
 mod diff;
 pub mod flags;
 pub mod fleet;
+pub mod migration;
 pub mod openapi;
 pub mod record;
 pub mod replay;
@@ -58,6 +59,8 @@ pub struct AdminState {
     pub default_actor: String,
     /// This node's fleet tasks, when they run (`ficus run`).
     pub fleet: Option<Arc<ficus_control::fleet::FleetStats>>,
+    /// The migration controller, once one runs ([`AdminState::set_migrations`]).
+    pub migrations: std::sync::OnceLock<Arc<ficus_control::migration::MigrationController>>,
 }
 
 impl AdminState {
@@ -94,7 +97,13 @@ impl AdminState {
             read_token,
             default_actor: "api".into(),
             fleet,
+            migrations: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the migration controller the API's migration commands go to (once).
+    pub fn set_migrations(&self, c: Arc<ficus_control::migration::MigrationController>) {
+        let _ = self.migrations.set(c);
     }
 }
 
@@ -196,6 +205,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/record/{route}/start", post(record::start))
         .route("/record/{route}/stop", post(record::stop))
         .route("/fleet", get(fleet::fleet))
+        .route("/migrations", get(migration::list))
+        .route("/migrations/{name}", get(migration::show))
+        .route("/migrations/{name}/{command}", post(migration::command))
         .route("/rollouts/{route}/{command}", post(api::rollout_command));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -1670,3 +1670,129 @@ pub fn rollout_command(t: Target, route: &str, command: &str, message: String) -
         Ok(())
     })
 }
+
+/// `ficus migration status [NAME]`: every plan (or one, with its timeline).
+pub fn migration_status(t: Target, name: Option<String>) -> ExitCode {
+    run(async move {
+        let c = Client::new(&t)?;
+        let plans: Vec<Value> = match &name {
+            Some(n) => vec![
+                c.call("GET", &format!("/api/v1/migrations/{}", encode(n)), None)
+                    .await?,
+            ],
+            None => c
+                .call("GET", "/api/v1/migrations", None)
+                .await?
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        if t.json {
+            print_json(&match name {
+                Some(_) => plans.into_iter().next().unwrap_or(Value::Null),
+                None => Value::Array(plans),
+            });
+            return Ok(());
+        }
+        if plans.is_empty() {
+            println!("no migration plan: add [[migration]] to the config (see docs/migrations.md)");
+        }
+        for p in &plans {
+            print_migration(p);
+        }
+        Ok(())
+    })
+}
+
+fn print_migration(p: &Value) {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    println!(
+        "{}: {} at step {} of {} ({}{})",
+        s(&p["name"]),
+        s(&p["status"]),
+        p["step"].as_u64().unwrap_or(0) + 1,
+        p["steps"].as_array().map_or(0, Vec::len),
+        s(&p["step_name"]),
+        if p["started"] == true {
+            ", begun"
+        } else {
+            ", not begun"
+        }
+    );
+    for st in p["steps"].as_array().into_iter().flatten() {
+        let mark = match st["state"].as_str() {
+            Some("done") => "done",
+            Some("current") => "  ->",
+            _ => "    ",
+        };
+        println!(
+            "  {mark} {:<14} {}{}",
+            s(&st["name"]),
+            s(&st["action"]),
+            if st["manual"] == true {
+                " [manual]"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(g) = p["gate"].as_object() {
+        println!(
+            "  gate: {}",
+            g.get("outcome").and_then(Value::as_str).unwrap_or("")
+        );
+        for c in g
+            .get("checks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "    {} {:<22} {}",
+                if c["ok"] == true { "ok  " } else { "not " },
+                s(&c["name"]),
+                s(&c["detail"])
+            );
+        }
+    }
+    if let Some(th) = p["throttle"].as_object() {
+        println!(
+            "  throttle: {} ({})",
+            if th.get("paused") == Some(&Value::Bool(true)) {
+                "paused"
+            } else {
+                "not paused"
+            },
+            th.get("reason").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    if let Some(tl) = p["timeline"].as_array() {
+        println!("  timeline (newest first):");
+        for e in tl.iter().take(20) {
+            println!(
+                "    #{} {} {:<26} {}",
+                e["id"],
+                s(&e["actor"]),
+                s(&e["kind"]),
+                s(&e["message"])
+            );
+        }
+    }
+}
+
+/// `ficus migration advance|pause|resume|back NAME -m WHY`.
+pub fn migration_command(t: Target, name: &str, command: &str, message: String) -> ExitCode {
+    let (name, command) = (name.to_string(), command.to_string());
+    run(async move {
+        let c = Client::new(&t)?;
+        let v = c
+            .call(
+                "POST",
+                &format!("/api/v1/migrations/{}/{}", encode(&name), encode(&command)),
+                Some(serde_json::json!({ "message": message })),
+            )
+            .await?;
+        print_change(&v, t.json);
+        Ok(())
+    })
+}

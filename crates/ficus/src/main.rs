@@ -175,6 +175,17 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Data migration plans (`[[migration]]`): `ficus migration status [NAME]` (every plan,
+    /// or one with its timeline), `ficus migration advance|pause|resume|back NAME -m WHY`.
+    Migration {
+        /// status | advance | pause | resume | back
+        command: String,
+        name: Option<String>,
+        #[arg(short, long)]
+        message: Option<String>,
+        #[command(flatten)]
+        target: client::Target,
+    },
     /// SLOs and error budgets: `ficus slo` (every SLO), `ficus slo ROUTE` (one route's, with
     /// burn rates per window, alerts and past months), `ficus slo rules` (a Prometheus rule
     /// file from the config file, for teams that alert from Prometheus).
@@ -306,6 +317,23 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
             (_, Some(route), Some(m)) => client::rollout_command(target, &route, &command, m),
+        },
+        Command::Migration {
+            command,
+            name,
+            message,
+            target,
+        } => match (command.as_str(), name, message) {
+            ("status", name, _) => client::migration_status(target, name),
+            (_, None, _) => {
+                eprintln!("ficus migration {command}: name the plan");
+                ExitCode::from(2)
+            }
+            (_, Some(_), None) => {
+                eprintln!("ficus migration {command}: say why with -m \"...\" (it is recorded in the audit log)");
+                ExitCode::from(2)
+            }
+            (_, Some(name), Some(m)) => client::migration_command(target, &name, &command, m),
         },
         Command::Flag {
             args,

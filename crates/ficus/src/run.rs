@@ -344,6 +344,12 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     );
     // SLOs are evaluated by the leader, on this runtime too.
     let slos = ficus_control::slo::SloController::spawn(control.clone());
+    // Migration plans, walked by the leader, on this runtime too.
+    let migrations = ficus_control::migration::MigrationController::spawn(
+        control.clone(),
+        Some(rollouts.clone()),
+        ficus_control::migration::TICK,
+    );
     // Flags over OFREP, on a listener of their own.
     let (ofrep_stop, ofrep_task) = match control.snapshot().effective.ofrep.clone() {
         ficus_config::Ofrep {
@@ -382,6 +388,7 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
             Some(rollouts.clone()),
             Some(fleet.stats()),
         );
+        state.set_migrations(migrations.clone());
         let task = tokio::spawn(ficus_admin::serve(listener, state, async move {
             let _ = rx.await;
         }));
@@ -422,6 +429,7 @@ async fn serve(path: &Path, apply_file: bool) -> anyhow::Result<()> {
     let grace = gw.table().config.gateway.shutdown_grace;
     tracing::info!(grace = ?grace, open = gw.open_connections(), "shutting down: draining in-flight requests");
     let (left, ()) = tokio::join!(gw.shutdown(grace), verify.stop());
+    migrations.stop().await;
     rollouts.stop().await;
     slos.stop().await;
     shadow.stop().await;

@@ -1659,3 +1659,100 @@ async fn reqwest_get(url: &str) -> String {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&body).into_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_commands_walk_a_plan_and_show_its_timeline() {
+    let dir = temp_dir("migration");
+    let legacy = upstream("legacy").await;
+    let modern = upstream("modern").await;
+    let cfg = dir.join("ficus.toml");
+    let text = format!(
+        "{}\n[[migration]]\nname = \"orders-move\"\nroutes = [\"orders\"]\n\
+         [[migration.step]]\nkind = \"switch_reads\"\nmanual = true\nsoak = \"1s\"\n",
+        config(&dir, &legacy, &modern, 0)
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (child, _addr, logs) = start(&cfg);
+    let admin = wait_for_addr(&logs, "admin API");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let (code, out, err) = cli(&["migration", "status"], &admin, &dir);
+        assert_eq!(code, 0, "{err}");
+        if out.contains("orders-move: waiting") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "the plan waits: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        out.contains("at step 1 of 1 (switch_reads, not begun)"),
+        "{out}"
+    );
+    assert!(out.contains("[manual]"), "{out}");
+    // Only a paused plan resumes; an unknown plan is named.
+    let (code, _, err) = cli(
+        &["migration", "resume", "orders-move", "-m", "x"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("409") && err.contains("only a paused plan resumes"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["migration", "advance", "nope", "-m", "x"], &admin, &dir);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("404") && err.contains("no migration plan named \"nope\""),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["migration", "advance", "orders-move"], &admin, &dir);
+    assert_eq!(code, 2);
+    assert!(err.contains("say why with -m"), "{err}");
+    let (code, out, err) = cli(
+        &[
+            "migration",
+            "advance",
+            "orders-move",
+            "-m",
+            "reads are ready",
+        ],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("migration.advanced"), "{out}");
+    let out = loop {
+        let (_, out, _) = cli(&["migration", "status", "orders-move"], &admin, &dir);
+        if out.contains("orders-move: completed") {
+            break out;
+        }
+        assert!(Instant::now() < deadline + Duration::from_secs(10), "{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The timeline, newest first: the completion, with the soak's evidence before it.
+    assert!(out.contains("timeline (newest first):"), "{out}");
+    let completed = out
+        .find("migration.completed")
+        .expect("completed in the timeline");
+    let started = out
+        .find("migration.step.started")
+        .expect("started in the timeline");
+    assert!(completed < started, "{out}");
+    assert!(out.contains("ok   soak"), "{out}");
+    let (_, out, _) = cli(&["status"], &admin, &dir);
+    let orders = out.lines().find(|l| l.contains("orders")).unwrap();
+    assert!(orders.contains("modern"), "{out}");
+    let (code, _, err) = cli(
+        &["migration", "back", "orders-move", "-m", "undo"],
+        &admin,
+        &dir,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("a completed plan has no way back"), "{err}");
+    let (code, out, _) = cli(&["migration", "status", "--json"], &admin, &dir);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["status"], "completed");
+    stop(child);
+}
