@@ -503,6 +503,8 @@ impl Recorder {
             total: total.clone(),
             files: HashMap::new(),
             waiting: VecDeque::new(),
+            scratch: Vec::new(),
+            tokens: (0, HashMap::new()),
         };
         let thread = std::thread::Builder::new()
             .name("ficus-recorder".into())
@@ -829,7 +831,14 @@ struct WriterThread {
     total: Arc<AtomicU64>,
     files: HashMap<Arc<str>, (Arc<RecordSlot>, OpenFile)>,
     waiting: VecDeque<Box<Pending>>,
+    /// The record being encoded (its allocation kept from one to the next).
+    scratch: Vec<u8>,
+    /// Sticky keys' tokens of one session (its id), at most [`TOKEN_CACHE`].
+    tokens: (u64, HashMap<Vec<u8>, String>),
 }
+
+/// Sticky keys whose tokens the writer remembers.
+const TOKEN_CACHE: usize = 65_536;
 
 impl WriterThread {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
@@ -940,18 +949,42 @@ impl WriterThread {
         if let Some(s) = shadow.and_then(|s| s.0.get().cloned()).flatten() {
             exchange.shadow = Some(s);
         }
-        exchange.key = key.map(|k| session.redactor.token(&k));
+        exchange.key = key.map(|k| self.token(&session, k));
         if session.redactor.redact(&mut exchange).is_err() {
             stats.drop_one(DropReason::RedactionFailed);
             return;
         }
-        let record = match Writer::<std::fs::File>::encode(&exchange) {
-            Ok(r) => r,
-            Err(_) => {
-                stats.drop_one(DropReason::RedactionFailed);
-                return;
-            }
-        };
+        let mut record = std::mem::take(&mut self.scratch);
+        record.clear();
+        if ficus_record::encode_record(&exchange, &mut record).is_err() {
+            self.scratch = record;
+            stats.drop_one(DropReason::RedactionFailed);
+            return;
+        }
+        self.write_record(&slot, &session, &record);
+        self.scratch = record;
+    }
+
+    /// The sticky key's token: remembered per session (keys repeat: a user sends many
+    /// requests), so the HMAC is computed once per key and session.
+    fn token(&mut self, session: &Arc<Session>, key: Vec<u8>) -> String {
+        if self.tokens.0 != session.id {
+            self.tokens = (session.id, HashMap::new());
+        }
+        if let Some(t) = self.tokens.1.get(&key) {
+            return t.clone();
+        }
+        let t = session.redactor.token(&key);
+        if self.tokens.1.len() >= TOKEN_CACHE {
+            self.tokens.1.clear();
+        }
+        self.tokens.1.insert(key, t.clone());
+        t
+    }
+
+    /// Appends an encoded record to the route's file (opening or rotating it), counting it.
+    fn write_record(&mut self, slot: &Arc<RecordSlot>, session: &Arc<Session>, record: &[u8]) {
+        let stats = &slot.stats;
         // Written bytes, plus the open block's (not yet compressed: an overestimate).
         let open = self
             .files
@@ -981,7 +1014,7 @@ impl WriterThread {
             if let Some((s, f)) = self.files.remove(&route) {
                 self.close(&s, f);
             }
-            match self.open(&route, &session) {
+            match self.open(&route, session) {
                 Ok(f) => {
                     stats.files.fetch_add(1, Ordering::Relaxed);
                     self.files.insert(route.clone(), (slot.clone(), f));
@@ -998,7 +1031,7 @@ impl WriterThread {
         };
         let before = f.writer.written();
         let (pending_before, _) = f.writer.pending();
-        match f.writer.append_encoded(&record) {
+        match f.writer.append_encoded(record) {
             Ok(()) => {
                 let (pending_after, _) = f.writer.pending();
                 if pending_after < pending_before + 1 {
