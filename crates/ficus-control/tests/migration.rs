@@ -861,3 +861,141 @@ async fn contract_waits_while_legacy_still_serves_and_blocks_at_its_timeout() {
     h.stop().await;
     db.drop_all().await;
 }
+
+mod support;
+
+/// A backfill that counts to 40 in tenths of a second, waiting while the pause file exists.
+const BACKFILL: &str = r#"i=0; while [ $i -lt 40 ]; do if [ ! -e "$FICUS_PAUSE_FILE" ]; then i=$((i+1)); echo $i > progress; fi; sleep 0.1; done"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_throttle_pauses_the_backfill_while_users_feel_it() {
+    let legacy = support::service("legacy").await;
+    let modern = support::service("modern").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[[listener]]
+bind = "127.0.0.1:0"
+[access_log]
+enabled = false
+[node]
+migration_commands = true
+[upstream.legacy]
+url = "{legacy}"
+[upstream.modern]
+url = "{modern}"
+[[route]]
+name = "orders"
+path_prefix = "/orders"
+legacy = "legacy"
+modern = "modern"
+[default]
+legacy = "legacy"
+
+[[migration]]
+name = "people"
+routes = ["orders"]
+[[migration.step]]
+kind = "expand"
+run = "true"
+[[migration.step]]
+kind = "backfill"
+run = '{BACKFILL}'
+timeout = "60s"
+[migration.throttle]
+p99 = "40ms"
+window = "2s"
+min_requests = 5
+pause_file = "backfill.pause"
+"#,
+        legacy = legacy.url,
+        modern = modern.url,
+    );
+    std::fs::write(dir.path().join("ficus.toml"), &text).unwrap();
+    let cp = boot(dir.path()).await;
+    let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(100));
+    let load = support::Load::start(&cp, 4);
+    let progress = || {
+        std::fs::read_to_string(dir.path().join("progress"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let pause_file = dir.path().join("backfill.pause");
+    let view = || async { plans.view().await.unwrap().into_iter().next().unwrap() };
+    // The backfill runs; then legacy slows down past the bound.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the backfill never ran: {:#?}",
+            view().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    legacy.delay_ms.store(80, Ordering::Relaxed);
+    while !pause_file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "never throttled: {:#?}",
+            view().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = view().await;
+    let t = v.throttle.clone().expect("the plan has a throttle");
+    assert!(t.paused, "{v:#?}");
+    assert!(t.reason.contains("orders: p99"), "{t:?}");
+    assert!(t.reason.contains("above 40ms"), "{t:?}");
+    // Paused: the backfill waits (it honours the file) and the step is not done.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = progress();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(progress(), held, "the backfill waited while paused");
+    assert!(held < 40);
+    assert_eq!(view().await.step_name.as_deref(), Some("backfill"));
+    let throttled = cp
+        .store()
+        .events(EventFilter {
+            kind: Some("migration.throttled".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(throttled.len(), 1, "{throttled:#?}");
+    assert!(
+        throttled[0].message.contains("created"),
+        "{}",
+        throttled[0].message
+    );
+    // Users are fine again: the file goes, the backfill finishes, the plan completes.
+    legacy.delay_ms.store(0, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = view().await;
+        if v.status == Status::Completed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never resumed: {v:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!pause_file.exists());
+    assert_eq!(progress(), 40);
+    let resumed = cp
+        .store()
+        .events(EventFilter {
+            kind: Some("migration.unthrottled".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        resumed[0].message.contains("removed"),
+        "{}",
+        resumed[0].message
+    );
+    load.stop().await;
+    plans.stop().await;
+}

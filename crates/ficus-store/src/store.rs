@@ -826,11 +826,13 @@ impl Store {
     /// The latest equal run of `job` that proves its tables equal: the latest full run that
     /// finished, when it is equal, or the latest equal incremental run after it with the
     /// same fingerprint (an incremental run compares only the rows written since its bound;
-    /// with the full run before it, every row). None when the latest full run found
-    /// differences, when there is none, or when `covering` (unix ms) is given and that run
-    /// started before it: "verified equal, covering the writes up to T". A later run that
-    /// found differences is named in `contradicted_by`; [`VerifyFreshness::fresh`] checks
-    /// both for a gate.
+    /// with the full run before it, every row). A `lagging` run counts as equal: every
+    /// difference it found had resolved when re-checked (the target lagged, then matched),
+    /// which is what tables under live dual-writes look like. None when the latest full run
+    /// found differences that persisted, when there is none, or when `covering` (unix ms)
+    /// is given and that run started before it: "verified equal, covering the writes up to
+    /// T". A later run that found persisting differences is named in `contradicted_by`;
+    /// [`VerifyFreshness::fresh`] checks both for a gate.
     pub async fn latest_equal_verify_run(
         &self,
         job: &str,
@@ -839,12 +841,12 @@ impl Store {
         let Some(full) = self.latest_full_verify_run(job).await? else {
             return Ok(None);
         };
-        if full.outcome != "equal" {
+        if full.outcome != "equal" && full.outcome != "lagging" {
             return Ok(None);
         }
         let err = || self.err();
         let sql = format!(
-            "{SELECT_VERIFY_RUN} WHERE job = $1 AND id >= $2 AND outcome = 'equal' \
+            "{SELECT_VERIFY_RUN} WHERE job = $1 AND id >= $2 AND outcome IN ('equal', 'lagging') \
              AND (id = $2 OR (mode = 'incremental' AND COALESCE(fingerprint, '') = $3)) \
              ORDER BY id DESC LIMIT 1"
         );
@@ -861,7 +863,7 @@ impl Store {
             return Ok(None);
         }
         let later = "SELECT MIN(id) FROM verify_runs WHERE job = $1 AND id > $2 \
-                     AND outcome IN ('different', 'lagging')";
+                     AND outcome = 'different'";
         let contradicted_by: Option<i64> = on_pool!(self, p => sqlx::query_scalar(later)
             .bind(job)
             .bind(run.id)

@@ -197,6 +197,19 @@ async fn freshness_follows_the_chain_of_equal_runs(db: Db) {
         .unwrap()
         .unwrap();
     assert_eq!((fresh.run.id, fresh.contradicted_by), (i2.id, None));
+    // A lagging run (every difference resolved when re-checked) continues the chain and
+    // contradicts nothing: tables under live writes lag, then match.
+    let lag = store
+        .record_verify_run(new_run("j", "lagging", 7_000), incremental("150", "160"))
+        .await
+        .unwrap();
+    let fresh = store
+        .latest_equal_verify_run("j", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((fresh.run.id, fresh.contradicted_by), (lag.id, None));
+    assert_eq!(fresh.covers_until, 7_000);
 
     // A new full run with differences ends the chain.
     store
