@@ -1397,3 +1397,119 @@ fn a_second_gateway_on_one_sqlite_file_is_refused() {
         "names the other process: {err}"
     );
 }
+
+/// The `migration.*` events as a node's API shows them: (kind, node that recorded it).
+async fn migration_events(node: &Node) -> Vec<(String, String)> {
+    let (s, v) = call(
+        "GET",
+        &node.url("/api/v1/events?kind_prefix=migration.&limit=200"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let mut out: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").to_string(),
+                e["node"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_plan_runs_on_the_leader_and_survives_its_death() {
+    let Some(pg) = Pg::new("migration").await else {
+        return;
+    };
+    let root = root("migration");
+    let legacy = upstream("legacy", false).await;
+    let modern = upstream("modern", false).await;
+    let fleet_wide = format!(
+        "{}\n[[migration]]\nname = \"orders-move\"\nroutes = [\"orders\"]\n\
+         [[migration.step]]\nkind = \"switch_reads\"\nmanual = true\nsoak = \"3s\"\n",
+        routes(&legacy, &modern, "").replace("stage = \"canary\"\nweight = 100\n", "")
+    );
+    let store = pg.url(None);
+    let mut first = Node::start(&root, "n1", &store, &fleet_wide, "").await;
+    within(Duration::from_secs(10), "n1 leads", || async {
+        leader(&first).await.as_deref() == Some(first.id.as_str())
+    })
+    .await;
+    let mut second = Node::start(&root, "n2", &store, &fleet_wide, "").await;
+    within(Duration::from_secs(10), "the plan waits", || async {
+        let (_, v) = call("GET", &second.url("/api/v1/migrations"), None).await;
+        v[0]["status"] == "waiting"
+    })
+    .await;
+    // One leader walks the plan: it started once, not once per node.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = migration_events(&second).await;
+    assert_eq!(
+        events.iter().filter(|e| e.0 == "migration.waiting").count(),
+        1,
+        "{events:?}"
+    );
+    // A command through the follower is carried out by the leader.
+    let (s, v) = call(
+        "POST",
+        &second.url("/api/v1/migrations/orders-move/advance"),
+        Some(json!({ "message": "reads are ready" })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["migration.advanced"], "{v}");
+    assert_eq!(v["events"][0]["node"], first.id.as_str(), "{v}");
+    // The switch happens; then the leader dies in the middle of the soak.
+    within(
+        Duration::from_secs(10),
+        "orders on modern via n2",
+        || async { second.side("/orders/1", &[("x-user", "u1")]).await.1 == "modern" },
+    )
+    .await;
+    first.kill9();
+    let old = first.id.clone();
+    within(Duration::from_secs(8), "n2 leads", || async {
+        leader(&second).await.is_some_and(|l| l != old)
+    })
+    .await;
+    within(
+        Duration::from_secs(20),
+        "the plan completes on n2",
+        || async {
+            let (_, v) = call("GET", &second.url("/api/v1/migrations"), None).await;
+            v[0]["status"] == "completed"
+        },
+    )
+    .await;
+    let events = migration_events(&second).await;
+    eprintln!("migration events: {events:?}");
+    // Switched once (the new leader resumed the step, it did not start it over), and
+    // completed by the new leader.
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.0 == "migration.switched")
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let done = events
+        .iter()
+        .find(|e| e.0 == "migration.completed")
+        .unwrap();
+    assert_eq!(done.1, second.id, "{events:?}");
+    second.stop();
+    pg.drop().await;
+}
