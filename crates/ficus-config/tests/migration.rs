@@ -333,6 +333,10 @@ fn a_throttle_needs_a_bound_and_a_way_to_pause_the_backfill() {
         "p99 = \"300ms\"\npause_file = \"/p\"\nroutes = [\"nope\"]\n",
     ));
     assert!(e.contains("unknown route \"nope\""), "{e}");
+    let e = errors(&plan(
+        "p99 = \"300ms\"\npause_file = \"/p\"\nwindow = \"1h\"\n",
+    ));
+    assert!(e.contains("throttle.window is longer than 15m"), "{e}");
     let cfg = parse(&plan(
         "error_rate = 1\npause_command = \"kill -STOP x\"\nresume_command = \"kill -CONT x\"\nwindow = \"1m\"\nmin_requests = 5\n",
     ))

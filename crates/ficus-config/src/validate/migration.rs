@@ -648,11 +648,24 @@ impl Validator<'_, '_> {
             );
         }
         let pause_file = self.path(&tsec, "pause_file");
+        let window = self.duration(&tsec, "window", defaults::THROTTLE_WINDOW);
+        if window > Duration::from_secs(900) {
+            let at = tsec.get("window").map_or(span.clone(), |e| e.span.clone());
+            self.error(
+                &at,
+                format!("{}: throttle.window is longer than 15m", sec.ctx),
+                Some(
+                    "the gateway keeps 15 minutes of per-second numbers; a throttle reacts to \
+                     what users feel now: 30s to a few minutes"
+                        .into(),
+                ),
+            );
+        }
         Some(Throttle {
             routes: watched,
             p99,
             error_rate,
-            window: self.duration(&tsec, "window", defaults::THROTTLE_WINDOW),
+            window,
             min_requests: self
                 .bounded(
                     &tsec,
