@@ -1485,7 +1485,7 @@ ficus.toml:25:9: error: verify "orders-table": every "5s" is below the minimum o
 ficus.toml:28:8: error: duplicate verify job name "orders-table"
   help: the first verify job named "orders-table" is at line 19; verify job names must be unique
 ficus.toml:34:1: error: verify "orders-table": unknown key "intervall"
-  help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, expr, every, max_connections, watermark, watermark_overlap, full_every"#
+  help: [[verify]] keys are: name, route, source, target, source_table, target_table, key, columns, map, where, tolerance, expr, every, max_connections, watermark, watermark_overlap, full_every, recheck"#
     );
 }
 
