@@ -757,8 +757,8 @@ impl Inner {
                     format!("migration {:?} started", m.name),
                 )
             };
-            lock(&self.live).insert(m.name.clone(), Live::new(state.clone()));
             self.record(&state, kind, &message, json!({}), None).await?;
+            lock(&self.live).insert(m.name.clone(), Live::new(state.clone()));
             return Ok(());
         };
         // The plan may have changed: find the step by name.
@@ -770,7 +770,6 @@ impl Inner {
                     state.step = state.step.min(m.steps.len().saturating_sub(1));
                     state.step_name = m.steps[state.step].name.clone();
                     state.status = Status::Blocked;
-                    lock(&self.live).insert(m.name.clone(), Live::new(state.clone()));
                     self.record(
                         &state,
                         "migration.blocked",
@@ -783,6 +782,7 @@ impl Inner {
                         None,
                     )
                     .await?;
+                    lock(&self.live).insert(m.name.clone(), Live::new(state.clone()));
                     return Ok(());
                 }
             }
@@ -847,6 +847,10 @@ impl Inner {
         }
         let elapsed = Duration::from_millis(u64::try_from(unix_ms() - state.since_ms).unwrap_or(0));
         let verdict = self.judge(m, &step, &state).await?;
+        // Judging may have moved the step on (a switch made, verify runs asked for): what
+        // is recorded next must carry the state as it is now, or a new leader would
+        // resume from before it (and switch twice).
+        let state = self.state(&m.name).unwrap_or(state);
         match verdict {
             Verdict::Pass(checks, output) => self.step_done(m, &step, state, checks, output).await,
             Verdict::Fail(checks, output) => {
@@ -944,7 +948,6 @@ impl Inner {
             }
         }
         // The event first: a leader dying right after acting finds the way back recorded.
-        self.set_state(&m.name, &state);
         self.record(
             &state,
             "migration.step.started",
@@ -959,6 +962,7 @@ impl Inner {
             None,
         )
         .await?;
+        self.set_state(&m.name, &state);
         match step.kind {
             StepKind::Expand | StepKind::Backfill => {
                 let cmd = step
@@ -1018,7 +1022,6 @@ impl Inner {
             for j in &m.verify {
                 self.control.verify_requests().run(j);
             }
-            self.set_state(&m.name, &s);
             self.record(
                 &s,
                 "migration.verify.requested",
@@ -1033,6 +1036,7 @@ impl Inner {
                 None,
             )
             .await?;
+            self.set_state(&m.name, &s);
         }
         Ok(Some(Verdict::Hold(checks)))
     }
@@ -1060,7 +1064,6 @@ impl Inner {
             })
             .collect();
         state.switched = true;
-        self.set_state(&m.name, &state);
         self.record(
             &state,
             "migration.switched",
@@ -1074,6 +1077,7 @@ impl Inner {
             None,
         )
         .await?;
+        self.set_state(&m.name, &state);
         for r in routes {
             self.switch(m, step, &r).await?;
         }
@@ -1690,7 +1694,6 @@ impl Inner {
                         };
                         let mut s = state.clone();
                         s.contracted = true;
-                        self.set_state(&m.name, &s);
                         // Recorded before it runs: from here there is no way back.
                         self.record(
                             &s,
@@ -1704,6 +1707,7 @@ impl Inner {
                             None,
                         )
                         .await?;
+                        self.set_state(&m.name, &s);
                         if let Some(l) = lock(&self.live).get_mut(&m.name) {
                             l.contract = ContractPhase::Running;
                         }
@@ -1834,6 +1838,7 @@ impl Inner {
                 }
             }
         };
+        self.record(&state, kind, &message, extra, None).await?;
         if let Some(l) = lock(&self.live).get_mut(&m.name) {
             l.state = state.clone();
             l.gate = Some(gate);
@@ -1841,7 +1846,6 @@ impl Inner {
             l.soak_since = None;
             l.contract = ContractPhase::Quiet;
         }
-        self.record(&state, kind, &message, extra, None).await?;
         // Lift a throttle hold the finished step had.
         self.release_throttle(m, &state, "the step is done").await;
         Ok(())
@@ -1868,10 +1872,6 @@ impl Inner {
             checks,
             at_ms: unix_ms(),
         };
-        if let Some(l) = lock(&self.live).get_mut(&m.name) {
-            l.state = state.clone();
-            l.gate = Some(gate.clone());
-        }
         let mut extra = json!({ "step": step.name, "gate": gate });
         if let Some(o) = output {
             extra["output"] = o;
@@ -1889,6 +1889,10 @@ impl Inner {
             None,
         )
         .await?;
+        if let Some(l) = lock(&self.live).get_mut(&m.name) {
+            l.state = state.clone();
+            l.gate = Some(gate);
+        }
         self.release_throttle(m, &state, "the plan is blocked")
             .await;
         Ok(())
@@ -2032,7 +2036,6 @@ impl Inner {
                 s.contracted = false;
                 s.switched = false;
                 s.since_ms = unix_ms();
-                self.set_state(&m.name, &s);
                 let ev = self
                     .record(
                         &s,
@@ -2045,6 +2048,7 @@ impl Inner {
                         request,
                     )
                     .await?;
+                self.set_state(&m.name, &s);
                 return Ok(vec![ev]);
             }
             (other, _) => {
@@ -2055,11 +2059,6 @@ impl Inner {
         };
         let _ = step;
         s.since_ms = unix_ms();
-        if let Some(l) = lock(&self.live).get_mut(&m.name) {
-            l.state = s.clone();
-            l.gate = None;
-            l.last_hold = None;
-        }
         let ev = self
             .record(
                 &s,
@@ -2069,6 +2068,11 @@ impl Inner {
                 request,
             )
             .await?;
+        if let Some(l) = lock(&self.live).get_mut(&m.name) {
+            l.state = s.clone();
+            l.gate = None;
+            l.last_hold = None;
+        }
         if s.status != Status::Running {
             self.release_throttle(m, &s, "the plan is not running")
                 .await;
