@@ -16,7 +16,9 @@
 //! recording from its `[route.record]` shows on the recordings page with the API's counts,
 //! which add up, and another route is recorded at runtime from the page and stopped, with
 //! the token; kept replay runs are listed, and a compared run's page ranks its real field
-//! first and marks the noise.
+//! first and marks the noise. A migration plan walked by the real controller shows on the
+//! migrations page and its own: its command's output, advance with the token, the switch
+//! step's gate, the timeline, a refused command's 409, and hostile text shown as text.
 //!
 //! Without Chromium (`/usr/bin/chromium`, or `FICUS_CHROMIUM`), the test prints a note and
 //! passes, unless `FICUS_REQUIRE_SERVICES=1` (as in CI), where it fails.
@@ -148,6 +150,8 @@ struct Env {
     admin: String,
     proxy: String,
     control: Arc<ControlPlane>,
+    /// The admin API's state, to hand it controllers a test starts itself.
+    state: Arc<AdminState>,
     _rollouts: Arc<RolloutController>,
     _fleet: ficus_control::fleet::FleetRuntime,
     _slos: Arc<SloController>,
@@ -223,11 +227,12 @@ async fn env_with(routes: &str) -> Env {
         Some(rollouts.clone()),
         Some(fleet.stats()),
     );
-    tokio::spawn(ficus_admin::serve(l, state, std::future::pending()));
+    tokio::spawn(ficus_admin::serve(l, state.clone(), std::future::pending()));
     Env {
         admin,
         proxy,
         control,
+        state,
         _rollouts: rollouts,
         _fleet: fleet,
         _slos: slos,
@@ -2722,5 +2727,417 @@ async fn the_recordings_page_adds_up_starts_and_stops_and_the_replays_rank_their
         screenshot_path("recordings").display(),
         screenshot_path("replays").display(),
         screenshot_path("replay").display()
+    );
+}
+
+/// A plan that needs no database: an `expand` step whose command prints a line with markup
+/// in it (a command's output is untrusted text) and a line on stderr, then a manual
+/// `switch_reads` of `orders` (on real upstreams) with a 1 s soak and no verify job.
+const MIGRATION: &str = r#"[node]
+migration_commands = true
+[[migration]]
+name = "orders-v2"
+routes = ["orders"]
+[[migration.step]]
+kind = "expand"
+name = "create-orders-v2"
+run = ["sh", "-c", "echo 'created orders_v2 <img src=x onerror=window.__xss=1>'; echo 'NOTICE: orders_v2 exists' >&2"]
+timeout = "30s"
+[[migration.step]]
+kind = "switch_reads"
+manual = true
+soak = "1s"
+timeout = "30s"
+"#;
+
+/// The actor name given in the page (it goes out as `x-ficus-actor`), and the reason typed
+/// for the advance: both come back in the plan's events, to be shown as text.
+const HOSTILE_ACTOR: &str = "<img/src=x/onerror=window.__xss=3>";
+const HOSTILE_MESSAGE: &str = "reads are ready <img src=x onerror=window.__xss=2>";
+
+/// The migration timeline's rows: kind, step, actor cell, message cell, whether it opens.
+const TIMELINE_JS: &str = "[...document.querySelectorAll('#migration-timeline tr.mig-event')].map(r => ({ id: Number(r.dataset.event), kind: r.dataset.kind, step: r.querySelector('.mig-event-step').innerText, actor: r.querySelector('.mig-event-actor').innerText, message: r.querySelector('.mig-event-message').innerText, evidence: r.dataset.evidence === 'true' }))";
+
+/// The evidence opened under the row of event `id`: the gate's checks and the command's output.
+fn evidence_js(id: i64) -> String {
+    format!(
+        "(() => {{ const d = document.querySelector('#migration-timeline .mig-evidence[data-event=\"{id}\"]'); return d && {{ checks: [...d.querySelectorAll('tr.mig-check')].map(r => [r.dataset.check, r.dataset.ok, r.querySelector('.mig-check-detail').innerText]), command: d.querySelector('.mig-command')?.innerText, exit: d.querySelector('.mig-exit')?.innerText, output: d.querySelector('.mig-output')?.innerText, stdout: d.querySelector('pre.mig-stdout')?.textContent, stderr: d.querySelector('pre.mig-stderr')?.textContent }}; }})()"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_pages_walk_a_plan_with_its_evidence_and_commands() {
+    let Some(chromium) = cdp::chromium_path() else {
+        let required = std::env::var("FICUS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "FICUS_REQUIRE_SERVICES=1 but Chromium is missing"
+        );
+        eprintln!("skipping the browser test: no /usr/bin/chromium");
+        return;
+    };
+    let e = env_with(MIGRATION).await;
+    // The controller as `ficus run` starts it (without the rollout controller: orders has
+    // no [route.rollout], so the switch moves its stage), ticking fast.
+    let migrations = ficus_control::migration::MigrationController::spawn(
+        e.control.clone(),
+        None,
+        Duration::from_millis(100),
+    );
+    e.state.set_migrations(migrations.clone());
+    assert_eq!(route_stage(&e.control, "orders"), (Stage::Canary, 50.0));
+
+    let (_browser, mut page) = open_page(&chromium).await;
+    // From the map (which shows the running version in the header) through the nav entry;
+    // the header keeps its nine views, the version, the status and the token on one line.
+    page.navigate(&format!("{}/", e.admin)).await.unwrap();
+    page.wait_for(
+        "the map and the running version",
+        "document.querySelector('#map tr[data-route=orders]') && document.querySelector('#running-version').textContent.startsWith('running config v')",
+    )
+    .await;
+    page.click("nav a[data-nav=migrations]").await.unwrap();
+    let header = page
+        .eval("(() => { const top = document.querySelector('.top'); return { fits: top.scrollWidth <= top.clientWidth, tall: [...top.querySelectorAll('nav a, .top-right > *')].filter(x => x.getBoundingClientRect().height > 36).map(x => x.innerText) }; })()")
+        .await
+        .unwrap();
+    assert_eq!(
+        header,
+        serde_json::json!({ "fits": true, "tall": [] }),
+        "the header wraps at {WIDTH} px: {header}"
+    );
+    // The expand step's command runs at once and passes; the manual switch waits.
+    let card = page
+        .wait_for(
+            "the plan waiting at its manual step",
+            "(() => { const c = document.querySelector('#migrations .mig-card[data-migration=\"orders-v2\"][data-status=\"waiting\"]'); return c && { steps: [...c.querySelectorAll('li.mig-step')].map(s => [s.dataset.step, s.dataset.kind, s.dataset.state, s.dataset.manual || null, s.innerText.replace(/\\s+/g, ' ').trim()]), status: c.querySelector('.mig-status').innerText, where: c.querySelector('.mig-where').innerText, gate: c.querySelector('.mig-gate').dataset.outcome, gateText: c.querySelector('.mig-gate').innerText, scope: c.querySelector('.mig-scope').innerText, summary: document.querySelector('#migrations-summary').innerText, nav: document.querySelector('nav a[data-nav=migrations]').getAttribute('aria-current') }; })()",
+        )
+        .await;
+    assert_eq!(
+        card["steps"],
+        serde_json::json!([
+            [
+                "create-orders-v2",
+                "expand",
+                "done",
+                null,
+                "1 · expand create-orders-v2 ✓ done"
+            ],
+            [
+                "switch_reads",
+                "switch_reads",
+                "current",
+                "true",
+                "2 · switch_reads MANUAL switch_reads waiting"
+            ]
+        ]),
+        "{card}"
+    );
+    assert_eq!(card["status"], "waiting", "{card}");
+    assert_eq!(card["nav"], "page", "{card}");
+    assert_eq!(card["summary"], "1 plan · 1 waiting", "{card}");
+    assert!(
+        card["where"]
+            .as_str()
+            .unwrap()
+            .starts_with("step 2 of 2: switch_reads, not begun · since "),
+        "{card}"
+    );
+    assert_eq!(card["scope"], "routes orders · verify none", "{card}");
+    // The latest gate is the expand step's, which passed: no failing check to list.
+    assert_eq!(card["gate"], "pass", "{card}");
+    let gate_text = card["gateText"].as_str().unwrap();
+    assert!(
+        gate_text
+            .starts_with("Gate: pass of step create-orders-v2, before step switch_reads began · ")
+            && gate_text.ends_with("· 1 check ok"),
+        "{gate_text}"
+    );
+    page.screenshot(WIDTH, &screenshot_path("migrations"))
+        .await
+        .unwrap();
+
+    // The plan's page: the steps in words, the timeline with the command's output.
+    page.click("#migrations .mig-card[data-migration=\"orders-v2\"] a.mig-link")
+        .await
+        .unwrap();
+    let shown = page
+        .wait_for(
+            "the plan's steps and its timeline",
+            &format!("(() => {{ const steps = [...document.querySelectorAll('#migration-steps li')]; const tl = {TIMELINE_JS}; return steps.length === 2 && tl.length && {{ steps: steps.map(s => [s.dataset.step, s.dataset.state, s.dataset.manual || null, s.querySelector('.mig-action').innerText, s.querySelector('.mig-way-back-text').innerText]), timeline: tl, badge: document.querySelector('.badges .mig-status').innerText, buttons: [...document.querySelectorAll('#migration-controls button')].map(b => [b.id, b.dataset.accepted]) }}; }})()"),
+        )
+        .await;
+    let steps = shown["steps"].as_array().unwrap();
+    assert_eq!(
+        (&steps[0][0], &steps[0][1], &steps[0][2]),
+        (
+            &Value::from("create-orders-v2"),
+            &Value::from("done"),
+            &Value::Null
+        ),
+        "{shown}"
+    );
+    let action = steps[0][3].as_str().unwrap();
+    assert!(
+        action
+            == "Action: run echo 'created orders_v2 <img src=x onerror=window.__xss=1>'; echo \
+                'NOTICE: orders_v2 exists' >&2; done when it exits 0",
+        "a shell line as written: {action}"
+    );
+    assert_eq!(
+        steps[0][4], "Way back: none configured (back undoes nothing)",
+        "{shown}"
+    );
+    assert_eq!(
+        (&steps[1][0], &steps[1][1], &steps[1][2]),
+        (
+            &Value::from("switch_reads"),
+            &Value::from("current"),
+            &Value::from("true")
+        ),
+        "{shown}"
+    );
+    assert!(
+        steps[1][3].as_str().unwrap().starts_with(
+            "Action: read routes orders to modern (their rollout, else the stage); done after 1"
+        ),
+        "{shown}"
+    );
+    assert_eq!(
+        steps[1][4], "Way back: read routes orders back to their stage before",
+        "{shown}"
+    );
+    assert_eq!(shown["badge"], "waiting", "{shown}");
+    assert_eq!(
+        shown["buttons"],
+        serde_json::json!([
+            ["migration-advance", "true"],
+            ["migration-pause", "true"],
+            ["migration-resume", "false"],
+            ["migration-back", "true"]
+        ]),
+        "{shown}"
+    );
+    let timeline = shown["timeline"].as_array().unwrap();
+    assert_eq!(timeline[0]["kind"], "migration.step.done", "{shown}");
+    assert_eq!(timeline[0]["step"], "create-orders-v2", "{shown}");
+    assert_eq!(timeline[0]["evidence"], true, "{shown}");
+    assert_eq!(
+        timeline.last().unwrap()["kind"],
+        "migration.started",
+        "oldest last: {shown}"
+    );
+    // The step's event opens to its gate and its command's output, as text.
+    let done = timeline[0]["id"].as_i64().unwrap();
+    page.click(&format!(
+        "#migration-timeline tr[data-event=\"{done}\"] button.mig-event-time"
+    ))
+    .await
+    .unwrap();
+    let ev = page
+        .wait_for("the expand step's evidence", &evidence_js(done))
+        .await;
+    assert_eq!(ev["checks"][0][0], "command", "{ev}");
+    assert_eq!(ev["checks"][0][1], "true", "{ev}");
+    assert!(
+        ev["checks"][0][2]
+            .as_str()
+            .unwrap()
+            .contains(": exited 0 after "),
+        "{ev}"
+    );
+    assert!(
+        ev["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("echo 'created orders_v2 <img src=x"),
+        "{ev}"
+    );
+    assert_eq!(ev["exit"], "exit code 0", "{ev}");
+    assert_eq!(
+        ev["stdout"], "created orders_v2 <img src=x onerror=window.__xss=1>\n",
+        "{ev}"
+    );
+    assert_eq!(ev["stderr"], "NOTICE: orders_v2 exists\n", "{ev}");
+
+    // Advance, with a name (an actor) and a reason full of markup, the token typed in the dialog.
+    page.eval(&format!(
+        "sessionStorage.setItem('ficus.admin.actor', {})",
+        serde_json::to_string(HOSTILE_ACTOR).unwrap()
+    ))
+    .await
+    .unwrap();
+    page.click("#migration-advance").await.unwrap();
+    let what = page
+        .wait_for(
+            "the confirm dialog asking for the token",
+            "document.querySelector('#confirm-dialog').open && !document.querySelector('#confirm-token-row').hidden && document.querySelector('#confirm-title').textContent === 'Advance orders-v2' && document.querySelector('#confirm-what').textContent",
+        )
+        .await;
+    assert!(
+        what.as_str().unwrap().starts_with(
+            "Starts step switch_reads (switch_reads) now: read routes orders to modern"
+        ),
+        "{what}"
+    );
+    page.fill("#confirm-message", HOSTILE_MESSAGE)
+        .await
+        .unwrap();
+    page.fill("#confirm-token", TOKEN).await.unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let result = page
+        .wait_for(
+            "the recorded migration.advanced event",
+            "(() => { const r = document.querySelector('#result.result-ok'); return r && !r.hidden && r.innerText.includes('migration.advanced') && r.innerText; })()",
+        )
+        .await;
+    assert!(
+        result.as_str().unwrap().contains(&format!(
+            "by api:dashboard:{HOSTILE_ACTOR}: {HOSTILE_MESSAGE}"
+        )),
+        "{result}"
+    );
+    // The page, refreshing on its own, follows the plan to its end.
+    let tl = page
+        .wait_for(
+            "the plan completed in the timeline",
+            &format!("(() => {{ const tl = {TIMELINE_JS}; return tl.length && tl[0].kind === 'migration.completed' && document.querySelector('.badges .mig-status').innerText === 'completed' && tl; }})()"),
+        )
+        .await;
+    let tl = tl.as_array().unwrap();
+    let kinds: Vec<&str> = tl.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    let at = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:?}"))
+    };
+    assert!(
+        at("migration.completed") < at("migration.step.started")
+            && at("migration.step.started") < at("migration.advanced")
+            && at("migration.advanced") < at("migration.step.done"),
+        "newest first: {kinds:?}"
+    );
+    let advanced = &tl[at("migration.advanced")];
+    assert_eq!(
+        advanced["actor"],
+        format!("migration\ncommand by api:dashboard:{HOSTILE_ACTOR}"),
+        "{advanced}"
+    );
+    assert!(
+        advanced["message"].as_str().unwrap().contains(&format!(
+            "(re)started by api:dashboard:{HOSTILE_ACTOR}: {HOSTILE_MESSAGE}"
+        )),
+        "{advanced}"
+    );
+    // The completion's gate: the route on modern and the soak.
+    let completed = tl[0]["id"].as_i64().unwrap();
+    page.click(&format!(
+        "#migration-timeline tr[data-event=\"{completed}\"] button.mig-event-time"
+    ))
+    .await
+    .unwrap();
+    let ev = page
+        .wait_for("the completion's gate", &evidence_js(completed))
+        .await;
+    let checks = ev["checks"].as_array().unwrap();
+    assert_eq!(
+        checks
+            .iter()
+            .map(|c| (c[0].as_str().unwrap(), c[1].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        vec![("route orders", "true"), ("soak", "true")],
+        "{ev}"
+    );
+    assert!(
+        checks[1][2]
+            .as_str()
+            .unwrap()
+            .contains("on modern with SLOs clear (needs 1s)"),
+        "{ev}"
+    );
+    // Both opened entries stay open across the refreshes.
+    page.wait_for(
+        "a refresh later, both entries still open",
+        &format!("(() => {{ const t0 = Date.now(); return new Promise(r => setTimeout(() => r(document.querySelectorAll('#migration-timeline .mig-evidence').length === 2 && !!document.querySelector('#migration-timeline .mig-evidence[data-event=\"{done}\"]') && !!document.querySelector('#migration-timeline .mig-evidence[data-event=\"{completed}\"]') && Date.now() - t0 > 2000), 2500)); }})()"),
+    )
+    .await;
+    let page_state = page
+        .eval("(() => ({ steps: [...document.querySelectorAll('#migration-strip li.mig-step')].map(s => s.dataset.state), gate: document.querySelector('#migration-gate').dataset.outcome, checks: [...document.querySelectorAll('#migration-gate tr.mig-check')].map(r => [r.dataset.check, r.dataset.ok]) }))()")
+        .await
+        .unwrap();
+    assert_eq!(
+        page_state,
+        serde_json::json!({ "steps": ["done", "done"], "gate": "pass", "checks": [["route orders", "true"], ["soak", "true"]] }),
+        "{page_state}"
+    );
+    assert_eq!(route_stage(&e.control, "orders").0, Stage::Modern);
+    let api_plan = api(&format!("{}/api/v1/migrations/orders-v2", e.admin)).await;
+    assert_eq!(api_plan["status"], "completed", "{api_plan}");
+
+    // Markup from the command, the actor and the reason is text: no element, no script ran.
+    let xss = page
+        .eval("({ imgs: document.querySelectorAll('#main img, #result img').length, ran: window.__xss === undefined ? null : window.__xss })")
+        .await
+        .unwrap();
+    assert_eq!(xss, serde_json::json!({ "imgs": 0, "ran": null }), "{xss}");
+    page.screenshot(WIDTH, &screenshot_path("migration"))
+        .await
+        .unwrap();
+
+    // Back on a completed plan: the controller refuses it, the page shows the 409's detail.
+    page.click("#migration-back").await.unwrap();
+    let what = page
+        .wait_for(
+            "the confirm dialog, the token remembered",
+            "document.querySelector('#confirm-dialog').open && document.querySelector('#confirm-token-row').hidden && document.querySelector('#confirm-what').textContent",
+        )
+        .await;
+    assert!(
+        what.as_str()
+            .unwrap()
+            .contains("it is completed now, so it will likely refuse it (409)"),
+        "{what}"
+    );
+    page.fill("#confirm-message", "browser test: undo")
+        .await
+        .unwrap();
+    page.click("#confirm-ok").await.unwrap();
+    let refused = page
+        .wait_for(
+            "the refusal",
+            "(() => { const r = document.querySelector('#result.result-problem'); return r && !r.hidden && { head: r.querySelector('.result-head').innerText, detail: r.querySelector('.problem-detail')?.innerText }; })()",
+        )
+        .await;
+    assert!(
+        refused["head"].as_str().unwrap().starts_with("✗ 409 ")
+            && refused["head"]
+                .as_str()
+                .unwrap()
+                .ends_with("Back: orders-v2 was refused. Nothing was changed."),
+        "{refused}"
+    );
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a completed plan has no way back"),
+        "{refused}"
+    );
+    assert_eq!(route_stage(&e.control, "orders").0, Stage::Modern);
+    let problems: Vec<&String> = page
+        .problems
+        .iter()
+        .filter(|p| !(p.contains("status of 409") && p.contains("/back")))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "the page logged problems: {problems:#?}"
+    );
+    migrations.stop().await;
+    eprintln!(
+        "screenshots: {}, {}",
+        screenshot_path("migrations").display(),
+        screenshot_path("migration").display()
     );
 }

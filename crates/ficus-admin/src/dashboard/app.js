@@ -138,6 +138,11 @@
     }
     if (e.kind === 'record.stopped') return 'recording stopped on every node';
     if (e.kind === 'cache.purged') return `purged: ${d.purged || (d.path ? d.path : 'every cached response')}`;
+    if (typeof e.kind === 'string' && e.kind.startsWith('migration.') && d.migration && typeof d.migration === 'object' && d.migration.status) {
+      // The plan's state after the event: its step (by name; none once completed) and status.
+      const m = d.migration;
+      return `plan ${m.name}: ${m.status === 'completed' ? 'every step done' : `step ${Number(m.step) + 1} (${m.step_name}), ${m.status}`}${d.gate ? ` · gate ${d.gate.outcome}` : ''}`;
+    }
     if (Array.isArray(d.changes)) {
       const lines = d.changes.map(describeChange);
       if (d.reverted_to) lines.unshift(`reverted to version ${d.reverted_to}`);
@@ -464,6 +469,8 @@
     else if (hash === '#/recordings') show(recordingsView(), 'recordings');
     else if (hash === '#/replays') show(replaysView(), 'replays');
     else if ((m = hash.match(/^#\/replays\/(\d+)$/))) show(replayView(Number(m[1])), 'replays');
+    else if (hash === '#/migrations') show(migrationsView(), 'migrations');
+    else if ((m = hash.match(/^#\/migrations\/(.+)$/))) show(migrationView(decodeURIComponent(m[1])), 'migrations');
     else show(mapView(), 'map');
   }
 
@@ -2123,7 +2130,7 @@
         routeFilter = h('input', { id: 'events-route', type: 'search', placeholder: 'any route', spellcheck: 'false', onchange: () => { sig = ''; refreshNow(); } });
         kindFilter = h('select', { id: 'events-kind', onchange: () => { sig = ''; refreshNow(); } },
           h('option', { value: '' }, 'any kind'),
-          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS, 'slo.firing', 'slo.resolved', 'flag.set', 'flag.reset', 'record.started', 'record.stopped'].map((k) => h('option', { value: k }, k)));
+          ['config.applied', 'config.reverted', 'route.set', 'route.rollback', 'shadow.reset', 'cache.purged', 'breaker.open', 'breaker.half_open', 'breaker.closed', ...ROLLOUT_KINDS, 'slo.firing', 'slo.resolved', 'flag.set', 'flag.reset', 'record.started', 'record.stopped', ...MIGRATION_KINDS].map((k) => h('option', { value: k }, k)));
         tbody = h('tbody');
         root.append(
           h('div', { class: 'page-head' },
@@ -3654,6 +3661,364 @@
       },
       failed(e) {
         error.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- migration plans (GET /api/v1/migrations)
+
+  const MIGRATION_STATUS_HELP = {
+    running: 'the current step\'s action runs, or its gate is judged, on every tick of the leader\'s controller',
+    waiting: 'the current step is manual: it waits for Advance (ficus migration advance) before it starts',
+    paused: 'paused by an operator (or after Back): nothing runs until Resume, which starts the step over',
+    blocked: 'a gate found a fault, a command failed or the step timed out: Advance tries the step again, Back takes its way back',
+    completed: 'every step is done',
+  };
+  const MIGRATION_KINDS = ['migration.started', 'migration.waiting', 'migration.step.started', 'migration.step.done', 'migration.gate', 'migration.blocked', 'migration.paused', 'migration.resumed', 'migration.advanced', 'migration.back', 'migration.switched', 'migration.verify.requested', 'migration.contract.running', 'migration.completed', 'migration.throttled', 'migration.unthrottled', 'migration.requested', 'migration.refused'];
+
+  const migrationStatusBadge = (status) => h('span', { class: `mig-status mig-status-${status}`, dataset: { status }, title: MIGRATION_STATUS_HELP[status] || null }, status);
+  const checkBadge = (ok) => h('span', { class: `outcome ${ok ? 'outcome-pass' : 'outcome-fail'}` }, ok ? 'ok' : 'not');
+
+  /** Where the plan is, in one line. */
+  function migrationWhere(p) {
+    const n = p.steps.length;
+    if (p.status === 'completed') return `all ${n} step${n === 1 ? '' : 's'} done · since ${fmtDateTime(p.since_ms)} (${ago(p.since_ms)})`;
+    const s = p.steps[p.step];
+    return `step ${p.step + 1} of ${n}: ${p.step_name}${s && s.kind !== p.step_name ? ` (${s.kind})` : ''}, ${p.started ? 'begun' : 'not begun'} · since ${fmtDateTime(p.since_ms)} (${ago(p.since_ms)})`;
+  }
+
+  /** The routes, write routes and verify jobs of a plan. */
+  function migrationScope(p) {
+    const writes = p.write_routes.join(', ') !== p.routes.join(', ');
+    return [
+      'routes ', p.routes.map((r, i) => [i ? ', ' : null, routeLink(r)]),
+      writes ? [' · write routes ', p.write_routes.map((r, i) => [i ? ', ' : null, routeLink(r)])] : null,
+      ' · verify ', p.verify.length ? p.verify.map((j, i) => [i ? ', ' : null, h('code', {}, j)]) : h('span', { class: 'muted' }, 'none'),
+    ];
+  }
+
+  /** The step strip: expand → dual_write → … → contract, done, current and pending, manual marked. */
+  function migrationStrip(p) {
+    return h('ol', { class: 'rollout-steps mig-steps', 'aria-label': `the steps of ${p.name}` }, p.steps.map((s, i) => {
+      const current = s.state === 'current';
+      const cls = current ? `step-current mig-step-${p.status}` : s.state === 'done' ? 'step-done' : 'step-upcoming';
+      const note = s.state === 'done' ? '✓ done'
+        : current ? `${p.status}${p.status === 'running' || p.status === 'blocked' ? (p.started ? ' · begun' : ' · not begun') : ''}`
+          : i === p.step + 1 ? 'next' : 'pending';
+      return h('li', {
+        class: `step mig-step ${cls}${s.manual ? ' step-manual' : ''}`,
+        dataset: Object.assign({ step: s.name, kind: s.kind, state: s.state }, s.manual ? { manual: 'true' } : {}),
+        'aria-current': current ? 'step' : null,
+        title: `step ${i + 1} of ${p.steps.length}, ${s.kind}: ${s.action}${s.manual ? '; manual: it waits for Advance before it starts' : ''}`,
+      },
+      h('span', { class: 'step-n muted small' }, `${i + 1} · ${s.kind}`, s.manual ? [' ', h('span', { class: 'step-manual-tag' }, 'manual')] : null),
+      h('span', { class: 'mig-step-name' }, s.name),
+      h('span', { class: 'step-note small' }, note));
+    }));
+  }
+
+  /**
+   * Which step the view's gate belongs to, in words. The view's gate is the controller's
+   * latest: the current step's once it began, else the one before it (its passing gate), or
+   * on a node that does not lead the newest recorded (`fromTimeline`: that event's step).
+   */
+  function gateCaption(p, fromTimeline) {
+    const last = p.steps[p.steps.length - 1];
+    if (p.status === 'completed') return `of the last step, ${last ? last.name : '?'}`;
+    if (p.started) return `of step ${p.step_name}`;
+    const before = fromTimeline || (p.step > 0 ? p.steps[p.step - 1].name : null);
+    return before ? `of step ${before}, before step ${p.step_name} began` : `latest, before step ${p.step_name} began`;
+  }
+
+  /** The list's gate line: outcome, when, and the failing checks. */
+  function gateLine(p) {
+    const g = p.gate;
+    if (!g) return h('div', { class: 'mig-gate muted', dataset: { outcome: '' } }, 'Gate: not judged yet');
+    const failing = (g.checks || []).filter((c) => !c.ok);
+    return h('div', { class: 'mig-gate', dataset: { outcome: g.outcome } },
+      h('span', {}, 'Gate: '), outcomeBadge(g.outcome), h('span', { class: 'small' }, ` ${gateCaption(p, null)} · ${fmtTime(g.at_ms)}`),
+      failing.length
+        ? h('ul', { class: 'mig-failing' }, failing.map((c) => h('li', { dataset: { check: c.name } }, h('b', {}, c.name), ': ', c.detail)))
+        : h('span', { class: 'small' }, ` · ${(g.checks || []).length} check${(g.checks || []).length === 1 ? '' : 's'} ok`));
+  }
+
+  /** The throttle's state; null for a plan without [migration.throttle] (or read from a node that does not lead). */
+  function throttleLine(t, id) {
+    if (!t) return null;
+    return h('div', { class: `mig-throttle${t.paused ? ' mig-throttle-paused' : ''}`, id: id || null, dataset: { paused: String(t.paused), pauses: t.pauses } },
+      h('b', {}, 'Throttle: '),
+      t.paused ? h('span', { class: 'warn' }, `paused${t.since_ms ? ` since ${fmtTime(t.since_ms)}` : ''}`) : h('span', { class: 'ok' }, 'not paused'),
+      t.reason ? h('span', { class: 'mig-throttle-reason' }, ` · ${t.reason}`) : null,
+      h('span', { class: 'muted small' }, ` · ${num(t.pauses, 0)} pause${t.pauses === 1 ? '' : 's'} since this node leads`));
+  }
+
+  function migrationCard(p) {
+    return h('section', { class: `panel mig-card mig-card-${p.status}`, dataset: { migration: p.name, status: p.status, step: p.step }, 'aria-label': `migration plan ${p.name}` },
+      h('div', { class: 'mig-card-head' },
+        h('a', { href: `#/migrations/${encodeURIComponent(p.name)}`, class: 'route-name mig-link', title: `${p.name}: its steps in words, the gate's checks, the timeline and the commands`, dataset: { focus: `migration-${p.name}` } }, p.name),
+        migrationStatusBadge(p.status),
+        h('span', { class: 'mig-where small' }, migrationWhere(p))),
+      h('p', { class: 'muted small mig-scope' }, migrationScope(p)),
+      migrationStrip(p),
+      gateLine(p),
+      throttleLine(p.throttle, null),
+      p.live ? null : h('p', { class: 'muted small mig-not-live' }, 'As last recorded: this node does not walk the plan (the leader does), or has not looked at it yet.'));
+  }
+
+  function noMigrationNote() {
+    return h('div', { class: 'note note-info', id: 'migrations-none' },
+      h('strong', {}, 'No migration plan.'),
+      h('p', {}, 'A ', h('code', {}, '[[migration]]'), ' in the config file couples a route\'s stages with the data steps under it (expand, dual_write, backfill, verify, switch_reads, switch_writes, contract), each with a gate, a timeout and a way back; ', h('code', {}, 'ficus run'), ' walks it on the leader (see docs/migrations.md):'),
+      h('pre', { class: 'slo-example' }, '[[migration]]\nname = "orders-v2"\nroutes = ["orders"]\nverify = ["orders-table"]\n\n[[migration.step]]\nkind = "expand"\nrun = ["psql", "-f", "expand.sql"]\n\n[[migration.step]]\nkind = "switch_reads"\nmanual = true\nsoak = "10m"'));
+  }
+
+  function migrationsView() {
+    let head, note, list, sig = '';
+    return {
+      mount(root) {
+        head = h('p', { class: 'sub', id: 'migrations-summary' }, 'Loading…');
+        note = h('div');
+        list = h('div', { class: 'mig-list', id: 'migrations' });
+        root.append(
+          h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Migrations'), head)),
+          note,
+          list,
+          h('p', { class: 'muted small' }, 'The config\'s [[migration]] plans as the leader walks them: one step at a time, each with its action, its gate (the evidence it needs), its timeout and its way back. A plan\'s page has the steps in words, the gate\'s checks, the timeline of its events and the commands (advance, pause, resume, back).'));
+      },
+      async refresh() {
+        const plans = await api('/api/v1/migrations');
+        const count = (s) => plans.filter((p) => p.status === s).length;
+        const parts = ['blocked', 'waiting', 'paused', 'running', 'completed'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
+        head.replaceChildren(...(plans.length
+          ? [`${plans.length} plan${plans.length === 1 ? '' : 's'} · `, count('blocked') ? h('span', { class: 'bad' }, parts.join(', ')) : parts.join(', ')]
+          : ['No migration plan']));
+        const s = JSON.stringify(plans);
+        if (s === sig) return;
+        sig = s;
+        note.replaceChildren(...(plans.length ? [] : [noMigrationNote()]));
+        keepFocus(list, () => list.replaceChildren(...plans.map(migrationCard)));
+      },
+      failed(e) {
+        sig = '';
+        note.replaceChildren(problemNote(e));
+      },
+    };
+  }
+
+  // -- one plan: its steps in words, the gate's checks, the timeline, the commands
+
+  /** The statuses in which the controller accepts each command (it answers 409 otherwise). */
+  const MIGRATION_COMMANDS = {
+    advance: { label: 'Advance…', needs: 'waiting or blocked', accepts: (p) => p.status === 'waiting' || p.status === 'blocked' },
+    pause: { label: 'Pause…', needs: 'running, waiting or blocked', accepts: (p) => ['running', 'waiting', 'blocked'].includes(p.status) },
+    resume: { label: 'Resume…', needs: 'paused', accepts: (p) => p.status === 'paused' },
+    back: { label: 'Back…', needs: 'not completed, with a step begun or done', accepts: (p) => p.status !== 'completed' && (p.started || p.step > 0) },
+  };
+
+  function migrationAction(p, command) {
+    const cur = p.steps[p.step] || null;
+    const stepText = cur ? `step ${cur.name} (${cur.kind})` : 'no step';
+    const spec = MIGRATION_COMMANDS[command];
+    const refused = spec.accepts(p) ? '' : ` The controller accepts ${command} when the plan is ${spec.needs}; it is ${p.status} now, so it will likely refuse it (409) and change nothing.`;
+    const base = { path: `/api/v1/migrations/${encodeURIComponent(p.name)}/${command}`, payload: (message) => ({ message }), danger: false };
+    switch (command) {
+      case 'advance':
+        return Object.assign(base, { title: `Advance ${p.name}`, button: 'Advance', message: `${p.name}: advanced from the dashboard`,
+          what: `${cur ? `${p.status === 'blocked' ? 'Tries' : 'Starts'} ${stepText} ${p.status === 'blocked' ? 'again from its start' : 'now'}: ${cur.action}.` : 'The plan has no step left.'} Recorded as migration.advanced.${refused}` });
+      case 'pause':
+        return Object.assign(base, { title: `Pause ${p.name}`, button: 'Pause', message: `${p.name}: paused from the dashboard`,
+          what: `Nothing of ${p.name} runs until Resume (now at ${stepText}): a running command is killed and the step starts over on Resume. Recorded as migration.paused.${refused}` });
+      case 'resume':
+        return Object.assign(base, { title: `Resume ${p.name}`, button: 'Resume', message: `${p.name}: resumed from the dashboard`,
+          what: `${cur ? `${stepText} starts over: ${cur.action}.` : ''} Recorded as migration.resumed.${refused}` });
+      default: {
+        // The step undone: the current one if it began, else the one before it.
+        const target = p.started ? cur : p.step > 0 ? p.steps[p.step - 1] : null;
+        return Object.assign(base, { title: `Back: ${p.name}`, button: 'Take the way back', danger: true, message: `${p.name}: taken back from the dashboard`,
+          what: `${target ? `Takes the way back of step ${target.name} (${target.kind}): ${target.way_back}. The plan is then paused at that step.` : 'No step has run yet: there is nothing to take back.'} Recorded as migration.back.${refused}` });
+      }
+    }
+  }
+
+  /** A gate's checks: ok or not, name, detail. */
+  function checksTable(checks) {
+    if (!checks || !checks.length) return h('p', { class: 'muted small' }, 'No check: nothing to judge in this step (or it has just begun).');
+    return h('table', { class: 'gates mig-checks' },
+      h('thead', {}, h('tr', {}, ['', 'Check', 'Detail'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, checks.map((c) => h('tr', { class: `mig-check gate-${c.ok ? 'pass' : 'fail'}`, dataset: { check: c.name, ok: String(c.ok) } },
+        h('td', {}, checkBadge(c.ok)),
+        h('th', { scope: 'row' }, h('code', {}, c.name)),
+        h('td', { class: 'gate-detail mig-check-detail' }, c.detail)))));
+  }
+
+  /** A command's outcome: the command, its exit, its time and the tails of its output. */
+  function outputBlock(o) {
+    const exit = o.timed_out ? 'timed out'
+      : o.error ? `could not run: ${o.error}`
+        : o.exit_code === null || o.exit_code === undefined ? 'killed by a signal' : `exit code ${o.exit_code}`;
+    const ok = !o.timed_out && !o.error && o.exit_code === 0;
+    const tail = (name, text) => h('div', { class: 'mig-tail' },
+      h('div', { class: 'muted small' }, `${name} (its last bytes)`),
+      text ? h('pre', { class: `mig-${name}` }, text) : h('pre', { class: `mig-${name} muted` }, '(empty)'));
+    return h('div', { class: 'mig-output', dataset: { exit: o.exit_code === null || o.exit_code === undefined ? '' : o.exit_code, timedOut: String(Boolean(o.timed_out)) } },
+      h('p', { class: 'small' }, h('b', {}, 'Command '), h('code', { class: 'mig-command' }, o.command), ' · ',
+        h('span', { class: `mig-exit ${ok ? 'ok' : 'bad'}` }, exit), ` · ${fmtMs(Number(o.elapsed_ms))}`),
+      tail('stdout', o.stdout), tail('stderr', o.stderr));
+  }
+
+  /** What a way back did: a note, the routes it put back, or its command's outcome. */
+  function wayBackBlock(w) {
+    if (w.command !== undefined) return outputBlock(w);
+    if (Array.isArray(w.routes)) {
+      return h('p', { class: 'small mig-way-back' }, h('b', {}, 'Way back: '), w.routes.length
+        ? w.routes.map(([r, stage, weight], i) => [i ? ', ' : null, `${r} back to ${stage}${stage === 'canary' ? ` ${fmtWeight(weight)}` : ''}`])
+        : 'no route to put back');
+    }
+    return h('p', { class: 'small mig-way-back' }, h('b', {}, 'Way back: '), w.note || JSON.stringify(w));
+  }
+
+  const hasEvidence = (e) => Boolean(e.data && (e.data.gate || e.data.output || e.data.way_back || e.data.throttle));
+
+  /** An event's evidence, opened under its row. */
+  function migrationEvidence(e) {
+    const d = e.data || {};
+    const t = d.throttle || null;
+    return h('div', { class: 'mig-evidence', dataset: { event: e.id } },
+      d.gate ? [h('p', { class: 'small' }, h('b', {}, 'Gate '), outcomeBadge(d.gate.outcome), ` · judged at ${fmtTime(d.gate.at_ms)}`), checksTable(d.gate.checks)] : null,
+      d.output ? outputBlock(d.output) : null,
+      d.way_back ? wayBackBlock(d.way_back) : null,
+      t ? h('p', { class: 'small mig-throttle-evidence' }, h('b', {}, 'Throttle: '), t.reason || '', Array.isArray(t.actions) && t.actions.length ? ` · ${t.actions.join(', ')}` : '') : null);
+  }
+
+  function migrationView(name) {
+    const enc = encodeURIComponent(name);
+    let current = null;
+    const els = {};
+    /** The timeline rows opened (event ids), kept across refreshes. */
+    const open = new Set();
+    let timeline = [];
+    let headSig = '';
+    let stepsSig = '';
+    let gateSig = '';
+    let timelineSig = '';
+
+    function drawTimeline() {
+      const sig = JSON.stringify([timeline.map((e) => e.id), [...open]]);
+      if (sig === timelineSig) return;
+      timelineSig = sig;
+      const rows = [];
+      for (const e of timeline) {
+        const d = e.data || {};
+        const can = hasEvidence(e);
+        const isOpen = can && open.has(e.id);
+        const toggle = () => { if (open.has(e.id)) open.delete(e.id); else open.add(e.id); drawTimeline(); };
+        const step = d.step || (d.migration && d.migration.step_name) || '';
+        const what = [d.gate ? `gate ${d.gate.outcome}` : null, d.output ? 'command output' : null, d.way_back ? 'way back' : null, d.throttle ? 'throttle' : null].filter(Boolean).join(', ');
+        rows.push(h('tr', { class: `mig-event${can ? ' mig-event-open-able' : ''}${isOpen ? ' is-open' : ''}`, dataset: { event: e.id, kind: e.kind, evidence: can ? 'true' : null, open: isOpen ? 'true' : null }, onclick: can ? (ev) => { if (!ev.target.closest('button, a')) toggle(); } : null },
+          h('td', { class: 'nowrap', title: new Date(e.at).toISOString() },
+            can ? h('button', { type: 'button', class: 'linklike mig-event-time', 'aria-expanded': String(isOpen), dataset: { focus: `mig-event-${e.id}` }, onclick: toggle }, fmtDateTime(e.at)) : h('span', { class: 'mig-event-time' }, fmtDateTime(e.at)),
+            h('div', { class: 'muted small' }, ago(e.at))),
+          h('td', {}, kindBadge(e.kind)),
+          h('td', { class: 'mig-event-step' }, step ? h('code', {}, step) : h('span', { class: 'muted' }, '—')),
+          h('td', { class: 'mig-event-actor' }, e.actor, typeof d.actor === 'string' && d.actor !== e.actor ? h('div', { class: 'muted small' }, `command by ${d.actor}`) : null),
+          h('td', { class: 'message mig-event-message' }, e.message,
+            can ? h('div', { class: 'muted small' }, isOpen ? `${what} below` : `click for its evidence: ${what}`) : null)));
+        if (isOpen) rows.push(h('tr', { class: 'mig-evidence-row rollout-evidence-row' }, h('td', { colspan: 5 }, migrationEvidence(e))));
+      }
+      els.timelineNote.textContent = timeline.length ? 'Newest first; click a row with evidence (a gate\'s checks, a command\'s output) to open it.' : '';
+      keepFocus(els.timeline, () => els.timeline.replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No event for this plan yet: the leader records one when it first looks at the plan.'))])));
+    }
+
+    return {
+      mount(root) {
+        els.title = h('h1', {}, name);
+        els.badges = h('div', { class: 'badges' });
+        els.sub = h('p', { class: 'sub', id: 'migration-summary' }, 'Loading…');
+        els.scope = h('p', { class: 'muted small', id: 'migration-scope' });
+        els.error = h('div');
+        els.buttons = {};
+        for (const [cmd, spec] of Object.entries(MIGRATION_COMMANDS)) {
+          els.buttons[cmd] = h('button', { type: 'button', id: `migration-${cmd}`, class: cmd === 'back' ? 'danger' : cmd === 'advance' ? 'primary' : null, dataset: { command: cmd }, onclick: () => current && confirmAction(migrationAction(current, cmd)) }, spec.label);
+        }
+        els.steps = h('ol', { class: 'mig-step-list', id: 'migration-steps' });
+        els.strip = h('div', { id: 'migration-strip' });
+        els.gate = h('div', { id: 'migration-gate' });
+        els.throttle = h('div');
+        els.timeline = h('tbody');
+        els.timelineNote = h('p', { class: 'sub' });
+        root.append(
+          h('p', { class: 'crumb' }, h('a', { href: '#/migrations' }, '← Migrations')),
+          h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-row' }, els.title, els.badges), els.sub, els.scope)),
+          els.error,
+          h('section', { class: 'panel actions-panel mig-controls', id: 'migration-controls', 'aria-label': 'Steer this plan' },
+            h('div', { class: 'action-buttons' }, Object.values(els.buttons)),
+            h('p', { class: 'muted small' }, 'Each command is an audited migration.* event with your reason, acted on by the leader. Advance starts a waiting step or tries a blocked one again; Pause stops the plan (the step starts over on Resume); Back takes the current step\'s way back, or the previous step\'s when the current one has not begun.')),
+          els.strip,
+          els.throttle,
+          h('section', { 'aria-labelledby': 'migration-gate-title' },
+            h('h2', { id: 'migration-gate-title' }, 'Gate'),
+            els.gate),
+          h('section', { 'aria-labelledby': 'migration-steps-title' },
+            h('h2', { id: 'migration-steps-title' }, 'Steps'),
+            els.steps),
+          h('section', { 'aria-labelledby': 'migration-timeline-title' },
+            h('div', { class: 'section-head' }, h('h2', { id: 'migration-timeline-title' }, 'Timeline'), els.timelineNote),
+            h('table', { class: 'events mig-timeline', id: 'migration-timeline', 'aria-labelledby': 'migration-timeline-title' },
+              h('thead', {}, h('tr', {}, ['Time', 'Kind', 'Step', 'Actor', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
+              els.timeline)));
+      },
+      async refresh() {
+        const p = await api(`/api/v1/migrations/${enc}`);
+        current = p;
+        timeline = Array.isArray(p.timeline) ? p.timeline : [];
+        els.error.replaceChildren();
+        document.title = `${name} · migrations · ficus`;
+        for (const [cmd, b] of Object.entries(els.buttons)) {
+          const spec = MIGRATION_COMMANDS[cmd];
+          const ok = spec.accepts(p);
+          b.dataset.accepted = String(ok);
+          b.classList.toggle('mig-unlikely', !ok);
+          b.title = ok ? '' : `the plan is ${p.status}: the controller accepts ${cmd} when it is ${spec.needs} (it would answer 409)`;
+        }
+        const { timeline: _t, gate: _g, ...rest } = p;
+        const head = JSON.stringify(rest);
+        if (head !== headSig) {
+          headSig = head;
+          els.badges.replaceChildren(migrationStatusBadge(p.status));
+          els.sub.dataset.status = p.status;
+          els.sub.dataset.step = p.step;
+          els.sub.replaceChildren(migrationWhere(p), h('span', { class: 'muted' }, ` · ${MIGRATION_STATUS_HELP[p.status] || ''}`));
+          els.scope.replaceChildren(h('span', {}, migrationScope(p), p.live ? null : ' · as last recorded: this node does not walk the plan (the leader does), or has not looked at it yet'));
+          els.strip.replaceChildren(migrationStrip(p));
+          els.throttle.replaceChildren(...[throttleLine(p.throttle, 'migration-throttle')].filter(Boolean));
+        }
+        const steps = JSON.stringify([p.steps, p.status]);
+        if (steps !== stepsSig) {
+          stepsSig = steps;
+          els.steps.replaceChildren(...p.steps.map((s, i) => h('li', { class: `mig-step-item mig-step-item-${s.state}`, dataset: Object.assign({ step: s.name, kind: s.kind, state: s.state }, s.manual ? { manual: 'true' } : {}) },
+            h('div', { class: 'mig-step-item-head' },
+              h('b', { class: 'mig-step-item-name' }, `${i + 1}. ${s.name}`), ' ',
+              h('span', { class: 'diff-kind' }, s.kind), ' ',
+              h('span', { class: `mig-state mig-state-${s.state}` }, s.state === 'current' ? `current · ${p.status}` : s.state),
+              s.manual ? h('span', { class: 'step-manual-tag', title: 'waits for Advance before it starts' }, 'manual') : null,
+              h('span', { class: 'muted small' }, ` · timeout ${fmtSeconds(s.timeout_s) || '—'}`)),
+            h('p', { class: 'mig-action' }, h('span', { class: 'muted' }, 'Action: '), s.action),
+            h('p', { class: 'mig-way-back-text' }, h('span', { class: 'muted' }, 'Way back: '), s.way_back))));
+        }
+        const fromTimeline = timeline.find((e) => e.data && e.data.gate);
+        const gate = JSON.stringify([p.gate, p.started, p.step_name, p.status, fromTimeline && fromTimeline.id]);
+        if (gate !== gateSig) {
+          gateSig = gate;
+          const g = p.gate;
+          els.gate.dataset.outcome = g ? g.outcome : '';
+          els.gate.replaceChildren(...(g
+            ? [h('p', { class: 'mig-gate-head' }, outcomeBadge(g.outcome), ` ${gateCaption(p, p.live ? null : fromTimeline && fromTimeline.data.step)} · judged at ${fmtDateTime(g.at_ms)}`), checksTable(g.checks)]
+            : [h('p', { class: 'muted' }, p.status === 'waiting' ? 'No gate yet: the step waits for Advance.' : 'No gate judged yet in this step.')]));
+        }
+        drawTimeline();
+      },
+      failed(e) {
+        els.error.replaceChildren(problemNote(e));
       },
     };
   }
