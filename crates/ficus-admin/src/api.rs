@@ -752,6 +752,8 @@ pub struct EventParams {
     /// Kinds starting with this (`migration.`).
     pub kind_prefix: Option<String>,
     pub after: Option<i64>,
+    /// Events older than this id (newest first): the next page back.
+    pub before: Option<i64>,
     pub limit: Option<u32>,
 }
 
@@ -767,6 +769,7 @@ pub async fn events(
             kind: p.kind,
             kind_prefix: p.kind_prefix,
             after_id: p.after,
+            before_id: p.before,
             limit: p.limit.unwrap_or(100).clamp(1, 500),
         })
         .await

@@ -58,7 +58,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: "post", path: "/api/v1/migrations/{name}/{command}", summary: "A migration command: advance (start a waiting step, or try a blocked one again), pause, resume or back (take the latest started step's way back); sent to the leader when this node does not lead; answers the events recorded", mutation: true, body: &[("message", "string", true)] },
     Endpoint { method: "post", path: "/api/v1/rollouts/{route}/{command}", summary: "A rollout command: pause, resume, promote (past a manual gate, or now), abort (back to on_rollback) or start (again from the first step); answers the events it recorded", mutation: true, body: &[("message", "string", true)] },
     Endpoint { method: "get", path: "/api/v1/fleet", summary: "Every node sharing the store: state (up, down, stopped), revision applied and skew, commit-to-apply lag, rate, drift; the leader and its lease; this node's listener, store and telemetry exchange", mutation: false, body: &[] },
-    Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, kind_prefix, after, limit); newest first, or oldest first after an id", mutation: false, body: &[] },
+    Endpoint { method: "get", path: "/api/v1/events", summary: "The audit log (query: route, kind, kind_prefix, after, before, limit); newest first (before an id: the next page back), or oldest first after an id", mutation: false, body: &[] },
 ];
 
 /// The OpenAPI 3.1 document.

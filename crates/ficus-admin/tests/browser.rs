@@ -3021,7 +3021,7 @@ async fn the_migration_pages_walk_a_plan_with_its_evidence_and_commands() {
     let advanced = &tl[at("migration.advanced")];
     assert_eq!(
         advanced["actor"],
-        format!("migration\ncommand by api:dashboard:{HOSTILE_ACTOR}"),
+        format!("api:dashboard:{HOSTILE_ACTOR}"),
         "{advanced}"
     );
     assert!(

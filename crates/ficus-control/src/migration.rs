@@ -47,8 +47,12 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const HOLD_EVENT_EVERY: Duration = Duration::from_secs(60);
 /// How long an operator's command sent to a node that does not lead waits for the leader.
 pub const FORWARD_WAIT: Duration = Duration::from_secs(10);
-/// Events read to find a plan's state and timeline.
+/// Events read per page to find a plan's state and timeline.
 const EVENTS_READ: u32 = 500;
+/// The most `migration.*` events read back to find one plan's.
+const EVENTS_SCANNED: usize = 100_000;
+/// A plan's timeline: its latest events.
+pub const TIMELINE: usize = 500;
 
 /// Where a plan is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,10 +132,24 @@ fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check 
 /// What a gate said at its latest look.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateView {
+    /// The step it judged.
+    #[serde(default)]
+    pub step: String,
     /// `pass`, `hold` or `fail`.
     pub outcome: String,
     pub checks: Vec<Check>,
     pub at_ms: i64,
+}
+
+impl GateView {
+    fn new(step: &MigrationStep, outcome: &str, checks: Vec<Check>) -> GateView {
+        GateView {
+            step: step.name.clone(),
+            outcome: outcome.into(),
+            checks,
+            at_ms: unix_ms(),
+        }
+    }
 }
 
 /// The throttle's state of a plan.
@@ -451,7 +469,7 @@ impl MigrationController {
     pub async fn detail(&self, name: &str) -> Result<(MigrationView, Vec<Event>), ControlError> {
         let m = self.inner.plan(name)?;
         let view = self.inner.view(&m).await?;
-        let timeline = self.inner.events(name).await?;
+        let timeline = self.inner.events(name, TIMELINE).await?;
         Ok((view, timeline))
     }
 
@@ -554,32 +572,48 @@ impl Inner {
             })
     }
 
-    /// The plan's events, newest first.
-    async fn events(&self, name: &str) -> Result<Vec<Event>, ControlError> {
-        let events = self
-            .control
-            .store()
-            .events(EventFilter {
-                kind_prefix: Some("migration.".into()),
-                limit: EVENTS_READ,
-                ..Default::default()
-            })
-            .await?;
-        Ok(events
-            .into_iter()
-            .filter(|e| {
-                e.data
-                    .pointer("/migration/name")
-                    .or_else(|| e.data.pointer("/request/name"))
-                    .and_then(Value::as_str)
-                    == Some(name)
-            })
-            .collect())
+    /// The plan's events, newest first: at most `want`, found by paging back through the
+    /// `migration.*` events of every plan (at most [`EVENTS_SCANNED`] of them), so a plan
+    /// that sat idle while others wrote is still found.
+    async fn events(&self, name: &str, want: usize) -> Result<Vec<Event>, ControlError> {
+        let mine = |e: &Event| {
+            e.data
+                .pointer("/migration/name")
+                .or_else(|| e.data.pointer("/request/name"))
+                .and_then(Value::as_str)
+                == Some(name)
+        };
+        let mut out = Vec::new();
+        let mut before = None;
+        let mut scanned = 0usize;
+        while out.len() < want && scanned < EVENTS_SCANNED {
+            let page = self
+                .control
+                .store()
+                .events(EventFilter {
+                    kind_prefix: Some("migration.".into()),
+                    before_id: before,
+                    limit: EVENTS_READ,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            scanned += page.len();
+            let full = page.len() < EVENTS_READ as usize;
+            out.extend(page.into_iter().filter(|e| mine(e)));
+            if full {
+                break;
+            }
+        }
+        out.truncate(want);
+        Ok(out)
     }
 
     /// The state in the plan's latest event, if any.
     async fn stored(&self, name: &str) -> Result<Option<(State, Option<GateView>)>, ControlError> {
-        let events = self.events(name).await?;
+        // Every event of the plan but a forwarded request carries its state.
+        let events = self.events(name, 50).await?;
         let state = events
             .iter()
             .find_map(|e| serde_json::from_value::<State>(e.data.get("migration")?.clone()).ok());
@@ -800,9 +834,23 @@ impl Inner {
         Ok(())
     }
 
-    /// Records an event about the plan carrying its state.
+    /// Records an event about the plan carrying its state, by the controller.
     async fn record(
         &self,
+        state: &State,
+        kind: &str,
+        message: &str,
+        extra: Value,
+        request_id: Option<i64>,
+    ) -> Result<Event, ControlError> {
+        self.record_by(MIGRATION_ACTOR, state, kind, message, extra, request_id)
+            .await
+    }
+
+    /// The same, by `actor` (an operator's command).
+    async fn record_by(
+        &self,
+        actor: &str,
         state: &State,
         kind: &str,
         message: &str,
@@ -816,7 +864,7 @@ impl Inner {
         if let Some(id) = request_id {
             data["request_id"] = json!(id);
         }
-        let ev = NewEvent::new(MIGRATION_ACTOR, kind, message).with_data(data);
+        let ev = NewEvent::new(actor, kind, message).with_data(data);
         let mut out = self.control.record_events_as_leader(vec![ev]).await?;
         Ok(out.remove(0))
     }
@@ -1073,7 +1121,7 @@ impl Inner {
                 step.name,
                 routes.join(", ")
             ),
-            json!({ "step": step.name, "gate": GateView { outcome: "pass".into(), checks, at_ms: unix_ms() } }),
+            json!({ "step": step.name, "gate": GateView::new(step, "pass", checks) }),
             None,
         )
         .await?;
@@ -1703,7 +1751,7 @@ impl Inner {
                                 m.name,
                                 cmd.display()
                             ),
-                            json!({ "step": step.name, "gate": GateView { outcome: "pass".into(), checks, at_ms: unix_ms() } }),
+                            json!({ "step": step.name, "gate": GateView::new(step, "pass", checks) }),
                             None,
                         )
                         .await?;
@@ -1734,11 +1782,7 @@ impl Inner {
             .map(|c| c.name.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let gate = GateView {
-            outcome: "hold".into(),
-            checks,
-            at_ms: unix_ms(),
-        };
+        let gate = GateView::new(step, "hold", checks);
         let due = {
             let mut live = lock(&self.live);
             let Some(l) = live.get_mut(&m.name) else {
@@ -1786,11 +1830,7 @@ impl Inner {
         checks: Vec<Check>,
         output: Option<Value>,
     ) -> Result<(), ControlError> {
-        let gate = GateView {
-            outcome: "pass".into(),
-            checks,
-            at_ms: unix_ms(),
-        };
+        let gate = GateView::new(step, "pass", checks);
         let mut extra = json!({ "step": step.name, "gate": gate });
         if let Some(o) = output {
             extra["output"] = o;
@@ -1867,11 +1907,7 @@ impl Inner {
             .filter(|c| !c.ok)
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
-        let gate = GateView {
-            outcome: "fail".into(),
-            checks,
-            at_ms: unix_ms(),
-        };
+        let gate = GateView::new(step, "fail", checks);
         let mut extra = json!({ "step": step.name, "gate": gate });
         if let Some(o) = output {
             extra["output"] = o;
@@ -1959,11 +1995,15 @@ impl Inner {
             ControlError::NotFound(format!("migration {:?} is not loaded", m.name))
         })?;
         let wrong = |what: &str| {
+            let at = if state.status == Status::Completed {
+                String::new()
+            } else {
+                format!(" at step {:?}", state.step_name)
+            };
             Err(ControlError::Conflict(format!(
-                "migration {:?} is {} at step {:?}; {what}",
+                "migration {:?} is {}{at}; {what}",
                 m.name,
                 state.status.as_str(),
-                state.step_name
             )))
         };
         let mut s = state.clone();
@@ -2003,7 +2043,7 @@ impl Inner {
             }
             ("resume", _) => return wrong("only a paused plan resumes"),
             ("back", Status::Completed) => {
-                return wrong("a completed plan has no way back (its contract ran)")
+                return wrong("a completed plan has no way back: write a new plan to move again")
             }
             ("back", _) => {
                 // The step to undo: the current one if it began, else the one before it.
@@ -2036,8 +2076,13 @@ impl Inner {
                 s.contracted = false;
                 s.switched = false;
                 s.since_ms = unix_ms();
+                if let Some(l) = lock(&self.live).get_mut(&m.name) {
+                    l.gate = None;
+                    l.last_hold = None;
+                }
                 let ev = self
-                    .record(
+                    .record_by(
+                        actor,
                         &s,
                         "migration.back",
                         &format!(
@@ -2060,7 +2105,8 @@ impl Inner {
         let _ = step;
         s.since_ms = unix_ms();
         let ev = self
-            .record(
+            .record_by(
+                actor,
                 &s,
                 kind,
                 &format!("migration {:?}: {text}: {message}", m.name),
@@ -2139,7 +2185,8 @@ impl Inner {
         name: &str,
         step: &str,
     ) -> Result<Vec<(String, String, f64)>, ControlError> {
-        let events = self.events(name).await?;
+        // A rare operator's command: read back as far as it takes.
+        let events = self.events(name, EVENTS_SCANNED).await?;
         Ok(events
             .iter()
             .filter(|e| e.kind == "migration.step.started")

@@ -12,7 +12,6 @@
 //! `FICUS_REQUIRE_SERVICES=1`.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,8 +21,7 @@ use ficus_config::Stage;
 use ficus_control::migration::{MigrationController, MigrationView, Status};
 use ficus_control::verify::{SchedulerOptions, VerifyScheduler};
 use ficus_control::ControlPlane;
-use ficus_proxy::Gateway;
-use ficus_store::{EventFilter, Store};
+use ficus_store::EventFilter;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sqlx::postgres::PgPoolOptions;
@@ -434,7 +432,7 @@ impl Harness {
     async fn start(text: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ficus.toml"), text).unwrap();
-        let cp = boot(dir.path()).await;
+        let cp = support::boot(dir.path()).await;
         let verify = VerifyScheduler::spawn(
             cp.clone(),
             SchedulerOptions {
@@ -558,17 +556,6 @@ impl Harness {
             v.stop().await;
         }
     }
-}
-
-async fn boot(dir: &Path) -> Arc<ControlPlane> {
-    let store = Store::open(&format!("sqlite://{}", dir.join("state.db").display()))
-        .await
-        .unwrap();
-    let boot = ControlPlane::boot(&dir.join("ficus.toml"), store)
-        .await
-        .unwrap();
-    let gw = Gateway::start(boot.effective().clone()).await.unwrap();
-    ControlPlane::new(boot, Arc::new(gw))
 }
 
 fn at(v: &MigrationView, step: &str, status: Status) -> bool {
@@ -912,7 +899,7 @@ pause_file = "backfill.pause"
         modern = modern.url,
     );
     std::fs::write(dir.path().join("ficus.toml"), &text).unwrap();
-    let cp = boot(dir.path()).await;
+    let cp = support::boot(dir.path()).await;
     let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(100));
     let load = support::Load::start(&cp, 4);
     let progress = || {

@@ -692,6 +692,9 @@ impl Store {
         if filter.after_id.is_some() {
             conditions.push(format!("id > ${}", param()));
         }
+        if filter.before_id.is_some() {
+            conditions.push(format!("id < ${}", param()));
+        }
         let mut sql = SELECT_EVENT.to_string();
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
@@ -718,6 +721,9 @@ impl Store {
             }
             if let Some(after) = filter.after_id {
                 q = q.bind(after);
+            }
+            if let Some(before) = filter.before_id {
+                q = q.bind(before);
             }
             q.bind(limit).fetch_all(p).await
         })

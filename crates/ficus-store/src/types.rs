@@ -235,6 +235,8 @@ pub struct EventFilter {
     pub kind_prefix: Option<String>,
     /// Only events with a larger id, ascending.
     pub after_id: Option<i64>,
+    /// Only events with a smaller id (newest first): the next page back.
+    pub before_id: Option<i64>,
     /// 1..=[`MAX_PAGE`](crate::limits::MAX_PAGE).
     pub limit: u32,
 }
@@ -246,6 +248,7 @@ impl Default for EventFilter {
             kind: None,
             kind_prefix: None,
             after_id: None,
+            before_id: None,
             limit: crate::limits::DEFAULT_PAGE,
         }
     }
