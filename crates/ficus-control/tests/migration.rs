@@ -986,3 +986,56 @@ pause_file = "backfill.pause"
     load.stop().await;
     plans.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_plan_keeps_its_state_behind_a_busy_ones_events() {
+    let legacy = support::service("legacy").await;
+    let modern = support::service("modern").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[access_log]\nenabled = false\n\
+         [upstream.legacy]\nurl = \"{}\"\n[upstream.modern]\nurl = \"{}\"\n\
+         [[route]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nmodern = \"modern\"\n\
+         [default]\nlegacy = \"legacy\"\n\
+         [[migration]]\nname = \"idle\"\nroutes = [\"orders\"]\n\
+         [[migration.step]]\nkind = \"switch_reads\"\nmanual = true\n",
+        legacy.url, modern.url
+    );
+    std::fs::write(dir.path().join("ficus.toml"), &text).unwrap();
+    let cp = support::boot(dir.path()).await;
+    let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(50));
+    plans.tick_now().await.unwrap();
+    plans
+        .command("idle", "pause", "test", "not now")
+        .await
+        .unwrap();
+    // Another plan writes far more events than one page.
+    for batch in 0..3 {
+        let busy: Vec<ficus_store::NewEvent> = (0..400)
+            .map(|i| {
+                ficus_store::NewEvent::new(
+                    "migration",
+                    "migration.gate",
+                    format!("hold {batch}.{i}"),
+                )
+                .with_data(serde_json::json!({ "migration": { "name": "busy" } }))
+            })
+            .collect();
+        cp.record_events(busy).await.unwrap();
+    }
+    // A restart (a new controller: a new leader) finds the idle plan where it was.
+    plans.stop().await;
+    let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(50));
+    plans.tick_now().await.unwrap();
+    let v = plans.view().await.unwrap().remove(0);
+    assert_eq!(v.status, Status::Paused, "{v:#?}");
+    let (_, timeline) = plans.detail("idle").await.unwrap();
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["migration.paused", "migration.waiting"],
+        "{kinds:?}"
+    );
+    assert_eq!(timeline[0].actor, "test");
+    plans.stop().await;
+}
