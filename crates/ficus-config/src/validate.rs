@@ -3116,44 +3116,13 @@ impl<'s> Validator<'s, '_> {
         routes: &[&str],
         names: &mut HashMap<String, usize>,
     ) -> Option<VerifyJob> {
-        let name = match self.string(sec, "name") {
-            Some((n, span)) => {
-                if !valid_name(n) {
-                    self.error(
-                        &span,
-                        format!("{}: invalid name {:?}", sec.ctx, clip(n)),
-                        Some(NAME_HELP.to_string()),
-                    );
-                } else if let Some(first) = names.get(n) {
-                    self.error(
-                        &span,
-                        format!("duplicate verify job name {n:?}"),
-                        Some(format!(
-                            "the first verify job named {n:?} is at line {first}; verify job \
-                             names must be unique"
-                        )),
-                    );
-                } else {
-                    names.insert(n.to_string(), self.line(&span));
-                }
-                if !n.is_empty() {
-                    sec.ctx = format!("verify {:?}", clip(n));
-                }
-                Some(n.to_string())
-            }
-            None => {
-                if !sec.has("name") {
-                    self.error(
-                        &sec.span,
-                        format!("{}: missing name", sec.ctx),
-                        Some(format!(
-                            "name the job, e.g. name = \"orders-table\"; {NAME_HELP}"
-                        )),
-                    );
-                }
-                None
-            }
-        };
+        let name = self.unique_name(
+            sec,
+            names,
+            "verify job",
+            "verify",
+            "name the job, e.g. name = \"orders-table\"",
+        );
         self.unknown_keys(sec, VERIFY_KEYS, &[], "[[verify]]");
         let route = match self.string(sec, "route") {
             Some((r, span)) => {
@@ -3331,6 +3300,56 @@ impl<'s> Validator<'s, '_> {
             full_every: incremental.full_every,
             recheck,
         })
+    }
+
+    /// The `name` of an entry of an array of tables whose names are unique (`[[verify]]`,
+    /// `[[migration]]`): valid, not seen before (`names` keeps each name's line), and from
+    /// here on the section's context (`{ctx_word} "NAME"`). `what` names the kind in
+    /// messages; `example` is the help for a missing name.
+    pub(super) fn unique_name(
+        &mut self,
+        sec: &mut Section<'_, '_>,
+        names: &mut HashMap<String, usize>,
+        what: &str,
+        ctx_word: &str,
+        example: &str,
+    ) -> Option<String> {
+        match self.string(sec, "name") {
+            Some((n, span)) => {
+                if !valid_name(n) {
+                    self.error(
+                        &span,
+                        format!("{}: invalid name {:?}", sec.ctx, clip(n)),
+                        Some(NAME_HELP.to_string()),
+                    );
+                } else if let Some(first) = names.get(n) {
+                    self.error(
+                        &span,
+                        format!("duplicate {what} name {n:?}"),
+                        Some(format!(
+                            "the first {what} named {n:?} is at line {first}; {what} names must \
+                             be unique"
+                        )),
+                    );
+                } else {
+                    names.insert(n.to_string(), self.line(&span));
+                }
+                if !n.is_empty() {
+                    sec.ctx = format!("{ctx_word} {:?}", clip(n));
+                }
+                Some(n.to_string())
+            }
+            None => {
+                if !sec.has("name") {
+                    self.error(
+                        &sec.span,
+                        format!("{}: missing name", sec.ctx),
+                        Some(format!("{example}; {NAME_HELP}")),
+                    );
+                }
+                None
+            }
+        }
     }
 
     fn required_string(&mut self, sec: &Section<'_, '_>, key: &str, help: &str) -> Option<String> {

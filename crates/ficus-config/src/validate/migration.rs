@@ -123,42 +123,13 @@ impl Validator<'_, '_> {
         verify: &[VerifyJob],
         names: &mut HashMap<String, usize>,
     ) -> Option<Migration> {
-        let name = match self.string(sec, "name") {
-            Some((n, span)) => {
-                if !valid_name(n) {
-                    self.error(
-                        &span,
-                        format!("{}: invalid name {:?}", sec.ctx, clip(n)),
-                        Some(NAME_HELP.to_string()),
-                    );
-                } else if let Some(first) = names.get(n) {
-                    self.error(
-                        &span,
-                        format!("duplicate migration name {n:?}"),
-                        Some(format!(
-                            "the first migration named {n:?} is at line {first}; names must \
-                             be unique"
-                        )),
-                    );
-                } else {
-                    names.insert(n.to_string(), self.line(&span));
-                }
-                sec.ctx = format!("migration {:?}", clip(n));
-                Some(n.to_string())
-            }
-            None => {
-                if !sec.has("name") {
-                    self.error(
-                        &sec.span,
-                        format!("{}: missing name", sec.ctx),
-                        Some(format!(
-                            "name the plan, e.g. name = \"customers-to-people\"; {NAME_HELP}"
-                        )),
-                    );
-                }
-                None
-            }
-        };
+        let name = self.unique_name(
+            sec,
+            names,
+            "migration",
+            "migration",
+            "name the plan, e.g. name = \"customers-to-people\"",
+        );
         self.unknown_keys(sec, MIGRATION_KEYS, &[], "[[migration]]");
         let read_routes = self.plan_routes(sec, "routes", routes);
         if read_routes.as_ref().is_some_and(|r| r.is_empty()) || !sec.has("routes") {
