@@ -56,6 +56,12 @@ struct Db {
 
 impl Db {
     async fn new(url: &str, tag: &str) -> Db {
+        // The plans' commands are psql: PostgreSQL's client, installed with its server.
+        let psql = std::process::Command::new("psql").arg("--version").output();
+        assert!(
+            psql.is_ok_and(|o| o.status.success()),
+            "psql (PostgreSQL's client) is needed by the migration tests: install postgresql-client"
+        );
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .connect(url)
