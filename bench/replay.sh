@@ -7,11 +7,12 @@
 #      at once, and the step rates it keeps within 1 % with lateness p99 under 1 ms);
 #   3. recording's cost on the gateway: its CPU time per request with a route recording
 #      100 % of its exchanges against the same route not recording.
-# Processes are pinned: the upstream (and the gateway, for 3) on TARGET_CPU, the load
+# Both load generators get the same CONNS connections (oha -c, ficus replay --max-in-flight,
+# which bounds its keep-alive connections per target). Processes are pinned: the upstream (and the gateway, for 3) on TARGET_CPU, the load
 # generator on LOAD_CPU.
 #
 # Environment (defaults):
-#   RATES="1000 10000" STEPS="20000 40000 60000 80000 100000" DURATION=10
+#   RATES="1000 10000" STEPS="20000 40000 60000 80000 100000" DURATION=10 CONNS=64
 #   TARGET_CPU=0 LOAD_CPU=1 FICUS_BIN=target/release/ficus OHA=oha
 #   UPSTREAM_PORT=18680 PROXY_PORT=18681 ADMIN_PORT=18682 OUT_DIR=bench/out/replay-<ts>
 set -uo pipefail
@@ -23,6 +24,7 @@ ROOT=$(dirname "$HERE")
 RATES=${RATES:-"1000 10000"}
 STEPS=${STEPS:-"20000 40000 60000 80000 100000"}
 DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
 TARGET_CPU=${TARGET_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
@@ -77,7 +79,7 @@ PY
 replay() {
     local rate=$1 file=$2 json
     json=$(taskset -c "$LOAD_CPU" "$FICUS_BIN" replay "$file" --target "$TARGET" --rate "${rate}/s" \
-        --json --max-in-flight 100000 2>>"$OUT_DIR/replay.err")
+        --json --max-in-flight "$CONNS" 2>>"$OUT_DIR/replay.err")
     echo "$json" >>"$OUT_DIR/raw.jsonl"
     python3 -c '
 import json, sys
@@ -91,7 +93,7 @@ oha_run() {
     local rate=$1 json
     [ "$HAVE_OHA" = 1 ] || { echo "- -"; return; }
     json=$(taskset -c "$LOAD_CPU" "$OHA" -z "${DURATION}s" -q "$rate" --latency-correction \
-        --no-tui --output-format json -c 64 "$TARGET/item/1" 2>>"$OUT_DIR/oha.err") || { echo "- -"; return; }
+        --no-tui --output-format json -c "$CONNS" "$TARGET/item/1" 2>>"$OUT_DIR/oha.err") || { echo "- -"; return; }
     echo "$json" >>"$OUT_DIR/oha.jsonl"
     python3 -c '
 import json, sys
@@ -102,6 +104,7 @@ print(round(s["requestsPerSec"]), round(r["latencyPercentiles"]["p99"] * 1e6))
 }
 
 {
+    echo "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "== replay vs oha, open loop, one core each (ficus replay and oha on CPU $LOAD_CPU, nginx on CPU $TARGET_CPU), ${DURATION}s per rate"
     printf '%-10s | %-12s %-14s %-14s | %-12s %-12s\n' "rate/s" "ficus got/s" "lateness p99" "latency p99" "oha got/s" "oha p99"
 } | tee "$OUT_DIR/results.txt"
@@ -173,4 +176,5 @@ for mode in off on; do
 done
 python3 -c "print(f'recording 100 %: +{(${per[on]} / ${per[off]} - 1) * 100:.1f} % CPU per request')" |
     tee -a "$OUT_DIR/results.txt"
+echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT_DIR/results.txt"
 say "results in $OUT_DIR/results.txt"

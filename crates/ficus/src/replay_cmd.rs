@@ -659,21 +659,98 @@ impl Ctx {
     }
 }
 
+/// The least and the most the dispatcher wakes before a due time, to yield to the sends in
+/// flight until it: twice the alarm's typical lateness plus 10 us, within these bounds (a
+/// sleeping thread wakes 50 us late with Linux's default timer slack, and in a virtual
+/// machine a wake-up can take 100 us more).
+const EARLY_MIN: Duration = Duration::from_micros(30);
+const EARLY_MAX: Duration = Duration::from_millis(1);
+
+/// Wakes the dispatcher at an instant, to the microsecond. tokio's timer has millisecond
+/// steps, so the dispatcher used to yield in a loop from 1.5 ms before each due time: at 10k
+/// requests/s it never slept, and the scheduler gave any other runnable process on the core
+/// (a build) whole slices in the middle of the replay, milliseconds of lateness. Sleeping
+/// in a thread of its own (std's sleep is a high-resolution timer), the replay's core is
+/// idle between requests and a wake-up preempts a background process at once.
+struct Alarm {
+    tx: std::sync::mpsc::Sender<Instant>,
+    rang: Arc<tokio::sync::Notify>,
+    /// How late the alarm rings, a moving average in nanoseconds.
+    late_ns: std::cell::Cell<u64>,
+}
+
+impl Alarm {
+    fn start() -> Alarm {
+        let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+        let rang = Arc::new(tokio::sync::Notify::new());
+        let r = rang.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ficus-replay-alarm".into())
+            .spawn(move || {
+                while let Ok(at) = rx.recv() {
+                    let now = Instant::now();
+                    if at > now {
+                        std::thread::sleep(at - now);
+                    }
+                    r.notify_one();
+                }
+            });
+        if spawned.is_err() {
+            // No thread: `until` returns at once and the dispatcher yields until due.
+            let (dead, _) = std::sync::mpsc::channel();
+            return Alarm {
+                tx: dead,
+                rang,
+                late_ns: std::cell::Cell::new(0),
+            };
+        }
+        Alarm {
+            tx,
+            rang,
+            late_ns: std::cell::Cell::new(50_000),
+        }
+    }
+
+    /// How long before a due time to wake up (see [`EARLY_MIN`]).
+    fn early(&self) -> Duration {
+        (Duration::from_nanos(2 * self.late_ns.get()) + Duration::from_micros(10))
+            .clamp(EARLY_MIN, EARLY_MAX)
+    }
+
+    /// Returns at `at` (or a little after).
+    async fn until(&self, at: Instant) {
+        let rang = self.rang.notified();
+        if self.tx.send(at).is_err() {
+            tokio::task::yield_now().await;
+            return;
+        }
+        rang.await;
+        let late = Instant::now().saturating_duration_since(at).as_nanos() as u64;
+        let avg = self.late_ns.get();
+        self.late_ns.set(avg - avg / 16 + late.min(10_000_000) / 16);
+    }
+}
+
 /// Releases each request at its due time, then waits for them all; how long releasing took.
 async fn dispatch(ctx: Arc<Ctx>, plan: Vec<Planned>, start: Instant) -> Duration {
     let mut chains: HashMap<String, tokio::sync::mpsc::UnboundedSender<(Planned, Instant)>> =
         HashMap::new();
     let mut chain_tasks = Vec::new();
+    let alarm = Alarm::start();
     for mut p in plan {
         let due = start + p.due;
-        // The timer has millisecond steps: sleep until shortly before, then yield to the
-        // sends in flight until the due time.
-        let now = Instant::now();
-        if due > now + Duration::from_millis(2) {
-            tokio::time::sleep_until((due - Duration::from_micros(1500)).into()).await;
-        }
-        while Instant::now() < due {
-            tokio::task::yield_now().await;
+        // Asleep until shortly before the due time (the runtime serves the sends in flight
+        // meanwhile), then yielding to them until it.
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            if due - now > alarm.early() {
+                alarm.until(due - alarm.early()).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
         }
         ctx.outstanding.fetch_add(1, Ordering::AcqRel);
         match p.key.take() {
