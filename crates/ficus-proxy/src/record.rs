@@ -232,13 +232,13 @@ impl RecordSlot {
             version: parts.version,
             method: parts.method.clone(),
             target: parts.uri.path_and_query().cloned(),
-            headers: parts.headers.clone(),
+            headers: pack(&parts.headers),
             key: key.map(<[u8]>::to_vec),
             stage,
             request: Arc::new(Capture::keeping_head(session.policy.max_body)),
             response: Capture::keeping_head(session.policy.max_body),
             status: StatusCode::OK,
-            response_headers: HeaderMap::new(),
+            response_headers: Vec::new(),
             answered: Answered::Gateway,
             shadow,
             done: false,
@@ -256,13 +256,14 @@ pub struct RecordTap {
     version: http::Version,
     method: http::Method,
     target: Option<http::uri::PathAndQuery>,
-    headers: HeaderMap,
+    /// The request's header fields, copied ([`pack`]).
+    headers: Vec<u8>,
     key: Option<Vec<u8>>,
     stage: Stage,
     request: Arc<Capture>,
     response: Capture,
     status: StatusCode,
-    response_headers: HeaderMap,
+    response_headers: Vec<u8>,
     answered: Answered,
     shadow: Option<Arc<ShadowSlot>>,
     done: bool,
@@ -305,7 +306,7 @@ impl RecordTap {
         answered: Answered,
     ) {
         self.status = status;
-        self.response_headers = headers.clone();
+        self.response_headers = pack(headers);
         self.answered = answered;
     }
 
@@ -340,10 +341,10 @@ impl RecordTap {
             method: std::mem::take(&mut self.method),
             target: self.target.take(),
             request_headers: std::mem::take(&mut self.headers),
-            request_body: (req_body, req_len),
+            request_body: (req_body.to_vec(), req_len),
             status: self.status,
             response_headers: std::mem::take(&mut self.response_headers),
-            response_body: (resp_body, resp_len),
+            response_body: (resp_body.to_vec(), resp_len),
         };
         let job = Pending {
             slot: self.slot.clone(),
@@ -378,12 +379,13 @@ struct Raw {
     version: http::Version,
     method: http::Method,
     target: Option<http::uri::PathAndQuery>,
-    request_headers: HeaderMap,
-    /// The kept head of the body and the body's whole length.
-    request_body: (Bytes, u64),
+    /// Header fields as [`pack`] copies them.
+    request_headers: Vec<u8>,
+    /// The kept head of the body (copied) and the body's whole length.
+    request_body: (Vec<u8>, u64),
     status: StatusCode,
-    response_headers: HeaderMap,
-    response_body: (Bytes, u64),
+    response_headers: Vec<u8>,
+    response_body: (Vec<u8>, u64),
 }
 
 impl Raw {
@@ -438,15 +440,51 @@ fn version(v: http::Version) -> &'static str {
     }
 }
 
-fn message(headers: &HeaderMap, body: Bytes, len: u64) -> Message {
+fn message(headers: &[u8], body: Vec<u8>, len: u64) -> Message {
     Message {
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), Body(v.as_bytes().to_vec())))
-            .collect(),
+        headers: unpack(headers),
         truncated_from: (len > body.len() as u64).then_some(len),
-        body: Body(body.to_vec()),
+        body: Body(body),
     }
+}
+
+/// Copies header fields into one buffer: per field, the name's length (u16 LE), the value's
+/// (u32 LE), the name, the value. The request path copies rather than keeping the map's
+/// values: those share the connections' read buffers, and a recording holding them until the
+/// writer thread is done made every connection allocate (and zero) a new read buffer per
+/// request, and free the old ones on the writer thread.
+fn pack(headers: &HeaderMap) -> Vec<u8> {
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| 6 + n.as_str().len() + v.len())
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for (n, v) in headers {
+        let (n, v) = (n.as_str().as_bytes(), v.as_bytes());
+        out.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(n);
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// The fields [`pack`] copied, as a recording holds them.
+fn unpack(mut b: &[u8]) -> Vec<(String, Body)> {
+    let mut out = Vec::new();
+    while b.len() >= 6 {
+        let n = u16::from_le_bytes([b[0], b[1]]) as usize;
+        let v = u32::from_le_bytes([b[2], b[3], b[4], b[5]]) as usize;
+        let Some(field) = b.get(6..6 + n + v) else {
+            break;
+        };
+        out.push((
+            String::from_utf8_lossy(&field[..n]).into_owned(),
+            Body(field[n..].to_vec()),
+        ));
+        b = &b[6 + n + v..];
+    }
+    out
 }
 
 /// A finished exchange on its way to the writer.
