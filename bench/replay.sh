@@ -6,13 +6,14 @@
 #   2. the highest rate ficus replay sustains on one core (achieved rate with everything due
 #      at once, and the step rates it keeps within 1 % with lateness p99 under 1 ms);
 #   3. recording's cost on the gateway: its CPU time per request with a route recording
-#      100 % of its exchanges against the same route not recording.
+#      100 % of its exchanges against the same route not recording (ROUNDS alternating
+#      rounds, medians).
 # Both load generators get the same CONNS connections (oha -c, ficus replay --max-in-flight,
 # which bounds its keep-alive connections per target). Processes are pinned: the upstream (and the gateway, for 3) on TARGET_CPU, the load
 # generator on LOAD_CPU.
 #
 # Environment (defaults):
-#   RATES="1000 10000" STEPS="20000 40000 60000 80000 100000" DURATION=10 CONNS=64
+#   RATES="1000 10000" STEPS="20000 40000 60000 80000 100000" DURATION=10 CONNS=64 ROUNDS=3
 #   TARGET_CPU=0 LOAD_CPU=1 FICUS_BIN=target/release/ficus OHA=oha
 #   UPSTREAM_PORT=18680 PROXY_PORT=18681 ADMIN_PORT=18682 OUT_DIR=bench/out/replay-<ts>
 set -uo pipefail
@@ -25,6 +26,7 @@ RATES=${RATES:-"1000 10000"}
 STEPS=${STEPS:-"20000 40000 60000 80000 100000"}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-3}
 TARGET_CPU=${TARGET_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 FICUS_BIN=${FICUS_BIN:-target/release/ficus}
@@ -158,6 +160,9 @@ gateway() {
     echo "== recording's cost on the gateway (ficus on CPU $TARGET_CPU with nginx, wrk on CPU $LOAD_CPU, ${DURATION}s, 16 connections)"
 } | tee -a "$OUT_DIR/results.txt"
 declare -A per
+# Alternating rounds, the median of each mode: one run's CPU per request moves by 20 % from
+# run to run on a shared 2-core VM.
+for round in $(seq "$ROUNDS"); do
 for mode in off on; do
     pid=$(gateway "$mode")
     STARTED+=("$pid")
@@ -168,12 +173,18 @@ for mode in off on; do
     read -r t1 _ < <(tree_ticks "$pid")
     hz=$(getconf CLK_TCK)
     us=$(python3 -c "print(round(($t1 - $t0) / $hz * 1e6 / $line, 2))")
-    per[$mode]=$us
+    per[$mode]="${per[$mode]:-} $us"
     recorded=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^ficus_record_recorded_total/ { s += $NF } END { print s + 0 }')
-    printf 'recording %-3s: %s requests, %s us of gateway CPU per request (%s recorded)\n' "$mode" "$line" "$us" "$recorded" |
+    printf 'round %s, recording %-3s: %s requests, %s us of gateway CPU per request (%s recorded)\n' "$round" "$mode" "$line" "$us" "$recorded" |
         tee -a "$OUT_DIR/results.txt"
     stop_pid "$pid"
+    rm -rf "$TMP/recordings-$mode" "$TMP/state-$mode.db"*
 done
+done
+for mode in off on; do
+    per[$mode]=$(python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" ${per[$mode]})
+done
+echo "medians: off ${per[off]} us, on ${per[on]} us" | tee -a "$OUT_DIR/results.txt"
 python3 -c "print(f'recording 100 %: +{(${per[on]} / ${per[off]} - 1) * 100:.1f} % CPU per request')" |
     tee -a "$OUT_DIR/results.txt"
 echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT_DIR/results.txt"
