@@ -3549,7 +3549,8 @@
         replayStat('sent', 'sent', rep.sent, num(rep.sent, 0)),
         replayStat('answered', 'answered', rep.answered, num(rep.answered, 0)),
         replayStat('errors', 'errors', nErrors, num(nErrors, 0), nErrors ? 'bad' : null, 'sent but not answered: connect, timeout, reset, closed, other'),
-        replayStat('dropped_in_flight', 'dropped', rep.dropped_in_flight, num(rep.dropped_in_flight || 0, 0), rep.dropped_in_flight ? 'warn' : null, 'due while --max-in-flight requests were in flight: not sent')),
+        replayStat('dropped_in_flight', 'dropped', rep.dropped_in_flight, num(rep.dropped_in_flight || 0, 0), rep.dropped_in_flight ? 'warn' : null, 'not sent: due while --max-in-flight requests were in flight (replays before connection pooling; now such requests wait)'),
+        rep.connections ? replayStat('waited', 'waited', rep.connections.waited, num(rep.connections.waited || 0, 0), null, `waited for one of the target's connections (${rep.connections.opened} opened, at most ${rep.connections.max}); their lateness shows it`) : null),
       nErrors ? h('p', { class: 'small bad', id: 'replay-errors' }, `errors: ${errors.filter((e) => e.count > 0).map((e) => `${num(e.count, 0)} ${e.kind}`).join(', ')}`) : null,
       h('p', { class: 'small muted', id: 'replay-skipped', dataset: { filter: sk.filter || 0, unsafe: sk.unsafe || 0, truncated: sk.truncated_body || 0 } },
         skipped.length ? `skipped: ${skipped.map(([k, label]) => `${num(sk[k], 0)} ${label}`).join(', ')}` : 'nothing skipped'));
