@@ -435,6 +435,15 @@ impl ResponseBody {
         }
     }
 
+    /// The same, left in place (a recording copies the lines).
+    pub fn raw_head(&self) -> Option<&crate::h1::RawHead> {
+        match self {
+            ResponseBody::Upstream { body, .. } => body.raw(),
+            ResponseBody::Recorded { inner, .. } => inner.raw_head(),
+            _ => None,
+        }
+    }
+
     pub fn full(b: impl Into<Bytes>) -> ResponseBody {
         ResponseBody::Full(Some(b.into()))
     }

@@ -913,6 +913,11 @@ impl H1Body {
         self.raw.take()
     }
 
+    /// The same, left in place (a recording copies the lines).
+    pub fn raw(&self) -> Option<&RawHead> {
+        self.raw.as_ref()
+    }
+
     /// The message is complete: hand the connection back when it can carry another one.
     fn finish(&mut self) {
         self.framing = Framing::Done;

@@ -219,9 +219,9 @@ pub async fn handle_parts(
         client_upgrade,
         started,
         log.is_some(),
-        // The debug headers replace any of the same name from the upstream: the map's way;
-        // a recording reads the response's header map.
-        raw && !route.debug_header && rec.is_none(),
+        // The debug headers replace any of the same name from the upstream: the map's way.
+        // A recording copies the raw header lines as they are.
+        raw && !route.debug_header,
     )
     .await;
 
@@ -252,7 +252,8 @@ pub async fn handle_parts(
     }
     if let Some(mut t) = rec {
         // The response as the client gets it; offered to the recorder once it got it whole.
-        t.response_head(resp.status(), resp.headers(), answered);
+        let lines = resp.body().raw_head().map(|r| &r.lines[..]);
+        t.response_head(resp.status(), lines, resp.headers(), answered);
         resp = resp.map(|b| ResponseBody::recorded(b, t));
     }
     let trace_id = trace.trace_id();

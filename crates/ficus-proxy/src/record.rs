@@ -298,15 +298,23 @@ impl RecordTap {
         }
     }
 
-    /// The response head as the client gets it, and who answered.
+    /// The response head as the client gets it, and who answered: the upstream's header
+    /// lines as they came (`raw`, when the response was read that way: then the map holds
+    /// only what ficus adds), then the map's fields.
     pub(crate) fn response_head(
         &mut self,
         status: StatusCode,
+        raw: Option<&[u8]>,
         headers: &HeaderMap,
         answered: Answered,
     ) {
         self.status = status;
-        self.response_headers = pack(headers);
+        let mut packed = Vec::new();
+        if let Some(lines) = raw {
+            pack_lines(lines, &mut packed);
+        }
+        pack_into(headers, &mut packed);
+        self.response_headers = packed;
         self.answered = answered;
     }
 
@@ -454,19 +462,44 @@ fn message(headers: &[u8], body: Vec<u8>, len: u64) -> Message {
 /// writer thread is done made every connection allocate (and zero) a new read buffer per
 /// request, and free the old ones on the writer thread.
 fn pack(headers: &HeaderMap) -> Vec<u8> {
+    let mut out = Vec::new();
+    pack_into(headers, &mut out);
+    out
+}
+
+fn pack_into(headers: &HeaderMap, out: &mut Vec<u8>) {
     let size: usize = headers
         .iter()
         .map(|(n, v)| 6 + n.as_str().len() + v.len())
         .sum();
-    let mut out = Vec::with_capacity(size);
+    out.reserve(size);
     for (n, v) in headers {
-        let (n, v) = (n.as_str().as_bytes(), v.as_bytes());
-        out.extend_from_slice(&(n.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(n);
-        out.extend_from_slice(v);
+        pack_field(n.as_str().as_bytes(), v.as_bytes(), out);
     }
-    out
+}
+
+fn pack_field(n: &[u8], v: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(n.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    out.extend_from_slice(n);
+    out.extend_from_slice(v);
+}
+
+/// Header lines as an upstream sent them (`Name: value` each ending in CRLF, already
+/// parsed by the codec), packed like a map's fields, names lower-cased as a map has them.
+fn pack_lines(lines: &[u8], out: &mut Vec<u8>) {
+    out.reserve(lines.len() + 6 * 16);
+    let mut name = Vec::with_capacity(32);
+    for line in lines.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let value = line[colon + 1..].trim_ascii();
+        name.clear();
+        name.extend(line[..colon].iter().map(u8::to_ascii_lowercase));
+        pack_field(&name, value, out);
+    }
 }
 
 /// The fields [`pack`] copied, as a recording holds them.

@@ -523,6 +523,14 @@ impl UpstreamBody {
         }
     }
 
+    /// The same, left in place.
+    pub fn raw(&self) -> Option<&h1::RawHead> {
+        match self {
+            UpstreamBody::H1(b) => b.raw(),
+            UpstreamBody::H2(_) => None,
+        }
+    }
+
     /// Whether the response's hop-by-hop headers were left out when its head was parsed.
     pub fn hop_by_hop_stripped(&self) -> bool {
         match self {

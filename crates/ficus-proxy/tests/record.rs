@@ -453,3 +453,54 @@ async fn an_upgrade_is_a_tunnel_counted_as_incomplete_never_recorded() {
     assert_eq!(slot.stats.dropped(DropReason::Incomplete), 1);
     assert_eq!(read_all(&d).0.len(), 0);
 }
+
+/// A plain HTTP/1.1 GET on a route without a mirror goes out with the upstream's header
+/// lines as they came (no header map): the recording copies those lines, names lower-cased,
+/// and the body the client got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_passed_on_as_raw_header_lines_are_recorded_with_them() {
+    let d = dir("raw");
+    std::fs::write(d.join("key"), "a-redaction-key-of-32-bytes-0123").unwrap();
+    let legacy = Upstream::start("legacy").await;
+    let modern = Upstream::start("modern").await;
+    let text = config(&d, "sample = 100").replace("stage = \"shadow\"", "stage = \"legacy\"");
+    let gw = TestGateway::start(&text, &[("legacy", legacy.url()), ("modern", modern.url())]).await;
+    let mut bodies = Vec::new();
+    for i in 0..5 {
+        let (s, h, body) = send(
+            Request::get(gw.url(&format!("/status/200?n={i}")))
+                .header("x-user-id", "u1")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s.as_u16(), 200);
+        assert_eq!(header(&h, "x-served-by"), "legacy");
+        bodies.push(body);
+    }
+    let rec = gw.gateway().recorder().clone();
+    assert!(
+        tokio::task::spawn_blocking(move || rec.flush(Duration::from_secs(15)))
+            .await
+            .unwrap()
+    );
+    let (all, _) = read_all(&d);
+    assert_eq!(all.len(), 5);
+    for e in &all {
+        assert_eq!(e.status, 200);
+        assert_eq!(e.response.header("x-served-by"), Some("legacy"), "{e:?}");
+        assert!(e.response.header("content-length").is_some(), "{e:?}");
+        assert!(e.response.header("date").is_some(), "{e:?}");
+        assert!(
+            e.response
+                .headers
+                .iter()
+                .all(|(n, _)| *n == n.to_ascii_lowercase()),
+            "{e:?}"
+        );
+        assert!(
+            bodies.iter().any(|b| b[..] == e.response.body.0[..]),
+            "{e:?}"
+        );
+    }
+}
