@@ -321,15 +321,18 @@ async fn tail<R: tokio::io::AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) {
     let mut chunk = [0u8; 4096];
     loop {
         match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => break,
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
+                // Cut once in a while, not on every read.
                 if buf.len() > cap * 2 {
-                    let cut = buf.len() - cap;
-                    buf.drain(..cut);
+                    buf.drain(..buf.len() - cap);
                 }
             }
         }
+    }
+    if buf.len() > cap {
+        buf.drain(..buf.len() - cap);
     }
 }
 
@@ -1283,7 +1286,7 @@ impl Inner {
         state: &State,
     ) -> Result<Verdict, ControlError> {
         match step.kind {
-            StepKind::Expand | StepKind::Backfill => Ok(self.judge_command(m, step)),
+            StepKind::Expand | StepKind::Backfill => Ok(self.judge_command(m, step).await),
             StepKind::DualWrite => Ok(self.judge_dual_write(step, state)),
             StepKind::Verify => {
                 self.judge_verify(
@@ -1301,23 +1304,24 @@ impl Inner {
     }
 
     /// A command step: done when its command exited 0.
-    fn judge_command(&self, m: &Migration, step: &MigrationStep) -> Verdict {
-        let mut live = lock(&self.live);
-        let Some(l) = live.get_mut(&m.name) else {
-            return Verdict::Hold(vec![]);
+    async fn judge_command(&self, m: &Migration, step: &MigrationStep) -> Verdict {
+        let (cmd, handle) = {
+            let mut live = lock(&self.live);
+            let Some(l) = live.get_mut(&m.name) else {
+                return Verdict::Hold(vec![]);
+            };
+            let finished = l.command.as_ref().is_some_and(|(_, h)| h.is_finished());
+            if !finished {
+                let what = l
+                    .command
+                    .as_ref()
+                    .map_or_else(|| "not started".to_string(), |(c, _)| c.display());
+                return Verdict::Hold(vec![check("command", false, format!("running: {what}"))]);
+            }
+            l.command.take().expect("finished")
         };
-        let finished = l.command.as_ref().is_some_and(|(_, h)| h.is_finished());
-        if !finished {
-            let what = l
-                .command
-                .as_ref()
-                .map_or_else(|| "not started".to_string(), |(c, _)| c.display());
-            return Verdict::Hold(vec![check("command", false, format!("running: {what}"))]);
-        }
-        let (cmd, handle) = l.command.take().expect("finished");
-        drop(live);
-        let outcome = futures_now(handle);
-        match outcome {
+        // Finished: awaiting it returns at once.
+        match handle.await.ok() {
             Some(o) => {
                 let c = check(
                     "command",
@@ -1457,23 +1461,7 @@ impl Inner {
                 }
                 Some(r) => {
                     fail = true;
-                    checks.push(check(
-                        name,
-                        false,
-                        match &r.error {
-                            Some(e) => format!("run {}: error: {e}", r.id),
-                            None => format!(
-                                "run {} ({}): {}: {} missing, {} extra, {} changed of {} rows",
-                                r.id,
-                                r.mode,
-                                r.outcome,
-                                r.missing,
-                                r.extra,
-                                r.changed,
-                                r.rows_compared
-                            ),
-                        },
-                    ));
+                    checks.push(check(name, false, run_counts(r)));
                 }
             }
         }
@@ -1510,10 +1498,7 @@ impl Inner {
                 checks.push(check(
                     format!("verify {j}"),
                     false,
-                    format!(
-                        "latest run {}: {}: {} missing, {} extra, {} changed",
-                        r.id, r.outcome, r.missing, r.extra, r.changed
-                    ),
+                    format!("latest {}", run_counts(r)),
                 ));
                 continue;
             }
@@ -1523,9 +1508,7 @@ impl Inner {
                     true,
                     format!(
                         "equal, covering writes until {} ago (run {})",
-                        fmt_d(Duration::from_millis(
-                            u64::try_from(now - f.covers_until).unwrap_or(0)
-                        )),
+                        ago(now, f.covers_until),
                         f.run.id
                     ),
                 )),
@@ -1536,9 +1519,7 @@ impl Inner {
                         false,
                         format!(
                             "last proven equal {} ago (run {}); fresh needs under {}",
-                            fmt_d(Duration::from_millis(
-                                u64::try_from(now - f.covers_until).unwrap_or(0)
-                            )),
+                            ago(now, f.covers_until),
                             f.run.id,
                             fmt_d(max_age)
                         ),
@@ -1765,7 +1746,7 @@ impl Inner {
                     other => Ok(other),
                 }
             }
-            ContractPhase::Running => Ok(self.judge_command(m, step)),
+            ContractPhase::Running => Ok(self.judge_command(m, step).await),
         }
     }
 
@@ -2007,7 +1988,6 @@ impl Inner {
             )))
         };
         let mut s = state.clone();
-        let step = m.steps.get(state.step).cloned();
         let (kind, text) = match (command, state.status) {
             ("advance", Status::Waiting | Status::Blocked) => {
                 s.status = Status::Running;
@@ -2102,7 +2082,6 @@ impl Inner {
                 )))
             }
         };
-        let _ = step;
         s.since_ms = unix_ms();
         let ev = self
             .record_by(
@@ -2385,17 +2364,22 @@ enum Verdict {
     Fail(Vec<Check>, Option<Value>),
 }
 
-/// The result of a finished task, without waiting.
-fn futures_now<T>(h: JoinHandle<T>) -> Option<T> {
-    use std::future::Future;
-    use std::task::{Context, Poll};
-    let mut h = h;
-    let waker = std::task::Waker::noop();
-    let mut cx = Context::from_waker(waker);
-    match std::pin::Pin::new(&mut h).poll(&mut cx) {
-        Poll::Ready(Ok(v)) => Some(v),
-        _ => None,
+/// A verify run's outcome and counts (or its error), for a gate's check.
+fn run_counts(r: &ficus_store::VerifyRun) -> String {
+    match &r.error {
+        Some(e) => format!("run {}: error: {e}", r.id),
+        None => format!(
+            "run {} ({}): {}: {} missing, {} extra, {} changed of {} rows",
+            r.id, r.mode, r.outcome, r.missing, r.extra, r.changed, r.rows_compared
+        ),
     }
+}
+
+/// How long ago unix ms `then` was, `now` being unix ms too.
+fn ago(now: i64, then: i64) -> String {
+    fmt_d(Duration::from_millis(
+        u64::try_from(now - then).unwrap_or(0),
+    ))
 }
 
 /// A plan before its first event.
@@ -2480,5 +2464,63 @@ fn describe_way_back(m: &Migration, s: &MigrationStep) -> String {
             m.write_routes.join(", ")
         ),
         StepKind::Contract => "none: the contract cannot be undone".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(line: &str) -> Command {
+        Command {
+            argv: vec!["sh".into(), "-c".into(), line.into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commands_output_keeps_its_last_bytes_and_its_exit_code() {
+        let cap = ficus_config::defaults::MIGRATION_OUTPUT_BYTES;
+        let o = run_command(
+            &sh("i=0; while [ $i -lt 3000 ]; do printf '%05d\\n' $i; i=$((i+1)); done; echo oops >&2; exit 3"),
+            None,
+            &[],
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(o.code, Some(3));
+        assert!(!o.ok() && !o.timed_out);
+        assert_eq!(o.stdout.len(), cap, "the last {cap} bytes of 18,000");
+        assert!(o.stdout.ends_with("02999\n"), "{}", &o.stdout[cap - 20..]);
+        assert_eq!(o.stderr, "oops\n");
+        assert_eq!(o.summary().split(" after ").next(), Some("exited 3"));
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_is_killed_and_one_that_cannot_start_says_why() {
+        let started = Instant::now();
+        let o = run_command(&sh("sleep 30"), None, &[], Duration::from_millis(200)).await;
+        assert!(o.timed_out && !o.ok(), "{}", o.summary());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            o.summary().starts_with("timed out after"),
+            "{}",
+            o.summary()
+        );
+        let o = run_command(
+            &Command {
+                argv: vec!["/nonexistent/schema-tool".into()],
+            },
+            None,
+            &[],
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(!o.ok());
+        assert!(
+            o.summary()
+                .starts_with("could not run: /nonexistent/schema-tool"),
+            "{}",
+            o.summary()
+        );
     }
 }
