@@ -1045,3 +1045,145 @@ async fn an_idle_plan_keeps_its_state_behind_a_busy_ones_events() {
     assert_eq!(timeline[0].actor, "test");
     plans.stop().await;
 }
+
+/// A plan of `steps` over one route `orders` (at `stage` in the file), commands allowed.
+async fn plain_plan(steps: &str, stage: &str) -> (Arc<ControlPlane>, tempfile::TempDir) {
+    let legacy = support::service("legacy").await;
+    let modern = support::service("modern").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[listener]]\nbind = \"127.0.0.1:0\"\n[access_log]\nenabled = false\n\
+         [node]\nmigration_commands = true\n\
+         [upstream.legacy]\nurl = \"{}\"\n[upstream.modern]\nurl = \"{}\"\n\
+         [[route]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\n\
+         modern = \"modern\"\nstage = \"{stage}\"\n\
+         [default]\nlegacy = \"legacy\"\n\
+         [[migration]]\nname = \"m\"\nroutes = [\"orders\"]\n{steps}",
+        legacy.url, modern.url
+    );
+    std::fs::write(dir.path().join("ficus.toml"), &text).unwrap();
+    (support::boot(dir.path()).await, dir)
+}
+
+async fn wait_for(plans: &MigrationController, what: &str, done: impl Fn(&MigrationView) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = plans.view().await.unwrap().remove(0);
+        if done(&v) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {v:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_switch_puts_the_route_back_where_the_step_found_it() {
+    let (cp, _dir) = plain_plan(
+        "[[migration.step]]\nkind = \"switch_reads\"\nsoak = \"30s\"\n",
+        "shadow",
+    )
+    .await;
+    let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(50));
+    let stage = |cp: &ControlPlane| {
+        cp.snapshot()
+            .effective
+            .all_routes()
+            .find(|r| r.name == "orders")
+            .unwrap()
+            .stage
+    };
+    wait_for(&plans, "switched", |v| {
+        v.gate
+            .as_ref()
+            .is_some_and(|g| g.checks.iter().any(|c| c.name == "soak"))
+    })
+    .await;
+    assert_eq!(stage(&cp), Stage::Modern);
+    // Someone moves the route by hand while it soaks: the gate fails, and the way back runs.
+    cp.set_route(
+        "orders",
+        Some(Stage::Canary),
+        ficus_config::Weight::from_percent(50.0),
+        "test",
+        "by hand",
+    )
+    .await
+    .unwrap();
+    wait_for(&plans, "blocked", |v| v.status == Status::Blocked).await;
+    assert_eq!(stage(&cp), Stage::Shadow, "back where the step found it");
+    let v = plans.view().await.unwrap().remove(0);
+    let gate = v.gate.unwrap();
+    assert_eq!(gate.step, "switch_reads");
+    let text = format!("{:?}", gate.checks);
+    assert!(text.contains("moved off modern"), "{text}");
+    assert!(
+        text.contains("routes back where the step found them"),
+        "{text}"
+    );
+    plans.stop().await;
+}
+
+/// The pid a command wrote, once it is a new one.
+async fn next_pid(dir: &std::path::Path, not: Option<u32>) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(p) = std::fs::read_to_string(dir.join("pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|p| Some(*p) != not)
+        {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no new command started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie waiting to be reaped).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z')),
+    }
+}
+
+async fn until_gone(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone(pid) {
+        assert!(Instant::now() < deadline, "command {pid} still runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_a_lost_lead_kill_the_running_command_and_the_step_starts_it_again() {
+    let (cp, dir) = plain_plan(
+        "[[migration.step]]\nkind = \"backfill\"\nrun = 'echo $$ > pid; exec sleep 60'\ntimeout = \"2m\"\n",
+        "legacy",
+    )
+    .await;
+    let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(50));
+    let first = next_pid(dir.path(), None).await;
+    assert!(!gone(first));
+    // Pause kills it; resume starts the step over: the command runs again.
+    plans
+        .command("m", "pause", "test", "incident")
+        .await
+        .unwrap();
+    until_gone(first).await;
+    plans.command("m", "resume", "test", "over").await.unwrap();
+    let second = next_pid(dir.path(), Some(first)).await;
+    // A controller that stops (a leader that goes) kills it too; the next one (a new
+    // leader) finds the step begun in the store and starts the command again.
+    plans.stop().await;
+    until_gone(second).await;
+    let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(50));
+    let third = next_pid(dir.path(), Some(second)).await;
+    assert!(!gone(third));
+    plans.stop().await;
+    until_gone(third).await;
+}
