@@ -211,6 +211,37 @@ fn routes_and_jobs_must_exist_and_reach_modern() {
 }
 
 #[test]
+fn route_lists_are_not_empty_and_plans_and_steps_have_a_limit() {
+    let plan = |keys: &str| {
+        format!(
+            "{BASE}\n[[migration]]\nname = \"m\"\n{keys}\n[[migration.step]]\nkind = \"switch_reads\"\n"
+        )
+    };
+    let e = errors(&plan("routes = []"));
+    assert!(e.contains("migration \"m\": routes is empty"), "{e}");
+    let e = errors(&plan("routes = [\"customers\"]\nwrite_routes = []"));
+    assert!(e.contains("write_routes is empty"), "{e}");
+    assert!(
+        e.contains("leave write_routes out for the plan's routes"),
+        "{e}"
+    );
+    let e = errors(&plan(
+        "routes = [\"customers\"]\n[migration.throttle]\np99 = \"1s\"\nroutes = []",
+    ));
+    assert!(e.contains("throttle.routes is empty"), "{e}");
+    let steps = "[[migration.step]]\nkind = \"verify\"\n".repeat(33);
+    let e = errors(&format!(
+        "{BASE}\n[[migration]]\nname = \"m\"\nroutes = [\"customers\"]\nverify = [\"people\"]\n{steps}"
+    ));
+    assert!(e.contains("33 steps, more than 32"), "{e}");
+    let plans: String = (0..65)
+        .map(|i| format!("\n[[migration]]\nname = \"m{i}\"\nroutes = [\"customers\"]\n[[migration.step]]\nkind = \"switch_reads\"\n"))
+        .collect();
+    let e = errors(&format!("{BASE}{plans}"));
+    assert!(e.contains("65 migration plans, more than 64"), "{e}");
+}
+
+#[test]
 fn steps_come_in_a_migrations_order_with_the_keys_their_kind_takes() {
     let plan = |steps: &str| {
         format!(

@@ -132,7 +132,7 @@ impl Validator<'_, '_> {
         );
         self.unknown_keys(sec, MIGRATION_KEYS, &[], "[[migration]]");
         let read_routes = self.plan_routes(sec, "routes", routes);
-        if read_routes.as_ref().is_some_and(|r| r.is_empty()) || !sec.has("routes") {
+        if !sec.has("routes") {
             self.error(
                 &sec.span,
                 format!("{}: no routes", sec.ctx),
@@ -223,14 +223,7 @@ impl Validator<'_, '_> {
                 );
             }
         }
-        let read_routes = read_routes?;
-        if read_routes.is_empty() {
-            return None;
-        }
-        let mut write_routes = write_routes?;
-        if write_routes.is_empty() {
-            write_routes = read_routes.clone();
-        }
+        let (read_routes, write_routes) = (read_routes?, write_routes?);
         Some(Migration {
             name: name?,
             read_routes,
@@ -249,7 +242,23 @@ impl Validator<'_, '_> {
         key: &str,
         routes: &[Route],
     ) -> Option<Vec<String>> {
-        let (list, _) = self.strings(sec, key)?;
+        let (list, span) = self.strings(sec, key)?;
+        if list.is_empty() {
+            self.error(
+                &span,
+                format!("{}: {} is empty", sec.ctx, sec.key(key)),
+                Some(if key == "routes" && sec.prefix.is_empty() {
+                    "name the routes whose traffic the plan moves, e.g. routes = [\"customers\"]"
+                        .to_string()
+                } else {
+                    format!(
+                        "name at least one route, or leave {} out for the plan's routes",
+                        sec.key(key)
+                    )
+                }),
+            );
+            return None;
+        }
         let mut out: Vec<String> = Vec::new();
         let mut ok = true;
         for (r, span) in list {
