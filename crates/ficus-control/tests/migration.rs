@@ -1048,6 +1048,14 @@ async fn an_idle_plan_keeps_its_state_behind_a_busy_ones_events() {
 
 /// A plan of `steps` over one route `orders` (at `stage` in the file), commands allowed.
 async fn plain_plan(steps: &str, stage: &str) -> (Arc<ControlPlane>, tempfile::TempDir) {
+    plain_plan_with(steps, stage, "").await
+}
+
+async fn plain_plan_with(
+    steps: &str,
+    stage: &str,
+    route_extra: &str,
+) -> (Arc<ControlPlane>, tempfile::TempDir) {
     let legacy = support::service("legacy").await;
     let modern = support::service("modern").await;
     let dir = tempfile::tempdir().unwrap();
@@ -1056,7 +1064,7 @@ async fn plain_plan(steps: &str, stage: &str) -> (Arc<ControlPlane>, tempfile::T
          [node]\nmigration_commands = true\n\
          [upstream.legacy]\nurl = \"{}\"\n[upstream.modern]\nurl = \"{}\"\n\
          [[route]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\n\
-         modern = \"modern\"\nstage = \"{stage}\"\n\
+         modern = \"modern\"\nstage = \"{stage}\"\n{route_extra}\n\
          [default]\nlegacy = \"legacy\"\n\
          [[migration]]\nname = \"m\"\nroutes = [\"orders\"]\n{steps}",
         legacy.url, modern.url
@@ -1186,4 +1194,49 @@ async fn pause_and_a_lost_lead_kill_the_running_command_and_the_step_starts_it_a
     assert!(!gone(third));
     plans.stop().await;
     until_gone(third).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_writes_that_differ_fail_the_gate_and_the_writes_go_back() {
+    // The two services answer differently ("legacy" against "modern"): every mirrored
+    // request compared differs.
+    let (cp, _dir) = plain_plan_with(
+        "[[migration.step]]\nkind = \"dual_write\"\nmin_compared = 10\nmax_mismatch = 5\n",
+        "legacy",
+        "sticky = \"header:x-user\"\nshadow_writes = true\n[route.shadow]\nsample = 100",
+    )
+    .await;
+    let plans = MigrationController::spawn(cp.clone(), None, Duration::from_millis(50));
+    let load = support::Load::start(&cp, 2);
+    wait_for(&plans, "blocked", |v| v.status == Status::Blocked).await;
+    load.stop().await;
+    let v = plans.view().await.unwrap().remove(0);
+    let gate = v.gate.unwrap();
+    let c = gate
+        .checks
+        .iter()
+        .find(|c| c.name == "shadow writes orders")
+        .unwrap();
+    assert!(!c.ok);
+    assert!(
+        c.detail
+            .contains("with a difference (100.00%, at most 5.00%)"),
+        "{}",
+        c.detail
+    );
+    // Blocked, not taken back by itself: an operator reads the comparison first; `back`
+    // returns the writes to legacy.
+    plans
+        .command("m", "back", "test", "modern writes differ")
+        .await
+        .unwrap();
+    let stage = cp
+        .snapshot()
+        .effective
+        .all_routes()
+        .find(|r| r.name == "orders")
+        .unwrap()
+        .stage;
+    assert_eq!(stage, Stage::Legacy);
+    plans.stop().await;
 }
