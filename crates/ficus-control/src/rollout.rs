@@ -38,6 +38,14 @@ use tokio::task::JoinHandle;
 
 use crate::{ControlError, ControlPlane};
 
+/// Whether a `[[migration]]` plan of what runs moves `route`.
+fn in_plan(snap: &crate::Snapshot, route: &str) -> bool {
+    snap.effective
+        .migrations
+        .iter()
+        .any(|m| m.routes().contains(&route))
+}
+
 /// The actor of the controller's events.
 pub const ROLLOUT_ACTOR: &str = "rollout";
 /// How often the controller judges by default.
@@ -122,6 +130,9 @@ struct Inner {
     tick: Duration,
     /// Serialises ticks and commands.
     busy: tokio::sync::Mutex<()>,
+    /// Routes with no stored rollout that a migration plan moves: they wait for its switch
+    /// step's `start`, without the store being asked again every tick.
+    for_plan: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The running controller.
@@ -142,6 +153,7 @@ impl RolloutController {
             kick: Notify::new(),
             tick,
             busy: tokio::sync::Mutex::new(()),
+            for_plan: Mutex::new(std::collections::HashSet::new()),
         });
         let (stop, mut stopped) = watch::channel(false);
         let me = inner.clone();
@@ -158,6 +170,10 @@ impl RolloutController {
                 if leads != led {
                     // Taking (or losing) the lead: what was known may be stale either way.
                     me.live.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    me.for_plan
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
                     led = leads;
                 }
                 if !leads {
@@ -306,6 +322,10 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&route);
+            self.for_plan
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&route);
         }
         let snap = self.control.snapshot();
         let routes: Vec<Route> = snap
@@ -320,7 +340,14 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains_key(&r.name);
-            if !known {
+            let waits = !known
+                && in_plan(&snap, &r.name)
+                && self
+                    .for_plan
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&r.name);
+            if !known && !waits {
                 self.adopt(&r).await?;
             }
             // Adopting may have changed the route: judge what runs now.
@@ -368,14 +395,11 @@ impl Inner {
             Some(s) => s,
             // A route a migration plan moves waits for the plan's switch step to start
             // its rollout (`ficus migration`), rather than starting when the file is applied.
-            None if self
-                .control
-                .snapshot()
-                .effective
-                .migrations
-                .iter()
-                .any(|m| m.routes().contains(&r.name.as_str())) =>
-            {
+            None if in_plan(&self.control.snapshot(), &r.name) => {
+                self.for_plan
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(r.name.clone());
                 return Ok(());
             }
             None => {
