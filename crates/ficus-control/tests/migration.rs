@@ -1240,3 +1240,63 @@ async fn dual_writes_that_differ_fail_the_gate_and_the_writes_go_back() {
     assert_eq!(stage, Stage::Legacy);
     plans.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_a_rollout_waits_for_the_plans_switch_to_start_it() {
+    let (cp, _dir) = plain_plan_with(
+        "[[migration.step]]\nkind = \"switch_reads\"\nmanual = true\nsoak = \"1s\"\n",
+        "legacy",
+        "[route.rollout]\nsteps = [50, 100]\ninterval = \"1s\"\nmin_requests = 1000000",
+    )
+    .await;
+    let rollouts =
+        ficus_control::rollout::RolloutController::spawn(cp.clone(), Duration::from_millis(50));
+    let plans = MigrationController::spawn(
+        cp.clone(),
+        Some(rollouts.clone()),
+        Duration::from_millis(50),
+    );
+    let route = |cp: &ControlPlane| {
+        let r = cp
+            .snapshot()
+            .effective
+            .all_routes()
+            .find(|r| r.name == "orders")
+            .unwrap()
+            .clone();
+        (r.stage, r.weight.percent())
+    };
+    let rollout_events = |cp: Arc<ControlPlane>| async move {
+        cp.store()
+            .events(EventFilter {
+                kind_prefix: Some("rollout.".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    wait_for(&plans, "waiting", |v| v.status == Status::Waiting).await;
+    // Applied, many ticks later: the rollout has not started by itself.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rollouts.tick_now().await.unwrap();
+    assert!(rollout_events(cp.clone()).await.is_empty());
+    assert_eq!(route(&cp).0, Stage::Legacy);
+    // The plan's switch starts it, at its first step.
+    plans
+        .command("m", "advance", "test", "reads are ready")
+        .await
+        .unwrap();
+    wait_for(&plans, "rolling out", |v| {
+        v.gate
+            .as_ref()
+            .is_some_and(|g| g.checks.iter().any(|c| c.name == "rollout orders"))
+    })
+    .await;
+    let events = rollout_events(cp.clone()).await;
+    let started = events.iter().find(|e| e.kind == "rollout.started").unwrap();
+    assert_eq!(started.actor, "migration", "{started:?}");
+    assert_eq!(route(&cp), (Stage::Canary, 50.0));
+    plans.stop().await;
+    rollouts.stop().await;
+}
